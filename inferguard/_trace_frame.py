@@ -1,0 +1,356 @@
+"""One .lct frame body -> one row: the per-frame contract, in pure Python.
+
+The contract (the C kernel in native/lct.c implements the same, byte for byte):
+
+* the body is exactly one msgpack value, well-formed to any depth, with no trailing bytes;
+* it is a map whose keys are all strings; duplicate keys: the last one wins;
+* `type`, if present, is the string "record";
+* `t_mono` and `t_wall` are ints or floats (not bools), read as float64;
+* `qualname` is a string of strict UTF-8; `args` is any value, and must be a map;
+* the number of object keys is the count of ObjectKey codec wrappers in the args bytes, in
+  the form msgspec writes them (`{"__t__": "ObjectKey", "v": ...}` as fixmap/fixstr).
+
+`scan_python` is the pure-Python kernel: msgspec decodes a typed record with `args` left
+raw, which enforces exactly the rules above. `decode_body` is a dependency-free, iterative
+reference of the same rules; it is used when msgspec hits its recursion limit, to explain
+why a frame was rejected, and by the tests as an oracle.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from typing import NamedTuple
+
+import msgspec
+
+ROW_OK = 0
+ROW_MALFORMED = 1
+ROW_OP_TABLE_FULL = 2
+ROW_QUALNAME_LONG = 3
+
+STOP_END = 0
+STOP_NEED_MORE = 1
+STOP_FULL = 2
+STOP_MALFORMED = 3
+
+MAX_OPS = 4096
+MAX_QUALNAME = 1024
+
+OBJECT_KEY_WRAPPER = b"\x82\xa5__t__\xa9ObjectKey\xa1v"
+_MAP_HEADS = frozenset([*range(0x80, 0x90), 0xDE, 0xDF])
+_BE32 = struct.Struct(">I")
+
+
+class _WireRecord(msgspec.Struct, tag="record"):
+    t_mono: float
+    t_wall: float
+    qualname: str
+    args: msgspec.Raw
+
+
+_DECODE_RECORD = msgspec.msgpack.Decoder(_WireRecord).decode
+
+
+class DecodedBody(NamedTuple):
+    """What one frame body holds, per the contract; `reason`/`at` explain a rejection."""
+
+    status: int
+    t_mono: float
+    t_wall: float
+    qualname: str | None
+    nkeys: int
+    reason: str
+    at: int
+
+
+class _Malformed(Exception):
+    def __init__(self, reason: str, at: int) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.at = at
+
+
+class _Reader:
+    __slots__ = ("buf", "end", "pos")
+
+    def __init__(self, buf: bytes) -> None:
+        self.buf = buf
+        self.pos = 0
+        self.end = len(buf)
+
+    def need(self, n: int, what: str) -> None:
+        if self.end - self.pos < n:
+            raise _Malformed(f"truncated {what}: needs {n} bytes, {self.end - self.pos} left",
+                             self.pos)
+
+    def be(self, n: int, what: str) -> int:
+        self.need(n, what)
+        v = int.from_bytes(self.buf[self.pos:self.pos + n], "big")
+        self.pos += n
+        return v
+
+    def skip_value(self) -> None:
+        pending = 1
+        while pending:
+            if self.pos >= self.end:
+                raise _Malformed("truncated msgpack value", self.pos)
+            op = self.buf[self.pos]
+            at = self.pos
+            self.pos += 1
+            pending -= 1
+            n = 0
+            if op <= 0x7F or op >= 0xE0 or op in (0xC0, 0xC2, 0xC3):
+                pass
+            elif op <= 0x8F:
+                pending += 2 * (op & 0x0F)
+            elif op <= 0x9F:
+                pending += op & 0x0F
+            elif op <= 0xBF:
+                n = op & 0x1F
+            elif op in (0xCC, 0xD0):
+                n = 1
+            elif op in (0xCD, 0xD1, 0xD4):
+                n = 2
+            elif op == 0xD5:
+                n = 3
+            elif op in (0xCE, 0xD2, 0xCA):
+                n = 4
+            elif op == 0xD6:
+                n = 5
+            elif op in (0xCF, 0xD3, 0xCB):
+                n = 8
+            elif op == 0xD7:
+                n = 9
+            elif op == 0xD8:
+                n = 17
+            elif op in (0xC4, 0xD9):
+                n = self.be(1, "length")
+            elif op in (0xC5, 0xDA):
+                n = self.be(2, "length")
+            elif op in (0xC6, 0xDB):
+                n = self.be(4, "length")
+            elif op == 0xC7:
+                n = self.be(1, "length") + 1
+            elif op == 0xC8:
+                n = self.be(2, "length") + 1
+            elif op == 0xC9:
+                n = self.be(4, "length") + 1
+            elif op == 0xDC:
+                pending += self.be(2, "array length")
+            elif op == 0xDD:
+                pending += self.be(4, "array length")
+            elif op == 0xDE:
+                pending += 2 * self.be(2, "map length")
+            elif op == 0xDF:
+                pending += 2 * self.be(4, "map length")
+            else:
+                raise _Malformed("invalid msgpack opcode 0xc1", at)
+            if n:
+                self.need(n, "payload")
+                self.pos += n
+            if pending > self.end - self.pos:
+                raise _Malformed(
+                    f"declares {pending} more values but only {self.end - self.pos} bytes remain",
+                    at)
+
+    def read_str(self, what: str) -> bytes:
+        if self.pos >= self.end:
+            raise _Malformed(f"truncated: expected {what}", self.pos)
+        op = self.buf[self.pos]
+        at = self.pos
+        if 0xA0 <= op <= 0xBF:
+            self.pos += 1
+            n = op & 0x1F
+        elif op in (0xD9, 0xDA, 0xDB):
+            self.pos += 1
+            n = self.be({0xD9: 1, 0xDA: 2, 0xDB: 4}[op], "string length")
+        else:
+            raise _Malformed(f"expected {what} (a msgpack str), found opcode 0x{op:02x}", at)
+        self.need(n, what)
+        s = self.buf[self.pos:self.pos + n]
+        self.pos += n
+        return s
+
+    def read_number(self, what: str) -> float:
+        if self.pos >= self.end:
+            raise _Malformed(f"truncated: expected {what}", self.pos)
+        op = self.buf[self.pos]
+        at = self.pos
+        self.pos += 1
+        if op <= 0x7F:
+            return float(op)
+        if op >= 0xE0:
+            return float(op - 0x100)
+        fmt = {0xCC: ">B", 0xCD: ">H", 0xCE: ">I", 0xCF: ">Q", 0xD0: ">b", 0xD1: ">h",
+               0xD2: ">i", 0xD3: ">q", 0xCA: ">f", 0xCB: ">d"}.get(op)
+        if fmt is None:
+            self.pos = at
+            raise _Malformed(f"expected {what} (int or float), found opcode 0x{op:02x}", at)
+        size = struct.calcsize(fmt)
+        self.need(size, what)
+        (v,) = struct.unpack_from(fmt, self.buf, self.pos)
+        self.pos += size
+        return float(v)
+
+
+def decode_body(body: bytes) -> DecodedBody:
+    """Apply the frame contract to one body without msgspec (iterative, any depth)."""
+    r = _Reader(bytes(body))
+    nan = math.nan
+    try:
+        if r.end == 0:
+            raise _Malformed("empty frame body", 0)
+        op = r.buf[0]
+        r.pos = 1
+        if 0x80 <= op <= 0x8F:
+            entries = op & 0x0F
+        elif op == 0xDE:
+            entries = r.be(2, "map length")
+        elif op == 0xDF:
+            entries = r.be(4, "map length")
+        else:
+            raise _Malformed(f"expected a msgpack map, found opcode 0x{op:02x}", 0)
+        t_mono: float | None = None
+        t_wall: float | None = None
+        qual: bytes | None = None
+        args: tuple[int, int] | None = None
+        for _ in range(entries):
+            key = r.read_str("a string key")
+            if key == b"type":
+                at = r.pos
+                if r.read_str("the tag value") != b"record":
+                    raise _Malformed('"type" is not "record"', at)
+            elif key == b"t_mono":
+                t_mono = r.read_number("t_mono")
+            elif key == b"t_wall":
+                t_wall = r.read_number("t_wall")
+            elif key == b"qualname":
+                at = r.pos
+                qual = r.read_str("qualname")
+                try:
+                    qual.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise _Malformed(f"qualname is not valid UTF-8 ({exc.reason})", at) from None
+            elif key == b"args":
+                start = r.pos
+                r.skip_value()
+                args = (start, r.pos)
+            else:
+                r.skip_value()
+        if r.pos != r.end:
+            raise _Malformed(f"{r.end - r.pos} trailing bytes after the record map", r.pos)
+        missing = [n for n, v in (("t_mono", t_mono), ("t_wall", t_wall), ("qualname", qual),
+                                  ("args", args)) if v is None]
+        if missing:
+            raise _Malformed("missing required field(s): " + ", ".join(missing), 0)
+        assert args is not None and qual is not None
+        assert t_mono is not None and t_wall is not None
+        if r.buf[args[0]] not in _MAP_HEADS:
+            raise _Malformed(f"args is not a map (opcode 0x{r.buf[args[0]]:02x})", args[0])
+    except _Malformed as exc:
+        return DecodedBody(ROW_MALFORMED, nan, nan, None, 0, exc.reason, exc.at)
+    nkeys = r.buf[args[0]:args[1]].count(OBJECT_KEY_WRAPPER)
+    status = ROW_QUALNAME_LONG if len(qual) > MAX_QUALNAME else ROW_OK
+    return DecodedBody(status, t_mono, t_wall, qual.decode("utf-8"), nkeys, "", -1)
+
+
+class PyInterner:
+    """Qualname -> op id in first-seen order, capped like the C interner."""
+
+    __slots__ = ("ids", "names")
+
+    def __init__(self) -> None:
+        self.ids: dict[str, int] = {}
+        self.names: list[str] = []
+
+
+class Rows:
+    """Column lists one kernel call produced (converted to numpy by the caller)."""
+
+    __slots__ = ("length", "nkeys", "offset", "op", "status", "t_mono", "t_wall")
+
+    def __init__(self) -> None:
+        self.offset: list[int] = []
+        self.length: list[int] = []
+        self.t_mono: list[float] = []
+        self.t_wall: list[float] = []
+        self.op: list[int] = []
+        self.nkeys: list[int] = []
+        self.status: list[int] = []
+
+
+def scan_python(buf: bytes | memoryview, pos: int, base: int, interner: PyInterner,
+                capacity: int, rows: Rows) -> tuple[int, int]:
+    """Pure-Python kernel with the C kernel's contract; returns (stop reason, new pos)."""
+    n = len(buf)
+    unpack = _BE32.unpack_from
+    decode = _DECODE_RECORD
+    ids = interner.ids
+    names = interner.names
+    wrapper = OBJECT_KEY_WRAPPER
+    offset_a, length_a = rows.offset.append, rows.length.append
+    mono_a, wall_a = rows.t_mono.append, rows.t_wall.append
+    op_a, nkeys_a, status_a = rows.op.append, rows.nkeys.append, rows.status.append
+    count = 0
+    stop = STOP_END
+    nan = math.nan
+    while count < capacity:
+        if pos >= n:
+            stop = STOP_END
+            break
+        if n - pos < 4:
+            stop = STOP_NEED_MORE
+            break
+        (flen,) = unpack(buf, pos)
+        if n - pos - 4 < flen:
+            stop = STOP_NEED_MORE
+            break
+        body = buf[pos + 4:pos + 4 + flen]
+        offset_a(base + pos)
+        length_a(flen)
+        count += 1
+        pos += 4 + flen
+        status = ROW_OK
+        try:
+            rec = decode(body)
+            args = bytes(rec.args)
+            if args[0] not in _MAP_HEADS:
+                raise ValueError("args is not a map")
+            qualname = rec.qualname
+            t_mono, t_wall, nk = rec.t_mono, rec.t_wall, args.count(wrapper)
+        except RecursionError:
+            d = decode_body(bytes(body))
+            status, qualname, t_mono, t_wall, nk = (d.status, d.qualname or "", d.t_mono,
+                                                    d.t_wall, d.nkeys)
+        except (msgspec.DecodeError, msgspec.ValidationError, ValueError):
+            status = ROW_MALFORMED
+        if status == ROW_MALFORMED:
+            mono_a(nan)
+            wall_a(nan)
+            op_a(-1)
+            nkeys_a(0)
+            status_a(ROW_MALFORMED)
+            stop = STOP_MALFORMED
+            break
+        mono_a(t_mono)
+        wall_a(t_wall)
+        nkeys_a(nk)
+        op = -1
+        if status == ROW_OK and len(qualname) > MAX_QUALNAME // 4 and (
+                len(qualname.encode("utf-8")) > MAX_QUALNAME):
+            status = ROW_QUALNAME_LONG
+        if status == ROW_OK:
+            op = ids.get(qualname, -1)
+            if op < 0:
+                if len(names) >= MAX_OPS:
+                    status = ROW_OP_TABLE_FULL
+                else:
+                    op = ids[qualname] = len(names)
+                    names.append(qualname)
+        op_a(op)
+        status_a(status)
+        stop = STOP_FULL
+    if stop == STOP_FULL and pos >= n:
+        stop = STOP_END
+    return stop, pos

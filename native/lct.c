@@ -1,0 +1,414 @@
+/* lct.c - see lct.h.  Every read is bounds-checked against the end of the
+ * current frame body; nothing here trusts a declared length. */
+#include "lct.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------ reader */
+
+typedef struct {
+    const uint8_t *p;
+    const uint8_t *end;
+} rd;
+
+static size_t left(const rd *r) { return (size_t)(r->end - r->p); }
+
+static uint64_t be(const uint8_t *p, int n) {
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++) v = (v << 8) | p[i];
+    return v;
+}
+
+/* Read an n-byte big-endian unsigned size; -1 if truncated. */
+static int take_be(rd *r, int n, uint64_t *out) {
+    if (left(r) < (size_t)n) return -1;
+    *out = be(r->p, n);
+    r->p += n;
+    return 0;
+}
+
+/* Skip exactly one msgpack value of any depth without recursion: `pending`
+ * counts values still to skip.  Each pending value needs at least one byte, so
+ * pending > bytes-left means truncation (and keeps the counter from overflowing). */
+static int skip_value(rd *r) {
+    uint64_t pending = 1;
+    while (pending) {
+        uint64_t n = 0;
+        uint8_t op;
+        if (r->p >= r->end) return -1;
+        op = *r->p++;
+        pending--;
+        if (op <= 0x7f || op >= 0xe0) {
+            /* fixint */
+        } else if (op <= 0x8f) {
+            pending += 2u * (op & 0x0fu);
+        } else if (op <= 0x9f) {
+            pending += (op & 0x0fu);
+        } else if (op <= 0xbf) {
+            n = op & 0x1fu;
+            if (left(r) < n) return -1;
+            r->p += n;
+        } else {
+            switch (op) {
+            case 0xc0: case 0xc2: case 0xc3: break;
+            case 0xcc: case 0xd0: n = 1; goto fixed;
+            case 0xcd: case 0xd1: n = 2; goto fixed;
+            case 0xce: case 0xd2: case 0xca: n = 4; goto fixed;
+            case 0xcf: case 0xd3: case 0xcb: n = 8; goto fixed;
+            case 0xd4: n = 2; goto fixed;
+            case 0xd5: n = 3; goto fixed;
+            case 0xd6: n = 5; goto fixed;
+            case 0xd7: n = 9; goto fixed;
+            case 0xd8: n = 17; goto fixed;
+            case 0xc4: case 0xd9: if (take_be(r, 1, &n)) return -1; goto fixed;
+            case 0xc5: case 0xda: if (take_be(r, 2, &n)) return -1; goto fixed;
+            case 0xc6: case 0xdb: if (take_be(r, 4, &n)) return -1; goto fixed;
+            case 0xc7: if (take_be(r, 1, &n)) return -1; n += 1; goto fixed;
+            case 0xc8: if (take_be(r, 2, &n)) return -1; n += 1; goto fixed;
+            case 0xc9: if (take_be(r, 4, &n)) return -1; n += 1; goto fixed;
+            case 0xdc: if (take_be(r, 2, &n)) return -1; pending += n; break;
+            case 0xdd: if (take_be(r, 4, &n)) return -1; pending += n; break;
+            case 0xde: if (take_be(r, 2, &n)) return -1; pending += 2 * n; break;
+            case 0xdf: if (take_be(r, 4, &n)) return -1; pending += 2 * n; break;
+            default: return -1; /* 0xc1: never used */
+            }
+            goto check;
+        fixed:
+            if (left(r) < n) return -1;
+            r->p += n;
+        }
+    check:
+        if (pending > left(r)) return -1;
+    }
+    return 0;
+}
+
+/* If the next value is a str, consume it and return its bytes; -2 if it is not
+ * a str (nothing consumed), -1 if truncated. */
+static int read_str(rd *r, const uint8_t **s, size_t *n) {
+    uint64_t len;
+    uint8_t op;
+    if (r->p >= r->end) return -1;
+    op = *r->p;
+    if (op >= 0xa0 && op <= 0xbf) {
+        r->p++;
+        len = op & 0x1fu;
+    } else if (op == 0xd9 || op == 0xda || op == 0xdb) {
+        r->p++;
+        if (take_be(r, op == 0xd9 ? 1 : op == 0xda ? 2 : 4, &len)) return -1;
+    } else {
+        return -2;
+    }
+    if (left(r) < len) return -1;
+    *s = r->p;
+    *n = (size_t)len;
+    r->p += len;
+    return 0;
+}
+
+/* Read an int or float as a double; -2 if another type, -1 if truncated. */
+static int read_number(rd *r, double *out) {
+    uint8_t op;
+    uint64_t u;
+    if (r->p >= r->end) return -1;
+    op = *r->p;
+    if (op <= 0x7f) { r->p++; *out = (double)op; return 0; }
+    if (op >= 0xe0) { r->p++; *out = (double)(int8_t)op; return 0; }
+    switch (op) {
+    case 0xcc: r->p++; if (take_be(r, 1, &u)) return -1; *out = (double)u; return 0;
+    case 0xcd: r->p++; if (take_be(r, 2, &u)) return -1; *out = (double)u; return 0;
+    case 0xce: r->p++; if (take_be(r, 4, &u)) return -1; *out = (double)u; return 0;
+    case 0xcf: r->p++; if (take_be(r, 8, &u)) return -1; *out = (double)u; return 0;
+    case 0xd0: r->p++; if (take_be(r, 1, &u)) return -1; *out = (double)(int8_t)(uint8_t)u; return 0;
+    case 0xd1: r->p++; if (take_be(r, 2, &u)) return -1; *out = (double)(int16_t)(uint16_t)u; return 0;
+    case 0xd2: r->p++; if (take_be(r, 4, &u)) return -1; *out = (double)(int32_t)(uint32_t)u; return 0;
+    case 0xd3: {
+        int64_t s;
+        r->p++;
+        if (take_be(r, 8, &u)) return -1;
+        memcpy(&s, &u, sizeof s); /* two's complement reinterpretation, no UB */
+        *out = (double)s;
+        return 0;
+    }
+    case 0xca: {
+        uint32_t bits;
+        float f;
+        r->p++;
+        if (take_be(r, 4, &u)) return -1;
+        bits = (uint32_t)u;
+        memcpy(&f, &bits, sizeof f);
+        *out = (double)f;
+        return 0;
+    }
+    case 0xcb: {
+        double d;
+        r->p++;
+        if (take_be(r, 8, &u)) return -1;
+        memcpy(&d, &u, sizeof d);
+        *out = d;
+        return 0;
+    }
+    default:
+        return -2;
+    }
+}
+
+/* Strict UTF-8 as CPython decodes it: no overlongs, no surrogates, <= U+10FFFF. */
+static int utf8_valid(const uint8_t *s, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        uint8_t c = s[i];
+        size_t need;
+        uint8_t lo = 0x80, hi = 0xbf;
+        if (c < 0x80) { i++; continue; }
+        if (c >= 0xc2 && c <= 0xdf) need = 1;
+        else if (c == 0xe0) { need = 2; lo = 0xa0; }
+        else if (c >= 0xe1 && c <= 0xec) need = 2;
+        else if (c == 0xed) { need = 2; hi = 0x9f; }
+        else if (c >= 0xee && c <= 0xef) need = 2;
+        else if (c == 0xf0) { need = 3; lo = 0x90; }
+        else if (c >= 0xf1 && c <= 0xf3) need = 3;
+        else if (c == 0xf4) { need = 3; hi = 0x8f; }
+        else return 0;
+        if (n - i - 1 < need) return 0;
+        if (s[i + 1] < lo || s[i + 1] > hi) return 0;
+        for (size_t k = 2; k <= need; k++)
+            if (s[i + k] < 0x80 || s[i + k] > 0xbf) return 0;
+        i += need + 1;
+    }
+    return 1;
+}
+
+/* {"__t__": "ObjectKey", "v": ...} exactly as msgspec writes the codec wrapper. */
+static const uint8_t OBJECT_KEY_WRAPPER[19] = {
+    0x82, 0xa5, '_', '_', 't', '_', '_', 0xa9, 'O', 'b', 'j', 'e',
+    'c', 't', 'K', 'e', 'y', 0xa1, 'v'};
+
+static int32_t count_object_keys(const uint8_t *p, size_t n) {
+    int32_t count = 0;
+    const size_t m = sizeof OBJECT_KEY_WRAPPER;
+    size_t i = 0;
+    while (n >= m && i <= n - m) {
+        const uint8_t *hit = memchr(p + i, OBJECT_KEY_WRAPPER[0], n - m + 1 - i);
+        if (!hit) break;
+        i = (size_t)(hit - p);
+        if (memcmp(hit, OBJECT_KEY_WRAPPER, m) == 0) {
+            if (count < INT32_MAX) count++;
+            i += m;
+        } else {
+            i += 1;
+        }
+    }
+    return count;
+}
+
+static int key_is(const uint8_t *k, size_t kn, const char *lit) {
+    size_t ln = strlen(lit);
+    return kn == ln && memcmp(k, lit, ln) == 0;
+}
+
+int lct_decode_record(const uint8_t *body, size_t n, double *t_mono, double *t_wall,
+                      size_t *qual_off, size_t *qual_len, int32_t *nkeys) {
+    rd r = {body, body + n};
+    uint64_t entries = 0;
+    uint8_t op;
+    int have_mono = 0, have_wall = 0, have_qual = 0, have_args = 0;
+    const uint8_t *args = NULL, *args_end = NULL;
+    const uint8_t *qual = NULL;
+    size_t qn = 0;
+
+    if (r.p >= r.end) return LCT_ROW_MALFORMED;
+    op = *r.p++;
+    if (op >= 0x80 && op <= 0x8f) entries = op & 0x0fu;
+    else if (op == 0xde) { if (take_be(&r, 2, &entries)) return LCT_ROW_MALFORMED; }
+    else if (op == 0xdf) { if (take_be(&r, 4, &entries)) return LCT_ROW_MALFORMED; }
+    else return LCT_ROW_MALFORMED;
+
+    for (uint64_t i = 0; i < entries; i++) {
+        const uint8_t *k;
+        size_t kn;
+        int rc = read_str(&r, &k, &kn);
+        if (rc) return LCT_ROW_MALFORMED; /* truncated, or a key that is not a str */
+        if (key_is(k, kn, "type")) {
+            const uint8_t *v;
+            size_t vn;
+            if (read_str(&r, &v, &vn)) return LCT_ROW_MALFORMED;
+            if (!key_is(v, vn, "record")) return LCT_ROW_MALFORMED;
+        } else if (key_is(k, kn, "t_mono")) {
+            if (read_number(&r, t_mono)) return LCT_ROW_MALFORMED;
+            have_mono = 1;
+        } else if (key_is(k, kn, "t_wall")) {
+            if (read_number(&r, t_wall)) return LCT_ROW_MALFORMED;
+            have_wall = 1;
+        } else if (key_is(k, kn, "qualname")) {
+            if (read_str(&r, &qual, &qn)) return LCT_ROW_MALFORMED;
+            if (!utf8_valid(qual, qn)) return LCT_ROW_MALFORMED;
+            have_qual = 1;
+        } else if (key_is(k, kn, "args")) {
+            args = r.p;
+            if (skip_value(&r)) return LCT_ROW_MALFORMED;
+            args_end = r.p;
+            have_args = 1;
+        } else {
+            if (skip_value(&r)) return LCT_ROW_MALFORMED;
+        }
+    }
+    if (r.p != r.end) return LCT_ROW_MALFORMED; /* trailing bytes */
+    if (!(have_mono && have_wall && have_qual && have_args)) return LCT_ROW_MALFORMED;
+    op = *args; /* args spans >= 1 byte: skip_value consumed at least the opcode */
+    if (!((op >= 0x80 && op <= 0x8f) || op == 0xde || op == 0xdf)) return LCT_ROW_MALFORMED;
+    *qual_off = (size_t)(qual - body);
+    *qual_len = qn;
+    *nkeys = count_object_keys(args, (size_t)(args_end - args));
+    return qn > LCT_MAX_QUALNAME ? LCT_ROW_QUALNAME_LONG : LCT_ROW_OK;
+}
+
+/* ---------------------------------------------------------------- interner */
+
+typedef struct {
+    uint32_t off;
+    uint32_t len;
+    uint64_t hash;
+} name_slot;
+
+struct lct_interner {
+    name_slot *names; /* id -> name */
+    uint32_t count;
+    int32_t *table;   /* open addressing: -1 empty, else id */
+    uint32_t table_size;
+    uint8_t *arena;
+    size_t arena_len, arena_cap;
+};
+
+static uint64_t fnv1a(const uint8_t *p, size_t n) {
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < n; i++) { h ^= p[i]; h *= 1099511628211ULL; }
+    return h;
+}
+
+lct_interner *lct_interner_new(void) {
+    lct_interner *in = calloc(1, sizeof *in);
+    if (!in) return NULL;
+    in->table_size = 64;
+    in->table = malloc(sizeof(int32_t) * in->table_size);
+    in->names = malloc(sizeof(name_slot) * LCT_MAX_OPS);
+    if (!in->table || !in->names) { lct_interner_free(in); return NULL; }
+    for (uint32_t i = 0; i < in->table_size; i++) in->table[i] = -1;
+    return in;
+}
+
+void lct_interner_free(lct_interner *in) {
+    if (!in) return;
+    free(in->names);
+    free(in->table);
+    free(in->arena);
+    free(in);
+}
+
+uint32_t lct_interner_size(const lct_interner *in) { return in->count; }
+
+const uint8_t *lct_interner_name(const lct_interner *in, uint32_t id, size_t *len) {
+    if (id >= in->count) return NULL;
+    *len = in->names[id].len;
+    return in->arena + in->names[id].off;
+}
+
+static int grow_table(lct_interner *in) {
+    uint32_t size = in->table_size * 2;
+    int32_t *t = malloc(sizeof(int32_t) * size);
+    if (!t) return -1;
+    for (uint32_t i = 0; i < size; i++) t[i] = -1;
+    for (uint32_t id = 0; id < in->count; id++) {
+        uint32_t j = (uint32_t)(in->names[id].hash & (size - 1));
+        while (t[j] != -1) j = (j + 1) & (size - 1);
+        t[j] = (int32_t)id;
+    }
+    free(in->table);
+    in->table = t;
+    in->table_size = size;
+    return 0;
+}
+
+/* id >= 0, -1 table full, -2 out of memory.  n <= LCT_MAX_QUALNAME. */
+static int32_t intern(lct_interner *in, const uint8_t *s, size_t n) {
+    uint64_t h = fnv1a(s, n);
+    uint32_t mask = in->table_size - 1;
+    uint32_t j = (uint32_t)(h & mask);
+    while (in->table[j] != -1) {
+        name_slot *ns = &in->names[in->table[j]];
+        if (ns->hash == h && ns->len == n && memcmp(in->arena + ns->off, s, n) == 0)
+            return in->table[j];
+        j = (j + 1) & mask;
+    }
+    if (in->count >= LCT_MAX_OPS) return -1;
+    if (in->arena_len + n > in->arena_cap) {
+        size_t cap = in->arena_cap ? in->arena_cap : 4096;
+        uint8_t *a;
+        while (cap < in->arena_len + n) cap *= 2;
+        a = realloc(in->arena, cap);
+        if (!a) return -2;
+        in->arena = a;
+        in->arena_cap = cap;
+    }
+    if (n) memcpy(in->arena + in->arena_len, s, n);
+    in->names[in->count].off = (uint32_t)in->arena_len;
+    in->names[in->count].len = (uint32_t)n;
+    in->names[in->count].hash = h;
+    in->arena_len += n;
+    in->table[j] = (int32_t)in->count;
+    in->count++;
+    if (in->count * 2 > in->table_size && grow_table(in)) return -2;
+    return (int32_t)(in->count - 1);
+}
+
+/* -------------------------------------------------------------------- scan */
+
+int lct_scan(const uint8_t *buf, size_t len, size_t *pos, int64_t base,
+             lct_interner *in, lct_columns *cols) {
+    size_t p = *pos;
+    int rc = LCT_STOP_END;
+    while (cols->count < cols->capacity) {
+        size_t i = cols->count;
+        uint32_t flen;
+        const uint8_t *body;
+        double tm = 0.0, tw = 0.0;
+        size_t qo = 0, qn = 0;
+        int32_t nk = 0;
+        int st;
+
+        if (p >= len) { rc = LCT_STOP_END; break; }
+        if (len - p < 4) { rc = LCT_STOP_NEED_MORE; break; }
+        flen = (uint32_t)be(buf + p, 4);
+        if (len - p - 4 < flen) { rc = LCT_STOP_NEED_MORE; break; }
+        body = buf + p + 4;
+        st = lct_decode_record(body, flen, &tm, &tw, &qo, &qn, &nk);
+        cols->offset[i] = base + (int64_t)p;
+        cols->length[i] = flen;
+        cols->op[i] = -1;
+        if (st == LCT_ROW_MALFORMED) {
+            cols->t_mono[i] = NAN;
+            cols->t_wall[i] = NAN;
+            cols->nkeys[i] = 0;
+        } else {
+            cols->t_mono[i] = tm;
+            cols->t_wall[i] = tw;
+            cols->nkeys[i] = nk;
+            if (st == LCT_ROW_OK) {
+                int32_t id = intern(in, body + qo, qn);
+                if (id == -2) return -1;
+                if (id == -1) st = LCT_ROW_OP_TABLE_FULL;
+                else cols->op[i] = id;
+            }
+        }
+        cols->status[i] = (uint8_t)st;
+        cols->count++;
+        p += 4 + (size_t)flen;
+        if (st == LCT_ROW_MALFORMED) { rc = LCT_STOP_MALFORMED; break; }
+        rc = LCT_STOP_FULL;
+    }
+    if (rc == LCT_STOP_FULL && p >= len) rc = LCT_STOP_END;
+    *pos = p;
+    return rc;
+}
