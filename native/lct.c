@@ -31,57 +31,143 @@ static int take_be(rd *r, int n, uint64_t *out) {
 
 /* Skip exactly one msgpack value of any depth without recursion: `pending`
  * counts values still to skip.  Each pending value needs at least one byte, so
- * pending > bytes-left means truncation (and keeps the counter from overflowing). */
+ * pending > bytes-left means truncation (and keeps the counter from overflowing).
+ * Works on locals (not through `r`) so the hot loop stays in registers. */
+/* {"__t__": "ObjectKey", "v": ...} exactly as msgspec writes the codec wrapper. */
+static const uint8_t OBJECT_KEY_WRAPPER[19] = {
+    0x82, 0xa5, '_', '_', 't', '_', '_', 0xa9, 'O', 'b', 'j', 'e',
+    'c', 't', 'K', 'e', 'y', 0xa1, 'v'};
+
+/* The payload upstream writes for an ObjectKey, {"chunk_hash": bin32, "model_name": str,
+ * "kv_rank": int, "object_group_id": int}, recognised in one pass.  Returns the end of
+ * that one map value, or NULL if the bytes differ in any way (the generic walk then
+ * takes over), so the result is exactly what the generic walk would accept. */
+static const uint8_t OK_HEAD[] = {0x84, 0xaa, 'c', 'h', 'u', 'n', 'k', '_', 'h', 'a', 's', 'h',
+                                  0xc4, 0x20};
+static const uint8_t OK_MODEL[] = {0xaa, 'm', 'o', 'd', 'e', 'l', '_', 'n', 'a', 'm', 'e'};
+static const uint8_t OK_RANK[] = {0xa7, 'k', 'v', '_', 'r', 'a', 'n', 'k'};
+static const uint8_t OK_GROUP[] = {0xaf, 'o', 'b', 'j', 'e', 'c', 't', '_', 'g', 'r', 'o', 'u',
+                                   'p', '_', 'i', 'd'};
+
+static const uint8_t *skip_uint(const uint8_t *p, const uint8_t *end) {
+    size_t n;
+    if (p >= end) return NULL;
+    if (*p <= 0x7f) return p + 1;
+    switch (*p) {
+    case 0xcc: n = 1; break;
+    case 0xcd: n = 2; break;
+    case 0xce: n = 4; break;
+    case 0xcf: n = 8; break;
+    default: return NULL;
+    }
+    return (size_t)(end - p - 1) >= n ? p + 1 + n : NULL;
+}
+
+static const uint8_t *skip_object_key_payload(const uint8_t *p, const uint8_t *end) {
+    size_t n;
+    if ((size_t)(end - p) < sizeof OK_HEAD + 32 + sizeof OK_MODEL + 1) return NULL;
+    if (memcmp(p, OK_HEAD, sizeof OK_HEAD) != 0) return NULL;
+    p += sizeof OK_HEAD + 32;
+    if (memcmp(p, OK_MODEL, sizeof OK_MODEL) != 0) return NULL;
+    p += sizeof OK_MODEL;
+    if (*p < 0xa0 || *p > 0xbf) return NULL;
+    n = *p & 0x1fu;
+    p += 1;
+    if ((size_t)(end - p) < n + sizeof OK_RANK) return NULL;
+    p += n;
+    if (memcmp(p, OK_RANK, sizeof OK_RANK) != 0) return NULL;
+    p = skip_uint(p + sizeof OK_RANK, end);
+    if (!p || (size_t)(end - p) < sizeof OK_GROUP) return NULL;
+    if (memcmp(p, OK_GROUP, sizeof OK_GROUP) != 0) return NULL;
+    return skip_uint(p + sizeof OK_GROUP, end);
+}
+
 static int skip_value(rd *r) {
+    const uint8_t *p = r->p;
+    const uint8_t *const end = r->end;
     uint64_t pending = 1;
     while (pending) {
-        uint64_t n = 0;
+        uint64_t n;
         uint8_t op;
-        if (r->p >= r->end) return -1;
-        op = *r->p++;
+        if (p >= end) return -1;
+        op = *p++;
         pending--;
-        if (op <= 0x7f || op >= 0xe0) {
-            /* fixint */
-        } else if (op <= 0x8f) {
-            pending += 2u * (op & 0x0fu);
-        } else if (op <= 0x9f) {
-            pending += (op & 0x0fu);
-        } else if (op <= 0xbf) {
+        if (op <= 0x7f || op >= 0xe0) continue; /* fixint */
+        if (op >= 0xa0 && op <= 0xbf) {         /* fixstr: the commonest token */
             n = op & 0x1fu;
-            if (left(r) < n) return -1;
-            r->p += n;
+            if ((uint64_t)(end - p) < n) return -1;
+            p += n;
+            continue;
+        }
+        if (op <= 0x8f) { /* fixmap */
+            if (op == 0x82 && (size_t)(end - p) >= sizeof OBJECT_KEY_WRAPPER - 1 &&
+                memcmp(p, OBJECT_KEY_WRAPPER + 1, sizeof OBJECT_KEY_WRAPPER - 1) == 0) {
+                /* {"__t__": "ObjectKey", "v": ...}: three fixstrs, then one value. */
+                const uint8_t *q;
+                p += sizeof OBJECT_KEY_WRAPPER - 1;
+                q = skip_object_key_payload(p, end);
+                if (q) {
+                    p = q;
+                    continue;
+                }
+                pending += 1;
+            } else {
+                pending += 2u * (op & 0x0fu);
+            }
+        } else if (op <= 0x9f) { /* fixarray */
+            pending += (op & 0x0fu);
         } else {
             switch (op) {
-            case 0xc0: case 0xc2: case 0xc3: break;
-            case 0xcc: case 0xd0: n = 1; goto fixed;
-            case 0xcd: case 0xd1: n = 2; goto fixed;
-            case 0xce: case 0xd2: case 0xca: n = 4; goto fixed;
-            case 0xcf: case 0xd3: case 0xcb: n = 8; goto fixed;
-            case 0xd4: n = 2; goto fixed;
-            case 0xd5: n = 3; goto fixed;
-            case 0xd6: n = 5; goto fixed;
-            case 0xd7: n = 9; goto fixed;
-            case 0xd8: n = 17; goto fixed;
-            case 0xc4: case 0xd9: if (take_be(r, 1, &n)) return -1; goto fixed;
-            case 0xc5: case 0xda: if (take_be(r, 2, &n)) return -1; goto fixed;
-            case 0xc6: case 0xdb: if (take_be(r, 4, &n)) return -1; goto fixed;
-            case 0xc7: if (take_be(r, 1, &n)) return -1; n += 1; goto fixed;
-            case 0xc8: if (take_be(r, 2, &n)) return -1; n += 1; goto fixed;
-            case 0xc9: if (take_be(r, 4, &n)) return -1; n += 1; goto fixed;
-            case 0xdc: if (take_be(r, 2, &n)) return -1; pending += n; break;
-            case 0xdd: if (take_be(r, 4, &n)) return -1; pending += n; break;
-            case 0xde: if (take_be(r, 2, &n)) return -1; pending += 2 * n; break;
-            case 0xdf: if (take_be(r, 4, &n)) return -1; pending += 2 * n; break;
+            case 0xc0: case 0xc2: case 0xc3: continue;
+            case 0xcc: case 0xd0: n = 1; break;
+            case 0xcd: case 0xd1: n = 2; break;
+            case 0xce: case 0xd2: case 0xca: n = 4; break;
+            case 0xcf: case 0xd3: case 0xcb: n = 8; break;
+            case 0xd4: n = 2; break;
+            case 0xd5: n = 3; break;
+            case 0xd6: n = 5; break;
+            case 0xd7: n = 9; break;
+            case 0xd8: n = 17; break;
+            case 0xc4: case 0xd9:
+                if (p >= end) return -1;
+                n = p[0]; p += 1; break;
+            case 0xc5: case 0xda:
+                if (end - p < 2) return -1;
+                n = be(p, 2); p += 2; break;
+            case 0xc6: case 0xdb:
+                if (end - p < 4) return -1;
+                n = be(p, 4); p += 4; break;
+            case 0xc7:
+                if (p >= end) return -1;
+                n = (uint64_t)p[0] + 1; p += 1; break;
+            case 0xc8:
+                if (end - p < 2) return -1;
+                n = be(p, 2) + 1; p += 2; break;
+            case 0xc9:
+                if (end - p < 4) return -1;
+                n = be(p, 4) + 1; p += 4; break;
+            case 0xdc:
+                if (end - p < 2) return -1;
+                pending += be(p, 2); p += 2; n = 0; goto container;
+            case 0xdd:
+                if (end - p < 4) return -1;
+                pending += be(p, 4); p += 4; n = 0; goto container;
+            case 0xde:
+                if (end - p < 2) return -1;
+                pending += 2 * be(p, 2); p += 2; n = 0; goto container;
+            case 0xdf:
+                if (end - p < 4) return -1;
+                pending += 2 * be(p, 4); p += 4; n = 0; goto container;
             default: return -1; /* 0xc1: never used */
             }
-            goto check;
-        fixed:
-            if (left(r) < n) return -1;
-            r->p += n;
+            if ((uint64_t)(end - p) < n) return -1;
+            p += n;
+            continue;
         }
-    check:
-        if (pending > left(r)) return -1;
+    container:
+        if (pending > (uint64_t)(end - p)) return -1;
     }
+    r->p = p;
     return 0;
 }
 
@@ -181,24 +267,20 @@ static int utf8_valid(const uint8_t *s, size_t n) {
     return 1;
 }
 
-/* {"__t__": "ObjectKey", "v": ...} exactly as msgspec writes the codec wrapper. */
-static const uint8_t OBJECT_KEY_WRAPPER[19] = {
-    0x82, 0xa5, '_', '_', 't', '_', '_', 0xa9, 'O', 'b', 'j', 'e',
-    'c', 't', 'K', 'e', 'y', 0xa1, 'v'};
 
 static int32_t count_object_keys(const uint8_t *p, size_t n) {
+    /* Non-overlapping occurrences; the wrapper cannot overlap itself (0x82 occurs once). */
     int32_t count = 0;
     const size_t m = sizeof OBJECT_KEY_WRAPPER;
-    size_t i = 0;
-    while (n >= m && i <= n - m) {
-        const uint8_t *hit = memchr(p + i, OBJECT_KEY_WRAPPER[0], n - m + 1 - i);
+    const uint8_t *end = p + n;
+    while ((size_t)(end - p) >= m) {
+        const uint8_t *hit = memchr(p, OBJECT_KEY_WRAPPER[0], (size_t)(end - p) - m + 1);
         if (!hit) break;
-        i = (size_t)(hit - p);
         if (memcmp(hit, OBJECT_KEY_WRAPPER, m) == 0) {
             if (count < INT32_MAX) count++;
-            i += m;
+            p = hit + m;
         } else {
-            i += 1;
+            p = hit + 1;
         }
     }
     return count;
@@ -282,9 +364,21 @@ struct lct_interner {
     size_t arena_len, arena_cap;
 };
 
-static uint64_t fnv1a(const uint8_t *p, size_t n) {
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < n; i++) { h ^= p[i]; h *= 1099511628211ULL; }
+/* Qualnames share long prefixes ("lmcache.v1.distributed..."), so hash the length,
+ * the first 8 and the last 16 bytes; equality is always decided by memcmp. */
+static uint64_t name_hash(const uint8_t *p, size_t n) {
+    uint64_t h = 0x9e3779b97f4a7c15ULL ^ (uint64_t)n;
+    uint8_t tmp[24] = {0};
+    size_t head = n < 8 ? n : 8;
+    size_t tail = n < 16 ? n : 16;
+    memcpy(tmp, p, head);
+    memcpy(tmp + 8, p + n - tail, tail);
+    for (int i = 0; i < 3; i++) {
+        uint64_t w;
+        memcpy(&w, tmp + 8 * i, 8);
+        h = (h ^ w) * 0xff51afd7ed558ccdULL;
+        h ^= h >> 33;
+    }
     return h;
 }
 
@@ -333,7 +427,7 @@ static int grow_table(lct_interner *in) {
 
 /* id >= 0, -1 table full, -2 out of memory.  n <= LCT_MAX_QUALNAME. */
 static int32_t intern(lct_interner *in, const uint8_t *s, size_t n) {
-    uint64_t h = fnv1a(s, n);
+    uint64_t h = name_hash(s, n);
     uint32_t mask = in->table_size - 1;
     uint32_t j = (uint32_t)(h & mask);
     while (in->table[j] != -1) {

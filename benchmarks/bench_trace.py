@@ -1,0 +1,146 @@
+"""`.lct` summary speed: InferGuard (native, pure Python) against upstream's way of reading.
+
+The reference does what `lmcache trace info` does: buffered length-prefixed reads, a typed
+msgspec decode of every record (args included), a count per qualname and the max t_mono.
+All three run in the same session on the same file; ratios are printed at the end and the
+figures go to docs/performance.md. Sizes: INFERGUARD_BENCH_SCALE=smoke (CI: a few MB, no
+claims) or full (default: 1 GiB for timing, 4 GiB for peak memory).
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from inferguard import native_available, summarize_trace
+
+from .trace_gen import write_storage_trace
+
+SCALE = os.environ.get("INFERGUARD_BENCH_SCALE", "full")
+TIMING_BYTES = (4 << 20) if SCALE == "smoke" else (1 << 30)
+RSS_BYTES = (8 << 20) if SCALE == "smoke" else (4 << 30)
+RESULTS: dict[str, float] = {}
+
+
+class _Header(msgspec.Struct, tag="header"):
+    magic: bytes
+    format_version: int
+    level: str
+    trace_schema_version: int
+    t_mono_start: float
+    t_wall_start: float
+    sm_config_json: str
+    sm_config_digest: str
+    level_meta: dict[str, Any] = {}
+
+
+class _Record(msgspec.Struct, tag="record"):
+    t_mono: float
+    t_wall: float
+    qualname: str
+    args: dict[str, Any]
+
+
+def reference_trace_info(path: Path) -> tuple[int, dict[str, int], float]:
+    """What upstream's reader and `trace info` do per record (written from the format docs)."""
+    dec_header = msgspec.msgpack.Decoder(_Header)
+    dec_record = msgspec.msgpack.Decoder(_Record)
+    counts: Counter[str] = Counter()
+    max_mono = 0.0
+    with path.open("rb") as f:
+        (n,) = struct.unpack(">I", f.read(4))
+        dec_header.decode(f.read(n))
+        while True:
+            prefix = f.read(4)
+            if len(prefix) < 4:
+                break
+            (n,) = struct.unpack(">I", prefix)
+            body = f.read(n)
+            if len(body) < n:
+                break
+            rec = dec_record.decode(body)
+            counts[rec.qualname] += 1
+            max_mono = max(max_mono, rec.t_mono)
+    return sum(counts.values()), dict(counts), max_mono
+
+
+@pytest.fixture(scope="session")
+def big_trace(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
+    path = tmp_path_factory.mktemp("lct") / "big.lct"
+    records = write_storage_trace(path, TIMING_BYTES)
+    return path, records
+
+
+def _record(name: str, benchmark: Any, size: int) -> None:
+    if benchmark.stats is not None and benchmark.enabled:
+        mean = benchmark.stats.stats.mean
+        RESULTS[name] = mean
+        benchmark.extra_info["GB_per_s"] = size / mean / 1e9
+
+
+def test_reference_trace_info(benchmark: Any, big_trace: tuple[Path, int]) -> None:
+    path, records = big_trace
+    total, _, _ = benchmark.pedantic(reference_trace_info, args=(path,), rounds=3, iterations=1)
+    assert total == records
+    _record("reference", benchmark, path.stat().st_size)
+
+
+@pytest.mark.skipif(not native_available(), reason="native backend not built")
+def test_summary_native(benchmark: Any, big_trace: tuple[Path, int]) -> None:
+    path, records = big_trace
+    ref_total, ref_counts, ref_max = reference_trace_info(path) if SCALE == "smoke" else (
+        records, None, None)
+    s = benchmark.pedantic(summarize_trace, args=(path,), kwargs={"backend": "native"},
+                           rounds=5, iterations=1, warmup_rounds=1)
+    assert s.total_records == ref_total == records and s.integrity.ok
+    if ref_counts is not None:
+        assert {o.qualname: o.count for o in s.ops} == ref_counts
+        assert s.duration_s == ref_max
+    _record("native", benchmark, path.stat().st_size)
+
+
+def test_summary_python(benchmark: Any, big_trace: tuple[Path, int]) -> None:
+    path, records = big_trace
+    s = benchmark.pedantic(summarize_trace, args=(path,), kwargs={"backend": "python"},
+                           rounds=3, iterations=1)
+    assert s.total_records == records and s.integrity.ok
+    _record("python", benchmark, path.stat().st_size)
+
+
+def test_peak_rss(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Peak RSS of a fresh process summarising a large trace (bounded windows, not the file)."""
+    path = tmp_path_factory.mktemp("lct-rss") / "huge.lct"
+    write_storage_trace(path, RSS_BYTES, seed=11)
+    code = ("import resource, sys; from inferguard import summarize_trace; "
+            "s = summarize_trace(sys.argv[1]); "
+            "print(s.total_records, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+    out = subprocess.run([sys.executable, "-c", code, str(path)], check=True,
+                         capture_output=True, text=True).stdout.split()
+    rss_mb = int(out[1]) / 1024
+    print(f"\npeak RSS summarising {path.stat().st_size / 2**30:.2f} GiB: {rss_mb:.0f} MiB "
+          f"({out[0]} records)")
+    path.unlink()
+    assert int(out[0]) > 0
+
+
+def test_report_ratios() -> None:
+    """Print the same-run ratios (only when timings were taken)."""
+    if "reference" not in RESULTS:
+        pytest.skip("benchmarks disabled: no timings to compare")
+    ref = RESULTS["reference"]
+    size = TIMING_BYTES
+    lines = [f"file {size / 2**30:.2f} GiB; reference {ref:.3f}s ({size / ref / 1e9:.2f} GB/s)"]
+    for name in ("native", "python"):
+        if name in RESULTS:
+            t = RESULTS[name]
+            lines.append(f"{name}: {t:.3f}s ({size / t / 1e9:.2f} GB/s), "
+                         f"{ref / t:.1f}x the reference")
+    print("\n" + "\n".join(lines))

@@ -1,0 +1,211 @@
+"""Native and pure-Python paths agree: per frame body, and per file under random damage."""
+
+from __future__ import annotations
+
+import random
+import struct
+
+import numpy as np
+import pytest
+
+from inferguard import TraceFile, native_available
+from inferguard import _trace_frame as tf
+from inferguard._trace_scan import CHUNK_ROWS
+
+from . import lct_writer as w
+from .conftest import UPSTREAM
+
+needs_native = pytest.mark.skipif(not native_available(), reason="native backend not built")
+
+
+def native_decode(body: bytes) -> tuple[int, float, float, str | None, int]:
+    from inferguard import _core
+
+    ffi, lib = _core.ffi, _core.lib
+    tm, tw = ffi.new("double *"), ffi.new("double *")
+    qo, qn, nk = ffi.new("size_t *"), ffi.new("size_t *"), ffi.new("int32_t *")
+    st = lib.lct_decode_record(body, len(body), tm, tw, qo, qn, nk)
+    if st == tf.ROW_MALFORMED:
+        return st, float("nan"), float("nan"), None, 0
+    return st, tm[0], tw[0], body[qo[0]:qo[0] + qn[0]].decode(), nk[0]
+
+
+def fast_python_decode(body: bytes) -> tuple[int, float, float, str | None, int]:
+    interner = tf.PyInterner()
+    rows = tf.Rows()
+    tf.scan_python(w.frame(body), 0, 0, interner, 1, rows)
+    st = rows.status[0]
+    name = interner.names[rows.op[0]] if rows.op[0] >= 0 else None
+    if st == tf.ROW_QUALNAME_LONG:
+        name = tf.decode_body(body).qualname
+    return st, rows.t_mono[0], rows.t_wall[0], name, rows.nkeys[0]
+
+
+def oracle_decode(body: bytes) -> tuple[int, float, float, str | None, int]:
+    d = tf.decode_body(body)
+    return d.status, d.t_mono, d.t_wall, d.qualname, d.nkeys
+
+
+def same(a: tuple[object, ...], b: tuple[object, ...]) -> bool:
+    return all((x != x and y != y) or x == y for x, y in zip(a, b, strict=True))
+
+
+def m(*pairs: tuple[bytes, bytes]) -> bytes:
+    assert len(pairs) < 16
+    return bytes([0x80 | len(pairs)]) + b"".join(k + v for k, v in pairs)
+
+
+S = w.pack
+BASE = [(S("type"), S("record")), (S("t_mono"), S(1.5)), (S("t_wall"), S(2.5)),
+        (S("qualname"), S("q.op")), (S("args"), S({"keys": [w.object_key(1)]}))]
+
+
+def replace(key: str, value: bytes) -> bytes:
+    return m(*[(k, value if k == S(key) else v) for k, v in BASE])
+
+
+CASES: dict[str, bytes] = {
+    "base": m(*BASE),
+    "map16": b"\xde\x00\x05" + b"".join(k + v for k, v in BASE),
+    "map32": b"\xdf\x00\x00\x00\x05" + b"".join(k + v for k, v in BASE),
+    "map32 huge": b"\xdf\xff\xff\xff\xff" + b"".join(k + v for k, v in BASE),
+    "no type": m(*BASE[1:]),
+    "dup t_mono": m(*BASE, (S("t_mono"), S(9.0))),
+    "dup type bad": m(*BASE, (S("type"), S("zzz"))),
+    "type int": replace("type", b"\x01"),
+    "type str8": replace("type", b"\xd9\x06record"),
+    "key str8": m((b"\xd9\x04type", S("record")), *BASE[1:]),
+    "nonstr key": m(*BASE, (b"\x01", b"\x02")),
+    "bin key": m(*BASE, (b"\xc4\x01a", b"\x02")),
+    "invalid utf8 unknown key": m(*BASE, (b"\xa2\xff\xfe", b"\x02")),
+    "qualname invalid utf8": replace("qualname", b"\xa2\xff\xfe"),
+    "qualname surrogate": replace("qualname", b"\xa3\xed\xa0\x80"),
+    "qualname overlong": replace("qualname", b"\xa2\xc0\x80"),
+    "qualname beyond U+10FFFF": replace("qualname", b"\xa4\xf4\x90\x80\x80"),
+    "qualname 4-byte ok": replace("qualname", b"\xa4\xf0\x9f\x98\x80"),
+    "qualname nul": replace("qualname", b"\xa1\x00"),
+    "qualname bin": replace("qualname", b"\xc4\x01a"),
+    "qualname long": replace("qualname", S("x" * 1025)),
+    "qualname at limit": replace("qualname", S("y" * 1024)),
+    "t_mono int": replace("t_mono", b"\x05"),
+    "t_mono negfixint": replace("t_mono", b"\xf0"),
+    "t_mono uint64 max": replace("t_mono", b"\xcf" + b"\xff" * 8),
+    "t_mono int64 min": replace("t_mono", b"\xd3\x80" + b"\x00" * 7),
+    "t_mono int8": replace("t_mono", b"\xd0\x80"),
+    "t_mono f32": replace("t_mono", b"\xca" + struct.pack(">f", 1.1)),
+    "t_mono bool": replace("t_mono", b"\xc3"),
+    "t_mono nil": replace("t_mono", b"\xc0"),
+    "t_mono nan": replace("t_mono", S(float("nan"))),
+    "t_mono str": replace("t_mono", S("1.0")),
+    "t_mono trunc": replace("t_mono", b"\xcb\x00"),
+    "args int": replace("args", b"\x01"),
+    "args list": replace("args", S([1])),
+    "args ext": replace("args", b"\xd4\x01\x00"),
+    "args map with ext": replace("args", b"\x81\xa1e\xc7\x03\x05abc"),
+    "args c1": replace("args", b"\x81\xa1k\xc1"),
+    "args invalid utf8 str": replace("args", b"\x81\xa1k\xa2\xff\xfe"),
+    "args nested 5000": replace("args", b"\x81\xa1k" + b"\x91" * 5000 + b"\x00"),
+    "unknown nested 100000": m(*BASE, (S("zz"), b"\x91" * 100000 + b"\x00")),
+    "args map declares too much": replace("args", b"\xdf\x7f\xff\xff\xff"),
+    "args bin32 huge": replace("args", b"\x81\xa1k\xc6\xff\xff\xff\xff"),
+    "missing args": m(*BASE[:4]),
+    "missing t_wall": m(BASE[0], BASE[1], BASE[3], BASE[4]),
+    "trailing": m(*BASE) + b"\x00",
+    "array top": b"\x95" + b"".join(v for _, v in BASE),
+    "empty": b"",
+    "c1 top": b"\xc1",
+    "truncated map": m(*BASE)[:-3],
+    "wrapper inside bin": replace("args", S({"b": tf.OBJECT_KEY_WRAPPER + b"\xc0"})),
+    "two wrappers": replace("args", S({"keys": [w.object_key(1), w.object_key(2)]})),
+    "wrapper str8 form": replace(
+        "args", b"\x81\xa1k\x82\xa5__t__\xd9\x09ObjectKey\xa1v\xc0"),
+    "dup args": m(*BASE, (S("args"), S({"keys": []}))),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_frame_contract_python_paths_agree(name: str) -> None:
+    body = CASES[name]
+    assert same(fast_python_decode(body), oracle_decode(body)), name
+
+
+@needs_native
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_frame_contract_native_agrees(name: str) -> None:
+    body = CASES[name]
+    assert same(native_decode(body), oracle_decode(body)), name
+
+
+def test_frame_contract_expected_verdicts() -> None:
+    ok = {"base", "map16", "map32", "no type", "dup t_mono", "type str8", "key str8",
+          "invalid utf8 unknown key", "qualname 4-byte ok", "qualname nul", "qualname at limit",
+          "t_mono int", "t_mono negfixint", "t_mono uint64 max", "t_mono int64 min",
+          "t_mono int8", "t_mono f32", "t_mono nan", "args map with ext",
+          "args invalid utf8 str", "args nested 5000", "unknown nested 100000",
+          "wrapper inside bin", "two wrappers", "wrapper str8 form", "dup args"}
+    verdicts = {n: oracle_decode(b)[0] for n, b in CASES.items()}
+    assert {n for n, v in verdicts.items() if v == tf.ROW_OK} == ok
+    assert verdicts["qualname long"] == tf.ROW_QUALNAME_LONG
+    assert oracle_decode(CASES["two wrappers"])[4] == 2
+    assert oracle_decode(CASES["dup args"])[4] == 0  # the last args wins
+    # Documented limit: the count is of wrapper bytes, so one hidden in a bin counts too,
+    # and a non-canonical (str8) wrapper does not.
+    assert oracle_decode(CASES["wrapper inside bin"])[4] == 1
+    assert oracle_decode(CASES["wrapper str8 form"])[4] == 0
+    assert oracle_decode(CASES["t_mono uint64 max"])[1] == float(2**64 - 1)
+
+
+def _scan(data: bytes, backend: str, window: int) -> tuple[list[object], ...]:
+    with TraceFile(data, window_size=window) as t:
+        c = t.scan(backend=backend)  # type: ignore[arg-type]
+    return (c.offset.tolist(), c.length.tolist(), c.t_mono.tobytes(), c.t_wall.tobytes(),
+            c.op.tolist(), c.nkeys.tolist(), c.status.tolist(), list(c.ops),
+            [(f.kind, f.offset, f.detail, f.skipped_bytes) for f in c.findings])
+
+
+def _mutate(rng: random.Random, data: bytes) -> bytes:
+    b = bytearray(data)
+    for _ in range(rng.randint(1, 6)):
+        kind = rng.random()
+        i = rng.randrange(len(b))
+        if kind < 0.5:
+            b[i] = rng.randrange(256)
+        elif kind < 0.7:
+            del b[i:i + rng.randint(1, 40)]
+        elif kind < 0.85:
+            b[i:i] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 12)))
+        else:
+            size = rng.choice([0, 1, 7, 0xFFFFFFFF, rng.randrange(1 << 16)])
+            b[i:i + 4] = struct.pack(">I", size)
+    return bytes(b[:max(0, len(b) - rng.choice([0, 0, 0, rng.randint(1, 50)]))])
+
+
+@needs_native
+def test_random_damage_same_results_on_both_backends() -> None:
+    rng = random.Random(20261128)
+    seeds = [(UPSTREAM / "storage.lct").read_bytes(),
+             w.trace(*[w.storage_record("finish_write", k % 5, k * 0.1, k) for k in range(60)])]
+    compared = 0
+    for round_ in range(400):
+        data = _mutate(rng, seeds[round_ % 2])
+        try:
+            native = _scan(data, "native", 1 << 20)
+        except ValueError as exc:  # not a trace at all: both must say so
+            with pytest.raises(ValueError) as again:
+                _scan(data, "python", 1 << 20)
+            assert str(again.value) == str(exc)
+            continue
+        assert native == _scan(data, "python", 1 << 20), f"round {round_}"
+        compared += 1
+    assert compared > 300
+
+
+def test_capacity_boundary_chunks(backend: str) -> None:
+    n = CHUNK_ROWS + 5
+    body = w.record("q", {}, 1.0, 2.0)
+    data = w.trace(*[body] * n)
+    with TraceFile(data) as t:
+        cols = t.scan()
+        s = t.summary()
+    assert len(cols.offset) == n and s.total_records == n
+    assert np.all(np.diff(cols.offset) == len(w.frame(body)))
