@@ -11,7 +11,9 @@ from __future__ import annotations
 import mmap
 import os
 import struct
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +25,10 @@ from inferguard._native import Backend, core
 
 DEFAULT_WINDOW = 64 << 20
 CHUNK_ROWS = 1 << 16
+# Split a window across two threads (native backend only) when this much of it is left.
+PARALLEL_MIN_BYTES = 8 << 20
+SCAN_THREADS = max(1, min(2, int(os.environ.get("INFERGUARD_SCAN_THREADS", "0"))
+                       or (os.cpu_count() or 1)))
 # Every record upstream writes starts with `{"type": "record", ...` (msgspec, tag first).
 RECORD_SIGNATURE = b"\xa4type\xa6record"
 _BE32 = struct.Struct(">I")
@@ -175,7 +181,33 @@ class _NativeKernel:
             out.append(bytes(ffi.buffer(p, size[0])).decode("utf-8"))
         return out
 
-    def scan(self, win: _Window, pos: int) -> tuple[int, int, Chunk | None]:
+    def full(self) -> bool:
+        return bool(self._core.lib.lct_interner_size(self._interner) >= tf.MAX_OPS)
+
+    def fork(self) -> _NativeKernel:
+        """A kernel with its own, empty interner (for a speculative second thread)."""
+        return _NativeKernel()
+
+    def adopt(self, chunks: list[Chunk], other: _NativeKernel) -> list[Chunk]:
+        """Re-express `other`'s op ids in this kernel's interner, as if scanned here."""
+        lib = self._core.lib
+        names = [n.encode("utf-8") for n in other.names()]
+        mapping = np.array([lib.lct_interner_intern(self._interner, n, len(n)) for n in names]
+                           + [-1], dtype=np.int32)
+        if (mapping < -1).any():
+            raise MemoryError("lct_interner_intern: out of memory")
+        out = []
+        for c in chunks:
+            op = mapping[c.op]  # -1 stays -1 via the sentinel at the end
+            status = c.status.copy()
+            status[(c.op >= 0) & (op < 0)] = tf.ROW_OP_TABLE_FULL
+            out.append(Chunk(c.offset, c.length, c.t_mono, c.t_wall, op, c.nkeys, status,
+                             c.window))
+        return out
+
+    def scan(self, win: _Window, pos: int, limit: int | None = None
+             ) -> tuple[int, int, Chunk | None]:
+        """Rows for frames in win.buf[pos:limit] (limit: a window-relative end)."""
         ffi, lib = self._core.ffi, self._core.lib
         cap = CHUNK_ROWS
         o, ln = np.empty(cap, np.int64), np.empty(cap, np.uint32)
@@ -193,7 +225,8 @@ class _NativeKernel:
         cols.count = 0
         cpos = ffi.new("size_t *", pos)
         with ffi.from_buffer(win.buf) as cbuf:
-            stop = lib.lct_scan(cbuf, len(win.buf), cpos, win.base, self._interner, cols)
+            end = len(win.buf) if limit is None else limit
+            stop = lib.lct_scan(cbuf, end, cpos, win.base, self._interner, cols)
         if stop < 0:
             raise MemoryError("lct_scan: out of memory")
         n = int(cols.count)
@@ -241,6 +274,57 @@ def find_next_record(src: Source, start: int, window: int = DEFAULT_WINDOW) -> i
     return None
 
 
+_executor: ThreadPoolExecutor | None = None
+_executor_lock = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _executor
+    with _executor_lock:
+        if _executor is None:
+            _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inferguard-scan")
+        return _executor
+
+
+def _scan_run(kernel: _NativeKernel, win: _Window, pos: int, limit: int | None = None
+              ) -> tuple[list[Chunk], int, int]:
+    chunks = []
+    while True:
+        stop, pos, chunk = kernel.scan(win, pos, limit)
+        if chunk is not None:
+            chunks.append(chunk)
+        if stop != tf.STOP_FULL:
+            return chunks, stop, pos
+
+
+def _speculate(win: _Window, rel: int, kernel: _NativeKernel) -> tuple[list[Chunk], int, int]:
+    """Scan the rest of a window on two threads, exactly as one thread would.
+
+    The second half starts at a guessed frame boundary (the first record signature past
+    the middle). The first half is scanned up to that guess; only if it ends exactly there
+    is the guess proven, and the second half's rows (op ids re-mapped) are kept. Otherwise
+    they are dropped and the caller carries on sequentially from where the first half
+    stopped, so the result never depends on the guess.
+    """
+    size = len(win.buf)
+    mid = rel + (size - rel) // 2
+    i = win.find(RECORD_SIGNATURE, mid + 5)
+    cand = i - 5 if i >= 0 else -1
+    if cand <= rel or cand + 4 > size or cand + 4 + _BE32.unpack_from(win.buf, cand)[0] > size:
+        return _scan_run(kernel, win, rel)
+    second = kernel.fork()
+    future = _pool().submit(_scan_run, second, win, cand)
+    chunks, stop, pos = _scan_run(kernel, win, rel, cand)
+    chunks_b, stop_b, pos_b = future.result()
+    if stop == tf.STOP_END and pos == cand and not second.full():
+        return chunks + kernel.adopt(chunks_b, second), stop_b, pos_b
+    if stop == tf.STOP_MALFORMED:
+        return chunks, stop, pos
+    # Not proven (a frame crosses the guess, or the op table filled up): one thread on.
+    more, stop, pos = _scan_run(kernel, win, pos)
+    return chunks + more, stop, pos
+
+
 def _explain(body: bytes) -> str:
     d = tf.decode_body(body)
     return f"{d.reason} (body byte {d.at})" if d.at >= 0 else d.reason
@@ -264,9 +348,15 @@ def scan_frames(src: Source, start: int, kernel: _PythonKernel | _NativeKernel,
         with src.window(pos, end) as win:
             rel = pos - win.base
             while True:
-                stop, rel, chunk = kernel.scan(win, rel)
-                if chunk is not None:
-                    yield chunk
+                if (SCAN_THREADS > 1 and isinstance(kernel, _NativeKernel)
+                        and len(win.buf) - rel >= PARALLEL_MIN_BYTES):
+                    chunks, stop, rel = _speculate(win, rel, kernel)
+                    yield from chunks
+                    chunk = chunks[-1] if chunks else None
+                else:
+                    stop, rel, chunk = kernel.scan(win, rel)
+                    if chunk is not None:
+                        yield chunk
                 if stop == tf.STOP_FULL:
                     continue
                 if stop == tf.STOP_END:

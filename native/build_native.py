@@ -11,7 +11,7 @@ import os
 from cffi import FFI
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SOURCES = ["lct.c"]
+SOURCES = ["lct.c", "prom.c"]
 
 ffibuilder = FFI()
 
@@ -46,10 +46,67 @@ ffibuilder.cdef(
     void lct_interner_free(lct_interner *in);
     uint32_t lct_interner_size(const lct_interner *in);
     const uint8_t *lct_interner_name(const lct_interner *in, uint32_t id, size_t *len);
+    int32_t lct_interner_intern(lct_interner *in, const uint8_t *s, size_t n);
     int lct_scan(const uint8_t *buf, size_t len, size_t *pos, int64_t base,
                  lct_interner *in, lct_columns *cols);
     int lct_decode_record(const uint8_t *body, size_t n, double *t_mono, double *t_wall,
                           size_t *qual_off, size_t *qual_len, int32_t *nkeys);
+    """
+)
+
+# --- Prometheus text (prom.h) ---
+ffibuilder.cdef(
+    """
+    #define PROM_OPENMETRICS 1
+    #define PROM_K_SAMPLE 0
+    #define PROM_K_HELP 1
+    #define PROM_K_TYPE 2
+    #define PROM_K_UNIT 3
+    #define PROM_K_COMMENT 4
+    #define PROM_K_BLANK 5
+    #define PROM_K_EOF 6
+    #define PROM_K_ERROR 7
+    #define PROM_STOP_END 0
+    #define PROM_STOP_FULL 1
+    #define PROM_NAMES 0
+    #define PROM_STRS 1
+    #define PROM_BLOCKS 2
+
+    typedef struct prom_state prom_state;
+    typedef struct {
+        int64_t *line;
+        uint8_t *kind;
+        int32_t *name;
+        int32_t *block;
+        int64_t *lab_first;
+        int64_t *lab_count;
+        double *value;
+        double *ts;
+        int64_t *aux_off;
+        int64_t *aux_len;
+        int64_t *err_col;
+        uint8_t *err;
+        size_t capacity;
+        size_t count;
+    } prom_rows;
+    typedef struct {
+        int32_t *name;
+        int32_t *value;
+        size_t capacity;
+        size_t count;
+    } prom_labels;
+
+    prom_state *prom_state_new(void);
+    void prom_state_free(prom_state *st);
+    size_t prom_state_count(const prom_state *st, int which);
+    size_t prom_state_bytes(const prom_state *st, int which);
+    void prom_state_export(const prom_state *st, int which, uint8_t *bytes, int64_t *off,
+                           int64_t *len);
+    void prom_state_first_rows(const prom_state *st, int64_t *out);
+    int prom_scan(const uint8_t *buf, size_t len, size_t *pos, int64_t *line, unsigned flags,
+                  prom_state *st, prom_rows *rows, prom_labels *labels);
+    int prom_parse_number(const uint8_t *s, size_t n, int specials, double *out);
+    int64_t prom_utf8_error(const uint8_t *s, size_t n);
     """
 )
 
@@ -58,7 +115,7 @@ _extra_ldflags = os.environ.get("INFERGUARD_LDFLAGS", "").split()
 
 ffibuilder.set_source(
     "inferguard._core",
-    '#include "lct.h"',
+    '#include "lct.h"\n#include "prom.h"',
     sources=[os.path.relpath(os.path.join(HERE, s)) for s in SOURCES],
     include_dirs=[os.path.relpath(HERE)],
     extra_compile_args=["-O2", "-std=c99", "-Wall", "-Wextra", *_extra_cflags],

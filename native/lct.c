@@ -457,6 +457,11 @@ static int32_t intern(lct_interner *in, const uint8_t *s, size_t n) {
     return (int32_t)(in->count - 1);
 }
 
+int32_t lct_interner_intern(lct_interner *in, const uint8_t *s, size_t n) {
+    if (n > LCT_MAX_QUALNAME) return -1;
+    return intern(in, s, n);
+}
+
 /* -------------------------------------------------------------------- scan */
 
 int lct_scan(const uint8_t *buf, size_t len, size_t *pos, int64_t base,

@@ -48,6 +48,10 @@ uint32_t lct_interner_size(const lct_interner *in);
 /* Pointer to the bytes of name `id` (valid until the interner is freed), or NULL. */
 const uint8_t *lct_interner_name(const lct_interner *in, uint32_t id, size_t *len);
 
+/* Intern a name (as lct_scan would): its id, -1 if the table is full (or the name is
+ * longer than LCT_MAX_QUALNAME), -2 if out of memory.  Used to merge interners. */
+int32_t lct_interner_intern(lct_interner *in, const uint8_t *s, size_t n);
+
 /* Scan frames in buf[*pos, len).  `base` is the absolute file offset of buf[0].
  * Advances *pos past every frame it writes a row for; returns LCT_STOP_*.
  * Returns -1 only if the interner cannot allocate memory. */

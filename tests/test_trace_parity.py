@@ -209,3 +209,49 @@ def test_capacity_boundary_chunks(backend: str) -> None:
         s = t.summary()
     assert len(cols.offset) == n and s.total_records == n
     assert np.all(np.diff(cols.offset) == len(w.frame(body)))
+
+
+@pytest.fixture
+def speculate(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Force the two-thread window split even on tiny inputs."""
+    from inferguard import _trace_scan
+
+    monkeypatch.setattr(_trace_scan, "PARALLEL_MIN_BYTES", 1)
+    monkeypatch.setattr(_trace_scan, "SCAN_THREADS", 2)
+
+
+@needs_native
+def test_two_thread_scan_equals_python_under_damage(speculate: None) -> None:
+    rng = random.Random(7)
+    seed = w.trace(*[w.storage_record("reserve_write", 1 + k % 9, k * 0.1, k) for k in range(300)])
+    for round_ in range(150):
+        data = _mutate(rng, seed) if round_ else seed
+        try:
+            native = _scan(data, "native", 1 << 16)
+        except ValueError:
+            continue
+        assert native == _scan(data, "python", 1 << 16), f"round {round_}"
+
+
+@needs_native
+def test_two_thread_scan_survives_decoy_signatures(speculate: None) -> None:
+    # Every record carries, inside a bin argument, bytes that look exactly like a frame.
+    decoy = w.frame(w.record("decoy.op", {}, 1.0, 2.0))
+    bodies = [w.record("real.op", {"blob": decoy * 3, "keys": [w.object_key(k)]}, k, k)
+              for k in range(2000)]
+    data = w.trace(*bodies)
+    native = _scan(data, "native", 1 << 16)
+    assert native == _scan(data, "python", 1 << 16)
+    assert native[7] == ["real.op"] and native[5] == [1] * 2000
+
+
+@needs_native
+def test_two_thread_scan_merges_op_tables_like_one_thread(speculate: None) -> None:
+    bodies = [w.record(f"op.{k % (tf.MAX_OPS + 300)}", {}, 1.0, 2.0) for k in range(9000)]
+    data = w.trace(*bodies)
+    native = _scan(data, "native", 1 << 16)
+    assert native == _scan(data, "python", 1 << 16)
+    assert len(native[7]) == tf.MAX_OPS
+    statuses = native[6]
+    assert statuses.count(tf.ROW_OP_TABLE_FULL) == sum(
+        1 for k in range(9000) if k % (tf.MAX_OPS + 300) >= tf.MAX_OPS)

@@ -1,0 +1,790 @@
+/* prom.c - see prom.h.  Every read is checked against the end of the current
+ * line; lines are found with memchr inside [buf, buf+len). */
+#include "prom.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* --------------------------------------------------------- character classes */
+
+#define C_NAME0 1u  /* [a-zA-Z_:] first byte of a metric name */
+#define C_NAME 2u   /* [a-zA-Z0-9_:] */
+#define C_LAB0 4u   /* [a-zA-Z_] first byte of a label name */
+#define C_LAB 8u    /* [a-zA-Z0-9_] */
+#define C_DIGIT 16u /* [0-9] */
+#define C_STOP 32u  /* '"' or '\\': ends a plain run inside a label value */
+
+static const uint8_t cls[256] = {
+     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+     0,  0, 32,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+    26, 26, 26, 26, 26, 26, 26, 26, 26, 26,  3,  0,  0,  0,  0,  0,
+     0, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15,
+    15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15,  0, 32,  0,  0, 15,
+     0, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15,
+    15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15,  0,  0,  0,  0,  0,
+     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+};
+
+static int is_blank(uint8_t c) { return c == ' ' || c == '\t'; }
+
+/* ------------------------------------------------------------------- UTF-8 */
+
+int64_t prom_utf8_error(const uint8_t *s, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        uint8_t c = s[i];
+        size_t need;
+        uint8_t lo = 0x80, hi = 0xbf;
+        if (c < 0x80) { i++; continue; }
+        if (c >= 0xc2 && c <= 0xdf) need = 1;
+        else if (c == 0xe0) { need = 2; lo = 0xa0; }
+        else if (c >= 0xe1 && c <= 0xec) need = 2;
+        else if (c == 0xed) { need = 2; hi = 0x9f; }
+        else if (c >= 0xee && c <= 0xef) need = 2;
+        else if (c == 0xf0) { need = 3; lo = 0x90; }
+        else if (c >= 0xf1 && c <= 0xf3) need = 3;
+        else if (c == 0xf4) { need = 3; hi = 0x8f; }
+        else return (int64_t)i;
+        if (n - i - 1 < need) return (int64_t)i;
+        if (s[i + 1] < lo || s[i + 1] > hi) return (int64_t)i;
+        for (size_t k = 2; k <= need; k++)
+            if (s[i + k] < 0x80 || s[i + k] > 0xbf) return (int64_t)i;
+        i += need + 1;
+    }
+    return -1;
+}
+
+/* ------------------------------------------------------------------ numbers */
+
+static int ieq(const uint8_t *s, const char *lit, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if ((s[i] | 0x20) != (uint8_t)lit[i]) return 0;
+    return 1;
+}
+
+#define EXP_CAP 100000000000000000LL /* 1e17: beyond it only the sign matters */
+
+static const double POW10[23] = {
+    1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+    1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+/* The i-th digit of the mantissa made of ip[0..in) followed by fp[0..fn). */
+static uint8_t digit_at(const uint8_t *ip, size_t in, const uint8_t *fp, size_t k) {
+    return k < in ? ip[k] : fp[k - in];
+}
+
+/* value = (digits) * 10^(exp - fn), correctly rounded.  The digits are copied
+ * without the decimal point, so strtod never meets a locale-dependent byte. */
+static int convert(int neg, const uint8_t *ip, size_t in, const uint8_t *fp, size_t fn,
+                   int64_t exp, double *out) {
+    size_t total = in + fn, first = 0, last;
+    int64_t e10;
+    size_t d;
+    while (first < total && digit_at(ip, in, fp, first) == '0') first++;
+    if (first == total) { *out = neg ? -0.0 : 0.0; return 0; }
+    last = total; /* one past the last non-zero digit */
+    while (digit_at(ip, in, fp, last - 1) == '0') last--;
+    d = last - first;
+    /* digits[first..last) * 10^e10 */
+    e10 = exp - (int64_t)fn + (int64_t)(total - last);
+    if (e10 + (int64_t)d - 1 >= 309) { *out = neg ? -HUGE_VAL : HUGE_VAL; return 0; }
+    if (e10 + (int64_t)d <= -324) { *out = neg ? -0.0 : 0.0; return 0; }
+#if defined(FLT_EVAL_METHOD) && FLT_EVAL_METHOD == 0
+    if (d <= 19 && e10 >= -22 && e10 <= 22) {
+        /* Clinger's fast path: both operands exact, one IEEE rounding. */
+        uint64_t m = 0;
+        for (size_t k = first; k < last; k++) m = m * 10 + (uint64_t)(digit_at(ip, in, fp, k) - '0');
+        if (m <= ((uint64_t)1 << 53)) {
+            double r = (double)m;
+            r = e10 >= 0 ? r * POW10[e10] : r / POW10[-e10];
+            *out = neg ? -r : r;
+            return 0;
+        }
+    }
+#endif
+    {
+        char stackbuf[160];
+        size_t need = d + 32;
+        char *b = need <= sizeof stackbuf ? stackbuf : malloc(need);
+        size_t j = 0;
+        int64_t e = e10;
+        char tmp[24];
+        int t = 0;
+        if (!b) return -1;
+        if (neg) b[j++] = '-';
+        for (size_t k = first; k < last; k++) b[j++] = (char)digit_at(ip, in, fp, k);
+        b[j++] = 'e';
+        if (e < 0) { b[j++] = '-'; e = -e; }
+        do { tmp[t++] = (char)('0' + (int)(e % 10)); e /= 10; } while (e);
+        while (t) b[j++] = tmp[--t];
+        b[j] = '\0';
+        *out = strtod(b, NULL);
+        if (b != stackbuf) free(b);
+        return 0;
+    }
+}
+
+int prom_parse_number(const uint8_t *s, size_t n, int specials, double *out) {
+    size_t i = 0, is, ie, fs, fe;
+    int neg = 0;
+    int64_t exp = 0;
+    if (n == 0) return 1;
+    if (s[0] == '+' || s[0] == '-') { neg = s[0] == '-'; i = 1; }
+    if (specials && i < n && (s[i] | 0x20) == 'i') {
+        size_t r = n - i;
+        if ((r == 3 && ieq(s + i, "inf", 3)) || (r == 8 && ieq(s + i, "infinity", 8))) {
+            *out = neg ? -HUGE_VAL : HUGE_VAL;
+            return 0;
+        }
+        return 1;
+    }
+    if (specials && i == 0 && (s[0] | 0x20) == 'n') {
+        if (n == 3 && ieq(s, "nan", 3)) { *out = NAN; return 0; }
+        return 1;
+    }
+    is = i;
+    while (i < n && (cls[s[i]] & C_DIGIT)) i++;
+    ie = i;
+    fs = fe = i;
+    if (i < n && s[i] == '.') {
+        i++;
+        fs = i;
+        while (i < n && (cls[s[i]] & C_DIGIT)) i++;
+        fe = i;
+    }
+    if (ie == is && fe == fs) return 1;
+    if (i < n && (s[i] | 0x20) == 'e') {
+        int eneg = 0;
+        size_t es;
+        i++;
+        if (i < n && (s[i] == '+' || s[i] == '-')) { eneg = s[i] == '-'; i++; }
+        es = i;
+        while (i < n && (cls[s[i]] & C_DIGIT)) {
+            if (exp < EXP_CAP) exp = exp * 10 + (s[i] - '0');
+            i++;
+        }
+        if (i == es) return 1;
+        if (eneg) exp = -exp;
+    }
+    if (i != n) return 1;
+    return convert(neg, s + is, ie - is, s + fs, fe - fs, exp, out);
+}
+
+/* An OpenMetrics timestamp / 0.0.4 timestamp: decimal only (no NaN, no Inf). */
+static int parse_int64_ts(const uint8_t *s, size_t n, double *out) {
+    /* [+-]?[0-9]+ within int64 */
+    static const char MAXV[] = "9223372036854775807";
+    size_t i = 0, ds, d;
+    int neg = 0;
+    if (n && (s[0] == '+' || s[0] == '-')) { neg = s[0] == '-'; i = 1; }
+    if (i == n) return 1;
+    for (size_t k = i; k < n; k++)
+        if (!(cls[s[k]] & C_DIGIT)) return 1;
+    ds = i;
+    while (ds < n - 1 && s[ds] == '0') ds++;
+    d = n - ds;
+    if (d > 19) return 1;
+    if (d == 19 && memcmp(s + ds, neg ? "9223372036854775808" : MAXV, 19) > 0) return 1;
+    return prom_parse_number(s, n, 0, out);
+}
+
+/* ---------------------------------------------------------------- interners */
+
+typedef struct {
+    uint8_t *bytes;
+    size_t bytes_len, bytes_cap;
+    int64_t *off;
+    int64_t *len;
+    uint64_t *hash;
+    int64_t *extra; /* names: first sample row; strs: duplicate-label stamp */
+    size_t count, cap;
+    int32_t *table; /* open addressing, -1 empty */
+    size_t table_size;
+} interner;
+
+struct prom_state {
+    interner in[3];
+    int64_t rows_written;
+    int64_t attempt;
+};
+
+static uint64_t hash_bytes(const uint8_t *p, size_t n) {
+    uint64_t h = 0x243f6a8885a308d3ULL ^ (uint64_t)n;
+    while (n >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        h = (h ^ w) * 0x9fb21c651e98df25ULL;
+        h ^= h >> 29;
+        p += 8;
+        n -= 8;
+    }
+    if (n) {
+        uint64_t w = 0;
+        memcpy(&w, p, n);
+        h = (h ^ w) * 0x9fb21c651e98df25ULL;
+        h ^= h >> 29;
+    }
+    h ^= h >> 32;
+    h *= 0xd6e8feb86659fd93ULL;
+    h ^= h >> 32;
+    return h;
+}
+
+static void interner_free(interner *in) {
+    free(in->bytes);
+    free(in->off);
+    free(in->len);
+    free(in->hash);
+    free(in->extra);
+    free(in->table);
+    memset(in, 0, sizeof *in);
+}
+
+static int interner_init(interner *in) {
+    memset(in, 0, sizeof *in);
+    in->table_size = 256;
+    in->table = malloc(sizeof(int32_t) * in->table_size);
+    if (!in->table) return -1;
+    for (size_t i = 0; i < in->table_size; i++) in->table[i] = -1;
+    return 0;
+}
+
+static int grow_table(interner *in) {
+    size_t size = in->table_size * 2;
+    int32_t *t;
+    if (size > ((size_t)1 << 32)) return -1;
+    t = malloc(sizeof(int32_t) * size);
+    if (!t) return -1;
+    for (size_t i = 0; i < size; i++) t[i] = -1;
+    for (size_t id = 0; id < in->count; id++) {
+        size_t j = (size_t)(in->hash[id] & (size - 1));
+        while (t[j] != -1) j = (j + 1) & (size - 1);
+        t[j] = (int32_t)id;
+    }
+    free(in->table);
+    in->table = t;
+    in->table_size = size;
+    return 0;
+}
+
+static int grow_entries(interner *in) {
+    size_t cap = in->cap ? in->cap * 2 : 256;
+    int64_t *off, *len, *extra;
+    uint64_t *hash;
+    if (cap > (size_t)INT32_MAX) cap = (size_t)INT32_MAX;
+    if (cap <= in->count) return -1;
+    off = realloc(in->off, sizeof(int64_t) * cap);
+    if (!off) return -1;
+    in->off = off;
+    len = realloc(in->len, sizeof(int64_t) * cap);
+    if (!len) return -1;
+    in->len = len;
+    hash = realloc(in->hash, sizeof(uint64_t) * cap);
+    if (!hash) return -1;
+    in->hash = hash;
+    extra = realloc(in->extra, sizeof(int64_t) * cap);
+    if (!extra) return -1;
+    in->extra = extra;
+    in->cap = cap;
+    return 0;
+}
+
+/* id >= 0, or -1 when memory (or the id space) runs out. */
+static int32_t intern(interner *in, const uint8_t *s, size_t n) {
+    uint64_t h = hash_bytes(s, n);
+    size_t mask = in->table_size - 1;
+    size_t j = (size_t)(h & mask);
+    int32_t id;
+    while (in->table[j] != -1) {
+        int32_t k = in->table[j];
+        if (in->hash[k] == h && (size_t)in->len[k] == n &&
+            (n == 0 || memcmp(in->bytes + in->off[k], s, n) == 0))
+            return k;
+        j = (j + 1) & mask;
+    }
+    if (in->count == in->cap && grow_entries(in)) return -1;
+    if (n > in->bytes_cap - in->bytes_len) {
+        size_t cap = in->bytes_cap ? in->bytes_cap : 4096;
+        uint8_t *b;
+        while (cap - in->bytes_len < n) {
+            if (cap > SIZE_MAX / 2) return -1;
+            cap *= 2;
+        }
+        b = realloc(in->bytes, cap);
+        if (!b) return -1;
+        in->bytes = b;
+        in->bytes_cap = cap;
+    }
+    if (n) memcpy(in->bytes + in->bytes_len, s, n);
+    id = (int32_t)in->count;
+    in->off[id] = (int64_t)in->bytes_len;
+    in->len[id] = (int64_t)n;
+    in->hash[id] = h;
+    in->extra[id] = -1;
+    in->bytes_len += n;
+    in->count++;
+    in->table[j] = id;
+    if (in->count * 2 > in->table_size && grow_table(in)) return -1;
+    return id;
+}
+
+prom_state *prom_state_new(void) {
+    prom_state *st = calloc(1, sizeof *st);
+    if (!st) return NULL;
+    for (int i = 0; i < 3; i++) {
+        if (interner_init(&st->in[i])) {
+            prom_state_free(st);
+            return NULL;
+        }
+    }
+    return st;
+}
+
+void prom_state_free(prom_state *st) {
+    if (!st) return;
+    for (int i = 0; i < 3; i++) interner_free(&st->in[i]);
+    free(st);
+}
+
+static const interner *pick(const prom_state *st, int which) {
+    return which >= 0 && which < 3 ? &st->in[which] : NULL;
+}
+
+size_t prom_state_count(const prom_state *st, int which) {
+    const interner *in = pick(st, which);
+    return in ? in->count : 0;
+}
+
+size_t prom_state_bytes(const prom_state *st, int which) {
+    const interner *in = pick(st, which);
+    return in ? in->bytes_len : 0;
+}
+
+void prom_state_export(const prom_state *st, int which, uint8_t *bytes, int64_t *off,
+                       int64_t *len) {
+    const interner *in = pick(st, which);
+    if (!in) return;
+    if (bytes && in->bytes_len) memcpy(bytes, in->bytes, in->bytes_len);
+    if (off && in->count) memcpy(off, in->off, sizeof(int64_t) * in->count);
+    if (len && in->count) memcpy(len, in->len, sizeof(int64_t) * in->count);
+}
+
+void prom_state_first_rows(const prom_state *st, int64_t *out) {
+    const interner *in = &st->in[PROM_NAMES];
+    if (in->count) memcpy(out, in->extra, sizeof(int64_t) * in->count);
+}
+
+/* ------------------------------------------------------------------ lines */
+
+/* Outcome of tokenising one line. */
+#define L_OK 0
+#define L_FULL 1 /* the line's labels do not fit; nothing was written */
+#define L_OOM -1
+
+typedef struct {
+    uint8_t kind;
+    int32_t name, block;
+    int64_t lab_count;
+    double value, ts;
+    size_t aux_off, aux_len; /* relative to the line start */
+    size_t err_at;           /* 0-based index of the error in the line */
+    uint8_t err;
+} line_out;
+
+typedef struct {
+    const uint8_t *s;
+    size_t n;
+    int om;
+    prom_state *st;
+    prom_labels *labs;
+    int store; /* intern and store labels (a sample), or only check them (an exemplar) */
+} ctx;
+
+static size_t skip_blanks(const uint8_t *s, size_t n, size_t i) {
+    while (i < n && is_blank(s[i])) i++;
+    return i;
+}
+
+/* Scan a label block starting just after '{'; on success *pi is just after '}'.
+ * Returns L_OK (o->err == 0 on success, else the error is set), L_FULL or L_OOM. */
+static int scan_labels(ctx *c, size_t *pi, line_out *o) {
+    const uint8_t *s = c->s;
+    size_t n = c->n, i = *pi;
+    int64_t k = 0;
+    size_t base = c->store ? c->labs->count : 0;
+    if (c->store) c->st->attempt++;
+    if (!c->om) i = skip_blanks(s, n, i);
+    if (i < n && s[i] == '}') {
+        *pi = i + 1;
+        return L_OK;
+    }
+    for (;;) {
+        size_t a = i, an, v, vn;
+        uint8_t high = 0;
+        if (i >= n || !(cls[s[i]] & C_LAB0)) { o->err = PROM_E_LABEL_NAME; o->err_at = i; return L_OK; }
+        i++;
+        while (i < n && (cls[s[i]] & C_LAB)) i++;
+        an = i - a;
+        if (an == 8 && memcmp(s + a, "__name__", 8) == 0) {
+            o->err = PROM_E_RESERVED;
+            o->err_at = a;
+            return L_OK;
+        }
+        if (!c->om) i = skip_blanks(s, n, i);
+        if (i >= n || s[i] != '=') { o->err = PROM_E_EQUALS; o->err_at = i; return L_OK; }
+        i++;
+        if (!c->om) i = skip_blanks(s, n, i);
+        if (i >= n || s[i] != '"') { o->err = PROM_E_QUOTE; o->err_at = i; return L_OK; }
+        i++;
+        v = i;
+        for (;;) {
+            uint8_t ch;
+            while (i < n && !(cls[s[i]] & C_STOP)) { high |= s[i]; i++; }
+            if (i >= n) { o->err = PROM_E_UNTERMINATED; o->err_at = n; return L_OK; }
+            ch = s[i];
+            if (ch == '"') break;
+            /* backslash */
+            if (i + 1 >= n || !(s[i + 1] == '\\' || s[i + 1] == '"' || s[i + 1] == 'n')) {
+                o->err = PROM_E_ESCAPE;
+                o->err_at = i;
+                return L_OK;
+            }
+            i += 2;
+        }
+        vn = i - v;
+        i++; /* closing quote */
+        if (high & 0x80) {
+            int64_t bad = prom_utf8_error(s + v, vn);
+            if (bad >= 0) { o->err = PROM_E_UTF8; o->err_at = v + (size_t)bad; return L_OK; }
+        }
+        if (c->store) {
+            interner *strs = &c->st->in[PROM_STRS];
+            int32_t nid, vid;
+            if (base + (size_t)k >= c->labs->capacity) return L_FULL;
+            nid = intern(strs, s + a, an);
+            if (nid < 0) return L_OOM;
+            if (strs->extra[nid] == c->st->attempt) {
+                o->err = PROM_E_DUP_LABEL;
+                o->err_at = a;
+                return L_OK;
+            }
+            strs->extra[nid] = c->st->attempt;
+            vid = intern(strs, s + v, vn);
+            if (vid < 0) return L_OOM;
+            c->labs->name[base + (size_t)k] = nid;
+            c->labs->value[base + (size_t)k] = vid;
+        }
+        k++;
+        if (!c->om) i = skip_blanks(s, n, i);
+        if (i < n && s[i] == ',') {
+            i++;
+            if (!c->om) {
+                i = skip_blanks(s, n, i);
+                if (i < n && s[i] == '}') break;
+            }
+            continue;
+        }
+        if (i < n && s[i] == '}') break;
+        o->err = PROM_E_LABEL_SEP;
+        o->err_at = i;
+        return L_OK;
+    }
+    *pi = i + 1;
+    if (c->store) o->lab_count = k;
+    return L_OK;
+}
+
+static size_t token_end(const uint8_t *s, size_t n, size_t i, int om) {
+    if (om)
+        while (i < n && s[i] != ' ') i++;
+    else
+        while (i < n && !is_blank(s[i])) i++;
+    return i;
+}
+
+#define FAIL(code, at) do { o->err = (code); o->err_at = (at); return L_OK; } while (0)
+
+/* OpenMetrics exemplar: s[i] is '#'. */
+static int scan_exemplar(ctx *c, size_t i, line_out *o) {
+    const uint8_t *s = c->s;
+    size_t n = c->n, t, start;
+    int rc, store = c->store;
+    double d;
+    i++;
+    if (i >= n || s[i] != ' ') FAIL(PROM_E_EXEMPLAR, i);
+    i++;
+    if (i >= n || s[i] != '{') FAIL(PROM_E_EXEMPLAR, i);
+    start = i;
+    i++;
+    c->store = 0;
+    rc = scan_labels(c, &i, o);
+    c->store = store;
+    if (rc != L_OK || o->err) return rc;
+    if (i >= n || s[i] != ' ') FAIL(PROM_E_SPACE, i);
+    i++;
+    t = i;
+    i = token_end(s, n, i, 1);
+    rc = prom_parse_number(s + t, i - t, 1, &d);
+    if (rc < 0) return L_OOM;
+    if (rc) FAIL(PROM_E_VALUE, t);
+    if (i < n) {
+        i++; /* the space */
+        t = i;
+        i = token_end(s, n, i, 1);
+        rc = prom_parse_number(s + t, i - t, 0, &d);
+        if (rc < 0) return L_OOM;
+        if (rc) FAIL(PROM_E_TIMESTAMP, t);
+        if (i < n) FAIL(PROM_E_EOL, i);
+    }
+    o->aux_off = start;
+    o->aux_len = n - start;
+    o->kind = PROM_K_SAMPLE;
+    return L_OK;
+}
+
+static int scan_sample(ctx *c, size_t i, line_out *o) {
+    const uint8_t *s = c->s;
+    size_t n = c->n, a, t;
+    int rc, brace = 0;
+    if (!(cls[s[i]] & C_NAME0)) FAIL(PROM_E_METRIC_NAME, i);
+    a = i;
+    i++;
+    while (i < n && (cls[s[i]] & C_NAME)) i++;
+    o->name = intern(&c->st->in[PROM_NAMES], s + a, i - a);
+    if (o->name < 0) return L_OOM;
+    if (i < n && s[i] == '{') {
+        brace = 1;
+    } else if (c->om) {
+        if (i >= n || s[i] != ' ') FAIL(PROM_E_NAME_END, i);
+        i++;
+    } else {
+        if (i >= n || !is_blank(s[i])) FAIL(PROM_E_NAME_END, i);
+        i = skip_blanks(s, n, i);
+        brace = i < n && s[i] == '{';
+    }
+    if (brace) {
+        size_t bs = i + 1;
+        i++;
+        rc = scan_labels(c, &i, o);
+        if (rc != L_OK || o->err) return rc;
+        o->block = intern(&c->st->in[PROM_BLOCKS], s + bs, i - 1 - bs);
+        if (o->block < 0) return L_OOM;
+        if (c->om) {
+            if (i >= n || s[i] != ' ') FAIL(PROM_E_SPACE, i);
+            i++;
+        } else {
+            i = skip_blanks(s, n, i);
+        }
+    }
+    t = i;
+    i = token_end(s, n, i, c->om);
+    rc = prom_parse_number(s + t, i - t, 1, &o->value);
+    if (rc < 0) return L_OOM;
+    if (rc) FAIL(PROM_E_VALUE, t);
+    if (c->om) {
+        if (i == n) goto done;
+        i++; /* the space */
+        if (i < n && s[i] == '#') return scan_exemplar(c, i, o);
+        t = i;
+        i = token_end(s, n, i, 1);
+        rc = prom_parse_number(s + t, i - t, 0, &o->ts);
+        if (rc < 0) return L_OOM;
+        if (rc) FAIL(PROM_E_TIMESTAMP, t);
+        if (i == n) goto done;
+        i++;
+        if (i < n && s[i] == '#') return scan_exemplar(c, i, o);
+        FAIL(PROM_E_EXEMPLAR, i);
+    }
+    i = skip_blanks(s, n, i);
+    if (i == n) goto done;
+    t = i;
+    i = token_end(s, n, i, 0);
+    rc = parse_int64_ts(s + t, i - t, &o->ts);
+    if (rc < 0) return L_OOM;
+    if (rc) FAIL(PROM_E_TIMESTAMP, t);
+    i = skip_blanks(s, n, i);
+    if (i != n) FAIL(PROM_E_EOL, i);
+done:
+    o->kind = PROM_K_SAMPLE;
+    return L_OK;
+}
+
+static int keyword_is(const uint8_t *s, size_t n, const char *kw) {
+    return n == 4 && memcmp(s, kw, 4) == 0;
+}
+
+/* A metric name at s[i]; returns its end (== i if none). */
+static size_t metric_name_end(const uint8_t *s, size_t n, size_t i) {
+    if (i >= n || !(cls[s[i]] & C_NAME0)) return i;
+    i++;
+    while (i < n && (cls[s[i]] & C_NAME)) i++;
+    return i;
+}
+
+static int scan_comment(ctx *c, size_t i, line_out *o) {
+    const uint8_t *s = c->s;
+    size_t n = c->n, hash = i, k, e;
+    uint8_t kind;
+    if (c->om) {
+        if (n == 5 && memcmp(s, "# EOF", 5) == 0) { o->kind = PROM_K_EOF; return L_OK; }
+        if (n < 2 || s[1] != ' ') FAIL(PROM_E_COMMENT, 1);
+        i = 2;
+        k = token_end(s, n, i, 1);
+        if (keyword_is(s + i, k - i, "HELP")) kind = PROM_K_HELP;
+        else if (keyword_is(s + i, k - i, "TYPE")) kind = PROM_K_TYPE;
+        else if (keyword_is(s + i, k - i, "UNIT")) kind = PROM_K_UNIT;
+        else FAIL(PROM_E_COMMENT, 2);
+        i = k;
+        if (i == n) FAIL(PROM_E_METRIC_NAME, i);
+        i++;
+        e = metric_name_end(s, n, i);
+        if (e == i) FAIL(PROM_E_METRIC_NAME, i);
+        o->name = intern(&c->st->in[PROM_NAMES], s + i, e - i);
+        if (o->name < 0) return L_OOM;
+        i = e;
+        if (i >= n || s[i] != ' ') FAIL(PROM_E_SPACE, i);
+        i++;
+        o->aux_off = i;
+        o->aux_len = n - i;
+        o->kind = kind;
+        return L_OK;
+    }
+    i++;
+    i = skip_blanks(s, n, i);
+    k = token_end(s, n, i, 0);
+    if (keyword_is(s + i, k - i, "HELP")) kind = PROM_K_HELP;
+    else if (keyword_is(s + i, k - i, "TYPE")) kind = PROM_K_TYPE;
+    else {
+        o->aux_off = hash + 1;
+        o->aux_len = n - hash - 1;
+        o->kind = PROM_K_COMMENT;
+        return L_OK;
+    }
+    i = skip_blanks(s, n, k);
+    e = metric_name_end(s, n, i);
+    if (e == i) FAIL(PROM_E_METRIC_NAME, i);
+    o->name = intern(&c->st->in[PROM_NAMES], s + i, e - i);
+    if (o->name < 0) return L_OOM;
+    i = e;
+    if (kind == PROM_K_HELP) {
+        if (i < n && !is_blank(s[i])) FAIL(PROM_E_BLANK, i);
+        i = skip_blanks(s, n, i);
+        o->aux_off = i;
+        o->aux_len = n - i;
+        o->kind = kind;
+        return L_OK;
+    }
+    if (i == n) FAIL(PROM_E_TYPE_WORD, i);
+    if (!is_blank(s[i])) FAIL(PROM_E_BLANK, i);
+    i = skip_blanks(s, n, i);
+    if (i == n) FAIL(PROM_E_TYPE_WORD, i);
+    k = token_end(s, n, i, 0);
+    o->aux_off = i;
+    o->aux_len = k - i;
+    i = skip_blanks(s, n, k);
+    if (i != n) FAIL(PROM_E_EOL, i);
+    o->kind = kind;
+    return L_OK;
+}
+
+#undef FAIL
+
+static int scan_line(ctx *c, line_out *o) {
+    size_t i = 0;
+    if (!c->om) i = skip_blanks(c->s, c->n, 0);
+    if (i == c->n) {
+        if (c->om) {
+            o->err = PROM_E_BLANK_LINE;
+            o->err_at = 0;
+        } else {
+            o->kind = PROM_K_BLANK;
+        }
+        return L_OK;
+    }
+    if (c->s[i] == '#') return scan_comment(c, i, o);
+    return scan_sample(c, i, o);
+}
+
+int prom_scan(const uint8_t *buf, size_t len, size_t *pos, int64_t *line, unsigned flags,
+              prom_state *st, prom_rows *rows, prom_labels *labels) {
+    size_t p = *pos;
+    int64_t ln = *line;
+    int om = (flags & PROM_OPENMETRICS) != 0;
+    int rc = PROM_STOP_END;
+    while (p < len) {
+        const uint8_t *nl = memchr(buf + p, '\n', len - p);
+        size_t end = nl ? (size_t)(nl - buf) : len;
+        size_t next = nl ? end + 1 : len;
+        size_t r = rows->count;
+        int64_t first = (int64_t)labels->count;
+        line_out o;
+        ctx c;
+        int got;
+        if (r >= rows->capacity) { rc = PROM_STOP_FULL; break; }
+        if (!om && end > p && buf[end - 1] == '\r') end--;
+        c.s = buf + p;
+        c.n = end - p;
+        c.om = om;
+        c.st = st;
+        c.labs = labels;
+        c.store = 1;
+        o.kind = PROM_K_ERROR;
+        o.name = -1;
+        o.block = -1;
+        o.lab_count = 0;
+        o.value = 0.0;
+        o.ts = NAN;
+        o.aux_off = 0;
+        o.aux_len = 0;
+        o.err_at = 0;
+        o.err = PROM_E_NONE;
+        got = scan_line(&c, &o);
+        if (got == L_OOM) return -1;
+        if (got == L_FULL) { rc = PROM_STOP_FULL; break; }
+        if (o.err) {
+            rows->kind[r] = PROM_K_ERROR;
+            rows->name[r] = -1;
+            rows->block[r] = -1;
+            rows->lab_count[r] = 0;
+            rows->value[r] = 0.0;
+            rows->ts[r] = NAN;
+            rows->aux_off[r] = 0;
+            rows->aux_len[r] = 0;
+            rows->err_col[r] = (int64_t)o.err_at + 1;
+            rows->err[r] = o.err;
+        } else {
+            rows->kind[r] = o.kind;
+            rows->name[r] = o.name;
+            rows->block[r] = o.block;
+            rows->lab_count[r] = o.lab_count;
+            rows->value[r] = o.value;
+            rows->ts[r] = o.ts;
+            rows->aux_off[r] = o.aux_len ? (int64_t)(p + o.aux_off) : 0;
+            rows->aux_len[r] = (int64_t)o.aux_len;
+            rows->err_col[r] = 0;
+            rows->err[r] = PROM_E_NONE;
+            labels->count += (size_t)o.lab_count;
+            if (o.kind == PROM_K_SAMPLE && st->in[PROM_NAMES].extra[o.name] < 0)
+                st->in[PROM_NAMES].extra[o.name] = st->rows_written;
+        }
+        rows->line[r] = ln;
+        rows->lab_first[r] = first;
+        rows->count++;
+        st->rows_written++;
+        ln++;
+        p = next;
+    }
+    *pos = p;
+    *line = ln;
+    return rc;
+}
