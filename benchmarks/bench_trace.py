@@ -107,6 +107,19 @@ def test_summary_native(benchmark: Any, big_trace: tuple[Path, int]) -> None:
     _record("native", benchmark, path.stat().st_size)
 
 
+@pytest.mark.skipif(not native_available(), reason="native backend not built")
+def test_summary_native_one_thread(benchmark: Any, big_trace: tuple[Path, int],
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from inferguard import _trace_scan
+
+    monkeypatch.setattr(_trace_scan, "SCAN_THREADS", 1)
+    path, records = big_trace
+    s = benchmark.pedantic(summarize_trace, args=(path,), kwargs={"backend": "native"},
+                           rounds=5, iterations=1, warmup_rounds=1)
+    assert s.total_records == records and s.integrity.ok
+    _record("native_one_thread", benchmark, path.stat().st_size)
+
+
 def test_summary_python(benchmark: Any, big_trace: tuple[Path, int]) -> None:
     path, records = big_trace
     s = benchmark.pedantic(summarize_trace, args=(path,), kwargs={"backend": "python"},
@@ -138,7 +151,7 @@ def test_report_ratios() -> None:
     ref = RESULTS["reference"]
     size = TIMING_BYTES
     lines = [f"file {size / 2**30:.2f} GiB; reference {ref:.3f}s ({size / ref / 1e9:.2f} GB/s)"]
-    for name in ("native", "python"):
+    for name in ("native", "native_one_thread", "python"):
         if name in RESULTS:
             t = RESULTS[name]
             lines.append(f"{name}: {t:.3f}s ({size / t / 1e9:.2f} GB/s), "
