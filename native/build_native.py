@@ -70,14 +70,12 @@ ffibuilder.cdef(
     #define PROM_STOP_FULL 1
     #define PROM_NAMES 0
     #define PROM_STRS 1
-    #define PROM_BLOCKS 2
 
     typedef struct prom_state prom_state;
     typedef struct {
         int64_t *line;
         uint8_t *kind;
         int32_t *name;
-        int32_t *block;
         int64_t *lab_first;
         int64_t *lab_count;
         double *value;

@@ -200,22 +200,35 @@ static int parse_int64_ts(const uint8_t *s, size_t n, double *out) {
 
 /* ---------------------------------------------------------------- interners */
 
+/* A table slot keeps the hash and length beside the id, so a probe touches one
+ * cache line unless the hash matches. */
+typedef struct {
+    uint64_t hash;
+    int64_t id; /* -1 empty */
+} slot;
+
 typedef struct {
     uint8_t *bytes;
     size_t bytes_len, bytes_cap;
     int64_t *off;
     int64_t *len;
-    uint64_t *hash;
     int64_t *extra; /* names: first sample row; strs: duplicate-label stamp */
     size_t count, cap;
-    int32_t *table; /* open addressing, -1 empty */
+    slot *table; /* open addressing, power-of-two size */
     size_t table_size;
 } interner;
 
+#define RECENT 16 /* label positions whose last ids are remembered */
+
 struct prom_state {
-    interner in[3];
+    interner in[2];
     int64_t rows_written;
     int64_t attempt;
+    /* The ids last seen at each label position: consecutive lines mostly repeat them, and
+     * a memcmp against the interned bytes is cheaper than hashing. */
+    int32_t recent_name[RECENT];
+    int32_t recent_value[RECENT];
+    int32_t recent_metric;
 };
 
 static uint64_t hash_bytes(const uint8_t *p, size_t n) {
@@ -244,7 +257,6 @@ static void interner_free(interner *in) {
     free(in->bytes);
     free(in->off);
     free(in->len);
-    free(in->hash);
     free(in->extra);
     free(in->table);
     memset(in, 0, sizeof *in);
@@ -253,23 +265,25 @@ static void interner_free(interner *in) {
 static int interner_init(interner *in) {
     memset(in, 0, sizeof *in);
     in->table_size = 256;
-    in->table = malloc(sizeof(int32_t) * in->table_size);
+    in->table = malloc(sizeof(slot) * in->table_size);
     if (!in->table) return -1;
-    for (size_t i = 0; i < in->table_size; i++) in->table[i] = -1;
+    for (size_t i = 0; i < in->table_size; i++) in->table[i].id = -1;
     return 0;
 }
 
 static int grow_table(interner *in) {
     size_t size = in->table_size * 2;
-    int32_t *t;
-    if (size > ((size_t)1 << 32)) return -1;
-    t = malloc(sizeof(int32_t) * size);
+    slot *t;
+    if (size > ((size_t)1 << 33)) return -1;
+    t = malloc(sizeof(slot) * size);
     if (!t) return -1;
-    for (size_t i = 0; i < size; i++) t[i] = -1;
-    for (size_t id = 0; id < in->count; id++) {
-        size_t j = (size_t)(in->hash[id] & (size - 1));
-        while (t[j] != -1) j = (j + 1) & (size - 1);
-        t[j] = (int32_t)id;
+    for (size_t i = 0; i < size; i++) t[i].id = -1;
+    for (size_t i = 0; i < in->table_size; i++) {
+        size_t j;
+        if (in->table[i].id < 0) continue;
+        j = (size_t)(in->table[i].hash & (size - 1));
+        while (t[j].id != -1) j = (j + 1) & (size - 1);
+        t[j] = in->table[i];
     }
     free(in->table);
     in->table = t;
@@ -280,7 +294,6 @@ static int grow_table(interner *in) {
 static int grow_entries(interner *in) {
     size_t cap = in->cap ? in->cap * 2 : 256;
     int64_t *off, *len, *extra;
-    uint64_t *hash;
     if (cap > (size_t)INT32_MAX) cap = (size_t)INT32_MAX;
     if (cap <= in->count) return -1;
     off = realloc(in->off, sizeof(int64_t) * cap);
@@ -289,9 +302,6 @@ static int grow_entries(interner *in) {
     len = realloc(in->len, sizeof(int64_t) * cap);
     if (!len) return -1;
     in->len = len;
-    hash = realloc(in->hash, sizeof(uint64_t) * cap);
-    if (!hash) return -1;
-    in->hash = hash;
     extra = realloc(in->extra, sizeof(int64_t) * cap);
     if (!extra) return -1;
     in->extra = extra;
@@ -305,11 +315,12 @@ static int32_t intern(interner *in, const uint8_t *s, size_t n) {
     size_t mask = in->table_size - 1;
     size_t j = (size_t)(h & mask);
     int32_t id;
-    while (in->table[j] != -1) {
-        int32_t k = in->table[j];
-        if (in->hash[k] == h && (size_t)in->len[k] == n &&
-            (n == 0 || memcmp(in->bytes + in->off[k], s, n) == 0))
-            return k;
+    while (in->table[j].id != -1) {
+        if (in->table[j].hash == h) {
+            int64_t k = in->table[j].id;
+            if ((size_t)in->len[k] == n && (n == 0 || memcmp(in->bytes + in->off[k], s, n) == 0))
+                return (int32_t)k;
+        }
         j = (j + 1) & mask;
     }
     if (in->count == in->cap && grow_entries(in)) return -1;
@@ -329,35 +340,48 @@ static int32_t intern(interner *in, const uint8_t *s, size_t n) {
     id = (int32_t)in->count;
     in->off[id] = (int64_t)in->bytes_len;
     in->len[id] = (int64_t)n;
-    in->hash[id] = h;
     in->extra[id] = -1;
     in->bytes_len += n;
     in->count++;
-    in->table[j] = id;
+    in->table[j].hash = h;
+    in->table[j].id = id;
     if (in->count * 2 > in->table_size && grow_table(in)) return -1;
+    return id;
+}
+
+/* intern() with a one-entry cache: `*recent` is tried first and updated. */
+static int32_t intern_recent(interner *in, int32_t *recent, const uint8_t *s, size_t n) {
+    int32_t id = *recent;
+    if (id >= 0 && (size_t)in->len[id] == n &&
+        (n == 0 || memcmp(in->bytes + in->off[id], s, n) == 0))
+        return id;
+    id = intern(in, s, n);
+    if (id >= 0) *recent = id;
     return id;
 }
 
 prom_state *prom_state_new(void) {
     prom_state *st = calloc(1, sizeof *st);
     if (!st) return NULL;
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 2; i++) {
         if (interner_init(&st->in[i])) {
             prom_state_free(st);
             return NULL;
         }
     }
+    for (int i = 0; i < RECENT; i++) st->recent_name[i] = st->recent_value[i] = -1;
+    st->recent_metric = -1;
     return st;
 }
 
 void prom_state_free(prom_state *st) {
     if (!st) return;
-    for (int i = 0; i < 3; i++) interner_free(&st->in[i]);
+    for (int i = 0; i < 2; i++) interner_free(&st->in[i]);
     free(st);
 }
 
 static const interner *pick(const prom_state *st, int which) {
-    return which >= 0 && which < 3 ? &st->in[which] : NULL;
+    return which >= 0 && which < 2 ? &st->in[which] : NULL;
 }
 
 size_t prom_state_count(const prom_state *st, int which) {
@@ -393,7 +417,7 @@ void prom_state_first_rows(const prom_state *st, int64_t *out) {
 
 typedef struct {
     uint8_t kind;
-    int32_t name, block;
+    int32_t name;
     int64_t lab_count;
     double value, ts;
     size_t aux_off, aux_len; /* relative to the line start */
@@ -471,7 +495,8 @@ static int scan_labels(ctx *c, size_t *pi, line_out *o) {
             interner *strs = &c->st->in[PROM_STRS];
             int32_t nid, vid;
             if (base + (size_t)k >= c->labs->capacity) return L_FULL;
-            nid = intern(strs, s + a, an);
+            nid = k < RECENT ? intern_recent(strs, &c->st->recent_name[k], s + a, an)
+                             : intern(strs, s + a, an);
             if (nid < 0) return L_OOM;
             if (strs->extra[nid] == c->st->attempt) {
                 o->err = PROM_E_DUP_LABEL;
@@ -479,7 +504,8 @@ static int scan_labels(ctx *c, size_t *pi, line_out *o) {
                 return L_OK;
             }
             strs->extra[nid] = c->st->attempt;
-            vid = intern(strs, s + v, vn);
+            vid = k < RECENT ? intern_recent(strs, &c->st->recent_value[k], s + v, vn)
+                             : intern(strs, s + v, vn);
             if (vid < 0) return L_OOM;
             c->labs->name[base + (size_t)k] = nid;
             c->labs->value[base + (size_t)k] = vid;
@@ -560,7 +586,7 @@ static int scan_sample(ctx *c, size_t i, line_out *o) {
     a = i;
     i++;
     while (i < n && (cls[s[i]] & C_NAME)) i++;
-    o->name = intern(&c->st->in[PROM_NAMES], s + a, i - a);
+    o->name = intern_recent(&c->st->in[PROM_NAMES], &c->st->recent_metric, s + a, i - a);
     if (o->name < 0) return L_OOM;
     if (i < n && s[i] == '{') {
         brace = 1;
@@ -573,12 +599,9 @@ static int scan_sample(ctx *c, size_t i, line_out *o) {
         brace = i < n && s[i] == '{';
     }
     if (brace) {
-        size_t bs = i + 1;
         i++;
         rc = scan_labels(c, &i, o);
         if (rc != L_OK || o->err) return rc;
-        o->block = intern(&c->st->in[PROM_BLOCKS], s + bs, i - 1 - bs);
-        if (o->block < 0) return L_OOM;
         if (c->om) {
             if (i >= n || s[i] != ' ') FAIL(PROM_E_SPACE, i);
             i++;
@@ -740,7 +763,6 @@ int prom_scan(const uint8_t *buf, size_t len, size_t *pos, int64_t *line, unsign
         c.store = 1;
         o.kind = PROM_K_ERROR;
         o.name = -1;
-        o.block = -1;
         o.lab_count = 0;
         o.value = 0.0;
         o.ts = NAN;
@@ -754,7 +776,6 @@ int prom_scan(const uint8_t *buf, size_t len, size_t *pos, int64_t *line, unsign
         if (o.err) {
             rows->kind[r] = PROM_K_ERROR;
             rows->name[r] = -1;
-            rows->block[r] = -1;
             rows->lab_count[r] = 0;
             rows->value[r] = 0.0;
             rows->ts[r] = NAN;
@@ -765,7 +786,6 @@ int prom_scan(const uint8_t *buf, size_t len, size_t *pos, int64_t *line, unsign
         } else {
             rows->kind[r] = o.kind;
             rows->name[r] = o.name;
-            rows->block[r] = o.block;
             rows->lab_count[r] = o.lab_count;
             rows->value[r] = o.value;
             rows->ts[r] = o.ts;

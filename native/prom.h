@@ -3,7 +3,7 @@
  *
  * prom_scan() splits a buffer into lines and writes one row per line into
  * caller-supplied flat columns: the line kind, the interned metric name, the
- * interned label block, the label name/value ids, the value and timestamp as
+ * interned label name/value ids, the value and timestamp as
  * doubles, one auxiliary span (HELP text, TYPE/UNIT word, comment, exemplar)
  * and, for a malformed line, the 1-based byte column and a code saying what
  * was expected there.  It never reads outside [buf, buf+len), allocates only
@@ -61,7 +61,6 @@
 /* Interner selectors for prom_state_*(). */
 #define PROM_NAMES 0   /* metric names (samples and metadata lines) */
 #define PROM_STRS 1    /* label names and raw (still escaped) label values */
-#define PROM_BLOCKS 2  /* raw label blocks: the bytes between '{' and '}' */
 
 typedef struct prom_state prom_state;
 
@@ -69,7 +68,6 @@ typedef struct {
     int64_t *line;      /* 1-based line number */
     uint8_t *kind;      /* PROM_K_* */
     int32_t *name;      /* PROM_NAMES id, -1 if none */
-    int32_t *block;     /* PROM_BLOCKS id, -1 if the sample has no braces */
     int64_t *lab_first; /* index of the row's first label in prom_labels */
     int64_t *lab_count;
     double *value;

@@ -42,5 +42,39 @@ class _Lib:
         nkeys: Any,
     ) -> int: ...
 
+    # --- Prometheus text (prom.h) ---
+    PROM_OPENMETRICS: int
+    PROM_K_SAMPLE: int
+    PROM_K_HELP: int
+    PROM_K_TYPE: int
+    PROM_K_UNIT: int
+    PROM_K_COMMENT: int
+    PROM_K_BLANK: int
+    PROM_K_EOF: int
+    PROM_K_ERROR: int
+    PROM_STOP_END: int
+    PROM_STOP_FULL: int
+    PROM_NAMES: int
+    PROM_STRS: int
+    def prom_state_new(self) -> Any: ...
+    def prom_state_free(self, st: Any) -> None: ...
+    def prom_state_count(self, st: Any, which: int) -> int: ...
+    def prom_state_bytes(self, st: Any, which: int) -> int: ...
+    def prom_state_export(self, st: Any, which: int, data: Any, off: Any, length: Any) -> None: ...
+    def prom_state_first_rows(self, st: Any, out: Any) -> None: ...
+    def prom_scan(
+        self,
+        buf: Any,
+        length: int,
+        pos: Any,
+        line: Any,
+        flags: int,
+        st: Any,
+        rows: Any,
+        labels: Any,
+    ) -> int: ...
+    def prom_parse_number(self, s: bytes, n: int, specials: int, out: Any) -> int: ...
+    def prom_utf8_error(self, s: bytes, n: int) -> int: ...
+
 ffi: _FFI
 lib: _Lib

@@ -1,0 +1,721 @@
+"""Line tokens of Prometheus text 0.0.4 and OpenMetrics 1.0: the byte-level contract.
+
+This module is the specification of `native/prom.c`: both turn a buffer into the same
+`TokenStream` (one row per line, interned strings, flat label ids, values as doubles) and
+leave meaning to `inferguard.prom`. A regex fast path takes the common well-formed sample
+lines; every other line goes through `_Scanner`, a line-for-line port of the C state
+machine, so that errors carry the same column and code on both backends.
+
+Grammar (both formats unless marked; "blank" is a space or a tab):
+
+* Lines end at LF. The last line needs no LF. Text 0.0.4 drops one CR before the line end.
+* 0.0.4: leading blanks are skipped; an empty line is BLANK; `#` starts a comment, and
+  `# HELP name text` / `# TYPE name word` (any blanks between tokens, keyword right after
+  `#` and blanks) are metadata; every other comment is COMMENT. OpenMetrics: no blank
+  lines, no leading or repeated spaces, tokens separated by exactly one space, and a `#`
+  line must be `# EOF` or `# HELP|TYPE|UNIT name <rest>` (the rest may be empty).
+* metric name `[a-zA-Z_:][a-zA-Z0-9_:]*`; label name `[a-zA-Z_][a-zA-Z0-9_]*`, not
+  `__name__`, not repeated on a line; label value `"..."` holding valid UTF-8 where a
+  backslash must start `\\\\`, `\\"` or `\\n`.
+* labels: `{` label (`,` label)* `}` or `{}`; 0.0.4 allows blanks around every token,
+  a trailing comma, and blanks between the name and `{`.
+* numbers: `[+-]?(digits[.digits?]|.digits)([eE][+-]?digits)?`, or `[+-]?(inf|infinity)`
+  and `nan` in any case (sample and exemplar values only). This is the OpenMetrics ABNF and
+  the decimal subset of Go's ParseFloat; Python-only forms (`1_000`, surrounding spaces) and
+  hex floats are refused. The double is the correctly rounded value, i.e. `float(text)`.
+* timestamps: 0.0.4 `[+-]?digits` within int64 (milliseconds); OpenMetrics a decimal
+  number as above without NaN/Inf (seconds).
+* OpenMetrics exemplar after the value or timestamp: ` # {labels} value [timestamp]`
+  (checked here, kept as an auxiliary span, parsed by `inferguard.prom`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from inferguard._native import Backend, core
+
+__all__ = [
+    "E_MESSAGES",
+    "K_BLANK",
+    "K_COMMENT",
+    "K_EOF",
+    "K_ERROR",
+    "K_HELP",
+    "K_SAMPLE",
+    "K_TYPE",
+    "K_UNIT",
+    "TokenStream",
+    "parse_int64",
+    "parse_number",
+    "tokenize",
+    "tokenize_native",
+    "tokenize_python",
+    "utf8_error",
+]
+
+K_SAMPLE, K_HELP, K_TYPE, K_UNIT, K_COMMENT, K_BLANK, K_EOF, K_ERROR = range(8)
+
+(E_NONE, E_METRIC_NAME, E_NAME_END, E_LABEL_NAME, E_RESERVED, E_EQUALS, E_QUOTE, E_ESCAPE,
+ E_UNTERMINATED, E_UTF8, E_LABEL_SEP, E_DUP_LABEL, E_SPACE, E_VALUE, E_TIMESTAMP, E_EOL,
+ E_EXEMPLAR, E_BLANK_LINE, E_COMMENT, E_TYPE_WORD, E_BLANK) = range(21)
+
+#: What the tokeniser expected at the error column, per error code.
+E_MESSAGES = {
+    E_METRIC_NAME: "a metric name",
+    E_NAME_END: "'{' or a blank after the metric name",
+    E_LABEL_NAME: "a label name",
+    E_RESERVED: "a label name other than the reserved __name__",
+    E_EQUALS: "'=' after the label name",
+    E_QUOTE: "'\"' opening the label value",
+    E_ESCAPE: "\\\\, \\\" or \\n after a backslash",
+    E_UNTERMINATED: "'\"' closing the label value before the end of the line",
+    E_UTF8: "valid UTF-8",
+    E_LABEL_SEP: "',' or '}' after a label",
+    E_DUP_LABEL: "a label name not already used in this sample",
+    E_SPACE: "a single space",
+    E_VALUE: "a number (decimal, exponent, NaN, +Inf or -Inf)",
+    E_TIMESTAMP: "a timestamp",
+    E_EOL: "the end of the line",
+    E_EXEMPLAR: "'# {' opening an exemplar",
+    E_BLANK_LINE: "no blank line (OpenMetrics)",
+    E_COMMENT: "'# HELP', '# TYPE', '# UNIT' or '# EOF' (OpenMetrics has no other comments)",
+    E_TYPE_WORD: "a metric type after the metric name",
+    E_BLANK: "a blank after the metric name",
+}
+
+_NAME = rb"[a-zA-Z_:][a-zA-Z0-9_:]*"
+_LVAL = rb'[^"\\\n]*(?:\\[\\"n][^"\\\n]*)*'
+_LABEL = rb"[a-zA-Z_][a-zA-Z0-9_]*=\"" + _LVAL + rb'"'
+_DEC = rb"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
+_NUM = _DEC + rb"|[+-]?(?:[iI][nN][fF](?:[iI][nN][iI][tT][yY])?)|[nN][aA][nN]"
+_INT = rb"[+-]?[0-9]+"
+
+
+def _fast(ts: bytes) -> re.Pattern[bytes]:
+    # One alternative per line: a plain well-formed sample, or anything (group 5).
+    return re.compile(
+        rb"(?m)^(?:(" + _NAME + rb")(\{(?:" + _LABEL + rb"(?:," + _LABEL + rb")*)?\})? ("
+        + _NUM + rb")(?: (" + ts + rb"))?|(.*))$")
+
+
+_FAST_PROM = _fast(_INT)
+_FAST_OM = _fast(_DEC)
+_PAIRS = re.compile(rb"([a-zA-Z_][a-zA-Z0-9_]*)=\"(" + _LVAL + rb')"')
+_DEC_RE = re.compile(_DEC)
+_SPECIAL_RE = re.compile(rb"[+-]?(?:[iI][nN][fF](?:[iI][nN][iI][tT][yY])?)|[nN][aA][nN]")
+_INT_RE = re.compile(_INT)
+_INT64_MAX = b"9223372036854775807"
+_INT64_MIN_ABS = b"9223372036854775808"
+
+
+def parse_number(tok: bytes, specials: bool = True) -> float | None:
+    """The number grammar above: the value, or None if `tok` is not a number."""
+    if _DEC_RE.fullmatch(tok) or (specials and _SPECIAL_RE.fullmatch(tok)):
+        return float(tok)
+    return None
+
+
+def parse_int64(tok: bytes) -> float | None:
+    """A 0.0.4 timestamp: an int64 in decimal, as a double; None if not one."""
+    if not _INT_RE.fullmatch(tok):
+        return None
+    neg = tok[:1] == b"-"
+    digits = tok.lstrip(b"+-").lstrip(b"0") or b"0"
+    if len(digits) > 19 or (
+            len(digits) == 19 and digits > (_INT64_MIN_ABS if neg else _INT64_MAX)):
+        return None
+    return float(tok)
+
+
+def utf8_error(b: bytes) -> int:
+    """-1 if `b` is valid UTF-8, else the offset of the first invalid sequence."""
+    try:
+        b.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start
+    return -1
+
+
+@dataclass
+class TokenStream:
+    """Rows (one per line) and labels (flat) of one buffer, plus the two interners."""
+
+    om: bool
+    line: npt.NDArray[np.int64]
+    kind: npt.NDArray[np.uint8]
+    name: npt.NDArray[np.int32]
+    lab_first: npt.NDArray[np.int64]
+    lab_count: npt.NDArray[np.int64]
+    value: npt.NDArray[np.float64]
+    ts: npt.NDArray[np.float64]
+    aux_len: npt.NDArray[np.int64]
+    err_col: npt.NDArray[np.int64]
+    err: npt.NDArray[np.uint8]
+    lab_name: npt.NDArray[np.int32]
+    lab_value: npt.NDArray[np.int32]
+    names: list[bytes]
+    first_row: npt.NDArray[np.int64]
+    strs: list[bytes]
+    _aux: Callable[[int], tuple[bytes, int]] = field(repr=False)
+
+    def aux(self, row: int) -> bytes:
+        """HELP text, TYPE/UNIT word, comment text or exemplar of `row` (b"" if none)."""
+        return self._aux(row)[0] if self.aux_len[row] else b""
+
+    def aux_at(self, row: int) -> tuple[bytes, int]:
+        """The auxiliary bytes of `row` and the 1-based byte column where they start."""
+        return self._aux(row) if self.aux_len[row] else (b"", 1)
+
+
+# ------------------------------------------------------------------ pure Python
+
+
+class _Fail(Exception):
+    def __init__(self, code: int, at: int) -> None:
+        self.code = code
+        self.at = at
+
+
+def _table(chars: bytes) -> list[bool]:
+    return [i in chars for i in range(256)]
+
+
+_ALPHA = bytes(range(ord("a"), ord("z") + 1)) + bytes(range(ord("A"), ord("Z") + 1))
+_DIGITS = b"0123456789"
+_NAME0 = _table(_ALPHA + b"_:")
+_NAMEC = _table(_ALPHA + _DIGITS + b"_:")
+_LAB0 = _table(_ALPHA + b"_")
+_LABC = _table(_ALPHA + _DIGITS + b"_")
+_SP, _TAB, _HASH, _LBRACE, _RBRACE, _EQ, _DQ, _BSL, _COMMA = b" \t#{}=\"\\,"
+
+
+class _Scanner:
+    """Interners plus the per-line state machine (mirrors prom.c)."""
+
+    def __init__(self, om: bool) -> None:
+        self.om = om
+        self.names: dict[bytes, int] = {}
+        self.name_list: list[bytes] = []
+        self.first_row: list[int] = []
+        self.strs: dict[bytes, int] = {}
+        self.str_list: list[bytes] = []
+
+    def name_id(self, b: bytes) -> int:
+        i = self.names.get(b)
+        if i is None:
+            i = self.names[b] = len(self.name_list)
+            self.name_list.append(b)
+            self.first_row.append(-1)
+        return i
+
+    def str_id(self, b: bytes) -> int:
+        i = self.strs.get(b)
+        if i is None:
+            i = self.strs[b] = len(self.str_list)
+            self.str_list.append(b)
+        return i
+
+    # -- helpers
+    @staticmethod
+    def _skip(s: bytes, n: int, i: int) -> int:
+        while i < n and (s[i] == _SP or s[i] == _TAB):
+            i += 1
+        return i
+
+    def _token_end(self, s: bytes, n: int, i: int, om: bool) -> int:
+        if om:
+            while i < n and s[i] != _SP:
+                i += 1
+        else:
+            while i < n and s[i] != _SP and s[i] != _TAB:
+                i += 1
+        return i
+
+    def labels(self, s: bytes, i: int, store: list[tuple[int, int]] | None) -> int:
+        """Scan labels from just after '{'; return the index just after '}'."""
+        n, om, skip = len(s), self.om, self._skip
+        seen: set[int] = set()
+        if not om:
+            i = skip(s, n, i)
+        if i < n and s[i] == _RBRACE:
+            return i + 1
+        while True:
+            a = i
+            if i >= n or not _LAB0[s[i]]:
+                raise _Fail(E_LABEL_NAME, i)
+            i += 1
+            while i < n and _LABC[s[i]]:
+                i += 1
+            lname = s[a:i]
+            if lname == b"__name__":
+                raise _Fail(E_RESERVED, a)
+            if not om:
+                i = skip(s, n, i)
+            if i >= n or s[i] != _EQ:
+                raise _Fail(E_EQUALS, i)
+            i += 1
+            if not om:
+                i = skip(s, n, i)
+            if i >= n or s[i] != _DQ:
+                raise _Fail(E_QUOTE, i)
+            i += 1
+            v = i
+            while True:
+                q = s.find(b'"', i)
+                b = s.find(b"\\", i)
+                j = q if b < 0 or (0 <= q < b) else b
+                if j < 0:
+                    raise _Fail(E_UNTERMINATED, n)
+                if s[j] == _DQ:
+                    i = j
+                    break
+                if j + 1 >= n or s[j + 1] not in b'\\"n':
+                    raise _Fail(E_ESCAPE, j)
+                i = j + 2
+            raw = s[v:i]
+            i += 1
+            if not raw.isascii():
+                bad = utf8_error(raw)
+                if bad >= 0:
+                    raise _Fail(E_UTF8, v + bad)
+            if store is not None:
+                nid = self.str_id(lname)
+                if nid in seen:
+                    raise _Fail(E_DUP_LABEL, a)
+                seen.add(nid)
+                store.append((nid, self.str_id(raw)))
+            if not om:
+                i = skip(s, n, i)
+            if i < n and s[i] == _COMMA:
+                i += 1
+                if not om:
+                    i = skip(s, n, i)
+                    if i < n and s[i] == _RBRACE:
+                        break
+                continue
+            if i < n and s[i] == _RBRACE:
+                break
+            raise _Fail(E_LABEL_SEP, i)
+        return i + 1
+
+    def exemplar(self, s: bytes, i: int) -> tuple[int, int]:
+        """Check an exemplar at s[i] == '#'; return its span (from '{' to the end)."""
+        n = len(s)
+        i += 1
+        if i >= n or s[i] != _SP:
+            raise _Fail(E_EXEMPLAR, i)
+        i += 1
+        if i >= n or s[i] != _LBRACE:
+            raise _Fail(E_EXEMPLAR, i)
+        start = i
+        i = self.labels(s, i + 1, None)
+        if i >= n or s[i] != _SP:
+            raise _Fail(E_SPACE, i)
+        i += 1
+        t, i = i, self._token_end(s, n, i, True)
+        if parse_number(s[t:i], True) is None:
+            raise _Fail(E_VALUE, t)
+        if i < n:
+            i += 1
+            t, i = i, self._token_end(s, n, i, True)
+            if parse_number(s[t:i], False) is None:
+                raise _Fail(E_TIMESTAMP, t)
+            if i < n:
+                raise _Fail(E_EOL, i)
+        return start, n - start
+
+    def sample(self, s: bytes, i: int, out: list[tuple[int, int]]) -> tuple[
+            int, float, float, int, int]:
+        """(name, value, ts, aux_off, aux_len) of a sample line starting at i."""
+        n, om = len(s), self.om
+        if not _NAME0[s[i]]:
+            raise _Fail(E_METRIC_NAME, i)
+        a = i
+        i += 1
+        while i < n and _NAMEC[s[i]]:
+            i += 1
+        name = self.name_id(s[a:i])
+        brace = False
+        if i < n and s[i] == _LBRACE:
+            brace = True
+        elif om:
+            if i >= n or s[i] != _SP:
+                raise _Fail(E_NAME_END, i)
+            i += 1
+        else:
+            if i >= n or (s[i] != _SP and s[i] != _TAB):
+                raise _Fail(E_NAME_END, i)
+            i = self._skip(s, n, i)
+            brace = i < n and s[i] == _LBRACE
+        if brace:
+            i = self.labels(s, i + 1, out)
+            if om:
+                if i >= n or s[i] != _SP:
+                    raise _Fail(E_SPACE, i)
+                i += 1
+            else:
+                i = self._skip(s, n, i)
+        t, i = i, self._token_end(s, n, i, om)
+        value = parse_number(s[t:i], True)
+        if value is None:
+            raise _Fail(E_VALUE, t)
+        ts = _NAN
+        if om:
+            if i == n:
+                return name, value, ts, 0, 0
+            i += 1
+            if i < n and s[i] == _HASH:
+                return (name, value, ts, *self.exemplar(s, i))
+            t, i = i, self._token_end(s, n, i, True)
+            got = parse_number(s[t:i], False)
+            if got is None:
+                raise _Fail(E_TIMESTAMP, t)
+            ts = got
+            if i == n:
+                return name, value, ts, 0, 0
+            i += 1
+            if i < n and s[i] == _HASH:
+                return (name, value, ts, *self.exemplar(s, i))
+            raise _Fail(E_EXEMPLAR, i)
+        i = self._skip(s, n, i)
+        if i == n:
+            return name, value, ts, 0, 0
+        t, i = i, self._token_end(s, n, i, False)
+        got = parse_int64(s[t:i])
+        if got is None:
+            raise _Fail(E_TIMESTAMP, t)
+        i = self._skip(s, n, i)
+        if i != n:
+            raise _Fail(E_EOL, i)
+        return name, value, got, 0, 0
+
+    def comment(self, s: bytes, i: int) -> tuple[int, int, int, int]:
+        """(kind, name, aux_off, aux_len) of a line whose first non-blank byte is '#'."""
+        n = len(s)
+        hash_at = i
+        if self.om:
+            if s == b"# EOF":
+                return K_EOF, -1, 0, 0
+            if n < 2 or s[1] != _SP:
+                raise _Fail(E_COMMENT, 1)
+            i = 2
+            k = self._token_end(s, n, i, True)
+            kind = {b"HELP": K_HELP, b"TYPE": K_TYPE, b"UNIT": K_UNIT}.get(s[i:k])
+            if kind is None:
+                raise _Fail(E_COMMENT, 2)
+            i = k
+            if i == n:
+                raise _Fail(E_METRIC_NAME, i)
+            i += 1
+            e = _name_end(s, n, i)
+            if e == i:
+                raise _Fail(E_METRIC_NAME, i)
+            name = self.name_id(s[i:e])
+            i = e
+            if i >= n or s[i] != _SP:
+                raise _Fail(E_SPACE, i)
+            i += 1
+            return kind, name, i, n - i
+        i = self._skip(s, n, i + 1)
+        k = self._token_end(s, n, i, False)
+        kw = s[i:k]
+        if kw == b"HELP":
+            kind = K_HELP
+        elif kw == b"TYPE":
+            kind = K_TYPE
+        else:
+            return K_COMMENT, -1, hash_at + 1, n - hash_at - 1
+        i = self._skip(s, n, k)
+        e = _name_end(s, n, i)
+        if e == i:
+            raise _Fail(E_METRIC_NAME, i)
+        name = self.name_id(s[i:e])
+        i = e
+        if kind == K_HELP:
+            if i < n and s[i] != _SP and s[i] != _TAB:
+                raise _Fail(E_BLANK, i)
+            i = self._skip(s, n, i)
+            return kind, name, i, n - i
+        if i == n:
+            raise _Fail(E_TYPE_WORD, i)
+        if s[i] != _SP and s[i] != _TAB:
+            raise _Fail(E_BLANK, i)
+        i = self._skip(s, n, i)
+        if i == n:
+            raise _Fail(E_TYPE_WORD, i)
+        k = self._token_end(s, n, i, False)
+        j = self._skip(s, n, k)
+        if j != n:
+            raise _Fail(E_EOL, j)
+        return kind, name, i, k - i
+
+
+def _name_end(s: bytes, n: int, i: int) -> int:
+    if i >= n or not _NAME0[s[i]]:
+        return i
+    i += 1
+    while i < n and _NAMEC[s[i]]:
+        i += 1
+    return i
+
+
+_NAN = float("nan")
+
+
+def tokenize_python(data: bytes, om: bool) -> TokenStream:
+    """The pure-Python tokeniser (fast path for plain samples, `_Scanner` for the rest)."""
+    sc = _Scanner(om)
+    matches = (_FAST_OM if om else _FAST_PROM).findall(data) if data else []
+    if data.endswith(b"\n"):
+        matches.pop()  # the empty "line" after the final newline
+    names_get, name_id = sc.names.get, sc.name_id
+    str_id = sc.str_id
+    first_row = sc.first_row
+    col_name: list[int] = []
+    col_nlab: list[int] = []
+    col_value: list[float] = []
+    col_ts: list[float] = []
+    lab_name: list[int] = []
+    lab_value: list[int] = []
+    special: list[tuple[int, int, int, int, int]] = []  # row, kind, aux_len, err_col, err
+    aux: dict[int, tuple[bytes, int]] = {}
+    bcache: dict[bytes, tuple[list[int], list[int]]] = {}
+    nan = _NAN
+    row = -1
+    for name, block, value, ts, other in matches:
+        row += 1
+        if name:
+            nid = names_get(name)
+            if nid is None:
+                nid = name_id(name)
+            if block:
+                cached = bcache.get(block)
+                if cached is None:
+                    cached = _fast_block(block, str_id)
+                    if cached is None:
+                        other = name + block + b" " + value + (b" " + ts if ts else b"")
+                        name = b""
+                    else:
+                        bcache[block] = cached
+                if cached is not None:
+                    lnames, lvalues = cached
+            else:
+                lnames = lvalues = _EMPTY
+            t = nan
+            if name and ts:
+                got_ts = float(ts) if om or len(ts) < 19 else parse_int64(ts)
+                if got_ts is None:
+                    other = name + block + b" " + value + b" " + ts
+                    name = b""
+                else:
+                    t = got_ts
+            if name:
+                col_name.append(nid)
+                col_nlab.append(len(lnames))
+                col_value.append(float(value))
+                col_ts.append(t)
+                lab_name += lnames
+                lab_value += lvalues
+                if first_row[nid] < 0:
+                    first_row[nid] = row
+                continue
+        # the slow path: mirrors prom.c
+        s = other
+        if not om and s.endswith(b"\r"):
+            s = s[:-1]
+        got: list[tuple[int, int]] = []
+        try:
+            i = 0 if om else sc._skip(s, len(s), 0)
+            if i == len(s):
+                if om:
+                    raise _Fail(E_BLANK_LINE, 0)
+                kind, nid, v, t, a_off, a_len = K_BLANK, -1, 0.0, nan, 0, 0
+            elif s[i] == _HASH:
+                kind, nid, a_off, a_len = sc.comment(s, i)
+                v, t = 0.0, nan
+            else:
+                nid, v, t, a_off, a_len = sc.sample(s, i, got)
+                kind = K_SAMPLE
+        except _Fail as fail:
+            col_name.append(-1)
+            col_nlab.append(0)
+            col_value.append(0.0)
+            col_ts.append(nan)
+            special.append((row, K_ERROR, 0, fail.at + 1, fail.code))
+            continue
+        col_name.append(nid)
+        col_nlab.append(len(got))
+        col_value.append(v)
+        col_ts.append(t)
+        for ln_, lv_ in got:
+            lab_name.append(ln_)
+            lab_value.append(lv_)
+        if kind == K_SAMPLE and first_row[nid] < 0:
+            first_row[nid] = row
+        special.append((row, kind, a_len, 0, 0))
+        if a_len:
+            aux[row] = (s[a_off:a_off + a_len], a_off + 1)
+    n = row + 1
+    kinds = np.zeros(n, np.uint8)
+    aux_len = np.zeros(n, np.int64)
+    err_col = np.zeros(n, np.int64)
+    err = np.zeros(n, np.uint8)
+    if special:
+        sp = np.array(special, dtype=np.int64)
+        kinds[sp[:, 0]] = sp[:, 1]
+        aux_len[sp[:, 0]] = sp[:, 2]
+        err_col[sp[:, 0]] = sp[:, 3]
+        err[sp[:, 0]] = sp[:, 4]
+    nlab = np.array(col_nlab, np.int64)
+    lab_first = np.zeros(n, np.int64)
+    if n > 1:
+        np.cumsum(nlab[:-1], out=lab_first[1:])
+    return TokenStream(
+        om, np.arange(1, n + 1, dtype=np.int64), kinds, np.array(col_name, np.int32),
+        lab_first, nlab, np.array(col_value, np.float64), np.array(col_ts, np.float64),
+        aux_len, err_col, err, np.array(lab_name, np.int32), np.array(lab_value, np.int32),
+        sc.name_list, np.array(first_row, np.int64), sc.str_list, aux.__getitem__)
+
+
+_EMPTY: list[int] = []
+
+
+def _fast_block(block: bytes, str_id: Callable[[bytes], int]) -> tuple[
+        list[int], list[int]] | None:
+    """Intern a well-formed `{...}` block in the order prom.c does; None if the line
+    needs the slow path (reserved or repeated label name, invalid UTF-8)."""
+    names: list[int] = []
+    values: list[int] = []
+    for lname, raw in _PAIRS.findall(block):
+        if lname == b"__name__" or (not raw.isascii() and utf8_error(raw) >= 0):
+            return None
+        nid = str_id(lname)
+        if nid in names:
+            return None
+        names.append(nid)
+        values.append(str_id(raw))
+    return names, values
+
+
+# ------------------------------------------------------------------ native
+
+
+_ROW_COLUMNS = (("line", np.int64), ("kind", np.uint8), ("name", np.int32),
+                ("lab_first", np.int64), ("lab_count", np.int64), ("value", np.float64),
+                ("ts", np.float64), ("aux_off", np.int64), ("aux_len", np.int64),
+                ("err_col", np.int64), ("err", np.uint8))
+
+
+def tokenize_native(data: bytes, om: bool, chunk_rows: int | None = None,
+                    chunk_labels: int | None = None) -> TokenStream:
+    """Tokenise with prom.c. The first call is sized from the input (rows: its newlines;
+    labels: one per 5 bytes at most) so it normally does everything; `chunk_rows` and
+    `chunk_labels` cap the capacities, which tests use to exercise the resume path."""
+    mod = core()
+    ffi, lib = mod.ffi, mod.lib
+    st = ffi.gc(lib.prom_state_new(), lib.prom_state_free)
+    if st == ffi.NULL:
+        raise MemoryError("prom_state_new failed")
+    cap_rows = data.count(b"\n") + 1 if chunk_rows is None else max(1, chunk_rows)
+    cap_labs = (min(len(data) // 5 + 1, 64 * cap_rows + 1024) if chunk_labels is None
+                else max(1, chunk_labels))
+    pos = ffi.new("size_t *", 0)
+    line = ffi.new("int64_t *", 1)
+    flags = lib.PROM_OPENMETRICS if om else 0
+    parts: list[dict[str, npt.NDArray[Any]]] = []
+    lab_parts: list[tuple[npt.NDArray[np.int32], npt.NDArray[np.int32]]] = []
+    labs_before = 0
+    with ffi.from_buffer(data) as buf:
+        while True:
+            cols = {k: np.empty(cap_rows, t) for k, t in _ROW_COLUMNS}
+            rows = ffi.new("prom_rows *")
+            for key, arr in cols.items():
+                setattr(rows, key, ffi.cast(_CTYPE[arr.dtype.char] + " *", arr.ctypes.data))
+            rows.capacity = cap_rows
+            lnames = np.empty(cap_labs, np.int32)
+            lvalues = np.empty(cap_labs, np.int32)
+            labs = ffi.new("prom_labels *")
+            labs.name = ffi.cast("int32_t *", lnames.ctypes.data)
+            labs.value = ffi.cast("int32_t *", lvalues.ctypes.data)
+            labs.capacity = cap_labs
+            rc = lib.prom_scan(buf, len(data), pos, line, flags, st, rows, labs)
+            if rc < 0:
+                raise MemoryError("prom_scan: out of memory")
+            n, m = int(rows.count), int(labs.count)
+            if n == 0 and rc == lib.PROM_STOP_FULL:
+                cap_labs *= 2  # one line holds more labels than fit: retry it
+                continue
+            part = {k: v[:n] for k, v in cols.items()}
+            if labs_before:
+                part["lab_first"] = part["lab_first"] + labs_before
+            parts.append(part)
+            lab_parts.append((lnames[:m], lvalues[:m]))
+            labs_before += m
+            if rc == lib.PROM_STOP_END:
+                break
+    if len(parts) == 1:
+        cat, (lab_name, lab_value) = parts[0], lab_parts[0]
+    else:
+        cat = {k: np.concatenate([p[k] for p in parts]) for k, _ in _ROW_COLUMNS}
+        lab_name = np.concatenate([p[0] for p in lab_parts])
+        lab_value = np.concatenate([p[1] for p in lab_parts])
+    names, first_row = _export(mod, st, lib.PROM_NAMES, first_rows=True)
+    strs, _ = _export(mod, st, lib.PROM_STRS)
+    aux_off = cat["aux_off"]
+    aux_len = cat["aux_len"]
+
+    def aux(row: int) -> tuple[bytes, int]:
+        off = int(aux_off[row])
+        return data[off:off + int(aux_len[row])], off - _line_start(data, off) + 1
+
+    return TokenStream(
+        om, cat["line"], cat["kind"], cat["name"], cat["lab_first"], cat["lab_count"],
+        cat["value"], cat["ts"], aux_len, cat["err_col"], cat["err"], lab_name, lab_value,
+        names, first_row, strs, aux)
+
+
+def _line_start(data: bytes, off: int) -> int:
+    """Offset of the start of the line holding `off` (searching back in growing steps)."""
+    step = 256
+    while True:
+        lo = max(0, off - step)
+        i = data.rfind(b"\n", lo, off)
+        if i >= 0:
+            return i + 1
+        if lo == 0:
+            return 0
+        step *= 16
+
+
+_CTYPE = {"q": "int64_t", "l": "int64_t", "B": "uint8_t", "i": "int32_t", "d": "double"}
+
+
+def _export(mod: object, st: object, which: int,
+            first_rows: bool = False) -> tuple[list[bytes], npt.NDArray[np.int64]]:
+    ffi, lib = mod.ffi, mod.lib  # type: ignore[attr-defined]
+    count = int(lib.prom_state_count(st, which))
+    size = int(lib.prom_state_bytes(st, which))
+    raw = bytearray(size)
+    off = np.empty(count, np.int64)
+    ln = np.empty(count, np.int64)
+    lib.prom_state_export(
+        st, which, ffi.from_buffer(raw) if size else ffi.NULL,
+        ffi.cast("int64_t *", off.ctypes.data), ffi.cast("int64_t *", ln.ctypes.data))
+    blob = bytes(raw)
+    out = [blob[o:o + n] for o, n in zip(off.tolist(), ln.tolist(), strict=True)]
+    fr = np.empty(count, np.int64)
+    if first_rows and count:
+        lib.prom_state_first_rows(st, ffi.cast("int64_t *", fr.ctypes.data))
+    return out, fr
+
+
+def tokenize(data: bytes, om: bool, backend: Backend) -> TokenStream:
+    """Tokenise `data` on the chosen backend."""
+    return tokenize_native(data, om) if backend == "native" else tokenize_python(data, om)
