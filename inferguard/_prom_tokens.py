@@ -623,9 +623,12 @@ def tokenize_native(data: bytes, om: bool, chunk_rows: int | None = None,
     st = ffi.gc(lib.prom_state_new(), lib.prom_state_free)
     if st == ffi.NULL:
         raise MemoryError("prom_state_new failed")
-    cap_rows = data.count(b"\n") + 1 if chunk_rows is None else max(1, chunk_rows)
+    # Rows: an estimate (lines of real expositions are rarely under 24 bytes); a full
+    # call resumes with room sized from the average line length seen so far.
+    cap_rows = len(data) // 24 + 64 if chunk_rows is None else max(1, chunk_rows)
     cap_labs = (min(len(data) // 5 + 1, 64 * cap_rows + 1024) if chunk_labels is None
                 else max(1, chunk_labels))
+    rows_done = 0
     pos = ffi.new("size_t *", 0)
     line = ffi.new("int64_t *", 1)
     flags = lib.PROM_OPENMETRICS if om else 0
@@ -658,8 +661,14 @@ def tokenize_native(data: bytes, om: bool, chunk_rows: int | None = None,
             parts.append(part)
             lab_parts.append((lnames[:m], lvalues[:m]))
             labs_before += m
+            rows_done += n
             if rc == lib.PROM_STOP_END:
                 break
+            if chunk_rows is None:
+                left = len(data) - int(pos[0])
+                cap_rows = int(left * rows_done / max(int(pos[0]), 1) * 1.25) + 64
+                if chunk_labels is None:
+                    cap_labs = min(left // 5 + 1, 64 * cap_rows + 1024)
     if len(parts) == 1:
         cat, (lab_name, lab_value) = parts[0], lab_parts[0]
     else:

@@ -10,7 +10,9 @@ from collections.abc import Sequence
 import msgspec
 
 from inferguard import __version__
+from inferguard._cli_collect import add_collect_parser
 from inferguard._native import native_backend
+from inferguard.prom import MetricsSummary, summarize_metrics
 from inferguard.trace import TraceFormatError, TraceSummary, summarize_trace
 
 _LABEL = 28
@@ -110,6 +112,53 @@ def _trace_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def render_metrics_summary(s: MetricsSummary) -> str:
+    """Text form of `inferguard metrics summary`."""
+    fmt = {"prometheus": "prometheus (text 0.0.4)", "openmetrics": "openmetrics (1.0)"}
+    out = [f"Metrics file: {_safe(s.path)}",
+           _row("format", fmt.get(s.format, s.format)),
+           _row("size_bytes", s.size_bytes),
+           _row("families", s.families),
+           _row("series", s.series),
+           _row("samples", s.samples),
+           _row("backend", s.backend),
+           "  families by type:"]
+    out += [f"    {t}: {n}" for t, n in s.types.items()] or ["    (none)"]
+    out.append("  lmcache families:" + ("" if s.lmcache else " (none)"))
+    for flavour, names in s.lmcache.items():
+        out.append(f"    {flavour} ({len(names)}):")
+        out += [f"      {_safe(n)}" for n in names]
+    out.append(f"  all-zero families ({len(s.all_zero)}):")
+    out += [f"    {_safe(n)}" for n in s.all_zero]
+    out.append(f"  families without samples ({len(s.no_samples)}):")
+    out += [f"    {_safe(n)}" for n in s.no_samples]
+    out.append("  families (type / series / samples):")
+    width = max((len(f.name) for f in s.family_list), default=0)
+    out += [f"    {_safe(f.name):<{width}}  {f.type:<14} {f.series:>7} {f.samples:>8}"
+            + ("  all zero" if f.all_zero else "") for f in s.family_list]
+    out.append(f"  problems: {s.problem_count or 'none'}")
+    for p in s.problems:
+        out.append(f"    {_safe(str(p))}")
+        out.append(f"      | {_safe(p.text)}")
+    if s.problem_count > len(s.problems):
+        out.append(f"    ... {s.problem_count - len(s.problems)} more problems (see --json)")
+    return "\n".join(out)
+
+
+def _metrics_summary(args: argparse.Namespace) -> int:
+    try:
+        summary = summarize_metrics(args.file)
+    except OSError as exc:
+        print(f"inferguard: error: {_safe(str(exc))}", file=sys.stderr)
+        return 2
+    if args.json:
+        sys.stdout.write(msgspec.json.format(msgspec.json.encode(summary), indent=2).decode())
+        sys.stdout.write("\n")
+    else:
+        print(render_metrics_summary(summary))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="inferguard", description=__doc__)
     p.add_argument("--version", action="version",
@@ -121,6 +170,14 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("file", metavar="FILE")
     info.add_argument("--json", action="store_true", help="print the summary as JSON")
     info.set_defaults(func=_trace_info)
+    metrics = sub.add_parser("metrics", help="Prometheus / OpenMetrics text (/metrics files)")
+    msub = metrics.add_subparsers(dest="metrics_command", required=True)
+    msum = msub.add_parser("summary", help="families by type, series, all-zero and LMCache "
+                           "families, parse problems")
+    msum.add_argument("file", metavar="FILE")
+    msum.add_argument("--json", action="store_true", help="print the summary as JSON")
+    msum.set_defaults(func=_metrics_summary)
+    add_collect_parser(sub)
     return p
 
 

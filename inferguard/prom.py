@@ -532,15 +532,20 @@ def stack_series(expositions: Sequence[Exposition]) -> tuple[
 # ----------------------------------------------------------------------- parsing
 
 
+_DETECT_TAIL = 1 << 16
+
+
 def detect_format(data: bytes) -> Format:
-    """OpenMetrics if some line is exactly `# EOF` (the format's required last line, a
-    plain comment in 0.0.4), else Prometheus text 0.0.4."""
-    i = data.rfind(b"# EOF")
+    """OpenMetrics if a line is exactly `# EOF` (the format's required last line; a plain
+    comment in 0.0.4) within the last 64 KiB, else Prometheus text 0.0.4. Only the tail is
+    searched so detection stays O(1); pass `format=` to override."""
+    lo = max(0, len(data) - _DETECT_TAIL)
+    i = data.rfind(b"# EOF", lo)
     while i >= 0:
         end = i + 5
         if (i == 0 or data[i - 1] == 10) and (end == len(data) or data[end] == 10):
             return "openmetrics"
-        i = data.rfind(b"# EOF", 0, i)
+        i = data.rfind(b"# EOF", lo, i)
     return "prometheus"
 
 

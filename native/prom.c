@@ -14,7 +14,6 @@
 #define C_LAB0 4u   /* [a-zA-Z_] first byte of a label name */
 #define C_LAB 8u    /* [a-zA-Z0-9_] */
 #define C_DIGIT 16u /* [0-9] */
-#define C_STOP 32u  /* '"' or '\\': ends a plain run inside a label value */
 
 static const uint8_t cls[256] = {
      0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
@@ -36,6 +35,18 @@ static const uint8_t cls[256] = {
 };
 
 static int is_blank(uint8_t c) { return c == ' ' || c == '\t'; }
+
+static int all_ascii(const uint8_t *s, size_t n) {
+    uint64_t acc = 0;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        acc |= w;
+    }
+    for (; i < n; i++) acc |= s[i];
+    return (acc & 0x8080808080808080ULL) == 0;
+}
 
 /* ------------------------------------------------------------------- UTF-8 */
 
@@ -425,6 +436,20 @@ typedef struct {
     uint8_t err;
 } line_out;
 
+/* What the tokeniser learnt about a sample line, so that the next line can skip the
+ * prefix it shares with it: the same bytes tokenise the same way. */
+typedef struct {
+    const uint8_t *s; /* the line (in the caller's buffer; valid during one prom_scan) */
+    size_t n;
+    int valid;
+    size_t name_end; /* index just after the metric name */
+    int32_t name;
+    size_t open;     /* index of '{', or 0 when there are no labels */
+    int64_t k;       /* labels recorded below (at most RECENT) */
+    size_t end[RECENT]; /* index just after the closing quote of label j */
+    int32_t lname[RECENT], lvalue[RECENT];
+} line_memo;
+
 typedef struct {
     const uint8_t *s;
     size_t n;
@@ -432,29 +457,51 @@ typedef struct {
     prom_state *st;
     prom_labels *labs;
     int store; /* intern and store labels (a sample), or only check them (an exemplar) */
+    line_memo *prev, *cur;
 } ctx;
+
+static size_t common_prefix(const uint8_t *a, const uint8_t *b, size_t n) {
+    size_t i = 0;
+    while (i + 8 <= n) {
+        uint64_t x, y;
+        memcpy(&x, a + i, 8);
+        memcpy(&y, b + i, 8);
+        if (x != y) break;
+        i += 8;
+    }
+    while (i < n && a[i] == b[i]) i++;
+    return i;
+}
 
 static size_t skip_blanks(const uint8_t *s, size_t n, size_t i) {
     while (i < n && is_blank(s[i])) i++;
     return i;
 }
 
-/* Scan a label block starting just after '{'; on success *pi is just after '}'.
- * Returns L_OK (o->err == 0 on success, else the error is set), L_FULL or L_OOM. */
-static int scan_labels(ctx *c, size_t *pi, line_out *o) {
+/* Scan a label block from just after '{'; on success *pi is just after '}'.  With
+ * k0 > 0 the first k0 labels are already stored and *pi is just after the closing
+ * quote of the last of them.  Returns L_OK (o->err == 0 on success, else the error is
+ * set), L_FULL or L_OOM. */
+static int scan_labels(ctx *c, size_t *pi, line_out *o, int64_t k0) {
     const uint8_t *s = c->s;
     size_t n = c->n, i = *pi;
-    int64_t k = 0;
+    int64_t k = k0;
+    int resume = k0 > 0;
     size_t base = c->store ? c->labs->count : 0;
-    if (c->store) c->st->attempt++;
-    if (!c->om) i = skip_blanks(s, n, i);
-    if (i < n && s[i] == '}') {
-        *pi = i + 1;
-        return L_OK;
+    if (!resume) {
+        if (!c->om) i = skip_blanks(s, n, i);
+        if (i < n && s[i] == '}') {
+            *pi = i + 1;
+            if (c->store) o->lab_count = 0;
+            return L_OK;
+        }
     }
     for (;;) {
         size_t a = i, an, v, vn;
-        uint8_t high = 0;
+        if (resume) {
+            resume = 0;
+            goto separator;
+        }
         if (i >= n || !(cls[s[i]] & C_LAB0)) { o->err = PROM_E_LABEL_NAME; o->err_at = i; return L_OK; }
         i++;
         while (i < n && (cls[s[i]] & C_LAB)) i++;
@@ -472,12 +519,17 @@ static int scan_labels(ctx *c, size_t *pi, line_out *o) {
         i++;
         v = i;
         for (;;) {
-            uint8_t ch;
-            while (i < n && !(cls[s[i]] & C_STOP)) { high |= s[i]; i++; }
-            if (i >= n) { o->err = PROM_E_UNTERMINATED; o->err_at = n; return L_OK; }
-            ch = s[i];
-            if (ch == '"') break;
-            /* backslash */
+            /* The value runs to the first '"' not escaped: find the next quote, then any
+             * backslash before it (both with memchr). */
+            const uint8_t *q = memchr(s + i, '"', n - i);
+            size_t qi = q ? (size_t)(q - s) : n;
+            const uint8_t *b = memchr(s + i, '\\', qi - i);
+            if (!b) {
+                i = qi;
+                if (i >= n) { o->err = PROM_E_UNTERMINATED; o->err_at = n; return L_OK; }
+                break;
+            }
+            i = (size_t)(b - s);
             if (i + 1 >= n || !(s[i + 1] == '\\' || s[i + 1] == '"' || s[i + 1] == 'n')) {
                 o->err = PROM_E_ESCAPE;
                 o->err_at = i;
@@ -487,7 +539,7 @@ static int scan_labels(ctx *c, size_t *pi, line_out *o) {
         }
         vn = i - v;
         i++; /* closing quote */
-        if (high & 0x80) {
+        if (!all_ascii(s + v, vn)) {
             int64_t bad = prom_utf8_error(s + v, vn);
             if (bad >= 0) { o->err = PROM_E_UTF8; o->err_at = v + (size_t)bad; return L_OK; }
         }
@@ -509,8 +561,15 @@ static int scan_labels(ctx *c, size_t *pi, line_out *o) {
             if (vid < 0) return L_OOM;
             c->labs->name[base + (size_t)k] = nid;
             c->labs->value[base + (size_t)k] = vid;
+            if (k < RECENT) {
+                c->cur->end[k] = i;
+                c->cur->lname[k] = nid;
+                c->cur->lvalue[k] = vid;
+                c->cur->k = k + 1;
+            }
         }
         k++;
+    separator:
         if (!c->om) i = skip_blanks(s, n, i);
         if (i < n && s[i] == ',') {
             i++;
@@ -553,7 +612,7 @@ static int scan_exemplar(ctx *c, size_t i, line_out *o) {
     start = i;
     i++;
     c->store = 0;
-    rc = scan_labels(c, &i, o);
+    rc = scan_labels(c, &i, o, 0);
     c->store = store;
     if (rc != L_OK || o->err) return rc;
     if (i >= n || s[i] != ' ') FAIL(PROM_E_SPACE, i);
@@ -580,14 +639,27 @@ static int scan_exemplar(ctx *c, size_t i, line_out *o) {
 
 static int scan_sample(ctx *c, size_t i, line_out *o) {
     const uint8_t *s = c->s;
-    size_t n = c->n, a, t;
+    size_t n = c->n, a, t, same = 0;
     int rc, brace = 0;
-    if (!(cls[s[i]] & C_NAME0)) FAIL(PROM_E_METRIC_NAME, i);
-    a = i;
-    i++;
-    while (i < n && (cls[s[i]] & C_NAME)) i++;
-    o->name = intern_recent(&c->st->in[PROM_NAMES], &c->st->recent_metric, s + a, i - a);
-    if (o->name < 0) return L_OOM;
+    const line_memo *prev = c->prev;
+    line_memo *cur = c->cur;
+    if (prev->valid) same = common_prefix(s, prev->s, n < prev->n ? n : prev->n);
+    if (prev->valid && prev->name_end < same) {
+        /* the name and the byte after it are the previous line's */
+        o->name = prev->name;
+        i = prev->name_end;
+    } else {
+        if (!(cls[s[i]] & C_NAME0)) FAIL(PROM_E_METRIC_NAME, i);
+        a = i;
+        i++;
+        while (i < n && (cls[s[i]] & C_NAME)) i++;
+        o->name = intern_recent(&c->st->in[PROM_NAMES], &c->st->recent_metric, s + a, i - a);
+        if (o->name < 0) return L_OOM;
+    }
+    cur->name_end = i;
+    cur->name = o->name;
+    cur->open = 0;
+    cur->k = 0;
     if (i < n && s[i] == '{') {
         brace = 1;
     } else if (c->om) {
@@ -599,8 +671,32 @@ static int scan_sample(ctx *c, size_t i, line_out *o) {
         brace = i < n && s[i] == '{';
     }
     if (brace) {
-        i++;
-        rc = scan_labels(c, &i, o);
+        int64_t k0 = 0;
+        cur->open = i;
+        c->st->attempt++;
+        if (prev->valid && prev->open == i && prev->k > 0) {
+            /* labels that end inside the shared prefix are the previous line's */
+            int64_t j = prev->k;
+            while (j > 0 && prev->end[j - 1] > same) j--;
+            if (j > 0) {
+                interner *strs = &c->st->in[PROM_STRS];
+                size_t base = c->labs->count;
+                if (base + (size_t)j > c->labs->capacity) return L_FULL;
+                for (int64_t q = 0; q < j; q++) {
+                    c->labs->name[base + (size_t)q] = prev->lname[q];
+                    c->labs->value[base + (size_t)q] = prev->lvalue[q];
+                    strs->extra[prev->lname[q]] = c->st->attempt;
+                    cur->end[q] = prev->end[q];
+                    cur->lname[q] = prev->lname[q];
+                    cur->lvalue[q] = prev->lvalue[q];
+                }
+                cur->k = j;
+                k0 = j;
+                i = prev->end[j - 1];
+            }
+        }
+        if (k0 == 0) i++;
+        rc = scan_labels(c, &i, o, k0);
         if (rc != L_OK || o->err) return rc;
         if (c->om) {
             if (i >= n || s[i] != ' ') FAIL(PROM_E_SPACE, i);
@@ -744,6 +840,9 @@ int prom_scan(const uint8_t *buf, size_t len, size_t *pos, int64_t *line, unsign
     int64_t ln = *line;
     int om = (flags & PROM_OPENMETRICS) != 0;
     int rc = PROM_STOP_END;
+    line_memo memo[2];
+    int flip = 0;
+    memo[0].valid = memo[1].valid = 0;
     while (p < len) {
         const uint8_t *nl = memchr(buf + p, '\n', len - p);
         size_t end = nl ? (size_t)(nl - buf) : len;
@@ -761,6 +860,9 @@ int prom_scan(const uint8_t *buf, size_t len, size_t *pos, int64_t *line, unsign
         c.st = st;
         c.labs = labels;
         c.store = 1;
+        c.prev = &memo[flip];
+        c.cur = &memo[!flip];
+        c.cur->valid = 0;
         o.kind = PROM_K_ERROR;
         o.name = -1;
         o.lab_count = 0;
@@ -773,6 +875,13 @@ int prom_scan(const uint8_t *buf, size_t len, size_t *pos, int64_t *line, unsign
         got = scan_line(&c, &o);
         if (got == L_OOM) return -1;
         if (got == L_FULL) { rc = PROM_STOP_FULL; break; }
+        if (!o.err && o.kind == PROM_K_SAMPLE) {
+            /* the memo always describes the last sample line read without error */
+            c.cur->valid = 1;
+            c.cur->s = c.s;
+            c.cur->n = c.n;
+            flip = !flip;
+        }
         if (o.err) {
             rows->kind[r] = PROM_K_ERROR;
             rows->name[r] = -1;
