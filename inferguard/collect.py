@@ -1,0 +1,128 @@
+"""`collect-lmcache`: build a packet from files and live endpoints, read-only.
+
+Files are read where they are and copied byte for byte into the packet. Live endpoints are
+fetched with timeouts: the MP server's allow-listed GET routes (every state-changing route is
+recorded as skipped, never called) and `/metrics` scrapes. Anything that fails — a refused
+connection, a timeout, a 5xx, a body that does not parse — is evidence, not a crash.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from inferguard.evidence import Evidence, EvidenceKind, EvidenceSource, Problem
+from inferguard.lmcache_http import collect_http
+from inferguard.packet import Packet, PacketInput, PacketSettings
+from inferguard.readers import read_evidence, read_metrics_bytes
+
+MAX_SCRAPE_BYTES = 256 << 20
+
+
+class CollectOptions(msgspec.Struct, frozen=True, omit_defaults=True):
+    """Everything `collect-lmcache` takes (the product page's flags, plus live scrapes)."""
+
+    output_dir: str
+    engine_metrics_files: list[str] = msgspec.field(default_factory=list)
+    lmcache_metrics_files: list[str] = msgspec.field(default_factory=list)
+    engine_metrics_urls: list[str] = msgspec.field(default_factory=list)
+    lmcache_metrics_urls: list[str] = msgspec.field(default_factory=list)
+    lmcache_http_base_url: str | None = None
+    lmcache_http_capture_dirs: list[str] = msgspec.field(default_factory=list)
+    lmcache_http_thread_names: list[str] = msgspec.field(default_factory=list)
+    lmcache_log_files: list[str] = msgspec.field(default_factory=list)
+    engine_log_files: list[str] = msgspec.field(default_factory=list)
+    lmcache_trace_files: list[str] = msgspec.field(default_factory=list)
+    lmcache_otel_files: list[str] = msgspec.field(default_factory=list)
+    lookup_hash_paths: list[str] = msgspec.field(default_factory=list)
+    replay_files: list[str] = msgspec.field(default_factory=list)
+    launch_files: list[str] = msgspec.field(default_factory=list)
+    settings: PacketSettings = msgspec.field(default_factory=PacketSettings)
+    http_timeout: float = 5.0
+    overwrite: bool = False
+
+
+def scrape_metrics(url: str, kind: EvidenceKind, *, timeout: float = 5.0,
+                   transport: Any = None) -> tuple[Evidence, bytes | None]:
+    """GET a /metrics URL; returns the evidence and the bytes (None when nothing came)."""
+    import httpx
+
+    try:
+        with httpx.Client(timeout=timeout, transport=transport) as client, \
+                client.stream("GET", url) as resp:
+            data = b""
+            for part in resp.iter_bytes():
+                data += part
+                if len(data) > MAX_SCRAPE_BYTES:
+                    break
+            status = resp.status_code
+    except httpx.HTTPError as exc:
+        return Evidence(kind=kind, source=EvidenceSource(url=url), status="malformed",
+                        problems=[Problem(f"scrape failed: {type(exc).__name__}: {exc}",
+                                          where=url)]), None
+    source = EvidenceSource.of_bytes(data, url=url)
+    if status != 200:
+        return Evidence(kind=kind, source=source, status="malformed",
+                        problems=[Problem(f"scrape answered HTTP {status}", where=url)]), data
+    if len(data) > MAX_SCRAPE_BYTES:
+        return Evidence(kind=kind, source=source, status="malformed",
+                        problems=[Problem(f"scrape larger than {MAX_SCRAPE_BYTES} bytes",
+                                          where=url)]), None
+    return read_metrics_bytes(data, source, kind), data
+
+
+def collect_lmcache(opts: CollectOptions, *, transport: Any = None) -> tuple[Packet, Path]:
+    """Read every input, fetch every live endpoint, and write the packet atomically."""
+    out = Path(opts.output_dir)
+    if out.exists() and not opts.overwrite:
+        raise FileExistsError(f"{out}: already exists; refusing to overwrite a packet "
+                              "(choose a new --output-dir, or pass --force)")
+    files: list[tuple[str, Sequence[str]]] = [
+        ("engine_metrics", opts.engine_metrics_files),
+        ("lmcache_metrics", opts.lmcache_metrics_files),
+        ("http", opts.lmcache_http_capture_dirs),
+        ("log", opts.lmcache_log_files),
+        ("log", opts.engine_log_files),
+        ("trace", opts.lmcache_trace_files),
+        ("otel", opts.lmcache_otel_files),
+        ("lookup_hash", opts.lookup_hash_paths),
+        ("trace_replay", opts.replay_files),
+        ("launch_config", opts.launch_files),
+    ]
+    evidence: list[Evidence] = []
+    inputs: list[PacketInput] = []
+    blobs: dict[str, bytes] = {}
+    for kind, paths in files:
+        for p in paths:
+            ev = read_evidence(kind, p)
+            if kind == "log" and paths is opts.engine_log_files and ev.facts is not None:
+                ev = msgspec.structs.replace(
+                    ev, facts=msgspec.structs.replace(ev.facts, role="engine"))
+            evidence.append(ev)
+            inputs.append(PacketInput(kind=ev.kind, original=os.fspath(p),
+                                      sha256=ev.source.sha256, size=ev.source.size))
+    for kind, urls in (("engine_metrics", opts.engine_metrics_urls),
+                       ("lmcache_metrics", opts.lmcache_metrics_urls)):
+        for url in urls:
+            ev, data = scrape_metrics(url, kind, timeout=opts.http_timeout,  # type: ignore[arg-type]
+                                      transport=transport)
+            evidence.append(ev)
+            if data is not None:
+                blobs[url] = data
+                inputs.append(PacketInput(kind=ev.kind, original=url, sha256=ev.source.sha256,
+                                          size=ev.source.size))
+    if opts.lmcache_http_base_url:
+        evidence.append(collect_http(opts.lmcache_http_base_url,
+                                     thread_names=opts.lmcache_http_thread_names,
+                                     timeout=opts.http_timeout, transport=transport))
+    settings = opts.settings
+    if opts.lmcache_http_thread_names and not settings.http_thread_names:
+        settings = msgspec.structs.replace(settings,
+                                           http_thread_names=list(opts.lmcache_http_thread_names))
+    packet = Packet(settings=settings, evidence=evidence, inputs=inputs)
+    written = packet.write(out, overwrite=opts.overwrite, blobs=blobs)
+    return Packet.load(written), written

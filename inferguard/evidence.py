@@ -1,0 +1,86 @@
+"""`Evidence`: one parsed input of a packet — what it is, where it came from, how well it
+parsed, and the typed facts read from it.
+
+Every reader returns an `Evidence`; none raises on bad input. Facts are tagged msgspec
+Structs (one type per evidence kind), so an Evidence document round-trips through JSON.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import Any, Literal
+
+import msgspec
+
+EVIDENCE_SCHEMA = "inferguard.evidence/1"
+
+EvidenceKind = Literal[
+    "engine_metrics", "lmcache_metrics", "http", "log", "trace", "otel", "lookup_hash",
+    "trace_replay", "launch_config", "controller"]
+ParseStatus = Literal["ok", "partial", "malformed", "skipped"]
+EVIDENCE_KINDS: tuple[str, ...] = EvidenceKind.__args__  # type: ignore[attr-defined]
+
+
+class Problem(msgspec.Struct, frozen=True, omit_defaults=True):
+    """What could not be read, and exactly where: line/column, byte offset, or a route."""
+
+    message: str
+    line: int | None = None
+    column: int | None = None
+    offset: int | None = None
+    where: str | None = None
+
+
+class EvidenceSource(msgspec.Struct, frozen=True, omit_defaults=True):
+    """Where the bytes came from, and their fingerprint (sha256 and size)."""
+
+    path: str | None = None
+    url: str | None = None
+    sha256: str | None = None
+    size: int | None = None
+    copied_as: str | None = None
+
+    @staticmethod
+    def of_bytes(data: bytes, *, path: str | os.PathLike[str] | None = None,
+                 url: str | None = None) -> EvidenceSource:
+        return EvidenceSource(path=None if path is None else os.fspath(path), url=url,
+                              sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+
+
+class Evidence(msgspec.Struct, frozen=True, omit_defaults=True):
+    """One parsed input. `facts` is the kind's typed facts (a tagged Struct) or None."""
+
+    kind: EvidenceKind
+    source: EvidenceSource
+    status: ParseStatus
+    facts: Any = None
+    problems: list[Problem] = msgspec.field(default_factory=list)
+    schema: str = EVIDENCE_SCHEMA
+
+
+def status_from(problems: list[Problem], *, readable: bool) -> ParseStatus:
+    """ok without problems; partial when something was read despite problems."""
+    if not readable:
+        return "malformed"
+    return "partial" if problems else "ok"
+
+
+def read_source(path: str | os.PathLike[str], *, max_bytes: int | None = None
+                ) -> tuple[bytes | None, EvidenceSource, Problem | None]:
+    """Read a file for a reader, never raising: (data or None, source, problem or None)."""
+    p = os.fspath(path)
+    try:
+        size = os.path.getsize(p)
+        if max_bytes is not None and size > max_bytes:
+            return None, EvidenceSource(path=p, size=size), Problem(
+                f"file is {size} bytes, over this reader's limit of {max_bytes}")
+        with open(p, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        return None, EvidenceSource(path=p), Problem(f"cannot read file: {exc.strerror or exc}")
+    return data, EvidenceSource.of_bytes(data, path=p), None
+
+
+def unreadable(kind: EvidenceKind, source: EvidenceSource, problem: Problem) -> Evidence:
+    return Evidence(kind=kind, source=source, status="malformed", problems=[problem])

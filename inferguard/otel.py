@@ -1,0 +1,295 @@
+"""OTel evidence: LMCache spans (and metric names) from OTLP JSON lines.
+
+Upstream exports spans only over OTLP/gRPC, so operators keep them as JSON lines written by a
+collector (OTLP/JSON: hex ids) or by a receiver using protobuf's JSON mapping (base64 ids,
+64-bit integers as strings). Both are read, with attribute values of any OTLP type. The facts
+are per-span-name summaries — counts, errors, durations, numeric attribute sums (hit and
+requested tokens ...), and the parent/child structure — never the spans themselves.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+import os
+from typing import Any
+
+import msgspec
+
+from inferguard.evidence import Evidence, EvidenceSource, Problem, read_source, status_from
+
+MAX_SPAN_NAMES = 1000
+MAX_PROBLEMS = 100
+
+
+class SpanSummary(msgspec.Struct, frozen=True):
+    """All spans of one name."""
+
+    name: str
+    scope: str
+    count: int
+    errors: int
+    open: int
+    duration_ms_min: float | None
+    duration_ms_mean: float | None
+    duration_ms_p50: float | None
+    duration_ms_p90: float | None
+    duration_ms_max: float | None
+    numeric_sums: dict[str, float]
+    string_values: dict[str, dict[str, int]]
+
+
+class SpanEdge(msgspec.Struct, frozen=True):
+    parent: str
+    child: str
+    count: int
+
+
+class OtelFacts(msgspec.Struct, frozen=True, tag="otel", omit_defaults=True):
+    """Span summaries by name, the tree's edges, and what else the export held."""
+
+    export_lines: int = 0
+    span_count: int = 0
+    trace_count: int = 0
+    id_encoding: str | None = None
+    service_instance_ids: list[str] = msgspec.field(default_factory=list)
+    spans: list[SpanSummary] = msgspec.field(default_factory=list)
+    edges: list[SpanEdge] = msgspec.field(default_factory=list)
+    root_spans: dict[str, int] = msgspec.field(default_factory=dict)
+    orphan_spans: int = 0
+    metric_lines: int = 0
+    metric_names: list[str] = msgspec.field(default_factory=list)
+
+    def span(self, name: str) -> SpanSummary | None:
+        return next((s for s in self.spans if s.name == name), None)
+
+
+# String attributes worth tallying by value (small, categorical).
+_TALLY = frozenset(["early_exit_reason", "model_name", "cache_salt", "device", "reason",
+                    "noop_reason"])
+
+
+def _get(d: dict[str, Any], *names: str) -> Any:
+    for n in names:
+        if n in d:
+            return d[n]
+    return None
+
+
+def _norm_id(v: Any) -> tuple[str | None, str | None]:
+    """(hex id, encoding) from a hex or base64 id; (None, None) when absent."""
+    if not isinstance(v, str) or not v:
+        return None, None
+    if len(v) in (16, 32) and all(c in "0123456789abcdefABCDEF" for c in v):
+        return v.lower(), "hex"
+    try:
+        return base64.b64decode(v, validate=True).hex(), "base64"
+    except (binascii.Error, ValueError):
+        return v, "unknown"
+
+
+def _value(v: Any) -> Any:
+    """An OTLP AnyValue as a Python value."""
+    if not isinstance(v, dict):
+        return v
+    if "stringValue" in v or "string_value" in v:
+        return _get(v, "stringValue", "string_value")
+    if "intValue" in v or "int_value" in v:
+        raw = _get(v, "intValue", "int_value")
+        try:
+            return int(raw)
+        except (TypeError, ValueError):
+            return raw
+    if "doubleValue" in v or "double_value" in v:
+        raw = _get(v, "doubleValue", "double_value")
+        try:
+            return float(raw)
+        except (TypeError, ValueError):
+            return raw
+    if "boolValue" in v or "bool_value" in v:
+        return bool(_get(v, "boolValue", "bool_value"))
+    if "arrayValue" in v or "array_value" in v:
+        arr = _get(v, "arrayValue", "array_value") or {}
+        return [_value(x) for x in arr.get("values", [])] if isinstance(arr, dict) else []
+    if "kvlistValue" in v or "kvlist_value" in v:
+        kv = _get(v, "kvlistValue", "kvlist_value") or {}
+        return _attrs(kv.get("values", [])) if isinstance(kv, dict) else {}
+    if "bytesValue" in v or "bytes_value" in v:
+        return f"<{len(str(_get(v, 'bytesValue', 'bytes_value')))} base64 chars>"
+    return None
+
+
+def _attrs(items: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if isinstance(items, list):
+        for a in items:
+            if isinstance(a, dict) and isinstance(a.get("key"), str):
+                out[a["key"]] = _value(a.get("value"))
+    return out
+
+
+def _number(v: Any) -> float | None:
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, (int, float)):
+        return float(v)
+    if isinstance(v, str):
+        try:
+            f = float(v)
+        except ValueError:
+            return None
+        return f if math.isfinite(f) else None
+    return None
+
+
+class _Acc:
+    def __init__(self, scope: str) -> None:
+        self.scope = scope
+        self.count = self.errors = self.open = 0
+        self.durations: list[float] = []
+        self.sums: dict[str, float] = {}
+        self.tallies: dict[str, dict[str, int]] = {}
+
+
+def _pct(sorted_vals: list[float], p: float) -> float:
+    k = max(0, math.ceil(p * len(sorted_vals) / 100) - 1)
+    return sorted_vals[k]
+
+
+def read_otel_bytes(data: bytes, source: EvidenceSource) -> Evidence:
+    """Parse OTLP JSON lines (or one OTLP JSON document). Never raises."""
+    problems: list[Problem] = []
+    docs: list[tuple[int, Any]] = []
+    lines = data.splitlines()
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            docs.append((n, json.loads(line)))
+        except ValueError as exc:
+            if n == 1:  # maybe one pretty-printed document
+                try:
+                    docs = [(1, json.loads(data))]
+                    break
+                except ValueError:
+                    pass
+            if len(problems) < MAX_PROBLEMS:
+                problems.append(Problem(f"not JSON: {str(exc)[:200]}", line=n))
+    acc: dict[str, _Acc] = {}
+    names: dict[str, str] = {}
+    parents: list[tuple[str | None, str, str]] = []  # (parent id, child name, trace)
+    traces: set[str] = set()
+    instances: set[str] = set()
+    metric_names: set[str] = set()
+    encodings: set[str] = set()
+    metric_lines = span_lines = 0
+    for n, doc in docs:
+        if not isinstance(doc, dict):
+            problems.append(Problem("line is not a JSON object", line=n))
+            continue
+        rms = _get(doc, "resourceMetrics", "resource_metrics")
+        if isinstance(rms, list):
+            metric_lines += 1
+            for rm in rms:
+                for sm in _get(rm, "scopeMetrics", "scope_metrics") or []:
+                    for m in sm.get("metrics", []) if isinstance(sm, dict) else []:
+                        if isinstance(m, dict) and isinstance(m.get("name"), str):
+                            metric_names.add(m["name"])
+            continue
+        rss = _get(doc, "resourceSpans", "resource_spans")
+        if not isinstance(rss, list):
+            problems.append(Problem("no resourceSpans or resourceMetrics", line=n))
+            continue
+        span_lines += 1
+        for rs in rss:
+            if not isinstance(rs, dict):
+                continue
+            res = _attrs(_get(rs.get("resource") or {}, "attributes") or [])
+            if isinstance(res.get("service.instance.id"), str):
+                instances.add(res["service.instance.id"])
+            for ss in _get(rs, "scopeSpans", "scope_spans") or []:
+                if not isinstance(ss, dict):
+                    continue
+                scope = str((ss.get("scope") or {}).get("name", ""))
+                for sp in ss.get("spans", []):
+                    if not isinstance(sp, dict) or not isinstance(sp.get("name"), str):
+                        problems.append(Problem("span without a name", line=n))
+                        continue
+                    name = sp["name"]
+                    sid, enc = _norm_id(_get(sp, "spanId", "span_id"))
+                    tid, _ = _norm_id(_get(sp, "traceId", "trace_id"))
+                    pid, _ = _norm_id(_get(sp, "parentSpanId", "parent_span_id"))
+                    if enc:
+                        encodings.add(enc)
+                    if tid:
+                        traces.add(tid)
+                    if name not in acc:
+                        if len(acc) >= MAX_SPAN_NAMES:
+                            continue
+                        acc[name] = _Acc(scope)
+                    a = acc[name]
+                    a.count += 1
+                    status = sp.get("status") or {}
+                    code = status.get("code") if isinstance(status, dict) else None
+                    if code in (2, "2", "STATUS_CODE_ERROR"):
+                        a.errors += 1
+                    try:
+                        start = int(_get(sp, "startTimeUnixNano", "start_time_unix_nano"))
+                        end = int(_get(sp, "endTimeUnixNano", "end_time_unix_nano") or 0)
+                    except (TypeError, ValueError):
+                        start = end = 0
+                    if end and start and end >= start:
+                        a.durations.append((end - start) / 1e6)
+                    else:
+                        a.open += 1
+                    for k, v in _attrs(sp.get("attributes") or []).items():
+                        num = _number(v)
+                        if num is not None and k != "session_id":
+                            a.sums[k] = a.sums.get(k, 0.0) + num
+                        elif k in _TALLY and isinstance(v, str):
+                            t = a.tallies.setdefault(k, {})
+                            t[v] = t.get(v, 0) + 1
+                    if sid:
+                        names[sid] = name
+                    parents.append((pid, name, tid or ""))
+    edges: dict[tuple[str, str], int] = {}
+    roots: dict[str, int] = {}
+    orphans = 0
+    for pid, child, _ in parents:
+        if not pid:
+            roots[child] = roots.get(child, 0) + 1
+        elif pid in names:
+            key = (names[pid], child)
+            edges[key] = edges.get(key, 0) + 1
+        else:
+            orphans += 1
+    spans = []
+    for name, a in sorted(acc.items()):
+        d = sorted(a.durations)
+        spans.append(SpanSummary(
+            name, a.scope, a.count, a.errors, a.open,
+            d[0] if d else None, sum(d) / len(d) if d else None, _pct(d, 50) if d else None,
+            _pct(d, 90) if d else None, d[-1] if d else None,
+            dict(sorted(a.sums.items())), {k: dict(sorted(v.items()))
+                                           for k, v in sorted(a.tallies.items())}))
+    facts = OtelFacts(
+        export_lines=span_lines, span_count=sum(a.count for a in acc.values()),
+        trace_count=len(traces),
+        id_encoding=("+".join(sorted(encodings)) if encodings else None),
+        service_instance_ids=sorted(instances), spans=spans,
+        edges=[SpanEdge(p, c, k) for (p, c), k in sorted(edges.items())],
+        root_spans=dict(sorted(roots.items())), orphan_spans=orphans, metric_lines=metric_lines,
+        metric_names=sorted(metric_names))
+    readable = bool(span_lines or metric_lines)
+    return Evidence(kind="otel", source=source, status=status_from(problems, readable=readable),
+                    facts=facts if readable else None, problems=problems)
+
+
+def read_otel(path: str | os.PathLike[str]) -> Evidence:
+    data, source, problem = read_source(path)
+    if data is None:
+        assert problem is not None
+        return Evidence(kind="otel", source=source, status="malformed", problems=[problem])
+    return read_otel_bytes(data, source)

@@ -1,0 +1,161 @@
+"""One entry point per evidence kind: `read_evidence(kind, path)` -> `Evidence`.
+
+The low-level readers (`inferguard.prom`, `inferguard.trace`) raise or return their own
+models; the adapters here turn them into evidence (damage becomes problems and a status,
+never an exception), and the registry maps every kind to its reader.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from inferguard.evidence import (
+    Evidence,
+    EvidenceKind,
+    EvidenceSource,
+    Problem,
+    read_source,
+    status_from,
+)
+from inferguard.launch import LaunchFacts, read_launch
+from inferguard.lmcache_http import HttpFacts, read_http_capture_dir
+from inferguard.logs import LogFacts, read_log
+from inferguard.lookup_hashes import LookupHashFacts, read_lookup_hashes
+from inferguard.otel import OtelFacts, read_otel
+from inferguard.prom import MetricsSummary, parse_text
+from inferguard.replay import ReplayFacts, read_replay
+from inferguard.trace import TraceFile, TraceFormatError, TraceSummary
+
+MAX_METRICS_BYTES = 1 << 30
+
+
+class MetricsFacts(msgspec.Struct, frozen=True, tag="metrics", omit_defaults=True):
+    """A Prometheus/OpenMetrics scrape: its summary, and who exported it."""
+
+    summary: MetricsSummary
+    service_instance_ids: list[str] = msgspec.field(default_factory=list)
+
+
+class TraceFacts(msgspec.Struct, frozen=True, tag="trace"):
+    """A `.lct` recording: the trace summary with its integrity section."""
+
+    summary: TraceSummary
+
+
+Facts = (HttpFacts | LogFacts | OtelFacts | LookupHashFacts | ReplayFacts | LaunchFacts
+         | MetricsFacts | TraceFacts)
+
+
+def read_metrics_bytes(data: bytes, source: EvidenceSource, kind: EvidenceKind) -> Evidence:
+    exp = parse_text(data, path=source.path or source.url or "<metrics>")
+    summary = exp.summary()
+    ids: set[str] = set()
+    for name in ("target_info", "target"):
+        if exp.family(name) is not None:
+            ids |= exp.label_values(name, "service_instance_id")
+    problems = [Problem(f"expected {p.expected}", line=p.line, column=p.column)
+                for p in summary.problems]
+    if summary.problem_count > len(problems):
+        problems.append(Problem(f"{summary.problem_count - len(problems)} more problems"))
+    status = status_from(problems, readable=summary.families > 0 or not problems)
+    return Evidence(kind=kind, source=source, status=status,
+                    facts=MetricsFacts(summary, sorted(ids)), problems=problems)
+
+
+def read_metrics(path: str | os.PathLike[str], kind: EvidenceKind = "lmcache_metrics"
+                 ) -> Evidence:
+    data, source, problem = read_source(path, max_bytes=MAX_METRICS_BYTES)
+    if data is None:
+        assert problem is not None
+        return Evidence(kind=kind, source=source, status="malformed", problems=[problem])
+    return read_metrics_bytes(data, source, kind)
+
+
+def read_trace(path: str | os.PathLike[str]) -> Evidence:
+    """A `.lct` file as evidence; a damaged trace is partial, a non-trace malformed."""
+    p = os.fspath(path)
+    try:
+        size = os.path.getsize(p)
+        with TraceFile(p) as t:
+            summary = t.summary()
+    except TraceFormatError as exc:
+        return Evidence(kind="trace", source=EvidenceSource(path=p), status="malformed",
+                        problems=[Problem(str(exc), offset=0)])
+    except OSError as exc:
+        return Evidence(kind="trace", source=EvidenceSource(path=p), status="malformed",
+                        problems=[Problem(f"cannot read file: {exc.strerror or exc}")])
+    problems = [Problem(f"{f.kind}: {f.detail}", offset=f.offset)
+                for f in summary.integrity.findings]
+    source = EvidenceSource(path=p, sha256=_sha256_file(p), size=size)
+    return Evidence(kind="trace", source=source, status="partial" if problems else "ok",
+                    facts=TraceFacts(summary), problems=problems)
+
+
+def _sha256_file(path: str) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _http(path: str | os.PathLike[str]) -> Evidence:
+    if Path(path).is_dir():
+        return read_http_capture_dir(path)
+    return load_evidence_file(path, "http")
+
+
+READERS: dict[str, Callable[[str | os.PathLike[str]], Evidence]] = {
+    "engine_metrics": lambda p: read_metrics(p, "engine_metrics"),
+    "lmcache_metrics": lambda p: read_metrics(p, "lmcache_metrics"),
+    "http": _http,
+    "log": read_log,
+    "trace": read_trace,
+    "otel": read_otel,
+    "lookup_hash": read_lookup_hashes,
+    "trace_replay": read_replay,
+    "launch_config": read_launch,
+}
+
+
+def read_evidence(kind: str, path: str | os.PathLike[str]) -> Evidence:
+    """Read one input of the given kind. Unknown kinds are a ValueError (a caller bug)."""
+    try:
+        reader = READERS[kind]
+    except KeyError:
+        known = sorted(READERS)
+        raise ValueError(f"no reader for evidence kind {kind!r}; known: {known}") from None
+    return reader(path)
+
+
+def decode_evidence(obj: Any) -> Evidence:
+    """An Evidence from its JSON form, with typed facts restored."""
+    ev = msgspec.convert(obj, Evidence)
+    if isinstance(ev.facts, dict):
+        ev = msgspec.structs.replace(ev, facts=msgspec.convert(ev.facts, Facts))
+    return ev
+
+
+def load_evidence_file(path: str | os.PathLike[str], kind: str | None = None) -> Evidence:
+    """Read an evidence JSON file written by InferGuard (one Evidence, or a set of them:
+    the first is returned). Never raises on bad content."""
+    data, source, problem = read_source(path, max_bytes=256 << 20)
+    k: Any = kind or "http"
+    if data is None:
+        assert problem is not None
+        return Evidence(kind=k, source=source, status="malformed", problems=[problem])
+    try:
+        doc = msgspec.json.decode(data)
+        if isinstance(doc, dict) and isinstance(doc.get("evidence"), list) and doc["evidence"]:
+            doc = doc["evidence"][0]
+        return decode_evidence(doc)
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
+        return Evidence(kind=k, source=source, status="malformed",
+                        problems=[Problem(f"not an InferGuard evidence file: {exc}")])
