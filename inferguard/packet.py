@@ -67,6 +67,13 @@ class PacketInput(msgspec.Struct, frozen=True, omit_defaults=True):
     copied_as: str | None = None
     sha256: str | None = None
     size: int | None = None
+    note: str | None = None
+
+
+# Inputs that are fingerprinted but never copied, and why.
+NOT_COPIED: dict[str, str] = {
+    "lookup_hash": "not copied: lookup-hash logs hold raw chunk hashes (only aggregates are kept)",
+}
 
 
 class Manifest(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -179,6 +186,9 @@ class Packet(msgspec.Struct, frozen=True, omit_defaults=True):
             src = Path(item.original)
             if item.copied_as is not None or not src.exists():
                 out.append(item)
+                continue
+            if item.kind in NOT_COPIED:
+                out.append(msgspec.structs.replace(item, note=NOT_COPIED[item.kind]))
                 continue
             rel = _unique(f"inputs/{item.kind}/{src.name}", used)
             target = root / rel

@@ -1,0 +1,262 @@
+"""collect-lmcache against a real HTTP server on 127.0.0.1 serving captured 0.5.6 answers."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from inferguard.cli import main
+from inferguard.collect import CollectOptions, collect_lmcache
+from inferguard.lmcache_http import ROUTES
+from inferguard.packet import Packet, PacketSettings
+from inferguard.readers import read_evidence
+
+from .conftest import UPSTREAM
+
+CAPTURES = {
+    "/": "root", "/healthcheck": "healthcheck", "/status": "status", "/version": "version",
+    "/lmc_version": "lmc_version", "/commit_id": "commit_id", "/config": "config",
+    "/config/adapters": "config_adapters", "/periodic-threads": "periodic-threads",
+    "/periodic-threads-health": "periodic-threads-health", "/quota": "quota",
+    "/reconfigure/dax/l1/status": "reconfigure_dax_l1_status", "/openapi.json": "openapi.json",
+    "/loglevel": "loglevel", "/threads": "threads",
+}
+METRICS = UPSTREAM / "metrics" / "mp-l1-storage-trace" / "metrics_after.txt"
+SECRET_ENV = {"LMCACHE_CHUNK_SIZE": "16", "HF_TOKEN": "hf_do_not_store",
+              "LMCACHE_REMOTE_PASSWORD": "pw_do_not_store", "HOME": "/root"}
+
+
+class FakeMPServer:
+    """Serves the captured answers; records every request; can misbehave on demand."""
+
+    def __init__(self, broken: bool = False) -> None:
+        self.requests: list[tuple[str, str]] = []
+        self.broken = broken
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _record(self) -> None:
+                outer.requests.append((self.command, self.path))
+
+            def do_GET(self) -> None:
+                self._record()
+                path = self.path.partition("?")[0]
+                if outer.broken and path == "/status":
+                    return self._send(500, b"Internal Server Error <html>", "text/html")
+                if outer.broken and path == "/config":
+                    time.sleep(1.5)  # beyond the client's timeout
+                    return self._send(200, b"{}", "application/json")
+                if path == "/metrics":
+                    return self._send(200, METRICS.read_bytes(), "text/plain")
+                if path == "/env":
+                    return self._send(200, json.dumps(SECRET_ENV).encode(), "application/json")
+                name = CAPTURES.get(path)
+                if name is None:
+                    return self._send(404, b'{"detail":"Not Found"}', "application/json")
+                body = (UPSTREAM / "http" / f"GET_{name}.body").read_bytes()
+                head = (UPSTREAM / "http" / f"GET_{name}.headers").read_text().splitlines()
+                code = int(head[0].split()[1])
+                return self._send(code, body, "application/json")
+
+            def _other(self) -> None:
+                self._record()
+                self._send(405, b"no", "text/plain")
+
+            do_POST = do_PUT = do_DELETE = do_PATCH = _other
+
+            def _send(self, code: int, body: bytes, ctype: str) -> None:
+                self.send_response(code)
+                self.send_header("content-type", ctype)
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> FakeMPServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def server() -> Iterator[FakeMPServer]:
+    with FakeMPServer() as s:
+        yield s
+
+
+def _sha(p: Path) -> str:
+    return hashlib.sha256(p.read_bytes()).hexdigest()
+
+
+def _all_files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file())
+
+
+def test_collect_calls_only_read_only_routes(tmp_path: Path, server: FakeMPServer) -> None:
+    out = tmp_path / "packet"
+    packet, path = collect_lmcache(CollectOptions(
+        output_dir=str(out), lmcache_http_base_url=server.url,
+        lmcache_http_thread_names=["eviction"], lmcache_metrics_urls=[server.url + "/metrics"],
+        settings=PacketSettings(expected_mode="mp")))
+    expected = {("GET", r.path) for r in ROUTES if r.collect and r.path != "/threads"}
+    expected |= {("GET", "/threads?name=eviction"), ("GET", "/metrics")}
+    assert set(server.requests) == expected
+    assert len(server.requests) == len(expected)  # each route once
+    assert all(m == "GET" for m, _ in server.requests)
+    http = packet.of_kind("http")[0].facts
+    assert http.healthy is True and http.version == "0.5.6-g3e11e108"
+    assert http.thread_matches == {"eviction": 13}
+    assert {(s.method, s.path) for s in http.skipped} >= {
+        ("POST", "/cache/clear"), ("DELETE", "/cache/objects"), ("POST", "/metrics/reset"),
+        ("POST", "/run_script"), ("PUT", "/quota/{cache_salt}")}
+    scraped = packet.of_kind("lmcache_metrics")[0]
+    assert scraped.status == "ok" and scraped.source.url == server.url + "/metrics"
+    assert scraped.facts.service_instance_ids == ["live-packet-A"]
+    # The scrape is kept byte for byte; /env is never stored raw.
+    copy = next(i for i in packet.inputs if i.kind == "lmcache_metrics").copied_as
+    assert copy is not None and (path / copy).read_bytes() == METRICS.read_bytes()
+    everything = b"".join(p.read_bytes() for p in _all_files(path))
+    assert b"hf_do_not_store" not in everything and b"pw_do_not_store" not in everything
+    assert http.env == {"LMCACHE_CHUNK_SIZE": "16", "LMCACHE_REMOTE_PASSWORD": "<redacted>"}
+
+
+def test_failures_are_evidence(tmp_path: Path) -> None:
+    with FakeMPServer(broken=True) as srv:
+        packet, _ = collect_lmcache(CollectOptions(
+            output_dir=str(tmp_path / "p"), lmcache_http_base_url=srv.url, http_timeout=0.5,
+            lmcache_metrics_urls=["http://127.0.0.1:9/metrics"]))
+    http = packet.of_kind("http")[0]
+    assert http.status == "partial"
+    routes = {r.path: r for r in http.facts.routes}
+    assert routes["/status"].status_code == 500 and routes["/status"].text is not None
+    assert routes["/config"].error is not None and "Timeout" in routes["/config"].error
+    assert http.facts.healthy is True  # /healthcheck still answered
+    scrape = packet.of_kind("lmcache_metrics")[0]
+    assert scrape.status == "malformed" and "ConnectError" in scrape.problems[0].message
+
+
+def test_unreachable_server(tmp_path: Path) -> None:
+    packet, _ = collect_lmcache(CollectOptions(output_dir=str(tmp_path / "p"),
+                                               lmcache_http_base_url="http://127.0.0.1:9",
+                                               http_timeout=0.5))
+    ev = packet.of_kind("http")[0]
+    assert ev.status == "malformed" and ev.facts.reachable is False
+
+
+def _file_options(out: Path, **kw: object) -> CollectOptions:
+    return CollectOptions(
+        output_dir=str(out), lmcache_metrics_files=[str(METRICS)],
+        lmcache_log_files=[str(UPSTREAM / "logs" / "mp_server.log")],
+        lmcache_trace_files=[str(UPSTREAM / "storage.lct")],
+        lmcache_otel_files=[str(UPSTREAM / "otel" / "mp_otlp_traces.jsonl")],
+        lookup_hash_paths=[str(UPSTREAM / "lookup_hashes")],
+        replay_files=[str(UPSTREAM / "replay" / "trace_replay_summary.json")],
+        lmcache_http_capture_dirs=[str(UPSTREAM / "http")],
+        launch_files=[str(UPSTREAM / "blend_cmd.txt")],
+        settings=PacketSettings(expected_mode="mp", mp_metrics_sample_rate=1.0), **kw)  # type: ignore[arg-type]
+
+
+def test_packet_from_files_roundtrip_and_inputs_untouched(tmp_path: Path) -> None:
+    sources = [METRICS, UPSTREAM / "logs" / "mp_server.log", UPSTREAM / "storage.lct"]
+    before = {p: _sha(p) for p in sources}
+    packet, path = collect_lmcache(_file_options(tmp_path / "p"))
+    assert {p: _sha(p) for p in sources} == before
+    kinds = sorted({e.kind for e in packet.evidence})
+    assert kinds == ["http", "launch_config", "lmcache_metrics", "log", "lookup_hash", "otel",
+                     "trace", "trace_replay"]
+    assert all(e.status == "ok" for e in packet.evidence), [
+        (e.kind, e.problems) for e in packet.evidence if e.status != "ok"]
+    for item in packet.inputs:
+        if item.kind == "lookup_hash":
+            assert item.copied_as is None and item.note and "raw chunk hashes" in item.note
+        elif item.kind != "http":
+            assert _sha(path / item.copied_as) == item.sha256 == _sha(Path(item.original))
+    again = Packet.load(path)
+    for kind, src in (("trace", UPSTREAM / "storage.lct"), ("lmcache_metrics", METRICS),
+                      ("lookup_hash", UPSTREAM / "lookup_hashes")):
+        fresh, loaded = read_evidence(kind, src), again.of_kind(kind)[0]
+        assert loaded.facts == fresh.facts and loaded.source.sha256 == fresh.source.sha256
+    manifest = json.loads((path / "packet.json").read_text())
+    assert manifest["schema"] == "inferguard.packet/1"
+    assert manifest["settings"] == {"expected_mode": "mp", "mp_metrics_sample_rate": 1.0}
+    assert (path / "metrics" / "lmcache_http_evidence.json").exists()
+    assert (path / "metrics" / "lmcache_trace_evidence.json").exists()
+    # No raw chunk hash from the lookup-hash logs appears anywhere in the packet.
+    raw = {h.removeprefix("0x") for f in (UPSTREAM / "lookup_hashes").iterdir()
+           for line in f.read_text().splitlines() for h in json.loads(line)["chunk_hashes"]}
+    blob = b"".join(p.read_bytes() for p in _all_files(path)).decode("utf-8", "replace")
+    assert not any(h in blob for h in raw)
+
+
+def test_rerun_never_overwrites_silently(tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "p"
+    _, path = collect_lmcache(_file_options(out))
+    snapshot = {p: p.read_bytes() for p in _all_files(path)}
+    with pytest.raises(FileExistsError):
+        collect_lmcache(_file_options(out))
+    assert {p: p.read_bytes() for p in _all_files(path)} == snapshot
+    args = ["collect-lmcache", "--output-dir", str(out), "--lmcache-log-file",
+            str(UPSTREAM / "logs" / "mp_server.log")]
+    assert main(args) == 2 and "refusing to overwrite" in capsys.readouterr().err
+    assert main([*args, "--force"]) == 0
+    assert [e.kind for e in Packet.load(out).evidence] == ["log"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_interrupted_write_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def boom(*a: object, **k: object) -> dict[str, str]:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Packet, "_write_evidence", staticmethod(boom))
+    with pytest.raises(KeyboardInterrupt):
+        collect_lmcache(_file_options(tmp_path / "p"))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_damaged_trace_does_not_abort_the_packet(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.lct"
+    bad.write_bytes((UPSTREAM / "storage.lct").read_bytes()[:30000])
+    notatrace = tmp_path / "x.lct"
+    notatrace.write_bytes(b"hello")
+    packet, _ = collect_lmcache(CollectOptions(
+        output_dir=str(tmp_path / "p"), lmcache_trace_files=[str(bad), str(notatrace)],
+        lmcache_log_files=[str(UPSTREAM / "logs" / "mp_server.log")]))
+    statuses = [(e.kind, e.status) for e in packet.evidence]
+    assert statuses == [("log", "ok"), ("trace", "partial"), ("trace", "malformed")]
+    partial = packet.of_kind("trace")[0]
+    assert partial.facts.summary.total_records > 0
+    assert partial.problems[0].offset is not None
+
+
+def test_cli_collect_prints_and_writes(tmp_path: Path, server: FakeMPServer,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "cli-packet"
+    code = main(["collect-lmcache", "--output-dir", str(out), "--lmcache-http-base-url",
+                 server.url, "--lmcache-http-thread-name", "EventBus", "--lmcache-metrics-file",
+                 str(METRICS), "--expect-mode", "mp", "--mp-tracing-enabled"])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert f"packet written: {out}" in text and "http" in text
+    packet = Packet.load(out)
+    assert packet.settings.expected_mode == "mp" and packet.settings.mp_tracing_enabled is True
+    assert packet.settings.http_thread_names == ["EventBus"]
+    assert ("GET", "/threads?name=EventBus") in server.requests
+    assert msgspec.json.decode((out / "packet.json").read_bytes())["inputs"]
