@@ -598,6 +598,7 @@ class _Builder:
         self.types = OM_TYPES if self.om else PROM_TYPES
         self.suffixes = _OM_SUFFIXES if self.om else _PROM_SUFFIXES
         self.problems: list[ParseProblem] = []
+        self.misnamed: dict[int, str] = {}  # OpenMetrics: name id -> what was expected
         self.fams: list[_Fam] = []
         self.by_name: dict[str, int] = {}
         self.names = [b.decode("ascii") for b in tok.names]
@@ -643,6 +644,17 @@ class _Builder:
                     if typ is not None and suf in self.suffixes.get(typ, ()):
                         return j, suf
         return self.family(name, line), ""
+
+    def check_sample_name(self, nid: int, fi: int, suffix: str) -> None:
+        """OpenMetrics names every sample of a typed family with one of the type's
+        suffixes (a counter `x` has `x_total` and `x_created`, never `x`)."""
+        fam = self.fams[fi]
+        if not self.om or suffix or fam.type is None:
+            return
+        allowed = self.suffixes.get(fam.type, ("",))
+        if "" not in allowed:
+            names = " or ".join(fam.name + s for s in allowed)
+            self.misnamed[nid] = f"a sample named {names} in {fam.type} {fam.name} (OpenMetrics)"
 
     def meta(self, row: int, kind: int) -> None:
         tok = self.tok
@@ -739,15 +751,17 @@ class _Builder:
         heapq.heapify(heap)
         resolved: dict[int, tuple[int, str]] = {}
         switches: list[tuple[int, int, int]] = []  # name id, after row, family
+        switched: dict[int, int] = {}
         while heap:
             r, _, nid = heapq.heappop(heap)
             if nid >= 0:
                 got = resolved.get(nid)
                 if got is None:
                     got = resolved[nid] = self.resolve(self.names[nid], int(tok.line[r]))
+                    self.check_sample_name(nid, *got)
                     self.fams[got[0]].has_samples = True
-                else:  # first sample after a switch
-                    self.fams[self.by_name[self.names[nid]]].has_samples = True
+                else:  # the first sample after a switch
+                    self.fams[switched[nid]].has_samples = True
                 continue
             k = int(kind[r])
             if k == pt.K_ERROR:
@@ -760,13 +774,11 @@ class _Builder:
             name = self.names[nid]
             existed = name in self.by_name
             self.meta(r, k)
-            prev = resolved.get(nid)
-            if not existed and name in self.by_name and prev is not None:
+            if not existed and name in self.by_name and nid in resolved:
                 # samples named `name` so far joined another family; from here on they
                 # join the family this line created (exact names win).
-                fi = self.by_name[name]
+                fi = switched[nid] = self.by_name[name]
                 switches.append((nid, r, fi))
-                resolved[nid] = (fi, "")
                 later = np.flatnonzero(is_sample & (tok.name == nid))
                 later = later[(later > r) & (later < eof)]
                 if len(later):
@@ -800,6 +812,10 @@ class _Builder:
         if eof < n:
             row_fam[eof:] = -1
         keep = row_fam >= 0
+        for nid, what in self.misnamed.items():
+            for r in np.flatnonzero(keep & (names == nid)).tolist():
+                self.problem(int(tok.line[r]), 1, what)
+                keep[r] = False
         self.check_bound_labels(row_role, keep)
         idx = np.flatnonzero(keep)
         ts = tok.ts[idx]
