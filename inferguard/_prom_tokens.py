@@ -267,14 +267,17 @@ class _Scanner:
                 raise _Fail(E_QUOTE, i)
             i += 1
             v = i
+            q = -1
             while True:
-                q = s.find(b'"', i)
-                b = s.find(b"\\", i)
-                j = q if b < 0 or (0 <= q < b) else b
+                if q < i:  # the next quote, unless an escape is still before the last one
+                    q = s.find(b'"', i)
+                    if q < 0:
+                        q = n
+                j = s.find(b"\\", i, q)
                 if j < 0:
-                    raise _Fail(E_UNTERMINATED, n)
-                if s[j] == _DQ:
-                    i = j
+                    if q >= n:
+                        raise _Fail(E_UNTERMINATED, n)
+                    i = q
                     break
                 if j + 1 >= n or s[j + 1] not in b'\\"n':
                     raise _Fail(E_ESCAPE, j)

@@ -30,7 +30,7 @@ from __future__ import annotations
 import heapq
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -110,7 +110,7 @@ class PromParseError(ValueError):
         self.problem = problem
 
 
-class Exemplar(msgspec.Struct, frozen=True):
+class Exemplar(msgspec.Struct, frozen=True, gc=False):
     """An OpenMetrics exemplar: labels, value and optional timestamp (seconds)."""
 
     labels: Labels
@@ -118,7 +118,7 @@ class Exemplar(msgspec.Struct, frozen=True):
     timestamp: float | None = None
 
 
-class Sample(msgspec.Struct, frozen=True):
+class Sample(msgspec.Struct, frozen=True, gc=False):
     """One sample line: name as written, labels in written order (values unescaped),
     value, timestamp in seconds (0.0.4 milliseconds are converted), exemplar, line."""
 
@@ -137,7 +137,7 @@ class Sample(msgspec.Struct, frozen=True):
         return default
 
 
-class MetricFamily(msgspec.Struct, frozen=True):
+class MetricFamily(msgspec.Struct, frozen=True, gc=False):
     """A metric family: metadata plus its samples in file order."""
 
     name: str
@@ -212,8 +212,8 @@ class Exposition:
     `families` and `family()` build `MetricFamily` objects on demand."""
 
     __slots__ = (
-        "_canon", "_fam_names", "_fams", "_lab_name", "_lab_value", "_label_cache",
-        "_materialised", "_names", "_norm", "_order", "_pair_bytes", "_s_exemplar",
+        "_fam_names", "_fams", "_lab_name", "_lab_value", "_label_pairs", "_materialised",
+        "_names", "_norm", "_order", "_pair_list", "_s_exemplar",
         "_s_lab_count", "_s_lab_first", "_s_name", "_str_ids", "_strs", "_strs_raw", "_zero",
         "backend", "family_index", "format", "lines", "path", "problems", "size_bytes",
         "timestamps", "values",
@@ -249,12 +249,11 @@ class Exposition:
         self._lab_name = lab_name
         self._lab_value = lab_value
         self._s_exemplar = exemplars
-        self._label_cache: dict[bytes, Labels] = {b"": ()}
-        self._pair_bytes: bytes | None = None
+        self._pair_list: list[int] | None = None
+        self._label_pairs = _PairCache(self._str)
         self._order: tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]] | None = None
         self._zero: tuple[npt.NDArray[np.intp], npt.NDArray[np.float64]] | None = None
         self._norm: dict[str, list[int]] | None = None
-        self._canon: bytes | None = None
         self._materialised: dict[int, MetricFamily] = {}
         for a in (s_fam, s_name, s_line, s_value, s_ts, s_lab_first, s_lab_count,
                   lab_name, lab_value):
@@ -378,30 +377,21 @@ class Exposition:
             out.setdefault(key, []).append((bound, s.value))
         return {k: tuple(sorted(v)) for k, v in out.items()}
 
-    def _series_keys(self) -> list[tuple[int, bytes]]:
-        """Per sample: (name id, its label pairs in canonical order, as bytes)."""
-        canon = self._canonical()
-        return [(nid, canon[8 * a:8 * (a + c)]) for nid, a, c in zip(
-            self._s_name.tolist(), self._s_lab_first.tolist(), self._s_lab_count.tolist(),
-            strict=True)]
-
     def series_counts(self) -> npt.NDArray[np.intp]:
-        """Distinct series (name + label set) per family, by family index."""
-        seen = set(zip(self.family_index.tolist(), self._series_keys(), strict=True))
-        fams = np.fromiter((f for f, _ in seen), np.intp, len(seen))
+        """Distinct series (name + label set, in any label order) per family, by index."""
+        pl = self._pairs()
+        seen = {(f, nid, tuple(sorted(pl[a:a + c]))) for f, nid, a, c in zip(
+            self.family_index.tolist(), self._s_name.tolist(), self._s_lab_first.tolist(),
+            self._s_lab_count.tolist(), strict=True)}
+        fams = np.fromiter((k[0] for k in seen), np.intp, len(seen))
         return np.bincount(fams, minlength=len(self._fams))
 
     def to_numpy(self) -> SeriesArray:
         """Values as a float64 array with a series index, for bulk comparison."""
-        made: dict[tuple[int, bytes], SeriesKey] = {}
-        keys: list[SeriesKey] = []
         names, labels = self._names, self._labels
-        for sk, a, c in zip(self._series_keys(), self._s_lab_first.tolist(),
-                            self._s_lab_count.tolist(), strict=True):
-            key = made.get(sk)
-            if key is None:
-                key = made[sk] = (names[sk[0]], tuple(sorted(labels(a, c))))
-            keys.append(key)
+        keys = [(names[nid], tuple(sorted(labels(a, c)))) for nid, a, c in zip(
+            self._s_name.tolist(), self._s_lab_first.tolist(), self._s_lab_count.tolist(),
+            strict=True)]
         index = {k: i for i, k in enumerate(keys)}
         return SeriesArray(tuple(keys), self.values, self.timestamps, self.family_index, index)
 
@@ -420,42 +410,16 @@ class Exposition:
             self._str_ids = {b: i for i, b in enumerate(self._strs_raw)}
         return self._str_ids.get(text.encode())
 
-    def _pairs(self) -> bytes:
-        """All label entries as int64 (name id << 32 | value id), as bytes."""
-        if self._pair_bytes is None:
+    def _pairs(self) -> list[int]:
+        """All label entries as ints (name id << 32 | value id)."""
+        if self._pair_list is None:
             pairs = (self._lab_name.astype(np.int64) << 32) | self._lab_value.astype(np.int64)
-            self._pair_bytes = pairs.tobytes()
-        return self._pair_bytes
+            self._pair_list = pairs.tolist()
+        return self._pair_list
 
     def _labels(self, first: int, count: int) -> Labels:
-        """The labels of a sample, in written order (cached per distinct label set)."""
-        key = self._pairs()[8 * first:8 * (first + count)]
-        got = self._label_cache.get(key)
-        if got is None:
-            s = self._str
-            ln = self._lab_name[first:first + count].tolist()
-            lv = self._lab_value[first:first + count].tolist()
-            got = self._label_cache[key] = tuple(
-                (s(a), s(b)) for a, b in zip(ln, lv, strict=True))
-        return got
-
-    def _canonical(self) -> bytes:
-        """The label entries with each sample's pairs sorted (by label name id), as bytes:
-        two spellings of one label set share a key."""
-        if self._canon is None:
-            pairs = np.frombuffer(self._pairs(), np.int64).copy()
-            first, count = self._s_lab_first, self._s_lab_count
-            multi = count > 1
-            if multi.any():
-                ent = _ranges(first[multi], count[multi] - 1)
-                bad = ent[pairs[ent] >= pairs[ent + 1]]
-                if len(bad):
-                    rows = np.unique(np.searchsorted(first, bad, side="right") - 1)
-                    for r in rows.tolist():
-                        a, b = int(first[r]), int(first[r] + count[r])
-                        pairs[a:b] = np.sort(pairs[a:b])
-            self._canon = pairs.tobytes()
-        return self._canon
+        """The labels of a sample, in written order, values unescaped."""
+        return tuple(map(self._label_pairs.__getitem__, self._pairs()[first:first + count]))
 
     def _family_at(self, fi: int) -> MetricFamily:
         got = self._materialised.get(fi)
@@ -499,6 +463,18 @@ class Exposition:
             all_zero=[b.name for b in briefs if b.all_zero],
             no_samples=[b.name for b in briefs if b.samples == 0], lmcache=lm,
             problems=list(self.problems[:max_problems]), problem_count=len(self.problems))
+
+
+class _PairCache(dict[int, tuple[str, str]]):
+    """(name id << 32 | value id) -> (name, value), decoded on first use."""
+
+    def __init__(self, text: Callable[[int], str]) -> None:
+        super().__init__()
+        self.text = text
+
+    def __missing__(self, pair: int) -> tuple[str, str]:
+        got = self[pair] = (self.text(pair >> 32), self.text(pair & 0xFFFFFFFF))
+        return got
 
 
 def _ranges(first: npt.NDArray[np.int64], count: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:

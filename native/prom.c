@@ -497,7 +497,7 @@ static int scan_labels(ctx *c, size_t *pi, line_out *o, int64_t k0) {
         }
     }
     for (;;) {
-        size_t a = i, an, v, vn;
+        size_t a = i, an, v, vn, qi;
         if (resume) {
             resume = 0;
             goto separator;
@@ -518,12 +518,16 @@ static int scan_labels(ctx *c, size_t *pi, line_out *o, int64_t k0) {
         if (i >= n || s[i] != '"') { o->err = PROM_E_QUOTE; o->err_at = i; return L_OK; }
         i++;
         v = i;
+        /* The value runs to the first '"' not escaped: find the next quote, then any
+         * backslash before it (both with memchr); an escape past the quote moves it. */
+        qi = SIZE_MAX; /* not searched yet */
         for (;;) {
-            /* The value runs to the first '"' not escaped: find the next quote, then any
-             * backslash before it (both with memchr). */
-            const uint8_t *q = memchr(s + i, '"', n - i);
-            size_t qi = q ? (size_t)(q - s) : n;
-            const uint8_t *b = memchr(s + i, '\\', qi - i);
+            const uint8_t *b;
+            if (qi == SIZE_MAX || i > qi) {
+                const uint8_t *q = memchr(s + i, '"', n - i);
+                qi = q ? (size_t)(q - s) : n;
+            }
+            b = memchr(s + i, '\\', qi - i);
             if (!b) {
                 i = qi;
                 if (i >= n) { o->err = PROM_E_UNTERMINATED; o->err_at = n; return L_OK; }
