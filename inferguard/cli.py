@@ -11,6 +11,7 @@ import msgspec
 
 from inferguard import __version__
 from inferguard._cli_collect import add_collect_parser
+from inferguard._cli_compat import add_compat_parsers
 from inferguard._native import native_backend
 from inferguard.prom import MetricsSummary, summarize_metrics
 from inferguard.trace import TraceFormatError, TraceSummary, summarize_trace
@@ -178,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     msum.add_argument("--json", action="store_true", help="print the summary as JSON")
     msum.set_defaults(func=_metrics_summary)
     add_collect_parser(sub)
+    add_compat_parsers(sub)
     return p
 
 

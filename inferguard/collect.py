@@ -21,6 +21,7 @@ from inferguard.packet import Packet, PacketInput, PacketSettings
 from inferguard.readers import read_evidence, read_metrics_bytes
 
 MAX_SCRAPE_BYTES = 256 << 20
+COMPAT_REPORT_FILE = "metrics/lmcache_compat_report.json"
 
 
 class CollectOptions(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -124,5 +125,9 @@ def collect_lmcache(opts: CollectOptions, *, transport: Any = None) -> tuple[Pac
         settings = msgspec.structs.replace(settings,
                                            http_thread_names=list(opts.lmcache_http_thread_names))
     packet = Packet(settings=settings, evidence=evidence, inputs=inputs)
-    written = packet.write(out, overwrite=opts.overwrite, blobs=blobs)
+    from inferguard.compat import compat
+
+    report = compat(packet)
+    written = packet.write(out, overwrite=opts.overwrite, blobs=blobs,
+                           extra_files={COMPAT_REPORT_FILE: report})
     return Packet.load(written), written

@@ -134,10 +134,12 @@ class Packet(msgspec.Struct, frozen=True, omit_defaults=True):
     # -- disk --------------------------------------------------------------------------
 
     def write(self, directory: str | os.PathLike[str], *, overwrite: bool = False,
-              blobs: dict[str, bytes] | None = None) -> Path:
+              blobs: dict[str, bytes] | None = None,
+              extra_files: dict[str, Any] | None = None) -> Path:
         """Write the packet atomically: copies of the inputs, evidence files, manifest.
 
-        `blobs` holds the bytes of inputs that are not files (live scrapes, by URL).
+        `blobs` holds the bytes of inputs that are not files (live scrapes, by URL);
+        `extra_files` maps packet-relative paths to objects written as JSON (reports).
         Refuses an existing directory unless `overwrite`; then the old packet is replaced
         by one rename and removed only after the new one is in place."""
         from inferguard import __version__
@@ -151,6 +153,9 @@ class Packet(msgspec.Struct, frozen=True, omit_defaults=True):
         try:
             inputs, evidence, problems = self._copy_inputs(tmp, blobs or {})
             files = self._write_evidence(tmp, evidence)
+            for rel, obj in (extra_files or {}).items():
+                (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+                _write_json(tmp / rel, obj)
             manifest = Manifest(PACKET_SCHEMA, self.created_at or _now(), __version__,
                                 self.settings, inputs, files, self.problems + problems)
             _write_json(tmp / "packet.json", manifest)

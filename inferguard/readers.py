@@ -7,6 +7,7 @@ never an exception), and the registry maps every kind to its reader.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -27,18 +28,71 @@ from inferguard.lmcache_http import HttpFacts, read_http_capture_dir
 from inferguard.logs import LogFacts, read_log
 from inferguard.lookup_hashes import LookupHashFacts, read_lookup_hashes
 from inferguard.otel import OtelFacts, read_otel
-from inferguard.prom import MetricsSummary, parse_text
+from inferguard.prom import Exposition, MetricsSummary, parse_text
 from inferguard.replay import ReplayFacts, read_replay
 from inferguard.trace import TraceFile, TraceFormatError, TraceSummary
 
 MAX_METRICS_BYTES = 1 << 30
 
 
+MAX_LABEL_VALUES = 64
+
+
+class LabelValues(msgspec.Struct, frozen=True):
+    """The values one label takes in a family (at most 64 kept, all counted)."""
+
+    distinct: int
+    values: list[str]
+
+
+class FamilyStats(msgspec.Struct, frozen=True, omit_defaults=True):
+    """What compat needs of one family: presence, size, zero or not, totals, label sets.
+
+    `total` sums counter and gauge samples, or histogram/summary `_count` samples;
+    `_created` samples (timestamps) never count as data."""
+
+    name: str
+    type: str
+    samples: int
+    series: int
+    nonzero_samples: int
+    total: float
+    labels: dict[str, LabelValues] = msgspec.field(default_factory=dict)
+
+
 class MetricsFacts(msgspec.Struct, frozen=True, tag="metrics", omit_defaults=True):
-    """A Prometheus/OpenMetrics scrape: its summary, and who exported it."""
+    """A Prometheus/OpenMetrics scrape: its summary, per-family stats, and who exported it."""
 
     summary: MetricsSummary
     service_instance_ids: list[str] = msgspec.field(default_factory=list)
+    families: list[FamilyStats] = msgspec.field(default_factory=list)
+
+    def family(self, name: str) -> FamilyStats | None:
+        return next((f for f in self.families if f.name == name), None)
+
+
+def family_stats(exp: Exposition) -> list[FamilyStats]:
+    out = []
+    for fam in exp.families:
+        data = [s for s in fam.samples if not s.name.endswith("_created")]
+        if fam.type in ("histogram", "gaugehistogram", "summary"):
+            counted = [s for s in data if s.name.endswith("_count")]
+        else:
+            counted = data
+        series = {(s.name, s.labels) for s in data}
+        labels: dict[str, set[str]] = {}
+        for s in data:
+            for k, v in s.labels:
+                if k not in ("le", "quantile"):
+                    labels.setdefault(k, set()).add(v)
+        total = math.fsum(s.value for s in counted if math.isfinite(s.value))
+        out.append(FamilyStats(
+            name=fam.name, type=fam.type, samples=len(data), series=len(series),
+            nonzero_samples=sum(1 for s in data if s.value != 0 and not math.isnan(s.value)),
+            total=total,
+            labels={k: LabelValues(len(v), sorted(v)[:MAX_LABEL_VALUES])
+                    for k, v in sorted(labels.items())}))
+    return out
 
 
 class TraceFacts(msgspec.Struct, frozen=True, tag="trace"):
@@ -64,7 +118,8 @@ def read_metrics_bytes(data: bytes, source: EvidenceSource, kind: EvidenceKind) 
         problems.append(Problem(f"{summary.problem_count - len(problems)} more problems"))
     status = status_from(problems, readable=summary.families > 0 or not problems)
     return Evidence(kind=kind, source=source, status=status,
-                    facts=MetricsFacts(summary, sorted(ids)), problems=problems)
+                    facts=MetricsFacts(summary, sorted(ids), family_stats(exp)),
+                    problems=problems)
 
 
 def read_metrics(path: str | os.PathLike[str], kind: EvidenceKind = "lmcache_metrics"
@@ -141,6 +196,23 @@ def decode_evidence(obj: Any) -> Evidence:
     if isinstance(ev.facts, dict):
         ev = msgspec.structs.replace(ev, facts=msgspec.convert(ev.facts, Facts))
     return ev
+
+
+def load_evidence_set(path: str | os.PathLike[str], kind: str) -> list[Evidence]:
+    """Every Evidence in an InferGuard evidence JSON file (a set, or a single one)."""
+    data, source, problem = read_source(path, max_bytes=256 << 20)
+    k: Any = kind
+    if data is None:
+        assert problem is not None
+        return [Evidence(kind=k, source=source, status="malformed", problems=[problem])]
+    try:
+        doc = msgspec.json.decode(data)
+        items = doc["evidence"] if isinstance(doc, dict) and "evidence" in doc else [doc]
+        return [decode_evidence(e) for e in items]
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError, KeyError,
+            TypeError) as exc:
+        return [Evidence(kind=k, source=source, status="malformed",
+                         problems=[Problem(f"not an InferGuard evidence file: {exc}")])]
 
 
 def load_evidence_file(path: str | os.PathLike[str], kind: str | None = None) -> Evidence:

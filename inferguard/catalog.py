@@ -1,0 +1,288 @@
+"""Every metric family InferGuard knows, as data.
+
+One row per family: the name it is scraped under (0.5.6 Prometheus form, unit suffixes and
+`_total` included), other forms it takes (OTel dotted names, older names), its type, whether
+`--metrics-sample-rate` samples it, whether it appears only after first use, and the
+conditions under which it can appear at all. Groups say which modes require them. Adding an
+upstream name is a one-line change here; no code path branches on a family name.
+
+Conditions (`applies`):
+  l2              an MP L2 adapter is configured (`--l2-configured`)
+  lmcache_driven  the lmcache-driven transfer path ran (store/retrieve, L0->L1 throughput)
+  gpu             a GPU engine drives the server (L0 block lifecycle, phase timing)
+  blend           `lmcache server --engine-type blend`
+  non_blend       not a CacheBlend server (CB lookups do not feed lmcache_mp_lookup_*)
+  p2p             P2P is enabled
+  p2p_serving     this instance served KV to a peer (only the serving peer records P2P metrics)
+  event           appears only when its event happens (an eviction, a failure, a timeout)
+  legacy          older LMCache versions only
+  never           documented upstream but never registered by any release
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+Mode = Literal["mp", "embedded_vllm", "embedded_sglang", "p2p", "pd", "controller_only",
+               "unknown"]
+Surface = Literal["lmcache_mp", "lmcache", "lmcache_blend", "vllm", "sglang", "sglang_hicache"]
+
+
+class FamilySpec(msgspec.Struct, frozen=True, omit_defaults=True):
+    name: str
+    group: str
+    type: str
+    forms: tuple[str, ...] = ()
+    sampled: bool = False
+    lazy: bool = True
+    applies: tuple[str, ...] = ()
+    core: bool = False
+    note: str = ""
+
+
+class GroupSpec(msgspec.Struct, frozen=True, omit_defaults=True):
+    id: str
+    title: str
+    surface: Surface
+    required_for: tuple[str, ...] = ()
+    note: str = ""
+
+
+GROUPS: tuple[GroupSpec, ...] = (
+    GroupSpec("mp_storage_manager", "StorageManager read/write", "lmcache_mp",
+              note="0.5.6 has no StorageManager counters; the page's group is served by the "
+                   "L1 and lookup families"),
+    GroupSpec("mp_l1", "L1 read/write/eviction", "lmcache_mp", ("mp",)),
+    GroupSpec("mp_l1_lifecycle", "L1 chunk lifecycle", "lmcache_mp"),
+    GroupSpec("mp_real_reuse", "real reuse (cache_salt)", "lmcache_mp"),
+    GroupSpec("mp_l2", "L2 store/prefetch", "lmcache_mp"),
+    GroupSpec("mp_l2_throughput", "L2 throughput", "lmcache_mp"),
+    GroupSpec("mp_lookup_tokens", "lookup tokens", "lmcache_mp", ("mp",)),
+    GroupSpec("mp_l0_lifecycle", "L0 GPU block lifecycle", "lmcache_mp"),
+    GroupSpec("mp_l0_l1_throughput", "L0->L1 throughput", "lmcache_mp"),
+    GroupSpec("mp_transfer", "store/retrieve transfers", "lmcache_mp"),
+    GroupSpec("mp_engine_loaded", "engine loaded chunks", "lmcache_mp"),
+    GroupSpec("mp_health", "failures and timeouts", "lmcache_mp"),
+    GroupSpec("mp_gauges", "gauges", "lmcache_mp", ("mp",)),
+    GroupSpec("mp_event_bus", "EventBus", "lmcache_mp"),
+    GroupSpec("embedded_requests", "embedded request/token counters", "lmcache",
+              ("embedded_vllm", "embedded_sglang")),
+    GroupSpec("embedded_latency", "embedded retrieve/store latency and speed", "lmcache"),
+    GroupSpec("embedded_backends", "embedded local/remote backends and memory", "lmcache"),
+    GroupSpec("embedded_gauges", "embedded gauges (headers only through multiprocess)",
+              "lmcache"),
+    GroupSpec("p2p", "P2P transfer", "lmcache", ("p2p",)),
+    GroupSpec("blend", "CacheBlend", "lmcache_blend"),
+    GroupSpec("vllm_prefix_cache", "vLLM prefix cache and external (connector) hits", "vllm",
+              ("mp", "embedded_vllm")),
+    GroupSpec("vllm_scheduler", "vLLM scheduler and latency", "vllm"),
+    GroupSpec("vllm_lmcache_mp", "vLLM-side MP connector (lmcache 0.5.6)", "vllm"),
+    GroupSpec("sglang_cache", "SGLang cache and scheduler", "sglang", ("embedded_sglang",)),
+    GroupSpec("sglang_hicache", "SGLang HiCache / storage (not LMCache proof)", "sglang_hicache"),
+)
+
+
+def _f(group: str, type_: str, names: str, **kw: object) -> list[FamilySpec]:
+    return [FamilySpec(n, group, type_, **kw) for n in names.split()]  # type: ignore[arg-type]
+
+
+_MP = "lmcache_mp_"
+
+FAMILIES: tuple[FamilySpec, ...] = tuple([
+    # StorageManager counters of older versions (0.5.6 has none).
+    *_f("mp_storage_manager", "counter",
+        f"{_MP}sm_read_requests_total {_MP}sm_write_requests_total", applies=("legacy",)),
+    # L1
+    FamilySpec(f"{_MP}l1_read_chunks_total", "mp_l1", "counter", ("lmcache_mp.l1_read",),
+               core=True),
+    FamilySpec(f"{_MP}l1_write_chunks_total", "mp_l1", "counter", ("lmcache_mp.l1_write",),
+               core=True),
+    FamilySpec(f"{_MP}l1_evicted_chunks_total", "mp_l1", "counter", ("lmcache_mp.l1_evicted",),
+               applies=("event",), note="appears at the first eviction"),
+    FamilySpec(f"{_MP}l1_eviction_loop_ticks_total", "mp_l1", "counter",
+               ("lmcache_mp.l1_eviction_loop_ticks",), lazy=False,
+               note="+1 per second while the eviction loop lives"),
+    FamilySpec(f"{_MP}l1_eviction_loop_triggered_total", "mp_l1", "counter", applies=("event",),
+               note="ticks with usage above the watermark (0.8)"),
+    # L1 lifecycle (sampled)
+    *_f("mp_l1_lifecycle", "histogram",
+        f"{_MP}l1_chunk_lifetime_seconds {_MP}l1_chunk_idle_before_evict_seconds "
+        f"{_MP}l1_chunk_evict_reuse_gap_seconds", sampled=True, applies=("event",),
+        note="recorded at eviction"),
+    FamilySpec(f"{_MP}l1_chunk_reuse_gap_seconds", "mp_l1_lifecycle", "histogram",
+               sampled=True),
+    # real reuse (sampled)
+    *_f("mp_real_reuse", "histogram",
+        f"{_MP}real_reuse_gap_seconds {_MP}real_reuse_gap_objects", sampled=True,
+        note="recorded on reads of keys seen before"),
+    # L2
+    *_f("mp_l2", "counter",
+        f"{_MP}l2_store_submitted_requests_total {_MP}l2_store_submitted_objects_chunks_total "
+        f"{_MP}l2_store_completed_requests_total {_MP}l2_store_completed_objects_chunks_total "
+        f"{_MP}l2_load_completed_requests_total {_MP}l2_prefetch_lookup_requests_total "
+        f"{_MP}l2_prefetch_lookup_objects_chunks_total "
+        f"{_MP}l2_prefetch_load_submitted_requests_total "
+        f"{_MP}l2_prefetch_load_submitted_objects_chunks_total "
+        f"{_MP}l2_prefetch_load_completed_chunks_total", applies=("l2",)),
+    FamilySpec(f"{_MP}l2_evicted_objects_chunks_total", "mp_l2", "counter",
+               applies=("l2", "event")),
+    FamilySpec(f"{_MP}l2_usage_bytes", "mp_l2", "gauge", applies=("l2",), lazy=False),
+    *_f("mp_l2", "gauge", f"{_MP}num_inflight_l2_stores {_MP}num_inflight_l2_loads "
+        f"{_MP}inflight_load_memory_usage_bytes", applies=("l2",),
+        note="only adapters with work in flight appear"),
+    # L2 throughput
+    *_f("mp_l2_throughput", "histogram",
+        f"{_MP}l2_store_throughput_GB_per_second {_MP}l2_load_throughput_GB_per_second",
+        applies=("l2",)),
+    # lookup tokens
+    *_f("mp_lookup_tokens", "counter",
+        f"{_MP}lookup_requested_tokens_total {_MP}lookup_hit_tokens_total "
+        f"{_MP}lookups_requests_total", core=True, applies=("non_blend",)),
+    *_f("mp_lookup_tokens", "counter",
+        f"{_MP}lookup_hit_l1_tokens_total {_MP}lookup_hit_l2_tokens_total "
+        f"{_MP}lookup_hit_l1_keys_total {_MP}lookup_hit_l2_keys_total", applies=("non_blend",)),
+    FamilySpec(f"{_MP}lookup_early_exit_requests_total", "mp_lookup_tokens", "counter",
+               applies=("event",), note="reason: no_gpu_context, empty_chunk_hashes, ..."),
+    # L0 lifecycle (GPU, sampled)
+    *_f("mp_l0_lifecycle", "histogram",
+        f"{_MP}l0_block_lifetime_seconds {_MP}l0_block_idle_before_evict_seconds "
+        f"{_MP}l0_block_reuse_gap_seconds", sampled=True, applies=("gpu",)),
+    # L0 -> L1 throughput (lmcache-driven path)
+    *_f("mp_l0_l1_throughput", "histogram",
+        f"{_MP}l0_l1_store_throughput_GB_per_second {_MP}l0_l1_load_throughput_GB_per_second",
+        applies=("lmcache_driven",)),
+    *_f("mp_l0_l1_throughput", "histogram",
+        f"{_MP}transfer_staging_throughput_GB_per_second", applies=("gpu",)),
+    *_f("mp_l0_l1_throughput", "counter",
+        f"{_MP}transfer_phase_bytes_total {_MP}transfer_phase_elapsed_seconds_total",
+        applies=("gpu",)),
+    # store/retrieve transfers (lmcache-driven path)
+    *_f("mp_transfer", "counter",
+        f"{_MP}num_submitted_stores_total {_MP}num_finished_stores_total "
+        f"{_MP}num_submitted_retrieves_total {_MP}num_finished_retrieves_total",
+        applies=("lmcache_driven",)),
+    FamilySpec(f"{_MP}num_chunks_loaded_total", "mp_engine_loaded", "counter",
+               applies=("lmcache_driven",)),
+    # health
+    *_f("mp_health", "counter",
+        f"{_MP}l1_allocation_failure_chunks_total {_MP}l1_read_failure_chunks_total "
+        f"{_MP}l2_prefetch_failure_chunks_total {_MP}timeouts_total", applies=("event",)),
+    # gauges (present from startup)
+    *_f("mp_gauges", "gauge", f"{_MP}l1_memory_usage_bytes {_MP}l1_usage_ratio",
+        lazy=False, core=True),
+    *_f("mp_gauges", "gauge", f"{_MP}l1_staging_bytes {_MP}active_prefetch_jobs", lazy=False),
+    *_f("mp_gauges", "gauge", f"{_MP}l2_store_adapters {_MP}l2_prefetch_adapters",
+        lazy=False, note="present with value 0 even without L2"),
+    FamilySpec(f"{_MP}active_p2p_lookup_jobs", "mp_gauges", "gauge", lazy=False),
+    FamilySpec(f"{_MP}kv_events_log_depth", "mp_gauges", "gauge", lazy=False),
+    # EventBus
+    *_f("mp_event_bus", "gauge",
+        f"{_MP}event_bus_queue_depth {_MP}event_bus_drain_lag_seconds", lazy=False,
+        note="0.5.6 binds these to the dead default bus: they always read 0"),
+    FamilySpec(f"{_MP}event_bus_dropped_events_total", "mp_event_bus", "counter", lazy=False),
+    FamilySpec(f"{_MP}event_bus_subscriber_exceptions_total", "mp_event_bus", "counter",
+               applies=("event",)),
+    # embedded lmcache:* counters
+    *_f("embedded_requests", "counter",
+        "lmcache:num_retrieve_requests lmcache:num_store_requests lmcache:num_lookup_requests "
+        "lmcache:num_requested_tokens lmcache:num_hit_tokens", lazy=False, core=True),
+    *_f("embedded_requests", "counter",
+        "lmcache:num_stored_tokens lmcache:num_lookup_tokens lmcache:num_lookup_hits "
+        "lmcache:num_vllm_hit_tokens lmcache:num_prompt_tokens lmcache:lookup_0_hit_requests",
+        lazy=False),
+    *_f("embedded_latency", "histogram",
+        "lmcache:time_to_retrieve lmcache:time_to_store lmcache:time_to_lookup "
+        "lmcache:retrieve_speed lmcache:store_speed lmcache:request_cache_hit_rate "
+        "lmcache:request_cache_lifespan", lazy=False),
+    *_f("embedded_backends", "counter",
+        "lmcache:num_remote_read_requests lmcache:num_remote_read_bytes "
+        "lmcache:num_remote_write_requests lmcache:num_remote_write_bytes "
+        "lmcache:local_cpu_evict_count lmcache:local_cpu_evict_keys_count "
+        "lmcache:local_cpu_evict_failed_count lmcache:forced_unpin_count", lazy=False),
+    *_f("embedded_backends", "gauge",
+        "lmcache:retrieve_hit_rate lmcache:lookup_hit_rate lmcache:local_cache_usage "
+        "lmcache:remote_cache_usage lmcache:local_storage_usage "
+        "lmcache:active_memory_objs_count lmcache:pinned_memory_objs_count", lazy=False),
+    *_f("embedded_gauges", "gauge",
+        "lmcache:lmcache_is_healthy lmcache:kv_msg_queue_size "
+        "lmcache:pin_monitor_pinned_objects_count", lazy=False,
+        note="set_function gauges: headers only through a multiprocess /metrics"),
+    # P2P
+    *_f("p2p", "histogram", "lmcache:p2p_time_to_transfer lmcache:p2p_transfer_speed",
+        applies=("p2p_serving",), lazy=False, note="recorded by the serving peer only"),
+    *_f("p2p", "counter", "lmcache:num_p2p_requests lmcache:num_p2p_transferred_tokens",
+        applies=("never",), note="documented but never registered by any release"),
+    # CacheBlend
+    *_f("blend", "counter",
+        "lmcache_blend_lookup_requests_total lmcache_blend_lookup_requested_tokens_total "
+        "lmcache_blend_lookup_hit_tokens_total lmcache_blend_lookup_prefix_hit_tokens_total "
+        "lmcache_blend_lookup_non_prefix_hit_tokens_total "
+        "lmcache_blend_lookup_segmented_prefix_hit_tokens_total "
+        "lmcache_blend_lookup_fingerprint_hits_total lmcache_blend_lookup_storage_hits_total "
+        "lmcache_blend_lookup_stale_chunks_total lmcache_blend_lookup_no_gpu_context_errors_total "
+        "lmcache_blend_retrieve_requests_total lmcache_blend_retrieve_chunks_total "
+        "lmcache_blend_retrieve_failures_total lmcache_blend_retrieve_noops_total "
+        "lmcache_blend_fingerprints_registered_total lmcache_blend_chunks_evicted_total "
+        "lmcache_blend_fingerprint_matches_total lmcache_blend_coordinator_matches_total "
+        "lmcache_blend_coordinator_match_timeouts_total "
+        "lmcache_blend_sparse_prefetch_l2_keys_total "
+        "lmcache_blend_sparse_prefetch_found_keys_total "
+        "lmcache_blend_scatter_tokens_total lmcache_blend_scatter_prefix_chunks_total "
+        "lmcache_blend_scatter_shifted_chunks_total lmcache_blend_scatter_dropped_chunks_total",
+        applies=("blend",)),
+    *_f("blend", "histogram",
+        "lmcache_blend_lookup_duration_milliseconds "
+        "lmcache_blend_fingerprint_match_duration_milliseconds "
+        "lmcache_blend_prefix_lookup_duration_milliseconds "
+        "lmcache_blend_coordinator_match_duration_milliseconds "
+        "lmcache_blend_sparse_prefetch_duration_milliseconds "
+        "lmcache_blend_retrieve_duration_milliseconds lmcache_blend_scatter_duration_milliseconds",
+        applies=("blend",)),
+    # vLLM
+    *_f("vllm_prefix_cache", "counter",
+        "vllm:external_prefix_cache_queries vllm:external_prefix_cache_hits",
+        lazy=False, core=True, note="vLLM's own count of connector (LMCache) hits; vLLM >= 0.12"),
+    *_f("vllm_prefix_cache", "counter",
+        "vllm:prefix_cache_queries vllm:prefix_cache_hits vllm:prompt_tokens_cached", lazy=False),
+    *_f("vllm_scheduler", "gauge",
+        "vllm:num_requests_running vllm:num_requests_waiting vllm:kv_cache_usage_perc",
+        lazy=False),
+    *_f("vllm_scheduler", "counter", "vllm:prompt_tokens vllm:generation_tokens "
+        "vllm:num_preemptions", lazy=False),
+    FamilySpec("vllm:time_to_first_token_seconds", "vllm_scheduler", "histogram", lazy=False),
+    FamilySpec("vllm:lmcache_mp_lookup_duration_seconds", "vllm_lmcache_mp", "histogram",
+               note="lmcache 0.5.6 only"),
+    *_f("vllm_lmcache_mp", "counter",
+        "vllm:lmcache_mp_kv_events_generated_total vllm:lmcache_mp_kv_events_drained_total",
+        note="worker processes: needs a shared PROMETHEUS_MULTIPROC_DIR"),
+    # SGLang
+    FamilySpec("sglang:cache_hit_rate", "sglang_cache", "gauge", lazy=False, core=True),
+    *_f("sglang_cache", "gauge", "sglang:num_running_reqs sglang:num_queue_reqs sglang:token_usage",
+        lazy=False),
+    FamilySpec("sglang:cached_tokens_total", "sglang_cache", "counter", lazy=False),
+    *_f("sglang_hicache", "gauge", "sglang:hicache_host_used_tokens "
+        "sglang:hicache_host_total_tokens", lazy=False),
+    *_f("sglang_hicache", "counter", "sglang:load_back_tokens_total "
+        "sglang:hicache_backup_tokens_total sglang:prefetched_tokens_total "
+        "sglang:backuped_tokens_total sglang:storage_prefetch_hit_tokens_total"),
+])
+
+GROUP_BY_ID = {g.id: g for g in GROUPS}
+LMCACHE_PREFIXES = ("lmcache_mp_", "lmcache_mp.", "lmcache:", "lmcache_", "lmcache.")
+
+
+def families_of(group: str) -> tuple[FamilySpec, ...]:
+    return tuple(f for f in FAMILIES if f.group == group)
+
+
+def _check() -> None:
+    names = [f.name for f in FAMILIES]
+    dupes = {n for n in names if names.count(n) > 1}
+    assert not dupes, f"duplicate catalog names: {dupes}"
+    unknown = {f.group for f in FAMILIES} - set(GROUP_BY_ID)
+    assert not unknown, f"families in unknown groups: {unknown}"
+
+
+_check()

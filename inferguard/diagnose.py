@@ -1,0 +1,472 @@
+"""`diagnose(report)`: findings with stable codes from a compat report.
+
+`FINDING_CODES` is the reference table (code -> severity, title, next step); each rule is
+one small function registered in `RULES` that reads the report and returns findings. A
+finding says what evidence it rests on and its evidence level: log-only findings are
+`inferred_without_engine_metrics` unless measured metrics, HTTP or trace evidence agrees.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any, Literal
+
+import msgspec
+
+from inferguard.compat import CompatReport, FamilyResult
+from inferguard.mode import INFERRED, MISSING_SIGNAL, PARTIAL, SUPPORTED
+
+DIAGNOSIS_SCHEMA = "inferguard.diagnosis/1"
+Severity = Literal["info", "warning", "error"]
+
+
+class CodeSpec(msgspec.Struct, frozen=True):
+    severity: Severity
+    title: str
+    next_step: str
+
+
+FINDING_CODES: dict[str, CodeSpec] = {
+    "lmcache_mode_mismatch": CodeSpec(
+        "error", "the evidence shows a different LMCache mode than expected",
+        "check the connector in the vLLM/SGLang launch and which server the metrics came from"),
+    "lmcache_mode_undetermined": CodeSpec(
+        "warning", "no mode could be determined from the evidence",
+        "add LMCache /metrics, the server log, HTTP status or the launch command"),
+    "lmcache_mp_metrics_missing": CodeSpec(
+        "error", "the LMCache scrape has no lmcache_mp_* family",
+        "scrape /metrics on the MP server's HTTP port (not --prometheus-port); check "
+        "--disable-metrics / --disable-observability, and OTLP-only metric export"),
+    "lmcache_mp_metrics_via_otlp": CodeSpec(
+        "info", "MP metrics are pushed over OTLP, so the pull /metrics carries none",
+        "read lmcache_mp.* from the OTLP collector, or restart without the OTLP metrics endpoint"),
+    "lmcache_required_family_missing": CodeSpec(
+        "error", "required metric families are missing while the cache saw traffic",
+        "compare the LMCache version and launch flags with the catalog; rescrape after load"),
+    "lmcache_mp_lookup_counters_missing": CodeSpec(
+        "warning", "lookup token counters never appeared although L1/StorageManager families did",
+        "drive lookups through the MP connector (LOOKUP requests) and rescrape"),
+    "lmcache_families_not_created_yet": CodeSpec(
+        "info", "lazily created families are absent because no traffic reached the cache yet",
+        "send requests (cold then warm) and scrape again; this is not a broken integration"),
+    "lmcache_transfer_path_families_absent": CodeSpec(
+        "info", "store/retrieve and L0->L1 throughput families exist only on the "
+        "lmcache-driven transfer path", "expected on the engine-driven path; nothing to fix"),
+    "lmcache_zero_hits_after_warmup": CodeSpec(
+        "warning", "lookups ran but no token ever hit",
+        "repeat identical prefixes; check chunk size vs prompt length, the hash seed across "
+        "processes, and L1 capacity"),
+    "lmcache_hash_seed_risk": CodeSpec(
+        "warning", "processes that must share keys may hash differently",
+        "set the same PYTHONHASHSEED in every process (controller included) and compare the "
+        "NONE_HASH log lines"),
+    "lmcache_l1_pressure": CodeSpec(
+        "warning", "L1 is under pressure: evictions or allocation failures",
+        "raise --l1-size-gb or lower the working set; check eviction watermark and L2"),
+    "lmcache_l2_stall": CodeSpec(
+        "warning", "L2 stores or prefetches are not completing",
+        "check the L2 adapter's health and latency; compare submitted vs completed counters"),
+    "lmcache_event_bus_drop_risk": CodeSpec(
+        "warning", "EventBus drops would make metrics undercount",
+        "raise --event-bus-queue-size; watch lmcache_mp_event_bus_dropped_events_total"),
+    "lmcache_event_bus_drops_unobservable": CodeSpec(
+        "info", "the EventBus drop counter is absent: tail drops would be invisible",
+        "scrape the MP server's /metrics with observability enabled"),
+    "lmcache_mp_server_unhealthy": CodeSpec(
+        "error", "the MP server reports itself unhealthy",
+        "read /healthcheck and /periodic-threads-health; check the server log"),
+    "lmcache_tracing_evidence_missing": CodeSpec(
+        "warning", "tracing was declared enabled but no span evidence is in the packet",
+        "export spans to JSON lines with an OTLP collector and add them with "
+        "--lmcache-otel-file"),
+    "lmcache_trace_recording_missing": CodeSpec(
+        "warning", "trace recording was declared enabled but no .lct is in the packet",
+        "add the file named by --trace-output (or $TMPDIR/lmcache-trace-<pid>-*.lct)"),
+    "lmcache_trace_damaged": CodeSpec(
+        "warning", "the .lct trace is damaged or unreadable",
+        "keep the server running until it closes the trace (SIGINT, not SIGKILL); read the "
+        "integrity findings for offsets"),
+    "lmcache_trace_no_reads": CodeSpec(
+        "info", "the trace records writes but no reads", "run warm requests that hit the cache"),
+    "lmcache_sampled_histograms_sparse": CodeSpec(
+        "info", "lifecycle and reuse histograms are sampled",
+        "use --metrics-sample-rate 1.0 in a lab to see every key"),
+    "lmcache_embedded_metrics_not_exported": CodeSpec(
+        "warning", "the engine /metrics has no lmcache:* family",
+        "export PROMETHEUS_MULTIPROC_DIR before launching vLLM, or enable LMCache's internal "
+        "API server; vllm:external_prefix_cache_* still shows connector hits"),
+    "lmcache_sglang_hicache_only": CodeSpec(
+        "warning", "SGLang HiCache metrics without any LMCache evidence",
+        "HiCache is SGLang's own tiering; add --enable-lmcache evidence to claim LMCache"),
+    "lmcache_log_p2p_evidence_present": CodeSpec(
+        "info", "logs show P2P activity", "pair with lmcache:p2p_* on the serving peer and the "
+                                          "requester's retrieve counters"),
+    "lmcache_log_pd_evidence_present": CodeSpec(
+        "info", "logs show disaggregated-prefill activity",
+        "pair with the decoder's retrieve counters and a TTFT baseline"),
+    "lmcache_log_stale_connector": CodeSpec(
+        "warning", "the legacy LMCacheConnector (vLLM V0) is in use",
+        "move to LMCacheConnectorV1 or LMCacheMPConnector unless an old stack is pinned"),
+    "lmcache_blend_retrieve_failures": CodeSpec(
+        "warning", "CacheBlend retrieves fail (the engine recomputes those requests)",
+        "check GPU context and native retrieve support; see cb.retrieve spans"),
+    "lmcache_blend_no_gpu_context": CodeSpec(
+        "warning", "CacheBlend lookups found no GPU context", "register the engine's KV caches"),
+    "lmcache_trace_replay_failures": CodeSpec(
+        "warning", "trace replay had failing handlers",
+        "replay 'failed' means a handler raised; misses are invisible to replay"),
+    "lmcache_trace_replay_config_mismatch": CodeSpec(
+        "info", "the replay ran with a different StorageManager config than recorded",
+        "replay with the recorded flags to compare like with like"),
+    "lmcache_lookup_hash_rotation_gap": CodeSpec(
+        "info", "lookup-hash log files are missing from the rotation sequence",
+        "raise max_files or collect before rotation deletes them"),
+    "lmcache_lookup_hash_evidence_present": CodeSpec(
+        "info", "lookup-hash logs show repeated chunks (reuse potential)",
+        "compare with lookup hit counters to see how much reuse was served"),
+    "lmcache_evidence_malformed": CodeSpec(
+        "warning", "some evidence could not be read",
+        "see the evidence problems for file and line"),
+}
+
+
+class Finding(msgspec.Struct, frozen=True, omit_defaults=True):
+    code: str
+    severity: str
+    level: str
+    message: str
+    next_step: str
+    evidence: list[str] = msgspec.field(default_factory=list)
+
+
+class Diagnosis(msgspec.Struct, frozen=True):
+    mode: str
+    findings: list[Finding]
+    schema: str = DIAGNOSIS_SCHEMA
+
+    def codes(self) -> list[str]:
+        return [f.code for f in self.findings]
+
+
+def _f(code: str, message: str, level: str, evidence: list[str]) -> Finding:
+    spec = FINDING_CODES[code]
+    return Finding(code, spec.severity, level, message, spec.next_step, evidence)
+
+
+Rule = Callable[[CompatReport], Iterator[Finding]]
+RULES: list[Rule] = []
+
+
+def rule(fn: Rule) -> Rule:
+    RULES.append(fn)
+    return fn
+
+
+def _fam(r: CompatReport, name: str) -> FamilyResult | None:
+    return r.family(name)
+
+
+def _total(r: CompatReport, name: str) -> float:
+    f = r.family(name)
+    return (f.total or 0.0) if f is not None and f.total is not None else 0.0
+
+
+def _logs(r: CompatReport) -> dict[str, int]:
+    hints: dict[str, int] = r.facts.get("log_hints", {})
+    return hints
+
+
+def _has_mp_scrape(r: CompatReport) -> bool:
+    return any(e.kind == "lmcache_metrics" and e.status in ("ok", "partial") for e in r.evidence)
+
+
+def _measured(r: CompatReport) -> bool:
+    return any(e.kind in ("lmcache_metrics", "engine_metrics", "http", "trace")
+               and e.status in ("ok", "partial") for e in r.evidence)
+
+
+@rule
+def mode_mismatch(r: CompatReport) -> Iterator[Finding]:
+    if r.expected_mode and r.mode_match is False and r.detected.mode != "unknown":
+        yield _f("lmcache_mode_mismatch",
+                 f"expected {r.expected_mode}, the evidence shows {r.detected.mode} "
+                 f"(confidence {r.detected.confidence:g})", r.detected.level,
+                 [e.detail for c in r.detected.candidates[:1] for e in c.evidence[:3]])
+    if r.detected.mode == "unknown":
+        yield _f("lmcache_mode_undetermined", "no LMCache mode reaches the detection threshold",
+                 MISSING_SIGNAL, [])
+
+
+@rule
+def mp_metrics(r: CompatReport) -> Iterator[Finding]:
+    if r.effective_mode != "mp" or not _has_mp_scrape(r):
+        return
+    present = [f for f in r.families if f.name.startswith("lmcache_mp_")
+               and f.status in ("populated", "zero")]
+    obs = r.lmcache_mp_observability
+    if not present:
+        if obs is not None and obs.disabled_by_config.metrics_via_otlp:
+            yield _f("lmcache_mp_metrics_via_otlp",
+                     "the server log says metrics go to OTLP; the scrape has only process metrics",
+                     SUPPORTED, ["log: OTel MeterProvider initialised with OTLP"])
+        else:
+            yield _f("lmcache_mp_metrics_missing",
+                     "an LMCache scrape is in the packet but holds no lmcache_mp_* family",
+                     MISSING_SIGNAL, [e.source for e in r.evidence if e.kind == "lmcache_metrics"])
+        return
+    if not r.conditions.get("traffic"):
+        absent = [f.name for f in r.families if f.name.startswith("lmcache_mp_")
+                  and f.status == "missing" and "first use" in (f.explanation or "")]
+        if absent:
+            yield _f("lmcache_families_not_created_yet",
+                     f"{len(absent)} lmcache_mp_* families are created on first use and no "
+                     "request reached the cache in this evidence", SUPPORTED, absent[:8])
+    if r.missing_required:
+        yield _f("lmcache_required_family_missing",
+                 "missing required: " + ", ".join(r.missing_required), MISSING_SIGNAL,
+                 r.missing_required)
+    look = r.group("mp_lookup_tokens")
+    l1 = r.group("mp_l1")
+    if look is not None and look.status == "missing" and l1 is not None and l1.status in (
+            "populated", "partial") and r.conditions.get("traffic"):
+        yield _f("lmcache_mp_lookup_counters_missing",
+                 "L1 families are present but lmcache_mp_lookup_* never appeared",
+                 MISSING_SIGNAL, ["lmcache_mp_lookup_requested_tokens_total",
+                                  "lmcache_mp_lookup_hit_tokens_total"])
+    transfer = [f for f in r.families if f.group in ("mp_transfer", "mp_l0_l1_throughput",
+                                                     "mp_engine_loaded")
+                and f.status == "not_applicable" and "lmcache-driven" in (f.explanation or "")]
+    if transfer and r.conditions.get("traffic"):
+        yield _f("lmcache_transfer_path_families_absent",
+                 f"{len(transfer)} store/retrieve/L0->L1 families are absent: this run used the "
+                 "engine-driven path", PARTIAL, [f.name for f in transfer[:6]])
+
+
+@rule
+def zero_hits(r: CompatReport) -> Iterator[Finding]:
+    for req, hit in (("lmcache_mp_lookup_requested_tokens_total",
+                      "lmcache_mp_lookup_hit_tokens_total"),
+                     ("lmcache:num_requested_tokens", "lmcache:num_hit_tokens"),
+                     ("vllm:external_prefix_cache_queries", "vllm:external_prefix_cache_hits")):
+        lookups = _total(r, req)
+        if lookups > 0 and _fam(r, hit) is not None and _total(r, hit) == 0:
+            yield _f("lmcache_zero_hits_after_warmup",
+                     f"{req}={lookups:g} but {hit}=0", SUPPORTED, [req, hit])
+            return
+
+
+@rule
+def hash_seed(r: CompatReport) -> Iterator[Finding]:
+    logs = _logs(r)
+    values: dict[str, list[str]] = r.facts.get("log_values", {})
+    none_hashes = set(values.get("none_hash.value", []))
+    seeds = set(r.facts.get("launch_env", {}).get("PYTHONHASHSEED", []))
+    ev: list[str] = []
+    if logs.get("hash_seed_warning"):
+        ev.append(f"log: {logs['hash_seed_warning']} hash-seed warning lines")
+    if len(none_hashes) > 1:
+        ev.append(f"log: NONE_HASH differs across processes: {sorted(none_hashes)}")
+    if len(seeds) > 1:
+        ev.append(f"launch: PYTHONHASHSEED differs: {sorted(seeds)}")
+    cross = r.effective_mode in ("p2p", "pd") or r.detected.mode in ("p2p", "pd")
+    if cross and not seeds and not ev:
+        ev.append("cross-process mode without a recorded PYTHONHASHSEED")
+    if ev:
+        level = PARTIAL if len(none_hashes) > 1 or len(seeds) > 1 else INFERRED
+        yield _f("lmcache_hash_seed_risk", "; ".join(ev), level, ev)
+
+
+@rule
+def l1_pressure(r: CompatReport) -> Iterator[Finding]:
+    ev = []
+    for name in ("lmcache_mp_l1_evicted_chunks_total",
+                 "lmcache_mp_l1_allocation_failure_chunks_total",
+                 "lmcache_mp_l1_eviction_loop_triggered_total", "lmcache:local_cpu_evict_count"):
+        if _total(r, name) > 0:
+            ev.append(f"{name}={_total(r, name):g}")
+    logs = _logs(r)
+    for hint in ("allocation_failure", "l1_eviction_triggered"):
+        if logs.get(hint):
+            ev.append(f"log: {hint} x{logs[hint]}")
+    if ev:
+        measured = any("=" in e for e in ev)
+        yield _f("lmcache_l1_pressure", "; ".join(ev), SUPPORTED if measured else INFERRED, ev)
+
+
+@rule
+def l2_stall(r: CompatReport) -> Iterator[Finding]:
+    sub = _total(r, "lmcache_mp_l2_store_submitted_requests_total")
+    done = _total(r, "lmcache_mp_l2_store_completed_requests_total")
+    ev = []
+    if sub > 0 and done < sub:
+        ev.append(f"L2 stores submitted {sub:g}, completed {done:g}")
+    if _total(r, "lmcache_mp_l2_prefetch_failure_chunks_total") > 0:
+        ev.append("lmcache_mp_l2_prefetch_failure_chunks_total > 0")
+    if _logs(r).get("l2_store_failed"):
+        ev.append(f"log: L2 store failed x{_logs(r)['l2_store_failed']}")
+    if ev:
+        yield _f("lmcache_l2_stall", "; ".join(ev),
+                 SUPPORTED if any("log:" not in e for e in ev) else INFERRED, ev)
+
+
+@rule
+def event_bus(r: CompatReport) -> Iterator[Finding]:
+    obs = r.lmcache_mp_observability
+    if obs is None or r.effective_mode != "mp":
+        return
+    if obs.event_bus.dropped_events is None:
+        if any(f.name.startswith("lmcache_mp_") and f.status in ("populated", "zero")
+               for f in r.families):
+            yield _f("lmcache_event_bus_drops_unobservable", obs.event_bus.tail_drop_risk,
+                     MISSING_SIGNAL, [])
+    elif obs.event_bus.dropped_events > 0 or _logs(r).get("event_bus_full"):
+        yield _f("lmcache_event_bus_drop_risk", obs.event_bus.tail_drop_risk, SUPPORTED,
+                 ["lmcache_mp_event_bus_dropped_events_total"])
+
+
+@rule
+def health(r: CompatReport) -> Iterator[Finding]:
+    h = r.facts.get("http") or {}
+    if h.get("healthy") is False or h.get("periodic_threads_healthy") is False:
+        ev = [f"/healthcheck healthy={h.get('healthy')}"]
+        if h.get("unhealthy_threads"):
+            ev.append("unhealthy threads: " + ", ".join(h["unhealthy_threads"]))
+        yield _f("lmcache_mp_server_unhealthy", "; ".join(ev), SUPPORTED, ev)
+
+
+@rule
+def tracing_gaps(r: CompatReport) -> Iterator[Finding]:
+    kinds = {e.kind for e in r.evidence if e.status in ("ok", "partial")}
+    if r.settings.mp_tracing_enabled and "otel" not in kinds:
+        yield _f("lmcache_tracing_evidence_missing", "--mp-tracing-enabled but no OTel evidence",
+                 MISSING_SIGNAL, [])
+    if r.settings.mp_trace_recording_enabled and "trace" not in kinds:
+        yield _f("lmcache_trace_recording_missing",
+                 "--mp-trace-recording-enabled but no readable .lct", MISSING_SIGNAL, [])
+    for t in r.facts.get("traces", []):
+        if t["status"] != "ok":
+            yield _f("lmcache_trace_damaged",
+                     f"{t['source']}: {t['status']}, {t['problems']} problem(s)"
+                     + (f", first at offset {t['first_problem_offset']}"
+                        if t["first_problem_offset"] is not None else ""),
+                     SUPPORTED, [t["source"]])
+        ops: dict[str, int] = t["ops"]
+        reads = sum(v for k, v in ops.items() if "read" in k)
+        writes = sum(v for k, v in ops.items() if "write" in k)
+        if writes and not reads:
+            yield _f("lmcache_trace_no_reads", f"{t['source']}: {writes} write records, no read",
+                     SUPPORTED, [t["source"]])
+
+
+@rule
+def sampled_histograms(r: CompatReport) -> Iterator[Finding]:
+    obs = r.lmcache_mp_observability
+    if obs is None or obs.sampled_histograms.sample_rate >= 1.0 or not r.conditions.get("traffic"):
+        return
+    sparse = [n for n, c in obs.sampled_histograms.families.items() if c == 0]
+    if sparse:
+        yield _f("lmcache_sampled_histograms_sparse",
+                 obs.sampled_histograms.explanation + f"; {len(sparse)} have no observation",
+                 PARTIAL, sparse[:6])
+
+
+@rule
+def embedded_surface(r: CompatReport) -> Iterator[Finding]:
+    if r.effective_mode not in ("embedded_vllm", "embedded_sglang"):
+        return
+    lm = [f for f in r.families if f.name.startswith("lmcache:") and f.status != "not_applicable"]
+    if lm and all(f.status == "missing" for f in lm) and any(
+            e.kind == "engine_metrics" for e in r.evidence):
+        yield _f("lmcache_embedded_metrics_not_exported",
+                 "no lmcache:* family on the engine /metrics (the default without "
+                 "PROMETHEUS_MULTIPROC_DIR)", MISSING_SIGNAL, [])
+
+
+@rule
+def hicache_only(r: CompatReport) -> Iterator[Finding]:
+    hic = [f for f in r.families if f.group == "sglang_hicache" and f.status != "missing"
+           and f.status != "not_applicable"]
+    lm = any(f.name.startswith(("lmcache", "lmcache:")) and f.status in ("populated", "zero")
+             for f in r.families)
+    sg = any(k in _logs(r) for k in ("sglang_enable_lmcache", "sglang_layerwise_connector",
+                                      "sglang_lmc_radix_cache"))
+    if (hic or _logs(r).get("sglang_hicache")) and not lm and not sg:
+        yield _f("lmcache_sglang_hicache_only", "HiCache evidence, no LMCache evidence",
+                 PARTIAL if hic else INFERRED, [f.name for f in hic[:4]])
+
+
+@rule
+def log_surfaces(r: CompatReport) -> Iterator[Finding]:
+    logs = _logs(r)
+    measured = _measured(r)
+    p2p = {k: v for k, v in logs.items() if k.startswith("p2p_") or k.startswith("controller")}
+    if p2p:
+        metric = any(f.group == "p2p" and f.status == "populated" for f in r.families)
+        yield _f("lmcache_log_p2p_evidence_present",
+                 ", ".join(f"{k} x{v}" for k, v in sorted(p2p.items())),
+                 SUPPORTED if metric else INFERRED, sorted(p2p))
+    pd = {k: v for k, v in logs.items() if k.startswith("pd_")}
+    if pd:
+        yield _f("lmcache_log_pd_evidence_present",
+                 ", ".join(f"{k} x{v}" for k, v in sorted(pd.items())),
+                 PARTIAL if measured else INFERRED, sorted(pd))
+    if logs.get("stale_connector"):
+        yield _f("lmcache_log_stale_connector",
+                 f"legacy LMCacheConnector seen {logs['stale_connector']} time(s)", INFERRED,
+                 ["log: stale_connector"])
+
+
+@rule
+def blend(r: CompatReport) -> Iterator[Finding]:
+    if _total(r, "lmcache_blend_retrieve_failures_total") > 0:
+        yield _f("lmcache_blend_retrieve_failures",
+                 f"lmcache_blend_retrieve_failures_total="
+                 f"{_total(r, 'lmcache_blend_retrieve_failures_total'):g} of "
+                 f"{_total(r, 'lmcache_blend_retrieve_requests_total'):g} retrieves",
+                 SUPPORTED, ["lmcache_blend_retrieve_failures_total"])
+    if _total(r, "lmcache_blend_lookup_no_gpu_context_errors_total") > 0:
+        yield _f("lmcache_blend_no_gpu_context",
+                 "lmcache_blend_lookup_no_gpu_context_errors_total > 0", SUPPORTED,
+                 ["lmcache_blend_lookup_no_gpu_context_errors_total"])
+
+
+@rule
+def replay(r: CompatReport) -> Iterator[Finding]:
+    for rp in r.facts.get("replay", []):
+        if (rp.get("failed") or 0) > 0 or rp.get("errors"):
+            yield _f("lmcache_trace_replay_failures",
+                     f"replay ({rp['form']}): failed={rp.get('failed')}, errors={rp.get('errors')}",
+                     SUPPORTED, [rp["form"]])
+        if rp.get("digest_match") is False:
+            yield _f("lmcache_trace_replay_config_mismatch",
+                     "replay config digest differs from the recorded one", SUPPORTED, [rp["form"]])
+
+
+@rule
+def lookup_hashes(r: CompatReport) -> Iterator[Finding]:
+    for lh in r.facts.get("lookup_hashes", []):
+        if lh["missing_rotation_counters"]:
+            yield _f("lmcache_lookup_hash_rotation_gap",
+                     f"rotation counters missing: {lh['missing_rotation_counters'][:10]}",
+                     SUPPORTED, [])
+        if lh.get("chunks_repeated"):
+            yield _f("lmcache_lookup_hash_evidence_present",
+                     f"{lh['chunks_repeated']} of {lh['chunks_total']} looked-up chunks were "
+                     "looked up before", PARTIAL if _measured(r) else INFERRED, [])
+
+
+@rule
+def malformed(r: CompatReport) -> Iterator[Finding]:
+    bad: list[dict[str, Any]] = r.facts.get("malformed_evidence", [])
+    if bad:
+        yield _f("lmcache_evidence_malformed",
+                 "; ".join(f"{b['kind']} {b['source']}: {b['problem'][:120]}" for b in bad[:5]),
+                 SUPPORTED, [b["source"] for b in bad])
+
+
+def diagnose(report: CompatReport) -> Diagnosis:
+    """Run every rule; findings sorted by severity (errors first), then code."""
+    order = {"error": 0, "warning": 1, "info": 2}
+    findings = [f for fn in RULES for f in fn(report)]
+    findings.sort(key=lambda f: (order[f.severity], f.code))
+    return Diagnosis(report.detected.mode, findings)
