@@ -15,8 +15,7 @@ import re
 __all__ = ["lmcache_flavour", "names_match", "normalize_name", "otel_to_prometheus"]
 
 _NON_NAME = re.compile(r"[^a-zA-Z0-9_]")
-_SANITIZE = re.compile(r"[^a-zA-Z0-9:]+|_{2,}")
-_SANITIZE_UNIT = re.compile(r"[^a-zA-Z0-9:]+|_{2,}")
+_SANITIZE = re.compile(r"[^a-zA-Z0-9:]+|_{2,}")  # the exporter's rule for names and units
 _CURLY = re.compile(r"\{[!-~]*\}")
 
 # UCUM unit -> Prometheus suffix word, as the OTel Prometheus exporter (and the OTel
@@ -58,13 +57,13 @@ def _unit_word(unit: str) -> str:
         return _UNIT_WORDS[unit]
     top, sep, bottom = unit.partition("/")
     if sep:
-        bottom = _SANITIZE_UNIT.sub("_", bottom)
+        bottom = _SANITIZE.sub("_", bottom)
         if bottom:
-            top = _SANITIZE_UNIT.sub("_", top)
+            top = _SANITIZE.sub("_", top)
             top = _UNIT_WORDS.get(top, top)
             bottom = _PER_WORDS.get(bottom, bottom)
             return f"{top}_per_{bottom}" if top else f"per_{bottom}"
-    return _SANITIZE_UNIT.sub("_", unit).strip("_")
+    return _SANITIZE.sub("_", unit).strip("_")
 
 
 def otel_to_prometheus(name: str, unit: str = "", *, counter: bool = False) -> str:

@@ -15,14 +15,21 @@ Family rules (both formats; Go's text parser groups the same way):
 
 * metadata (`# HELP`/`# TYPE`/`# UNIT`) names the family; a sample joins the family of its
   exact name, else the family named by its name minus one suffix that the family's type
-  allows (histogram `_bucket`/`_sum`/`_count`, summary `_sum`/`_count` and quantiles,
-  OpenMetrics counter `_total`/`_created`, ...), else a new `untyped` (0.0.4) or `unknown`
-  (OpenMetrics) family of its own name;
+  allows (histogram `_bucket`/`_sum`/`_count`/`_created`, summary quantiles and
+  `_sum`/`_count`/`_created`, OpenMetrics counter `_total`/`_created`, gaugehistogram
+  `_bucket`/`_gsum`/`_gcount`, info `_info`), else a new `untyped` (0.0.4) or `unknown`
+  (OpenMetrics) family of its own name. Families are keyed by name, not by position;
 * a second HELP/TYPE/UNIT for a family, a TYPE (OpenMetrics: any metadata) after the
   family's samples, an unknown type, a histogram bucket without a numeric `le`, a summary
-  quantile without a numeric `quantile`: each is a problem, and that line is not used;
+  quantile without a numeric `quantile`, an OpenMetrics sample named outside its type's
+  suffixes (a counter's bare `x`): each is a problem, and that line is not used. A bad
+  exemplar (repeated label, over 128 characters, not on a bucket or `_total`) is a problem
+  and only the exemplar is dropped;
 * 0.0.4 timestamps are milliseconds and are stored as seconds, like OpenMetrics ones;
 * OpenMetrics: the text must end with `# EOF`; lines after it are a problem and unused.
+
+Not checked here (they are facts for later rules, not syntax): bucket order and
+monotonicity, `_count` equal to the `+Inf` bucket, negative counters, duplicate series.
 """
 
 from __future__ import annotations
@@ -73,7 +80,8 @@ OM_TYPES = ("counter", "gauge", "histogram", "gaugehistogram", "stateset", "info
             "unknown")
 # Sample-name suffixes each family type owns ("" = the family name itself).
 _PROM_SUFFIXES = {"counter": ("",), "gauge": ("",), "untyped": ("",),
-                  "summary": ("", "_sum", "_count"), "histogram": ("_bucket", "_sum", "_count")}
+                  "summary": ("", "_sum", "_count", "_created"),
+                  "histogram": ("_bucket", "_sum", "_count", "_created")}
 _OM_SUFFIXES = {"counter": ("_total", "_created"), "gauge": ("",), "unknown": ("",),
                 "stateset": ("",), "info": ("_info",),
                 "summary": ("", "_sum", "_count", "_created"),

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import msgspec
 import pytest
 
+from inferguard import MetricsSummary, summarize_metrics
 from inferguard.cli import main
 
 from .conftest import UPSTREAM
@@ -40,6 +42,8 @@ def test_summary_json(backend: str, capsys: pytest.CaptureFixture[str]) -> None:
                      "unit": "", "samples": 1, "series": 1, "all_zero": False,
                      "lmcache": None}
     assert doc["problems"] == [] and doc["problem_count"] == 0
+    again = msgspec.json.decode(json.dumps(doc), type=MetricsSummary)
+    assert again == summarize_metrics(L1_AFTER)
 
 
 def test_summary_reports_problems(backend: str, tmp_path: Path,

@@ -247,3 +247,16 @@ def test_openmetrics_counter_sample_names(backend: str) -> None:
     exp = parse_text(text.encode())
     assert [s.value for s in exp.family("x").samples] == [2.0]  # type: ignore[union-attr]
     assert len(exp.problems) == 1
+
+
+def test_created_series_join_their_histogram(backend: str) -> None:
+    """A 0.0.4 histogram's `x_created` sample written without metadata of its own:
+    prometheus_client's text parser yields it as a separate `unknown` family. It is the
+    histogram's creation time (OpenMetrics lists `_created` among a histogram's and a
+    summary's samples), so InferGuard keeps it in the histogram family."""
+    text = "# TYPE x histogram\nx_bucket{le=\"+Inf\"} 1\nx_count 1\nx_sum 1\nx_created 1.7e9\n"
+    assert [(n, t) for n, t, _ in _pc(text)] == [("x", "histogram"), ("x_created", "unknown")]
+    exp = parse_text(text.encode())
+    assert exp.family_names() == ("x",)
+    assert [s.name for s in exp.family("x").samples][-1] == "x_created"  # type: ignore[union-attr]
+

@@ -56,11 +56,12 @@ def test_openmetrics_suffixes(backend: str) -> None:
 
 
 def test_suffix_only_joins_a_typed_family(backend: str) -> None:
-    # 0.0.4: `c_total` is not a sample of counter `c`; `_created` is no histogram suffix.
+    # 0.0.4: `c_total` is not a sample of counter `c` (the TYPE line names the samples);
+    # a suffix never joins a family that has no TYPE.
     got = fam_types(b"# TYPE c counter\nc 1\nc_total 2\n# TYPE h histogram\nh_created 1\n"
-                    b"# HELP x only help\nx_count 1\n")
+                    b"h_total 1\n# HELP x only help\nx_count 1\n")
     assert got == {"c": ("counter", ["c"]), "c_total": ("untyped", ["c_total"]),
-                   "h": ("histogram", []), "h_created": ("untyped", ["h_created"]),
+                   "h": ("histogram", ["h_created"]), "h_total": ("untyped", ["h_total"]),
                    "x": ("untyped", []), "x_count": ("untyped", ["x_count"])}
 
 
