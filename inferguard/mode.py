@@ -119,6 +119,12 @@ def _metric_signals(ev: Evidence, f: MetricsFacts
     if p2p:
         yield "p2p", 0.5, ev, "P2P transfer histograms with data: " + ", ".join(
             x.name for x in p2p), None
+    ext = f.family("vllm:external_prefix_cache_hits_total") or f.family(
+        "vllm:external_prefix_cache_hits")
+    if ext is not None and ext.total > 0:
+        # vLLM's own count of tokens a KV connector served: measured, but connector-agnostic.
+        for mode in ("embedded_vllm", "mp"):
+            yield mode, 0.1, ev, f"{ext.name}={ext.total:g} (connector hits seen by vLLM)", None
     fetch = f.family("vllm:num_requests_kv_fetch_by_stage")
     if fetch is not None:
         yield "pd", 0.3, ev, "vllm:num_requests_kv_fetch_by_stage (consumer role)", None
@@ -128,6 +134,7 @@ _LOG_MODES: dict[str, tuple[str, float]] = {
     "mp_server": ("mp", 0.4),
     "mp_connector": ("mp", 0.4),
     "embedded_vllm": ("embedded_vllm", 0.4),
+    "stale_connector": ("embedded_vllm", 0.3),
     "sglang_lmcache": ("embedded_sglang", 0.4),
     "p2p": ("p2p", 0.4),
     "controller": ("p2p", 0.2),
@@ -145,6 +152,9 @@ def _log_signals(ev: Evidence, f: LogFacts
             # vLLM maps the flag to the V1 connector (0.12-0.20) or the MP connector (>= 0.23).
             yield "embedded_vllm", 0.2, ev, f"log: {h.meaning}", h.first_line
             yield "mp", 0.2, ev, f"log: {h.meaning}", h.first_line
+            continue
+        if h.id in ("embedded_lookup", "embedded_retrieved", "embedded_stored"):
+            yield "embedded_vllm", 0.2, ev, f"log: {h.meaning} ({h.count}x)", h.first_line
             continue
         target = _LOG_MODES.get(h.category)
         if target is not None:
