@@ -1,0 +1,21 @@
+"""The docs that name contract items stay true to the code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from inferguard.diagnose import FINDING_CODES
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+
+def test_every_finding_code_is_documented() -> None:
+    text = (DOCS / "finding-codes.md").read_text()
+    missing = [code for code in FINDING_CODES if f"`{code}`" not in text]
+    assert missing == []
+
+
+def test_exit_codes_documented() -> None:
+    text = (DOCS / "compatibility.md").read_text()
+    for code in ("| 0 |", "| 1 |", "| 2 |"):
+        assert code in text
