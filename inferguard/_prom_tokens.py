@@ -32,7 +32,7 @@ Grammar (both formats unless marked; "blank" is a space or a tab):
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -472,12 +472,27 @@ def _name_end(s: bytes, n: int, i: int) -> int:
 _NAN = float("nan")
 
 
+_CHUNK = 1 << 22
+
+
+def _lines(data: bytes, om: bool) -> Iterator[tuple[bytes, bytes, bytes, bytes, bytes]]:
+    """Every line as the fast pattern's groups, a few MB of lines at a time."""
+    findall = (_FAST_OM if om else _FAST_PROM).findall
+    start = 0
+    while start < len(data):
+        cut = data.find(b"\n", start + _CHUNK)
+        end = len(data) if cut < 0 else cut + 1
+        chunk = data[start:end]
+        matches = findall(chunk)
+        if chunk.endswith(b"\n"):
+            matches.pop()  # the empty "line" after the final newline
+        yield from matches
+        start = end
+
+
 def tokenize_python(data: bytes, om: bool) -> TokenStream:
     """The pure-Python tokeniser (fast path for plain samples, `_Scanner` for the rest)."""
     sc = _Scanner(om)
-    matches = (_FAST_OM if om else _FAST_PROM).findall(data) if data else []
-    if data.endswith(b"\n"):
-        matches.pop()  # the empty "line" after the final newline
     names_get, name_id = sc.names.get, sc.name_id
     str_id = sc.str_id
     first_row = sc.first_row
@@ -492,7 +507,7 @@ def tokenize_python(data: bytes, om: bool) -> TokenStream:
     bcache: dict[bytes, tuple[list[int], list[int]]] = {}
     nan = _NAN
     row = -1
-    for name, block, value, ts, other in matches:
+    for name, block, value, ts, other in _lines(data, om):
         row += 1
         if name:
             nid = names_get(name)

@@ -18,10 +18,10 @@
 static const uint8_t cls[256] = {
      0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
      0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
-     0,  0, 32,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
     26, 26, 26, 26, 26, 26, 26, 26, 26, 26,  3,  0,  0,  0,  0,  0,
      0, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15,
-    15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15,  0, 32,  0,  0, 15,
+    15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15,  0,  0,  0,  0, 15,
      0, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15,
     15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15,  0,  0,  0,  0,  0,
      0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
@@ -191,9 +191,8 @@ int prom_parse_number(const uint8_t *s, size_t n, int specials, double *out) {
     return convert(neg, s + is, ie - is, s + fs, fe - fs, exp, out);
 }
 
-/* An OpenMetrics timestamp / 0.0.4 timestamp: decimal only (no NaN, no Inf). */
+/* A 0.0.4 timestamp: [+-]?[0-9]+ within int64 (milliseconds), as a double. */
 static int parse_int64_ts(const uint8_t *s, size_t n, double *out) {
-    /* [+-]?[0-9]+ within int64 */
     static const char MAXV[] = "9223372036854775807";
     size_t i = 0, ds, d;
     int neg = 0;

@@ -125,3 +125,15 @@ def test_generated_expositions_agree_with_resume() -> None:
         ref = pt.tokenize_python(data, om)
         assert_same_tokens(pt.tokenize_native(data, om), ref)
         assert_same_tokens(pt.tokenize_native(data, om, chunk_rows=97, chunk_labels=31), ref)
+
+
+def test_python_chunking_gives_the_same_stream(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pure-Python tokeniser reads a few MB of lines at a time; tiny chunks must not
+    change a thing (line numbers, rows, interned ids)."""
+    for om in (False, True):
+        data = generate_exposition(6, openmetrics=om, seed=4) + b"tail 1"
+        ref = pt.tokenize_python(data, om)
+        monkeypatch.setattr(pt, "_CHUNK", 37)
+        assert_same_tokens(pt.tokenize_python(data, om), ref)
+        monkeypatch.undo()
+        assert_same_tokens(pt.tokenize_native(data, om), ref)
