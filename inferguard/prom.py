@@ -60,6 +60,7 @@ __all__ = [
     "PromParseError",
     "Sample",
     "SeriesArray",
+    "detect_format",
     "lmcache_flavour",
     "names_match",
     "normalize_name",
@@ -356,10 +357,11 @@ class Exposition:
         total, zero = self._zeros()
         return tuple(f[0] for i, f in enumerate(self._fams) if total[i] and zero[i] == total[i])
 
-    def label_values(self, family: str, label: str) -> frozenset[str]:
+    def label_values(self, family: str | None, label: str) -> frozenset[str]:
         """Every value label `label` takes in `family` (e.g. `service_instance_id` in
-        `target_info`, `cache_salt` in an LMCache family)."""
-        rows = self._rows_of(self._index(family))
+        `target_info`), or in every family when `family` is None (e.g. every `cache_salt`)."""
+        rows = (np.arange(len(self.values)) if family is None
+                else self._rows_of(self._index(family)))
         lid = self._str_id(label)
         if lid is None or not len(rows):
             return frozenset()

@@ -236,6 +236,8 @@ def test_lookups(backend: str) -> None:
     assert exp.label_values("lmcache_mp_lookup_hit_tokens_total", "cache_salt") == {
         "", "tenant-a"}
     assert exp.label_values("target_info", "nope") == frozenset()
+    assert exp.label_values(None, "cache_salt") == {"", "tenant-a"}
+    assert exp.label_values(None, "w") == {"1", "2"}
     assert exp.all_zero("lmcache_mp_lookup_hit_tokens_total")
     assert not exp.all_zero("empty") and not exp.all_zero("z") and not exp.all_zero("h")
     assert exp.zero_families() == ("lmcache_mp_lookup_hit_tokens_total",)
