@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import msgspec
 
-from inferguard import __version__
+from inferguard import __version__, _cli_trace
 from inferguard._cli_collect import add_collect_parser
 from inferguard._cli_compat import add_compat_parsers
 from inferguard._native import native_backend
@@ -171,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("file", metavar="FILE")
     info.add_argument("--json", action="store_true", help="print the summary as JSON")
     info.set_defaults(func=_trace_info)
+    _cli_trace.register(tsub)  # trace stats, trace export
     metrics = sub.add_parser("metrics", help="Prometheus / OpenMetrics text (/metrics files)")
     msub = metrics.add_subparsers(dest="metrics_command", required=True)
     msum = msub.add_parser("summary", help="families by type, series, all-zero and LMCache "

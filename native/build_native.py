@@ -11,7 +11,7 @@ import os
 from cffi import FFI
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SOURCES = ["lct.c", "prom.c"]
+SOURCES = ["lct.c", "lct_keys.c", "prom.c"]
 
 ffibuilder = FFI()
 
@@ -51,6 +51,46 @@ ffibuilder.cdef(
                  lct_interner *in, lct_columns *cols);
     int lct_decode_record(const uint8_t *body, size_t n, double *t_mono, double *t_wall,
                           size_t *qual_off, size_t *qual_len, int32_t *nkeys);
+
+    #define LCT_KEY_OK 0
+    #define LCT_KEY_MALFORMED 1
+    #define LCT_NAME_NONE -1
+    #define LCT_NAME_UNINTERNED -2
+    typedef struct lct_keyx lct_keyx;
+    typedef struct {
+        int32_t *row;
+        uint64_t *fp;
+        int32_t *model;
+        int32_t *salt;
+        int64_t *kv_rank;
+        int64_t *group;
+        uint8_t *status;
+        size_t capacity;
+        size_t count;
+    } lct_keys;
+    typedef struct {
+        size_t row;
+        size_t at;
+    } lct_key_cursor;
+    typedef struct {
+        uint64_t *fps;
+        int32_t *slots;
+        uint32_t bits;
+        uint32_t max_keys;
+        uint32_t count;
+    } lct_keytab;
+    lct_keyx *lct_keyx_new(void);
+    void lct_keyx_free(lct_keyx *x);
+    lct_interner *lct_keyx_names(lct_keyx *x, int which);
+    int lct_extract_keys(const uint8_t *buf, size_t len, int64_t base, const int64_t *offset,
+                         const uint32_t *length, const uint8_t *status, size_t nrows,
+                         lct_key_cursor *cur, lct_keyx *x, lct_keys *out);
+    uint64_t lct_hash_bytes(const uint8_t *p, size_t n, uint64_t seed);
+    uint64_t lct_key_fingerprint(const uint8_t *hash, size_t hash_len, const uint8_t *model,
+                                 size_t model_len, int64_t kv_rank, int64_t group,
+                                 const uint8_t *salt, size_t salt_len, int has_salt);
+    size_t lct_keytab_intern(lct_keytab *t, const uint64_t *fp, const uint8_t *use, size_t n,
+                             int32_t *out);
     """
 )
 

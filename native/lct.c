@@ -388,7 +388,9 @@ lct_interner *lct_interner_new(void) {
     in->table_size = 64;
     in->table = malloc(sizeof(int32_t) * in->table_size);
     in->names = malloc(sizeof(name_slot) * LCT_MAX_OPS);
-    if (!in->table || !in->names) { lct_interner_free(in); return NULL; }
+    in->arena_cap = 4096; /* never NULL, so name pointers are valid even for "" */
+    in->arena = malloc(in->arena_cap);
+    if (!in->table || !in->names || !in->arena) { lct_interner_free(in); return NULL; }
     for (uint32_t i = 0; i < in->table_size; i++) in->table[i] = -1;
     return in;
 }
@@ -511,3 +513,14 @@ int lct_scan(const uint8_t *buf, size_t len, size_t *pos, int64_t base,
     *pos = p;
     return rc;
 }
+
+/* ------------------------------------------- helpers shared with lct_keys.c */
+
+int lct_skip_value(const uint8_t **p, const uint8_t *end) {
+    rd r = {*p, end};
+    if (*p > end || skip_value(&r)) return -1;
+    *p = r.p;
+    return 0;
+}
+
+int lct_utf8_valid(const uint8_t *s, size_t n) { return utf8_valid(s, n); }

@@ -63,4 +63,75 @@ int lct_scan(const uint8_t *buf, size_t len, size_t *pos, int64_t base,
 int lct_decode_record(const uint8_t *body, size_t n, double *t_mono, double *t_wall,
                       size_t *qual_off, size_t *qual_len, int32_t *nkeys);
 
+/* Helpers lct_keys.c shares with the frame scan: skip exactly one msgpack value
+ * in [*p, end) (advances *p; -1 if ill-formed or truncated) and strict UTF-8. */
+int lct_skip_value(const uint8_t **p, const uint8_t *end);
+int lct_utf8_valid(const uint8_t *s, size_t n);
+
+/* ------------------------------------------------------------------------
+ * Trace analytics (lct_keys.c): one row per ObjectKey in the records a scan
+ * found, and a fingerprint -> dense id table.  Runs only when asked for.
+ * The contract (which bytes are a key, the fingerprint) is specified in
+ * inferguard/_trace_keys.py and docs/trace-format.md; both must agree.
+ * ------------------------------------------------------------------------ */
+
+#define LCT_KEY_OK 0
+#define LCT_KEY_MALFORMED 1
+#define LCT_NAME_NONE (-1)       /* salt: the key has no cache_salt */
+#define LCT_NAME_UNINTERNED (-2) /* model/salt: name table full or name too long */
+
+typedef struct lct_keyx lct_keyx; /* extraction state: model and salt interners */
+
+typedef struct {
+    int32_t *row;     /* index, into the rows passed in, of the key's record */
+    uint64_t *fp;     /* fingerprint; 0 for a malformed key */
+    int32_t *model;   /* interned model_name id, LCT_NAME_UNINTERNED; -1 if malformed */
+    int32_t *salt;    /* interned cache_salt id, LCT_NAME_NONE, LCT_NAME_UNINTERNED */
+    int64_t *kv_rank;
+    int64_t *group;   /* object_group_id (0 when absent) */
+    uint8_t *status;  /* LCT_KEY_* */
+    size_t capacity;
+    size_t count;
+} lct_keys;
+
+typedef struct {
+    size_t row; /* next row to extract from */
+    size_t at;  /* 0, or where the wrapper search resumes inside that row (buf index) */
+} lct_key_cursor;
+
+lct_keyx *lct_keyx_new(void);
+void lct_keyx_free(lct_keyx *x);
+/* The interner of model names (which = 0) or cache salts (which = 1). */
+lct_interner *lct_keyx_names(lct_keyx *x, int which);
+
+/* Emit key rows for rows[cur->row .. nrows) of a scan of buf (status != malformed),
+ * where `base` is the absolute offset of buf[0].  Returns LCT_STOP_END when every row
+ * is done, LCT_STOP_FULL when `out` filled up (call again with the same cursor),
+ * -1 when out of memory, -2 when a row's frame is not inside buf. */
+int lct_extract_keys(const uint8_t *buf, size_t len, int64_t base, const int64_t *offset,
+                     const uint32_t *length, const uint8_t *status, size_t nrows,
+                     lct_key_cursor *cur, lct_keyx *x, lct_keys *out);
+
+/* The documented fingerprint pieces (exposed for tests). */
+uint64_t lct_hash_bytes(const uint8_t *p, size_t n, uint64_t seed);
+uint64_t lct_key_fingerprint(const uint8_t *hash, size_t hash_len, const uint8_t *model,
+                             size_t model_len, int64_t kv_rank, int64_t group,
+                             const uint8_t *salt, size_t salt_len, int has_salt);
+
+/* Fingerprint -> dense id in first-seen order, all memory owned by the caller:
+ * fps[max_keys] (id -> fingerprint) and slots[1 << bits] (-1 = empty), with
+ * (1 << bits) >= 2 * max_keys. */
+typedef struct {
+    uint64_t *fps;
+    int32_t *slots;
+    uint32_t bits;
+    uint32_t max_keys;
+    uint32_t count;
+} lct_keytab;
+
+/* For each i < n: out[i] = -2 if !use[i]; else the id of fp[i], a new id if there is
+ * room, or -1 if the table is full.  Returns how many rows got -1. */
+size_t lct_keytab_intern(lct_keytab *t, const uint64_t *fp, const uint8_t *use, size_t n,
+                         int32_t *out);
+
 #endif

@@ -42,6 +42,42 @@ class _Lib:
         nkeys: Any,
     ) -> int: ...
 
+    # --- .lct trace analytics (lct_keys.c) ---
+    LCT_KEY_OK: int
+    LCT_KEY_MALFORMED: int
+    LCT_NAME_NONE: int
+    LCT_NAME_UNINTERNED: int
+    def lct_keyx_new(self) -> Any: ...
+    def lct_keyx_free(self, x: Any) -> None: ...
+    def lct_keyx_names(self, x: Any, which: int) -> Any: ...
+    def lct_extract_keys(
+        self,
+        buf: Any,
+        length: int,
+        base: int,
+        offset: Any,
+        lengths: Any,
+        status: Any,
+        nrows: int,
+        cur: Any,
+        x: Any,
+        out: Any,
+    ) -> int: ...
+    def lct_hash_bytes(self, p: Any, n: int, seed: int) -> int: ...
+    def lct_key_fingerprint(
+        self,
+        hash: Any,
+        hash_len: int,
+        model: Any,
+        model_len: int,
+        kv_rank: int,
+        group: int,
+        salt: Any,
+        salt_len: int,
+        has_salt: int,
+    ) -> int: ...
+    def lct_keytab_intern(self, t: Any, fp: Any, use: Any, n: int, out: Any) -> int: ...
+
     # --- Prometheus text (prom.h) ---
     PROM_OPENMETRICS: int
     PROM_K_SAMPLE: int

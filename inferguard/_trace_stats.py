@@ -1,0 +1,795 @@
+"""Streaming analytics over a `.lct` scan: key lifecycles, breakdowns, time. Numbers only.
+
+Rows come from the columnar scan (`_trace_scan`) and the key extractor (`_trace_keys`); both
+backends feed this same code, so everything past the key rows is identical by construction.
+Memory is bounded: per-key state lives in numpy arrays of at most `max_keys` entries. When a
+trace has more distinct keys, keys are hash-sampled (a key is tracked while the low `level`
+bits of its fingerprint are zero; each overflow raises the level and drops the keys that no
+longer qualify, with their whole history), so every per-key number is an unbiased estimate
+over a uniform sample of keys; distinct counts then come from HyperLogLog sketches.
+
+Per-key state machines run in file order, one key at a time, inside each piece of key rows
+(a stable sort by key id), carrying state across pieces, so results do not depend on where
+chunks or pieces end. The public meaning and the result types live in `trace_stats.py`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from inferguard import _trace_frame as tf
+from inferguard._native import Backend
+from inferguard._trace_keys import (
+    KEY_OK,
+    KeyRows,
+    NativeKeyTable,
+    PythonKeyTable,
+    fmix64,
+    make_key_table,
+)
+from inferguard._trace_scan import Chunk
+
+# -- roles ------------------------------------------------------------------------------------
+
+ROLE_OTHER = 0
+ROLE_RESERVE = 1
+ROLE_WRITE = 2
+ROLE_ABORT = 3
+ROLE_LOOKUP = 4
+ROLE_ENTER = 5
+ROLE_EXIT = 6
+ROLE_READ = 7
+NROLES = 8
+ROLE_METHODS = ("", "reserve_write", "finish_write", "abort_write", "submit_prefetch_task",
+                "read_prefetched_results.__enter__", "read_prefetched_results.__exit__",
+                "finish_read_prefetched")
+_ROLE_BY_METHOD = {m: i for i, m in enumerate(ROLE_METHODS) if m}
+
+
+def role_of(qualname: str) -> int:
+    """The lifecycle role of a StorageManager qualname (ROLE_OTHER for anything else)."""
+    _, sep, method = qualname.rpartition("StorageManager.")
+    return _ROLE_BY_METHOD.get(method, ROLE_OTHER) if sep else ROLE_OTHER
+
+
+# -- per-key counters ---------------------------------------------------------------------------
+
+C_RESERVE, C_WRITE, C_LOOKUP, C_READ, C_ENTER = 0, 1, 2, 3, 4
+C_READ_STORED, C_LOOKUP_STORED, C_RESERVE_STORED = 5, 6, 7
+C_UNSERVED_STORED, C_UNSERVED_COLD = 8, 9
+C_UNFINISHED_STORED, C_UNFINISHED_NEW = 10, 11
+C_FINISH_NO_RESERVE, C_READ_NO_LOOKUP = 12, 13
+NC = 14
+# (role, written-before) pairs -> counter, for the one-bincount count of every row.
+_ROLE_COUNTER = {ROLE_RESERVE: C_RESERVE, ROLE_WRITE: C_WRITE, ROLE_LOOKUP: C_LOOKUP,
+                 ROLE_READ: C_READ, ROLE_ENTER: C_ENTER}
+_STORED_COUNTER = {ROLE_READ: C_READ_STORED, ROLE_LOOKUP: C_LOOKUP_STORED,
+                   ROLE_RESERVE: C_RESERVE_STORED}
+F_PEND_LOOKUP_STORED = 1
+F_PEND_RESERVE_STORED = 2
+
+DEFAULT_MAX_KEYS = 1 << 20
+EXAMPLES = 20
+SORT_BITS = 20  # piece rows < 2**SORT_BITS (KEY_ROWS is 2**18)
+NO_BUCKET = np.iinfo(np.int64).min
+
+
+class Examples:
+    """The first `n` distinct byte offsets seen (in offset order), with a total count."""
+
+    def __init__(self, n: int = EXAMPLES) -> None:
+        self.n = n
+        self.offsets = np.empty(0, np.int64)
+
+    def add(self, offsets: npt.NDArray[np.int64]) -> None:
+        if len(offsets):
+            both = np.unique(np.concatenate([self.offsets, offsets.astype(np.int64)]))
+            self.offsets = both[:self.n]
+
+
+# -- HyperLogLog --------------------------------------------------------------------------------
+
+HLL_P = 14
+HLL_M = 1 << HLL_P
+HLL_STDERR = 1.04 / math.sqrt(HLL_M)
+
+
+class HyperLogLog:
+    """Distinct-count sketch over 64-bit fingerprints (p = 14: 16 KiB, 0.81% standard error).
+
+    The bucket is the top 14 bits; the rank is 1 + the leading zeros of the other 50."""
+
+    def __init__(self) -> None:
+        self.reg = np.zeros(HLL_M, np.uint8)
+
+    def add(self, fp: npt.NDArray[np.uint64]) -> None:
+        if not len(fp):
+            return
+        idx = (fp >> np.uint64(64 - HLL_P)).astype(np.intp)
+        w = fp << np.uint64(HLL_P)
+        rank = (_clz64(w) + 1).clip(max=64 - HLL_P + 1).astype(np.uint8)
+        np.maximum.at(self.reg, idx, rank)
+
+    def merge_keys(self, fp: npt.NDArray[np.uint64]) -> None:
+        self.add(fp)
+
+    def estimate(self) -> float:
+        m = float(HLL_M)
+        alpha = 0.7213 / (1 + 1.079 / m)
+        e = alpha * m * m / float(np.sum(np.ldexp(1.0, -self.reg.astype(np.int32))))
+        zeros = int(np.count_nonzero(self.reg == 0))
+        if e <= 2.5 * m and zeros:
+            e = m * math.log(m / zeros)
+        return e
+
+
+def _clz64(w: npt.NDArray[np.uint64]) -> npt.NDArray[np.int64]:
+    """Leading zeros of each uint64 (64 for 0), exactly."""
+    out = np.full(len(w), 64, np.int64)
+    nz = w != 0
+    x = w[nz]
+    # float64 gives the top bit up to rounding; correct the rare round-up by one.
+    _, e = np.frexp(x.astype(np.float64))
+    top = e.astype(np.int64) - 1
+    over = (x >> top.clip(0, 63).astype(np.uint64)) == 0
+    top[over] -= 1
+    out[nz] = 63 - top
+    return out
+
+
+# -- classes (model, salt, kv_rank, group) ----------------------------------------------------
+
+MAX_CLASSES = 1 << 16
+MAX_VALUES = (1 << 16) - 1  # distinct kv_rank / object_group_id values tracked
+
+
+class Classes:
+    """Dense ids for (model id, salt id, kv_rank, object_group_id); capped, then "other"."""
+
+    def __init__(self) -> None:
+        self.rank_ids: dict[int, int] = {}
+        self.ranks: list[int] = []
+        self.group_ids: dict[int, int] = {}
+        self.groups: list[int] = []
+        self.ids: dict[int, int] = {}
+        self.tuples: list[tuple[int, int, int, int]] = []  # (model, salt, rank idx, group idx)
+        self.other = False
+
+    @staticmethod
+    def _small(values: npt.NDArray[np.int64], ids: dict[int, int], out: list[int]
+               ) -> npt.NDArray[np.int64]:
+        u = np.unique(np.sort(values))
+        mapped = np.empty(len(u), np.int64)
+        for j, v in enumerate(u.tolist()):
+            i = ids.get(v)
+            if i is None:
+                if len(out) >= MAX_VALUES:
+                    i = MAX_VALUES
+                else:
+                    i = ids[v] = len(out)
+                    out.append(v)
+            mapped[j] = i
+        return mapped[np.searchsorted(u, values)]
+
+    def assign(self, k: KeyRows, ok: npt.NDArray[np.bool_]) -> npt.NDArray[np.int32]:
+        """Class id per row (-1 for malformed rows)."""
+        out = np.full(len(k), -1, np.int32)
+        sel = np.flatnonzero(ok)
+        if not len(sel):
+            return out
+        r = self._small(k.kv_rank[sel], self.rank_ids, self.ranks)
+        g = self._small(k.group[sel], self.group_ids, self.groups)
+        code = ((((k.model[sel].astype(np.int64) + 2) << 14) | (k.salt[sel].astype(np.int64) + 2))
+                << 32) | (r << 16) | g
+        u, inv = _unique_inverse(code)
+        cls = np.empty(len(u), np.int32)
+        for j, c in enumerate(u.tolist()):
+            i = self.ids.get(c)
+            if i is None:
+                if len(self.tuples) >= MAX_CLASSES:
+                    i = MAX_CLASSES
+                    self.other = True
+                else:
+                    i = self.ids[c] = len(self.tuples)
+                    self.tuples.append((((c >> 46) & 0x3FFF) - 2, ((c >> 32) & 0x3FFF) - 2,
+                                        (c >> 16) & 0xFFFF, c & 0xFFFF))
+            cls[j] = i
+        out[sel] = cls[inv]
+        return out
+
+    @property
+    def size(self) -> int:
+        return len(self.tuples) + (1 if self.other else 0)
+
+
+def _unique_inverse(a: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.int64],
+                                                          npt.NDArray[np.intp]]:
+    s = np.sort(a)
+    keep = np.empty(len(s), np.bool_)
+    if len(s):
+        keep[0] = True
+        np.not_equal(s[1:], s[:-1], out=keep[1:])
+    u = s[keep]
+    return u, np.searchsorted(u, a)
+
+
+# -- per-key state ------------------------------------------------------------------------------
+
+
+class Keys:
+    """Per-key arrays (counters, pending lookup/reserve, class, first bucket) and the table."""
+
+    def __init__(self, backend: Backend, max_keys: int) -> None:
+        if max_keys < 1 or max_keys > (1 << 30):
+            raise ValueError("max_keys must be between 1 and 2**30")
+        self.max_keys = max_keys
+        self.cap = min(max_keys, 1 << 16)
+        self.table: PythonKeyTable | NativeKeyTable = make_key_table(backend, self.cap)
+        self.level = 0
+        self.cnt = np.zeros((self.cap, NC), np.uint32)
+        self.pend_lookup = np.full(self.cap, -1, np.int64)
+        self.pend_reserve = np.full(self.cap, -1, np.int64)
+        self.flags = np.zeros(self.cap, np.uint8)
+        self.cls = np.zeros(self.cap, np.int32)
+        self.first_bucket = np.full(self.cap, NO_BUCKET, np.int64)
+        self.hll: list[HyperLogLog] | None = None  # all, written, looked up, read, reserved
+        self.examples = {name: Examples() for name in (
+            "unserved_stored", "unserved_cold", "unfinished_stored", "unfinished_new",
+            "finish_no_reserve", "read_no_lookup", "read_unstored")}
+
+    @property
+    def count(self) -> int:
+        return self.table.count
+
+    @property
+    def sample_rate(self) -> float:
+        return 1.0 / (1 << self.level)
+
+    def _mask(self) -> np.uint64:
+        return np.uint64((1 << self.level) - 1)
+
+    def _grow(self, cap: int) -> None:
+        n = self.count
+        fps = self.table.fingerprints()
+        self.table.rebuild(fps, cap)
+
+        def extend(a: Any, fill: Any) -> Any:
+            b = np.full((cap, *a.shape[1:]), fill, a.dtype)
+            b[:n] = a[:n]
+            return b
+
+        self.cnt = extend(self.cnt, 0)
+        self.pend_lookup = extend(self.pend_lookup, -1)
+        self.pend_reserve = extend(self.pend_reserve, -1)
+        self.flags = extend(self.flags, 0)
+        self.cls = extend(self.cls, 0)
+        self.first_bucket = extend(self.first_bucket, NO_BUCKET)
+        self.cap = cap
+
+    def _raise_level(self) -> npt.NDArray[np.bool_]:
+        """Track half as many keys: drop those whose next fingerprint bit is set."""
+        n = self.count
+        fps = self.table.fingerprints()
+        if self.hll is None:  # exactness ends here: sketch every key seen so far
+            self.hll = [HyperLogLog() for _ in range(5)]
+            c = self.cnt[:n]
+            self.hll[0].add(fps)
+            self.hll[1].add(fps[c[:, C_WRITE] > 0])
+            self.hll[2].add(fps[c[:, C_LOOKUP] > 0])
+            self.hll[3].add(fps[(c[:, C_READ] > 0) | (c[:, C_ENTER] > 0)])
+            self.hll[4].add(fps[c[:, C_RESERVE] > 0])
+        self.level += 1
+        keep: npt.NDArray[np.bool_] = (fps & self._mask()) == 0
+        k = int(np.count_nonzero(keep))
+        for name, fill in (("cnt", 0), ("pend_lookup", -1), ("pend_reserve", -1), ("flags", 0),
+                           ("cls", 0), ("first_bucket", NO_BUCKET)):
+            a = getattr(self, name)
+            a[:k] = a[:n][keep]
+            a[k:n] = fill
+        self.table.rebuild(fps[keep], self.cap)
+        return keep
+
+    def intern(self, k: KeyRows, ok: npt.NDArray[np.bool_]) -> tuple[npt.NDArray[np.int32], int]:
+        """Ids per row (negative: not tracked) and how many keys existed before this piece
+        (ids at or above it are new)."""
+        before = self.count
+        while True:
+            use = ok & ((k.fp & self._mask()) == 0) if self.level else ok
+            ids, full = self.table.intern(k.fp, use)
+            if not full:
+                return ids, before
+            if self.cap < self.max_keys:
+                self._grow(min(self.max_keys, self.cap * 2))
+            else:
+                before = int(np.count_nonzero(self._raise_level()[:before]))
+
+    def sketch(self, fp: npt.NDArray[np.uint64], role: npt.NDArray[np.uint8]) -> None:
+        if self.hll is None:
+            return
+        self.hll[0].add(fp)
+        self.hll[1].add(fp[role == ROLE_WRITE])
+        self.hll[2].add(fp[role == ROLE_LOOKUP])
+        self.hll[3].add(fp[(role == ROLE_READ) | (role == ROLE_ENTER)])
+        self.hll[4].add(fp[role == ROLE_RESERVE])
+
+    # -- the state machines ----------------------------------------------------------------
+
+    def fold(self, ids: npt.NDArray[np.int64], role: npt.NDArray[np.uint8],
+             off: npt.NDArray[np.int64]) -> None:
+        """Apply rows (tracked keys only, file order) to the per-key state."""
+        n = len(ids)
+        if n == 0:
+            return
+        key = np.sort((ids << SORT_BITS) | np.arange(n, dtype=np.int64))
+        perm = key & ((1 << SORT_BITS) - 1)
+        sid = key >> SORT_BITS
+        r = role[perm]
+        o = off[perm]
+        start = np.empty(n, np.bool_)
+        start[0] = True
+        np.not_equal(sid[1:], sid[:-1], out=start[1:])
+        starts = np.flatnonzero(start)
+        seg = np.cumsum(start) - 1
+        u = sid[starts]
+        cnt = self.cnt
+        # Written (finish_write) strictly before each row, this piece or earlier.
+        is_w = (r == ROLE_WRITE).astype(np.int64)
+        cs = np.cumsum(is_w)
+        before = cs - is_w - (cs[starts] - is_w[starts])[seg]
+        wb = (before > 0) | (cnt[u, C_WRITE] > 0)[seg]
+        # Every row counted once: per key, per (role, written-before).
+        per = np.bincount(seg * (2 * NROLES) + r.astype(np.int64) * 2 + wb,
+                          minlength=len(u) * 2 * NROLES).reshape(len(u), NROLES, 2)
+        for ro, c in _ROLE_COUNTER.items():
+            cnt[u, c] += per[:, ro, :].sum(axis=1).astype(np.uint32)
+        for ro, c in _STORED_COUNTER.items():
+            cnt[u, c] += per[:, ro, 1].astype(np.uint32)
+        unstored_reads = (r == ROLE_READ) & ~wb
+        if unstored_reads.any():
+            self.examples["read_unstored"].add(o[unstored_reads])
+        self._lookups(sid, r, o, wb)
+        self._reserves(sid, r, o, wb)
+
+    def _lookups(self, sid: npt.NDArray[np.int64], r: npt.NDArray[np.uint8],
+                 o: npt.NDArray[np.int64], wb: npt.NDArray[np.bool_]) -> None:
+        """A lookup is served by the next finish_read_prefetched of its key, unless another
+        lookup of that key comes first; a read with no lookup before it counts apart."""
+        e = np.flatnonzero((r == ROLE_LOOKUP) | (r == ROLE_READ))
+        if not len(e):
+            return
+        se, re_, oe, we = sid[e], r[e], o[e], wb[e]
+        nxt = np.zeros(len(e), np.bool_)
+        np.equal(se[1:], se[:-1], out=nxt[:-1])
+        prv = np.zeros(len(e), np.bool_)
+        prv[1:] = nxt[:-1]
+        is_l = re_ == ROLE_LOOKUP
+        nxt_l = np.zeros(len(e), np.bool_)
+        nxt_l[:-1] = is_l[1:]
+        prv_l = np.zeros(len(e), np.bool_)
+        prv_l[1:] = is_l[:-1]
+        pend = self.pend_lookup[se]
+        pend_st = (self.flags[se] & F_PEND_LOOKUP_STORED) != 0
+        carried = ~prv & (pend >= 0)
+        now = is_l & nxt & nxt_l                 # superseded by the key's next lookup
+        old = carried & is_l                     # the carried pending lookup, superseded
+        self._bump(C_UNSERVED_STORED, se[now & we], oe[now & we], "unserved_stored")
+        self._bump(C_UNSERVED_COLD, se[now & ~we], oe[now & ~we], "unserved_cold")
+        self._bump(C_UNSERVED_STORED, se[old & pend_st], pend[old & pend_st], "unserved_stored")
+        self._bump(C_UNSERVED_COLD, se[old & ~pend_st], pend[old & ~pend_st], "unserved_cold")
+        serves = ~is_l & ((prv & prv_l) | carried)
+        lone = ~is_l & ~serves
+        self._bump(C_READ_NO_LOOKUP, se[lone], oe[lone], "read_no_lookup")
+        last = ~nxt
+        ks, kl = se[last], is_l[last]
+        self.pend_lookup[ks] = np.where(kl, oe[last], -1)
+        st = np.where(kl & we[last], F_PEND_LOOKUP_STORED, 0).astype(np.uint8)
+        self.flags[ks] = (self.flags[ks] & ~np.uint8(F_PEND_LOOKUP_STORED)) | st
+
+    def _reserves(self, sid: npt.NDArray[np.int64], r: npt.NDArray[np.uint8],
+                  o: npt.NDArray[np.int64], wb: npt.NDArray[np.bool_]) -> None:
+        """A reserve_write is finished by the key's next finish_write or abort_write, unless
+        another reserve of that key comes first; a finish with no reserve counts apart."""
+        e = np.flatnonzero((r == ROLE_RESERVE) | (r == ROLE_WRITE) | (r == ROLE_ABORT))
+        if not len(e):
+            return
+        se, re_, oe, we = sid[e], r[e], o[e], wb[e]
+        nxt = np.zeros(len(e), np.bool_)
+        np.equal(se[1:], se[:-1], out=nxt[:-1])
+        prv = np.zeros(len(e), np.bool_)
+        prv[1:] = nxt[:-1]
+        is_v = re_ == ROLE_RESERVE
+        nxt_v = np.zeros(len(e), np.bool_)
+        nxt_v[:-1] = is_v[1:]
+        prv_v = np.zeros(len(e), np.bool_)
+        prv_v[1:] = is_v[:-1]
+        pend = self.pend_reserve[se]
+        pend_st = (self.flags[se] & F_PEND_RESERVE_STORED) != 0
+        carried = ~prv & (pend >= 0)
+        now = is_v & nxt & nxt_v
+        old = carried & is_v
+        self._bump(C_UNFINISHED_STORED, se[now & we], oe[now & we], "unfinished_stored")
+        self._bump(C_UNFINISHED_NEW, se[now & ~we], oe[now & ~we], "unfinished_new")
+        self._bump(C_UNFINISHED_STORED, se[old & pend_st], pend[old & pend_st],
+                   "unfinished_stored")
+        self._bump(C_UNFINISHED_NEW, se[old & ~pend_st], pend[old & ~pend_st], "unfinished_new")
+        lone = (re_ == ROLE_WRITE) & ~((prv & prv_v) | carried)
+        self._bump(C_FINISH_NO_RESERVE, se[lone], oe[lone], "finish_no_reserve")
+        last = ~nxt
+        ks, kv = se[last], is_v[last]
+        self.pend_reserve[ks] = np.where(kv, oe[last], -1)
+        st = np.where(kv & we[last], F_PEND_RESERVE_STORED, 0).astype(np.uint8)
+        self.flags[ks] = (self.flags[ks] & ~np.uint8(F_PEND_RESERVE_STORED)) | st
+
+    def _bump(self, c: int, ids: npt.NDArray[np.int64], offsets: npt.NDArray[np.int64],
+              example: str) -> None:
+        if len(ids):
+            np.add.at(self.cnt[:, c], ids, 1)
+            self.examples[example].add(offsets)
+
+    def finish(self) -> None:
+        """End of trace: pending lookups were never read, pending reserves never finished."""
+        n = self.count
+        pl = self.pend_lookup[:n]
+        st = (self.flags[:n] & F_PEND_LOOKUP_STORED) != 0
+        ids = np.arange(n, dtype=np.int64)
+        for mask, c, ex in ((pl >= 0) & st, C_UNSERVED_STORED, "unserved_stored"), (
+                (pl >= 0) & ~st, C_UNSERVED_COLD, "unserved_cold"):
+            self._bump(c, ids[mask], pl[mask], ex)
+        pr = self.pend_reserve[:n]
+        st = (self.flags[:n] & F_PEND_RESERVE_STORED) != 0
+        for mask, c, ex in ((pr >= 0) & st, C_UNFINISHED_STORED, "unfinished_stored"), (
+                (pr >= 0) & ~st, C_UNFINISHED_NEW, "unfinished_new"):
+            self._bump(c, ids[mask], pr[mask], ex)
+        self.pend_lookup[:n] = -1
+        self.pend_reserve[:n] = -1
+
+
+# -- time ------------------------------------------------------------------------------------
+
+TL_RECORDS, TL_BYTES, TL_KEY_ROWS = 0, 1, 2
+TL_ROLE0 = 3  # + role: records per role
+TL_COLS = TL_ROLE0 + NROLES
+MAX_BUCKETS = 1 << 17
+_MAX_INDEX = float(1 << 52)
+
+
+class Timeline:
+    """Fixed-width buckets from the first record's time; coarsened by doubling if needed.
+
+    The bucket of time t is floor((t - origin) / bucket_s) >> shift, with origin the first
+    finite t_mono in file order floored to a multiple of bucket_s, so coarsening is exact."""
+
+    def __init__(self, bucket_s: float, max_buckets: int = MAX_BUCKETS,
+                 ncols: int = TL_COLS) -> None:
+        if not (bucket_s > 0 and math.isfinite(bucket_s)):
+            raise ValueError("bucket_s must be a positive number of seconds")
+        self.ncols = ncols
+        self.base = bucket_s
+        self.max_buckets = max_buckets
+        self.origin: float | None = None
+        self.shift = 0
+        self.lo = 0
+        self.data = np.zeros((0, ncols), np.int64)
+        self.out_of_range = 0
+
+    def base_index(self, t: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
+        """Bucket index at the base width (NO_BUCKET where t is not usable)."""
+        out = np.full(len(t), NO_BUCKET, np.int64)
+        fin = np.isfinite(t)
+        if self.origin is None:
+            if not fin.any():
+                return out
+            t0 = float(t[np.argmax(fin)])
+            self.origin = math.floor(t0 / self.base) * self.base
+        x = (t[fin] - self.origin) / self.base
+        good = np.abs(x) < _MAX_INDEX
+        self.out_of_range += int(np.count_nonzero(~good))
+        idx = np.full(len(x), NO_BUCKET, np.int64)
+        idx[good] = np.floor(x[good]).astype(np.int64)
+        out[fin] = idx
+        return out
+
+    def add(self, base_idx: npt.NDArray[np.int64], cols: list[tuple[int, Any]]) -> None:
+        """Add weights per row: cols = [(column, weights or 1)]."""
+        ok = base_idx != NO_BUCKET
+        if not ok.any():
+            return
+        b = base_idx[ok] >> self.shift
+        lo, hi = int(b.min()), int(b.max())
+        if len(self.data):
+            lo, hi = min(lo, self.lo), max(hi, self.lo + len(self.data) - 1)
+        while hi - lo + 1 > self.max_buckets:
+            self._coarsen()
+            b = base_idx[ok] >> self.shift
+            lo, hi = int(b.min()), int(b.max())
+            if len(self.data):
+                lo, hi = min(lo, self.lo), max(hi, self.lo + len(self.data) - 1)
+        if not len(self.data):
+            self.data = np.zeros((hi - lo + 1, self.ncols), np.int64)
+            self.lo = lo
+        elif lo < self.lo or hi >= self.lo + len(self.data):
+            grown = np.zeros((hi - lo + 1, self.ncols), np.int64)
+            grown[self.lo - lo:self.lo - lo + len(self.data)] = self.data
+            self.data, self.lo = grown, lo
+        rel = b - self.lo
+        size = len(self.data)
+        for col, w in cols:
+            wt = None if isinstance(w, int) else np.asarray(w)[ok]
+            self.data[:, col] += np.bincount(rel, weights=wt, minlength=size).astype(np.int64)
+
+    def add_cells(self, base_idx: npt.NDArray[np.int64], col: npt.NDArray[np.int64],
+                  weights: npt.NDArray[np.int64]) -> None:
+        """Add weights[i] to (bucket of base_idx[i], column col[i])."""
+        if not len(base_idx):
+            return
+        self.add(base_idx, [])  # sizes the buckets
+        rel = (base_idx >> self.shift) - self.lo
+        np.add.at(self.data, (rel, col), weights)
+
+    def _coarsen(self) -> None:
+        self.shift += 1
+        if not len(self.data):
+            return
+        old = np.arange(self.lo, self.lo + len(self.data)) >> 1
+        lo = int(old[0])
+        merged = np.zeros((int(old[-1]) - lo + 1, self.ncols), np.int64)
+        np.add.at(merged, old - lo, self.data)
+        self.data, self.lo = merged, lo
+
+    @property
+    def width(self) -> float:
+        return self.base * (1 << self.shift)
+
+
+class Gaps:
+    """The largest idle gaps between consecutive records (file order), and a count."""
+
+    def __init__(self, threshold_s: float, top: int = 10) -> None:
+        self.threshold = threshold_s
+        self.top = top
+        self.last_t = math.nan
+        self.last_off = -1
+        self.gap = np.empty(0, np.float64)
+        self.t0 = np.empty(0, np.float64)
+        self.off = np.empty(0, np.int64)
+        self.over = 0
+        self.idle = 0.0
+
+    def add(self, t: npt.NDArray[np.float64], off: npt.NDArray[np.int64]) -> None:
+        fin = np.isfinite(t)
+        t, off = t[fin], off[fin]
+        if not len(t):
+            return
+        tt = np.concatenate([[self.last_t], t]) if math.isfinite(self.last_t) else t
+        d = np.diff(tt)
+        after = off if math.isfinite(self.last_t) else off[1:]
+        before_t = tt[:-1]
+        self.last_t, self.last_off = float(t[-1]), int(off[-1])
+        big = d >= self.threshold
+        self.over += int(np.count_nonzero(big))
+        self.idle += float(d[big].sum())
+        if not len(d):
+            return
+        gap = np.concatenate([self.gap, d])
+        t0 = np.concatenate([self.t0, before_t])
+        o = np.concatenate([self.off, after])
+        order = np.lexsort((o, -gap))[:self.top]
+        self.gap, self.t0, self.off = gap[order], t0[order], o[order]
+
+
+# -- enter / exit ----------------------------------------------------------------------------
+
+MAX_OPEN_CONTEXTS = 1 << 20
+_K_SET = np.uint64(0x3C6EF372FE94F82B)
+
+
+class Contexts:
+    """read_prefetched_results contexts matched per record: an __exit__ closes the most
+    recent open __enter__ with the same key multiset (as a `with` block would)."""
+
+    def __init__(self) -> None:
+        self.open: dict[int, list[tuple[int, float]]] = {}
+        self.n_open = 0
+        self.untracked = 0
+        self.exit_alone = 0
+        self.exit_examples = Examples()
+
+    def add(self, keysets: npt.NDArray[np.uint64], is_enter: npt.NDArray[np.bool_],
+            off: npt.NDArray[np.int64], t: npt.NDArray[np.float64]) -> None:
+        opened = self.open
+        alone: list[int] = []
+        for ks, ent, o, tm in zip(keysets.tolist(), is_enter.tolist(), off.tolist(),
+                                  t.tolist(), strict=True):
+            if ent:
+                if self.n_open >= MAX_OPEN_CONTEXTS:
+                    self.untracked += 1
+                    continue
+                opened.setdefault(ks, []).append((o, tm))
+                self.n_open += 1
+            else:
+                stack = opened.get(ks)
+                if stack:
+                    stack.pop()
+                    self.n_open -= 1
+                    if not stack:
+                        del opened[ks]
+                else:
+                    self.exit_alone += 1
+                    alone.append(o)
+        if alone:
+            self.exit_examples.add(np.array(alone, np.int64))
+
+    def leaked(self) -> list[tuple[int, float]]:
+        return sorted(x for stack in self.open.values() for x in stack)
+
+
+# -- the engine ------------------------------------------------------------------------------
+
+
+@dataclass
+class OpRows:
+    """Exact per-op key-row counts, grown as op ids appear (index: op id; specials apart)."""
+
+    key_rows: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    malformed: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    first_t: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0, np.float64))
+    last_t: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0, np.float64))
+    first_off: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+
+    def grow(self, n: int) -> None:
+        if n > len(self.key_rows):
+            pad = n - len(self.key_rows)
+            self.key_rows = np.concatenate([self.key_rows, np.zeros(pad, np.int64)])
+            self.malformed = np.concatenate([self.malformed, np.zeros(pad, np.int64)])
+            self.first_t = np.concatenate([self.first_t, np.full(pad, np.nan)])
+            self.last_t = np.concatenate([self.last_t, np.full(pad, np.nan)])
+            self.first_off = np.concatenate([self.first_off, np.full(pad, -1, np.int64)])
+
+
+class Engine:
+    """Feed chunks (with their key rows) in file order; read the fields at the end."""
+
+    def __init__(self, backend: Backend, *, max_keys: int = DEFAULT_MAX_KEYS,
+                 bucket_s: float = 1.0, idle_gap_s: float = 1.0) -> None:
+        self.keys = Keys(backend, max_keys)
+        self.classes = Classes()
+        self.timeline = Timeline(bucket_s)
+        self.gaps = Gaps(idle_gap_s)
+        self.contexts = Contexts()
+        self.ops = OpRows()
+        self.special_rows: dict[int, list[int]] = {}  # status -> [key rows, malformed]
+        self.role_of_op = np.zeros(0, np.uint8)
+        self._names: list[str] = []
+        self.key_rows = 0
+        self.malformed_keys = 0
+        self.class_roles = np.zeros((0, NROLES), np.int64)
+        self.class_rows = np.zeros(0, np.int64)
+        self.last_tb = np.zeros(0, np.int64)
+
+    def _roles(self, names: list[str]) -> npt.NDArray[np.uint8]:
+        if len(names) != len(self._names):
+            self._names = list(names)
+            self.role_of_op = np.array([role_of(n) for n in names] + [ROLE_OTHER], np.uint8)
+        return self.role_of_op
+
+    def add(self, chunk: Chunk, op_names: list[str],
+            pieces: Callable[[], Any]) -> None:
+        """One scan chunk; `pieces()` yields its KeyRows (called once, while mapped)."""
+        roles = self._roles(op_names)
+        rec = chunk.status != tf.ROW_MALFORMED
+        op = chunk.op
+        rrole = roles[np.where(op >= 0, op, len(roles) - 1)]
+        rrole[~rec] = ROLE_OTHER
+        tb = self.timeline.base_index(np.where(rec, chunk.t_mono, np.nan))
+        self.last_tb = tb
+        cols: list[tuple[int, Any]] = [(TL_RECORDS, 1),
+                                       (TL_BYTES, chunk.length.astype(np.int64) + 4)]
+        cols += [(TL_ROLE0 + ro, rrole == ro) for ro in range(NROLES)]
+        self.timeline.add(tb, cols)
+        self.gaps.add(chunk.t_mono[rec], chunk.offset[rec])
+        self._op_times(chunk, rec)
+        ctx_rows = np.flatnonzero(rec & ((rrole == ROLE_ENTER) | (rrole == ROLE_EXIT)))
+        keysets = np.zeros(len(chunk.offset), np.uint64) if len(ctx_rows) else None
+        for k in pieces():
+            self._piece(chunk, k, rrole, tb, keysets)
+        if keysets is not None:
+            self.contexts.add(keysets[ctx_rows], rrole[ctx_rows] == ROLE_ENTER,
+                              chunk.offset[ctx_rows], chunk.t_mono[ctx_rows])
+
+    def _op_times(self, chunk: Chunk, rec: npt.NDArray[np.bool_]) -> None:
+        named = rec & (chunk.op >= 0)
+        if not named.any():
+            return
+        ids = chunk.op[named]
+        size = int(ids.max()) + 1
+        o = self.ops
+        o.grow(size)
+        big = np.iinfo(np.int64).max
+        fo = np.full(size, big, np.int64)
+        np.minimum.at(fo, ids, chunk.offset[named])
+        seen = fo != big
+        o.first_off[:size] = np.where((o.first_off[:size] < 0) & seen, fo, o.first_off[:size])
+        t = chunk.t_mono[named]
+        fin = np.isfinite(t)
+        if fin.any():
+            first = np.full(size, np.inf)
+            np.minimum.at(first, ids[fin], t[fin])
+            last = np.full(size, -np.inf)
+            np.maximum.at(last, ids[fin], t[fin])
+            o.first_t[:size] = np.fmin(o.first_t[:size], np.where(np.isinf(first), np.nan, first))
+            o.last_t[:size] = np.fmax(o.last_t[:size], np.where(np.isinf(last), np.nan, last))
+
+    def _piece(self, chunk: Chunk, k: KeyRows, rrole: npt.NDArray[np.uint8],
+               tb: npt.NDArray[np.int64], keysets: npt.NDArray[np.uint64] | None) -> None:
+        n = len(k)
+        if n == 0:
+            return
+        self.key_rows += n
+        ok = k.status == KEY_OK
+        nbad = n - int(np.count_nonzero(ok))
+        self.malformed_keys += nbad
+        row = k.row
+        role = rrole[row]
+        op = chunk.op[row]
+        off = chunk.offset[row]
+        kb = tb[row]
+        self.timeline.add(kb, [(TL_KEY_ROWS, 1)])
+        if keysets is not None:
+            np.add.at(keysets, row, fmix64(k.fp ^ _K_SET))
+        # exact per-op key rows
+        named = op >= 0
+        if named.any():
+            ids = op[named]
+            size = int(ids.max()) + 1
+            o = self.ops
+            o.grow(size)
+            o.key_rows[:size] += np.bincount(ids, minlength=size)
+            o.malformed[:size] += np.bincount(ids[~ok[named]], minlength=size)
+        if not named.all():
+            st = chunk.status[row[~named]]
+            bad = ~ok[~named]
+            for s in np.unique(st).tolist():
+                sel = st == s
+                acc = self.special_rows.setdefault(int(s), [0, 0])
+                acc[0] += int(np.count_nonzero(sel))
+                acc[1] += int(np.count_nonzero(bad[sel]))
+        # classes: exact rows per (class, role)
+        cls = self.classes.assign(k, ok)
+        size = self.classes.size
+        if size > len(self.class_rows):
+            self.class_rows = np.concatenate([self.class_rows,
+                                              np.zeros(size - len(self.class_rows), np.int64)])
+            self.class_roles = np.concatenate([self.class_roles, np.zeros(
+                (size - len(self.class_roles), NROLES), np.int64)])
+        c_ok, r_ok = cls[ok].astype(np.int64), role[ok].astype(np.int64)
+        self.class_rows[:size] += np.bincount(c_ok, minlength=size)
+        self.class_roles[:size] += np.bincount(c_ok * NROLES + r_ok, minlength=size * NROLES
+                                               ).reshape(size, NROLES)
+        # per-key state
+        keys = self.keys
+        ids, before = keys.intern(k, ok)
+        keys.sketch(k.fp[ok], role[ok])
+        tracked = ids >= 0
+        if not tracked.any():
+            return
+        tid = ids[tracked].astype(np.int64)
+        new = tid >= before
+        if new.any():
+            nid = tid[new]
+            rows_new = np.flatnonzero(tracked)[new]
+            first = np.full(keys.count - before, np.iinfo(np.int64).max)
+            np.minimum.at(first, nid - before, rows_new)
+            have = first != np.iinfo(np.int64).max
+            ids_new = np.flatnonzero(have) + before
+            keys.cls[ids_new] = cls[first[have]]
+            keys.first_bucket[ids_new] = kb[first[have]]
+        keys.fold(tid, role[tracked], off[tracked])
+
+    def finish(self) -> None:
+        self.keys.finish()
