@@ -280,6 +280,18 @@ class Rows:
         self.status: list[int] = []
 
 
+def _next_frame_is_record(buf: bytes | memoryview, n: int, pos: int) -> bool:
+    """The C kernel's rule after a malformed frame (see next_frame_is_record in lct.c)."""
+    if pos == n:
+        return True
+    if n - pos < 4:
+        return False
+    (flen,) = _BE32.unpack_from(buf, pos)
+    if n - pos - 4 < flen:
+        return False
+    return decode_body(bytes(buf[pos + 4:pos + 4 + flen])).status != ROW_MALFORMED
+
+
 def scan_python(buf: bytes | memoryview, pos: int, base: int, interner: PyInterner,
                 capacity: int, rows: Rows) -> tuple[int, int]:
     """Pure-Python kernel with the C kernel's contract; returns (stop reason, new pos)."""
@@ -331,8 +343,11 @@ def scan_python(buf: bytes | memoryview, pos: int, base: int, interner: PyIntern
             op_a(-1)
             nkeys_a(0)
             status_a(ROW_MALFORMED)
-            stop = STOP_MALFORMED
-            break
+            if not _next_frame_is_record(buf, n, pos):
+                stop = STOP_MALFORMED
+                break
+            stop = STOP_FULL
+            continue
         mono_a(t_mono)
         wall_a(t_wall)
         nkeys_a(nk)

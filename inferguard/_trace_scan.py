@@ -46,6 +46,24 @@ class Finding:
         self.skipped = skipped
 
 
+class FindingLog(list[Finding]):
+    """Findings of one read: the first `limit` kept, the rest only counted, so a file of
+    millions of damaged frames cannot make memory grow with it."""
+
+    def __init__(self, limit: int = 1000) -> None:
+        super().__init__()
+        self.limit = limit
+        self.omitted = 0
+        self.omitted_skipped = 0
+
+    def append(self, f: Finding) -> None:
+        if len(self) < self.limit:
+            super().append(f)
+        else:
+            self.omitted += 1
+            self.omitted_skipped += f.skipped
+
+
 class Source:
     """A trace as bytes: a file (mapped window by window) or a caller's buffer."""
 
@@ -330,6 +348,19 @@ def _explain(body: bytes) -> str:
     return f"{d.reason} (body byte {d.at})" if d.at >= 0 else d.reason
 
 
+def _note_malformed(findings: list[Finding], chunk: Chunk) -> None:
+    """One finding per malformed frame of the chunk, explained while the log keeps them."""
+    bad = np.flatnonzero(chunk.status == tf.ROW_MALFORMED)
+    for k, i in enumerate(bad):
+        if isinstance(findings, FindingLog) and len(findings) >= findings.limit:
+            findings.omitted += len(bad) - k
+            return
+        off, flen = int(chunk.offset[i]), int(chunk.length[i])
+        findings.append(Finding(
+            "malformed_record", off, f"frame of {flen} bytes is not a decodable record: "
+            f"{_explain(chunk.window.body(off, flen))}"))
+
+
 def scan_frames(src: Source, start: int, kernel: _PythonKernel | _NativeKernel,
                 findings: list[Finding], window: int = DEFAULT_WINDOW) -> Iterator[Chunk]:
     """Yield row chunks for every frame from `start` to the end; append integrity findings.
@@ -351,11 +382,14 @@ def scan_frames(src: Source, start: int, kernel: _PythonKernel | _NativeKernel,
                 if (SCAN_THREADS > 1 and isinstance(kernel, _NativeKernel)
                         and len(win.buf) - rel >= PARALLEL_MIN_BYTES):
                     chunks, stop, rel = _speculate(win, rel, kernel)
-                    yield from chunks
+                    for c in chunks:
+                        _note_malformed(findings, c)
+                        yield c
                     chunk = chunks[-1] if chunks else None
                 else:
                     stop, rel, chunk = kernel.scan(win, rel)
                     if chunk is not None:
+                        _note_malformed(findings, chunk)
                         yield chunk
                 if stop == tf.STOP_FULL:
                     continue
@@ -363,12 +397,10 @@ def scan_frames(src: Source, start: int, kernel: _PythonKernel | _NativeKernel,
                     pos = win.base + rel
                     break
                 if stop == tf.STOP_MALFORMED:
+                    # The frame after the malformed one is not a complete valid record in
+                    # this window: decide with the whole file in view.
                     assert chunk is not None
                     off, flen = int(chunk.offset[-1]), int(chunk.length[-1])
-                    findings.append(Finding(
-                        "malformed_record", off,
-                        f"frame of {flen} bytes is not a decodable record: "
-                        f"{_explain(win.body(off, flen))}"))
                     nxt = off + 4 + flen
                     if nxt == size or _frame_decodes(src, nxt):
                         continue

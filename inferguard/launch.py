@@ -100,7 +100,7 @@ def _launch(kind: str, args: list[str], line: int) -> Launch:
     if isinstance(ktc, str):
         try:
             cfg = json.loads(ktc)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             problems.append(f"--kv-transfer-config is not JSON: {exc}")
             cfg = None
         if isinstance(cfg, dict):
@@ -150,7 +150,7 @@ def parse_launch_text(text: str) -> tuple[LaunchFacts, list[Problem]]:
             continue
         try:
             argv = shlex.split(s)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             problems.append(Problem(f"cannot split command line: {exc}", line=n))
             continue
         for w in argv:  # `PYTHONHASHSEED=0 vllm serve ...`

@@ -282,7 +282,7 @@ def _result_from_body(method: str, path: str, status: int | None, ctype: str | N
     if not truncated:
         try:
             parsed = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             parsed = None
     if path == "/env":  # never keep the raw environment
         env, _ = filter_env(parsed)

@@ -151,7 +151,7 @@ def read_lookup_hashes(paths: list[str | os.PathLike[str]] | str | os.PathLike[s
                 continue
             try:
                 d = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):
                 d = None
             err = "not a JSON object" if not isinstance(d, dict) else acc.add(d)
             if err is None:

@@ -138,7 +138,7 @@ def _number(v: Any) -> float | None:
     if isinstance(v, str):
         try:
             f = float(v)
-        except ValueError:
+        except (ValueError, RecursionError):
             return None
         return f if math.isfinite(f) else None
     return None
@@ -168,12 +168,12 @@ def read_otel_bytes(data: bytes, source: EvidenceSource) -> Evidence:
             continue
         try:
             docs.append((n, json.loads(line)))
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             if n == 1:  # maybe one pretty-printed document
                 try:
                     docs = [(1, json.loads(data))]
                     break
-                except ValueError:
+                except (ValueError, RecursionError):
                     pass
             if len(problems) < MAX_PROBLEMS:
                 problems.append(Problem(f"not JSON: {str(exc)[:200]}", line=n))
@@ -206,7 +206,10 @@ def read_otel_bytes(data: bytes, source: EvidenceSource) -> Evidence:
         for rs in rss:
             if not isinstance(rs, dict):
                 continue
-            res = _attrs(_get(rs.get("resource") or {}, "attributes") or [])
+            try:
+                res = _attrs(_get(rs.get("resource") or {}, "attributes") or [])
+            except RecursionError:
+                res = {}
             if isinstance(res.get("service.instance.id"), str):
                 instances.add(res["service.instance.id"])
             for ss in _get(rs, "scopeSpans", "scope_spans") or []:
@@ -244,7 +247,12 @@ def read_otel_bytes(data: bytes, source: EvidenceSource) -> Evidence:
                         a.durations.append((end - start) / 1e6)
                     else:
                         a.open += 1
-                    for k, v in _attrs(sp.get("attributes") or []).items():
+                    try:
+                        attrs = _attrs(sp.get("attributes") or [])
+                    except RecursionError:
+                        problems.append(Problem("span attributes nested too deeply", line=n))
+                        attrs = {}
+                    for k, v in attrs.items():
                         num = _number(v)
                         if num is not None and k != "session_id":
                             a.sums[k] = a.sums.get(k, 0.0) + num

@@ -80,7 +80,7 @@ def parse_replay(data: bytes, name: str) -> tuple[ReplayFacts | None, list[Probl
     if stripped.startswith("{") and '"ops"' in text and not name.endswith(".jsonl"):
         try:
             doc = json.loads(text)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             return None, [Problem(f"summary JSON does not parse: {exc}")]
         ops = doc.get("ops") if isinstance(doc, dict) else None
         if not isinstance(ops, dict):
@@ -98,7 +98,7 @@ def parse_replay(data: bytes, name: str) -> tuple[ReplayFacts | None, list[Probl
             try:
                 d = json.loads(line)
                 q, lat, fail = str(d["qualname"]), float(d["latency_ms"]), bool(d["failed"])
-            except (ValueError, KeyError, TypeError):
+            except (ValueError, KeyError, TypeError, RecursionError):
                 problems.append(Problem("expected {qualname, latency_ms, failed}", line=n))
                 continue
             records += 1
@@ -119,6 +119,8 @@ def parse_replay(data: bytes, name: str) -> tuple[ReplayFacts | None, list[Probl
                                 sum(ms) / len(ms) if ms else None,
                                 _code_pct(ms, 50), _code_pct(ms, 90), _code_pct(ms, 99),
                                 ms[0] if ms else None, ms[-1] if ms else None))
+        if not records:
+            return None, problems or [Problem("no replay record lines", line=1)]
         return ReplayFacts(form="records_jsonl", ops=ops, records=records,
                            failed=failed, skipped_or_failed=failed_zero), problems
     first = text.splitlines()[0].strip().lstrip("\ufeff") if text.strip() else ""

@@ -31,6 +31,7 @@ from inferguard._trace_scan import (
     DEFAULT_WINDOW,
     Chunk,
     Finding,
+    FindingLog,
     Source,
     find_next_record,
     make_kernel,
@@ -375,24 +376,26 @@ class TraceFile:
     def records(self, *, unwrap_args: bool = True,
                 backend: Backend | None = None) -> Iterator[TraceRecord]:
         """Decoded records in file order; damaged frames are skipped (see `scan()`)."""
-        findings: list[Finding] = []
+        findings = FindingLog(MAX_FINDINGS)
         chunks, _ = self._chunks(backend, findings)
         for chunk in chunks:
             for i in np.flatnonzero(chunk.status != tf.ROW_MALFORMED):
                 off, n = int(chunk.offset[i]), int(chunk.length[i])
+                body = chunk.window.body(off, n)
                 try:
-                    raw = msgspec.msgpack.decode(chunk.window.body(off, n))
-                    args = raw["args"]
+                    raw = msgspec.msgpack.decode(body)
+                    qualname, args = str(raw["qualname"]), raw["args"]
                     if unwrap_args:
                         args = unwrap(args)
-                except RecursionError:
+                except RecursionError:  # valid but deeper than Python objects can go
+                    qualname = tf.decode_body(body).qualname or ""
                     args = {"__inferguard_error__": "args nested too deeply to decode"}
                 yield TraceRecord(off, float(chunk.t_mono[i]), float(chunk.t_wall[i]),
-                                  str(raw["qualname"]), args)
+                                  qualname, args)
 
     def scan(self, *, backend: Backend | None = None) -> TraceColumns:
         """All frames as numpy columns (the hot path; no Python object per record)."""
-        findings: list[Finding] = []
+        findings = FindingLog(MAX_FINDINGS)
         chunks, kernel = self._chunks(backend, findings)
         parts = list(chunks)
         names = tuple(kernel.names())
@@ -411,12 +414,13 @@ class TraceFile:
     def summary(self, *, backend: Backend | None = None) -> TraceSummary:
         """Aggregate the whole trace in one bounded-memory pass."""
         chosen = resolve_backend(backend)
-        findings: list[Finding] = []
+        findings = FindingLog(MAX_FINDINGS)
         chunks, kernel = self._chunks(chosen, findings)
         agg = _Aggregate(self.header.level == "events")
         for chunk in chunks:
             agg.add(chunk, kernel)
-        return agg.result(self, chosen, kernel.names(), self._header_findings + findings)
+        return agg.result(self, chosen, kernel.names(), self._header_findings + findings,
+                          findings.omitted, findings.omitted_skipped)
 
 
 def summarize_trace(source: PathOrBuffer, *, backend: Backend | None = None) -> TraceSummary:
@@ -492,7 +496,8 @@ class _Aggregate:
             self.events.add(c, rec, kernel)
 
     def result(self, tfile: TraceFile, backend: str, names: list[str],
-               raw_findings: list[Finding]) -> TraceSummary:
+               raw_findings: list[Finding], omitted: int = 0,
+               omitted_skipped: int = 0) -> TraceSummary:
         self._grow(len(names))
         ops = [OpStats(name, int(self.counts[i]), int(self.keys[i]), int(self.keys_max[i]),
                        _ratio(int(self.keys[i]), int(self.counts[i])))
@@ -501,14 +506,14 @@ class _Aggregate:
                         _ratio(self.special_keys[st], n)) for st, n in self.special.items()]
         ops.sort(key=lambda o: o.qualname)
         findings = _findings(raw_findings)
-        skipped = sum(f.skipped_bytes for f in findings)
+        skipped = sum(f.skipped_bytes for f in findings) + omitted_skipped
         span = self.mono_max - self.mono_min
         integrity = TraceIntegrity(
-            ok=not findings and self.nan_ts == 0, frames=self.frames,
+            ok=not findings and not omitted and self.nan_ts == 0, frames=self.frames,
             malformed_frames=self.malformed, skipped_bytes=skipped, nan_timestamps=self.nan_ts,
             negative_t_mono=self.neg_mono, t_mono_decreases=self.decreases,
             findings=findings[:MAX_FINDINGS],
-            findings_omitted=max(0, len(findings) - MAX_FINDINGS))
+            findings_omitted=max(0, len(findings) - MAX_FINDINGS) + omitted)
         return TraceSummary(
             schema=SUMMARY_SCHEMA, path=tfile.path, size_bytes=tfile.size, backend=backend,
             header=tfile.header, total_records=self.records,

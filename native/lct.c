@@ -466,6 +466,21 @@ int32_t lct_interner_intern(lct_interner *in, const uint8_t *s, size_t n) {
 
 /* -------------------------------------------------------------------- scan */
 
+/* After a malformed frame the chain is trusted only if the frame after it is a complete,
+ * valid record within this buffer (or the buffer ends exactly there).  Otherwise the
+ * caller decides, with the same rule, whether to go on or resynchronise. */
+static int next_frame_is_record(const uint8_t *buf, size_t len, size_t p) {
+    uint32_t n;
+    double tm, tw;
+    size_t qo, qn;
+    int32_t nk;
+    if (p == len) return 1;
+    if (len - p < 4) return 0;
+    n = (uint32_t)be(buf + p, 4);
+    if (len - p - 4 < n) return 0;
+    return lct_decode_record(buf + p + 4, n, &tm, &tw, &qo, &qn, &nk) != LCT_ROW_MALFORMED;
+}
+
 int lct_scan(const uint8_t *buf, size_t len, size_t *pos, int64_t base,
              lct_interner *in, lct_columns *cols) {
     size_t p = *pos;
@@ -506,7 +521,10 @@ int lct_scan(const uint8_t *buf, size_t len, size_t *pos, int64_t base,
         cols->status[i] = (uint8_t)st;
         cols->count++;
         p += 4 + (size_t)flen;
-        if (st == LCT_ROW_MALFORMED) { rc = LCT_STOP_MALFORMED; break; }
+        if (st == LCT_ROW_MALFORMED && !next_frame_is_record(buf, len, p)) {
+            rc = LCT_STOP_MALFORMED;
+            break;
+        }
         rc = LCT_STOP_FULL;
     }
     if (rc == LCT_STOP_FULL && p >= len) rc = LCT_STOP_END;

@@ -23,7 +23,8 @@
 #define LCT_STOP_END 0        /* consumed the window exactly */
 #define LCT_STOP_NEED_MORE 1  /* a frame (or its length prefix) runs past the window */
 #define LCT_STOP_FULL 2       /* the columns are full */
-#define LCT_STOP_MALFORMED 3  /* the last row written is a malformed frame */
+#define LCT_STOP_MALFORMED 3  /* the last row is a malformed frame not followed, within
+                                 this buffer, by a complete valid record */
 
 #define LCT_MAX_OPS 4096
 #define LCT_MAX_QUALNAME 1024

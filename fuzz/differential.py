@@ -1,0 +1,66 @@
+"""Native vs pure Python on every fuzz corpus entry: same result or the same error.
+
+    python fuzz/differential.py LCT_CORPUS_DIR PROM_CORPUS_DIR
+
+Exits 1 on the first disagreement and copies the input to fuzz-out/disagreements/.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from inferguard import TraceFile, native_available  # noqa: E402
+from tests.test_prom_fuzz import model  # noqa: E402
+
+OUT = ROOT / "fuzz-out" / "disagreements"
+
+
+def lct_result(data: bytes, backend: str) -> object:
+    try:
+        with TraceFile(data, window_size=1 << 16) as t:
+            c = t.scan(backend=backend)  # type: ignore[arg-type]
+            return (c.offset.tolist(), c.length.tolist(), c.t_mono.tobytes(),
+                    c.t_wall.tobytes(), c.op.tolist(), c.nkeys.tolist(), c.status.tolist(),
+                    c.ops, [(f.kind, f.offset, f.detail, f.skipped_bytes) for f in c.findings])
+    except ValueError as exc:
+        return ("error", type(exc).__name__, str(exc))
+
+
+def prom_result(data: bytes, backend: str) -> object:
+    if not data:
+        return None
+    fmt = "openmetrics" if data[0] & 1 else "prometheus"
+    try:
+        return model(data[1:], backend, fmt)
+    except ValueError as exc:
+        return ("error", type(exc).__name__, str(exc))
+
+
+def main(lct_dir: str, prom_dir: str) -> int:
+    if not native_available():
+        print("native backend not built: nothing to compare", file=sys.stderr)
+        return 2
+    counts = {}
+    for name, d, fn in (("lct", lct_dir, lct_result), ("prom", prom_dir, prom_result)):
+        n = 0
+        for p in sorted(Path(d).iterdir()):
+            data = p.read_bytes()
+            if fn(data, "native") != fn(data, "python"):
+                OUT.mkdir(parents=True, exist_ok=True)
+                shutil.copy(p, OUT / f"{name}-{p.name}")
+                print(f"DISAGREEMENT ({name}): {p}", file=sys.stderr)
+                return 1
+            n += 1
+        counts[name] = n
+    print("differential: native == python on " +
+          ", ".join(f"{v} {k} inputs" for k, v in counts.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1], sys.argv[2]))
