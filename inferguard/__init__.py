@@ -28,6 +28,16 @@ from inferguard.trace import (
     TraceSummary,
     summarize_trace,
 )
+from inferguard.trace_stats import (
+    TraceAnalysis,
+    TraceStats,
+    TraceStatsArrays,
+    TraceStatsFinding,
+    analyze_trace,
+    export_trace,
+    trace_findings,
+    trace_stats,
+)
 
 __version__ = "0.1.0"
 
@@ -40,14 +50,20 @@ __all__ = [
     "PromParseError",
     "Sample",
     "SeriesArray",
+    "TraceAnalysis",
     "TraceColumns",
     "TraceFile",
     "TraceFinding",
     "TraceFormatError",
     "TraceHeader",
     "TraceRecord",
+    "TraceStats",
+    "TraceStatsArrays",
+    "TraceStatsFinding",
     "TraceSummary",
     "__version__",
+    "analyze_trace",
+    "export_trace",
     "native_available",
     "native_backend",
     "normalize_name",
@@ -57,4 +73,6 @@ __all__ = [
     "stack_series",
     "summarize_metrics",
     "summarize_trace",
+    "trace_findings",
+    "trace_stats",
 ]

@@ -136,7 +136,16 @@ def hash_many(blobs: list[bytes], seeds: npt.NDArray[np.uint64]) -> npt.NDArray[
     out = np.empty(len(blobs), np.uint64)
     if not blobs:
         return out
-    lengths = np.fromiter((len(b) for b in blobs), np.int64, len(blobs))
+    lengths = np.fromiter(map(len, blobs), np.int64, len(blobs))
+    n0 = int(lengths[0])
+    if n0 % 8 == 0 and bool((lengths == n0).all()):  # the common case: one length, whole words
+        h = seeds ^ np.uint64((n0 * GOLDEN) & MASK64)
+        if n0:
+            w = np.frombuffer(b"".join(blobs), "<u8").reshape(len(blobs), n0 // 8)
+            for j in range(n0 // 8):
+                h = _fold(h, w[:, j])
+        out[:] = fmix64(h)
+        return out
     for n in np.unique(lengths).tolist():
         idx = np.flatnonzero(lengths == n)
         words = -(-n // 8)
@@ -290,6 +299,20 @@ def _parse_canonical(buf: bytes, p: int, end: int) -> ParsedKey | None:
     return buf[p + 14:p + 14 + hn], model, rank[0], group[0], None
 
 
+_CANON_HEAD32 = _CANON_HEAD + b"\x20"
+
+
+def _int_size(op: int) -> int:
+    return 1 + (_INT_FORMS[op][0] if op in _INT_FORMS else 0)
+
+
+def _canonical_end(buf: bytes, key: ParsedKey) -> int:
+    """Where the canonical payload `key` (parsed from buf[0:]) ends."""
+    q = 14 + len(key[0]) + 11 + 1 + (buf[14 + len(key[0]) + 11] & 0x1F) + 8
+    q += _int_size(buf[q])
+    return q + 16 + _int_size(buf[q + 16])
+
+
 def parse_key(buf: bytes, p: int, end: int) -> ParsedKey | None:
     """The key whose payload starts at buf[p] (inside buf[:end]); None if malformed."""
     if p >= end:
@@ -426,7 +449,10 @@ class PyNames:
 
 
 class PythonKeyExtractor:
-    """Pure-Python kernel: the contract above with msgspec for the record and bytes.find."""
+    """Pure-Python kernel: the contract above with msgspec for the record and bytes.find.
+
+    Fast path (`_fast`): a record whose keys all share one canonical layout is read with
+    slices; any other record goes through `parse_key`, key by key."""
 
     def __init__(self) -> None:
         self.models = PyNames(K_MODEL)
@@ -435,6 +461,35 @@ class PythonKeyExtractor:
 
     def names(self) -> tuple[list[str], list[str]]:
         return list(self.models.names), list(self.salts.names)
+
+    def _ctx(self, mh: int, r: int, g: int, sh: int) -> int:
+        ck = (mh, r, g, sh)
+        c = self.ctx_cache.get(ck)
+        if c is None:
+            if len(self.ctx_cache) > 4096:
+                self.ctx_cache.clear()
+            c = self.ctx_cache[ck] = context(mh, r, g, sh)
+        return c
+
+    def _fast(self, args: bytes, nk: int) -> tuple[list[bytes], list[str], list[int],
+                                                   list[int]] | None:
+        """All keys of a record when they share one canonical layout (a 32-byte hash, then
+        identical model/kv_rank/group bytes), else None. `split` finds the same
+        non-overlapping wrapper occurrences as the contract."""
+        keys = args.split(WRAPPER)[1:]
+        if len(keys) != nk:
+            return None
+        first = keys[0]
+        if first[:14] != _CANON_HEAD32:
+            return None
+        got = _parse_canonical(first, 0, len(first))
+        if got is None:
+            return None
+        end = _canonical_end(first, got)
+        tail = first[46:end]
+        if {k[:14] for k in keys} != {_CANON_HEAD32} or {k[46:end] for k in keys} != {tail}:
+            return None
+        return [k[14:46] for k in keys], [got[1]] * nk, [got[2]] * nk, [got[3]] * nk
 
     def extract(self, chunk: Chunk) -> Iterator[KeyRows]:
         rows: list[int] = []
@@ -446,13 +501,32 @@ class PythonKeyExtractor:
         rank: list[int] = []
         group: list[int] = []
         find = len(WRAPPER)
-        ctx_cache = self.ctx_cache
         win = chunk.window
-        for i in np.flatnonzero(chunk.status != tf.ROW_MALFORMED).tolist():
-            if chunk.nkeys[i] == 0:
-                continue
+        nkeys = chunk.nkeys
+        for i in np.flatnonzero((chunk.status != tf.ROW_MALFORMED) & (nkeys > 0)).tolist():
             args = args_bytes(win.body(int(chunk.offset[i]), int(chunk.length[i])))
             if args is None:
+                continue
+            nk = int(nkeys[i])
+            fast = self._fast(args, nk)
+            if fast is not None:
+                hs, names, ranks, groups = fast
+                rows.extend([i] * nk)
+                status.extend([KEY_OK] * nk)
+                hashes.extend(hs)
+                if names.count(names[0]) == nk and ranks.count(ranks[0]) == nk and (
+                        groups.count(groups[0]) == nk):
+                    mid, mh = self.models.intern(names[0])
+                    model.extend([mid] * nk)
+                    ctx.extend([self._ctx(mh, ranks[0], groups[0], K_NOSALT)] * nk)
+                else:
+                    for name, r, g in zip(names, ranks, groups, strict=True):
+                        mid, mh = self.models.intern(name)
+                        model.append(mid)
+                        ctx.append(self._ctx(mh, r, g, K_NOSALT))
+                salt.extend([NAME_NONE] * nk)
+                rank.extend(ranks)
+                group.extend(groups)
                 continue
             end = len(args)
             p = args.find(WRAPPER)
@@ -480,13 +554,7 @@ class PythonKeyExtractor:
                     salt.append(sid)
                     rank.append(r)
                     group.append(g)
-                    ck = (mh, r, g, sh)
-                    c = ctx_cache.get(ck)
-                    if c is None:
-                        if len(ctx_cache) > 4096:
-                            ctx_cache.clear()
-                        c = ctx_cache[ck] = context(mh, r, g, sh)
-                    ctx.append(c)
+                    ctx.append(self._ctx(mh, r, g, sh))
                 p = args.find(WRAPPER, p + find)
         st = np.array(status, np.uint8)
         fp = fingerprints(hashes, np.array(ctx, np.uint64))

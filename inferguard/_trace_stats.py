@@ -16,7 +16,7 @@ chunks or pieces end. The public meaning and the result types live in `trace_sta
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,9 +88,15 @@ class Examples:
         self.offsets = np.empty(0, np.int64)
 
     def add(self, offsets: npt.NDArray[np.int64]) -> None:
-        if len(offsets):
-            both = np.unique(np.concatenate([self.offsets, offsets.astype(np.int64)]))
-            self.offsets = both[:self.n]
+        if not len(offsets):
+            return
+        if len(self.offsets) == self.n and int(offsets.min()) > int(self.offsets[-1]):
+            return
+        both = np.sort(np.concatenate([self.offsets, offsets.astype(np.int64)]))
+        keep = np.empty(len(both), np.bool_)
+        keep[0] = True
+        np.not_equal(both[1:], both[:-1], out=keep[1:])
+        self.offsets = both[keep][:self.n]
 
 
 # -- HyperLogLog --------------------------------------------------------------------------------
@@ -136,8 +142,8 @@ def _clz64(w: npt.NDArray[np.uint64]) -> npt.NDArray[np.int64]:
     x = w[nz]
     # float64 gives the top bit up to rounding; correct the rare round-up by one.
     _, e = np.frexp(x.astype(np.float64))
-    top = e.astype(np.int64) - 1
-    over = (x >> top.clip(0, 63).astype(np.uint64)) == 0
+    top = np.minimum(e.astype(np.int64) - 1, 63)
+    over = (x >> top.astype(np.uint64)) == 0
     top[over] -= 1
     out[nz] = 63 - top
     return out
@@ -164,7 +170,7 @@ class Classes:
     @staticmethod
     def _small(values: npt.NDArray[np.int64], ids: dict[int, int], out: list[int]
                ) -> npt.NDArray[np.int64]:
-        u = np.unique(np.sort(values))
+        u, _ = _unique_inverse(values)
         mapped = np.empty(len(u), np.int64)
         for j, v in enumerate(u.tolist()):
             i = ids.get(v)
@@ -183,9 +189,16 @@ class Classes:
         sel = np.flatnonzero(ok)
         if not len(sel):
             return out
-        r = self._small(k.kv_rank[sel], self.rank_ids, self.ranks)
-        g = self._small(k.group[sel], self.group_ids, self.groups)
-        code = ((((k.model[sel].astype(np.int64) + 2) << 14) | (k.salt[sel].astype(np.int64) + 2))
+        m, s, kr, gr = k.model[sel], k.salt[sel], k.kv_rank[sel], k.group[sel]
+        # Consecutive keys nearly always share all four: map only where one changes.
+        chg = np.empty(len(sel), np.bool_)
+        chg[0] = True
+        chg[1:] = (m[1:] != m[:-1]) | (s[1:] != s[:-1]) | (kr[1:] != kr[:-1]) | (
+            gr[1:] != gr[:-1])
+        runs = np.flatnonzero(chg)
+        r = self._small(kr[runs], self.rank_ids, self.ranks)
+        g = self._small(gr[runs], self.group_ids, self.groups)
+        code = ((((m[runs].astype(np.int64) + 2) << 14) | (s[runs].astype(np.int64) + 2))
                 << 32) | (r << 16) | g
         u, inv = _unique_inverse(code)
         cls = np.empty(len(u), np.int32)
@@ -200,7 +213,7 @@ class Classes:
                     self.tuples.append((((c >> 46) & 0x3FFF) - 2, ((c >> 32) & 0x3FFF) - 2,
                                         (c >> 16) & 0xFFFF, c & 0xFFFF))
             cls[j] = i
-        out[sel] = cls[inv]
+        out[sel] = np.repeat(cls[inv], np.diff(np.append(runs, len(sel))))
         return out
 
     @property
@@ -232,7 +245,7 @@ class Keys:
         self.cap = min(max_keys, 1 << 16)
         self.table: PythonKeyTable | NativeKeyTable = make_key_table(backend, self.cap)
         self.level = 0
-        self.cnt = np.zeros((self.cap, NC), np.uint32)
+        self.cnt = np.zeros((NC, self.cap), np.uint32)  # one contiguous row per counter
         self.pend_lookup = np.full(self.cap, -1, np.int64)
         self.pend_reserve = np.full(self.cap, -1, np.int64)
         self.flags = np.zeros(self.cap, np.uint8)
@@ -246,6 +259,11 @@ class Keys:
     @property
     def count(self) -> int:
         return self.table.count
+
+    def counters(self) -> npt.NDArray[np.uint32]:
+        """(tracked keys, NC) view of the per-key counters."""
+        view: npt.NDArray[np.uint32] = self.cnt[:, :self.count].T
+        return view
 
     @property
     def sample_rate(self) -> float:
@@ -264,7 +282,9 @@ class Keys:
             b[:n] = a[:n]
             return b
 
-        self.cnt = extend(self.cnt, 0)
+        cnt = np.zeros((NC, cap), np.uint32)
+        cnt[:, :n] = self.cnt[:, :n]
+        self.cnt = cnt
         self.pend_lookup = extend(self.pend_lookup, -1)
         self.pend_reserve = extend(self.pend_reserve, -1)
         self.flags = extend(self.flags, 0)
@@ -278,7 +298,7 @@ class Keys:
         fps = self.table.fingerprints()
         if self.hll is None:  # exactness ends here: sketch every key seen so far
             self.hll = [HyperLogLog() for _ in range(5)]
-            c = self.cnt[:n]
+            c = self.counters()
             self.hll[0].add(fps)
             self.hll[1].add(fps[c[:, C_WRITE] > 0])
             self.hll[2].add(fps[c[:, C_LOOKUP] > 0])
@@ -287,8 +307,10 @@ class Keys:
         self.level += 1
         keep: npt.NDArray[np.bool_] = (fps & self._mask()) == 0
         k = int(np.count_nonzero(keep))
-        for name, fill in (("cnt", 0), ("pend_lookup", -1), ("pend_reserve", -1), ("flags", 0),
-                           ("cls", 0), ("first_bucket", NO_BUCKET)):
+        self.cnt[:, :k] = self.cnt[:, :n][:, keep]
+        self.cnt[:, k:n] = 0
+        for name, fill in (("pend_lookup", -1), ("pend_reserve", -1), ("flags", 0), ("cls", 0),
+                           ("first_bucket", NO_BUCKET)):
             a = getattr(self, name)
             a[:k] = a[:n][keep]
             a[k:n] = fill
@@ -342,14 +364,14 @@ class Keys:
         is_w = (r == ROLE_WRITE).astype(np.int64)
         cs = np.cumsum(is_w)
         before = cs - is_w - (cs[starts] - is_w[starts])[seg]
-        wb = (before > 0) | (cnt[u, C_WRITE] > 0)[seg]
+        wb = (before > 0) | (cnt[C_WRITE][u] > 0)[seg]
         # Every row counted once: per key, per (role, written-before).
         per = np.bincount(seg * (2 * NROLES) + r.astype(np.int64) * 2 + wb,
                           minlength=len(u) * 2 * NROLES).reshape(len(u), NROLES, 2)
         for ro, c in _ROLE_COUNTER.items():
-            cnt[u, c] += per[:, ro, :].sum(axis=1).astype(np.uint32)
+            cnt[c][u] += per[:, ro, :].sum(axis=1).astype(np.uint32)
         for ro, c in _STORED_COUNTER.items():
-            cnt[u, c] += per[:, ro, 1].astype(np.uint32)
+            cnt[c][u] += per[:, ro, 1].astype(np.uint32)
         unstored_reads = (r == ROLE_READ) & ~wb
         if unstored_reads.any():
             self.examples["read_unstored"].add(o[unstored_reads])
@@ -429,7 +451,7 @@ class Keys:
     def _bump(self, c: int, ids: npt.NDArray[np.int64], offsets: npt.NDArray[np.int64],
               example: str) -> None:
         if len(ids):
-            np.add.at(self.cnt[:, c], ids, 1)
+            np.add.at(self.cnt[c], ids, np.uint32(1))  # same dtype: the fast path
             self.examples[example].add(offsets)
 
     def finish(self) -> None:
@@ -522,6 +544,20 @@ class Timeline:
         for col, w in cols:
             wt = None if isinstance(w, int) else np.asarray(w)[ok]
             self.data[:, col] += np.bincount(rel, weights=wt, minlength=size).astype(np.int64)
+
+    def add_codes(self, base_idx: npt.NDArray[np.int64], codes: npt.NDArray[np.int64],
+                  weights: npt.NDArray[Any] | None = None) -> None:
+        """Add 1 (or weights[i]) to (bucket of base_idx[i], column codes[i])."""
+        ok = base_idx != NO_BUCKET
+        if not ok.any():
+            return
+        self.add(base_idx[ok], [])  # sizes the buckets
+        rel = (base_idx[ok] >> self.shift) - self.lo
+        size = len(self.data)
+        flat = np.bincount(rel * self.ncols + codes[ok],
+                           weights=None if weights is None else weights[ok],
+                           minlength=size * self.ncols)
+        self.data += flat.reshape(size, self.ncols).astype(np.int64)
 
     def add_cells(self, base_idx: npt.NDArray[np.int64], col: npt.NDArray[np.int64],
                   weights: npt.NDArray[np.int64]) -> None:
@@ -664,12 +700,11 @@ class Engine:
         self.contexts = Contexts()
         self.ops = OpRows()
         self.special_rows: dict[int, list[int]] = {}  # status -> [key rows, malformed]
-        self.role_of_op = np.zeros(0, np.uint8)
+        self.role_of_op = np.array([ROLE_OTHER], np.uint8)  # last entry: "no op id"
         self._names: list[str] = []
         self.key_rows = 0
         self.malformed_keys = 0
         self.class_roles = np.zeros((0, NROLES), np.int64)
-        self.class_rows = np.zeros(0, np.int64)
         self.last_tb = np.zeros(0, np.int64)
 
     def _roles(self, names: list[str]) -> npt.NDArray[np.uint8]:
@@ -678,9 +713,8 @@ class Engine:
             self.role_of_op = np.array([role_of(n) for n in names] + [ROLE_OTHER], np.uint8)
         return self.role_of_op
 
-    def add(self, chunk: Chunk, op_names: list[str],
-            pieces: Callable[[], Any]) -> None:
-        """One scan chunk; `pieces()` yields its KeyRows (called once, while mapped)."""
+    def add(self, chunk: Chunk, op_names: list[str], pieces: Iterable[KeyRows]) -> None:
+        """One scan chunk (file order) and its key rows, in pieces."""
         roles = self._roles(op_names)
         rec = chunk.status != tf.ROW_MALFORMED
         op = chunk.op
@@ -688,15 +722,16 @@ class Engine:
         rrole[~rec] = ROLE_OTHER
         tb = self.timeline.base_index(np.where(rec, chunk.t_mono, np.nan))
         self.last_tb = tb
-        cols: list[tuple[int, Any]] = [(TL_RECORDS, 1),
-                                       (TL_BYTES, chunk.length.astype(np.int64) + 4)]
-        cols += [(TL_ROLE0 + ro, rrole == ro) for ro in range(NROLES)]
-        self.timeline.add(tb, cols)
+        tl = self.timeline
+        tl.add_codes(tb, np.full(len(tb), TL_RECORDS, np.int64))
+        tl.add_codes(tb, np.full(len(tb), TL_BYTES, np.int64),
+                     chunk.length.astype(np.float64) + 4)
+        tl.add_codes(tb, TL_ROLE0 + rrole.astype(np.int64))
         self.gaps.add(chunk.t_mono[rec], chunk.offset[rec])
         self._op_times(chunk, rec)
         ctx_rows = np.flatnonzero(rec & ((rrole == ROLE_ENTER) | (rrole == ROLE_EXIT)))
         keysets = np.zeros(len(chunk.offset), np.uint64) if len(ctx_rows) else None
-        for k in pieces():
+        for k in pieces:
             self._piece(chunk, k, rrole, tb, keysets)
         if keysets is not None:
             self.contexts.add(keysets[ctx_rows], rrole[ctx_rows] == ROLE_ENTER,
@@ -739,19 +774,25 @@ class Engine:
         op = chunk.op[row]
         off = chunk.offset[row]
         kb = tb[row]
-        self.timeline.add(kb, [(TL_KEY_ROWS, 1)])
+        self.timeline.add_codes(kb, np.full(n, TL_KEY_ROWS, np.int64))
         if keysets is not None:
-            np.add.at(keysets, row, fmix64(k.fp ^ _K_SET))
+            cm = (role == ROLE_ENTER) | (role == ROLE_EXIT)
+            if cm.any():
+                np.add.at(keysets, row[cm], fmix64(k.fp[cm] ^ _K_SET))
         # exact per-op key rows
+        all_ok = nbad == 0
         named = op >= 0
-        if named.any():
-            ids = op[named]
-            size = int(ids.max()) + 1
+        all_named = bool(named.all())
+        ids_op = op if all_named else op[named]
+        if len(ids_op):
+            size = int(ids_op.max()) + 1
             o = self.ops
             o.grow(size)
-            o.key_rows[:size] += np.bincount(ids, minlength=size)
-            o.malformed[:size] += np.bincount(ids[~ok[named]], minlength=size)
-        if not named.all():
+            o.key_rows[:size] += np.bincount(ids_op, minlength=size)
+            if not all_ok:
+                bad_op = op[named & ~ok]
+                o.malformed[:size] += np.bincount(bad_op, minlength=size)
+        if not all_named:
             st = chunk.status[row[~named]]
             bad = ~ok[~named]
             for s in np.unique(st).tolist():
@@ -762,34 +803,37 @@ class Engine:
         # classes: exact rows per (class, role)
         cls = self.classes.assign(k, ok)
         size = self.classes.size
-        if size > len(self.class_rows):
-            self.class_rows = np.concatenate([self.class_rows,
-                                              np.zeros(size - len(self.class_rows), np.int64)])
+        if size > len(self.class_roles):
             self.class_roles = np.concatenate([self.class_roles, np.zeros(
                 (size - len(self.class_roles), NROLES), np.int64)])
-        c_ok, r_ok = cls[ok].astype(np.int64), role[ok].astype(np.int64)
-        self.class_rows[:size] += np.bincount(c_ok, minlength=size)
-        self.class_roles[:size] += np.bincount(c_ok * NROLES + r_ok, minlength=size * NROLES
-                                               ).reshape(size, NROLES)
+        code = cls.astype(np.int64) * NROLES + role
+        self.class_roles[:size] += np.bincount(code if all_ok else code[ok],
+                                               minlength=size * NROLES).reshape(size, NROLES)
         # per-key state
         keys = self.keys
         ids, before = keys.intern(k, ok)
-        keys.sketch(k.fp[ok], role[ok])
+        if keys.hll is not None:
+            keys.sketch(k.fp[ok], role[ok])
         tracked = ids >= 0
-        if not tracked.any():
-            return
-        tid = ids[tracked].astype(np.int64)
-        new = tid >= before
-        if new.any():
+        if bool(tracked.all()):
+            tid = ids.astype(np.int64)
+            trole, toff, rows_t = role, off, None
+        else:
+            tid = ids[tracked].astype(np.int64)
+            if not len(tid):
+                return
+            trole, toff, rows_t = role[tracked], off[tracked], np.flatnonzero(tracked)
+        if keys.count > before:
+            new = tid >= before
             nid = tid[new]
-            rows_new = np.flatnonzero(tracked)[new]
+            rows_new = np.flatnonzero(new) if rows_t is None else rows_t[new]
             first = np.full(keys.count - before, np.iinfo(np.int64).max)
             np.minimum.at(first, nid - before, rows_new)
             have = first != np.iinfo(np.int64).max
             ids_new = np.flatnonzero(have) + before
             keys.cls[ids_new] = cls[first[have]]
             keys.first_bucket[ids_new] = kb[first[have]]
-        keys.fold(tid, role[tracked], off[tracked])
+        keys.fold(tid, trole, toff)
 
     def finish(self) -> None:
         self.keys.finish()

@@ -24,7 +24,9 @@ import csv
 import io
 import math
 import os
+import queue
 import struct
+import threading
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -289,8 +291,9 @@ class TraceAnalysis:
 
 
 def _names_cached(kernel: Any) -> Callable[[], list[str]]:
-    """kernel.names(), refetched only when the op table grew."""
-    cache: list[str] = []
+    """kernel.names(), refetched only when the op table grew (a new list each time, so a
+    list handed to another thread never changes under it)."""
+    cache: list[list[str]] = [[]]
 
     def size() -> int:
         interner = getattr(kernel, "interner", None)
@@ -299,11 +302,60 @@ def _names_cached(kernel: Any) -> Callable[[], list[str]]:
         return int(kernel._core.lib.lct_interner_size(kernel._interner))
 
     def get() -> list[str]:
-        if size() != len(cache):
-            cache[:] = kernel.names()
-        return cache
+        if size() != len(cache[0]):
+            cache[0] = kernel.names()
+        return cache[0]
 
     return get
+
+
+_DONE = object()
+
+
+class _Producer:
+    """Scan and key extraction on a worker thread, a few chunks ahead of the fold.
+
+    Both are C calls that release the GIL on the native backend, so they overlap with the
+    numpy work on the calling thread. Chunks carry their own columns and key rows; the
+    mapped window is not touched after the worker moves on."""
+
+    def __init__(self, work: Iterator[tuple[Chunk, list[str], list[Any]]]) -> None:
+        self._q: queue.Queue[Any] = queue.Queue(maxsize=2)
+        self._stop = threading.Event()
+        self._work = work
+        self._t = threading.Thread(target=self._run, name="inferguard-stats", daemon=True)
+        self._t.start()
+
+    def _put(self, item: Any) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        try:
+            for item in self._work:
+                if not self._put(item):
+                    return
+            self._put(_DONE)
+        except BaseException as exc:  # handed to the consumer, raised there
+            self._put(exc)
+
+    def __iter__(self) -> Iterator[tuple[Chunk, list[str], list[Any]]]:
+        try:
+            while True:
+                item = self._q.get()
+                if item is _DONE:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            self._stop.set()
+            self._t.join()
 
 
 def analyze_trace(source: PathOrBuffer | TraceFile, *, backend: Backend | None = None,
@@ -341,16 +393,18 @@ def _analyze(tfile: TraceFile, backend: Backend | None, max_keys: int, bucket_s:
     names = _names_cached(kernel)
     extractor = make_extractor(chosen)
     engine = ts.Engine(chosen, max_keys=max_keys, bucket_s=bucket_s, idle_gap_s=idle_gap_s)
-    events = (EventsEngine(engine.timeline, max_keys)
-              if tfile.header.level == "events" else None)
-    agg = _Aggregate(tfile.header.level == "events")
-    for chunk in chunks:
+    events_level = tfile.header.level == "events"
+    events = EventsEngine(engine.timeline, max_keys) if events_level else None
+    agg = _Aggregate(events_level)
+
+    def work() -> Iterator[tuple[Chunk, list[str], list[Any]]]:
+        for chunk in chunks:
+            yield chunk, names(), list(extractor.extract(chunk))
+
+    # Events records are decoded from the mapped window, so that level runs on one thread.
+    feed = work() if events_level or chosen == "python" else _Producer(work())
+    for chunk, op_names, pieces in feed:
         agg.add(chunk, kernel)
-        op_names = names()
-
-        def pieces(c: Chunk = chunk) -> Iterator[Any]:
-            return extractor.extract(c)
-
         engine.add(chunk, op_names, pieces)
         if events is not None:
             events.add(chunk, op_names, engine.last_tb)
@@ -424,7 +478,7 @@ def _build(tfile: TraceFile, backend: str, summary: TraceSummary, eng: ts.Engine
            salts: list[str], burst_factor: float) -> TraceAnalysis:
     keys = eng.keys
     n = keys.count
-    c = keys.cnt[:n]
+    c = keys.counters()
     sc = _Scale(keys)
     read_any = (c[:, ts.C_READ] > 0) | (c[:, ts.C_ENTER] > 0)
     written = c[:, ts.C_WRITE] > 0
@@ -559,7 +613,7 @@ def _breakdowns(eng: ts.Engine, models: list[str], salts: list[str],
         index = {lab: i for i, lab in enumerate(uniq)}
         cmap = np.array([index[lab] for lab in labels], np.int64)
         d = len(uniq)
-        rows = np.bincount(cmap, weights=eng.class_rows[:ncls], minlength=d)
+        rows = np.bincount(cmap, weights=eng.class_roles[:ncls].sum(axis=1), minlength=d)
         roles = np.zeros((d, ts.NROLES), np.int64)
         np.add.at(roles, cmap, eng.class_roles[:ncls])
         kd = cmap[kc] if n else np.zeros(0, np.int64)

@@ -383,6 +383,8 @@ static int parse_key(const uint8_t *p, const uint8_t *end, lct_keyx *x, key_row 
     uint64_t h_model, h_salt = K_NOSALT, ctx;
     if (!fields_canonical(p, end, &f) && fields_generic(p, end, &f) != LCT_KEY_OK)
         return LCT_KEY_MALFORMED;
+    /* Validate both names before interning either: a malformed key interns nothing. */
+    if (f.has_salt && !lct_utf8_valid(f.salt, f.salt_n)) return LCT_KEY_MALFORMED;
     k->model = name_id(x, 0, f.model, f.model_n, &h_model);
     if (k->model == -3) return -3;
     if (k->model == -4) return LCT_KEY_MALFORMED;
