@@ -17,6 +17,8 @@ def add_collect_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     a = p.add_argument
     a("--output-dir", required=True, help="packet directory to create (must not exist)")
     a("--force", action="store_true", help="replace an existing packet directory")
+    a("--base-packet", metavar="DIR",
+      help="start from an earlier packet: carry its evidence and copies, add these inputs")
 
     def many(flag: str, help: str, metavar: str = "PATH") -> None:
         p.add_argument(flag, action="append", default=[], metavar=metavar, help=help)
@@ -59,7 +61,7 @@ def _collect(args: argparse.Namespace) -> int:
         mp_trace_recording_enabled=args.mp_trace_recording_enabled or None,
         http_thread_names=args.lmcache_http_thread_name)
     opts = CollectOptions(
-        output_dir=args.output_dir, overwrite=args.force,
+        output_dir=args.output_dir, overwrite=args.force, base_packet=args.base_packet,
         engine_metrics_files=args.engine_metrics_file,
         lmcache_metrics_files=args.lmcache_metrics_file,
         engine_metrics_urls=args.engine_metrics_url, lmcache_metrics_urls=args.lmcache_metrics_url,
@@ -72,7 +74,7 @@ def _collect(args: argparse.Namespace) -> int:
         launch_files=args.launch_file, settings=settings, http_timeout=args.http_timeout)
     try:
         packet, path = collect_lmcache(opts)
-    except FileExistsError as exc:
+    except (FileExistsError, FileNotFoundError, ValueError) as exc:
         print(f"inferguard: error: {safe_text(str(exc))}", file=sys.stderr)
         return 2
     print(f"packet written: {path}")

@@ -4,6 +4,11 @@ Files are read where they are and copied byte for byte into the packet. Live end
 fetched with timeouts: the MP server's allow-listed GET routes (every state-changing route is
 recorded as skipped, never called) and `/metrics` scrapes. Anything that fails — a refused
 connection, a timeout, a 5xx, a body that does not parse — is evidence, not a crash.
+
+`base_packet` starts from an earlier packet: its evidence and copies are carried over and the
+new inputs are added (e.g. the live HTTP answers and scrape taken while the server ran, then
+the trace and log once it has stopped and closed them). Settings given now win over the
+earlier packet's.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ class CollectOptions(msgspec.Struct, frozen=True, omit_defaults=True):
     settings: PacketSettings = msgspec.field(default_factory=PacketSettings)
     http_timeout: float = 5.0
     overwrite: bool = False
+    base_packet: str | None = None
 
 
 def scrape_metrics(url: str, kind: EvidenceKind, *, timeout: float = 5.0,
@@ -97,6 +103,11 @@ def collect_lmcache(opts: CollectOptions, *, transport: Any = None) -> tuple[Pac
     evidence: list[Evidence] = []
     inputs: list[PacketInput] = []
     blobs: dict[str, bytes] = {}
+    base: Packet | None = None
+    if opts.base_packet is not None:
+        base = Packet.load(opts.base_packet)
+        evidence += base.evidence
+        inputs += base.inputs
     for kind, paths in files:
         for p in paths:
             ev = read_evidence(kind, p)
@@ -124,10 +135,22 @@ def collect_lmcache(opts: CollectOptions, *, transport: Any = None) -> tuple[Pac
     if opts.lmcache_http_thread_names and not settings.http_thread_names:
         settings = msgspec.structs.replace(settings,
                                            http_thread_names=list(opts.lmcache_http_thread_names))
-    packet = Packet(settings=settings, evidence=evidence, inputs=inputs)
+    if base is not None:
+        settings = _merge_settings(base.settings, settings)
+    packet = Packet(settings=settings, evidence=evidence, inputs=inputs,
+                    problems=base.problems if base is not None else [])
     from inferguard.compat import compat
 
     report = compat(packet)
     written = packet.write(out, overwrite=opts.overwrite, blobs=blobs,
-                           extra_files={COMPAT_REPORT_FILE: report})
+                           extra_files={COMPAT_REPORT_FILE: report},
+                           carry_from=opts.base_packet)
     return Packet.load(written), written
+
+
+def _merge_settings(base: PacketSettings, given: PacketSettings) -> PacketSettings:
+    """The earlier packet's settings, with every field given now (non-default) on top."""
+    default = PacketSettings()
+    changes = {f: getattr(given, f) for f in given.__struct_fields__
+               if getattr(given, f) != getattr(default, f)}
+    return msgspec.structs.replace(base, **changes)

@@ -135,11 +135,14 @@ class Packet(msgspec.Struct, frozen=True, omit_defaults=True):
 
     def write(self, directory: str | os.PathLike[str], *, overwrite: bool = False,
               blobs: dict[str, bytes] | None = None,
-              extra_files: dict[str, Any] | None = None) -> Path:
+              extra_files: dict[str, Any] | None = None,
+              carry_from: str | os.PathLike[str] | None = None) -> Path:
         """Write the packet atomically: copies of the inputs, evidence files, manifest.
 
         `blobs` holds the bytes of inputs that are not files (live scrapes, by URL);
-        `extra_files` maps packet-relative paths to objects written as JSON (reports).
+        `extra_files` maps packet-relative paths to objects written as JSON (reports);
+        `carry_from` is an earlier packet directory whose copies (inputs already
+        `copied_as`) are carried over byte for byte, under the same relative paths.
         Refuses an existing directory unless `overwrite`; then the old packet is replaced
         by one rename and removed only after the new one is in place."""
         from inferguard import __version__
@@ -151,7 +154,8 @@ class Packet(msgspec.Struct, frozen=True, omit_defaults=True):
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
         try:
-            inputs, evidence, problems = self._copy_inputs(tmp, blobs or {})
+            inputs, evidence, problems = self._copy_inputs(
+                tmp, blobs or {}, None if carry_from is None else Path(carry_from))
             files = self._write_evidence(tmp, evidence)
             for rel, obj in (extra_files or {}).items():
                 (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -172,14 +176,18 @@ class Packet(msgspec.Struct, frozen=True, omit_defaults=True):
             raise
         return dest
 
-    def _copy_inputs(self, root: Path, blobs: dict[str, bytes]
+    def _copy_inputs(self, root: Path, blobs: dict[str, bytes], carry_from: Path | None = None
                      ) -> tuple[list[PacketInput], list[Evidence], list[Problem]]:
         """Copy each file input (hash-checked against what was parsed)."""
         out: list[PacketInput] = []
         problems: list[Problem] = []
         evidence = list(self.evidence)
-        used: set[str] = set()
+        used: set[str] = {i.copied_as for i in self.inputs if i.copied_as is not None}
         for item in self.inputs:
+            if item.copied_as is not None and carry_from is not None:
+                _carry(carry_from, root, item.copied_as, problems)
+                out.append(item)
+                continue
             if item.original in blobs:
                 name = "".join(c if c.isalnum() or c in "-_." else "_"
                                for c in item.original.split("://", 1)[-1])[:100]
@@ -263,6 +271,24 @@ def _unique(rel: str, used: set[str]) -> str:
         n += 1
     used.add(rel)
     return rel
+
+
+def _carry(base: Path, root: Path, rel: str, problems: list[Problem]) -> None:
+    """Carry one copy from an earlier packet, refusing paths that leave it."""
+    src, dst = base / rel, root / rel
+    try:
+        src.resolve().relative_to(base.resolve())
+    except ValueError:
+        problems.append(Problem(f"{rel}: not inside {base}; not carried over", where=rel))
+        return
+    if not src.exists() or src.is_symlink():
+        problems.append(Problem(f"{rel}: missing from {base}; not carried over", where=rel))
+        return
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if src.is_dir():
+        _copy_tree(src, dst)
+    else:
+        _copy_file(src, dst)
 
 
 def _copy_file(src: Path, dst: Path) -> str:

@@ -260,3 +260,47 @@ def test_cli_collect_prints_and_writes(tmp_path: Path, server: FakeMPServer,
     assert packet.settings.http_thread_names == ["EventBus"]
     assert ("GET", "/threads?name=EventBus") in server.requests
     assert msgspec.json.decode((out / "packet.json").read_bytes())["inputs"]
+
+
+def test_base_packet_carries_live_evidence_and_adds_closed_files(
+        tmp_path: Path, server: FakeMPServer, capsys: pytest.CaptureFixture[str]) -> None:
+    """The live flow: HTTP and /metrics while the server runs, then the trace and log once it
+    has stopped and closed them, in one packet (scripts/live-lmcache-packet does this)."""
+    live = tmp_path / "live"
+    collect_lmcache(CollectOptions(
+        output_dir=str(live), lmcache_http_base_url=server.url,
+        lmcache_metrics_urls=[server.url + "/metrics"],
+        settings=PacketSettings(expected_mode="mp", mp_metrics_sample_rate=1.0)))
+    requests_before = list(server.requests)
+    out = tmp_path / "final"
+    code = main(["collect-lmcache", "--output-dir", str(out), "--base-packet", str(live),
+                 "--lmcache-log-file", str(UPSTREAM / "logs" / "mp_server.log"),
+                 "--lmcache-trace-file", str(UPSTREAM / "storage.lct"),
+                 "--mp-trace-recording-enabled"])
+    assert code == 0, capsys.readouterr().err
+    assert server.requests == requests_before  # nothing live is asked again
+    packet = Packet.load(out)
+    assert [e.kind for e in packet.evidence] == ["lmcache_metrics", "http", "log", "trace"]
+    assert packet.settings.expected_mode == "mp" and packet.settings.mp_metrics_sample_rate == 1.0
+    assert packet.settings.mp_trace_recording_enabled is True
+    scrape = next(i for i in packet.inputs if i.kind == "lmcache_metrics")
+    assert scrape.original == server.url + "/metrics"
+    assert scrape.copied_as is not None
+    assert (out / scrape.copied_as).read_bytes() == METRICS.read_bytes()
+    trace = next(i for i in packet.inputs if i.kind == "trace")
+    assert trace.copied_as is not None and _sha(out / trace.copied_as) == trace.sha256
+    report = json.loads((out / "metrics" / "lmcache_compat_report.json").read_text())
+    assert report["detected"]["mode"] == "mp"
+    assert [t["records"] for t in report["facts"]["traces"]] == [74]
+    # The earlier packet is untouched and nothing is left beside the new one.
+    assert Packet.load(live).of_kind("http")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["final", "live"]
+
+
+def test_base_packet_missing_is_a_usage_error(tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["collect-lmcache", "--output-dir", str(tmp_path / "out"), "--base-packet",
+                 str(tmp_path / "nope"), "--lmcache-log-file",
+                 str(UPSTREAM / "logs" / "mp_server.log")])
+    assert code == 2 and "no packet.json" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
