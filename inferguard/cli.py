@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import msgspec
 
@@ -99,18 +100,25 @@ def _safe(text: str) -> str:
     return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
 
 
-def _trace_info(args: argparse.Namespace) -> int:
+def _print_summary(load: Callable[[str], Any], render: Callable[[Any], str],
+                   args: argparse.Namespace, errors: tuple[type[Exception], ...]) -> int:
+    """Summarise one file and print it as text or JSON; input errors exit 2."""
     try:
-        summary = summarize_trace(args.file)
-    except (TraceFormatError, OSError) as exc:
+        summary = load(args.file)
+    except errors as exc:
         print(f"inferguard: error: {_safe(str(exc))}", file=sys.stderr)
         return 2
     if args.json:
         sys.stdout.write(msgspec.json.format(msgspec.json.encode(summary), indent=2).decode())
         sys.stdout.write("\n")
     else:
-        print(render_trace_summary(summary))
+        print(render(summary))
     return 0
+
+
+def _trace_info(args: argparse.Namespace) -> int:
+    return _print_summary(summarize_trace, render_trace_summary, args,
+                          (TraceFormatError, OSError))
 
 
 def render_metrics_summary(s: MetricsSummary) -> str:
@@ -147,17 +155,7 @@ def render_metrics_summary(s: MetricsSummary) -> str:
 
 
 def _metrics_summary(args: argparse.Namespace) -> int:
-    try:
-        summary = summarize_metrics(args.file)
-    except OSError as exc:
-        print(f"inferguard: error: {_safe(str(exc))}", file=sys.stderr)
-        return 2
-    if args.json:
-        sys.stdout.write(msgspec.json.format(msgspec.json.encode(summary), indent=2).decode())
-        sys.stdout.write("\n")
-    else:
-        print(render_metrics_summary(summary))
-    return 0
+    return _print_summary(summarize_metrics, render_metrics_summary, args, (OSError,))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,7 +11,7 @@ import os
 from cffi import FFI
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SOURCES = ["lct.c", "lct_keys.c", "prom.c"]
+SOURCES = ["lct.c", "lct_keys.c", "prom.c", "utf8.c"]
 
 ffibuilder = FFI()
 

@@ -1,6 +1,7 @@
 /* lct.c - see lct.h.  Every read is bounds-checked against the end of the
  * current frame body; nothing here trusts a declared length. */
 #include "lct.h"
+#include "utf8.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -241,31 +242,8 @@ static int read_number(rd *r, double *out) {
     }
 }
 
-/* Strict UTF-8 as CPython decodes it: no overlongs, no surrogates, <= U+10FFFF. */
-static int utf8_valid(const uint8_t *s, size_t n) {
-    size_t i = 0;
-    while (i < n) {
-        uint8_t c = s[i];
-        size_t need;
-        uint8_t lo = 0x80, hi = 0xbf;
-        if (c < 0x80) { i++; continue; }
-        if (c >= 0xc2 && c <= 0xdf) need = 1;
-        else if (c == 0xe0) { need = 2; lo = 0xa0; }
-        else if (c >= 0xe1 && c <= 0xec) need = 2;
-        else if (c == 0xed) { need = 2; hi = 0x9f; }
-        else if (c >= 0xee && c <= 0xef) need = 2;
-        else if (c == 0xf0) { need = 3; lo = 0x90; }
-        else if (c >= 0xf1 && c <= 0xf3) need = 3;
-        else if (c == 0xf4) { need = 3; hi = 0x8f; }
-        else return 0;
-        if (n - i - 1 < need) return 0;
-        if (s[i + 1] < lo || s[i + 1] > hi) return 0;
-        for (size_t k = 2; k <= need; k++)
-            if (s[i + k] < 0x80 || s[i + k] > 0xbf) return 0;
-        i += need + 1;
-    }
-    return 1;
-}
+/* Strict UTF-8 as CPython decodes it (shared validator, utf8.c). */
+static int utf8_valid(const uint8_t *s, size_t n) { return ig_utf8_error(s, n) < 0; }
 
 
 static int32_t count_object_keys(const uint8_t *p, size_t n) {
