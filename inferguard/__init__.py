@@ -1,5 +1,8 @@
 """InferGuard: tells, from evidence alone, whether LMCache is really running and what its
-telemetry does and does not prove."""
+telemetry does and does not prove.
+
+(`inferguard.trace_stats` is the trace analytics module; its `trace_stats()` function is not
+re-exported here, so the name keeps meaning the module.)"""
 
 from inferguard._native import native_available, native_backend
 from inferguard.prom import (
@@ -36,7 +39,6 @@ from inferguard.trace_stats import (
     analyze_trace,
     export_trace,
     trace_findings,
-    trace_stats,
 )
 
 __version__ = "0.1.0"
@@ -74,5 +76,4 @@ __all__ = [
     "summarize_metrics",
     "summarize_trace",
     "trace_findings",
-    "trace_stats",
 ]

@@ -1,0 +1,172 @@
+"""`.lct` trace analytics speed and memory: native vs pure Python vs upstream's way of reading.
+
+The full analytics pass (`inferguard.trace_stats.analyze_trace`: scan, one row per ObjectKey,
+per-key lifecycles, breakdowns, timeline, findings) runs on the generated storage trace of
+bench_trace.py (benchmarks/trace_gen.py), timed in the same session as the reference loop
+of upstream `lmcache trace info` (reference_trace_info from bench_trace.py), which only
+counts records per qualname. Peak RSS is measured in fresh processes, on the same kind of
+trace and on one where every key is new (so the exact key table fills and sampling starts).
+
+Sizes: INFERGUARD_BENCH_SCALE=smoke (CI: a few MB, no claims) or full (default: 1 GiB for
+timing, 4 GiB for peak memory). Figures go to docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import struct
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from inferguard import native_available
+from inferguard.trace_stats import analyze_trace
+from tests import lct_writer as w
+
+from .bench_trace import reference_trace_info
+from .trace_gen import _T_MONO, _T_WALL, _pool, write_storage_trace
+
+SCALE = os.environ.get("INFERGUARD_BENCH_SCALE", "full")
+TIMING_BYTES = (4 << 20) if SCALE == "smoke" else (1 << 30)
+RSS_BYTES = (8 << 20) if SCALE == "smoke" else (4 << 30)
+RESULTS: dict[str, float] = {}
+_HASH_AT = b"\xaachunk_hash\xc4\x20"
+
+
+def write_unique_key_trace(path: Path, target_bytes: int, seed: int = 13) -> int:
+    """Like write_storage_trace, but every ObjectKey in the file is a new key (the first 8
+    bytes of each chunk hash are a counter): the worst case for the per-key tables."""
+    rng = random.Random(seed)
+    pool = _pool(rng, 512)
+    spots = []
+    for body in pool:
+        at, i = [], body.find(_HASH_AT)
+        while i >= 0:
+            at.append(i + len(_HASH_AT))
+            i = body.find(_HASH_AT, i + 1)
+        spots.append(at)
+    t, records, counter = 0.0, 0, 0
+    with path.open("wb") as f:
+        f.write(w.frame(w.header(config={"chunk_size": 256})))
+        written, buf = f.tell(), bytearray()
+        while written < target_bytes:
+            j = rng.randrange(len(pool))
+            body = pool[j]
+            t += rng.expovariate(2000.0)
+            struct.pack_into(">d", body, _T_MONO, t)
+            struct.pack_into(">d", body, _T_WALL, 1_800_000_000.0 + t)
+            for at in spots[j]:
+                counter += 1
+                struct.pack_into(">Q", body, at, counter)
+            buf += struct.pack(">I", len(body))
+            buf += body
+            records += 1
+            if len(buf) >= 1 << 22:
+                f.write(buf)
+                written += len(buf)
+                buf.clear()
+        f.write(buf)
+    return records
+
+
+@pytest.fixture(scope="session")
+def stats_trace(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
+    path = tmp_path_factory.mktemp("lct-stats") / "big.lct"
+    return path, write_storage_trace(path, TIMING_BYTES)
+
+
+def _record(name: str, benchmark: Any, size: int) -> None:
+    if benchmark.stats is not None and benchmark.enabled:
+        mean = benchmark.stats.stats.mean
+        RESULTS[name] = mean
+        benchmark.extra_info["GB_per_s"] = size / mean / 1e9
+
+
+def test_reference_trace_info(benchmark: Any, stats_trace: tuple[Path, int]) -> None:
+    path, records = stats_trace
+    total, _, _ = benchmark.pedantic(reference_trace_info, args=(path,), rounds=3, iterations=1)
+    assert total == records
+    _record("reference", benchmark, path.stat().st_size)
+
+
+@pytest.mark.skipif(not native_available(), reason="native backend not built")
+def test_stats_native(benchmark: Any, stats_trace: tuple[Path, int]) -> None:
+    path, records = stats_trace
+    a = benchmark.pedantic(analyze_trace, args=(path,), kwargs={"backend": "native"},
+                           rounds=5, iterations=1, warmup_rounds=1)
+    s = a.stats
+    assert s.summary.total_records == records and s.summary.integrity.ok
+    assert s.keys.key_rows == s.summary.keys_total and s.keys.exact
+    if SCALE == "smoke":  # both backends, same answer
+        assert a.stats.keys == analyze_trace(path, backend="python").stats.keys
+    _record("native", benchmark, path.stat().st_size)
+
+
+@pytest.mark.skipif(not native_available(), reason="native backend not built")
+def test_stats_native_one_thread(benchmark: Any, stats_trace: tuple[Path, int],
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import inferguard.trace_stats as tsm
+    from inferguard import _trace_scan
+
+    monkeypatch.setattr(_trace_scan, "SCAN_THREADS", 1)
+    monkeypatch.setattr(tsm, "_Producer", lambda work: work)
+    path, records = stats_trace
+    a = benchmark.pedantic(analyze_trace, args=(path,), kwargs={"backend": "native"},
+                           rounds=3, iterations=1, warmup_rounds=1)
+    assert a.stats.summary.total_records == records
+    _record("native_one_thread", benchmark, path.stat().st_size)
+
+
+def test_stats_python(benchmark: Any, stats_trace: tuple[Path, int]) -> None:
+    path, records = stats_trace
+    a = benchmark.pedantic(analyze_trace, args=(path,), kwargs={"backend": "python"},
+                           rounds=2 if SCALE == "full" else 3, iterations=1)
+    assert a.stats.summary.total_records == records
+    _record("python", benchmark, path.stat().st_size)
+
+
+def _peak_rss(path: Path) -> tuple[int, float, bool, int]:
+    code = ("import resource, sys; from inferguard.trace_stats import analyze_trace; "
+            "s = analyze_trace(sys.argv[1]).stats; "
+            "print(s.summary.total_records, s.keys.distinct.value, int(s.keys.exact), "
+            "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+    out = subprocess.run([sys.executable, "-c", code, str(path)], check=True,
+                         capture_output=True, text=True).stdout.split()
+    return int(out[0]), int(out[3]) / 1024, out[2] == "1", int(out[1])
+
+
+@pytest.mark.parametrize("kind", ["reused_keys", "unique_keys"])
+def test_peak_rss(tmp_path_factory: pytest.TempPathFactory, kind: str) -> None:
+    """Peak RSS of a fresh process running the full analytics on a large trace."""
+    path = tmp_path_factory.mktemp("lct-stats-rss") / f"{kind}.lct"
+    if kind == "reused_keys":
+        write_storage_trace(path, RSS_BYTES, seed=11)
+    else:
+        write_unique_key_trace(path, RSS_BYTES)
+    records, rss_mb, exact, distinct = _peak_rss(path)
+    print(f"\npeak RSS, analytics on {path.stat().st_size / 2**30:.2f} GiB ({kind}): "
+          f"{rss_mb:.0f} MiB ({records} records, {distinct} distinct keys, "
+          f"{'exact' if exact else 'sampled'})")
+    path.unlink()
+    assert records > 0
+    if SCALE == "full":
+        assert rss_mb < 256
+
+
+def test_report_ratios() -> None:
+    """Print the same-run ratios (only when timings were taken)."""
+    if "reference" not in RESULTS:
+        pytest.skip("benchmarks disabled: no timings to compare")
+    ref = RESULTS["reference"]
+    size = TIMING_BYTES
+    lines = [f"file {size / 2**30:.2f} GiB; reference {ref:.3f}s ({size / ref / 1e9:.2f} GB/s)"]
+    for name in ("native", "native_one_thread", "python"):
+        if name in RESULTS:
+            t = RESULTS[name]
+            lines.append(f"analytics {name}: {t:.3f}s ({size / t / 1e9:.2f} GB/s), "
+                         f"{ref / t:.2f}x the reference")
+    print("\n" + "\n".join(lines))
