@@ -6,7 +6,8 @@
  * ObjectKey wrapper the scan counted, rows in order, ids dense.  Build (clang):
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Inative \
- *     fuzz/fuzz_lct_keys.c native/lct.c native/lct_keys.c -o fuzz_lct_keys
+ *     fuzz/fuzz_lct_keys.c native/lct.c native/lct_keys.c native/utf8.c \
+ *     -o fuzz_lct_keys
  *   ./fuzz_lct_keys -dict=fuzz/lct.dict -max_len=65536 CORPUS SEEDS
  */
 #include <stdint.h>

@@ -35,7 +35,8 @@ from inferguard._trace_keys import (
 from inferguard._trace_scan import Chunk
 
 MAX_COMBOS = 64
-MAX_LIFETIMES = 1 << 20
+MAX_LIFETIMES = 1 << 18  # durations kept in all (then every other one is dropped)
+MAX_NAMES = 1024  # instances, incarnations per instance and tiers tracked (then "(other)")
 
 
 class _Key(msgspec.Struct):
@@ -195,6 +196,7 @@ class EventsEngine:
         self.deletes: dict[str, int] = {}
         self.deletes_unstored = 0
         self.decimated = False
+        self.kept = 0
         self.inst: dict[str, dict[str, Any]] = {}
         self._cells: list[tuple[int, int, int]] = []
 
@@ -206,8 +208,7 @@ class EventsEngine:
     def _room(self) -> None:
         """Keep the per-key maps under max_keys by raising the sample level."""
         def size() -> int:
-            return (len(self.stored["l1"]) + len(self.stored["l2"]) + len(self.ever_l1)
-                    + len(self.ever_l2))
+            return sum(map(len, self.stored.values())) + len(self.ever_l1) + len(self.ever_l2)
         while size() > 4 * self.max_keys:
             self.level += 1
             m = self._mask()
@@ -241,14 +242,21 @@ class EventsEngine:
             self.tl.add_cells(b, c, n)
 
     def _instance(self, name: str) -> dict[str, Any]:
+        if name not in self.inst and len(self.inst) >= MAX_NAMES:
+            name = "(other)"
         return self.inst.setdefault(name, {"inc": [], "starts": 0, "stops": 0, "offs": [],
                                            "ts": []})
+
+    def _tier(self, tier: str) -> str:
+        if tier not in self.stored and len(self.stored) >= MAX_NAMES:
+            return "(other)"
+        return tier
 
     def _seen_incarnation(self, name: str, inc: int | None, off: int, t: float) -> None:
         if inc is None:
             return
         d = self._instance(name)
-        if inc not in d["inc"]:
+        if inc not in d["inc"] and len(d["inc"]) < MAX_NAMES:
             if d["inc"]:  # a new incarnation after the first one: a restart
                 d["offs"].append(off)
                 d["ts"].append(t)
@@ -312,7 +320,7 @@ class EventsEngine:
 
     def _batch(self, b: _Batch, off: int, t: float, tb: int) -> None:
         self.batches += 1
-        etype, tier = _s(b.event_type), _s(b.tier)
+        etype, tier = _s(b.event_type), self._tier(_s(b.tier))
         backend = _s(b.backend, "-") if b.backend is not None else "-"
         name = _s(b.instance_id)
         self._seen_incarnation(name, _i(b.incarnation), off, t)
@@ -368,8 +376,11 @@ class EventsEngine:
 
     def _keep(self, values: list[float], v: float) -> None:
         values.append(v)
-        if len(values) > MAX_LIFETIMES:  # deterministic decimation: keep every other value
-            del values[::2]
+        self.kept += 1
+        if self.kept > MAX_LIFETIMES:  # deterministic decimation: keep every other value
+            for lst in (self.delay, *self.life.values()):
+                del lst[::2]
+            self.kept = len(self.delay) + sum(map(len, self.life.values()))
             self.decimated = True
 
     # -- results -------------------------------------------------------------------------

@@ -47,7 +47,7 @@ KEY_OK = 0
 KEY_MALFORMED = 1
 NAME_NONE = -1
 NAME_UNINTERNED = -2
-KEY_ROWS = 1 << 18  # rows per extraction call (pieces are the same on both backends)
+KEY_ROWS = 1 << 17  # rows per extraction call (pieces are the same on both backends)
 
 MASK64 = (1 << 64) - 1
 GOLDEN = 0x9E3779B97F4A7C15
@@ -713,10 +713,14 @@ class NativeKeyTable:
         return int(self._t.max_keys)
 
     def rebuild(self, fps: npt.NDArray[np.uint64], capacity: int) -> None:
+        """Start over with these fingerprints (ids 0..n-1 in this order); the arrays are
+        reused when the capacity is unchanged."""
         ffi = self._core.ffi
         bits = max(1, (2 * max(1, capacity) - 1).bit_length())
-        self._fps = np.empty(max(1, capacity), np.uint64)
-        self._slots = np.full(1 << bits, -1, np.int32)
+        if len(self._fps) != max(1, capacity) or len(self._slots) != 1 << bits:
+            self._fps = np.empty(max(1, capacity), np.uint64)
+            self._slots = np.empty(1 << bits, np.int32)
+        self._slots.fill(-1)
         t = self._t
         t.fps = ffi.cast("uint64_t *", self._fps.ctypes.data)
         t.slots = ffi.cast("int32_t *", self._slots.ctypes.data)

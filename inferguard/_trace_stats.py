@@ -73,8 +73,9 @@ _STORED_COUNTER = {ROLE_READ: C_READ_STORED, ROLE_LOOKUP: C_LOOKUP_STORED,
                    ROLE_RESERVE: C_RESERVE_STORED}
 F_PEND_LOOKUP_STORED = 1
 F_PEND_RESERVE_STORED = 2
+F_HAS_BUCKET = 4
 
-DEFAULT_MAX_KEYS = 1 << 20
+DEFAULT_MAX_KEYS = 1 << 19  # ~100 bytes a key: ~50 MiB at the limit
 EXAMPLES = 20
 SORT_BITS = 20  # piece rows < 2**SORT_BITS (KEY_ROWS is 2**18)
 NO_BUCKET = np.iinfo(np.int64).min
@@ -236,21 +237,24 @@ def _unique_inverse(a: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.int64],
 
 
 class Keys:
-    """Per-key arrays (counters, pending lookup/reserve, class, first bucket) and the table."""
+    """Per-key arrays (counters, pending lookup/reserve, class, first bucket) and the table.
+
+    Every array is allocated once for `max_keys` with zeros: the pages are only committed as
+    keys arrive, so memory follows the number of distinct keys, never more than the limit,
+    with no copy when the table fills. Pending offsets are stored plus one (0: none)."""
 
     def __init__(self, backend: Backend, max_keys: int) -> None:
         if max_keys < 1 or max_keys > (1 << 30):
             raise ValueError("max_keys must be between 1 and 2**30")
         self.max_keys = max_keys
-        self.cap = min(max_keys, 1 << 16)
-        self.table: PythonKeyTable | NativeKeyTable = make_key_table(backend, self.cap)
+        self.table: PythonKeyTable | NativeKeyTable = make_key_table(backend, max_keys)
         self.level = 0
-        self.cnt = np.zeros((NC, self.cap), np.uint32)  # one contiguous row per counter
-        self.pend_lookup = np.full(self.cap, -1, np.int64)
-        self.pend_reserve = np.full(self.cap, -1, np.int64)
-        self.flags = np.zeros(self.cap, np.uint8)
-        self.cls = np.zeros(self.cap, np.int32)
-        self.first_bucket = np.full(self.cap, NO_BUCKET, np.int64)
+        self.cnt = np.zeros((NC, max_keys), np.uint32)  # one contiguous row per counter
+        self.pend_lookup = np.zeros(max_keys, np.int64)
+        self.pend_reserve = np.zeros(max_keys, np.int64)
+        self.flags = np.zeros(max_keys, np.uint8)
+        self.cls = np.zeros(max_keys, np.int32)
+        self.first_bucket = np.zeros(max_keys, np.int64)  # valid where F_HAS_BUCKET
         self.hll: list[HyperLogLog] | None = None  # all, written, looked up, read, reserved
         self.examples = {name: Examples() for name in (
             "unserved_stored", "unserved_cold", "unfinished_stored", "unfinished_new",
@@ -265,32 +269,18 @@ class Keys:
         view: npt.NDArray[np.uint32] = self.cnt[:, :self.count].T
         return view
 
+    def first_buckets(self) -> npt.NDArray[np.int64]:
+        """The first timeline bucket (base width) of each tracked key that has one."""
+        n = self.count
+        fb: npt.NDArray[np.int64] = self.first_bucket[:n][(self.flags[:n] & F_HAS_BUCKET) != 0]
+        return fb
+
     @property
     def sample_rate(self) -> float:
         return 1.0 / (1 << self.level)
 
     def _mask(self) -> np.uint64:
         return np.uint64((1 << self.level) - 1)
-
-    def _grow(self, cap: int) -> None:
-        n = self.count
-        fps = self.table.fingerprints()
-        self.table.rebuild(fps, cap)
-
-        def extend(a: Any, fill: Any) -> Any:
-            b = np.full((cap, *a.shape[1:]), fill, a.dtype)
-            b[:n] = a[:n]
-            return b
-
-        cnt = np.zeros((NC, cap), np.uint32)
-        cnt[:, :n] = self.cnt[:, :n]
-        self.cnt = cnt
-        self.pend_lookup = extend(self.pend_lookup, -1)
-        self.pend_reserve = extend(self.pend_reserve, -1)
-        self.flags = extend(self.flags, 0)
-        self.cls = extend(self.cls, 0)
-        self.first_bucket = extend(self.first_bucket, NO_BUCKET)
-        self.cap = cap
 
     def _raise_level(self) -> npt.NDArray[np.bool_]:
         """Track half as many keys: drop those whose next fingerprint bit is set."""
@@ -307,14 +297,12 @@ class Keys:
         self.level += 1
         keep: npt.NDArray[np.bool_] = (fps & self._mask()) == 0
         k = int(np.count_nonzero(keep))
-        self.cnt[:, :k] = self.cnt[:, :n][:, keep]
-        self.cnt[:, k:n] = 0
-        for name, fill in (("pend_lookup", -1), ("pend_reserve", -1), ("flags", 0), ("cls", 0),
-                           ("first_bucket", NO_BUCKET)):
-            a = getattr(self, name)
+        # Compact in place, one array at a time (no copy of the whole state).
+        for a in (*self.cnt, self.pend_lookup, self.pend_reserve, self.flags, self.cls,
+                  self.first_bucket):
             a[:k] = a[:n][keep]
-            a[k:n] = fill
-        self.table.rebuild(fps[keep], self.cap)
+            a[k:n] = 0
+        self.table.rebuild(fps[keep], self.max_keys)
         return keep
 
     def intern(self, k: KeyRows, ok: npt.NDArray[np.bool_]) -> tuple[npt.NDArray[np.int32], int]:
@@ -326,10 +314,7 @@ class Keys:
             ids, full = self.table.intern(k.fp, use)
             if not full:
                 return ids, before
-            if self.cap < self.max_keys:
-                self._grow(min(self.max_keys, self.cap * 2))
-            else:
-                before = int(np.count_nonzero(self._raise_level()[:before]))
+            before = int(np.count_nonzero(self._raise_level()[:before]))
 
     def sketch(self, fp: npt.NDArray[np.uint64], role: npt.NDArray[np.uint8]) -> None:
         if self.hll is None:
@@ -395,7 +380,7 @@ class Keys:
         nxt_l[:-1] = is_l[1:]
         prv_l = np.zeros(len(e), np.bool_)
         prv_l[1:] = is_l[:-1]
-        pend = self.pend_lookup[se]
+        pend = self.pend_lookup[se] - 1
         pend_st = (self.flags[se] & F_PEND_LOOKUP_STORED) != 0
         carried = ~prv & (pend >= 0)
         now = is_l & nxt & nxt_l                 # superseded by the key's next lookup
@@ -409,7 +394,7 @@ class Keys:
         self._bump(C_READ_NO_LOOKUP, se[lone], oe[lone], "read_no_lookup")
         last = ~nxt
         ks, kl = se[last], is_l[last]
-        self.pend_lookup[ks] = np.where(kl, oe[last], -1)
+        self.pend_lookup[ks] = np.where(kl, oe[last] + 1, 0)
         st = np.where(kl & we[last], F_PEND_LOOKUP_STORED, 0).astype(np.uint8)
         self.flags[ks] = (self.flags[ks] & ~np.uint8(F_PEND_LOOKUP_STORED)) | st
 
@@ -430,7 +415,7 @@ class Keys:
         nxt_v[:-1] = is_v[1:]
         prv_v = np.zeros(len(e), np.bool_)
         prv_v[1:] = is_v[:-1]
-        pend = self.pend_reserve[se]
+        pend = self.pend_reserve[se] - 1
         pend_st = (self.flags[se] & F_PEND_RESERVE_STORED) != 0
         carried = ~prv & (pend >= 0)
         now = is_v & nxt & nxt_v
@@ -444,7 +429,7 @@ class Keys:
         self._bump(C_FINISH_NO_RESERVE, se[lone], oe[lone], "finish_no_reserve")
         last = ~nxt
         ks, kv = se[last], is_v[last]
-        self.pend_reserve[ks] = np.where(kv, oe[last], -1)
+        self.pend_reserve[ks] = np.where(kv, oe[last] + 1, 0)
         st = np.where(kv & we[last], F_PEND_RESERVE_STORED, 0).astype(np.uint8)
         self.flags[ks] = (self.flags[ks] & ~np.uint8(F_PEND_RESERVE_STORED)) | st
 
@@ -457,19 +442,19 @@ class Keys:
     def finish(self) -> None:
         """End of trace: pending lookups were never read, pending reserves never finished."""
         n = self.count
-        pl = self.pend_lookup[:n]
+        pl = self.pend_lookup[:n] - 1
         st = (self.flags[:n] & F_PEND_LOOKUP_STORED) != 0
         ids = np.arange(n, dtype=np.int64)
         for mask, c, ex in ((pl >= 0) & st, C_UNSERVED_STORED, "unserved_stored"), (
                 (pl >= 0) & ~st, C_UNSERVED_COLD, "unserved_cold"):
             self._bump(c, ids[mask], pl[mask], ex)
-        pr = self.pend_reserve[:n]
+        pr = self.pend_reserve[:n] - 1
         st = (self.flags[:n] & F_PEND_RESERVE_STORED) != 0
         for mask, c, ex in ((pr >= 0) & st, C_UNFINISHED_STORED, "unfinished_stored"), (
                 (pr >= 0) & ~st, C_UNFINISHED_NEW, "unfinished_new"):
             self._bump(c, ids[mask], pr[mask], ex)
-        self.pend_lookup[:n] = -1
-        self.pend_reserve[:n] = -1
+        self.pend_lookup[:n] = 0
+        self.pend_reserve[:n] = 0
 
 
 # -- time ------------------------------------------------------------------------------------
@@ -621,7 +606,7 @@ class Gaps:
 
 # -- enter / exit ----------------------------------------------------------------------------
 
-MAX_OPEN_CONTEXTS = 1 << 20
+MAX_OPEN_CONTEXTS = 1 << 16  # ~150 bytes each in Python objects
 _K_SET = np.uint64(0x3C6EF372FE94F82B)
 
 
@@ -832,7 +817,9 @@ class Engine:
             have = first != np.iinfo(np.int64).max
             ids_new = np.flatnonzero(have) + before
             keys.cls[ids_new] = cls[first[have]]
-            keys.first_bucket[ids_new] = kb[first[have]]
+            b = kb[first[have]]
+            keys.first_bucket[ids_new] = b
+            keys.flags[ids_new] |= np.where(b != NO_BUCKET, F_HAS_BUCKET, 0).astype(np.uint8)
         keys.fold(tid, trole, toff)
 
     def finish(self) -> None:

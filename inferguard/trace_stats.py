@@ -42,7 +42,6 @@ from inferguard import _trace_stats as ts
 from inferguard._native import Backend, resolve_backend
 from inferguard._trace_events import Count, EventsEngine, EventStats
 from inferguard._trace_keys import make_extractor
-from inferguard._trace_scan import Chunk
 from inferguard.trace import (
     PathOrBuffer,
     TraceFile,
@@ -313,14 +312,14 @@ _DONE = object()
 
 
 class _Producer:
-    """Scan and key extraction on a worker thread, a few chunks ahead of the fold.
+    """Scan and key extraction on a worker thread, a few pieces ahead of the fold.
 
     Both are C calls that release the GIL on the native backend, so they overlap with the
     numpy work on the calling thread. Chunks carry their own columns and key rows; the
     mapped window is not touched after the worker moves on."""
 
-    def __init__(self, work: Iterator[tuple[Chunk, list[str], list[Any]]]) -> None:
-        self._q: queue.Queue[Any] = queue.Queue(maxsize=2)
+    def __init__(self, work: Iterator[Any]) -> None:
+        self._q: queue.Queue[Any] = queue.Queue(maxsize=1)
         self._stop = threading.Event()
         self._work = work
         self._t = threading.Thread(target=self._run, name="inferguard-stats", daemon=True)
@@ -344,7 +343,7 @@ class _Producer:
         except BaseException as exc:  # handed to the consumer, raised there
             self._put(exc)
 
-    def __iter__(self) -> Iterator[tuple[Chunk, list[str], list[Any]]]:
+    def __iter__(self) -> Iterator[Any]:
         try:
             while True:
                 item = self._q.get()
@@ -397,15 +396,26 @@ def _analyze(tfile: TraceFile, backend: Backend | None, max_keys: int, bucket_s:
     events = EventsEngine(engine.timeline, max_keys) if events_level else None
     agg = _Aggregate(events_level)
 
-    def work() -> Iterator[tuple[Chunk, list[str], list[Any]]]:
+    def work() -> Iterator[Any]:
+        """("chunk", chunk, op names), then ("piece", key rows)..., then ("end",)."""
         for chunk in chunks:
-            yield chunk, names(), list(extractor.extract(chunk))
+            yield "chunk", chunk, names()
+            for piece in extractor.extract(chunk):
+                yield "piece", piece
+            yield ("end",)
 
     # Events records are decoded from the mapped window, so that level runs on one thread.
-    feed = work() if events_level or chosen == "python" else _Producer(work())
-    for chunk, op_names, pieces in feed:
+    feed = iter(work() if events_level or chosen == "python" else _Producer(work()))
+
+    def pieces() -> Iterator[Any]:
+        for item in feed:
+            if item[0] == "end":
+                return
+            yield item[1]
+
+    for _, chunk, op_names in feed:
         agg.add(chunk, kernel)
-        engine.add(chunk, op_names, pieces)
+        engine.add(chunk, op_names, pieces())
         if events is not None:
             events.add(chunk, op_names, engine.last_tb)
         if progress is not None:
@@ -440,7 +450,7 @@ class _Scale:
         if self.exact:
             return Count(int(x))
         p = self.p
-        return Count(round(x / p), False, math.sqrt((1 - p) * float(np.dot(v, v))) / p,
+        return Count(round(x / p), False, math.sqrt((1 - p) * float((v * v).sum())) / p,
                      "key_sample")
 
 
@@ -666,9 +676,7 @@ def _time(eng: ts.Engine, keys: ts.Keys, sc: _Scale, burst_factor: float,
     starts = ((tl.origin or 0.0) + (np.arange(nb) + tl.lo) * w).astype(np.float64)
     records = data[:, ts.TL_RECORDS] if nb else np.zeros(0, np.int64)
     new_keys = np.zeros(nb, np.float64)
-    n = keys.count
-    fb = keys.first_bucket[:n]
-    fb = fb[fb != ts.NO_BUCKET] >> tl.shift
+    fb = keys.first_buckets() >> tl.shift
     if nb and len(fb):
         new_keys = np.bincount(fb - tl.lo, minlength=nb)[:nb].astype(np.float64) / sc.p
     bursts: list[Burst] = []
