@@ -175,7 +175,9 @@ def _readable(packet: Packet, *kinds: str) -> list[Evidence]:
 
 
 class _Metrics:
-    """All readable scrapes, indexed by normalised family name."""
+    """All readable scrapes, and the metrics of OTLP exports (under the name the Prometheus
+    exporter would give them: a server with `--otlp-endpoint` pushes its families instead of
+    serving them on /metrics), indexed by normalised family name."""
 
     def __init__(self, packet: Packet) -> None:
         self.by_norm: dict[str, tuple[FamilyStats, Evidence]] = {}
@@ -184,12 +186,20 @@ class _Metrics:
             assert isinstance(ev.facts, MetricsFacts)
             self.sources[ev.kind].append(ev)
             for fam in ev.facts.families:
-                key = normalize_name(fam.name)
-                prev = self.by_norm.get(key)
-                # Several scrapes: keep the one with the most data (the latest, loaded one).
-                if prev is None or (fam.nonzero_samples, fam.total) >= (
-                        prev[0].nonzero_samples, prev[0].total):
-                    self.by_norm[key] = (fam, ev)
+                self._add(normalize_name(fam.name), fam, ev)
+        for ev in _readable(packet, "otel"):
+            assert isinstance(ev.facts, OtelFacts)
+            for om in ev.facts.metrics:
+                self._add(normalize_name(om.prometheus_name), FamilyStats(
+                    om.name, om.metric_type, om.points, om.points, om.nonzero_points, om.total),
+                    ev)
+
+    def _add(self, key: str, fam: FamilyStats, ev: Evidence) -> None:
+        prev = self.by_norm.get(key)
+        # Several sources: keep the one with the most data (the latest, loaded one).
+        if prev is None or (fam.nonzero_samples, fam.total) >= (
+                prev[0].nonzero_samples, prev[0].total):
+            self.by_norm[key] = (fam, ev)
 
     def get(self, spec: FamilySpec) -> tuple[FamilyStats, Evidence] | None:
         for name in (spec.name, *spec.forms):
@@ -318,6 +328,8 @@ def compat(packet: Packet, *, expect_mode: str | None = None, l2_configured: boo
                 expl = "0.5.6: bound to the dead default bus; always 0"
             elif not in_surface:
                 expl = f"outside the {effective} surface"
+            elif ev.kind == "otel":
+                expl = "from the OTLP metric export (pushed, not served on /metrics)"
             results.append(FamilyResult(
                 spec.name, spec.group, status, fam.type, required, spec.sampled, fam.samples,
                 fam.nonzero_samples, fam.total, fam.name if fam.name != spec.name else None,
@@ -339,8 +351,8 @@ def compat(packet: Packet, *, expect_mode: str | None = None, l2_configured: boo
     groups = [_group_result(g, [r for r in results if r.group == g.id], effective, surfaces,
                             not cond["traffic"]) for g in GROUPS]
     known = {normalize_name(n) for f in FAMILIES for n in (f.name, *f.forms)}
-    unknown = sorted(n for n in m.names() if n.startswith(LMCACHE_PREFIXES)
-                     and normalize_name(n) not in known)
+    unknown = sorted(fam.name for key, (fam, _) in m.by_norm.items()
+                     if fam.name.startswith(LMCACHE_PREFIXES) and key not in known)
     # Before any traffic, lazily-created families are absent (and gauges read 0) by design.
     idle = not cond["traffic"]
     missing_req = [r.name for r in results if r.required and r.status == "missing"
@@ -553,7 +565,7 @@ def _mp_observability(packet: Packet, m: _Metrics, settings: PacketSettings,
             "); counters count every event")
     logs = [e.facts for e in _readable(packet, "log") if isinstance(e.facts, LogFacts)]
     otlp = any(lf.count("mp_metrics_otlp") for lf in logs)
-    has_mp = any(n.startswith("lmcache_mp_") for n in m.names())
+    has_mp = any(k.startswith("lmcache_mp_") for k in m.by_norm)
     metrics_off: bool | None = None
     if has_mp:
         metrics_off = False

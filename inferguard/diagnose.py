@@ -204,15 +204,20 @@ def mp_metrics(r: CompatReport) -> Iterator[Finding]:
     present = [f for f in r.families if f.name.startswith("lmcache_mp_")
                and f.status in ("populated", "zero")]
     obs = r.lmcache_mp_observability
-    if not present:
-        if obs is not None and obs.disabled_by_config.metrics_via_otlp:
-            yield _f("lmcache_mp_metrics_via_otlp",
-                     "the server log says metrics go to OTLP; the scrape has only process metrics",
-                     SUPPORTED, ["log: OTel MeterProvider initialised with OTLP"])
-        else:
-            yield _f("lmcache_mp_metrics_missing",
-                     "an LMCache scrape is in the packet but holds no lmcache_mp_* family",
-                     MISSING_SIGNAL, [e.source for e in r.evidence if e.kind == "lmcache_metrics"])
+    if obs is not None and obs.disabled_by_config.metrics_via_otlp:
+        pushed = [f.found_as or f.name for f in present if f.source and any(
+            e.kind == "otel" and e.source == f.source for e in r.evidence)]
+        yield _f("lmcache_mp_metrics_via_otlp",
+                 "the server log says metrics go to OTLP; the scrape has only process metrics"
+                 + (f" (the packet's OTLP export carries {len(pushed)} lmcache_mp families)"
+                    if pushed else ""),
+                 SUPPORTED, ["log: OTel MeterProvider initialised with OTLP", *pushed[:3]])
+        if not present:
+            return
+    elif not present:
+        yield _f("lmcache_mp_metrics_missing",
+                 "an LMCache scrape is in the packet but holds no lmcache_mp_* family",
+                 MISSING_SIGNAL, [e.source for e in r.evidence if e.kind == "lmcache_metrics"])
         return
     if not r.conditions.get("traffic"):
         absent = [f.name for f in r.families if f.name.startswith("lmcache_mp_")

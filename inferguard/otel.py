@@ -47,6 +47,28 @@ class SpanEdge(msgspec.Struct, frozen=True):
     count: int
 
 
+class OtlpMetric(msgspec.Struct, frozen=True, omit_defaults=True):
+    """One OTLP metric as exported: cumulative data from the latest export that carries it,
+    delta data summed over exports. `total` adds sum/gauge values, or histogram and summary
+    counts; `prometheus_name` is the name the Prometheus exporter gives it."""
+
+    name: str
+    kind: str
+    prometheus_name: str
+    unit: str = ""
+    monotonic: bool = False
+    points: int = 0
+    nonzero_points: int = 0
+    total: float = 0.0
+
+    @property
+    def metric_type(self) -> str:
+        """counter / gauge / histogram / summary, as a scrape would type it."""
+        if self.kind == "sum":
+            return "counter" if self.monotonic else "gauge"
+        return "histogram" if "istogram" in self.kind else self.kind
+
+
 class OtelFacts(msgspec.Struct, frozen=True, tag="otel", omit_defaults=True):
     """Span summaries by name, the tree's edges, and what else the export held."""
 
@@ -61,6 +83,7 @@ class OtelFacts(msgspec.Struct, frozen=True, tag="otel", omit_defaults=True):
     orphan_spans: int = 0
     metric_lines: int = 0
     metric_names: list[str] = msgspec.field(default_factory=list)
+    metrics: list[OtlpMetric] = msgspec.field(default_factory=list)
 
     def span(self, name: str) -> SpanSummary | None:
         return next((s for s in self.spans if s.name == name), None)
@@ -153,6 +176,61 @@ class _Acc:
         self.tallies: dict[str, dict[str, int]] = {}
 
 
+_METRIC_KINDS = (("sum", "sum"), ("gauge", "gauge"), ("histogram", "histogram"),
+                 ("exponentialHistogram", "exponential_histogram"), ("summary", "summary"))
+_UNITS = {"s": "seconds", "ms": "milliseconds", "us": "microseconds", "By": "bytes",
+          "KBy": "kilobytes", "MBy": "megabytes", "1": "ratio"}
+_PER_UNITS = {"s": "second", "m": "minute", "h": "hour", "d": "day", "w": "week"}
+
+
+def prometheus_name(name: str, unit: str, kind: str, monotonic: bool) -> str:
+    """The Prometheus exporter's name for an OTLP metric: invalid characters become `_`,
+    the unit is appended (`s` -> `seconds`, `GB/s` -> `GB_per_second`, `{chunks}` dropped),
+    and monotonic sums end in `_total` (`lmcache_mp.l1_write`, `chunks` ->
+    `lmcache_mp_l1_write_chunks_total`)."""
+    base = "".join(c if c.isalnum() or c == "_" else "_" for c in name)
+    u = "" if unit.startswith("{") else _UNITS.get(unit, unit)
+    if "/" in u:
+        num, _, den = u.partition("/")
+        u = f"{_UNITS.get(num, num)}_per_{_PER_UNITS.get(den, den)}"
+    u = "".join(c if c.isalnum() or c == "_" else "_" for c in u).strip("_")
+    if u and not base.endswith(f"_{u}"):
+        base = f"{base}_{u}"
+    if kind == "sum" and monotonic and not base.endswith("_total"):
+        base += "_total"
+    return base
+
+
+def _metric_data(m: dict[str, Any]) -> tuple[str, bool, bool, int, int, float] | None:
+    """(kind, monotonic, delta, points, nonzero points, total) of one OTLP metric."""
+    for kind, snake in _METRIC_KINDS:
+        data = _get(m, kind, snake)
+        if isinstance(data, dict):
+            break
+    else:
+        return None
+    temporality = _get(data, "aggregationTemporality", "aggregation_temporality")
+    delta = temporality in (1, "1", "AGGREGATION_TEMPORALITY_DELTA")
+    monotonic = bool(_get(data, "isMonotonic", "is_monotonic"))
+    points = nonzero = 0
+    total = 0.0
+    for dp in _get(data, "dataPoints", "data_points") or []:
+        if not isinstance(dp, dict):
+            continue
+        raw = (_get(dp, "asInt", "as_int", "asDouble", "as_double") if kind in ("sum", "gauge")
+               else dp.get("count"))
+        try:
+            v = float(raw) if raw is not None else 0.0
+        except (TypeError, ValueError):
+            continue
+        if not math.isfinite(v):
+            continue
+        points += 1
+        nonzero += v != 0
+        total += v
+    return kind, monotonic, delta, points, nonzero, total
+
+
 def _pct(sorted_vals: list[float], p: float) -> float:
     k = max(0, math.ceil(p * len(sorted_vals) / 100) - 1)
     return sorted_vals[k]
@@ -183,6 +261,7 @@ def read_otel_bytes(data: bytes, source: EvidenceSource) -> Evidence:
     traces: set[str] = set()
     instances: set[str] = set()
     metric_names: set[str] = set()
+    metric_data: dict[str, OtlpMetric] = {}
     encodings: set[str] = set()
     metric_lines = span_lines = 0
     for n, doc in docs:
@@ -192,11 +271,24 @@ def read_otel_bytes(data: bytes, source: EvidenceSource) -> Evidence:
         rms = _get(doc, "resourceMetrics", "resource_metrics")
         if isinstance(rms, list):
             metric_lines += 1
+            in_line: dict[str, tuple[OtlpMetric, bool]] = {}
             for rm in rms:
+                if not isinstance(rm, dict):
+                    continue
                 for sm in _get(rm, "scopeMetrics", "scope_metrics") or []:
                     for m in sm.get("metrics", []) if isinstance(sm, dict) else []:
                         if isinstance(m, dict) and isinstance(m.get("name"), str):
                             metric_names.add(m["name"])
+                            _add_metric(in_line, m)
+            for name, (om, delta) in in_line.items():
+                prev = metric_data.get(name)
+                if delta and prev is not None and om.kind == prev.kind:
+                    # Delta temporality: each export holds only what happened since the last.
+                    om = msgspec.structs.replace(
+                        om, points=max(om.points, prev.points),
+                        nonzero_points=max(om.nonzero_points, prev.nonzero_points),
+                        total=prev.total + om.total)
+                metric_data[name] = om  # cumulative and gauges: the latest export wins
             continue
         rss = _get(doc, "resourceSpans", "resource_spans")
         if not isinstance(rss, list):
@@ -289,10 +381,28 @@ def read_otel_bytes(data: bytes, source: EvidenceSource) -> Evidence:
         service_instance_ids=sorted(instances), spans=spans,
         edges=[SpanEdge(p, c, k) for (p, c), k in sorted(edges.items())],
         root_spans=dict(sorted(roots.items())), orphan_spans=orphans, metric_lines=metric_lines,
-        metric_names=sorted(metric_names))
+        metric_names=sorted(metric_names),
+        metrics=[om for _, om in sorted(metric_data.items())])
     readable = bool(span_lines or metric_lines)
     return Evidence(kind="otel", source=source, status=status_from(problems, readable=readable),
                     facts=facts if readable else None, problems=problems)
+
+
+def _add_metric(acc: dict[str, tuple[OtlpMetric, bool]], m: dict[str, Any]) -> None:
+    """Fold one metric of one export into `acc` (several scopes may carry one name)."""
+    data = _metric_data(m)
+    if data is None:
+        return
+    kind, monotonic, delta, points, nonzero, total = data
+    name: str = m["name"]
+    unit = m.get("unit") if isinstance(m.get("unit"), str) else ""
+    prev = acc.get(name)
+    if prev is not None:
+        points += prev[0].points
+        nonzero += prev[0].nonzero_points
+        total += prev[0].total
+    acc[name] = (OtlpMetric(name, kind, prometheus_name(name, unit or "", kind, monotonic),
+                            unit or "", monotonic, points, nonzero, total), delta)
 
 
 def read_otel(path: str | os.PathLike[str]) -> Evidence:

@@ -107,6 +107,29 @@ def test_otlp_capture() -> None:
     assert any(c.id == "request_level_evidence" and c.level == "supported" for c in r.claims)
 
 
+def test_otlp_metric_export_counts_as_the_families() -> None:
+    """A server with --otlp-endpoint pushes its families instead of serving them: with the
+    OTLP export in the packet they are judged from it, not reported missing (found live)."""
+    scrape = UPSTREAM / "metrics" / "mp-otlp-engine-driven" / "metrics_otlpmode.txt"
+    r = compat(_packet(
+        ("lmcache_metrics", scrape),
+        ("log", UPSTREAM / "logs" / "otlp_server.log"),
+        ("otel", UPSTREAM / "otel" / "mp_otlp_metrics.jsonl")), expect_mode="mp")
+    assert r.missing_required == [] and r.conditions["traffic"]
+    hit = r.family("lmcache_mp_lookup_hit_tokens_total")
+    assert hit is not None and hit.status == "populated" and hit.total == 576.0
+    assert hit.found_as == "lmcache_mp.lookup_hit" and "OTLP" in (hit.explanation or "")
+    assert r.group("mp_gauges").status == "populated"  # type: ignore[union-attr]
+    assert r.unknown_lmcache_families == []
+    codes = diagnose(r).codes()
+    assert "lmcache_mp_metrics_via_otlp" in codes
+    assert "lmcache_required_family_missing" not in codes
+    # Without the export, the same scrape and log still say why the families are absent.
+    bare = compat(_packet(("lmcache_metrics", scrape),
+                          ("log", UPSTREAM / "logs" / "otlp_server.log")), expect_mode="mp")
+    assert "lmcache_mp_metrics_via_otlp" in diagnose(bare).codes()
+
+
 def test_blend_capture() -> None:
     r = compat(_packet(
         ("lmcache_metrics", UPSTREAM / "metrics" / "blend-prometheus" / "metrics_final.txt"),

@@ -165,6 +165,19 @@ def test_otel_hex_ids_and_types(tmp_path: Path) -> None:
 def test_otel_metrics_lines_and_blend_tree() -> None:
     m = read_otel(UPSTREAM / "otel" / "mp_otlp_metrics.jsonl").facts
     assert m.metric_lines > 0 and "lmcache_mp.l1_eviction_loop_ticks" in m.metric_names
+    by = {x.name: x for x in m.metrics}
+    # Prometheus names as the 0.5.6 scrape spells them (live-mp-run-findings.md §1).
+    assert by["lmcache_mp.l1_write"].prometheus_name == "lmcache_mp_l1_write_chunks_total"
+    assert by["lmcache_mp.lookup_hit"].prometheus_name == "lmcache_mp_lookup_hit_tokens_total"
+    assert by["lmcache_mp.l1_chunk_reuse_gap"].prometheus_name == (
+        "lmcache_mp_l1_chunk_reuse_gap_seconds")
+    assert by["lmcache_mp.real_reuse_gap_objects"].prometheus_name == (
+        "lmcache_mp_real_reuse_gap_objects")
+    assert by["lmcache_mp.l1_memory_usage_bytes"].metric_type == "gauge"
+    # Cumulative counters: the latest export's value, not a sum over the three exports.
+    assert by["lmcache_mp.l1_write"].metric_type == "counter"
+    assert by["lmcache_mp.l1_write"].total == 20.0
+    assert by["lmcache_mp.l1_chunk_reuse_gap"].total == 36.0  # histogram: its count
     b = read_otel(UPSTREAM / "otel" / "blend_otlp_traces.jsonl").facts
     edges = {(e.parent, e.child) for e in b.edges}
     assert ("cb.request", "cb.lookup") in edges and ("cb.retrieve", "cb.scatter") in edges
@@ -269,3 +282,29 @@ def test_no_reader_raises_on_garbage(tmp_path: Path, kind: str, content: bytes) 
 def test_missing_file_is_malformed_evidence(tmp_path: Path, kind: str) -> None:
     ev = read_evidence(kind, tmp_path / "nope")
     assert ev.status == "malformed" and ev.problems
+
+
+def test_otel_metric_temporality_and_units(tmp_path: Path) -> None:
+    def line(value: int, temporality: int) -> str:
+        pts = [{"asInt": str(value), "attributes": [{"key": "device",
+                                                    "value": {"stringValue": "cpu"}}]}]
+        metrics = [
+            {"name": "x.delta", "unit": "requests",
+             "sum": {"dataPoints": pts, "aggregationTemporality": temporality,
+                     "isMonotonic": True}},
+            {"name": "lmcache_mp.l0_l1_store_throughput", "unit": "GB/s",
+             "histogram": {"dataPoints": [{"count": str(value), "sum": 1.5}],
+                           "aggregationTemporality": 2}},
+            {"name": "g", "unit": "{chunks}", "gauge": {"dataPoints": [{"asDouble": value}]}},
+        ]
+        return json.dumps({"resourceMetrics": [{"scopeMetrics": [{"metrics": metrics}]}]})
+
+    p = tmp_path / "m.jsonl"
+    p.write_text(line(3, 1) + "\n" + line(4, 1) + "\n")
+    by = {m.name: m for m in read_otel(p).facts.metrics}
+    assert by["x.delta"].total == 7.0  # delta: summed over exports
+    assert by["x.delta"].prometheus_name == "x_delta_requests_total"
+    hist = by["lmcache_mp.l0_l1_store_throughput"]
+    assert hist.prometheus_name == "lmcache_mp_l0_l1_store_throughput_GB_per_second"
+    assert hist.total == 4.0 and hist.metric_type == "histogram"  # cumulative: the latest
+    assert by["g"].prometheus_name == "g" and by["g"].total == 4.0
