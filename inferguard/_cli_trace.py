@@ -280,5 +280,6 @@ def register(tsub: Any) -> None:
     export.add_argument("-o", "--output", default=".", metavar="DIR",
                         help="directory for trace_<table>.<format> (default .)")
     export.add_argument("--tables", default="ops,timeline,records",
-                        help="comma-separated: ops, timeline, records (default all)")
+                        help="comma-separated: ops, timeline, records, keys (default: the "
+                             "first three; keys = one row per ObjectKey, fingerprints only)")
     export.set_defaults(func=_export)

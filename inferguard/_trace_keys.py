@@ -503,7 +503,12 @@ class PythonKeyExtractor:
         find = len(WRAPPER)
         win = chunk.window
         nkeys = chunk.nkeys
+        cols = (rows, status, hashes, model, salt, ctx, rank, group)
         for i in np.flatnonzero((chunk.status != tf.ROW_MALFORMED) & (nkeys > 0)).tolist():
+            if len(rows) >= KEY_ROWS:  # bounded memory: hand over full pieces as they fill
+                yield self._piece(*(c[:KEY_ROWS] for c in cols))  # type: ignore[arg-type]
+                for c in cols:
+                    del c[:KEY_ROWS]
             args = args_bytes(win.body(int(chunk.offset[i]), int(chunk.length[i])))
             if args is None:
                 continue
@@ -556,14 +561,20 @@ class PythonKeyExtractor:
                     group.append(g)
                     ctx.append(self._ctx(mh, r, g, sh))
                 p = args.find(WRAPPER, p + find)
+        while rows:
+            yield self._piece(*(c[:KEY_ROWS] for c in cols))  # type: ignore[arg-type]
+            for c in cols:
+                del c[:KEY_ROWS]
+
+    @staticmethod
+    def _piece(rows: list[int], status: list[int], hashes: list[bytes], model: list[int],
+               salt: list[int], ctx: list[int], rank: list[int], group: list[int]) -> KeyRows:
         st = np.array(status, np.uint8)
         fp = fingerprints(hashes, np.array(ctx, np.uint64))
         fp[st != KEY_OK] = 0
-        whole = KeyRows(np.array(rows, np.int32), fp, np.array(model, np.int32),
-                        np.array(salt, np.int32), np.array(rank, np.int64),
-                        np.array(group, np.int64), st)
-        for s0 in range(0, len(whole), KEY_ROWS):
-            yield _slice(whole, s0, s0 + KEY_ROWS)
+        return KeyRows(np.array(rows, np.int32), fp, np.array(model, np.int32),
+                       np.array(salt, np.int32), np.array(rank, np.int64),
+                       np.array(group, np.int64), st)
 
 
 def _slice(k: KeyRows, a: int, b: int) -> KeyRows:

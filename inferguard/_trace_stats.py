@@ -597,6 +597,10 @@ class Gaps:
         self.idle += float(d[big].sum())
         if not len(d):
             return
+        if len(d) > self.top:  # only the largest can matter (ties at the cut are all kept)
+            cut = np.partition(d, len(d) - self.top)[len(d) - self.top]
+            keep = d >= cut
+            d, before_t, after = d[keep], before_t[keep], after[keep]
         gap = np.concatenate([self.gap, d])
         t0 = np.concatenate([self.t0, before_t])
         o = np.concatenate([self.off, after])
@@ -712,6 +716,7 @@ class Engine:
         tl.add_codes(tb, np.full(len(tb), TL_BYTES, np.int64),
                      chunk.length.astype(np.float64) + 4)
         tl.add_codes(tb, TL_ROLE0 + rrole.astype(np.int64))
+        tl.add_codes(tb, np.full(len(tb), TL_KEY_ROWS, np.int64), chunk.nkeys.astype(np.float64))
         self.gaps.add(chunk.t_mono[rec], chunk.offset[rec])
         self._op_times(chunk, rec)
         ctx_rows = np.flatnonzero(rec & ((rrole == ROLE_ENTER) | (rrole == ROLE_EXIT)))
@@ -723,13 +728,21 @@ class Engine:
                               chunk.offset[ctx_rows], chunk.t_mono[ctx_rows])
 
     def _op_times(self, chunk: Chunk, rec: npt.NDArray[np.bool_]) -> None:
+        """Per op: key rows (nkeys), first offset, first and last t_mono."""
         named = rec & (chunk.op >= 0)
+        if not named.all():
+            for st in (tf.ROW_OP_TABLE_FULL, tf.ROW_QUALNAME_LONG):
+                m = rec & (chunk.status == st)
+                if m.any():
+                    self.special_rows.setdefault(st, [0, 0])[0] += int(chunk.nkeys[m].sum())
         if not named.any():
             return
         ids = chunk.op[named]
         size = int(ids.max()) + 1
         o = self.ops
         o.grow(size)
+        o.key_rows[:size] += np.bincount(ids, weights=chunk.nkeys[named], minlength=size
+                                         ).astype(np.int64)
         big = np.iinfo(np.int64).max
         fo = np.full(size, big, np.int64)
         np.minimum.at(fo, ids, chunk.offset[named])
@@ -759,32 +772,21 @@ class Engine:
         op = chunk.op[row]
         off = chunk.offset[row]
         kb = tb[row]
-        self.timeline.add_codes(kb, np.full(n, TL_KEY_ROWS, np.int64))
         if keysets is not None:
             cm = (role == ROLE_ENTER) | (role == ROLE_EXIT)
             if cm.any():
                 np.add.at(keysets, row[cm], fmix64(k.fp[cm] ^ _K_SET))
-        # exact per-op key rows
         all_ok = nbad == 0
-        named = op >= 0
-        all_named = bool(named.all())
-        ids_op = op if all_named else op[named]
-        if len(ids_op):
-            size = int(ids_op.max()) + 1
-            o = self.ops
-            o.grow(size)
-            o.key_rows[:size] += np.bincount(ids_op, minlength=size)
-            if not all_ok:
-                bad_op = op[named & ~ok]
-                o.malformed[:size] += np.bincount(bad_op, minlength=size)
-        if not all_named:
-            st = chunk.status[row[~named]]
-            bad = ~ok[~named]
-            for s in np.unique(st).tolist():
-                sel = st == s
-                acc = self.special_rows.setdefault(int(s), [0, 0])
-                acc[0] += int(np.count_nonzero(sel))
-                acc[1] += int(np.count_nonzero(bad[sel]))
+        if not all_ok:  # malformed key rows per op (key rows per op come from nkeys)
+            bad_rows = row[~ok]
+            bad_op = op[~ok]
+            named = bad_op >= 0
+            if named.any():
+                size = int(bad_op[named].max()) + 1
+                self.ops.grow(size)
+                self.ops.malformed[:size] += np.bincount(bad_op[named], minlength=size)
+            for s in chunk.status[bad_rows[~named]].tolist():
+                self.special_rows.setdefault(int(s), [0, 0])[1] += 1
         # classes: exact rows per (class, role)
         cls = self.classes.assign(k, ok)
         size = self.classes.size

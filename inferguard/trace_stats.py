@@ -58,6 +58,7 @@ __all__ = [
     "Count",
     "EventStats",
     "Gap",
+    "KeyColumns",
     "KeyTotals",
     "Lifecycle",
     "LifecycleCount",
@@ -70,6 +71,7 @@ __all__ = [
     "TraceStatsFinding",
     "analyze_trace",
     "export_trace",
+    "iter_key_columns",
     "trace_findings",
     "trace_stats",
 ]
@@ -284,6 +286,39 @@ class TraceStatsArrays:
 class TraceAnalysis:
     stats: TraceStats
     arrays: TraceStatsArrays
+
+
+@dataclass(frozen=True)
+class KeyColumns:
+    """ObjectKey rows of consecutive records, in file order: the record's byte offset, the
+    key fingerprint (0 when malformed), ids into `models` / `salts` (-1: no salt or
+    malformed, -2: name not interned), kv_rank, object_group_id and status (0 ok, 1
+    malformed). Raw chunk hashes are never exposed."""
+
+    offset: npt.NDArray[np.int64]
+    fingerprint: npt.NDArray[np.uint64]
+    model: npt.NDArray[np.int32]
+    salt: npt.NDArray[np.int32]
+    kv_rank: npt.NDArray[np.int64]
+    object_group_id: npt.NDArray[np.int64]
+    status: npt.NDArray[np.uint8]
+    models: tuple[str, ...]
+    salts: tuple[str, ...]
+
+
+def iter_key_columns(source: PathOrBuffer, *, backend: Backend | None = None
+                     ) -> Iterator[KeyColumns]:
+    """Every ObjectKey row of a trace, a bounded piece at a time (the raw material of the
+    analytics; see docs/trace-format.md for which bytes are a key)."""
+    with TraceFile(source) as tfile:
+        chosen = resolve_backend(backend)
+        chunks, _ = tfile._chunks(chosen, [])
+        ex = make_extractor(chosen)
+        for chunk in chunks:
+            for k in ex.extract(chunk):
+                models, salts = ex.names()
+                yield KeyColumns(chunk.offset[k.row], k.fp, k.model, k.salt, k.kv_rank,
+                                 k.group, k.status, tuple(models), tuple(salts))
 
 
 # -- the pass -----------------------------------------------------------------------------------
@@ -866,6 +901,20 @@ OPS_COLUMNS = ("qualname", "count", "role", "key_rows", "malformed_key_rows",
                "key_rows_of_written", "first_offset", "first_t_mono", "last_t_mono",
                "calls_per_second")
 RECORD_COLUMNS = ("offset", "length", "t_mono", "t_wall", "op", "qualname", "nkeys", "status")
+KEY_COLUMNS = ("offset", "fingerprint", "model_name", "kv_rank", "object_group_id",
+               "cache_salt", "status")
+
+
+def _key_rows(source: PathOrBuffer, backend: Backend | None) -> Iterator[dict[str, Any]]:
+    for kc in iter_key_columns(source, backend=backend):
+        for off, fp, m, sa, r, g, st in zip(
+                kc.offset.tolist(), kc.fingerprint.tolist(), kc.model.tolist(),
+                kc.salt.tolist(), kc.kv_rank.tolist(), kc.object_group_id.tolist(),
+                kc.status.tolist(), strict=True):
+            yield {"offset": off, "fingerprint": f"{fp:016x}",
+                   "model_name": kc.models[m] if m >= 0 else None, "kv_rank": r,
+                   "object_group_id": g, "cache_salt": kc.salts[sa] if sa >= 0 else None,
+                   "status": st}
 
 
 def _op_row(o: OpKeyStats) -> dict[str, Any]:
@@ -900,11 +949,12 @@ def export_trace(source: PathOrBuffer, out_dir: str | os.PathLike[str], fmt: Exp
                  max_exact_keys: int = ts.DEFAULT_MAX_KEYS,
                  progress: ProgressFn | None = None) -> list[Path]:
     """Write the per-op table (columns compatible with upstream trace_replay_ops.csv where
-    they mean the same: qualname, count; rows sorted by qualname), the timeline and the raw
-    per-record scan columns, as CSV / JSON lines files or one .npz. Returns the paths."""
+    they mean the same: qualname, count; rows sorted by qualname), the timeline, the raw
+    per-record scan columns and (table "keys", not by default) one row per ObjectKey with
+    its fingerprint, as CSV / JSON lines files or one .npz. Returns the paths."""
     if fmt not in ("csv", "jsonl", "npz"):
         raise ValueError(f"unknown export format {fmt!r}")
-    unknown = set(tables) - {"ops", "timeline", "records"}
+    unknown = set(tables) - {"ops", "timeline", "records", "keys"}
     if unknown:
         raise ValueError(f"unknown tables: {sorted(unknown)}")
     out = Path(out_dir)
@@ -917,7 +967,7 @@ def export_trace(source: PathOrBuffer, out_dir: str | os.PathLike[str], fmt: Exp
         written: list[Path] = []
         if fmt == "npz":
             path = out / "trace_stats.npz"
-            _write_npz(path, tfile, backend, ops, timeline, tables)
+            _write_npz(path, tfile, source, backend, ops, timeline, tables)
             return [path]
         for table in tables:
             path = out / f"trace_{table}.{fmt}"
@@ -929,8 +979,10 @@ def export_trace(source: PathOrBuffer, out_dir: str | os.PathLike[str], fmt: Exp
                     rows = ({k: _py(timeline[k][i]) for k in names}
                             for i in range(len(analysis.arrays.records)))
                     _write_rows(f, fmt, names, rows)
-                else:
+                elif table == "records":
                     _write_rows(f, fmt, list(RECORD_COLUMNS), _record_rows(tfile, backend))
+                else:
+                    _write_rows(f, fmt, list(KEY_COLUMNS), _key_rows(source, backend))
             written.append(path)
         return written
 
@@ -971,7 +1023,7 @@ def _json_float(x: float) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def _write_npz(path: Path, tfile: TraceFile, backend: Backend | None,
+def _write_npz(path: Path, tfile: TraceFile, source: PathOrBuffer, backend: Backend | None,
                ops: list[dict[str, Any]], timeline: dict[str, npt.NDArray[Any]],
                tables: tuple[str, ...]) -> None:
     """A .npz written column by column; record columns are streamed (bounded memory)."""
@@ -991,6 +1043,8 @@ def _write_npz(path: Path, tfile: TraceFile, backend: Backend | None,
                 _npz_put(z, f"timeline_{k}", np.ascontiguousarray(v))
         if "records" in tables:
             _npz_records(z, tfile, backend)
+        if "keys" in tables:
+            _npz_keys(z, source, backend)
 
 
 def _npz_put(z: zipfile.ZipFile, name: str, arr: npt.NDArray[Any]) -> None:
@@ -1002,25 +1056,25 @@ _REC_DTYPES = {"offset": np.int64, "length": np.uint32, "t_mono": np.float64,
                "t_wall": np.float64, "op": np.int32, "nkeys": np.int32, "status": np.uint8}
 
 
-def _npz_records(z: zipfile.ZipFile, tfile: TraceFile, backend: Backend | None) -> None:
-    """Each record column is spooled to a temporary file, then written as one .npy entry."""
+def _spool(z: zipfile.ZipFile, prefix: str, dtypes: dict[str, Any],
+           parts: Iterator[dict[str, npt.NDArray[Any]]]) -> None:
+    """Write columns that arrive in parts as one .npy entry each, spooled through
+    temporary files next to the archive (bounded memory)."""
     import tempfile
 
-    findings: list[Any] = []
-    chunks, kernel = tfile._chunks(resolve_backend(backend), findings)
     with tempfile.TemporaryDirectory(dir=Path(z.filename or ".").parent) as tmp:
-        files = {k: open(os.path.join(tmp, k), "wb") for k in _REC_DTYPES}  # noqa: SIM115
+        files = {k: open(os.path.join(tmp, k), "wb") for k in dtypes}  # noqa: SIM115
         n = 0
         try:
-            for c in chunks:
-                n += len(c.offset)
-                for k, dt in _REC_DTYPES.items():
-                    files[k].write(np.ascontiguousarray(getattr(c, k), dt).tobytes())
+            for part in parts:
+                n += len(next(iter(part.values())))
+                for k, dt in dtypes.items():
+                    files[k].write(np.ascontiguousarray(part[k], dt).tobytes())
         finally:
             for f in files.values():
                 f.close()
-        for k, dt in _REC_DTYPES.items():
-            with z.open(f"records_{k}.npy", "w", force_zip64=True) as out:
+        for k, dt in dtypes.items():
+            with z.open(f"{prefix}_{k}.npy", "w", force_zip64=True) as out:
                 header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dt)),
                           "fortran_order": False, "shape": (n,)}
                 np.lib.format.write_array_header_1_0(out, header)
@@ -1030,4 +1084,28 @@ def _npz_records(z: zipfile.ZipFile, tfile: TraceFile, backend: Backend | None) 
                         if not block:
                             break
                         out.write(block)
-        _npz_put(z, "records_qualnames", np.array(kernel.names(), dtype=np.str_))
+
+
+def _npz_records(z: zipfile.ZipFile, tfile: TraceFile, backend: Backend | None) -> None:
+    chunks, kernel = tfile._chunks(resolve_backend(backend), [])
+    _spool(z, "records", _REC_DTYPES,
+           ({k: getattr(c, k) for k in _REC_DTYPES} for c in chunks))
+    _npz_put(z, "records_qualnames", np.array(kernel.names(), dtype=np.str_))
+
+
+_KEY_DTYPES = {"offset": np.int64, "fingerprint": np.uint64, "model": np.int32,
+               "salt": np.int32, "kv_rank": np.int64, "object_group_id": np.int64,
+               "status": np.uint8}
+
+
+def _npz_keys(z: zipfile.ZipFile, source: PathOrBuffer, backend: Backend | None) -> None:
+    last: list[KeyColumns] = []
+
+    def parts() -> Iterator[dict[str, npt.NDArray[Any]]]:
+        for kc in iter_key_columns(source, backend=backend):
+            last[:] = [kc]
+            yield {k: getattr(kc, k) for k in _KEY_DTYPES}
+
+    _spool(z, "keys", _KEY_DTYPES, parts())
+    _npz_put(z, "keys_models", np.array(last[0].models if last else (), dtype=np.str_))
+    _npz_put(z, "keys_salts", np.array(last[0].salts if last else (), dtype=np.str_))

@@ -469,6 +469,26 @@ def test_export_jsonl_and_npz(tmp_path: Path, backend: str) -> None:
         assert int(z["ops_key_rows"].sum()) == 336
 
 
+def test_key_rows_export_and_library(tmp_path: Path, backend: str) -> None:
+    from inferguard.trace_stats import iter_key_columns
+
+    cols = list(iter_key_columns(REPLAY))
+    fps = np.concatenate([c.fingerprint for c in cols])
+    assert len(fps) == 254 and len(set(fps.tolist())) == 44
+    assert cols[-1].models == ("test-model", "llama-alpha", "qwen-beta")
+    export_trace(REPLAY, tmp_path, "csv", tables=("keys",))
+    rows = list(csv.DictReader((tmp_path / "trace_keys.csv").open(newline="")))
+    assert len(rows) == 254 and rows[0]["offset"] == "1498"
+    assert int(rows[0]["fingerprint"], 16) == int(fps[0]) and rows[0]["model_name"] == "test-model"
+    assert all(len(r["fingerprint"]) == 16 for r in rows)
+    raw = REPLAY.read_bytes()
+    assert not any(bytes.fromhex(r["fingerprint"]) in raw for r in rows)  # no raw hashes
+    (p,) = export_trace(REPLAY, tmp_path, "npz", tables=("keys",))
+    with np.load(p) as z:
+        assert np.array_equal(z["keys_fingerprint"], fps)
+        assert list(z["keys_models"]) == ["test-model", "llama-alpha", "qwen-beta"]
+
+
 def test_cli_stats_text_and_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["trace", "stats", str(REPLAY)]) == 0
     out = capsys.readouterr().out
