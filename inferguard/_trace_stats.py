@@ -822,6 +822,10 @@ class Engine:
             b = kb[first[have]]
             keys.first_bucket[ids_new] = b
             keys.flags[ids_new] |= np.where(b != NO_BUCKET, F_HAS_BUCKET, 0).astype(np.uint8)
+        # __exit__ and other ops change no per-key state: leave them out of the fold.
+        useful = (trole != ROLE_EXIT) & (trole != ROLE_OTHER)
+        if not useful.all():
+            tid, trole, toff = tid[useful], trole[useful], toff[useful]
         keys.fold(tid, trole, toff)
 
     def finish(self) -> None:
