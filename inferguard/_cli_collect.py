@@ -33,6 +33,12 @@ def add_collect_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     a("--lmcache-http-thread-name", action="append", default=[], metavar="NAME",
       help="also GET /threads?name=NAME (e.g. eviction, EventBus)")
     many("--lmcache-http-capture-dir", "captured GET_<route>.body/.headers files")
+    a("--lmcache-controller-url", metavar="URL",
+      help="lmcache_controller HTTP API (read-only GETs, /metrics included)")
+    a("--lmcache-internal-api-url", metavar="URL",
+      help="an engine's LMCache internal API server (read-only GETs, /metrics included)")
+    many("--lmcache-controller-capture-dir", "captured controller GET_<route>.body/.headers")
+    many("--lmcache-internal-api-capture-dir", "captured internal API GET_<route> answers")
     many("--lmcache-log-file", "LMCache server log")
     many("--engine-log-file", "vLLM/SGLang log")
     many("--lmcache-trace-file", ".lct trace recording")
@@ -68,6 +74,10 @@ def _collect(args: argparse.Namespace) -> int:
         lmcache_http_base_url=args.lmcache_http_base_url,
         lmcache_http_capture_dirs=args.lmcache_http_capture_dir,
         lmcache_http_thread_names=args.lmcache_http_thread_name,
+        lmcache_controller_url=args.lmcache_controller_url,
+        lmcache_internal_api_url=args.lmcache_internal_api_url,
+        controller_capture_dirs=args.lmcache_controller_capture_dir,
+        internal_api_capture_dirs=args.lmcache_internal_api_capture_dir,
         lmcache_log_files=args.lmcache_log_file, engine_log_files=args.engine_log_file,
         lmcache_trace_files=args.lmcache_trace_file, lmcache_otel_files=args.lmcache_otel_file,
         lookup_hash_paths=args.lmcache_lookup_hash_file, replay_files=args.lmcache_replay_file,

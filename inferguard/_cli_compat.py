@@ -36,7 +36,7 @@ def add_compat_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     p.add_argument("--packet", metavar="DIR", help="a packet written by collect-lmcache")
     many("--engine-metrics-file", "vLLM/SGLang /metrics text")
     many("--lmcache-metrics-file", "LMCache /metrics text")
-    for kind in ("http", "log", "trace", "otel", "lookup-hash"):
+    for kind in ("http", "log", "trace", "otel", "lookup-hash", "controller"):
         many(f"--lmcache-{kind}-evidence-file", f"{kind} evidence JSON (collect-lmcache output)")
     many("--lmcache-log-file", "LMCache server log (raw)")
     many("--lmcache-trace-file", ".lct trace (raw)")
@@ -78,7 +78,8 @@ def _packet_from_args(args: argparse.Namespace) -> Packet:
                         ("log", args.lmcache_log_evidence_file),
                         ("trace", args.lmcache_trace_evidence_file),
                         ("otel", args.lmcache_otel_evidence_file),
-                        ("lookup_hash", args.lmcache_lookup_hash_evidence_file)):
+                        ("lookup_hash", args.lmcache_lookup_hash_evidence_file),
+                        ("controller", args.lmcache_controller_evidence_file)):
         for p in paths:
             evidence += load_evidence_set(p, kind)
     overrides = {k: v for k, v in {
@@ -110,6 +111,7 @@ def failed_classes(report: CompatReport, diagnosis: Diagnosis, classes: list[str
 def render_report(r: CompatReport, d: Diagnosis) -> str:
     out = [f"detected_mode={r.detected.mode} confidence={r.detected.confidence:g} "
            f"level={r.detected.level}"
+           + (f" flavor={r.detected.flavor}" if r.detected.flavor else "")
            + (f" expected={r.expected_mode} match={r.mode_match}" if r.expected_mode else "")]
     out += [f"  note: {n}" for n in r.detected.notes]
     out.append("")

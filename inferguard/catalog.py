@@ -11,6 +11,8 @@ Conditions (`applies`):
   lmcache_driven  the lmcache-driven transfer path ran (store/retrieve, L0->L1 throughput)
   gpu             a GPU engine drives the server (L0 block lifecycle, phase timing)
   blend           `lmcache server --engine-type blend`
+  coordinator     the blend server reports to `lmcache coordinator` (`--coordinator-url`)
+  controller_metrics  the packet has an `lmcache_controller` /metrics scrape
   non_blend       not a CacheBlend server (CB lookups do not feed lmcache_mp_lookup_*)
   p2p             P2P is enabled
   p2p_serving     this instance served KV to a peer (only the serving peer records P2P metrics)
@@ -27,7 +29,8 @@ import msgspec
 
 Mode = Literal["mp", "embedded_vllm", "embedded_sglang", "p2p", "pd", "controller_only",
                "unknown"]
-Surface = Literal["lmcache_mp", "lmcache", "lmcache_blend", "vllm", "sglang", "sglang_hicache"]
+Surface = Literal["lmcache_mp", "lmcache", "lmcache_blend", "vllm", "sglang", "sglang_hicache",
+                  "lmcache_controller"]
 
 
 class FamilySpec(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -74,7 +77,11 @@ GROUPS: tuple[GroupSpec, ...] = (
     GroupSpec("embedded_gauges", "embedded gauges (headers only through multiprocess)",
               "lmcache"),
     GroupSpec("p2p", "P2P transfer", "lmcache", ("p2p",)),
-    GroupSpec("blend", "CacheBlend", "lmcache_blend"),
+    GroupSpec("blend", "CacheBlend", "lmcache_blend",
+              note="created on first use; CB lookups do not feed lmcache_mp_lookup_*"),
+    GroupSpec("controller", "LMCache controller state (lmcache_controller /metrics)",
+              "lmcache_controller",
+              note="control-plane state (workers, sockets, full sync): not cache performance"),
     GroupSpec("vllm_prefix_cache", "vLLM prefix cache and external (connector) hits", "vllm",
               ("mp", "embedded_vllm")),
     GroupSpec("vllm_scheduler", "vLLM scheduler and latency", "vllm"),
@@ -89,6 +96,17 @@ def _f(group: str, type_: str, names: str, **kw: object) -> list[FamilySpec]:
 
 
 _MP = "lmcache_mp_"
+
+
+def _blend(type_: str, names: str, *, applies: tuple[str, ...] = ("blend",), event: bool = False,
+           note: str = "") -> list[FamilySpec]:
+    """CacheBlend rows from OTel instrument stems: `lookup_requests` is scraped as
+    `lmcache_blend_lookup_requests_total` and pushed as `lmcache_blend.lookup_requests`;
+    a `*_duration` histogram (unit ms) as `lmcache_blend_*_duration_milliseconds`."""
+    suffix = "_total" if type_ == "counter" else "_milliseconds"
+    return [FamilySpec(f"lmcache_blend_{n}{suffix}", "blend", type_, (f"lmcache_blend.{n}",),
+                       applies=(*applies, "event") if event else applies, note=note)
+            for n in names.split()]
 
 FAMILIES: tuple[FamilySpec, ...] = tuple([
     # StorageManager counters of older versions (0.5.6 has none).
@@ -214,32 +232,59 @@ FAMILIES: tuple[FamilySpec, ...] = tuple([
         applies=("p2p_serving",), lazy=False, note="recorded by the serving peer only"),
     *_f("p2p", "counter", "lmcache:num_p2p_requests lmcache:num_p2p_transferred_tokens",
         applies=("never",), note="documented but never registered by any release"),
-    # CacheBlend
-    *_f("blend", "counter",
-        "lmcache_blend_lookup_requests_total lmcache_blend_lookup_requested_tokens_total "
-        "lmcache_blend_lookup_hit_tokens_total lmcache_blend_lookup_prefix_hit_tokens_total "
-        "lmcache_blend_lookup_non_prefix_hit_tokens_total "
-        "lmcache_blend_lookup_segmented_prefix_hit_tokens_total "
-        "lmcache_blend_lookup_fingerprint_hits_total lmcache_blend_lookup_storage_hits_total "
-        "lmcache_blend_lookup_stale_chunks_total lmcache_blend_lookup_no_gpu_context_errors_total "
-        "lmcache_blend_retrieve_requests_total lmcache_blend_retrieve_chunks_total "
-        "lmcache_blend_retrieve_failures_total lmcache_blend_retrieve_noops_total "
-        "lmcache_blend_fingerprints_registered_total lmcache_blend_chunks_evicted_total "
-        "lmcache_blend_fingerprint_matches_total lmcache_blend_coordinator_matches_total "
-        "lmcache_blend_coordinator_match_timeouts_total "
-        "lmcache_blend_sparse_prefetch_l2_keys_total "
-        "lmcache_blend_sparse_prefetch_found_keys_total "
-        "lmcache_blend_scatter_tokens_total lmcache_blend_scatter_prefix_chunks_total "
-        "lmcache_blend_scatter_shifted_chunks_total lmcache_blend_scatter_dropped_chunks_total",
-        applies=("blend",)),
-    *_f("blend", "histogram",
-        "lmcache_blend_lookup_duration_milliseconds "
-        "lmcache_blend_fingerprint_match_duration_milliseconds "
-        "lmcache_blend_prefix_lookup_duration_milliseconds "
-        "lmcache_blend_coordinator_match_duration_milliseconds "
-        "lmcache_blend_sparse_prefetch_duration_milliseconds "
-        "lmcache_blend_retrieve_duration_milliseconds lmcache_blend_scatter_duration_milliseconds",
-        applies=("blend",)),
+    # CacheBlend (0.5.6 `subscribers/metrics/cb_server.py`, meter `lmcache.blend`): every
+    # instrument is created on first use; OTLP pushes the dotted names (`forms`).
+    *_blend("counter", "lookup_requests lookup_requested_tokens lookup_hit_tokens "
+            "lookup_prefix_hit_tokens lookup_non_prefix_hit_tokens lookup_fingerprint_hits "
+            "lookup_storage_hits lookup_stale_chunks fingerprints_registered "
+            "fingerprint_matches sparse_prefetch_found_keys retrieve_requests "
+            "scatter_prefix_chunks scatter_dropped_chunks"),
+    *_blend("counter", "lookup_segmented_prefix_hit_tokens",
+            note="stays 0 unless --enable-segmented-prefix"),
+    *_blend("counter", "lookup_no_gpu_context_errors", event=True,
+            note="+1 per lookup whose model has no registered GPU context"),
+    *_blend("counter", "chunks_evicted", event=True,
+            note="stale chunks dropped from the fingerprint table"),
+    *_blend("counter", "retrieve_failures", event=True,
+            note="retrieves that returned success=False: the engine recomputes the request"),
+    *_blend("counter", "retrieve_noops", event=True,
+            note="label reason; only matches_straddle_alloc counts here (matches_beyond_alloc "
+                 "returns scatter_ran=True with no metric and no span)"),
+    *_blend("counter", "retrieve_chunks scatter_tokens scatter_shifted_chunks",
+            note="added at RETRIEVE_START/SCATTER_START: counts attempts, failed retrieves "
+                 "included"),
+    *_blend("counter", "sparse_prefetch_l2_keys",
+            note="adds the START event's l2_keys = every submitted key (L1 hits included): "
+                 "not an L2 count"),
+    *_blend("counter", "coordinator_matches", applies=("blend", "coordinator")),
+    *_blend("counter", "coordinator_match_timeouts", applies=("blend", "coordinator"),
+            event=True),
+    *_blend("histogram", "lookup_duration prefix_lookup_duration sparse_prefetch_duration "
+            "retrieve_duration scatter_duration"),
+    *_blend("histogram", "fingerprint_match_duration",
+            note="the first lookup of a process pays the matcher's JIT compile (~260 ms)"),
+    *_blend("histogram", "coordinator_match_duration", applies=("blend", "coordinator")),
+    # LMCache controller (`lmcache_controller`, 0.5.6): prometheus_client gauges with
+    # role="controller", all present at 0 from startup, served on the controller's /metrics.
+    *_f("controller", "gauge",
+        "lmcache:cache_controller_kv_pool_keys_count "
+        "lmcache:cache_controller_registered_workers_count "
+        "lmcache:cache_controller_pull_socket_message_count "
+        "lmcache:cache_controller_reply_socket_message_count "
+        "lmcache:cache_controller_pull_socket_has_pending "
+        "lmcache:cache_controller_reply_socket_has_pending "
+        "lmcache:cache_controller_pull_socket_active_requests "
+        "lmcache:cache_controller_reply_socket_active_requests "
+        "lmcache:cache_controller_kv_op_seq_discontinuity_count "
+        "lmcache:cache_controller_full_sync_workers_syncing "
+        "lmcache:cache_controller_full_sync_global_progress",
+        lazy=False, applies=("controller_metrics",)),
+    FamilySpec("lmcache:cache_controller_full_sync_workers_completed", "controller", "gauge",
+               lazy=False, applies=("controller_metrics",),
+               note="0.5.6: stayed 0 while the controller logged the full sync complete"),
+    FamilySpec("lmcache:cache_controller_full_sync_missing_batches_total", "controller",
+               "gauge", lazy=False, applies=("controller_metrics",),
+               note="a gauge despite its _total name"),
     # vLLM
     *_f("vllm_prefix_cache", "counter",
         "vllm:external_prefix_cache_queries vllm:external_prefix_cache_hits",

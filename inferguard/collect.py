@@ -13,6 +13,7 @@ earlier packet's.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import Any
 import msgspec
 
 from inferguard.evidence import Evidence, EvidenceKind, EvidenceSource, Problem
+from inferguard.lmcache_controller import collect_control_plane, read_controller_capture_dir
 from inferguard.lmcache_http import collect_http
 from inferguard.packet import Packet, PacketInput, PacketSettings
 from inferguard.readers import read_evidence, read_metrics_bytes
@@ -51,6 +53,10 @@ class CollectOptions(msgspec.Struct, frozen=True, omit_defaults=True):
     http_timeout: float = 5.0
     overwrite: bool = False
     base_packet: str | None = None
+    lmcache_controller_url: str | None = None
+    lmcache_internal_api_url: str | None = None
+    controller_capture_dirs: list[str] = msgspec.field(default_factory=list)
+    internal_api_capture_dirs: list[str] = msgspec.field(default_factory=list)
 
 
 def scrape_metrics(url: str, kind: EvidenceKind, *, timeout: float = 5.0,
@@ -131,6 +137,24 @@ def collect_lmcache(opts: CollectOptions, *, transport: Any = None) -> tuple[Pac
         evidence.append(collect_http(opts.lmcache_http_base_url,
                                      thread_names=opts.lmcache_http_thread_names,
                                      timeout=opts.http_timeout, transport=transport))
+    # The controller and an engine's internal API server: same read-only discipline.
+    for server, dirs, live in (
+            ("controller", opts.controller_capture_dirs, opts.lmcache_controller_url),
+            ("internal_api", opts.internal_api_capture_dirs, opts.lmcache_internal_api_url)):
+        for d in dirs:
+            ev = read_controller_capture_dir(d, server)
+            evidence.append(ev)
+            inputs.append(PacketInput(kind="controller", original=os.fspath(d),
+                                      sha256=ev.source.sha256, size=ev.source.size))
+        if live:
+            got = collect_control_plane(live, server, thread_names=opts.lmcache_http_thread_names,
+                                        timeout=opts.http_timeout, transport=transport)
+            evidence += got.evidence
+            for kind, src, data in got.inputs:
+                blobs[src] = data
+                inputs.append(PacketInput(kind=kind, original=src,  # type: ignore[arg-type]
+                                          sha256=hashlib.sha256(data).hexdigest(),
+                                          size=len(data)))
     settings = opts.settings
     if opts.lmcache_http_thread_names and not settings.http_thread_names:
         settings = msgspec.structs.replace(settings,

@@ -15,9 +15,11 @@ from typing import Any
 import msgspec
 
 from inferguard._prom_names import normalize_name
+from inferguard.blend import blend_digest
 from inferguard.catalog import FAMILIES, GROUPS, LMCACHE_PREFIXES, FamilySpec, GroupSpec
 from inferguard.evidence import Evidence
 from inferguard.launch import LaunchFacts
+from inferguard.lmcache_controller import ControllerFacts, controller_digest
 from inferguard.lmcache_http import HttpFacts
 from inferguard.logs import LogFacts
 from inferguard.lookup_hashes import LookupHashFacts
@@ -43,12 +45,13 @@ MP_DEFAULT_SAMPLE_RATE = 0.01
 # Which metric surfaces each mode is judged on.
 SURFACES: dict[str, tuple[str, ...]] = {
     "mp": ("lmcache_mp", "lmcache_blend", "vllm", "sglang"),
-    "embedded_vllm": ("lmcache", "vllm"),
-    "embedded_sglang": ("lmcache", "sglang", "sglang_hicache"),
-    "p2p": ("lmcache", "vllm"),
+    "embedded_vllm": ("lmcache", "vllm", "lmcache_controller"),
+    "embedded_sglang": ("lmcache", "sglang", "sglang_hicache", "lmcache_controller"),
+    "p2p": ("lmcache", "vllm", "lmcache_controller"),
     "pd": ("lmcache", "vllm"),
-    "controller_only": (),
-    "unknown": ("lmcache_mp", "lmcache", "lmcache_blend", "vllm", "sglang", "sglang_hicache"),
+    "controller_only": ("lmcache_controller",),
+    "unknown": ("lmcache_mp", "lmcache", "lmcache_blend", "vllm", "sglang", "sglang_hicache",
+                "lmcache_controller"),
 }
 
 
@@ -193,6 +196,11 @@ class _Metrics:
                 self._add(normalize_name(om.prometheus_name), FamilyStats(
                     om.name, om.metric_type, om.points, om.points, om.nonzero_points, om.total),
                     ev)
+        for ev in _readable(packet, "controller"):  # the controller's own /metrics gauges
+            assert isinstance(ev.facts, ControllerFacts)
+            for name, v in ev.facts.gauges.items():
+                self._add(normalize_name(name), FamilyStats(name, "gauge", 1, 1, int(v != 0), v),
+                          ev)
 
     def _add(self, key: str, fam: FamilyStats, ev: Evidence) -> None:
         prev = self.by_norm.get(key)
@@ -235,7 +243,13 @@ def _conditions(packet: Packet, m: _Metrics, settings: PacketSettings,
 
     blend = any_family("blend") or any(
         lf.flags.get("engine-type") == "blend" for lf_ in launch for lf in lf_.launches)
+    controllers = [e.facts for e in _readable(packet, "controller")
+                   if isinstance(e.facts, ControllerFacts)]
     return {
+        "coordinator": any("coordinator-url" in lf.flags for lf_ in launch
+                           for lf in lf_.launches)
+        or any(m.get(f) is not None for f in FAMILIES if "coordinator" in f.applies),
+        "controller_metrics": any(c.gauges for c in controllers),
         "non_blend": not blend,
         "l2": bool(l2_configured if l2_configured is not None else settings.l2_configured),
         "l2_seen": any((h.num_l2_adapters or 0) > 0 for h in http) or any_family("mp_l2"),
@@ -266,13 +280,14 @@ def _traffic(m: _Metrics, logs: list[LogFacts]) -> bool:
 
 def _explain_missing(spec: FamilySpec, cond: dict[str, bool], m: _Metrics, surface: str,
                      sample_rate: float) -> str:
-    have_source = bool(m.sources["engine_metrics"] if surface in ("vllm", "sglang",
-                                                                 "sglang_hicache")
-                       else m.sources["lmcache_metrics"] or m.sources["engine_metrics"])
+    have_source = surface == "lmcache_controller" or bool(
+        m.sources["engine_metrics"] if surface in ("vllm", "sglang", "sglang_hicache")
+        else m.sources["lmcache_metrics"] or m.sources["engine_metrics"])
     if not have_source:
         return "no scrape of this surface is in the packet"
     if surface == "lmcache" and m.sources["engine_metrics"] and not any(
-            n.startswith(("lmcache:", "lmcache_")) for n in m.names()):
+            n.startswith(("lmcache:", "lmcache_")) and not n.startswith(
+                "lmcache:cache_controller_") for n in m.names()):
         return ("no lmcache:* at all: vLLM's /metrics omits them unless PROMETHEUS_MULTIPROC_DIR "
                 "is set before launch (use vllm:external_prefix_cache_* or the internal API "
                 "server)")
@@ -297,6 +312,8 @@ def compat(packet: Packet, *, expect_mode: str | None = None, l2_configured: boo
     effective = expected or detected.mode
     m = _Metrics(packet)
     cond = _conditions(packet, m, settings, l2_configured)
+    if detected.flavor == "blend":  # spans, /status keys or log lines show a blend server
+        cond["blend"], cond["non_blend"] = True, False
     surfaces = set(SURFACES.get(effective, SURFACES["unknown"]))
     if effective == "mp" and not cond["blend"]:
         surfaces.discard("lmcache_blend")
@@ -483,14 +500,26 @@ def _checklist(packet: Packet, mode: str, m: _Metrics) -> list[ChecklistItem]:
             item("engine_launches", "at least two engine launch commands",
                  [f"launch line {x.line}" for x in launch if x.program in ("vllm", "sglang")]
                  if sum(x.program in ("vllm", "sglang") for x in launch) >= 2 else []),
-            item("controller", "controller launch / logs",
+            item("controller", "controller launch / logs / answers",
                  [f"launch line {x.line}" for x in launch if x.program == "lmcache_controller"]
-                 + log_has("controller")),
+                 + log_has("controller") + [_src(e) for e in _readable(packet, "controller")]),
             item("hash_seed", "consistent PYTHONHASHSEED",
                  [f"PYTHONHASHSEED={s}" for s in sorted(seeds)] if len(seeds) == 1 else []),
             item("peer_logs", "peer connection and cross-engine retrieval logs", log_has("p2p")),
             item("p2p_metrics", "P2P metrics (serving peer)",
                  [n for n in m.names() if "p2p_time_to_transfer" in n]),
+        ]
+    if mode == "controller_only":
+        ctrl = [e for e in _readable(packet, "controller") if isinstance(e.facts, ControllerFacts)]
+        return [
+            item("controller_workers", "controller /controller/workers answer",
+                 [_src(e) for e in ctrl if e.facts.workers_listed is not None]),
+            item("controller_metrics", "controller /metrics (lmcache:cache_controller_*)",
+                 [_src(e) for e in ctrl if e.facts.gauges]),
+            item("controller_logs", "controller logs",
+                 log_has("controller", "control_plane")),
+            item("engine_metrics", "engine or LMCache /metrics (needed for any cache claim)",
+                 lm + em),
         ]
     if mode == "pd":
         return [
@@ -645,6 +674,8 @@ def _facts_digest(packet: Packet) -> dict[str, Any]:
         for k, v in e.facts.env.items():
             launch_env.setdefault(k, []).append(v)
     out["launch_env"] = launch_env
+    out["blend"] = blend_digest(packet)
+    out["controller"] = controller_digest(packet)
     out["malformed_evidence"] = [{"kind": e.kind, "source": _src(e),
                                   "problem": e.problems[0].message if e.problems else ""}
                                  for e in packet.evidence if e.status == "malformed"]

@@ -14,9 +14,11 @@ from typing import Any, Literal
 import msgspec
 
 from inferguard.compat import CompatReport, FamilyResult
+from inferguard.lmcache_controller import INACTIVE_HEARTBEAT_S, STALE_HEARTBEAT_S
 from inferguard.mode import INFERRED, MISSING_SIGNAL, PARTIAL, SUPPORTED
 
 DIAGNOSIS_SCHEMA = "inferguard.diagnosis/1"
+_STALE_S, _INACTIVE_S = STALE_HEARTBEAT_S, INACTIVE_HEARTBEAT_S
 Severity = Literal["info", "warning", "error"]
 
 
@@ -109,9 +111,57 @@ FINDING_CODES: dict[str, CodeSpec] = {
         "move to LMCacheConnectorV1 or LMCacheMPConnector unless an old stack is pinned"),
     "lmcache_blend_retrieve_failures": CodeSpec(
         "warning", "CacheBlend retrieves fail (the engine recomputes those requests)",
-        "check GPU context and native retrieve support; see cb.retrieve spans"),
+        "check GPU context and native retrieve support (cuda_ops with "
+        "execute_cb_retrieve_plan_flat); see cb.retrieve spans with success=False"),
     "lmcache_blend_no_gpu_context": CodeSpec(
-        "warning", "CacheBlend lookups found no GPU context", "register the engine's KV caches"),
+        "warning", "CacheBlend lookups found no GPU context",
+        "register the engine's KV caches for that model (REGISTER_KV_CACHE) before CB lookups"),
+    "lmcache_blend_scatter_counts_attempts": CodeSpec(
+        "info", "CacheBlend scatter and retrieve-chunk counters rose for retrieves that failed",
+        "they count attempts (added at START); use retrieve_failures_total and the "
+        "cb.scatter success attribute for what was really written"),
+    "lmcache_blend_stale_fingerprints": CodeSpec(
+        "warning", "CacheBlend fingerprint matches pointed at chunks no longer stored",
+        "raise L1 (or add L2) so matched chunks survive until reuse; watch "
+        "lookup_stale_chunks_total and chunks_evicted_total"),
+    "lmcache_blend_retrieve_noops": CodeSpec(
+        "warning", "CacheBlend retrieves scattered nothing (by reason); those requests "
+        "recompute", "size the engine's block table for the matched positions "
+        "(matches_beyond_alloc / matches_straddle_alloc); only straddle is counted"),
+    "lmcache_blend_lookup_spans_held_open": CodeSpec(
+        "info", "cb.request spans stayed open: lookups with matches were never retrieved",
+        "their durations are server lifetime, not latency; exclude them, and retrieve (or "
+        "end) every lookup that returned matches"),
+    "lmcache_blend_sparse_prefetch_l2_keys_not_l2": CodeSpec(
+        "info", "lmcache_blend_sparse_prefetch_l2_keys_total counts every submitted key, "
+        "not L2 reads", "read L2 hits from the cb.sparse_prefetch span's l2_keys (END value) "
+        "or the lmcache_mp_l2_* families"),
+    "lmcache_blend_fingerprint_match_jit_outlier": CodeSpec(
+        "info", "one slow fingerprint match stands out: the first lookup's JIT compile",
+        "leave the first CB lookup of a process out of latency percentiles, or warm up"),
+    "lmcache_controller_only_evidence": CodeSpec(
+        "info", "only the LMCache controller answered: control-plane state, not cache "
+        "performance proof", "add the engines' /metrics (or their internal API servers') and "
+        "LMCache logs to judge reuse"),
+    "lmcache_controller_worker_stale": CodeSpec(
+        "warning", "the controller lists workers whose last heartbeat is old",
+        "check the worker processes and lmcache_worker_heartbeat_time; without "
+        "--health-check-interval the controller never expires a worker"),
+    "lmcache_controller_worker_listed_after_stop": CodeSpec(
+        "warning", "the controller still lists a worker that stopped",
+        "run lmcache_controller with --health-check-interval (and a worker timeout) so dead "
+        "workers are removed; P2P lookups may still be routed to it"),
+    "lmcache_controller_full_sync_gauge_stuck": CodeSpec(
+        "info", "the controller logged a full sync complete while "
+        "full_sync_workers_completed stays 0", "trust the controller log for full-sync "
+        "completion; the 0.5.6 gauge does not reflect it"),
+    "lmcache_controller_peer_init_url_missing": CodeSpec(
+        "warning", "P2P is expected but workers registered without a peer init URL",
+        "set enable_p2p, p2p_host and p2p_init_ports on every engine (the same PYTHONHASHSEED "
+        "too) and restart it so it registers its peer URL"),
+    "lmcache_controller_threads_unhealthy": CodeSpec(
+        "warning", "the controller or an engine's internal API reports unhealthy periodic "
+        "threads", "read /periodic-threads for last_run_ago and failed_runs; check its log"),
     "lmcache_trace_replay_failures": CodeSpec(
         "warning", "trace replay had failing handlers",
         "replay 'failed' means a handler raised; misses are invisible to replay"),
@@ -379,7 +429,8 @@ def sampled_histograms(r: CompatReport) -> Iterator[Finding]:
 def embedded_surface(r: CompatReport) -> Iterator[Finding]:
     if r.effective_mode not in ("embedded_vllm", "embedded_sglang"):
         return
-    lm = [f for f in r.families if f.name.startswith("lmcache:") and f.status != "not_applicable"]
+    lm = [f for f in r.families if f.name.startswith("lmcache:") and f.status != "not_applicable"
+          and f.group != "controller"]
     if lm and all(f.status == "missing" for f in lm) and any(
             e.kind == "engine_metrics" for e in r.evidence):
         yield _f("lmcache_embedded_metrics_not_exported",
@@ -404,7 +455,8 @@ def hicache_only(r: CompatReport) -> Iterator[Finding]:
 def log_surfaces(r: CompatReport) -> Iterator[Finding]:
     logs = _logs(r)
     measured = _measured(r)
-    p2p = {k: v for k, v in logs.items() if k.startswith("p2p_") or k.startswith("controller")}
+    p2p = {k: v for k, v in logs.items() if k.startswith("p2p_") or (
+        k.startswith("controller") and not logs.get("ctrl_no_peer_init_url"))}
     if p2p:
         metric = any(f.group == "p2p" and f.status == "populated" for f in r.families)
         yield _f("lmcache_log_p2p_evidence_present",
@@ -421,18 +473,266 @@ def log_surfaces(r: CompatReport) -> Iterator[Finding]:
                  ["log: stale_connector"])
 
 
+def _blend(r: CompatReport) -> dict[str, Any]:
+    b: dict[str, Any] = r.facts.get("blend") or {}
+    return b
+
+
+def _blend_failures(r: CompatReport) -> tuple[float, int]:
+    """(retrieve_failures_total, cb.retrieve spans with success=False)."""
+    spans: dict[str, int] = _blend(r).get("retrieve_success_spans", {})
+    return _total(r, "lmcache_blend_retrieve_failures_total"), spans.get("False", 0)
+
+
+def _measured_or_log(ev: list[str]) -> str:
+    return SUPPORTED if any(not e.startswith("log:") for e in ev) else INFERRED
+
+
 @rule
 def blend(r: CompatReport) -> Iterator[Finding]:
-    if _total(r, "lmcache_blend_retrieve_failures_total") > 0:
+    b, logs = _blend(r), _logs(r)
+    fails, span_fails = _blend_failures(r)
+    ev = []
+    if fails > 0:
+        ev.append(f"lmcache_blend_retrieve_failures_total={fails:g} of "
+                  f"{_total(r, 'lmcache_blend_retrieve_requests_total'):g} retrieves")
+    if span_fails:
+        ev.append(f"{span_fails} cb.retrieve span(s) with success=False (span status unset)")
+    if logs.get("blend_retrieve_failed"):
+        ev.append(f"log: CB retrieve failing x{logs['blend_retrieve_failed']}")
+    if ev:
         yield _f("lmcache_blend_retrieve_failures",
-                 f"lmcache_blend_retrieve_failures_total="
-                 f"{_total(r, 'lmcache_blend_retrieve_failures_total'):g} of "
-                 f"{_total(r, 'lmcache_blend_retrieve_requests_total'):g} retrieves",
-                 SUPPORTED, ["lmcache_blend_retrieve_failures_total"])
-    if _total(r, "lmcache_blend_lookup_no_gpu_context_errors_total") > 0:
-        yield _f("lmcache_blend_no_gpu_context",
-                 "lmcache_blend_lookup_no_gpu_context_errors_total > 0", SUPPORTED,
-                 ["lmcache_blend_lookup_no_gpu_context_errors_total"])
+                 "; ".join(ev) + ": the engine degrades those requests to full recompute",
+                 _measured_or_log(ev), ev)
+    ev = []
+    if (n := _total(r, "lmcache_blend_lookup_no_gpu_context_errors_total")) > 0:
+        ev.append(f"lmcache_blend_lookup_no_gpu_context_errors_total={n:g}")
+    if b.get("lookup_no_gpu_context_spans"):
+        ev.append(f"{b['lookup_no_gpu_context_spans']} cb.lookup span(s) with "
+                  "no_gpu_context=True (cb.fingerprint_match still reports its matches)")
+    if logs.get("blend_no_gpu_context"):
+        models = r.facts.get("log_values", {}).get("blend_no_gpu_context.model", [])
+        ev.append(f"log: No CB GPU context x{logs['blend_no_gpu_context']}"
+                  + (f" (model {', '.join(models[:3])})" if models else ""))
+    if ev:
+        yield _f("lmcache_blend_no_gpu_context", "; ".join(ev), _measured_or_log(ev), ev)
+
+
+@rule
+def blend_scatter_attempts(r: CompatReport) -> Iterator[Finding]:
+    fails, span_fails = _blend_failures(r)
+    if not (fails or span_fails):
+        return
+    counted = [f"{n}={_total(r, n):g}" for n in (
+        "lmcache_blend_scatter_tokens_total", "lmcache_blend_scatter_shifted_chunks_total",
+        "lmcache_blend_retrieve_chunks_total") if _total(r, n) > 0]
+    b = _blend(r)
+    if b.get("scatter_success_spans", {}).get("False") and b.get("scatter_tokens_spans"):
+        counted.append(f"cb.scatter scattered_tokens={b['scatter_tokens_spans']:g} on "
+                       f"{b['scatter_success_spans']['False']} span(s) with success=False")
+    if counted:
+        yield _f("lmcache_blend_scatter_counts_attempts",
+                 "; ".join(counted) + f" although {max(fails, span_fails):g} retrieve(s) "
+                 "failed: these count attempts, not KV written", SUPPORTED, counted)
+
+
+@rule
+def blend_stale(r: CompatReport) -> Iterator[Finding]:
+    b, logs = _blend(r), _logs(r)
+    ev = []
+    if (n := _total(r, "lmcache_blend_lookup_stale_chunks_total")) > 0:
+        ev.append(f"lmcache_blend_lookup_stale_chunks_total={n:g}")
+        if (ev_n := _total(r, "lmcache_blend_chunks_evicted_total")) > 0:
+            ev.append(f"lmcache_blend_chunks_evicted_total={ev_n:g}")
+    if b.get("lookup_stale_chunks_spans"):
+        ev.append(f"cb.lookup stale_chunks={b['lookup_stale_chunks_spans']:g}")
+    if logs.get("blend_sparse_stale"):
+        ev.append(f"log: CB sparse classify with stale chunks x{logs['blend_sparse_stale']}")
+    if ev:
+        yield _f("lmcache_blend_stale_fingerprints",
+                 "; ".join(ev) + ": matched by fingerprint, gone from storage (evicted)",
+                 _measured_or_log(ev), ev)
+
+
+@rule
+def blend_noops(r: CompatReport) -> Iterator[Finding]:
+    b = _blend(r)
+    ev = [f"lmcache_blend_retrieve_noops_total{{reason={k}}}={v:g}"
+          for k, v in b.get("noop_reasons_metric", {}).items() if v]
+    ev += [f"cb.retrieve.noop reason={k} x{v}" for k, v in b.get("noop_reasons_spans", {}).items()]
+    counted = set(b.get("noop_reasons_metric", {})) | set(b.get("noop_reasons_spans", {}))
+    logged = [x for x in b.get("noop_reasons_log", []) if x not in counted]
+    if logged:
+        ev.append(f"log: no scatter ({', '.join(logged)}): no metric, no span")
+    if ev:
+        yield _f("lmcache_blend_retrieve_noops", "; ".join(ev), _measured_or_log(ev), ev)
+
+
+@rule
+def blend_held_open(r: CompatReport) -> Iterator[Finding]:
+    b = _blend(r)
+    held, orphans = b.get("lookups_held_over_1s", 0), b.get("orphan_cb_spans", {})
+    if not held and not orphans:
+        return
+    ev = []
+    if held:
+        ev.append(f"{b.get('lookups_awaiting_retrieve', 0)} cb.request span(s) with a matching "
+                  f"cb.lookup and no cb.retrieve/cb.retrieve.noop; {held} lasted over 1 s "
+                  f"(longest {(b.get('awaiting_retrieve_max_ms') or 0) / 1e3:.1f} s): closed "
+                  "only at server shutdown")
+    if orphans:
+        ev.append("orphaned CacheBlend spans (root never exported): " + ", ".join(
+            f"{k} x{v}" for k, v in sorted(orphans.items())))
+    yield _f("lmcache_blend_lookup_spans_held_open", "; ".join(ev), SUPPORTED, ev)
+
+
+@rule
+def blend_sparse_l2_keys(r: CompatReport) -> Iterator[Finding]:
+    n = _total(r, "lmcache_blend_sparse_prefetch_l2_keys_total")
+    if n <= 0:
+        return
+    ev = [f"lmcache_blend_sparse_prefetch_l2_keys_total={n:g}"]
+    if not r.conditions.get("l2") and not r.conditions.get("l2_seen"):
+        ev.append("no L2 adapter is configured")
+    b = _blend(r)
+    if b.get("sparse_keys_spans"):
+        ev.append(f"cb.sparse_prefetch spans: n_keys={b['sparse_keys_spans']:g}, "
+                  f"l2_keys={b.get('sparse_l2_keys_spans') or 0:g} (the END value)")
+    yield _f("lmcache_blend_sparse_prefetch_l2_keys_not_l2",
+             "; ".join(ev) + ": the counter adds the START event's l2_keys, which is every "
+             "submitted key (L1 hits included)", SUPPORTED, ev)
+
+
+@rule
+def blend_jit_outlier(r: CompatReport) -> Iterator[Finding]:
+    from inferguard.blend import JIT_OUTLIER_MS, jit_outlier
+
+    b = _blend(r)
+    ev = []
+    count = b.get("fingerprint_match_count")
+    if jit_outlier([tuple(x) for x in b.get("fingerprint_match_buckets", [])], count):
+        ev.append(f"lmcache_blend_fingerprint_match_duration_milliseconds: 1 of {count:g} "
+                  f"observations above {JIT_OUTLIER_MS:g} ms")
+    sp = b.get("fingerprint_match_spans") or {}
+    # One slow span: the max is far above the median, and (when there are enough spans for
+    # p90 to differ from the max) p90 is fast too.
+    if ((sp.get("max_ms") or 0) >= JIT_OUTLIER_MS
+            and (sp.get("p50_ms") or 0) < JIT_OUTLIER_MS / 10
+            and ((sp.get("p90_ms") or 0) < JIT_OUTLIER_MS or sp.get("count", 0) < 10)):
+        ev.append(f"cb.fingerprint_match: max {sp['max_ms']:.0f} ms, median "
+                  f"{sp['p50_ms']:.1f} ms over {sp.get('count')} spans")
+    if ev:
+        yield _f("lmcache_blend_fingerprint_match_jit_outlier", "; ".join(ev), SUPPORTED, ev)
+
+
+def _controllers(r: CompatReport, server: str = "controller") -> list[dict[str, Any]]:
+    return [c for c in r.facts.get("controller", []) if c.get("server") == server]
+
+
+@rule
+def controller_only(r: CompatReport) -> Iterator[Finding]:
+    if r.detected.mode == "controller_only":
+        ev = [f"{c['source']}: {c.get('workers_listed')} worker(s) listed, "
+              f"{c.get('total_key_count')} key(s)" for c in _controllers(r) if c.get("reachable")]
+        yield _f("lmcache_controller_only_evidence",
+                 "the packet's only measured evidence is the controller's answers", PARTIAL, ev)
+
+
+@rule
+def controller_stale_workers(r: CompatReport) -> Iterator[Finding]:
+    ev = []
+    for c in _controllers(r):
+        for w in c.get("workers", []):
+            age = w.get("heartbeat_age_s")
+            if age is None or age < _STALE_S:
+                continue
+            state = "inactive" if age >= _INACTIVE_S else "stale"
+            never = "" if w.get("heartbeat_seen") else (
+                ", none since registration (heartbeats are off unless "
+                "lmcache_worker_heartbeat_time is set)")
+            ev.append(f"{w['instance_id']}/{w.get('worker_id')}: last heartbeat {age:.0f} s "
+                      f"before the answer ({state}{never})")
+    if ev:
+        yield _f("lmcache_controller_worker_stale", "; ".join(ev), SUPPORTED, ev)
+
+
+@rule
+def controller_listed_after_stop(r: CompatReport) -> Iterator[Finding]:
+    engines = _controllers(r, "internal_api")
+    interval = {e["instance_id"]: e["heartbeat_interval_s"] for e in engines
+                if e.get("instance_id") and e.get("heartbeat_interval_s")}
+    env_hb = r.facts.get("launch_env", {}).get("LMCACHE_LMCACHE_WORKER_HEARTBEAT_TIME", [])
+    default_hb = next((float(v) for v in env_hb if v.replace(".", "", 1).isdigit()), None)
+    ident = {e["base_url"]: e["instance_id"] for e in engines
+             if e.get("reachable") and e.get("base_url") and e.get("instance_id")}
+    gone = [e for e in engines if e.get("reachable") is False and e.get("base_url")]
+    ev: list[str] = []
+    level = SUPPORTED
+    for c in _controllers(r):
+        for w in c.get("workers", []):
+            name = f"{w['instance_id']}/{w.get('worker_id')}"
+            hb = interval.get(w["instance_id"], default_hb)
+            age = w.get("heartbeat_age_s")
+            if hb and age is not None and w.get("heartbeat_seen") and age > 2 * hb:
+                ev.append(f"{name}: heartbeat every {hb:g} s, last one {age:.1f} s before "
+                          "the controller answered, still listed")
+                continue
+            for g in gone:
+                host = g["base_url"].split("://", 1)[-1].split(":", 1)[0].split("/", 1)[0]
+                if ident.get(g["base_url"]) == w["instance_id"]:
+                    ev.append(f"{name}: its internal API server {g['base_url']} no longer "
+                              "answers, the controller still lists it")
+                elif g["base_url"] not in ident and host in (w.get("ip"), "localhost"):
+                    ev.append(f"{name}: the internal API server at {g['base_url']} (same host) "
+                              "did not answer, the controller still lists it")
+                    level = PARTIAL
+    if ev:
+        yield _f("lmcache_controller_worker_listed_after_stop", "; ".join(ev), level, ev)
+
+
+@rule
+def controller_full_sync_gauge(r: CompatReport) -> Iterator[Finding]:
+    done = _logs(r).get("ctrl_full_sync_completed", 0)
+    if not done:
+        return
+    for c in _controllers(r):
+        g = c.get("gauges", {})
+        if g.get("full_sync_workers_completed") == 0:
+            ev = [f"log: full sync completed ({done} line(s))",
+                  f"{c['source']}: full_sync_workers_completed=0, registered_workers_count="
+                  f"{g.get('registered_workers_count', 0):g}"]
+            yield _f("lmcache_controller_full_sync_gauge_stuck", "; ".join(ev), PARTIAL, ev)
+            return
+
+
+@rule
+def controller_peer_init_url(r: CompatReport) -> Iterator[Finding]:
+    engines = _controllers(r, "internal_api")
+    why = []
+    if r.expected_mode == "p2p":
+        why.append("--expect-mode p2p")
+    why += [f"{e['source']}: enable_p2p=true" for e in engines if e.get("enable_p2p")]
+    why += [ref.detail for c in r.detected.candidates if c.mode == "p2p" for ref in c.evidence
+            if "enable_p2p" in ref.detail and ref.kind == "launch_config"]
+    if not why:
+        return
+    ev = [f"{c['source']}: {w['instance_id']}/{w.get('worker_id')} has no peer_init_url"
+          for c in _controllers(r) for w in c.get("workers", []) if not w.get("peer_init_url")]
+    if _logs(r).get("ctrl_no_peer_init_url"):
+        ev.append(f"log: peer init url is None x{_logs(r)['ctrl_no_peer_init_url']}")
+    if ev:
+        yield _f("lmcache_controller_peer_init_url_missing",
+                 "P2P expected (" + ", ".join(why[:3]) + "); " + "; ".join(ev),
+                 _measured_or_log(ev), ev)
+
+
+@rule
+def controller_threads(r: CompatReport) -> Iterator[Finding]:
+    bad = [f"{c['source']} ({c['server']}): unhealthy periodic threads "
+           + ", ".join(c.get("unhealthy_threads", []) or ["?"])
+           for c in r.facts.get("controller", []) if c.get("periodic_threads_healthy") is False]
+    if bad:
+        yield _f("lmcache_controller_threads_unhealthy", "; ".join(bad), SUPPORTED, bad)
 
 
 @rule

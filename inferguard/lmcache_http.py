@@ -79,6 +79,8 @@ _ENV_KEEP = re.compile(
 _SECRET = re.compile(r"(SECRET|TOKEN|PASSW|CREDENTIAL|AUTH|COOKIE|PRIVATE|API_?KEY|_KEY$|^KEY)",
                      re.IGNORECASE)
 REDACTED = "<redacted>"
+# /status keys only a CacheBlend server (--engine-type blend) adds (its BlendModule).
+CB_STATUS_KEYS = ("registered_cb_rope_instances", "cb_rope_meta", "active_cb_lookups")
 
 
 class RouteResult(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -135,6 +137,8 @@ class HttpFacts(msgspec.Struct, frozen=True, tag="http", omit_defaults=True):
     env_dropped_keys: int = 0
     route_table_paths: int | None = None
     unknown_routes: list[str] = msgspec.field(default_factory=list)
+    cb_status_keys: list[str] = msgspec.field(default_factory=list)
+    active_cb_lookups: int | None = None
 
 
 def filter_env(env: Any) -> tuple[dict[str, str], int]:
@@ -226,6 +230,8 @@ def facts_from_routes(base_url: str | None, results: Iterable[RouteResult],
             if f.get("l1_capacity_bytes"):
                 f["l1_usage_ratio"] = (f.get("l1_used_bytes") or 0) / f["l1_capacity_bytes"]
         f["num_l2_adapters"] = _int(_get(sm, "num_l2_adapters"))
+        f["cb_status_keys"] = [k for k in CB_STATUS_KEYS if k in st]
+        f["active_cb_lookups"] = _int(st.get("active_cb_lookups"))
     ver = body("/version")
     if isinstance(ver, str):
         f["version"] = ver

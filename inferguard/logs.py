@@ -21,7 +21,7 @@ from inferguard.evidence import Evidence, EvidenceKind, EvidenceSource, Problem,
 Category = Literal[
     "mp_server", "mp_connector", "embedded_vllm", "stale_connector", "offload_flag",
     "sglang_lmcache", "sglang_hicache", "p2p", "controller", "pd", "lifecycle", "hash_seed",
-    "eviction", "allocation_failure", "tracing", "error"]
+    "eviction", "allocation_failure", "tracing", "error", "blend", "control_plane"]
 
 MAX_LINE = 2000          # longer lines are cut (and counted) before matching
 EXAMPLES_PER_HINT = 20   # hints keep this many matching lines each, and count the rest
@@ -112,6 +112,51 @@ LOG_HINTS: tuple[LogHint, ...] = (
     LogHint("controller_registration", "controller",
             r"Registering lmcache instance-worker|Registered instance-worker",
             "engine registered with the controller"),
+    # controller and worker state (not P2P evidence: a controller also runs without P2P)
+    LogHint("ctrl_no_peer_init_url", "control_plane",
+            r"peer init url of (?P<worker>.+?) is None, only register when p2p is used",
+            "a worker registered without a P2P init URL"),
+    LogHint("ctrl_deregistered", "control_plane", r"Deregistered instance-worker",
+            "the controller removed a worker"),
+    LogHint("ctrl_worker_timeout", "control_plane",
+            r"Worker (?P<worker>\S+) last heartbeat time: .*more than (?P<timeout>\d+) seconds",
+            "the controller dropped a worker after its heartbeat timeout"),
+    LogHint("ctrl_health_check_interval", "control_plane",
+            r"Health check interval: (?P<secs>-?\d+)s",
+            "controller worker expiry check interval (-1: never expires workers)"),
+    LogHint("ctrl_full_sync_started", "control_plane", r"Started full sync for worker",
+            "the controller started a full sync"),
+    LogHint("ctrl_full_sync_completed", "control_plane",
+            r"Completed full sync for worker|Full sync completed for worker",
+            "the controller logged a full sync as completed"),
+    LogHint("ctrl_worker_full_sync", "control_plane",
+            r"Received full sync command with reason: (?P<reason>[\w-]+)",
+            "a worker was told to full-sync its keys"),
+    LogHint("ctrl_heartbeat_sent", "control_plane", r"Sending heartbeat message to controller",
+            "a worker heartbeat"),
+    LogHint("internal_api_server_start", "control_plane",
+            r"Starting LMCache internal API server on port (?P<port>\d+)",
+            "an engine's internal API server"),
+    # CacheBlend (lmcache server --engine-type blend)
+    LogHint("blend_match_probe", "blend",
+            r"\[match_probe\] n_tok=(?P<n_tok>\d+) table_hits=(?P<table_hits>\d+) "
+            r"matches=(?P<matches>\d+)", "CacheBlend fingerprint match"),
+    LogHint("blend_rope_registered", "blend", r"Registered CB rope state for instance",
+            "CacheBlend rope state registered"),
+    LogHint("blend_no_gpu_context", "blend", r"No CB GPU context for model (?P<model>\S+)",
+            "CacheBlend lookup without a GPU context"),
+    LogHint("blend_retrieve_failed", "blend",
+            r"CB retrieve: native plan unavailable|failing the retrieve",
+            "CacheBlend retrieve failed: the request is recomputed"),
+    LogHint("blend_retrieve_no_scatter", "blend", r"CB retrieve: no scatter \((?P<reason>\w+)",
+            "CacheBlend retrieve scattered nothing (logged once per reason)"),
+    LogHint("blend_sparse_stale", "blend",
+            r"CB sparse classify for \S+: (?P<found>\d+) found, (?P<stale>\d+) stale, "
+            r"(?P<partial>\d+) partial of (?P<submitted>\d+) submitted",
+            "CacheBlend fingerprint matches whose chunks are gone"),
+    LogHint("blend_unretrieved_locks", "blend",
+            r"Released (?P<locks>\d+) unretrieved read lock\(s\) for ended request",
+            "a CacheBlend request ended without retrieving its matches"),
     # disaggregated prefill
     LogHint("pd_enabled", "pd",
             r"PD mode enabled with save_unfull_chunk|PD \(Peer-to-Peer Disaggregation\) requires|"
@@ -175,7 +220,8 @@ _PREFILTER = re.compile(
     r"(?i:hicache)|P2P|peer|controller|instance-worker|PD |pd_|NIXL|PDBackend|Async mem|"
     r"Stored|Retrieved|Prefetch request|Reqid|NONE_HASH|PYTHONHASHSEED|builtin hash|"
     r"watermark|allocat|Rejecting|Store task|EventBus|Timeout raised|Traceback|"
-    r"kv[-_]offloading|enable[-_]lmcache")
+    r"kv[-_]offloading|enable[-_]lmcache|match_probe|CB |[Ff]ull sync|heartbeat|"
+    r"Health check interval|unretrieved")
 
 
 class HintMatch(msgspec.Struct, frozen=True, omit_defaults=True):

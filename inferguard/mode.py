@@ -14,8 +14,11 @@ from dataclasses import dataclass, field
 
 import msgspec
 
+from inferguard.blend import FLAVOR as BLEND_FLAVOR
+from inferguard.blend import blend_signals
 from inferguard.evidence import Evidence
 from inferguard.launch import LaunchFacts
+from inferguard.lmcache_controller import ControllerFacts
 from inferguard.lmcache_http import HttpFacts
 from inferguard.logs import LogFacts
 from inferguard.otel import OtelFacts
@@ -29,7 +32,8 @@ THRESHOLD = 0.3
 EvidenceLevel = str
 SUPPORTED, PARTIAL, MISSING_SIGNAL, INFERRED = (
     "supported", "partial", "missing_signal", "inferred_without_engine_metrics")
-MEASURED_KINDS = frozenset(["lmcache_metrics", "engine_metrics", "http", "trace", "otel"])
+MEASURED_KINDS = frozenset(["lmcache_metrics", "engine_metrics", "http", "trace", "otel",
+                            "controller"])
 
 
 class EvidenceRef(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -50,11 +54,14 @@ class ModeCandidate(msgspec.Struct, frozen=True):
 
 
 class ModeDetection(msgspec.Struct, frozen=True):
+    """The chosen mode; `flavor` refines it (`blend`: an MP server with --engine-type blend)."""
+
     mode: str
     confidence: float
     level: str
     candidates: list[ModeCandidate]
     notes: list[str]
+    flavor: str | None = None
     schema: str = MODE_SCHEMA
 
 
@@ -84,6 +91,11 @@ def _signals(packet: Packet) -> Iterator[tuple[str, float, Evidence, str, int | 
                 yield "mp", 0.3, ev, f"MP HTTP API answered (version {f.version})", None
             if f.p2p_enabled:
                 yield "p2p", 0.4, ev, "/status p2p_enabled=true", None
+            if f.cb_status_keys:
+                yield "mp", 0.5, ev, "CacheBlend /status keys: " + ", ".join(
+                    f.cb_status_keys), None
+        elif isinstance(f, ControllerFacts):
+            yield from _controller_signals(ev, f)
         elif isinstance(f, LogFacts):
             yield from _log_signals(ev, f)
         elif isinstance(f, LaunchFacts):
@@ -132,6 +144,7 @@ def _metric_signals(ev: Evidence, f: MetricsFacts
 
 _LOG_MODES: dict[str, tuple[str, float]] = {
     "mp_server": ("mp", 0.4),
+    "blend": ("mp", 0.4),
     "mp_connector": ("mp", 0.4),
     "embedded_vllm": ("embedded_vllm", 0.4),
     "stale_connector": ("embedded_vllm", 0.3),
@@ -142,9 +155,24 @@ _LOG_MODES: dict[str, tuple[str, float]] = {
 }
 
 
+def _controller_signals(ev: Evidence, f: ControllerFacts
+                        ) -> Iterator[tuple[str, float, Evidence, str, int | None]]:
+    """Workers registered with a P2P init URL, or an engine configured with enable_p2p, are
+    P2P evidence; a controller by itself is not (it also serves non-P2P deployments)."""
+    peers = [w for w in f.workers if w.peer_init_url]
+    if peers:
+        yield ("p2p", 0.4, ev, f"controller lists {len(peers)} worker(s) with a P2P init URL",
+               None)
+    if f.config.get("enable_p2p") is True:
+        yield "p2p", 0.3, ev, "engine config enable_p2p=true (internal API /conf)", None
+
+
 def _log_signals(ev: Evidence, f: LogFacts
                  ) -> Iterator[tuple[str, float, Evidence, str, int | None]]:
+    no_p2p = f.count("ctrl_no_peer_init_url") > 0  # the controller says P2P is not used
     for h in f.hints:
+        if no_p2p and h.category == "controller":
+            continue
         if h.id == "sglang_mp_connector":
             yield "mp", 0.4, ev, f"log: {h.meaning} ({h.count}x)", h.first_line
             continue
@@ -220,9 +248,11 @@ def detect_mode(packet: Packet) -> ModeDetection:
             notes.append(f"{chosen.mode} on top of {base[0].mode}")
     elif base:
         chosen = base[0]
-    elif _controller_only(packet):
-        chosen = ModeCandidate("controller_only", 0.3, ["controller"], INFERRED, [])
-        notes.append("controller answers without engine or cache metrics: not cache "
+    elif (ctrl := _controller_only(packet)):
+        chosen = ModeCandidate("controller_only", 0.3, ["controller"], PARTIAL, ctrl)
+        candidates.insert(0, chosen)
+        notes.append("controller answers without engine or cache metrics: control-plane "
+                     "state (workers, heartbeats, full sync, key counts), not cache "
                      "performance proof")
     else:
         chosen = ModeCandidate("unknown", 0.0, [], MISSING_SIGNAL, [])
@@ -234,9 +264,33 @@ def detect_mode(packet: Packet) -> ModeDetection:
     if chosen.mode != "unknown" and len(chosen.evidence_kinds) == 1:
         notes.append(f"only {chosen.evidence_kinds[0]} evidence supports {chosen.mode}: "
                      "one surface never proves full compatibility")
-    return ModeDetection(chosen.mode, chosen.confidence, chosen.level, candidates, notes)
+    flavor = None
+    blend = [f"{ev.kind}: {s}" for ev in packet.evidence if ev.status in ("ok", "partial")
+             and ev.facts is not None for s in blend_signals(ev)]
+    if blend and chosen.mode == "mp":
+        flavor = BLEND_FLAVOR
+        notes.append("CacheBlend server (lmcache server --engine-type blend): judged on "
+                     "lmcache_blend_*; CB lookups do not feed lmcache_mp_lookup_* (" +
+                     "; ".join(blend[:3]) + ")")
+    return ModeDetection(chosen.mode, chosen.confidence, chosen.level, candidates, notes,
+                         flavor)
 
 
-def _controller_only(packet: Packet) -> bool:
+def _controller_only(packet: Packet) -> list[EvidenceRef]:
+    """References to the controller answers when they are the only evidence of note (no
+    engine or cache metrics); empty otherwise."""
     kinds = {e.kind for e in packet.evidence if e.status in ("ok", "partial")}
-    return "controller" in kinds and not kinds & {"lmcache_metrics", "engine_metrics"}
+    if kinds & {"lmcache_metrics", "engine_metrics"}:
+        return []
+    refs = []
+    for e in packet.evidence:
+        f = e.facts
+        if (e.status in ("ok", "partial") and isinstance(f, ControllerFacts)
+                and f.server == "controller" and f.reachable):
+            keys = f.total_key_count if f.total_key_count is not None else f.gauge(
+                "kv_pool_keys_count")
+            refs.append(EvidenceRef(e.kind, _src(e), f"{f.server} answered: "
+                                    f"{f.workers_listed if f.workers_listed is not None else '?'}"
+                                    f" worker(s) listed, {keys if keys is not None else '?'} "
+                                    "key(s)"))
+    return refs

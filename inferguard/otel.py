@@ -47,6 +47,22 @@ class SpanEdge(msgspec.Struct, frozen=True):
     count: int
 
 
+class SpanGap(msgspec.Struct, frozen=True, omit_defaults=True):
+    """Parent spans that have one child (meeting `condition`) but none of `lacks`, with
+    their durations: `cb.request` roots whose `cb.lookup` matched chunks and that never got
+    a `cb.retrieve` (or no-op) stay open until server shutdown."""
+
+    parent: str
+    has_child: str
+    lacks: list[str]
+    condition: str = ""
+    count: int = 0
+    open: int = 0
+    over_1s: int = 0
+    duration_ms_p50: float | None = None
+    duration_ms_max: float | None = None
+
+
 class OtlpMetric(msgspec.Struct, frozen=True, omit_defaults=True):
     """One OTLP metric as exported: cumulative data from the latest export that carries it,
     delta data summed over exports. `total` adds sum/gauge values, or histogram and summary
@@ -84,14 +100,26 @@ class OtelFacts(msgspec.Struct, frozen=True, tag="otel", omit_defaults=True):
     metric_lines: int = 0
     metric_names: list[str] = msgspec.field(default_factory=list)
     metrics: list[OtlpMetric] = msgspec.field(default_factory=list)
+    orphans_by_name: dict[str, int] = msgspec.field(default_factory=dict)
+    gaps: list[SpanGap] = msgspec.field(default_factory=list)
 
     def span(self, name: str) -> SpanSummary | None:
         return next((s for s in self.spans if s.name == name), None)
 
 
-# String attributes worth tallying by value (small, categorical).
+# String attributes worth tallying by value (small, categorical). MP and CacheBlend child
+# spans stringify their metadata, so booleans arrive as "True"/"False" (`success` on
+# cb.retrieve / cb.scatter, `no_gpu_context` on cb.lookup); typed booleans tally the same.
 _TALLY = frozenset(["early_exit_reason", "model_name", "cache_salt", "device", "reason",
-                    "noop_reason"])
+                    "noop_reason", "success", "no_gpu_context"])
+
+# (parent, child it has, numeric child attribute that must be > 0 or "", children it lacks):
+# the span-tree gaps summarised as `SpanGap`s.
+_GAPS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
+    ("cb.request", "cb.lookup", "fingerprint_hits", ("cb.retrieve", "cb.retrieve.noop")),
+)
+_GAP_PARENTS = frozenset(g[0] for g in _GAPS)
+_GAP_CHILDREN = frozenset(n for g in _GAPS for n in (g[1], *g[3]))
 
 
 def _get(d: dict[str, Any], *names: str) -> Any:
@@ -263,6 +291,8 @@ def read_otel_bytes(data: bytes, source: EvidenceSource) -> Evidence:
     metric_names: set[str] = set()
     metric_data: dict[str, OtlpMetric] = {}
     encodings: set[str] = set()
+    gap_parents: dict[str, tuple[str, float | None]] = {}  # span id -> (name, duration)
+    gap_children: list[tuple[str, str, float]] = []  # (parent id, name, condition value)
     metric_lines = span_lines = 0
     for n, doc in docs:
         if not isinstance(doc, dict):
@@ -335,8 +365,9 @@ def read_otel_bytes(data: bytes, source: EvidenceSource) -> Evidence:
                         end = int(_get(sp, "endTimeUnixNano", "end_time_unix_nano") or 0)
                     except (TypeError, ValueError):
                         start = end = 0
-                    if end and start and end >= start:
-                        a.durations.append((end - start) / 1e6)
+                    duration = (end - start) / 1e6 if end and start and end >= start else None
+                    if duration is not None:
+                        a.durations.append(duration)
                     else:
                         a.open += 1
                     try:
@@ -348,15 +379,20 @@ def read_otel_bytes(data: bytes, source: EvidenceSource) -> Evidence:
                         num = _number(v)
                         if num is not None and k != "session_id":
                             a.sums[k] = a.sums.get(k, 0.0) + num
-                        elif k in _TALLY and isinstance(v, str):
+                        elif k in _TALLY and isinstance(v, (str, bool)):
                             t = a.tallies.setdefault(k, {})
-                            t[v] = t.get(v, 0) + 1
+                            t[str(v)] = t.get(str(v), 0) + 1
                     if sid:
                         names[sid] = name
+                        if name in _GAP_PARENTS:
+                            gap_parents[sid] = (name, duration)
+                    if pid and name in _GAP_CHILDREN:
+                        gap_children.append((pid, name, _gap_value(name, attrs)))
                     parents.append((pid, name, tid or ""))
     edges: dict[tuple[str, str], int] = {}
     roots: dict[str, int] = {}
     orphans = 0
+    orphan_names: dict[str, int] = {}
     for pid, child, _ in parents:
         if not pid:
             roots[child] = roots.get(child, 0) + 1
@@ -365,6 +401,7 @@ def read_otel_bytes(data: bytes, source: EvidenceSource) -> Evidence:
             edges[key] = edges.get(key, 0) + 1
         else:
             orphans += 1
+            orphan_names[child] = orphan_names.get(child, 0) + 1
     spans = []
     for name, a in sorted(acc.items()):
         d = sorted(a.durations)
@@ -382,10 +419,38 @@ def read_otel_bytes(data: bytes, source: EvidenceSource) -> Evidence:
         edges=[SpanEdge(p, c, k) for (p, c), k in sorted(edges.items())],
         root_spans=dict(sorted(roots.items())), orphan_spans=orphans, metric_lines=metric_lines,
         metric_names=sorted(metric_names),
-        metrics=[om for _, om in sorted(metric_data.items())])
+        metrics=[om for _, om in sorted(metric_data.items())],
+        orphans_by_name=dict(sorted(orphan_names.items())),
+        gaps=_span_gaps(gap_parents, gap_children))
     readable = bool(span_lines or metric_lines)
     return Evidence(kind="otel", source=source, status=status_from(problems, readable=readable),
                     facts=facts if readable else None, problems=problems)
+
+
+def _gap_value(name: str, attrs: dict[str, Any]) -> float:
+    """The value of the gap condition's attribute on a child span (1.0 when it has none)."""
+    for _, has, attr, _ in _GAPS:
+        if name == has and attr:
+            return _number(attrs.get(attr)) or 0.0
+    return 1.0
+
+
+def _span_gaps(parents: dict[str, tuple[str, float | None]],
+               children: list[tuple[str, str, float]]) -> list[SpanGap]:
+    """Apply `_GAPS`: parents with the wanted child (condition met) and none of `lacks`."""
+    out = []
+    for parent, has, attr, lacks in _GAPS:
+        ids = {sid for sid, (name, _) in parents.items() if name == parent}
+        if not ids:
+            continue
+        with_has = {pid for pid, name, val in children if name == has and val > 0}
+        with_lacks = {pid for pid, name, _ in children if name in lacks}
+        hit = sorted((ids & with_has) - with_lacks)
+        d = sorted(x for x in (parents[i][1] for i in hit) if x is not None)
+        out.append(SpanGap(parent, has, list(lacks), f"{attr} > 0" if attr else "",
+                           len(hit), len(hit) - len(d), sum(1 for x in d if x >= 1000.0),
+                           _pct(d, 50) if d else None, d[-1] if d else None))
+    return out
 
 
 def _add_metric(acc: dict[str, tuple[OtlpMetric, bool]], m: dict[str, Any]) -> None:

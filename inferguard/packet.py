@@ -305,7 +305,9 @@ def _copy_file(src: Path, dst: Path) -> str:
 
 def _copy_tree(src: Path, dst: Path) -> None:
     """Copy a directory input (bytes only, fresh permissions). A raw `/env` capture is
-    never copied: only its filtered form is written, as the HTTP reader keeps it."""
+    never copied: only its filtered form is written, as the HTTP reader keeps it; nor is a
+    raw internal-API `/conf`, `/inference_info` or `/meta` (allow-listed / redacted)."""
+    from inferguard.lmcache_controller import filtered_capture
     from inferguard.lmcache_http import filter_env
 
     dst.mkdir(parents=True, exist_ok=True)
@@ -323,6 +325,8 @@ def _copy_tree(src: Path, dst: Path) -> None:
             kept, dropped = filter_env(env)
             _write_json(dst / "GET_env.body.filtered.json",
                         {"_inferguard_note": f"{dropped} keys dropped, secrets redacted", **kept})
+        elif (safe := filtered_capture(entry.name, entry.read_bytes())) is not None:
+            (dst / safe[0]).write_bytes(safe[1])
         else:
             _copy_file(entry, target)
 

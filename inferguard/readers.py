@@ -24,6 +24,7 @@ from inferguard.evidence import (
     status_from,
 )
 from inferguard.launch import LaunchFacts, read_launch
+from inferguard.lmcache_controller import ControllerFacts, read_controller
 from inferguard.lmcache_http import HttpFacts, read_http_capture_dir
 from inferguard.logs import LogFacts, read_log
 from inferguard.lookup_hashes import LookupHashFacts, read_lookup_hashes
@@ -49,7 +50,10 @@ class FamilyStats(msgspec.Struct, frozen=True, omit_defaults=True):
     """What compat needs of one family: presence, size, zero or not, totals, label sets.
 
     `total` sums counter and gauge samples, or histogram/summary `_count` samples;
-    `_created` samples (timestamps) never count as data."""
+    `_created` samples (timestamps) never count as data. `buckets` are a histogram's
+    cumulative counts per finite `le`, summed over series (an outlier shows as the one
+    observation above the rest); `label_totals` split a counter or gauge with exactly one
+    label by its values (`retrieve_noops_total{reason}`)."""
 
     name: str
     type: str
@@ -58,6 +62,8 @@ class FamilyStats(msgspec.Struct, frozen=True, omit_defaults=True):
     nonzero_samples: int
     total: float
     labels: dict[str, LabelValues] = msgspec.field(default_factory=dict)
+    buckets: list[tuple[float, float]] = msgspec.field(default_factory=list)
+    label_totals: dict[str, dict[str, float]] = msgspec.field(default_factory=dict)
 
 
 class MetricsFacts(msgspec.Struct, frozen=True, tag="metrics", omit_defaults=True):
@@ -91,8 +97,43 @@ def family_stats(exp: Exposition) -> list[FamilyStats]:
             nonzero_samples=sum(1 for s in data if s.value != 0 and not math.isnan(s.value)),
             total=total,
             labels={k: LabelValues(len(v), sorted(v)[:MAX_LABEL_VALUES])
-                    for k, v in sorted(labels.items())}))
+                    for k, v in sorted(labels.items())},
+            buckets=_buckets(data) if fam.type in ("histogram", "gaugehistogram") else [],
+            label_totals=_label_totals(data, labels) if fam.type in ("counter", "gauge")
+            else {}))
     return out
+
+
+def _buckets(data: list[Any]) -> list[tuple[float, float]]:
+    """Cumulative bucket counts per finite `le`, summed over series (at most 64 bounds)."""
+    acc: dict[float, float] = {}
+    for s in data:
+        if not s.name.endswith("_bucket") or not math.isfinite(s.value):
+            continue
+        le = next((v for k, v in s.labels if k == "le"), None)
+        try:
+            bound = float(le) if le is not None else math.inf
+        except ValueError:
+            continue
+        if math.isfinite(bound):
+            acc[bound] = acc.get(bound, 0.0) + s.value
+    return sorted(acc.items())[:MAX_LABEL_VALUES]
+
+
+def _label_totals(data: list[Any], labels: dict[str, set[str]]
+                  ) -> dict[str, dict[str, float]]:
+    """Totals per value of the one label a counter or gauge has (none for 0 or 2+ labels)."""
+    if len(labels) != 1:
+        return {}
+    (key, values), = labels.items()
+    if len(values) > MAX_LABEL_VALUES:
+        return {}
+    acc: dict[str, float] = {}
+    for s in data:
+        v = next((lv for k, lv in s.labels if k == key), None)
+        if v is not None and math.isfinite(s.value):
+            acc[v] = acc.get(v, 0.0) + s.value
+    return {key: dict(sorted(acc.items()))}
 
 
 class TraceFacts(msgspec.Struct, frozen=True, tag="trace"):
@@ -102,7 +143,7 @@ class TraceFacts(msgspec.Struct, frozen=True, tag="trace"):
 
 
 Facts = (HttpFacts | LogFacts | OtelFacts | LookupHashFacts | ReplayFacts | LaunchFacts
-         | MetricsFacts | TraceFacts)
+         | MetricsFacts | TraceFacts | ControllerFacts)
 
 
 def read_metrics_bytes(data: bytes, source: EvidenceSource, kind: EvidenceKind) -> Evidence:
@@ -177,6 +218,7 @@ READERS: dict[str, Callable[[str | os.PathLike[str]], Evidence]] = {
     "lookup_hash": read_lookup_hashes,
     "trace_replay": read_replay,
     "launch_config": read_launch,
+    "controller": read_controller,
 }
 
 

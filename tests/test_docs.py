@@ -19,3 +19,11 @@ def test_exit_codes_documented() -> None:
     text = (DOCS / "compatibility.md").read_text()
     for code in ("| 0 |", "| 1 |", "| 2 |"):
         assert code in text
+
+
+def test_finding_code_table_is_generated_from_the_code() -> None:
+    """`python -m inferguard._finding_docs` leaves docs/finding-codes.md unchanged."""
+    from inferguard._finding_docs import rewrite
+
+    text = (DOCS / "finding-codes.md").read_text()
+    assert rewrite(text) == text

@@ -1,0 +1,327 @@
+"""Controller and internal API evidence: read-only collection against fake servers on
+127.0.0.1, captures constructed from the findings (tests/fixtures/.../controller/README.md),
+and the controller findings."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from inferguard.cli import main
+from inferguard.collect import CollectOptions, collect_lmcache
+from inferguard.compat import compat
+from inferguard.diagnose import diagnose
+from inferguard.lmcache_controller import (
+    CONF_PATH,
+    CONTROLLER_ROUTES,
+    INTERNAL_API_ROUTES,
+    ControllerFacts,
+    read_controller_capture_dir,
+    request_paths,
+)
+from inferguard.mode import detect_mode
+from inferguard.packet import Packet, PacketSettings
+
+from .conftest import UPSTREAM
+
+CTRL = UPSTREAM / "controller"
+SECRET_CONF = {"remote_url": "redis://admin:pw_do_not_store@cache:6379",
+               "extra_config": {"hf_token": "hf_do_not_store"}}
+
+
+def _capture(path: str) -> str:
+    return path.split("?", 1)[0].strip("/").replace("/", "_") or "root"
+
+
+class FakeControlPlane:
+    """Serves a capture directory as the app would; records every request. `/conf` answers
+    the whole config (secrets included), as a server ignoring `?names=` would."""
+
+    def __init__(self, capture: Path) -> None:
+        self.requests: list[tuple[str, str]] = []
+        self.capture = capture
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                outer.requests.append(("GET", self.path))
+                name = _capture(self.path)
+                body_file = outer.capture / f"GET_{name}.body"
+                if not body_file.exists():
+                    return self._send(200, b'{"ok":true}', "application/json")
+                body = body_file.read_bytes()
+                if name == "conf":
+                    body = json.dumps({**json.loads(body), **SECRET_CONF}).encode()
+                head = (outer.capture / f"GET_{name}.headers").read_text().splitlines()
+                ctype = next(h.split(":", 1)[1].strip() for h in head
+                             if h.lower().startswith("content-type"))
+                date = next(h.split(":", 1)[1].strip() for h in head
+                            if h.lower().startswith("date"))
+                return self._send(int(head[0].split()[1]), body, ctype, date)
+
+            def _other(self) -> None:
+                outer.requests.append((self.command, self.path))
+                self._send(405, b"no", "text/plain")
+
+            do_POST = do_PUT = do_DELETE = do_PATCH = _other
+
+            def _send(self, code: int, body: bytes, ctype: str, date: str | None = None
+                      ) -> None:
+                self.send_response_only(code)
+                self.send_header("content-type", ctype)
+                self.send_header("content-length", str(len(body)))
+                self.send_header("date", date or self.date_time_string())
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> FakeControlPlane:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def controller() -> Iterator[FakeControlPlane]:
+    with FakeControlPlane(CTRL / "c2_controller_with_worker") as s:
+        yield s
+
+
+@pytest.fixture
+def internal_api() -> Iterator[FakeControlPlane]:
+    with FakeControlPlane(CTRL / "c2_internal_api") as s:
+        yield s
+
+
+def _everything(root: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file())
+
+
+def test_controller_collection_is_read_only(tmp_path: Path,
+                                            controller: FakeControlPlane) -> None:
+    packet, path = collect_lmcache(CollectOptions(
+        output_dir=str(tmp_path / "p"), lmcache_controller_url=controller.url,
+        lmcache_http_thread_names=["lmcache-worker-thread"]))
+    expected = {("GET", p) for p in (
+        "/", "/openapi.json", "/metrics", "/periodic-threads", "/periodic-threads-health",
+        "/loglevel", "/controller/workers", "/controller/key-stats",
+        "/threads?name=lmcache-worker-thread")}
+    assert set(controller.requests) == expected and len(controller.requests) == len(expected)
+    ev = packet.of_kind("controller")[0]
+    f = ev.facts
+    assert isinstance(f, ControllerFacts) and ev.status == "ok"
+    assert f.server == "controller" and f.app == "controller" and f.reachable
+    assert [(w.instance_id, w.worker_id, w.port, w.peer_init_url) for w in f.workers] == [
+        ("live-ctrl-inst-0", 0, 18500, None)]
+    assert f.workers[0].heartbeat_age_s == pytest.approx(0.6) and f.workers[0].heartbeat_seen
+    assert f.gauge("registered_workers_count") == 1 and f.gauge("reply_socket_message_count") == 10
+    assert f.gauge("full_sync_workers_completed") == 0 and len(f.gauges) == 13
+    assert f.total_key_count == 0 and f.total_instance_count == 1
+    # Every state-changing route, and /env, is recorded as skipped, none was called.
+    skipped = {(s.method, s.path) for s in f.skipped}
+    posts = {("POST", r.path) for r in CONTROLLER_ROUTES if r.method == "POST"}
+    assert len(posts) == 12 and posts | {("GET", "/env")} <= skipped
+    assert not [r for r in controller.requests if r[0] != "GET" or r[1].startswith("/env")]
+    # The raw /metrics answer is kept byte for byte as a controller input, not as LMCache
+    # metrics evidence (a controller is no cache).
+    item = next(i for i in packet.inputs if i.original == controller.url + "/metrics")
+    assert item.kind == "controller" and item.copied_as is not None
+    body = (CTRL / "c2_controller_with_worker" / "GET_metrics.body").read_bytes()
+    assert (path / item.copied_as).read_bytes() == body
+    assert not packet.of_kind("lmcache_metrics")
+
+
+def test_internal_api_collection_is_read_only_and_keeps_no_secret(
+        tmp_path: Path, internal_api: FakeControlPlane) -> None:
+    packet, path = collect_lmcache(CollectOptions(
+        output_dir=str(tmp_path / "p"), lmcache_internal_api_url=internal_api.url))
+    expected = ["/openapi.json", "/metrics", "/periodic-threads", "/periodic-threads-health",
+                "/loglevel", "/controller/workers", "/controller/key-stats", "/version",
+                "/lmc_version", "/commit_id", CONF_PATH, "/meta", "/inference_info",
+                "/inference_version", "/lookup/info", "/hot_cache/status", "/bypass/list",
+                "/freeze/status", "/chunk_statistics/status", "/cache/kvcache/info",
+                "/backends"]
+    assert internal_api.requests == [("GET", p) for p in expected]
+    assert request_paths("internal_api") == expected
+    never = {r.path for r in INTERNAL_API_ROUTES if r.method == "GET" and not r.collect}
+    assert never == {"/periodic-threads/{thread_name}", "/env", "/cache/kvcache/check"}
+    ctrl = packet.of_kind("controller")[0].facts
+    assert isinstance(ctrl, ControllerFacts) and ctrl.server == "internal_api"
+    assert ctrl.instance_id == "live-ctrl-inst-0" and ctrl.version == "0.5.6-g3e11e108"
+    assert ctrl.workers_route_status == 503 and ctrl.workers == []
+    assert ctrl.config["lmcache_worker_heartbeat_time"] == 2
+    assert "remote_url" not in ctrl.config and "extra_config" not in ctrl.config
+    assert {(s.method, s.path) for s in ctrl.skipped} >= {
+        ("POST", "/cache/store"), ("DELETE", "/cache/clear"), ("PUT", "/freeze/enable"),
+        ("POST", "/run_script"), ("GET", "/env"), ("GET", "/cache/kvcache/check")}
+    # The engine's in-process lmcache:* registry becomes LMCache metrics evidence.
+    lm = packet.of_kind("lmcache_metrics")[0]
+    assert lm.status == "ok" and lm.source.url == internal_api.url + "/metrics"
+    assert lm.facts.family("lmcache:lmcache_is_healthy").total == 1.0
+    blob = _everything(path)
+    assert b"pw_do_not_store" not in blob and b"hf_do_not_store" not in blob
+
+
+def test_cli_flags_and_unreachable_servers(tmp_path: Path, controller: FakeControlPlane,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "cli"
+    assert main(["collect-lmcache", "--output-dir", str(out), "--lmcache-controller-url",
+                 controller.url, "--lmcache-internal-api-url", "http://127.0.0.1:9",
+                 "--http-timeout", "0.5"]) == 0
+    text = capsys.readouterr().out
+    assert "controller" in text and "malformed" in text
+    packet = Packet.load(out)
+    ctrl, engine = packet.of_kind("controller")
+    assert ctrl.status == "ok" and engine.status == "malformed"
+    assert engine.facts.reachable is False and "ConnectError" in engine.problems[0].message
+
+
+def test_worker_listed_after_its_internal_api_stopped(tmp_path: Path) -> None:
+    """The live order: the engine answers, then stops; the controller still lists it."""
+    with FakeControlPlane(CTRL / "c2_internal_api") as engine:
+        url = engine.url
+        collect_lmcache(CollectOptions(output_dir=str(tmp_path / "a"),
+                                       lmcache_internal_api_url=url))
+    with FakeControlPlane(CTRL / "c2_controller_with_worker") as ctrl:
+        packet, _ = collect_lmcache(CollectOptions(
+            output_dir=str(tmp_path / "b"), base_packet=str(tmp_path / "a"),
+            lmcache_internal_api_url=url, lmcache_controller_url=ctrl.url, http_timeout=0.5))
+    report = compat(packet)
+    found = {f.code: f for f in diagnose(report).findings}
+    f = found["lmcache_controller_worker_listed_after_stop"]
+    assert f.level == "supported" and "no longer answers" in f.message
+    assert "live-ctrl-inst-0/0" in f.message
+
+
+def test_captures_read_as_the_findings_describe() -> None:
+    alone = read_controller_capture_dir(CTRL / "c1_controller_alone").facts
+    assert alone.server == "controller" and alone.workers_listed == 0
+    assert set(alone.gauges.values()) == {0.0} and len(alone.gauges) == 13
+    assert alone.unknown_routes == [] and alone.route_table_paths == 22
+    engine = read_controller_capture_dir(CTRL / "c2_internal_api").facts
+    assert engine.server == "internal_api" and engine.app == "internal_api"
+    assert engine.lmcache_families == 6 and engine.unknown_routes == []
+    after = read_controller_capture_dir(CTRL / "c2_controller_after_worker_exit").facts
+    assert after.workers[0].heartbeat_age_s == pytest.approx(4.4)
+
+
+def _packet(*inputs: tuple[str, Path], **settings: object) -> Packet:
+    return Packet.from_files(inputs, settings=PacketSettings(**settings))  # type: ignore[arg-type]
+
+
+def test_controller_only_packet_is_reported_as_such() -> None:
+    packet = _packet(("controller", CTRL / "c2_controller_with_worker"),
+                     ("log", CTRL / "controller.log"),
+                     ("launch_config", CTRL / "controller_launch.txt"))
+    det = detect_mode(packet)
+    # Controller lines without a peer init URL are no P2P evidence.
+    assert det.mode == "controller_only" and det.level == "partial"
+    assert "not cache performance proof" in det.notes[0]
+    top = det.candidates[0]
+    assert top.mode == "controller_only" and "1 worker(s) listed" in top.evidence[0].detail
+    assert next(c for c in det.candidates if c.mode == "p2p").confidence == 0.3  # launch only
+    report = compat(packet)
+    assert report.group("controller").status == "populated"  # type: ignore[union-attr]
+    assert all(f.status == "not_applicable" for f in report.families
+               if f.group not in ("controller",))
+    claim = next(c for c in report.claims if c.id == "cache_hits")
+    assert claim.level == "missing_signal"
+    codes = diagnose(report).codes()
+    assert "lmcache_controller_only_evidence" in codes
+    assert "lmcache_controller_full_sync_gauge_stuck" in codes
+    assert "lmcache_log_p2p_evidence_present" not in codes
+    assert "lmcache_controller_worker_stale" not in codes
+
+
+def test_stopped_worker_by_heartbeat_interval() -> None:
+    r = compat(_packet(("controller", CTRL / "c2_internal_api"),
+                       ("controller", CTRL / "c2_controller_after_worker_exit")))
+    f = next(f for f in diagnose(r).findings
+             if f.code == "lmcache_controller_worker_listed_after_stop")
+    assert f.level == "supported" and "heartbeat every 2 s" in f.message
+    # While the worker ran, nothing is flagged; from the launch env the interval is known too.
+    running = compat(_packet(("controller", CTRL / "c2_controller_with_worker"),
+                             ("launch_config", CTRL / "worker_launch.txt")))
+    assert "lmcache_controller_worker_listed_after_stop" not in diagnose(running).codes()
+    after = compat(_packet(("controller", CTRL / "c2_controller_after_worker_exit"),
+                           ("launch_config", CTRL / "worker_launch.txt")))
+    assert "lmcache_controller_worker_listed_after_stop" in diagnose(after).codes()
+
+
+def _copy_with(tmp_path: Path, src: str, name: str, body: object | None = None,
+               date: str | None = None) -> Path:
+    d = tmp_path / src
+    shutil.copytree(CTRL / src, d)
+    if body is not None:
+        (d / f"GET_{name}.body").write_text(json.dumps(body))
+    if date is not None:
+        head = d / f"GET_{name}.headers"
+        head.write_text("\n".join(f"date: {date}" if h.startswith("date:") else h
+                                  for h in head.read_text().splitlines()) + "\n")
+    return d
+
+
+def test_stale_worker(tmp_path: Path) -> None:
+    d = _copy_with(tmp_path, "c2_controller_with_worker", "controller_workers",
+                   date="Sat, 28 Nov 2026 03:12:30 GMT")  # two minutes after the capture
+    r = compat(_packet(("controller", d)))
+    f = next(f for f in diagnose(r).findings if f.code == "lmcache_controller_worker_stale")
+    assert f.severity == "warning" and f.level == "supported"
+    assert "last heartbeat 121 s" in f.message and "stale" in f.message
+
+
+def test_peer_init_url_missing_when_p2p_expected() -> None:
+    packet = _packet(("controller", CTRL / "c2_controller_with_worker"),
+                     ("log", CTRL / "controller.log"))
+    assert "lmcache_controller_peer_init_url_missing" not in diagnose(compat(packet)).codes()
+    r = compat(packet, expect_mode="p2p")
+    f = next(f for f in diagnose(r).findings
+             if f.code == "lmcache_controller_peer_init_url_missing")
+    assert f.level == "supported" and "--expect-mode p2p" in f.message
+    assert "live-ctrl-inst-0/0 has no peer_init_url" in f.message
+
+
+def test_unhealthy_threads_and_p2p_peers(tmp_path: Path) -> None:
+    d = _copy_with(tmp_path, "c2_controller_with_worker", "periodic-threads-health", {
+        "healthy": False, "unhealthy_count": 1,
+        "unhealthy_threads": [{"name": "controller-health-thread", "level": "high"}]})
+    workers = json.loads((d / "GET_controller_workers.body").read_text())
+    workers["workers"][0]["peer_init_url"] = "127.0.0.1:18600"
+    (d / "GET_controller_workers.body").write_text(json.dumps(workers))
+    r = compat(_packet(("controller", d)))
+    codes = diagnose(r).codes()
+    assert "lmcache_controller_threads_unhealthy" in codes
+    p2p = next(c for c in r.detected.candidates if c.mode == "p2p")
+    assert p2p.confidence == 0.4 and "P2P init URL" in p2p.evidence[0].detail
+
+
+def test_raw_conf_capture_is_filtered_in_the_packet(tmp_path: Path) -> None:
+    d = tmp_path / "engine"
+    shutil.copytree(CTRL / "c2_internal_api", d)
+    conf = json.loads((d / "GET_conf.body").read_text())
+    (d / "GET_conf.body").write_text(json.dumps({**conf, **SECRET_CONF}))
+    packet, path = collect_lmcache(CollectOptions(output_dir=str(tmp_path / "p"),
+                                                  internal_api_capture_dirs=[str(d)]))
+    assert packet.of_kind("controller")[0].facts.config["lmcache_instance_id"] == (
+        "live-ctrl-inst-0")
+    blob = _everything(path)
+    assert b"pw_do_not_store" not in blob and b"hf_do_not_store" not in blob
+    copied = next(i for i in packet.inputs if i.kind == "controller").copied_as
+    assert copied is not None and (path / copied / "GET_conf.body.filtered.json").exists()
+    again = read_controller_capture_dir(path / copied)
+    assert again.facts.config == packet.of_kind("controller")[0].facts.config
