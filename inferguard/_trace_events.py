@@ -389,7 +389,7 @@ class EventsEngine:
         if self.level == 0:
             return Count(x)
         p = 1.0 / (1 << self.level)
-        return Count(round(x / p), False, math.sqrt(x * (1 - p)) / p, "key_sample")
+        return Count(round(x / p), False, math.sqrt(max(x, 1) * (1 - p)) / p, "key_sample")
 
     def _durations(self, values: list[float]) -> Durations:
         if not values:

@@ -476,8 +476,8 @@ class _Scale:
         x = int(np.count_nonzero(mask))
         if self.exact:
             return Count(x)
-        p = self.p
-        return Count(round(x / p), False, math.sqrt(x * (1 - p)) / p, "key_sample")
+        p = self.p  # (at least one key's worth of error: a sample of 0 is not a sure 0)
+        return Count(round(x / p), False, math.sqrt(max(x, 1) * (1 - p)) / p, "key_sample")
 
     def rows(self, per_key: npt.NDArray[Any]) -> Count:
         v = per_key.astype(np.float64)
@@ -485,8 +485,8 @@ class _Scale:
         if self.exact:
             return Count(int(x))
         p = self.p
-        return Count(round(x / p), False, math.sqrt((1 - p) * float((v * v).sum())) / p,
-                     "key_sample")
+        return Count(round(x / p), False,
+                     math.sqrt((1 - p) * max(float((v * v).sum()), 1.0)) / p, "key_sample")
 
 
 def _distinct(keys: ts.Keys, idx: int, mask: npt.NDArray[np.bool_] | None) -> Count:

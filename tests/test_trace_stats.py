@@ -499,6 +499,21 @@ def test_cli_stats_text_and_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert doc["schema"] == "inferguard.trace_stats/1" and doc["keys"]["distinct"]["value"] == 44
 
 
+def test_cli_stats_events_and_sampled(tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    p = tmp_path / "events.lct"
+    p.write_bytes(events_trace())
+    assert main(["trace", "stats", str(p)]) == 0
+    out = capsys.readouterr().out
+    assert "  events:" in out and "srv-a: incarnations=[1, 2] restarts=1" in out
+    assert "trace_events_restarts (warning, supported)" in out
+    q = tmp_path / "big.lct"
+    q.write_bytes(generate(3, 300, docs=250).data)
+    assert main(["trace", "stats", "--max-exact-keys", "64", str(q)]) == 0
+    out = capsys.readouterr().out
+    assert "(estimates: hash sample" in out and "hyperloglog)" in out
+
+
 def test_cli_export(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["trace", "export", str(STORAGE), "--format", "csv", "-o", str(tmp_path),
                  "--tables", "ops"]) == 0
