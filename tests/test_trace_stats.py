@@ -180,6 +180,10 @@ def test_generated_results_do_not_depend_on_chunking(backend: str,
     small = analyze_trace(wl.data)
     assert comparable(small.stats) == whole
     check_against_truth(small.stats, wl.recs)
+    from inferguard import TraceFile
+
+    with TraceFile(wl.data, window_size=4096) as t:  # frames cross windows too
+        assert comparable(analyze_trace(t).stats) == whole
 
 
 @needs_native
@@ -558,3 +562,24 @@ def test_arrays_are_numpy() -> None:
     a = analyze_trace(STORAGE).arrays
     assert a.records.dtype == np.int64 and a.bucket_start.dtype == np.float64
     assert math.isclose(float(a.bucket_start[1] - a.bucket_start[0]), 1.0)
+
+
+def test_producer_hands_over_items_and_errors() -> None:
+    import inferguard.trace_stats as tsm
+
+    def work(fail: bool) -> Any:
+        yield from range(5)
+        if fail:
+            raise OSError("disk went away")
+
+    assert list(tsm._Producer(work(False))) == [0, 1, 2, 3, 4]
+    got: list[int] = []
+    with pytest.raises(OSError, match="disk went away"):
+        for x in tsm._Producer(work(True)):
+            got.append(x)
+    assert got == [0, 1, 2, 3, 4]
+    # A consumer that stops early does not leave the worker blocked.
+    p = tsm._Producer(iter(range(1000)))
+    for x in p:
+        if x == 3:
+            break
