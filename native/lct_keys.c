@@ -85,6 +85,8 @@ struct lct_keyx {
     uint64_t *hash[2]; /* per interned id: the name's lct_hash_bytes */
     uint32_t hashed[2];
     int32_t last[2]; /* the id found last time (consecutive keys share names) */
+    const uint8_t *last_p[2]; /* its bytes in the interner (valid until the next intern) */
+    size_t last_n[2];
     int have_ctx;    /* context() of the last key with interned names, cached */
     int32_t ctx_model, ctx_salt;
     int64_t ctx_rank, ctx_group;
@@ -126,13 +128,9 @@ lct_interner *lct_keyx_names(lct_keyx *x, int which) {
  * last one found needs no UTF-8 check. */
 static int32_t name_id(lct_keyx *x, int w, const uint8_t *s, size_t n, uint64_t *h) {
     int32_t id = x->last[w];
-    if (id >= 0) {
-        size_t ln = 0;
-        const uint8_t *p = lct_interner_name(x->names[w], (uint32_t)id, &ln);
-        if (p && ln == n && (n == 0 || memcmp(p, s, n) == 0)) {
-            *h = x->hash[w][id];
-            return id;
-        }
+    if (id >= 0 && x->last_n[w] == n && (n == 0 || memcmp(x->last_p[w], s, n) == 0)) {
+        *h = x->hash[w][id];
+        return id;
     }
     if (!lct_utf8_valid(s, n)) return -4;
     id = lct_interner_intern(x->names[w], s, n);
@@ -148,6 +146,7 @@ static int32_t name_id(lct_keyx *x, int w, const uint8_t *s, size_t n, uint64_t 
         x->hashed[w]++;
     }
     x->last[w] = id;
+    x->last_p[w] = lct_interner_name(x->names[w], (uint32_t)id, &x->last_n[w]);
     *h = x->hash[w][id];
     return id;
 }
@@ -418,10 +417,33 @@ static int parse_key(const uint8_t *p, const uint8_t *end, lct_keyx *x, key_row 
 /* The span of the record's (last) "args" value.  The record was accepted by lct_scan,
  * so when "args" is the last entry it runs to the end of the body; otherwise it is
  * skipped.  -1 if the body does not walk as a record map (then it has no keys). */
+/* {"type": "record", "t_mono": f64, "t_wall": f64, "qualname": ..., "args": ...} as msgspec
+ * writes every record: the head up to the t_wall payload, then the qualname key. */
+static const uint8_t R_HEAD[] = {0x85, 0xa4, 't', 'y', 'p', 'e', 0xa6, 'r', 'e', 'c', 'o', 'r',
+                                 'd', 0xa6, 't', '_', 'm', 'o', 'n', 'o', 0xcb};
+static const uint8_t R_WALL[] = {0xa6, 't', '_', 'w', 'a', 'l', 'l', 0xcb};
+static const uint8_t R_QUAL[] = {0xa8, 'q', 'u', 'a', 'l', 'n', 'a', 'm', 'e'};
+static const uint8_t R_ARGS[] = {0xa4, 'a', 'r', 'g', 's'};
+
 static int find_args(const uint8_t *p, const uint8_t *end, const uint8_t **a0,
                      const uint8_t **a1) {
     uint64_t entries;
     int found = 0;
+    if ((size_t)(end - p) > sizeof R_HEAD + 8 + sizeof R_WALL + 8 + sizeof R_QUAL &&
+        memcmp(p, R_HEAD, sizeof R_HEAD) == 0 &&
+        memcmp(p + sizeof R_HEAD + 8, R_WALL, sizeof R_WALL) == 0 &&
+        memcmp(p + sizeof R_HEAD + 8 + sizeof R_WALL + 8, R_QUAL, sizeof R_QUAL) == 0) {
+        /* The canonical layout: "args" is the fifth and last entry (same as the walk). */
+        const uint8_t *q = p + sizeof R_HEAD + 8 + sizeof R_WALL + 8 + sizeof R_QUAL;
+        const uint8_t *s;
+        size_t n;
+        if (take_str(&q, end, &s, &n) == 1 && (size_t)(end - q) > sizeof R_ARGS &&
+            memcmp(q, R_ARGS, sizeof R_ARGS) == 0) {
+            *a0 = q + sizeof R_ARGS;
+            *a1 = end;
+            return 0;
+        }
+    }
     if (p >= end) return -1;
     if (*p >= 0x80 && *p <= 0x8f) {
         entries = *p & 0x0fu;
