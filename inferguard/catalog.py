@@ -268,7 +268,6 @@ FAMILIES: tuple[FamilySpec, ...] = tuple([
     # role="controller", all present at 0 from startup, served on the controller's /metrics.
     *_f("controller", "gauge",
         "lmcache:cache_controller_kv_pool_keys_count "
-        "lmcache:cache_controller_registered_workers_count "
         "lmcache:cache_controller_pull_socket_message_count "
         "lmcache:cache_controller_reply_socket_message_count "
         "lmcache:cache_controller_pull_socket_has_pending "
@@ -279,9 +278,13 @@ FAMILIES: tuple[FamilySpec, ...] = tuple([
         "lmcache:cache_controller_full_sync_workers_syncing "
         "lmcache:cache_controller_full_sync_global_progress",
         lazy=False, applies=("controller_metrics",)),
+    FamilySpec("lmcache:cache_controller_registered_workers_count", "controller", "gauge",
+               lazy=False, applies=("controller_metrics",),
+               note="counts the 30-s cached worker list, like /controller/workers"),
     FamilySpec("lmcache:cache_controller_full_sync_workers_completed", "controller", "gauge",
                lazy=False, applies=("controller_metrics",),
-               note="0.5.6: stayed 0 while the controller logged the full sync complete"),
+               note="reads the controller's 30-s worker cache: 0 until it refreshes after "
+                    "the sync"),
     FamilySpec("lmcache:cache_controller_full_sync_missing_batches_total", "controller",
                "gauge", lazy=False, applies=("controller_metrics",),
                note="a gauge despite its _total name"),

@@ -14,11 +14,18 @@ from typing import Any, Literal
 import msgspec
 
 from inferguard.compat import CompatReport, FamilyResult
-from inferguard.lmcache_controller import INACTIVE_HEARTBEAT_S, STALE_HEARTBEAT_S
+from inferguard.lmcache_controller import (
+    INACTIVE_HEARTBEAT_S,
+    STALE_HEARTBEAT_S,
+    WORKER_LIST_CACHE_S,
+)
 from inferguard.mode import INFERRED, MISSING_SIGNAL, PARTIAL, SUPPORTED
 
 DIAGNOSIS_SCHEMA = "inferguard.diagnosis/1"
-_STALE_S, _INACTIVE_S = STALE_HEARTBEAT_S, INACTIVE_HEARTBEAT_S
+# Heartbeat ages are judged with the controller's 30-s worker-list cache added: a listing
+# can be that old, so only ages beyond threshold + cache are certain.
+_STALE_S = STALE_HEARTBEAT_S + WORKER_LIST_CACHE_S
+_INACTIVE_S = INACTIVE_HEARTBEAT_S + WORKER_LIST_CACHE_S
 Severity = Literal["info", "warning", "error"]
 
 
@@ -144,17 +151,20 @@ FINDING_CODES: dict[str, CodeSpec] = {
         "performance proof", "add the engines' /metrics (or their internal API servers') and "
         "LMCache logs to judge reuse"),
     "lmcache_controller_worker_stale": CodeSpec(
-        "warning", "the controller lists workers whose last heartbeat is old",
+        "warning", "the controller lists workers without a heartbeat for over 60 s (90 s "
+        "with its 30-s list cache)",
         "check the worker processes and lmcache_worker_heartbeat_time; without "
         "--health-check-interval the controller never expires a worker"),
     "lmcache_controller_worker_listed_after_stop": CodeSpec(
         "warning", "the controller still lists a worker that stopped",
-        "run lmcache_controller with --health-check-interval (and a worker timeout) so dead "
-        "workers are removed; P2P lookups may still be routed to it"),
+        "a worker that exits without deregistering stays listed until "
+        "--health-check-interval expires it (default -1: never), and P2P lookups may still "
+        "be routed to it; a deregistered one can show for up to 30 s (list cache)"),
     "lmcache_controller_full_sync_gauge_stuck": CodeSpec(
         "info", "the controller logged a full sync complete while "
-        "full_sync_workers_completed stays 0", "trust the controller log for full-sync "
-        "completion; the 0.5.6 gauge does not reflect it"),
+        "full_sync_workers_completed reads 0", "the gauge (like /controller/workers and "
+        "registered_workers_count) reads a 30-s worker cache: rescrape after 30 s, and trust "
+        "the controller log for completion"),
     "lmcache_controller_peer_init_url_missing": CodeSpec(
         "warning", "P2P is expected but workers registered without a peer init URL",
         "set enable_p2p, p2p_host and p2p_init_ports on every engine (the same PYTHONHASHSEED "
@@ -669,15 +679,21 @@ def controller_listed_after_stop(r: CompatReport) -> Iterator[Finding]:
     ev: list[str] = []
     level = SUPPORTED
     for c in _controllers(r):
+        # Only engines that had stopped answering when this listing was taken (Date has
+        # whole seconds: 1 s of slack); without times the order is unknown and all count.
+        gone_then = [g for g in gone if c.get("collected_at") is None
+                     or g.get("collected_at") is None
+                     or g["collected_at"] <= c["collected_at"] + 1.0]
         for w in c.get("workers", []):
             name = f"{w['instance_id']}/{w.get('worker_id')}"
             hb = interval.get(w["instance_id"], default_hb)
             age = w.get("heartbeat_age_s")
-            if hb and age is not None and w.get("heartbeat_seen") and age > 2 * hb:
+            if (hb and age is not None and w.get("heartbeat_seen")
+                    and age > 2 * hb + WORKER_LIST_CACHE_S):
                 ev.append(f"{name}: heartbeat every {hb:g} s, last one {age:.1f} s before "
-                          "the controller answered, still listed")
-                continue
-            for g in gone:
+                          "the controller answered (more than two periods plus the 30-s list "
+                          "cache), still listed")
+            for g in gone_then:
                 host = g["base_url"].split("://", 1)[-1].split(":", 1)[0].split("/", 1)[0]
                 if ident.get(g["base_url"]) == w["instance_id"]:
                     ev.append(f"{name}: its internal API server {g['base_url']} no longer "
@@ -686,6 +702,9 @@ def controller_listed_after_stop(r: CompatReport) -> Iterator[Finding]:
                     ev.append(f"{name}: the internal API server at {g['base_url']} (same host) "
                               "did not answer, the controller still lists it")
                     level = PARTIAL
+    if ev and _logs(r).get("ctrl_deregistered"):
+        ev.append(f"log: Deregistered instance-worker x{_logs(r)['ctrl_deregistered']}: a "
+                  "deregistered worker can stay listed up to 30 s (list cache)")
     if ev:
         yield _f("lmcache_controller_worker_listed_after_stop", "; ".join(ev), level, ev)
 
@@ -700,7 +719,11 @@ def controller_full_sync_gauge(r: CompatReport) -> Iterator[Finding]:
         if g.get("full_sync_workers_completed") == 0:
             ev = [f"log: full sync completed ({done} line(s))",
                   f"{c['source']}: full_sync_workers_completed=0, registered_workers_count="
-                  f"{g.get('registered_workers_count', 0):g}"]
+                  f"{g.get('registered_workers_count', 0):g}, {c.get('workers_listed')} "
+                  "worker(s) listed"]
+            if _logs(r).get("controller_registration") and not c.get("workers_listed"):
+                ev.append("the log registered a worker the listing does not show: the "
+                          "listing and gauges came from a cache filled before")
             yield _f("lmcache_controller_full_sync_gauge_stuck", "; ".join(ev), PARTIAL, ev)
             return
 

@@ -143,6 +143,10 @@ ROUTE_TABLES: dict[str, tuple[RouteSpec, ...]] = {
 # heartbeat is under 60 s old is "Active", under 300 s "Warning", else "Inactive".
 STALE_HEARTBEAT_S = 60.0
 INACTIVE_HEARTBEAT_S = 300.0
+# `/controller/workers`, `registered_workers_count` and the full-sync gauges read the
+# registry through a TTL cache (0.5.6 `TTLListCache`, 30 s by default): a listing, and the
+# heartbeat times in it, can be up to this old (seen live: tests/fixtures/.../controller).
+WORKER_LIST_CACHE_S = 30.0
 GAUGE_PREFIX = "lmcache:cache_controller_"
 
 _SECRET_KEY = re.compile(r"(secret|passw|credential|api_?key|auth|cookie|private_key|"
@@ -151,7 +155,8 @@ _URL_USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s]+@", re.IGNO
 
 
 class ControllerWorker(msgspec.Struct, frozen=True, omit_defaults=True):
-    """One worker as `/controller/workers` lists it, with its heartbeat age at collection.
+    """One worker as `/controller/workers` lists it, with its heartbeat age at collection
+    (against the answer's `Date`; the listing itself may be up to `WORKER_LIST_CACHE_S` old).
 
     `heartbeat_seen` is False when the last heartbeat time is still the registration time:
     heartbeats are off unless `lmcache_worker_heartbeat_time` is set on the worker."""
@@ -284,7 +289,9 @@ def _worker(w: Any, now: float | None) -> ControllerWorker | None:
         instance_id=w["instance_id"], worker_id=_int(w.get("worker_id")), ip=_str(w.get("ip")),
         port=_int(w.get("port")), peer_init_url=_str(w.get("peer_init_url")),
         registration_time=reg, last_heartbeat_time=last, key_count=_int(w.get("key_count")),
-        heartbeat_age_s=round(now - last, 3) if now is not None and last is not None else None,
+        # The Date header has whole seconds: never report a negative age.
+        heartbeat_age_s=round(max(0.0, now - last), 3) if now is not None and last is not None
+        else None,
         heartbeat_seen=(last > reg) if last is not None and reg is not None else None)
 
 
@@ -532,6 +539,7 @@ def collect_control_plane(base_url: str, server: str, *, thread_names: Iterable[
                     results.append(_result("GET", path, resp.status_code,
                                            resp.headers.get("content-type"), raw, url, ms))
             except httpx.HTTPError as exc:
+                dates[path] = float(clock())  # when it did not answer (orders the evidence)
                 results.append(RouteResult("GET", path, url, error=f"{type(exc).__name__}: {exc}",
                                            elapsed_ms=(time.perf_counter() - t0) * 1e3))
     when = dates.get("/controller/workers") or (max(dates.values()) if dates else None)

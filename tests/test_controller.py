@@ -1,12 +1,13 @@
 """Controller and internal API evidence: read-only collection against fake servers on
-127.0.0.1, captures constructed from the findings (tests/fixtures/.../controller/README.md),
-and the controller findings."""
+127.0.0.1 that replay real 0.5.6 answers (tests/fixtures/lmcache-0.5.6/controller/README.md),
+the captures read offline, and the controller findings."""
 
 from __future__ import annotations
 
 import json
 import shutil
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -40,10 +41,10 @@ def _capture(path: str) -> str:
 
 
 class FakeControlPlane:
-    """Serves a capture directory as the app would; records every request. `/conf` answers
-    the whole config (secrets included), as a server ignoring `?names=` would."""
+    """Replays a recorded capture directory; records every request. `/conf` answers with
+    secrets added, as a server ignoring `?names=` would."""
 
-    def __init__(self, capture: Path) -> None:
+    def __init__(self, capture: Path, *, date_now: bool = False) -> None:
         self.requests: list[tuple[str, str]] = []
         self.capture = capture
         outer = self
@@ -66,7 +67,8 @@ class FakeControlPlane:
                              if h.lower().startswith("content-type"))
                 date = next(h.split(":", 1)[1].strip() for h in head
                             if h.lower().startswith("date"))
-                return self._send(int(head[0].split()[1]), body, ctype, date)
+                return self._send(int(head[0].split()[1]), body, ctype,
+                                  None if date_now else date)
 
             def _other(self) -> None:
                 outer.requests.append((self.command, self.path))
@@ -128,9 +130,10 @@ def test_controller_collection_is_read_only(tmp_path: Path,
     assert f.server == "controller" and f.app == "controller" and f.reachable
     assert [(w.instance_id, w.worker_id, w.port, w.peer_init_url) for w in f.workers] == [
         ("live-ctrl-inst-0", 0, 18500, None)]
-    assert f.workers[0].heartbeat_age_s == pytest.approx(0.6) and f.workers[0].heartbeat_seen
-    assert f.gauge("registered_workers_count") == 1 and f.gauge("reply_socket_message_count") == 10
-    assert f.gauge("full_sync_workers_completed") == 0 and len(f.gauges) == 13
+    # The answer's Date has whole seconds: the 0.4 s "negative" age is reported as 0.
+    assert f.workers[0].heartbeat_age_s == 0.0 and f.workers[0].heartbeat_seen
+    assert f.gauge("registered_workers_count") == 1 and f.gauge("reply_socket_message_count") == 8
+    assert f.gauge("full_sync_workers_completed") == 1 and len(f.gauges) == 13
     assert f.total_key_count == 0 and f.total_instance_count == 1
     # Every state-changing route, and /env, is recorded as skipped, none was called.
     skipped = {(s.method, s.path) for s in f.skipped}
@@ -162,6 +165,8 @@ def test_internal_api_collection_is_read_only_and_keeps_no_secret(
     assert never == {"/periodic-threads/{thread_name}", "/env", "/cache/kvcache/check"}
     ctrl = packet.of_kind("controller")[0].facts
     assert isinstance(ctrl, ControllerFacts) and ctrl.server == "internal_api"
+    assert ctrl.lmcache_families == 117 and ctrl.unknown_routes == []
+    assert ctrl.periodic_threads == ["PinMonitor-thread", "health-monitor-thread"]
     assert ctrl.instance_id == "live-ctrl-inst-0" and ctrl.version == "0.5.6-g3e11e108"
     assert ctrl.workers_route_status == 503 and ctrl.workers == []
     assert ctrl.config["lmcache_worker_heartbeat_time"] == 2
@@ -192,20 +197,26 @@ def test_cli_flags_and_unreachable_servers(tmp_path: Path, controller: FakeContr
 
 
 def test_worker_listed_after_its_internal_api_stopped(tmp_path: Path) -> None:
-    """The live order: the engine answers, then stops; the controller still lists it."""
-    with FakeControlPlane(CTRL / "c2_internal_api") as engine:
+    """The live order: engine and controller answer; the engine stops; the controller still
+    lists it. Only the listing taken after the engine went silent counts."""
+    with FakeControlPlane(CTRL / "c2_internal_api") as engine, FakeControlPlane(
+            CTRL / "c2_controller_with_worker", date_now=True) as ctrl:
         url = engine.url
         collect_lmcache(CollectOptions(output_dir=str(tmp_path / "a"),
-                                       lmcache_internal_api_url=url))
-    with FakeControlPlane(CTRL / "c2_controller_with_worker") as ctrl:
+                                       lmcache_internal_api_url=url,
+                                       lmcache_controller_url=ctrl.url))
+    time.sleep(2.1)  # the Date header has whole seconds: make the order observable
+    with FakeControlPlane(CTRL / "c2_controller_after_worker_exit", date_now=True) as ctrl:
         packet, _ = collect_lmcache(CollectOptions(
             output_dir=str(tmp_path / "b"), base_packet=str(tmp_path / "a"),
             lmcache_internal_api_url=url, lmcache_controller_url=ctrl.url, http_timeout=0.5))
+    silent = [e for e in packet.of_kind("controller") if e.facts.reachable is False]
+    assert len(silent) == 1 and silent[0].facts.collected_at is not None
     report = compat(packet)
     found = {f.code: f for f in diagnose(report).findings}
     f = found["lmcache_controller_worker_listed_after_stop"]
-    assert f.level == "supported" and "no longer answers" in f.message
-    assert "live-ctrl-inst-0/0" in f.message
+    assert f.level == "supported" and "live-ctrl-inst-0/0" in f.message
+    assert f.message.count("no longer answers") == 1
 
 
 def test_captures_read_as_the_findings_describe() -> None:
@@ -215,9 +226,21 @@ def test_captures_read_as_the_findings_describe() -> None:
     assert alone.unknown_routes == [] and alone.route_table_paths == 22
     engine = read_controller_capture_dir(CTRL / "c2_internal_api").facts
     assert engine.server == "internal_api" and engine.app == "internal_api"
-    assert engine.lmcache_families == 6 and engine.unknown_routes == []
+    assert engine.lmcache_families == 117 and engine.route_table_paths == 45
+    assert engine.unknown_routes == [] and engine.config["enable_p2p"] is False
+    # SIGINT at 04:07:07.95; the worker did not deregister this time, and the controller
+    # lists it 3 s and 34 s later (the second answer is past the 30-s list cache), its last
+    # heartbeat frozen at 04:07:06.40.
     after = read_controller_capture_dir(CTRL / "c2_controller_after_worker_exit").facts
-    assert after.workers[0].heartbeat_age_s == pytest.approx(4.4)
+    later = read_controller_capture_dir(CTRL / "c2_controller_after_cache_ttl").facts
+    assert after.workers[0].heartbeat_age_s == pytest.approx(4.596)
+    assert later.workers[0].heartbeat_age_s == pytest.approx(36.596)
+    assert later.workers_listed == 1 and later.gauge("registered_workers_count") == 1
+    # Run 1: the readiness probe filled the worker cache before the worker registered, so
+    # 10 s later the listing and the gauges still say 0 although the log registered it.
+    early = read_controller_capture_dir(CTRL / "c2_cache_filled_before_registration").facts
+    assert early.workers_listed == 0 and early.gauge("registered_workers_count") == 0
+    assert early.gauge("pull_socket_message_count") == 2
 
 
 def _packet(*inputs: tuple[str, Path], **settings: object) -> Packet:
@@ -225,15 +248,15 @@ def _packet(*inputs: tuple[str, Path], **settings: object) -> Packet:
 
 
 def test_controller_only_packet_is_reported_as_such() -> None:
-    packet = _packet(("controller", CTRL / "c2_controller_with_worker"),
-                     ("log", CTRL / "controller.log"),
+    packet = _packet(("controller", CTRL / "c2_cache_filled_before_registration"),
+                     ("log", CTRL / "controller_run1_deregistered.log"),
                      ("launch_config", CTRL / "controller_launch.txt"))
     det = detect_mode(packet)
     # Controller lines without a peer init URL are no P2P evidence.
     assert det.mode == "controller_only" and det.level == "partial"
     assert "not cache performance proof" in det.notes[0]
     top = det.candidates[0]
-    assert top.mode == "controller_only" and "1 worker(s) listed" in top.evidence[0].detail
+    assert top.mode == "controller_only" and "0 worker(s) listed" in top.evidence[0].detail
     assert next(c for c in det.candidates if c.mode == "p2p").confidence == 0.3  # launch only
     report = compat(packet)
     assert report.group("controller").status == "populated"  # type: ignore[union-attr]
@@ -241,31 +264,40 @@ def test_controller_only_packet_is_reported_as_such() -> None:
                if f.group not in ("controller",))
     claim = next(c for c in report.claims if c.id == "cache_hits")
     assert claim.level == "missing_signal"
-    codes = diagnose(report).codes()
-    assert "lmcache_controller_only_evidence" in codes
-    assert "lmcache_controller_full_sync_gauge_stuck" in codes
-    assert "lmcache_log_p2p_evidence_present" not in codes
-    assert "lmcache_controller_worker_stale" not in codes
+    found = {f.code: f for f in diagnose(report).findings}
+    assert "lmcache_controller_only_evidence" in found
+    stuck = found["lmcache_controller_full_sync_gauge_stuck"]
+    assert "a cache filled before" in stuck.message and stuck.level == "partial"
+    assert "lmcache_log_p2p_evidence_present" not in found
+    assert "lmcache_controller_worker_stale" not in found
+    # Run 2 scraped after the sync: the gauge says 1 and nothing is flagged.
+    fine = compat(_packet(("controller", CTRL / "c2_controller_with_worker"),
+                          ("log", CTRL / "controller.log")))
+    assert "lmcache_controller_full_sync_gauge_stuck" not in diagnose(fine).codes()
 
 
 def test_stopped_worker_by_heartbeat_interval() -> None:
     r = compat(_packet(("controller", CTRL / "c2_internal_api"),
-                       ("controller", CTRL / "c2_controller_after_worker_exit")))
+                       ("controller", CTRL / "c2_controller_after_cache_ttl")))
     f = next(f for f in diagnose(r).findings
              if f.code == "lmcache_controller_worker_listed_after_stop")
-    assert f.level == "supported" and "heartbeat every 2 s" in f.message
-    # While the worker ran, nothing is flagged; from the launch env the interval is known too.
-    running = compat(_packet(("controller", CTRL / "c2_controller_with_worker"),
-                             ("launch_config", CTRL / "worker_launch.txt")))
-    assert "lmcache_controller_worker_listed_after_stop" not in diagnose(running).codes()
-    after = compat(_packet(("controller", CTRL / "c2_controller_after_worker_exit"),
+    assert f.level == "supported" and "heartbeat every 2 s, last one 36.6 s" in f.message
+    code = "lmcache_controller_worker_listed_after_stop"
+    # 3 s after the exit the listing may still be the 30-s cache: not flagged from the
+    # heartbeat alone. While the worker ran, nothing is flagged either.
+    for d in ("c2_controller_after_worker_exit", "c2_controller_with_worker"):
+        quiet = compat(_packet(("controller", CTRL / "c2_internal_api"), ("controller", CTRL / d)))
+        assert code not in diagnose(quiet).codes(), d
+    # The interval from the worker's launch environment works as well.
+    after = compat(_packet(("controller", CTRL / "c2_controller_after_cache_ttl"),
                            ("launch_config", CTRL / "worker_launch.txt")))
-    assert "lmcache_controller_worker_listed_after_stop" in diagnose(after).codes()
+    assert code in diagnose(after).codes()
 
 
 def _copy_with(tmp_path: Path, src: str, name: str, body: object | None = None,
                date: str | None = None) -> Path:
     d = tmp_path / src
+    d.parent.mkdir(parents=True, exist_ok=True)
     shutil.copytree(CTRL / src, d)
     if body is not None:
         (d / f"GET_{name}.body").write_text(json.dumps(body))
@@ -278,11 +310,16 @@ def _copy_with(tmp_path: Path, src: str, name: str, body: object | None = None,
 
 def test_stale_worker(tmp_path: Path) -> None:
     d = _copy_with(tmp_path, "c2_controller_with_worker", "controller_workers",
-                   date="Sat, 28 Nov 2026 03:12:30 GMT")  # two minutes after the capture
+                   date="Sat, 28 Nov 2026 04:09:06 GMT")  # two minutes after the capture
     r = compat(_packet(("controller", d)))
     f = next(f for f in diagnose(r).findings if f.code == "lmcache_controller_worker_stale")
     assert f.severity == "warning" and f.level == "supported"
-    assert "last heartbeat 121 s" in f.message and "stale" in f.message
+    assert "last heartbeat 120 s" in f.message and "(stale)" in f.message
+    # 80 s is within 60 s plus the 30-s list cache: not flagged.
+    d2 = _copy_with(tmp_path / "b", "c2_controller_with_worker", "controller_workers",
+                    date="Sat, 28 Nov 2026 04:08:26 GMT")
+    assert "lmcache_controller_worker_stale" not in diagnose(compat(_packet(
+        ("controller", d2)))).codes()
 
 
 def test_peer_init_url_missing_when_p2p_expected() -> None:
