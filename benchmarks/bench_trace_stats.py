@@ -109,11 +109,9 @@ def test_stats_native(benchmark: Any, stats_trace: tuple[Path, int]) -> None:
 @pytest.mark.skipif(not native_available(), reason="native backend not built")
 def test_stats_native_one_thread(benchmark: Any, stats_trace: tuple[Path, int],
                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    import inferguard.trace_stats as tsm
     from inferguard import _trace_scan
 
-    monkeypatch.setattr(_trace_scan, "SCAN_THREADS", 1)
-    monkeypatch.setattr(tsm, "_Producer", lambda work: work)
+    monkeypatch.setattr(_trace_scan, "SCAN_THREADS", 1)  # as INFERGUARD_SCAN_THREADS=1
     path, records = stats_trace
     a = benchmark.pedantic(analyze_trace, args=(path,), kwargs={"backend": "native"},
                            rounds=3, iterations=1, warmup_rounds=1)

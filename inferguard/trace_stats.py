@@ -38,6 +38,7 @@ import numpy as np
 import numpy.typing as npt
 
 from inferguard import _trace_frame as tf
+from inferguard import _trace_scan
 from inferguard import _trace_stats as ts
 from inferguard._native import Backend, resolve_backend
 from inferguard._trace_events import Count, EventsEngine, EventStats
@@ -439,8 +440,10 @@ def _analyze(tfile: TraceFile, backend: Backend | None, max_keys: int, bucket_s:
                 yield "piece", piece
             yield ("end",)
 
-    # Events records are decoded from the mapped window, so that level runs on one thread.
-    feed = iter(work() if events_level or chosen == "python" else _Producer(work()))
+    # Events records are decoded from the mapped window, so that level runs on one thread;
+    # so does INFERGUARD_SCAN_THREADS=1.
+    serial = events_level or chosen == "python" or _trace_scan.SCAN_THREADS < 2
+    feed = iter(work() if serial else _Producer(work()))
 
     def pieces() -> Iterator[Any]:
         for item in feed:
