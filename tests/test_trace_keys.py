@@ -123,6 +123,9 @@ CASES: dict[str, tuple[bytes, list[tuple[int, str | None, int, int, str | None]]
     "wrapper as chunk_hash": (one_key(payload(chunk_hash=NESTED, model_name="m",
                                               kv_rank=1)),
                               [(BAD, None, 0, 0, None), (OK, "m", 0x01000100, 0, None)]),
+    # msgspec gives up on depth; both kernels read on (the record is valid at any depth).
+    "args nested 3000 deep": (b"\x82" + S("deep") + b"\x91" * 3000 + b"\x00" + S("keys")
+                              + b"\x91" + WRAP + canon(), [(OK, "m", 0x01000100, 0, None)]),
     "str8 wrapper not a key": (b"\x81" + S("k") + b"\x82\xa5__t__\xd9\x09ObjectKey\xa1v"
                                + canon(), []),
 }
