@@ -198,6 +198,7 @@ class EventsEngine:
         self.decimated = False
         self.kept = 0
         self.inst: dict[str, dict[str, Any]] = {}
+        self._ctx: dict[tuple[Any, ...], int] = {}
         self._cells: list[tuple[int, int, int]] = []
 
     # -- sampling ----------------------------------------------------------------------
@@ -305,10 +306,18 @@ class EventsEngine:
                         or type(group) is not int or not -(1 << 63) <= rank < (1 << 63)
                         or not -(1 << 63) <= group < (1 << 63)):
                     raise ValueError
-                _, mh = self.models.intern(model)
-                sh = self.salts.intern(salt)[1] if isinstance(salt, str) else K_NOSALT
+                if not isinstance(salt, str):
+                    salt = None  # like the ObjectKey contract: a non-str salt means none
+                ck = (model, rank, group, salt)
+                c = self._ctx.get(ck)
+                if c is None:
+                    _, mh = self.models.intern(model)
+                    sh = K_NOSALT if salt is None else self.salts.intern(salt)[1]
+                    if len(self._ctx) > 4096:
+                        self._ctx.clear()
+                    c = self._ctx[ck] = context(mh, rank, group, sh)
                 hashes.append(h)
-                ctx.append(context(mh, rank, group, sh))
+                ctx.append(c)
                 valid.append(True)
             except (ValueError, KeyError, TypeError):
                 hashes.append(b"")
