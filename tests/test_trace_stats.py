@@ -586,3 +586,17 @@ def test_producer_hands_over_items_and_errors() -> None:
     for x in p:
         if x == 3:
             break
+
+
+def test_events_odd_keys(backend: str) -> None:
+    head = w.header("schema1", level="events", level_meta={"instance_id": "a"})
+    good = {"chunk_hash_hex": "ab" * 32, "model_name": "m", "kv_rank": 0,
+            "object_group_id": 0, "cache_salt": ["not", "a", "str"]}
+    bad = [{"chunk_hash_hex": "zz", "model_name": "m"}, {"model_name": "m"},
+           {"chunk_hash_hex": "ab", "model_name": 5}, "not a map"]
+    entries = [{"key": k, "size_bytes": 1} for k in [good, *bad]]
+    args = {"instance_id": "a", "incarnation": 1, "event_type": "store", "tier": "l1",
+            "backend": None, "entries": entries}
+    e = trace_stats(w.trace(w.record("events.batch", args, 1.0, 1.0), head=head)).events
+    assert e is not None and (e.entries, e.malformed_keys) == (5, 4)
+    assert e.flow.l1_keys_stored.value == 1
