@@ -471,6 +471,18 @@ def _analyze(tfile: TraceFile, backend: Backend | None, max_keys: int, bucket_s:
 class _Scale:
     """Estimates from the tracked keys: exact at level 0, else scaled by 1 / sample rate."""
 
+    def keys_by(self, group: npt.NDArray[np.int64], d: int) -> list[Count]:
+        """`keys()` for each of d groups at once (group: each tracked key's group)."""
+        n = np.bincount(group, minlength=d).astype(np.float64)
+        return _by_group(self, n, n, keys=True)
+
+    def rows_by(self, group: npt.NDArray[np.int64], per_key: npt.NDArray[Any], d: int
+                ) -> list[Count]:
+        """`rows()` for each of d groups at once."""
+        v = per_key.astype(np.float64)
+        return _by_group(self, np.bincount(group, weights=v, minlength=d),
+                         np.bincount(group, weights=v * v, minlength=d), keys=False)
+
     def __init__(self, keys: ts.Keys) -> None:
         self.p = keys.sample_rate
         self.exact = keys.level == 0
@@ -490,6 +502,15 @@ class _Scale:
         p = self.p
         return Count(round(x / p), False,
                      math.sqrt((1 - p) * max(float((v * v).sum()), 1.0)) / p, "key_sample")
+
+
+def _by_group(sc: _Scale, sums: npt.NDArray[Any], sq: npt.NDArray[Any],
+              keys: bool) -> list[Count]:
+    if sc.exact:
+        return [Count(int(x)) for x in sums.tolist()]
+    p = sc.p
+    return [Count(round(x / p), False, math.sqrt((1 - p) * max(q, 1.0)) / p, "key_sample")
+            for x, q in zip(sums.tolist(), (sums if keys else sq).tolist(), strict=True)]
 
 
 def _distinct(keys: ts.Keys, idx: int, mask: npt.NDArray[np.bool_] | None) -> Count:
@@ -649,10 +670,9 @@ def _breakdowns(eng: ts.Engine, models: list[str], salts: list[str],
     ncls = cl.size
     if ncls == 0:
         return Breakdowns([], [], [], [])
-    n = keys.count
-    kc = keys.cls[:n].astype(np.int64)
-    ones = np.ones(n, np.float64)
+    kc = keys.cls[:keys.count].astype(np.int64)
     tuples = [*cl.tuples] + ([(-3, -3, -1, -1)] if cl.other else [])
+    cut = [cl.other]
 
     def dim_rows(label_of: Callable[[tuple[int, int, int, int]], str],
                  extra: Callable[[str], dict[str, int]] | None = None) -> list[BreakdownRow]:
@@ -661,40 +681,39 @@ def _breakdowns(eng: ts.Engine, models: list[str], salts: list[str],
         index = {lab: i for i, lab in enumerate(uniq)}
         cmap = np.array([index[lab] for lab in labels], np.int64)
         d = len(uniq)
-        rows = np.bincount(cmap, weights=eng.class_roles[:ncls].sum(axis=1), minlength=d)
         roles = np.zeros((d, ts.NROLES), np.int64)
         np.add.at(roles, cmap, eng.class_roles[:ncls])
-        kd = cmap[kc] if n else np.zeros(0, np.int64)
-        out = []
-        for j, lab in enumerate(uniq[:MAX_BREAKDOWN_ROWS]):
-            mine = kd == j
-            out.append(BreakdownRow(
-                value=lab, key_rows=int(rows[j]), distinct_keys=sc.keys(mine & (ones > 0)),
-                rows_by_op={ts.ROLE_METHODS[r]: int(roles[j, r]) for r in range(1, ts.NROLES)
-                            if roles[j, r]} | ({"other": int(roles[j, 0])} if roles[j, 0]
-                                               else {}),
-                reads_of_written=sc.rows(np.where(mine, c[:, ts.C_READ_STORED], 0)),
-                lookups_of_written=sc.rows(np.where(mine, c[:, ts.C_LOOKUP_STORED], 0)),
-                **(extra(lab) if extra else {})))
-        return out
+        kd = cmap[kc]  # each tracked key's value of this dimension
+        distinct = sc.keys_by(kd, d)
+        reads_w = sc.rows_by(kd, c[:, ts.C_READ_STORED], d)
+        lookups_w = sc.rows_by(kd, c[:, ts.C_LOOKUP_STORED], d)
+        cut[0] |= d > MAX_BREAKDOWN_ROWS
+        return [BreakdownRow(
+            value=lab, key_rows=int(roles[j].sum()), distinct_keys=distinct[j],
+            rows_by_op={(ts.ROLE_METHODS[r] or "other"): int(roles[j, r])
+                        for r in range(ts.NROLES) if roles[j, r]},
+            reads_of_written=reads_w[j], lookups_of_written=lookups_w[j],
+            **(extra(lab) if extra else {}))
+            for j, lab in enumerate(uniq[:MAX_BREAKDOWN_ROWS])]
 
     def name(table: list[str], i: int, none: str) -> str:
         if i >= 0:
             return table[i]
-        return {-1: none, -2: "(name not interned)", -3: "(other)"}.get(i, "(other)")
+        return {-1: none, -2: "(name not interned)"}.get(i, "(other)")
 
     def value(table: list[int], i: int) -> str:
         return str(table[i]) if 0 <= i < len(table) else "(other)"
 
     def kv_extra(lab: str) -> dict[str, int]:
-        return _kv_label(int(lab)) if lab.lstrip("-").isdigit() else {}
+        v = int(lab) if lab.lstrip("-").isdigit() else -1
+        return _kv_label(v) if 0 <= v < 1 << 32 else {}
 
     return Breakdowns(
         model=dim_rows(lambda t: name(models, t[0], "(none)")),
         kv_rank=dim_rows(lambda t: value(cl.ranks, t[2]), kv_extra),
         cache_salt=dim_rows(lambda t: name(salts, t[1], "(no salt)")),
         object_group=dim_rows(lambda t: value(cl.groups, t[3])),
-        truncated=cl.other)
+        truncated=cut[0])
 
 
 def _rates(counts: npt.NDArray[np.int64], width: float) -> Rates | None:
