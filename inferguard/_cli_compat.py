@@ -168,9 +168,7 @@ def _emit(obj: object) -> None:
 
 
 def _compat(args: argparse.Namespace) -> int:
-    if not (args.packet or args.engine_metrics_file or args.lmcache_metrics_file
-            or args.lmcache_http_evidence_file or args.lmcache_log_evidence_file
-            or args.lmcache_log_file):
+    if not (args.packet or any(v for k, v in vars(args).items() if k.endswith("_file"))):
         print("inferguard: error: give --packet or at least one evidence file", file=sys.stderr)
         return 2
     try:

@@ -362,3 +362,21 @@ def test_raw_conf_capture_is_filtered_in_the_packet(tmp_path: Path) -> None:
     assert copied is not None and (path / copied / "GET_conf.body.filtered.json").exists()
     again = read_controller_capture_dir(path / copied)
     assert again.facts.config == packet.of_kind("controller")[0].facts.config
+
+
+def test_cli_offline_captures_and_evidence_file(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "p"
+    assert main(["collect-lmcache", "--output-dir", str(out),
+                 "--lmcache-controller-capture-dir", str(CTRL / "c2_controller_after_cache_ttl"),
+                 "--lmcache-internal-api-capture-dir", str(CTRL / "c2_internal_api")]) == 0
+    capsys.readouterr()
+    assert main(["diagnose-bottleneck", "--packet", str(out)]) == 0
+    assert "lmcache_controller_worker_listed_after_stop" in capsys.readouterr().out
+    evidence = out / "metrics" / "lmcache_controller_evidence.json"
+    assert main(["lmcache-compat", "--lmcache-controller-evidence-file", str(evidence),
+                 "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["report"]["detected"]["mode"] == "controller_only"
+    assert [c["server"] for c in doc["report"]["facts"]["controller"]] == [
+        "controller", "internal_api"]
