@@ -1,6 +1,6 @@
 """Native vs pure Python on every fuzz corpus entry: same result or the same error.
 
-    python fuzz/differential.py LCT_CORPUS_DIR PROM_CORPUS_DIR
+    python fuzz/differential.py LCT_CORPUS_DIR PROM_CORPUS_DIR [MORE_LCT_DIRS ...]
 
 Exits 1 on the first disagreement and copies the input to fuzz-out/disagreements/.
 """
@@ -11,22 +11,30 @@ import shutil
 import sys
 from pathlib import Path
 
+import msgspec
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from inferguard import TraceFile, native_available  # noqa: E402
+from inferguard.trace_stats import trace_stats  # noqa: E402
 from tests.test_prom_fuzz import model  # noqa: E402
 
 OUT = ROOT / "fuzz-out" / "disagreements"
 
 
 def lct_result(data: bytes, backend: str) -> object:
+    """The columnar scan and the full key analytics (backend name aside)."""
     try:
         with TraceFile(data, window_size=1 << 16) as t:
             c = t.scan(backend=backend)  # type: ignore[arg-type]
+            stats = trace_stats(t, backend=backend)  # type: ignore[arg-type]
+            analytics = msgspec.json.encode(msgspec.structs.replace(
+                stats, backend="", summary=msgspec.structs.replace(stats.summary, backend="")))
             return (c.offset.tolist(), c.length.tolist(), c.t_mono.tobytes(),
                     c.t_wall.tobytes(), c.op.tolist(), c.nkeys.tolist(), c.status.tolist(),
-                    c.ops, [(f.kind, f.offset, f.detail, f.skipped_bytes) for f in c.findings])
+                    c.ops, [(f.kind, f.offset, f.detail, f.skipped_bytes) for f in c.findings],
+                    analytics)
     except ValueError as exc:
         return ("error", type(exc).__name__, str(exc))
 
@@ -41,14 +49,15 @@ def prom_result(data: bytes, backend: str) -> object:
         return ("error", type(exc).__name__, str(exc))
 
 
-def main(lct_dir: str, prom_dir: str) -> int:
+def main(lct_dir: str, prom_dir: str, *more_lct: str) -> int:
     if not native_available():
         print("native backend not built: nothing to compare", file=sys.stderr)
         return 2
     counts = {}
-    for name, d, fn in (("lct", lct_dir, lct_result), ("prom", prom_dir, prom_result)):
+    jobs = [("lct", [lct_dir, *more_lct], lct_result), ("prom", [prom_dir], prom_result)]
+    for name, dirs, fn in jobs:
         n = 0
-        for p in sorted(Path(d).iterdir()):
+        for p in sorted(q for d in dirs for q in Path(d).iterdir()):
             data = p.read_bytes()
             if fn(data, "native") != fn(data, "python"):
                 OUT.mkdir(parents=True, exist_ok=True)
@@ -63,4 +72,4 @@ def main(lct_dir: str, prom_dir: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1], sys.argv[2]))
+    sys.exit(main(*sys.argv[1:]))

@@ -651,7 +651,11 @@ def _facts_digest(packet: Packet) -> dict[str, Any]:
             "ops": {o.qualname.rsplit(".", 2)[-1] if o.qualname.endswith(("__enter__",
                     "__exit__")) else o.qualname.rsplit(".", 1)[-1]: o.count
                     for o in summary.ops} if summary else {},
-            "first_problem_offset": e.problems[0].offset if e.problems else None})
+            "first_problem_offset": e.problems[0].offset if e.problems else None,
+            "analytics": [{"code": f.code, "level": f.evidence, "severity": f.severity,
+                           "title": f.title, "detail": f.detail, "offsets": f.offsets[:5]}
+                          for f in e.facts.analytics] if isinstance(e.facts, TraceFacts)
+            else []})
     out["traces"] = traces
     spans = [e.facts for e in _readable(packet, "otel") if isinstance(e.facts, OtelFacts)]
     out["otel"] = {"span_count": sum(s.span_count for s in spans),

@@ -184,6 +184,43 @@ FINDING_CODES: dict[str, CodeSpec] = {
     "lmcache_lookup_hash_evidence_present": CodeSpec(
         "info", "lookup-hash logs show repeated chunks (reuse potential)",
         "compare with lookup hit counters to see how much reuse was served"),
+    # Trace analytics (inferguard.trace_stats): "trace_<x>" arrives as "lmcache_trace_<x>".
+    "lmcache_trace_no_object_keys": CodeSpec(
+        "warning", "the trace has records but no ObjectKey arguments",
+        "check the LMCache version's trace codec; keys are what reuse is judged on"),
+    "lmcache_trace_malformed_object_keys": CodeSpec(
+        "warning", "some ObjectKey arguments in the trace cannot be read",
+        "see the offsets; the recorder or the file is damaged there"),
+    "lmcache_trace_key_stats_sampled": CodeSpec(
+        "info", "per-key trace numbers are estimates (too many distinct keys to count exactly)",
+        "read the standard errors beside the numbers"),
+    "lmcache_trace_reads_of_unwritten_keys": CodeSpec(
+        "info", "reads of keys the trace never saw written",
+        "normal when the trace started after the writes (or L2 loaded them)"),
+    "lmcache_trace_leaked_read_contexts": CodeSpec(
+        "warning", "read_prefetched_results entered but never exited (read locks held)",
+        "look at the offsets: those reads hold L1 read locks until the context exits"),
+    "lmcache_trace_exit_without_enter": CodeSpec(
+        "info", "read contexts exited without an enter in the trace",
+        "normal when the trace started mid-request"),
+    "lmcache_trace_unfinished_writes": CodeSpec(
+        "warning", "reserve_write never finished (write-locked space not released)",
+        "look at the offsets; unfinished writes pin L1 space until their TTL"),
+    "lmcache_trace_finish_without_reserve": CodeSpec(
+        "info", "finish_write without a reserve in the trace",
+        "normal when the trace started mid-write"),
+    "lmcache_trace_write_amplification": CodeSpec(
+        "warning", "the same keys are stored more than once",
+        "check that lookups run before stores, and the L1 size against the working set"),
+    "lmcache_trace_unserved_prefetches": CodeSpec(
+        "warning", "keys prefetched after being written were never read",
+        "compare with lookup hit counters: prefetched data was not used"),
+    "lmcache_trace_events_restarts": CodeSpec(
+        "warning", "the events trace shows cache server restarts",
+        "a restart drops L1; read the server log around those times"),
+    "lmcache_trace_events_delete_without_store": CodeSpec(
+        "info", "deletes of keys the events trace never saw stored",
+        "normal when the trace started after the stores"),
     "lmcache_evidence_malformed": CodeSpec(
         "warning", "some evidence could not be read",
         "see the evidence problems for file and line"),
@@ -421,6 +458,24 @@ def tracing_gaps(r: CompatReport) -> Iterator[Finding]:
         if writes and not reads:
             yield _f("lmcache_trace_no_reads", f"{t['source']}: {writes} write records, no read",
                      SUPPORTED, [t["source"]])
+
+
+# Trace analytics codes already covered by tracing_gaps (damage, no reads).
+_TRACE_COVERED = frozenset(["trace_damaged", "trace_no_read_records"])
+
+
+@rule
+def trace_analytics(r: CompatReport) -> Iterator[Finding]:
+    """Pass the trace analytics' findings through, with their levels and offsets."""
+    for t in r.facts.get("traces", []):
+        for a in t.get("analytics", []):
+            code = f"lmcache_{a['code']}"
+            if a["code"] in _TRACE_COVERED or code not in FINDING_CODES:
+                continue
+            offsets = ", ".join(str(o) for o in a["offsets"])
+            yield _f(code, f"{t['source']}: {a['title']}: {a['detail']}"
+                     + (f" (offsets {offsets})" if offsets else ""), a["level"],
+                     [t["source"]])
 
 
 @rule

@@ -32,6 +32,7 @@ from inferguard.otel import OtelFacts, read_otel
 from inferguard.prom import Exposition, MetricsSummary, parse_text
 from inferguard.replay import ReplayFacts, read_replay
 from inferguard.trace import TraceFile, TraceFormatError, TraceSummary
+from inferguard.trace_stats import TraceStatsFinding, trace_stats
 
 MAX_METRICS_BYTES = 1 << 30
 
@@ -137,9 +138,11 @@ def _label_totals(data: list[Any], labels: dict[str, set[str]]
 
 
 class TraceFacts(msgspec.Struct, frozen=True, tag="trace"):
-    """A `.lct` recording: the trace summary with its integrity section."""
+    """A `.lct` recording: the trace summary with its integrity section, and the findings
+    of the trace analytics (lifecycle breaks, reuse, write amplification, ...)."""
 
     summary: TraceSummary
+    analytics: list[TraceStatsFinding] = msgspec.field(default_factory=list)
 
 
 Facts = (HttpFacts | LogFacts | OtelFacts | LookupHashFacts | ReplayFacts | LaunchFacts
@@ -178,7 +181,8 @@ def read_trace(path: str | os.PathLike[str]) -> Evidence:
     try:
         size = os.path.getsize(p)
         with TraceFile(p) as t:
-            summary = t.summary()
+            stats = trace_stats(t)
+        summary = stats.summary
     except TraceFormatError as exc:
         return Evidence(kind="trace", source=EvidenceSource(path=p), status="malformed",
                         problems=[Problem(str(exc), offset=0)])
@@ -189,7 +193,7 @@ def read_trace(path: str | os.PathLike[str]) -> Evidence:
                 for f in summary.integrity.findings]
     source = EvidenceSource(path=p, sha256=_sha256_file(p), size=size)
     return Evidence(kind="trace", source=source, status="partial" if problems else "ok",
-                    facts=TraceFacts(summary), problems=problems)
+                    facts=TraceFacts(summary, stats.findings), problems=problems)
 
 
 def _sha256_file(path: str) -> str:

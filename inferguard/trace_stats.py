@@ -43,7 +43,9 @@ from inferguard import _trace_stats as ts
 from inferguard._native import Backend, resolve_backend
 from inferguard._trace_events import Count, EventsEngine, EventStats
 from inferguard._trace_keys import make_extractor
+from inferguard._trace_scan import FindingLog
 from inferguard.trace import (
+    MAX_FINDINGS,
     PathOrBuffer,
     TraceFile,
     TraceSummary,
@@ -423,7 +425,7 @@ def _analyze(tfile: TraceFile, backend: Backend | None, max_keys: int, bucket_s:
              idle_gap_s: float, burst_factor: float, progress: ProgressFn | None
              ) -> TraceAnalysis:
     chosen = resolve_backend(backend)
-    raw_findings: list[Any] = []
+    raw_findings = FindingLog(MAX_FINDINGS)  # bounded, like TraceFile.summary()
     chunks, kernel = tfile._chunks(chosen, raw_findings)
     names = _names_cached(kernel)
     extractor = make_extractor(chosen)
@@ -459,7 +461,8 @@ def _analyze(tfile: TraceFile, backend: Backend | None, max_keys: int, bucket_s:
         if progress is not None:
             progress(int(chunk.offset[-1]) + 4 + int(chunk.length[-1]), tfile.size)
     engine.finish()
-    summary = agg.result(tfile, chosen, kernel.names(), tfile._header_findings + raw_findings)
+    summary = agg.result(tfile, chosen, kernel.names(), tfile._header_findings + raw_findings,
+                         raw_findings.omitted, raw_findings.omitted_skipped)
     models, salts = extractor.names()
     return _build(tfile, chosen, summary, engine, events, kernel.names(), models, salts,
                   burst_factor)

@@ -230,3 +230,13 @@ def test_damaged_trace_and_malformed_evidence_findings(tmp_path: Path) -> None:
                        ("trace", junk)), expect_mode="mp")
     codes = diagnose(r).codes()
     assert "lmcache_trace_damaged" in codes and "lmcache_evidence_malformed" in codes
+
+
+def test_trace_analytics_findings_reach_diagnose() -> None:
+    r = compat(_packet(("trace", UPSTREAM / "lookup-replay-storage.lct")), expect_mode="mp")
+    findings = {f.code: f for f in diagnose(r).findings}
+    unserved = findings["lmcache_trace_unserved_prefetches"]
+    assert unserved.level == "inferred_without_engine_metrics"  # a trace alone: inferred
+    assert "offsets" in unserved.message
+    # Damage and missing reads are reported once, by the compat rules, not twice.
+    assert "lmcache_trace_damaged" not in findings
