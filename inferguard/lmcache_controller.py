@@ -18,7 +18,6 @@ A controller answer is control-plane state, never proof of cache performance.
 
 from __future__ import annotations
 
-import email.utils
 import json
 import math
 import os
@@ -30,9 +29,16 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import msgspec
 
+from inferguard._http_capture import (
+    BODY_LIMIT,
+    Answer,
+    capture_names,
+    fetch,
+    parse_json,
+    read_dir,
+)
 from inferguard.evidence import Evidence, EvidenceSource, Problem, status_from
 from inferguard.lmcache_http import (
-    BODY_LIMIT,
     REDACTED,
     RouteResult,
     RouteSpec,
@@ -384,43 +390,27 @@ def facts_from_routes(server: str, base_url: str | None, results: Iterable[Route
     return msgspec.convert(f, ControllerFacts), problems
 
 
-def _result(method: str, path: str, status: int | None, ctype: str | None, raw: bytes,
-            url: str | None = None, elapsed_ms: float | None = None) -> RouteResult:
+def _result(a: Answer) -> RouteResult:
     """One answer as kept: JSON parsed and redacted; /metrics without its body (the raw
     scrape is kept as a packet input instead)."""
-    truncated = len(raw) > BODY_LIMIT
-    raw = raw[:BODY_LIMIT]
-    if path == "/metrics":
-        return RouteResult(method, path, url, status, ctype, truncated=truncated,
-                           elapsed_ms=elapsed_ms)
-    text = raw.decode("utf-8", "replace")
-    parsed: Any = None
-    if not truncated:
-        try:
-            parsed = json.loads(text)
-        except (ValueError, RecursionError):
-            parsed = None
-    if path.startswith("/conf"):
+    if a.error is not None:
+        return RouteResult("GET", a.path, a.url, error=a.error, elapsed_ms=a.elapsed_ms)
+    parsed, text, truncated = parse_json(a.raw)
+    if a.path == "/metrics":
+        return RouteResult("GET", a.path, a.url, a.status, a.content_type, truncated=truncated,
+                           elapsed_ms=a.elapsed_ms)
+    if a.path.startswith("/conf"):
         parsed = filter_conf(parsed)
         text = ""
     elif parsed is not None:
         parsed = redact(parsed)
-    return RouteResult(method, path, url, status, ctype, json=parsed,
+    return RouteResult("GET", a.path, a.url, a.status, a.content_type, json=parsed,
                        text=None if parsed is not None else text, truncated=truncated,
-                       elapsed_ms=elapsed_ms)
+                       elapsed_ms=a.elapsed_ms)
 
 
 def _capture_name(path: str) -> str:
     return path.split("?", 1)[0].strip("/").replace("/", "_") or "root"
-
-
-def _http_date(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return email.utils.parsedate_to_datetime(value).timestamp()
-    except (TypeError, ValueError, IndexError):
-        return None
 
 
 def detect_server(names: Iterable[str]) -> str:
@@ -437,45 +427,20 @@ def read_controller_capture_dir(path: str | os.PathLike[str], server: str | None
     The heartbeat ages are taken against the `date:` header of the workers answer (the
     controller's own clock), else of any answer."""
     d = Path(path)
-    try:
-        names = sorted(p.name for p in d.iterdir())
-    except OSError as exc:
+    found = capture_names(d)
+    if isinstance(found, Problem):
         return Evidence(kind="controller", source=EvidenceSource(path=str(d)),
-                        status="malformed",
-                        problems=[Problem(f"cannot list directory: {exc.strerror or exc}")])
-    found = {m.group(1): n for n in names
-             if (m := re.match(r"^GET_(.+?)\.body(\.filtered\.json)?$", n))}
+                        status="malformed", problems=[found])
     srv = server or detect_server(found)
     routes = {_capture_name(r.path): r.path for r in ROUTE_TABLES[srv]
               if r.method == "GET" and r.collect}
-    results: list[RouteResult] = []
-    problems: list[Problem] = []
-    digest: list[bytes] = []
-    dates: dict[str, float] = {}
-    metrics_text: str | None = None
-    for cap, fname in sorted(found.items()):
-        route = routes.get(cap)
-        if route is None:
-            problems.append(Problem(f"unknown capture {fname!r}", where=fname))
-            continue
-        raw = (d / fname).read_bytes()
-        digest.append(fname.encode() + b"\0" + raw)
-        status, ctype = None, None
-        hdr = d / f"GET_{cap}.headers"
-        if hdr.exists():
-            lines = hdr.read_text("utf-8", "replace").splitlines()
-            sm = re.match(r"^HTTP/\S+\s+(\d{3})", lines[0]) if lines else None
-            status = int(sm.group(1)) if sm else None
-            for line in lines[1:]:
-                k, _, v = line.partition(":")
-                if k.strip().lower() == "content-type":
-                    ctype = v.strip()
-                elif k.strip().lower() == "date" and (t := _http_date(v.strip())) is not None:
-                    dates[route] = t
-        if route == "/metrics":
-            metrics_text = raw.decode("utf-8", "replace")
-        results.append(_result("GET", CONF_PATH if route == "/conf" else route, status, ctype,
-                               raw))
+    answers, problems, digest = read_dir(d, found, routes)
+    # /conf is only ever asked with its fixed ?names= list.
+    answers = [a._replace(path=CONF_PATH) if a.path == "/conf" else a for a in answers]
+    results = [_result(a) for a in answers]
+    dates = {a.path: a.date for a in answers if a.date is not None}
+    metrics_text = next((a.raw.decode("utf-8", "replace") for a in answers
+                         if a.path == "/metrics"), None)
     when = dates.get("/controller/workers") or (max(dates.values()) if dates else None)
     facts, more = facts_from_routes(srv, None, results, collected_at=when,
                                     metrics_text=metrics_text)
@@ -483,7 +448,7 @@ def read_controller_capture_dir(path: str | os.PathLike[str], server: str | None
     if when is None and facts.workers:
         problems.append(Problem("no date header: heartbeat ages cannot be computed",
                                 where="GET_controller_workers.headers"))
-    src = EvidenceSource.of_bytes(b"".join(digest), path=str(d))
+    src = EvidenceSource.of_bytes(digest, path=str(d))
     return Evidence(kind="controller", source=src,
                     status=status_from(problems, readable=bool(results)), facts=facts,
                     problems=problems)
@@ -513,35 +478,17 @@ def collect_control_plane(base_url: str, server: str, *, thread_names: Iterable[
     Failures (refused, timeout, 4xx/5xx, non-JSON) are evidence, never exceptions. The raw
     `/metrics` answer is returned as a packet input; an internal API server's scrape also
     becomes `lmcache_metrics` evidence (the engine's in-process `lmcache:*` registry)."""
-    import httpx
 
     if server not in SERVERS:
         raise ValueError(f"unknown control-plane server {server!r}; known: {SERVERS}")
     base = base_url.rstrip("/")
-    results: list[RouteResult] = []
-    dates: dict[str, float] = {}
-    metrics_raw: bytes | None = None
-    with httpx.Client(timeout=timeout, transport=transport, follow_redirects=False) as client:
-        for path in request_paths(server, thread_names):
-            url = base + path
-            t0 = time.perf_counter()
-            try:
-                with client.stream("GET", url) as resp:
-                    raw = b""
-                    for part in resp.iter_bytes():
-                        raw += part
-                        if len(raw) > BODY_LIMIT:
-                            break
-                    ms = (time.perf_counter() - t0) * 1e3
-                    dates[path] = _http_date(resp.headers.get("date")) or float(clock())
-                    if path == "/metrics" and resp.status_code == 200 and len(raw) <= BODY_LIMIT:
-                        metrics_raw = raw
-                    results.append(_result("GET", path, resp.status_code,
-                                           resp.headers.get("content-type"), raw, url, ms))
-            except httpx.HTTPError as exc:
-                dates[path] = float(clock())  # when it did not answer (orders the evidence)
-                results.append(RouteResult("GET", path, url, error=f"{type(exc).__name__}: {exc}",
-                                           elapsed_ms=(time.perf_counter() - t0) * 1e3))
+    answers = fetch(base, request_paths(server, thread_names), timeout=timeout,
+                    transport=transport)
+    results = [_result(a) for a in answers]
+    # An answer's own date (the server's clock); when it did not answer, when we asked.
+    dates = {a.path: a.date if a.date is not None else float(clock()) for a in answers}
+    metrics_raw = next((a.raw for a in answers if a.path == "/metrics" and a.status == 200
+                        and len(a.raw) <= BODY_LIMIT), None)
     when = dates.get("/controller/workers") or (max(dates.values()) if dates else None)
     text = metrics_raw.decode("utf-8", "replace") if metrics_raw is not None else None
     facts, problems = facts_from_routes(server, base, results, collected_at=when,

@@ -8,20 +8,24 @@ never stored raw: only LMCache-relevant keys are kept, secret-looking values red
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
 import msgspec
 
+from inferguard._http_capture import (
+    Answer,
+    capture_names,
+    fetch,
+    parse_json,
+    read_dir,
+)
 from inferguard.evidence import Evidence, EvidenceSource, Problem, status_from
 
 Access = Literal["read", "sensitive", "mutating", "destructive", "dangerous"]
-BODY_LIMIT = 1 << 20  # larger bodies are truncated and flagged
 
 
 class RouteSpec(msgspec.Struct, frozen=True):
@@ -278,25 +282,18 @@ def facts_from_routes(base_url: str | None, results: Iterable[RouteResult],
     return msgspec.convert(f, HttpFacts, from_attributes=False), problems
 
 
-def _result_from_body(method: str, path: str, status: int | None, ctype: str | None,
-                      raw: bytes, url: str | None = None, elapsed_ms: float | None = None,
-                      error: str | None = None) -> RouteResult:
-    truncated = len(raw) > BODY_LIMIT
-    raw = raw[:BODY_LIMIT]
-    text = raw.decode("utf-8", "replace")
-    parsed: Any = None
-    if not truncated:
-        try:
-            parsed = json.loads(text)
-        except (ValueError, RecursionError):
-            parsed = None
-    if path == "/env":  # never keep the raw environment
+def _result(a: Answer) -> RouteResult:
+    """One answer as kept: JSON parsed when it is JSON; /env only filtered."""
+    if a.error is not None:
+        return RouteResult("GET", a.path, a.url, error=a.error, elapsed_ms=a.elapsed_ms)
+    parsed, text, truncated = parse_json(a.raw)
+    if a.path == "/env":  # never keep the raw environment
         env, _ = filter_env(parsed)
-        return RouteResult(method, path, url, status, ctype, json=env, truncated=truncated,
-                           error=error, elapsed_ms=elapsed_ms)
-    return RouteResult(method, path, url, status, ctype,
-                       json=parsed, text=None if parsed is not None else text,
-                       truncated=truncated, error=error, elapsed_ms=elapsed_ms)
+        return RouteResult("GET", a.path, a.url, a.status, a.content_type, json=env,
+                           truncated=truncated, elapsed_ms=a.elapsed_ms)
+    return RouteResult("GET", a.path, a.url, a.status, a.content_type, json=parsed,
+                       text=None if parsed is not None else text, truncated=truncated,
+                       elapsed_ms=a.elapsed_ms)
 
 
 # Capture files as harnesses save them: GET_<name>.body + GET_<name>.headers.
@@ -314,38 +311,15 @@ _CAPTURE_NAMES = {
 def read_http_capture_dir(path: str | os.PathLike[str]) -> Evidence:
     """Read a directory of captured answers (GET_<route>.body / .headers) into evidence."""
     d = Path(path)
-    results: list[RouteResult] = []
-    problems: list[Problem] = []
-    digest_parts: list[bytes] = []
-    try:
-        names = sorted(p.name for p in d.iterdir())
-    except OSError as exc:
+    found = capture_names(d)
+    if isinstance(found, Problem):
         return Evidence(kind="http", source=EvidenceSource(path=str(d)), status="malformed",
-                        problems=[Problem(f"cannot list directory: {exc.strerror or exc}")])
-    for name in names:
-        m = re.match(r"^GET_(.+?)\.body(\.filtered\.json)?$", name)
-        if not m:
-            continue
-        route = _CAPTURE_NAMES.get(m.group(1))
-        if route is None:
-            problems.append(Problem(f"unknown capture {name!r}", where=name))
-            continue
-        raw = (d / name).read_bytes()
-        digest_parts.append(name.encode() + b"\0" + raw)
-        status, ctype = None, None
-        hdr = d / f"GET_{m.group(1)}.headers"
-        if hdr.exists():
-            lines = hdr.read_text("utf-8", "replace").splitlines()
-            sm = re.match(r"^HTTP/\S+\s+(\d{3})", lines[0]) if lines else None
-            status = int(sm.group(1)) if sm else None
-            for line in lines[1:]:
-                k, _, v = line.partition(":")
-                if k.strip().lower() == "content-type":
-                    ctype = v.strip()
-        results.append(_result_from_body("GET", route, status, ctype, raw))
+                        problems=[found])
+    answers, problems, digest = read_dir(d, found, _CAPTURE_NAMES)
+    results = [_result(a) for a in answers]
     facts, more = facts_from_routes(None, results, skipped_routes())
     problems += more
-    src = EvidenceSource.of_bytes(b"".join(digest_parts), path=str(d))
+    src = EvidenceSource.of_bytes(digest, path=str(d))
     return Evidence(kind="http", source=src, status=status_from(problems, readable=bool(results)),
                     facts=facts, problems=problems)
 
@@ -355,30 +329,10 @@ def collect_http(base_url: str, *, thread_names: Iterable[str] = (), timeout: fl
     """GET every allow-listed route of a live MP server; record the rest as skipped.
 
     Failures (refused, timeout, 4xx/5xx, non-JSON) are evidence, never exceptions."""
-    import httpx
-
     base = base_url.rstrip("/")
     paths = [r.path for r in ROUTES if r.collect and r.method == "GET" and r.path != "/threads"]
     paths += [f"/threads?name={n}" for n in thread_names]
-    results: list[RouteResult] = []
-    with httpx.Client(timeout=timeout, transport=transport, follow_redirects=False) as client:
-        for path in paths:
-            url = base + path
-            t0 = time.perf_counter()
-            try:
-                with client.stream("GET", url) as resp:
-                    raw = b""
-                    for part in resp.iter_bytes():
-                        raw += part
-                        if len(raw) > BODY_LIMIT:
-                            break
-                    ms = (time.perf_counter() - t0) * 1e3
-                    results.append(_result_from_body(
-                        "GET", path, resp.status_code, resp.headers.get("content-type"), raw,
-                        url, ms))
-            except httpx.HTTPError as exc:
-                results.append(RouteResult("GET", path, url, error=f"{type(exc).__name__}: {exc}",
-                                           elapsed_ms=(time.perf_counter() - t0) * 1e3))
+    results = [_result(a) for a in fetch(base, paths, timeout=timeout, transport=transport)]
     facts, problems = facts_from_routes(base, results, skipped_routes())
     reachable = any(r.status_code is not None for r in results)
     src = EvidenceSource.of_bytes(msgspec.json.encode(results), url=base)
