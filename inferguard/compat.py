@@ -680,9 +680,80 @@ def _facts_digest(packet: Packet) -> dict[str, Any]:
     out["launch_env"] = launch_env
     out["blend"] = blend_digest(packet)
     out["controller"] = controller_digest(packet)
+    out["vllm_lmcache"] = vllm_lmcache_digest(packet)
     out["malformed_evidence"] = [{"kind": e.kind, "source": _src(e),
                                   "problem": e.problems[0].message if e.problems else ""}
                                  for e in packet.evidence if e.status == "malformed"]
+    return out
+
+
+def _fam_any(facts: list[MetricsFacts], *names: str) -> FamilyStats | None:
+    """The first family under any of `names` (with or without the counter `_total`)."""
+    want = {normalize_name(n) for n in names}
+    return next((fam for f in facts for fam in f.families
+                 if normalize_name(fam.name) in want), None)
+
+
+def _label(fam: FamilyStats | None, label: str) -> list[str]:
+    return list(fam.labels[label].values) if fam is not None and label in fam.labels else []
+
+
+def vllm_lmcache_digest(packet: Packet) -> dict[str, Any]:
+    """vLLM's connector counters beside LMCache's own, and how their series join.
+
+    `vllm:external_prefix_cache_hits` counts tokens a KV connector actually loaded; LMCache's
+    lookup hit tokens count every lookup hit, including prefixes vLLM still held locally, so
+    the two differ by design. vLLM labels series with the served model name, LMCache with the
+    model path: the launch command (`--model`, `--served-model-name`) is the join. Also counts
+    the `lmcache:*` families the engine scrape declares and how many carry samples."""
+    engine = [e.facts for e in _readable(packet, "engine_metrics")
+              if isinstance(e.facts, MetricsFacts)]
+    lmc = [e.facts for e in _readable(packet, "lmcache_metrics")
+           if isinstance(e.facts, MetricsFacts)]
+    if not engine and not lmc:
+        return {}
+    out: dict[str, Any] = {}
+    ext_q = _fam_any(engine, "vllm:external_prefix_cache_queries")
+    ext_h = _fam_any(engine, "vllm:external_prefix_cache_hits")
+    if ext_q is not None or ext_h is not None:
+        out["vllm_external_queries"] = ext_q.total if ext_q is not None else None
+        out["vllm_external_hits"] = ext_h.total if ext_h is not None else None
+        out["vllm_model_names"] = _label(ext_h or ext_q, "model_name")
+    emb = [fam for f in engine for fam in f.families if fam.name.startswith("lmcache:")]
+    if engine:
+        out["engine_lmcache_families"] = len(emb)
+        out["engine_lmcache_families_with_samples"] = sum(1 for x in emb if x.samples)
+        out["engine_lmcache_nonzero_families"] = sum(1 for x in emb if x.nonzero_samples)
+        out["engine_lmcache_mp_lookup_count"] = next(
+            (x.total for f in engine for x in f.families
+             if x.name.startswith("vllm:lmcache_mp_lookup_duration_seconds")), None)
+    hit = _fam_any(lmc, "lmcache_mp_lookup_hit_tokens_total")
+    req = _fam_any(lmc, "lmcache_mp_lookup_requested_tokens_total")
+    if hit is not None or req is not None:
+        out["lmcache_lookup_hit_tokens"] = hit.total if hit is not None else None
+        out["lmcache_lookup_requested_tokens"] = req.total if req is not None else None
+        out["lmcache_model_names"] = _label(hit or req, "model_name")
+    join: dict[str, str] = {}
+    for e in _readable(packet, "launch_config"):
+        assert isinstance(e.facts, LaunchFacts)
+        for x in e.facts.launches:
+            if x.program != "vllm":
+                continue
+            model = x.flags.get("model") or x.flags.get("positional")
+            served = x.flags.get("served-model-name")
+            if isinstance(model, str):
+                join["model"] = model
+                join["served_model_name"] = served if isinstance(served, str) else model
+    if join:
+        out["launch_models"] = join
+    vn, ln = set(out.get("vllm_model_names", [])), set(out.get("lmcache_model_names", []))
+    if vn and ln:
+        if vn & ln:
+            out["model_join"] = "same_label"
+        elif join and join["served_model_name"] in vn and join["model"] in ln:
+            out["model_join"] = "via_launch"
+        else:
+            out["model_join"] = "unjoined"
     return out
 
 

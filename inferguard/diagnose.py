@@ -104,6 +104,16 @@ FINDING_CODES: dict[str, CodeSpec] = {
         "warning", "the engine /metrics has no lmcache:* family",
         "export PROMETHEUS_MULTIPROC_DIR before launching vLLM, or enable LMCache's internal "
         "API server; vllm:external_prefix_cache_* still shows connector hits"),
+    "lmcache_configured_but_not_working": CodeSpec(
+        "error", "LMCache is configured but not working: the engine serves without it",
+        "read the engine log for LMCache's initialisation error; lmcache 0.5.6 has no "
+        "in-process vLLM connector for CPU (use lmcache server with LMCacheMPConnector); until "
+        "fixed every lookup waits for an RPC timeout and the prompt is recomputed"),
+    "lmcache_vllm_hits_reconciled": CodeSpec(
+        "info", "vLLM's external prefix-cache hits and LMCache's lookup hit tokens differ by "
+        "design", "vLLM counts tokens the connector loaded; LMCache counts every lookup hit, "
+        "including prefixes vLLM still held locally; join the series through the launch: "
+        "LMCache model_name = --model (path), vLLM model_name = --served-model-name"),
     "lmcache_sglang_hicache_only": CodeSpec(
         "warning", "SGLang HiCache metrics without any LMCache evidence",
         "HiCache is SGLang's own tiering; add --enable-lmcache evidence to claim LMCache"),
@@ -501,6 +511,62 @@ def embedded_surface(r: CompatReport) -> Iterator[Finding]:
         yield _f("lmcache_embedded_metrics_not_exported",
                  "no lmcache:* family on the engine /metrics (the default without "
                  "PROMETHEUS_MULTIPROC_DIR)", MISSING_SIGNAL, [])
+
+
+def _vl(r: CompatReport) -> dict[str, Any]:
+    d: dict[str, Any] = r.facts.get("vllm_lmcache", {})
+    return d
+
+
+@rule
+def configured_but_dead(r: CompatReport) -> Iterator[Finding]:
+    """LMCache is configured (connector in launch or logs) but never works: its own errors and
+    lookup timeouts in the log, and/or the engine's connector counters and lmcache:* families
+    showing nothing. Logs and metrics agreeing make it supported."""
+    logs, d = _logs(r), _vl(r)
+    log_ev = [f"log: {k} x{logs[k]}" for k in ("lmcache_init_failed", "lmcache_post_init_skipped",
+                                                "lmcache_lookup_rpc_timeout") if logs.get(k)]
+    q, h = d.get("vllm_external_queries"), d.get("vllm_external_hits")
+    fams, live = d.get("engine_lmcache_families", 0), d.get("engine_lmcache_nonzero_families", 0)
+    metric_ev = []
+    if q and h == 0:
+        metric_ev.append(f"vllm:external_prefix_cache_queries={q:g} with hits=0")
+    if fams and not live:
+        metric_ev.append(f"{fams} lmcache:* families declared on the engine /metrics, "
+                         f"{d.get('engine_lmcache_families_with_samples', 0)} with samples, "
+                         "none non-zero")
+    if not log_ev and not (q and h == 0 and fams and not live):
+        return
+    level = SUPPORTED if log_ev and metric_ev else (PARTIAL if metric_ev else INFERRED)
+    yield _f("lmcache_configured_but_not_working",
+             "LMCache is configured but not working: " + "; ".join(log_ev + metric_ev),
+             level, log_ev + metric_ev)
+
+
+@rule
+def vllm_hits_reconciled(r: CompatReport) -> Iterator[Finding]:
+    d = _vl(r)
+    ext, lmc = d.get("vllm_external_hits"), d.get("lmcache_lookup_hit_tokens")
+    if ext is None or lmc is None:
+        return
+    join = d.get("model_join")
+    models = d.get("launch_models", {})
+    if join == "via_launch":
+        how = (f"model_name differs (vLLM {d.get('vllm_model_names')}: the served name; LMCache "
+               f"{d.get('lmcache_model_names')}: the model path), joined via the launch "
+               f"(--model {models.get('model')} --served-model-name "
+               f"{models.get('served_model_name')})")
+    elif join == "same_label":
+        how = "both sides label the same model_name"
+    else:
+        how = (f"model_name labels do not join (vLLM {d.get('vllm_model_names')}, LMCache "
+               f"{d.get('lmcache_model_names')}); add the vLLM launch command")
+    yield _f("lmcache_vllm_hits_reconciled",
+             f"vllm:external_prefix_cache_hits={ext:g} tokens loaded by the connector; "
+             f"lmcache_mp_lookup_hit_tokens={lmc:g} (every lookup hit, also prefixes vLLM "
+             f"still held); {how}", SUPPORTED if join in ("via_launch", "same_label")
+             else PARTIAL, ["vllm:external_prefix_cache_hits",
+                            "lmcache_mp_lookup_hit_tokens_total"])
 
 
 @rule

@@ -21,7 +21,8 @@ from inferguard.evidence import Evidence, EvidenceKind, EvidenceSource, Problem,
 Category = Literal[
     "mp_server", "mp_connector", "embedded_vllm", "stale_connector", "offload_flag",
     "sglang_lmcache", "sglang_hicache", "p2p", "controller", "pd", "lifecycle", "hash_seed",
-    "eviction", "allocation_failure", "tracing", "error", "blend", "control_plane"]
+    "eviction", "allocation_failure", "tracing", "error", "blend", "control_plane",
+    "degraded"]
 
 MAX_LINE = 2000          # longer lines are cut (and counted) before matching
 EXAMPLES_PER_HINT = 20   # hints keep this many matching lines each, and count the rest
@@ -188,6 +189,23 @@ LOG_HINTS: tuple[LogHint, ...] = (
             "in-process store"),
     LogHint("sglang_retrieve", "lifecycle", r"LMCache retrieve started|LMCache store_kv completed",
             "SGLang LMCache lifecycle"),
+    LogHint("vllm_external_hit_rate", "lifecycle",
+            r"External prefix cache hit rate: (?P<rate>[\d.]+)%",
+            "vLLM's periodic external (KV connector) prefix-cache hit rate"),
+    LogHint("vllm_mp_lookup_stats", "lifecycle",
+            r"LMCache MP lookup count=(?P<count>\d+)", "vLLM's periodic LMCache MP lookup stats"),
+    # LMCache configured but not working: the engine keeps serving and recomputes
+    LogHint("lmcache_init_failed", "degraded",
+            r"(?:Failed to initialize LMCacheManager components.*?|System will operate in "
+            r"degraded mode.*?|)No supported (?P<device>\w+) connector found|"
+            r"Failed to initialize LMCacheManager components|System will operate in degraded mode",
+            "LMCache failed to initialise: the engine runs without it (degraded mode, recompute)"),
+    LogHint("lmcache_post_init_skipped", "degraded",
+            r"Skipping post_init due to previous initialization failure",
+            "LMCache skipped its post-init after the failure"),
+    LogHint("lmcache_lookup_rpc_timeout", "degraded",
+            r"Timeout occurred for rank (?P<rank>\d+), recreating all sockets",
+            "an LMCache lookup RPC timed out (the request waited, then recomputed)"),
     # hashing
     LogHint("none_hash", "hash_seed",
             r"Initialized NONE_HASH=(?P<value>\S+)|Using default NONE_HASH=(?P<default>\S+)",
@@ -221,7 +239,8 @@ _PREFILTER = re.compile(
     r"Stored|Retrieved|Prefetch request|Reqid|NONE_HASH|PYTHONHASHSEED|builtin hash|"
     r"watermark|allocat|Rejecting|Store task|EventBus|Timeout raised|Traceback|"
     r"kv[-_]offloading|enable[-_]lmcache|match_probe|CB |[Ff]ull sync|heartbeat|"
-    r"Health check interval|unretrieved")
+    r"Health check interval|unretrieved|External prefix|degraded mode|No supported|"
+    r"Timeout occurred|post_init")
 
 
 class HintMatch(msgspec.Struct, frozen=True, omit_defaults=True):
