@@ -153,24 +153,27 @@ static int32_t name_id(lct_keyx *x, int w, const uint8_t *s, size_t n, uint64_t 
 
 /* ------------------------------------------------------------ msgpack bits */
 
-/* If the value at *p is a str, consume it: 1.  Not a str: 0 (nothing consumed).
- * Truncated: -1. */
-static int take_str(const uint8_t **pp, const uint8_t *end, const uint8_t **s, size_t *n) {
+/* A length-prefixed payload: its 8/16/32-bit size opcodes are c8, c8 + 1, c8 + 2 (str:
+ * d9..db, bin: c4..c6), and with `fix` also fixstr (a0..bf, length in the low 5 bits).
+ * 1 with the payload in *s, *n (consumed); 0 another type (nothing consumed); -1
+ * truncated. */
+static int take_sized(const uint8_t **pp, const uint8_t *end, uint8_t c8, int fix,
+                      const uint8_t **s, size_t *n) {
     const uint8_t *p = *pp;
     uint64_t len;
     if (p >= end) return -1;
-    if (*p >= 0xa0 && *p <= 0xbf) {
+    if (fix && *p >= 0xa0 && *p <= 0xbf) {
         len = *p & 0x1fu;
         p += 1;
-    } else if (*p == 0xd9) {
+    } else if (*p == c8) {
         if (end - p < 2) return -1;
         len = p[1];
         p += 2;
-    } else if (*p == 0xda) {
+    } else if (*p == (uint8_t)(c8 + 1)) {
         if (end - p < 3) return -1;
         len = ((uint64_t)p[1] << 8) | p[2];
         p += 3;
-    } else if (*p == 0xdb) {
+    } else if (*p == (uint8_t)(c8 + 2)) {
         if (end - p < 5) return -1;
         len = ((uint64_t)p[1] << 24) | ((uint64_t)p[2] << 16) | ((uint64_t)p[3] << 8) | p[4];
         p += 5;
@@ -184,31 +187,14 @@ static int take_str(const uint8_t **pp, const uint8_t *end, const uint8_t **s, s
     return 1;
 }
 
-/* Same for bin8/16/32. */
+/* A str (fixstr, str8/16/32). */
+static int take_str(const uint8_t **pp, const uint8_t *end, const uint8_t **s, size_t *n) {
+    return take_sized(pp, end, 0xd9, 1, s, n);
+}
+
+/* A bin (bin8/16/32). */
 static int take_bin(const uint8_t **pp, const uint8_t *end, const uint8_t **s, size_t *n) {
-    const uint8_t *p = *pp;
-    uint64_t len;
-    if (p >= end) return -1;
-    if (*p == 0xc4) {
-        if (end - p < 2) return -1;
-        len = p[1];
-        p += 2;
-    } else if (*p == 0xc5) {
-        if (end - p < 3) return -1;
-        len = ((uint64_t)p[1] << 8) | p[2];
-        p += 3;
-    } else if (*p == 0xc6) {
-        if (end - p < 5) return -1;
-        len = ((uint64_t)p[1] << 24) | ((uint64_t)p[2] << 16) | ((uint64_t)p[3] << 8) | p[4];
-        p += 5;
-    } else {
-        return 0;
-    }
-    if ((uint64_t)(end - p) < len) return -1;
-    *s = p;
-    *n = (size_t)len;
-    *pp = p + len;
-    return 1;
+    return take_sized(pp, end, 0xc4, 0, s, n);
 }
 
 /* An int that fits int64: 1 (consumed).  Another type, or a uint64 above INT64_MAX:
