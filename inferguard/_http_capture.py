@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import math
 import re
 import time
 from collections.abc import Iterable, Mapping
@@ -43,6 +44,35 @@ def http_date(value: str | None) -> float | None:
         return email.utils.parsedate_to_datetime(value).timestamp()
     except (TypeError, ValueError, IndexError):
         return None
+
+
+def json_at(d: Any, *path: str) -> Any:
+    """The value at a key path of a parsed JSON answer, or None where the shape differs."""
+    for p in path:
+        if not isinstance(d, dict):
+            return None
+        d = d.get(p)
+    return d
+
+
+def as_int(v: Any) -> int | None:
+    """An int (never a bool) from an answer, else None."""
+    return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+
+def as_num(v: Any, *, finite: bool = False) -> float | None:
+    """A number (never a bool) from an answer as float, else None; `finite` drops NaN/inf."""
+    if not isinstance(v, (int, float)) or isinstance(v, bool):
+        return None
+    return None if finite and not math.isfinite(v) else float(v)
+
+
+def as_bool(v: Any) -> bool | None:
+    return v if isinstance(v, bool) else None
+
+
+def as_str(v: Any) -> str | None:
+    return v if isinstance(v, str) else None
 
 
 def parse_json(raw: bytes) -> tuple[Any, str, bool]:

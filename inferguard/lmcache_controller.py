@@ -32,8 +32,12 @@ import msgspec
 from inferguard._http_capture import (
     BODY_LIMIT,
     Answer,
+    as_int,
+    as_num,
+    as_str,
     capture_names,
     fetch,
+    json_at,
     parse_json,
     read_dir,
 )
@@ -269,22 +273,8 @@ def filtered_capture(name: str, raw: bytes) -> tuple[str, bytes] | None:
     return f"{name}.filtered.json", json.dumps(kept, sort_keys=True).encode()
 
 
-def _get(d: Any, key: str) -> Any:
-    return d.get(key) if isinstance(d, dict) else None
-
-
-def _int(v: Any) -> int | None:
-    return v if isinstance(v, int) and not isinstance(v, bool) else None
-
-
 def _num(v: Any) -> float | None:
-    if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
-        return float(v)
-    return None
-
-
-def _str(v: Any) -> str | None:
-    return v if isinstance(v, str) else None
+    return as_num(v, finite=True)
 
 
 def _worker(w: Any, now: float | None) -> ControllerWorker | None:
@@ -292,9 +282,9 @@ def _worker(w: Any, now: float | None) -> ControllerWorker | None:
         return None
     reg, last = _num(w.get("registration_time")), _num(w.get("last_heartbeat_time"))
     return ControllerWorker(
-        instance_id=w["instance_id"], worker_id=_int(w.get("worker_id")), ip=_str(w.get("ip")),
-        port=_int(w.get("port")), peer_init_url=_str(w.get("peer_init_url")),
-        registration_time=reg, last_heartbeat_time=last, key_count=_int(w.get("key_count")),
+        instance_id=w["instance_id"], worker_id=as_int(w.get("worker_id")), ip=as_str(w.get("ip")),
+        port=as_int(w.get("port")), peer_init_url=as_str(w.get("peer_init_url")),
+        registration_time=reg, last_heartbeat_time=last, key_count=as_int(w.get("key_count")),
         # The Date header has whole seconds: never report a negative age.
         heartbeat_age_s=round(max(0.0, now - last), 3) if now is not None and last is not None
         else None,
@@ -337,7 +327,7 @@ def facts_from_routes(server: str, base_url: str | None, results: Iterable[Route
     f: dict[str, Any] = {"server": server, "base_url": base_url, "routes": results,
                          "skipped": skipped_routes(server), "collected_at": collected_at}
     f["reachable"] = any(r.status_code is not None for r in results) if results else None
-    oa = _get(body("/openapi.json"), "paths")
+    oa = json_at(body("/openapi.json"), "paths")
     if isinstance(oa, dict):
         f["route_table_paths"] = len(oa)
         f["app"] = ("controller" if "/query_worker_info" in oa else
@@ -357,12 +347,12 @@ def facts_from_routes(server: str, base_url: str | None, results: Iterable[Route
     if isinstance(workers, dict) and isinstance(workers.get("workers"), list):
         ws = [_worker(w, collected_at) for w in workers["workers"]]
         f["workers"] = [w for w in ws if w is not None]
-        f["workers_listed"] = _int(workers.get("total_count"))
+        f["workers_listed"] = as_int(workers.get("total_count"))
         if f["workers_listed"] is None:
             f["workers_listed"] = len(f["workers"])
     ks = body("/controller/key-stats")
     for key in ("total_key_count", "total_instance_count", "total_worker_count"):
-        f[key] = _int(_get(ks, key))
+        f[key] = as_int(json_at(ks, key))
     mr = by_path.get("/metrics")
     if mr is not None and mr.status_code == 200:
         f["gauges"], f["metrics_families"], f["lmcache_families"] = _metrics(metrics_text)
@@ -372,21 +362,22 @@ def facts_from_routes(server: str, base_url: str | None, results: Iterable[Route
             pth.get("healthy"), bool) else None
         bad = pth.get("unhealthy_threads")
         if isinstance(bad, list):
-            f["unhealthy_threads"] = [str(_get(t, "name") or t) for t in bad]
-    pt = _get(body("/periodic-threads"), "threads")
+            f["unhealthy_threads"] = [str(json_at(t, "name") or t) for t in bad]
+    pt = json_at(body("/periodic-threads"), "threads")
     if isinstance(pt, list):
-        f["periodic_threads"] = [str(_get(t, "name")) for t in pt if _get(t, "name") is not None]
+        f["periodic_threads"] = [str(json_at(t, "name")) for t in pt
+                                 if json_at(t, "name") is not None]
     f["thread_matches"] = {r.path.split("=", 1)[1]: (r.text or "").count("Thread: <")
                            for r in results if r.path.startswith("/threads?name=")
                            and r.status_code == 200}
     conf = body("/conf")
     if isinstance(conf, dict):
         f["config"] = filter_conf(conf)
-        f["instance_id"] = _str(conf.get("lmcache_instance_id"))
+        f["instance_id"] = as_str(conf.get("lmcache_instance_id"))
     ver, lv, cid = body("/version"), body("/lmc_version"), body("/commit_id")
-    f["version"] = _str(ver)
-    f["lmcache_version"] = _str(lv) or (ver.split("-", 1)[0] if isinstance(ver, str) else None)
-    f["commit"] = _str(cid)
+    f["version"] = as_str(ver)
+    f["lmcache_version"] = as_str(lv) or (ver.split("-", 1)[0] if isinstance(ver, str) else None)
+    f["commit"] = as_str(cid)
     return msgspec.convert(f, ControllerFacts), problems
 
 

@@ -18,8 +18,11 @@ import msgspec
 
 from inferguard._http_capture import (
     Answer,
+    as_bool,
+    as_int,
     capture_names,
     fetch,
+    json_at,
     parse_json,
     read_dir,
 )
@@ -164,26 +167,6 @@ def skipped_routes() -> list[SkippedRoute]:
             for r in ROUTES if r.access in ("mutating", "destructive", "dangerous")]
 
 
-def _get(d: Any, *path: str) -> Any:
-    for p in path:
-        if not isinstance(d, dict):
-            return None
-        d = d.get(p)
-    return d
-
-
-def _int(v: Any) -> int | None:
-    return v if isinstance(v, int) and not isinstance(v, bool) else None
-
-
-def _num(v: Any) -> float | None:
-    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
-
-
-def _bool(v: Any) -> bool | None:
-    return v if isinstance(v, bool) else None
-
-
 def facts_from_routes(base_url: str | None, results: Iterable[RouteResult],
                       skipped: list[SkippedRoute]) -> tuple[HttpFacts, list[Problem]]:
     """Turn collected answers into facts; odd answers become problems, never exceptions."""
@@ -203,9 +186,9 @@ def facts_from_routes(base_url: str | None, results: Iterable[RouteResult],
 
     hc = by_path.get("/healthcheck")
     if hc is not None and hc.status_code is not None:
-        status = _get(hc.json, "status")
+        status = json_at(hc.json, "status")
         f["healthy"] = hc.status_code == 200 and status == "healthy"
-        reason = _get(hc.json, "reason")
+        reason = json_at(hc.json, "reason")
         f["health_reason"] = str(reason) if reason is not None else (
             None if f["healthy"] else f"HTTP {hc.status_code}")
     st = body("/status")
@@ -213,18 +196,18 @@ def facts_from_routes(base_url: str | None, results: Iterable[RouteResult],
         if f.get("healthy") is None and isinstance(st.get("is_healthy"), bool):
             f["healthy"] = st["is_healthy"]
         f["engine_type"] = st.get("engine_type") if isinstance(st.get("engine_type"), str) else None
-        f["chunk_size"] = _int(st.get("chunk_size"))
+        f["chunk_size"] = as_int(st.get("chunk_size"))
         ha = st.get("hash_algorithm")
         f["hash_algorithm"] = ha if isinstance(ha, str) else None
-        f["active_sessions"] = _int(st.get("active_sessions"))
-        f["p2p_enabled"] = _bool(st.get("p2p_enabled"))
-        f["kv_events_enabled"] = _bool(_get(st, "kv_events", "enabled"))
+        f["active_sessions"] = as_int(st.get("active_sessions"))
+        f["p2p_enabled"] = as_bool(st.get("p2p_enabled"))
+        f["kv_events_enabled"] = as_bool(json_at(st, "kv_events", "enabled"))
         sm = st.get("storage_manager")
-        l1s = _get(sm, "l1_managers")
+        l1s = json_at(sm, "l1_managers")
         if isinstance(l1s, dict) and l1s:
-            caps = [_int(_get(m, "memory_total_bytes")) for m in l1s.values()]
-            used = [_int(_get(m, "memory_used_bytes")) for m in l1s.values()]
-            objs = [_int(_get(m, "total_object_count")) for m in l1s.values()]
+            caps = [as_int(json_at(m, "memory_total_bytes")) for m in l1s.values()]
+            used = [as_int(json_at(m, "memory_used_bytes")) for m in l1s.values()]
+            objs = [as_int(json_at(m, "total_object_count")) for m in l1s.values()]
             if all(c is not None for c in caps):
                 f["l1_capacity_bytes"] = sum(c for c in caps if c is not None)
             if all(u is not None for u in used):
@@ -233,9 +216,9 @@ def facts_from_routes(base_url: str | None, results: Iterable[RouteResult],
                 f["l1_object_count"] = sum(o for o in objs if o is not None)
             if f.get("l1_capacity_bytes"):
                 f["l1_usage_ratio"] = (f.get("l1_used_bytes") or 0) / f["l1_capacity_bytes"]
-        f["num_l2_adapters"] = _int(_get(sm, "num_l2_adapters"))
+        f["num_l2_adapters"] = as_int(json_at(sm, "num_l2_adapters"))
         f["cb_status_keys"] = [k for k in CB_STATUS_KEYS if k in st]
-        f["active_cb_lookups"] = _int(st.get("active_cb_lookups"))
+        f["active_cb_lookups"] = as_int(st.get("active_cb_lookups"))
     ver = body("/version")
     if isinstance(ver, str):
         f["version"] = ver
@@ -249,20 +232,21 @@ def facts_from_routes(base_url: str | None, results: Iterable[RouteResult],
         f["commit"] = cid
     elif isinstance(ver, str) and "-" in ver:
         f["commit"] = ver.split("-", 1)[1]
-    adapters = _get(body("/config/adapters"), "adapters")
+    adapters = json_at(body("/config/adapters"), "adapters")
     if isinstance(adapters, list):
-        f["l2_adapters"] = [str(_get(a, "type_name") or "?") for a in adapters]
+        f["l2_adapters"] = [str(json_at(a, "type_name") or "?") for a in adapters]
         if f.get("num_l2_adapters") is None:
             f["num_l2_adapters"] = len(adapters)
     pth = body("/periodic-threads-health")
     if isinstance(pth, dict):
-        f["periodic_threads_healthy"] = _bool(pth.get("healthy"))
+        f["periodic_threads_healthy"] = as_bool(pth.get("healthy"))
         bad = pth.get("unhealthy_threads")
         if isinstance(bad, list):
-            f["unhealthy_threads"] = [str(_get(t, "name") or t) for t in bad]
-    pt = _get(body("/periodic-threads"), "threads")
+            f["unhealthy_threads"] = [str(json_at(t, "name") or t) for t in bad]
+    pt = json_at(body("/periodic-threads"), "threads")
     if isinstance(pt, list):
-        f["periodic_threads"] = [str(_get(t, "name")) for t in pt if _get(t, "name") is not None]
+        f["periodic_threads"] = [str(json_at(t, "name")) for t in pt
+                                 if json_at(t, "name") is not None]
     matches: dict[str, int] = {}
     for r in results:
         if r.path.startswith("/threads") and r.text is not None and r.status_code == 200:
@@ -272,7 +256,7 @@ def facts_from_routes(base_url: str | None, results: Iterable[RouteResult],
     env_r = by_path.get("/env")
     if env_r is not None and env_r.json is not None:
         f["env"], f["env_dropped_keys"] = filter_env(env_r.json)
-    oa = _get(body("/openapi.json"), "paths")
+    oa = json_at(body("/openapi.json"), "paths")
     if isinstance(oa, dict):
         f["route_table_paths"] = len(oa)
         known = {(r.method, r.path) for r in ROUTES}
