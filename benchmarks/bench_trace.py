@@ -79,11 +79,16 @@ def big_trace(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
     return path, records
 
 
-def _record(name: str, benchmark: Any, size: int) -> None:
+def record_mean(results: dict[str, float], name: str, benchmark: Any, size: int) -> None:
+    """Keep a timed run's mean (for the same-run ratios) and its GB/s in the report."""
     if benchmark.stats is not None and benchmark.enabled:
         mean = benchmark.stats.stats.mean
-        RESULTS[name] = mean
+        results[name] = mean
         benchmark.extra_info["GB_per_s"] = size / mean / 1e9
+
+
+def _record(name: str, benchmark: Any, size: int) -> None:
+    record_mean(RESULTS, name, benchmark, size)
 
 
 def test_reference_trace_info(benchmark: Any, big_trace: tuple[Path, int]) -> None:

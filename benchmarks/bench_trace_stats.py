@@ -27,7 +27,7 @@ from inferguard import native_available
 from inferguard.trace_stats import analyze_trace
 from tests import lct_writer as w
 
-from .bench_trace import reference_trace_info
+from .bench_trace import record_mean, reference_trace_info
 from .trace_gen import _T_MONO, _T_WALL, _pool, write_storage_trace
 
 SCALE = os.environ.get("INFERGUARD_BENCH_SCALE", "full")
@@ -80,10 +80,7 @@ def stats_trace(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
 
 
 def _record(name: str, benchmark: Any, size: int) -> None:
-    if benchmark.stats is not None and benchmark.enabled:
-        mean = benchmark.stats.stats.mean
-        RESULTS[name] = mean
-        benchmark.extra_info["GB_per_s"] = size / mean / 1e9
+    record_mean(RESULTS, name, benchmark, size)
 
 
 def test_reference_trace_info(benchmark: Any, stats_trace: tuple[Path, int]) -> None:
