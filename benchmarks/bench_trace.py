@@ -115,7 +115,7 @@ def test_summary_native(benchmark: Any, big_trace: tuple[Path, int]) -> None:
 @pytest.mark.skipif(not native_available(), reason="native backend not built")
 def test_summary_native_one_thread(benchmark: Any, big_trace: tuple[Path, int],
                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    from inferguard import _trace_scan
+    from inferguard.lct import _scan as _trace_scan
 
     monkeypatch.setattr(_trace_scan, "SCAN_THREADS", 1)
     path, records = big_trace

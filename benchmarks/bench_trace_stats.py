@@ -1,6 +1,6 @@
 """`.lct` trace analytics speed and memory: native vs pure Python vs upstream's way of reading.
 
-The full analytics pass (`inferguard.trace_stats.analyze_trace`: scan, one row per ObjectKey,
+The full analytics pass (`inferguard.analyze_trace`: scan, one row per ObjectKey,
 per-key lifecycles, breakdowns, timeline, findings) runs on the generated storage trace of
 bench_trace.py (benchmarks/trace_gen.py), timed in the same session as the reference loop
 of upstream `lmcache trace info` (reference_trace_info from bench_trace.py), which only
@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from inferguard import native_available
-from inferguard.trace_stats import analyze_trace
+from inferguard.lct._stats import analyze_trace
 from tests import lct_writer as w
 
 from .bench_trace import record_mean, reference_trace_info
@@ -106,7 +106,7 @@ def test_stats_native(benchmark: Any, stats_trace: tuple[Path, int]) -> None:
 @pytest.mark.skipif(not native_available(), reason="native backend not built")
 def test_stats_native_one_thread(benchmark: Any, stats_trace: tuple[Path, int],
                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    from inferguard import _trace_scan
+    from inferguard.lct import _scan as _trace_scan
 
     monkeypatch.setattr(_trace_scan, "SCAN_THREADS", 1)  # as INFERGUARD_SCAN_THREADS=1
     path, records = stats_trace
@@ -126,7 +126,7 @@ def test_stats_python(benchmark: Any, stats_trace: tuple[Path, int]) -> None:
 
 _PEAK = """
 import resource, sys
-from inferguard.trace_stats import analyze_trace
+from inferguard import analyze_trace
 s = analyze_trace(sys.argv[1]).stats
 # VmHWM is this process's own peak; ru_maxrss can carry a big parent's peak over a fork.
 hwm = [int(x.split()[1]) for x in open("/proc/self/status") if x.startswith("VmHWM:")]

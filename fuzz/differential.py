@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from inferguard import TraceFile, native_available  # noqa: E402
-from inferguard.trace_stats import trace_stats  # noqa: E402
+from inferguard.lct._stats import trace_stats  # noqa: E402
 from tests.test_prom_fuzz import model  # noqa: E402
 
 OUT = ROOT / "fuzz-out" / "disagreements"

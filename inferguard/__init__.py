@@ -1,10 +1,39 @@
-"""InferGuard: tells, from evidence alone, whether LMCache is really running and what its
-telemetry does and does not prove.
+"""InferGuard: tells, from evidence alone, whether LMCache is really running, in which mode,
+and what its telemetry does and does not prove.
 
-(`inferguard.trace_stats` is the trace analytics module; its `trace_stats()` function is not
-re-exported here, so the name keeps meaning the module.)"""
+The flow, one layer per subpackage: bytes (`inferguard.lct`, `inferguard.prom`, C via
+`inferguard._native`) → `inferguard.evidence` → `Packet` → `inferguard.judge` (`detect_mode`,
+`compat`) → `inferguard.findings` (`diagnose`) → `inferguard.cli`. The names below are the
+public API; everything else is reached through its subpackage.
+"""
 
+import msgspec as _msgspec
+
+from inferguard._collect import CollectOptions, collect_lmcache
 from inferguard._native import native_available, native_backend
+from inferguard._packet import Packet, PacketSettings
+from inferguard._verdict import Verdict, collect_and_judge, diagnose_packet, judge_packet
+from inferguard._version import __version__
+from inferguard.evidence import Evidence, EvidenceSource, Problem, read_evidence
+from inferguard.findings import Diagnosis, Finding, diagnose
+from inferguard.judge import CompatReport, ModeDetection, compat, detect_mode
+from inferguard.lct import (
+    TraceAnalysis,
+    TraceColumns,
+    TraceFile,
+    TraceFinding,
+    TraceFormatError,
+    TraceHeader,
+    TraceRecord,
+    TraceStats,
+    TraceStatsArrays,
+    TraceStatsFinding,
+    TraceSummary,
+    analyze_trace,
+    export_trace,
+    summarize_trace,
+    trace_findings,
+)
 from inferguard.prom import (
     Exemplar,
     Exposition,
@@ -21,34 +50,23 @@ from inferguard.prom import (
     stack_series,
     summarize_metrics,
 )
-from inferguard.trace import (
-    TraceColumns,
-    TraceFile,
-    TraceFinding,
-    TraceFormatError,
-    TraceHeader,
-    TraceRecord,
-    TraceSummary,
-    summarize_trace,
-)
-from inferguard.trace_stats import (
-    TraceAnalysis,
-    TraceStats,
-    TraceStatsArrays,
-    TraceStatsFinding,
-    analyze_trace,
-    export_trace,
-    trace_findings,
-)
-
-__version__ = "0.1.0"
 
 __all__ = [
+    "CollectOptions",
+    "CompatReport",
+    "Diagnosis",
+    "Evidence",
+    "EvidenceSource",
     "Exemplar",
     "Exposition",
+    "Finding",
     "MetricFamily",
     "MetricsSummary",
+    "ModeDetection",
+    "Packet",
+    "PacketSettings",
     "ParseProblem",
+    "Problem",
     "PromParseError",
     "Sample",
     "SeriesArray",
@@ -63,17 +81,38 @@ __all__ = [
     "TraceStatsArrays",
     "TraceStatsFinding",
     "TraceSummary",
+    "Verdict",
     "__version__",
     "analyze_trace",
+    "collect_and_judge",
+    "collect_lmcache",
+    "compat",
+    "detect_mode",
+    "diagnose",
+    "diagnose_packet",
     "export_trace",
+    "judge_packet",
     "native_available",
     "native_backend",
     "normalize_name",
     "otel_to_prometheus",
     "parse_file",
     "parse_text",
+    "read_evidence",
     "stack_series",
     "summarize_metrics",
     "summarize_trace",
     "trace_findings",
 ]
+
+# Reprs and docs say `inferguard.X` (httpx's way): the private module path is not API.
+# msgspec resolves a Struct's postponed annotations in the Struct's module, once, and keeps
+# the result on the class: building a decoder first resolves them where they were written.
+for _name in __all__:
+    _obj = globals()[_name]
+    if not getattr(_obj, "__module__", "").startswith("inferguard."):
+        continue
+    if isinstance(_obj, type) and issubclass(_obj, _msgspec.Struct):
+        _msgspec.json.Decoder(_obj)
+    _obj.__module__ = "inferguard"
+del _name, _obj

@@ -13,11 +13,11 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from inferguard.compat import CompatReport
-from inferguard.lmcache_http import ROUTES
-from inferguard.otel import OtelFacts
-from inferguard.packet import Packet
-from inferguard.readers import TraceFacts
+from inferguard._packet import Packet
+from inferguard.evidence._http import ROUTES
+from inferguard.evidence._otel import OtelFacts
+from inferguard.evidence._trace import TraceFacts
+from inferguard.judge._compat import CompatReport
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "live-lmcache-packet"

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from inferguard.catalog import FAMILIES
-from inferguard.compat import compat
-from inferguard.diagnose import diagnose
-from inferguard.mode import detect_mode
-from inferguard.otel import prometheus_name, read_otel
-from inferguard.packet import Packet, PacketSettings
+from inferguard._packet import Packet, PacketSettings
+from inferguard.evidence._otel import prometheus_name, read_otel
+from inferguard.findings._diagnose import diagnose
+from inferguard.judge._catalog import FAMILIES
+from inferguard.judge._compat import compat
+from inferguard.judge._mode import detect_mode
 
 from .conftest import UPSTREAM
 

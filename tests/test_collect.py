@@ -13,11 +13,11 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from inferguard.cli import main
-from inferguard.collect import CollectOptions, collect_lmcache
-from inferguard.lmcache_http import ROUTES
-from inferguard.packet import Packet, PacketSettings
-from inferguard.readers import read_evidence
+from inferguard._collect import CollectOptions, collect_lmcache
+from inferguard._packet import Packet, PacketSettings
+from inferguard.cli._main import main
+from inferguard.evidence._http import ROUTES
+from inferguard.evidence._readers import read_evidence
 
 from .conftest import UPSTREAM
 

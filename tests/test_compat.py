@@ -8,12 +8,12 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from inferguard.catalog import FAMILIES, GROUPS
-from inferguard.cli import main
-from inferguard.compat import CompatReport, compat
-from inferguard.diagnose import FINDING_CODES, RULES, diagnose
-from inferguard.mode import detect_mode
-from inferguard.packet import Packet, PacketSettings
+from inferguard._packet import Packet, PacketSettings
+from inferguard.cli._main import main
+from inferguard.findings._diagnose import FINDING_CODES, RULES, diagnose
+from inferguard.judge._catalog import FAMILIES, GROUPS
+from inferguard.judge._compat import CompatReport, compat
+from inferguard.judge._mode import detect_mode
 
 from .conftest import FIXTURES, UPSTREAM
 

@@ -14,11 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from inferguard.cli import main
-from inferguard.collect import CollectOptions, collect_lmcache
-from inferguard.compat import compat
-from inferguard.diagnose import diagnose
-from inferguard.lmcache_controller import (
+from inferguard._collect import CollectOptions, collect_lmcache
+from inferguard._packet import Packet, PacketSettings
+from inferguard.cli._main import main
+from inferguard.evidence._controller import (
     CONF_PATH,
     CONTROLLER_ROUTES,
     INTERNAL_API_ROUTES,
@@ -26,8 +25,9 @@ from inferguard.lmcache_controller import (
     read_controller_capture_dir,
     request_paths,
 )
-from inferguard.mode import detect_mode
-from inferguard.packet import Packet, PacketSettings
+from inferguard.findings._diagnose import diagnose
+from inferguard.judge._compat import compat
+from inferguard.judge._mode import detect_mode
 
 from .conftest import UPSTREAM
 

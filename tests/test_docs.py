@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from inferguard.diagnose import FINDING_CODES
+from inferguard.findings._diagnose import FINDING_CODES
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
@@ -22,8 +22,8 @@ def test_exit_codes_documented() -> None:
 
 
 def test_finding_code_table_is_generated_from_the_code() -> None:
-    """`python -m inferguard._finding_docs` leaves docs/finding-codes.md unchanged."""
-    from inferguard._finding_docs import rewrite
+    """`python -m inferguard.findings._docs` leaves docs/finding-codes.md unchanged."""
+    from inferguard.findings._docs import rewrite
 
     text = (DOCS / "finding-codes.md").read_text()
     assert rewrite(text) == text

@@ -8,14 +8,14 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from inferguard.evidence import Evidence, EvidenceSource
-from inferguard.launch import LaunchFacts, parse_launch_text
-from inferguard.lmcache_http import HttpFacts, filter_env, read_http_capture_dir
-from inferguard.logs import LogFacts, read_log, read_log_bytes, safe_text
-from inferguard.lookup_hashes import LookupHashFacts, read_lookup_hashes
-from inferguard.otel import OtelFacts, read_otel
-from inferguard.readers import decode_evidence, read_evidence
-from inferguard.replay import ReplayFacts, read_replay
+from inferguard.evidence._http import HttpFacts, filter_env, read_http_capture_dir
+from inferguard.evidence._launch import LaunchFacts, parse_launch_text
+from inferguard.evidence._logs import LogFacts, read_log, read_log_bytes, safe_text
+from inferguard.evidence._lookup_hashes import LookupHashFacts, read_lookup_hashes
+from inferguard.evidence._model import Evidence, EvidenceSource
+from inferguard.evidence._otel import OtelFacts, read_otel
+from inferguard.evidence._readers import decode_evidence, read_evidence
+from inferguard.evidence._replay import ReplayFacts, read_replay
 
 from .conftest import UPSTREAM
 

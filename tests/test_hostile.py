@@ -10,11 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from inferguard import TraceFile, parse_text, summarize_trace
-from inferguard._trace_frame import decode_body
-from inferguard.collect import CollectOptions, collect_lmcache
-from inferguard.logs import read_log
-from inferguard.readers import load_evidence_set, read_evidence
+from inferguard import CollectOptions, TraceFile, collect_and_judge, parse_text, summarize_trace
+from inferguard.evidence._logs import read_log
+from inferguard.evidence._readers import load_evidence_set, read_evidence
+from inferguard.lct._frame import decode_body
 
 from . import lct_writer as w
 from .conftest import FIXTURES, UPSTREAM
@@ -152,7 +151,7 @@ def test_log_terminal_escapes_never_echoed(tmp_path: Path,
     ev = read_log(p)
     text = json.dumps(ev.facts.hints[0].examples[0].text)
     assert "\\u001b" not in text and "\\u0007" not in text
-    from inferguard.cli import main
+    from inferguard.cli._main import main
 
     assert main(["collect-lmcache", "--output-dir", str(tmp_path / "pk"), "--lmcache-log-file",
                  str(p)]) == 0
@@ -167,7 +166,7 @@ def test_damaged_inputs_never_abort_a_packet(tmp_path: Path) -> None:
     bad_prom.write_bytes(b"\xff\xfe{{{{ 1 2 3\n" * 100)
     bad_otel = tmp_path / "bad.jsonl"
     bad_otel.write_bytes(b"[" * 50_000)
-    packet, path = collect_lmcache(CollectOptions(
+    packet, path = collect_and_judge(CollectOptions(
         output_dir=str(tmp_path / "p"), lmcache_trace_files=[str(bad_lct)],
         lmcache_metrics_files=[str(bad_prom)], lmcache_otel_files=[str(bad_otel)],
         lmcache_log_files=[str(UPSTREAM / "logs" / "mp_server.log")]))

@@ -21,13 +21,13 @@ from typing import Any
 import msgspec
 import pytest
 
-from inferguard.cli import main
-from inferguard.compat import CompatReport, compat
-from inferguard.diagnose import diagnose
-from inferguard.evidence import EvidenceSource
-from inferguard.logs import read_log_bytes
-from inferguard.packet import Packet
-from inferguard.readers import read_evidence
+from inferguard._packet import Packet
+from inferguard.cli._main import main
+from inferguard.evidence._logs import read_log_bytes
+from inferguard.evidence._model import EvidenceSource
+from inferguard.evidence._readers import read_evidence
+from inferguard.findings._diagnose import diagnose
+from inferguard.judge._compat import CompatReport, compat
 
 from .conftest import FIXTURES
 

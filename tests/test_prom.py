@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from inferguard import PromParseError, parse_file, parse_text
-from inferguard.prom import Exposition
+from inferguard.prom._model import Exposition
 
 from .conftest import UPSTREAM
 

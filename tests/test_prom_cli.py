@@ -9,7 +9,7 @@ import msgspec
 import pytest
 
 from inferguard import MetricsSummary, summarize_metrics
-from inferguard.cli import main
+from inferguard.cli._main import main
 
 from .conftest import UPSTREAM
 

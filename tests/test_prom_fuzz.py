@@ -9,9 +9,9 @@ import struct
 import numpy as np
 import pytest
 
-from inferguard import _prom_tokens as pt
 from inferguard import parse_text
 from inferguard._native import native_available
+from inferguard.prom import _tokens as pt
 
 from .prom_gen import generate_exposition
 

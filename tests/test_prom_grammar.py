@@ -1,4 +1,4 @@
-"""The line grammar of inferguard._prom_tokens, checked on prom.c and on the Python twin:
+"""The line grammar of inferguard.prom._tokens, checked on prom.c and on the Python twin:
 what each kind of line yields, and for malformed lines the column and what was expected."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from inferguard import _prom_tokens as pt
 from inferguard._native import core, native_available
+from inferguard.prom import _tokens as pt
 
 E = pt  # error codes live beside the tokeniser
 

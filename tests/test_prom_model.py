@@ -15,7 +15,7 @@ from inferguard import (
     parse_text,
     stack_series,
 )
-from inferguard.prom import detect_format, lmcache_flavour, names_match
+from inferguard.prom._model import detect_format, lmcache_flavour, names_match
 
 
 def fam_types(text: bytes, **kw: object) -> dict[str, tuple[str, list[str]]]:

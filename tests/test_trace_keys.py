@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from inferguard import TraceFile, native_available
-from inferguard import _trace_keys as tk
-from inferguard._trace_codec import ObjectKey
+from inferguard.lct import _keys as tk
+from inferguard.lct._codec import ObjectKey
 
 from . import lct_writer as w
 from .conftest import UPSTREAM

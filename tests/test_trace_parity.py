@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from inferguard import TraceFile, native_available
-from inferguard import _trace_frame as tf
-from inferguard._trace_scan import CHUNK_ROWS
+from inferguard.lct import _frame as tf
+from inferguard.lct._scan import CHUNK_ROWS
 
 from . import lct_writer as w
 from .conftest import UPSTREAM
@@ -214,7 +214,7 @@ def test_capacity_boundary_chunks(backend: str) -> None:
 @pytest.fixture
 def speculate(monkeypatch: pytest.MonkeyPatch) -> None:
     """Force the two-thread window split even on tiny inputs."""
-    from inferguard import _trace_scan
+    from inferguard.lct import _scan as _trace_scan
 
     monkeypatch.setattr(_trace_scan, "PARALLEL_MIN_BYTES", 1)
     monkeypatch.setattr(_trace_scan, "SCAN_THREADS", 2)

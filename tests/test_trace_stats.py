@@ -15,15 +15,16 @@ import msgspec
 import numpy as np
 import pytest
 
-from inferguard import _trace_keys as tk
-from inferguard import _trace_scan, native_available
-from inferguard import _trace_stats as ts
-from inferguard.cli import main
-from inferguard.trace_stats import (
+from inferguard import native_available
+from inferguard.cli._main import main
+from inferguard.lct import _engine as ts
+from inferguard.lct import _keys as tk
+from inferguard.lct import _scan as _trace_scan
+from inferguard.lct._export import export_trace
+from inferguard.lct._stats import (
     EVIDENCE_LEVELS,
     TraceStats,
     analyze_trace,
-    export_trace,
     trace_findings,
     trace_stats,
 )
@@ -477,7 +478,7 @@ def test_export_jsonl_and_npz(tmp_path: Path, backend: str) -> None:
 
 
 def test_key_rows_export_and_library(tmp_path: Path, backend: str) -> None:
-    from inferguard.trace_stats import iter_key_columns
+    from inferguard.lct._stats import iter_key_columns
 
     cols = list(iter_key_columns(REPLAY))
     fps = np.concatenate([c.fingerprint for c in cols])
@@ -545,7 +546,7 @@ def test_progress_callback() -> None:
 def test_progress_bar_only_on_a_terminal() -> None:
     import io
 
-    from inferguard._cli_trace import Progress
+    from inferguard.cli._trace import Progress
 
     class Tty(io.StringIO):
         def isatty(self) -> bool:
@@ -568,7 +569,7 @@ def test_arrays_are_numpy() -> None:
 
 
 def test_producer_hands_over_items_and_errors() -> None:
-    import inferguard.trace_stats as tsm
+    import inferguard.lct._stats as tsm
 
     def work(fail: bool) -> Any:
         yield from range(5)

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from inferguard import TraceFile, summarize_trace
-from inferguard._trace_codec import GroupedObjectKeys, ObjectKey, PrefetchTaskSpec
-from inferguard.cli import main
+from inferguard.cli._main import main
+from inferguard.lct._codec import GroupedObjectKeys, ObjectKey, PrefetchTaskSpec
 
 from .conftest import UPSTREAM
 

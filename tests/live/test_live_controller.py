@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from inferguard.lmcache_controller import ControllerFacts, request_paths
-from inferguard.packet import Packet
+from inferguard._packet import Packet
+from inferguard.evidence._controller import ControllerFacts, request_paths
 
 from ..live_checks import SCRIPT, check_isolation, script
 

@@ -20,9 +20,9 @@ from typing import Any
 import msgspec
 import pytest
 
-from inferguard.compat import CompatReport
-from inferguard.diagnose import diagnose
-from inferguard.packet import Packet
+from inferguard._packet import Packet
+from inferguard.findings._diagnose import diagnose
+from inferguard.judge._compat import CompatReport
 
 from ..live_checks import (
     SCENARIOS,

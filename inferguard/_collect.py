@@ -1,0 +1,182 @@
+"""`collect-lmcache`: build a packet from files and live endpoints, read-only.
+
+Files are read where they are and copied byte for byte into the packet. Live endpoints are
+fetched with timeouts: the MP server's allow-listed GET routes (every state-changing route is
+recorded as skipped, never called) and `/metrics` scrapes. Anything that fails — a refused
+connection, a timeout, a 5xx, a body that does not parse — is evidence, not a crash.
+
+`base_packet` starts from an earlier packet: its evidence and copies are carried over and the
+new inputs are added (e.g. the live HTTP answers and scrape taken while the server ran, then
+the trace and log once it has stopped and closed them). Settings given now win over the
+earlier packet's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from inferguard._packet import REPORT_FILE, Packet, PacketInput, PacketSettings
+from inferguard.evidence._controller import collect_control_plane, read_controller_capture_dir
+from inferguard.evidence._http import collect_http
+from inferguard.evidence._metrics import read_metrics_bytes
+from inferguard.evidence._model import Evidence, EvidenceKind, EvidenceSource, Problem
+from inferguard.evidence._readers import read_evidence
+
+MAX_SCRAPE_BYTES = 256 << 20
+
+
+class CollectOptions(msgspec.Struct, frozen=True, omit_defaults=True):
+    """Everything `collect-lmcache` takes (the product page's flags, plus live scrapes)."""
+
+    output_dir: str
+    engine_metrics_files: list[str] = msgspec.field(default_factory=list)
+    lmcache_metrics_files: list[str] = msgspec.field(default_factory=list)
+    engine_metrics_urls: list[str] = msgspec.field(default_factory=list)
+    lmcache_metrics_urls: list[str] = msgspec.field(default_factory=list)
+    lmcache_http_base_url: str | None = None
+    lmcache_http_capture_dirs: list[str] = msgspec.field(default_factory=list)
+    lmcache_http_thread_names: list[str] = msgspec.field(default_factory=list)
+    lmcache_log_files: list[str] = msgspec.field(default_factory=list)
+    engine_log_files: list[str] = msgspec.field(default_factory=list)
+    lmcache_trace_files: list[str] = msgspec.field(default_factory=list)
+    lmcache_otel_files: list[str] = msgspec.field(default_factory=list)
+    lookup_hash_paths: list[str] = msgspec.field(default_factory=list)
+    replay_files: list[str] = msgspec.field(default_factory=list)
+    launch_files: list[str] = msgspec.field(default_factory=list)
+    settings: PacketSettings = msgspec.field(default_factory=PacketSettings)
+    http_timeout: float = 5.0
+    overwrite: bool = False
+    base_packet: str | None = None
+    lmcache_controller_url: str | None = None
+    lmcache_internal_api_url: str | None = None
+    controller_capture_dirs: list[str] = msgspec.field(default_factory=list)
+    internal_api_capture_dirs: list[str] = msgspec.field(default_factory=list)
+
+
+def scrape_metrics(url: str, kind: EvidenceKind, *, timeout: float = 5.0,
+                   transport: Any = None) -> tuple[Evidence, bytes | None]:
+    """GET a /metrics URL; returns the evidence and the bytes (None when nothing came)."""
+    import httpx
+
+    try:
+        with httpx.Client(timeout=timeout, transport=transport) as client, \
+                client.stream("GET", url) as resp:
+            data = b""
+            for part in resp.iter_bytes():
+                data += part
+                if len(data) > MAX_SCRAPE_BYTES:
+                    break
+            status = resp.status_code
+    except httpx.HTTPError as exc:
+        return Evidence(kind=kind, source=EvidenceSource(url=url), status="malformed",
+                        problems=[Problem(f"scrape failed: {type(exc).__name__}: {exc}",
+                                          where=url)]), None
+    source = EvidenceSource.of_bytes(data, url=url)
+    if status != 200:
+        return Evidence(kind=kind, source=source, status="malformed",
+                        problems=[Problem(f"scrape answered HTTP {status}", where=url)]), data
+    if len(data) > MAX_SCRAPE_BYTES:
+        return Evidence(kind=kind, source=source, status="malformed",
+                        problems=[Problem(f"scrape larger than {MAX_SCRAPE_BYTES} bytes",
+                                          where=url)]), None
+    return read_metrics_bytes(data, source, kind), data
+
+
+def collect_lmcache(opts: CollectOptions, *, transport: Any = None,
+                    report: Callable[[Packet], object] | None = None) -> tuple[Packet, Path]:
+    """Read every input, fetch every live endpoint, and write the packet atomically.
+
+    `report`, when given, judges the packet before it is written; its result is stored at
+    `REPORT_FILE` inside it (the judgement lives above this layer: `inferguard.collect_and_judge`
+    passes `compat`)."""
+    out = Path(opts.output_dir)
+    if out.exists() and not opts.overwrite:
+        raise FileExistsError(f"{out}: already exists; refusing to overwrite a packet "
+                              "(choose a new --output-dir, or pass --force)")
+    files: list[tuple[str, Sequence[str]]] = [
+        ("engine_metrics", opts.engine_metrics_files),
+        ("lmcache_metrics", opts.lmcache_metrics_files),
+        ("http", opts.lmcache_http_capture_dirs),
+        ("log", opts.lmcache_log_files),
+        ("log", opts.engine_log_files),
+        ("trace", opts.lmcache_trace_files),
+        ("otel", opts.lmcache_otel_files),
+        ("lookup_hash", opts.lookup_hash_paths),
+        ("trace_replay", opts.replay_files),
+        ("launch_config", opts.launch_files),
+    ]
+    evidence: list[Evidence] = []
+    inputs: list[PacketInput] = []
+    blobs: dict[str, bytes] = {}
+    base: Packet | None = None
+    if opts.base_packet is not None:
+        base = Packet.load(opts.base_packet)
+        evidence += base.evidence
+        inputs += base.inputs
+    for kind, paths in files:
+        for p in paths:
+            ev = read_evidence(kind, p)
+            if kind == "log" and paths is opts.engine_log_files and ev.facts is not None:
+                ev = msgspec.structs.replace(
+                    ev, facts=msgspec.structs.replace(ev.facts, role="engine"))
+            evidence.append(ev)
+            inputs.append(PacketInput(kind=ev.kind, original=os.fspath(p),
+                                      sha256=ev.source.sha256, size=ev.source.size))
+    for kind, urls in (("engine_metrics", opts.engine_metrics_urls),
+                       ("lmcache_metrics", opts.lmcache_metrics_urls)):
+        for url in urls:
+            ev, data = scrape_metrics(url, kind, timeout=opts.http_timeout,  # type: ignore[arg-type]
+                                      transport=transport)
+            evidence.append(ev)
+            if data is not None:
+                blobs[url] = data
+                inputs.append(PacketInput(kind=ev.kind, original=url, sha256=ev.source.sha256,
+                                          size=ev.source.size))
+    if opts.lmcache_http_base_url:
+        evidence.append(collect_http(opts.lmcache_http_base_url,
+                                     thread_names=opts.lmcache_http_thread_names,
+                                     timeout=opts.http_timeout, transport=transport))
+    # The controller and an engine's internal API server: same read-only discipline.
+    for server, dirs, live in (
+            ("controller", opts.controller_capture_dirs, opts.lmcache_controller_url),
+            ("internal_api", opts.internal_api_capture_dirs, opts.lmcache_internal_api_url)):
+        for d in dirs:
+            ev = read_controller_capture_dir(d, server)
+            evidence.append(ev)
+            inputs.append(PacketInput(kind="controller", original=os.fspath(d),
+                                      sha256=ev.source.sha256, size=ev.source.size))
+        if live:
+            got = collect_control_plane(live, server, thread_names=opts.lmcache_http_thread_names,
+                                        timeout=opts.http_timeout, transport=transport)
+            evidence += got.evidence
+            for kind, src, data in got.inputs:
+                blobs[src] = data
+                inputs.append(PacketInput(kind=kind, original=src,  # type: ignore[arg-type]
+                                          sha256=hashlib.sha256(data).hexdigest(),
+                                          size=len(data)))
+    settings = opts.settings
+    if opts.lmcache_http_thread_names and not settings.http_thread_names:
+        settings = msgspec.structs.replace(settings,
+                                           http_thread_names=list(opts.lmcache_http_thread_names))
+    if base is not None:
+        settings = _merge_settings(base.settings, settings)
+    packet = Packet(settings=settings, evidence=evidence, inputs=inputs,
+                    problems=base.problems if base is not None else [])
+    extra = {} if report is None else {REPORT_FILE: report(packet)}
+    written = packet.write(out, overwrite=opts.overwrite, blobs=blobs, extra_files=extra,
+                           carry_from=opts.base_packet)
+    return Packet.load(written), written
+
+
+def _merge_settings(base: PacketSettings, given: PacketSettings) -> PacketSettings:
+    """The earlier packet's settings, with every field given now (non-default) on top."""
+    default = PacketSettings()
+    changes = {f: getattr(given, f) for f in given.__struct_fields__
+               if getattr(given, f) != getattr(default, f)}
+    return msgspec.structs.replace(base, **changes)

@@ -1,0 +1,5 @@
+"""`python -m inferguard.cli`."""
+
+from inferguard.cli._main import main
+
+raise SystemExit(main())

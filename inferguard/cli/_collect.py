@@ -1,0 +1,100 @@
+"""`inferguard collect-lmcache`: argument parsing and printing only (logic in collect.py)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from inferguard._collect import CollectOptions
+from inferguard._packet import MODES, PacketSettings
+from inferguard._verdict import collect_and_judge
+from inferguard.evidence._logs import safe_text
+
+
+def add_collect_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "collect-lmcache", help="build an evidence packet from files and live LMCache endpoints",
+        description="Read-only: state-changing HTTP routes are recorded as skipped, never called.")
+    a = p.add_argument
+    a("--output-dir", required=True, help="packet directory to create (must not exist)")
+    a("--force", action="store_true", help="replace an existing packet directory")
+    a("--base-packet", metavar="DIR",
+      help="start from an earlier packet: carry its evidence and copies, add these inputs")
+
+    def many(flag: str, help: str, metavar: str = "PATH") -> None:
+        p.add_argument(flag, action="append", default=[], metavar=metavar, help=help)
+
+    many("--engine-metrics-file", "vLLM/SGLang /metrics text")
+    many("--lmcache-metrics-file", "LMCache /metrics text")
+    a("--engine-metrics-url", action="append", default=[], metavar="URL",
+      help="scrape a live engine /metrics")
+    a("--lmcache-metrics-url", action="append", default=[], metavar="URL",
+      help="scrape a live LMCache /metrics (MP: on the HTTP API port)")
+    a("--lmcache-http-base-url", metavar="URL", help="MP server HTTP API, e.g. http://127.0.0.1:8080")
+    a("--lmcache-http-thread-name", action="append", default=[], metavar="NAME",
+      help="also GET /threads?name=NAME (e.g. eviction, EventBus)")
+    many("--lmcache-http-capture-dir", "captured GET_<route>.body/.headers files")
+    a("--lmcache-controller-url", metavar="URL",
+      help="lmcache_controller HTTP API (read-only GETs, /metrics included)")
+    a("--lmcache-internal-api-url", metavar="URL",
+      help="an engine's LMCache internal API server (read-only GETs, /metrics included)")
+    many("--lmcache-controller-capture-dir", "captured controller GET_<route>.body/.headers")
+    many("--lmcache-internal-api-capture-dir", "captured internal API GET_<route> answers")
+    many("--lmcache-log-file", "LMCache server log")
+    many("--engine-log-file", "vLLM/SGLang log")
+    many("--lmcache-trace-file", ".lct trace recording")
+    many("--lmcache-otel-file", "OTLP JSON lines (spans)")
+    many("--lmcache-lookup-hash-file", "lookup_hashes_*.jsonl file or directory")
+    many("--lmcache-replay-file", "trace replay output (JSON, JSONL, CSV, stdout)")
+    many("--launch-file", "launch command lines / environment excerpt")
+    a("--expect-mode", choices=MODES, help="the mode the run was meant to use")
+    a("--l2-configured", action="store_true", help="the run configured an MP L2 adapter")
+    a("--mp-prometheus-port", type=int)
+    a("--mp-event-bus-queue-size", type=int)
+    a("--mp-metrics-sample-rate", type=float)
+    a("--mp-tracing-enabled", action="store_true")
+    a("--mp-trace-recording-enabled", action="store_true")
+    a("--http-timeout", type=float, default=5.0, help="seconds per HTTP request (default 5)")
+    p.set_defaults(func=_collect)
+
+
+def _collect(args: argparse.Namespace) -> int:
+    settings = PacketSettings(
+        expected_mode=args.expect_mode, l2_configured=args.l2_configured,
+        mp_prometheus_port=args.mp_prometheus_port,
+        mp_event_bus_queue_size=args.mp_event_bus_queue_size,
+        mp_metrics_sample_rate=args.mp_metrics_sample_rate,
+        mp_tracing_enabled=args.mp_tracing_enabled or None,
+        mp_trace_recording_enabled=args.mp_trace_recording_enabled or None,
+        http_thread_names=args.lmcache_http_thread_name)
+    opts = CollectOptions(
+        output_dir=args.output_dir, overwrite=args.force, base_packet=args.base_packet,
+        engine_metrics_files=args.engine_metrics_file,
+        lmcache_metrics_files=args.lmcache_metrics_file,
+        engine_metrics_urls=args.engine_metrics_url, lmcache_metrics_urls=args.lmcache_metrics_url,
+        lmcache_http_base_url=args.lmcache_http_base_url,
+        lmcache_http_capture_dirs=args.lmcache_http_capture_dir,
+        lmcache_http_thread_names=args.lmcache_http_thread_name,
+        lmcache_controller_url=args.lmcache_controller_url,
+        lmcache_internal_api_url=args.lmcache_internal_api_url,
+        controller_capture_dirs=args.lmcache_controller_capture_dir,
+        internal_api_capture_dirs=args.lmcache_internal_api_capture_dir,
+        lmcache_log_files=args.lmcache_log_file, engine_log_files=args.engine_log_file,
+        lmcache_trace_files=args.lmcache_trace_file, lmcache_otel_files=args.lmcache_otel_file,
+        lookup_hash_paths=args.lmcache_lookup_hash_file, replay_files=args.lmcache_replay_file,
+        launch_files=args.launch_file, settings=settings, http_timeout=args.http_timeout)
+    try:
+        packet, path = collect_and_judge(opts)
+    except (FileExistsError, FileNotFoundError, ValueError) as exc:
+        print(f"inferguard: error: {safe_text(str(exc))}", file=sys.stderr)
+        return 2
+    print(f"packet written: {path}")
+    for ev in packet.evidence:
+        where = ev.source.path or ev.source.url or "-"
+        print(f"  {ev.kind:<16} {ev.status:<9} {safe_text(where)}")
+        for prob in ev.problems[:3]:
+            loc = f" (line {prob.line})" if prob.line else ""
+            print(f"      - {safe_text(prob.message)}{loc}")
+        if len(ev.problems) > 3:
+            print(f"      - ... {len(ev.problems) - 3} more")
+    return 0

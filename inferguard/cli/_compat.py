@@ -1,0 +1,218 @@
+"""`inferguard lmcache-compat` and `inferguard diagnose-bottleneck`: parse, call, print.
+
+Exit codes (documented in docs/compatibility.md):
+  0  the report was produced and no --fail-on condition holds
+  1  a --fail-on condition holds
+  2  bad usage or unreadable input (packet directory, report file)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import msgspec
+
+from inferguard._packet import MODES, Packet, PacketSettings
+from inferguard.evidence._logs import LogFacts, safe_text
+from inferguard.evidence._model import Evidence
+from inferguard.evidence._readers import load_evidence_set, read_evidence
+from inferguard.findings._diagnose import Diagnosis, diagnose
+from inferguard.judge._compat import CompatReport, compat
+
+FAIL_CLASSES = ("missing-required", "zero-required", "mode-mismatch", "malformed-evidence",
+                "error-finding", "never")
+REPORT_FILE = "metrics/lmcache_compat_report.json"
+LOG_EVIDENCE_FILE = "metrics/lmcache_log_evidence.json"
+
+
+def add_compat_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("lmcache-compat", help="judge LMCache telemetry: families, mode, claims")
+
+    def many(flag: str, help: str) -> None:
+        p.add_argument(flag, action="append", default=[], metavar="PATH", help=help)
+
+    p.add_argument("--packet", metavar="DIR", help="a packet written by collect-lmcache")
+    many("--engine-metrics-file", "vLLM/SGLang /metrics text")
+    many("--lmcache-metrics-file", "LMCache /metrics text")
+    for kind in ("http", "log", "trace", "otel", "lookup-hash", "controller"):
+        many(f"--lmcache-{kind}-evidence-file", f"{kind} evidence JSON (collect-lmcache output)")
+    many("--lmcache-log-file", "LMCache server log (raw)")
+    many("--lmcache-trace-file", ".lct trace (raw)")
+    many("--lmcache-otel-file", "OTLP JSON lines (raw)")
+    many("--launch-file", "launch command lines / env excerpt")
+    p.add_argument("--expect-mode", choices=MODES)
+    p.add_argument("--l2-configured", action="store_true",
+                   help="the run configured an MP L2 adapter (else L2 is not_applicable)")
+    p.add_argument("--mp-prometheus-port", type=int)
+    p.add_argument("--mp-event-bus-queue-size", type=int)
+    p.add_argument("--mp-metrics-sample-rate", type=float)
+    p.add_argument("--mp-tracing-enabled", action="store_true")
+    p.add_argument("--mp-trace-recording-enabled", action="store_true")
+    p.add_argument("--fail-on", action="append", default=[], choices=FAIL_CLASSES,
+                   help="exit 1 when this holds (repeatable)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=_compat)
+
+    d = sub.add_parser("diagnose-bottleneck", help="findings with stable codes from a packet")
+    d.add_argument("--packet", metavar="DIR", required=True)
+    d.add_argument("--json", action="store_true")
+    d.add_argument("--fail-on", action="append", default=[], choices=FAIL_CLASSES)
+    d.set_defaults(func=_diagnose)
+
+
+def _packet_from_args(args: argparse.Namespace) -> Packet:
+    evidence: list[Evidence] = []
+    settings = PacketSettings()
+    if args.packet:
+        base = Packet.load(args.packet)
+        evidence += base.evidence
+        settings = base.settings
+    for kind, paths in (("engine_metrics", args.engine_metrics_file),
+                        ("lmcache_metrics", args.lmcache_metrics_file),
+                        ("log", args.lmcache_log_file), ("trace", args.lmcache_trace_file),
+                        ("otel", args.lmcache_otel_file), ("launch_config", args.launch_file)):
+        evidence += [read_evidence(kind, p) for p in paths]
+    for kind, paths in (("http", args.lmcache_http_evidence_file),
+                        ("log", args.lmcache_log_evidence_file),
+                        ("trace", args.lmcache_trace_evidence_file),
+                        ("otel", args.lmcache_otel_evidence_file),
+                        ("lookup_hash", args.lmcache_lookup_hash_evidence_file),
+                        ("controller", args.lmcache_controller_evidence_file)):
+        for p in paths:
+            evidence += load_evidence_set(p, kind)
+    overrides = {k: v for k, v in {
+        "expected_mode": args.expect_mode,
+        "l2_configured": True if args.l2_configured else None,
+        "mp_prometheus_port": args.mp_prometheus_port,
+        "mp_event_bus_queue_size": args.mp_event_bus_queue_size,
+        "mp_metrics_sample_rate": args.mp_metrics_sample_rate,
+        "mp_tracing_enabled": True if args.mp_tracing_enabled else None,
+        "mp_trace_recording_enabled": True if args.mp_trace_recording_enabled else None,
+    }.items() if v is not None}
+    settings = msgspec.structs.replace(settings, **overrides)
+    return Packet(settings=settings, evidence=evidence)
+
+
+def failed_classes(report: CompatReport, diagnosis: Diagnosis, classes: list[str]) -> list[str]:
+    """Which requested --fail-on classes hold for this report."""
+    held = {
+        "missing-required": bool(report.missing_required),
+        "zero-required": bool(report.zero_required),
+        "mode-mismatch": report.mode_match is False,
+        "malformed-evidence": any(e.status == "malformed" for e in report.evidence),
+        "error-finding": any(f.severity == "error" for f in diagnosis.findings),
+        "never": False,
+    }
+    return [c for c in classes if held[c]]
+
+
+def render_report(r: CompatReport, d: Diagnosis) -> str:
+    out = [f"detected_mode={r.detected.mode} confidence={r.detected.confidence:g} "
+           f"level={r.detected.level}"
+           + (f" flavor={r.detected.flavor}" if r.detected.flavor else "")
+           + (f" expected={r.expected_mode} match={r.mode_match}" if r.expected_mode else "")]
+    out += [f"  note: {n}" for n in r.detected.notes]
+    out.append("")
+    out.append(f"{'group':<22} {'status':<15} {'pop':>4} {'zero':>4} {'miss':>4}  required")
+    for g in r.groups:
+        if g.status == "not_applicable" and not g.required:
+            continue
+        out.append(f"{g.id:<22} {g.status:<15} {g.populated:>4} {g.zero:>4} {g.missing:>4}  "
+                   f"{'yes' if g.required else ''}")
+    if r.missing_required:
+        out.append("")
+        out.append("missing required: " + ", ".join(r.missing_required))
+    if r.zero_required:
+        out.append("zero required: " + ", ".join(r.zero_required))
+    if r.unknown_lmcache_families:
+        out.append("unknown LMCache-like families (kept): "
+                   + ", ".join(r.unknown_lmcache_families[:20]))
+    out.append("")
+    out.append(f"evidence coverage for {r.effective_mode}: {r.coverage:.0%}")
+    for c in r.checklist:
+        out.append(f"  [{'x' if c.present else ' '}] {c.description}")
+    obs = r.lmcache_mp_observability
+    if obs is not None:
+        out.append("")
+        out.append("lmcache_mp_observability:")
+        out.append(f"  service_instance_ids: {', '.join(obs.service_instance_ids) or '-'}")
+        out.append(f"  cache_salt cardinality: {obs.cache_salt_cardinality}")
+        out.append(f"  L2 adapter labels: {', '.join(obs.l2_adapter_labels) or '-'}")
+        out.append(f"  EventBus: {obs.event_bus.tail_drop_risk}")
+        out.append(f"  sampling: {obs.sampled_histograms.explanation}")
+        if obs.prometheus_port_note:
+            out.append(f"  note: {obs.prometheus_port_note}")
+    out.append("")
+    out.append("claims:")
+    out += [f"  {c.id}: {c.statement} [{c.level}]" for c in r.claims]
+    out.append("")
+    out.append(render_diagnosis(d))
+    return "\n".join(safe_text(line) for line in out)
+
+
+def render_diagnosis(d: Diagnosis) -> str:
+    if not d.findings:
+        return "findings: none"
+    out = ["findings:"]
+    for f in d.findings:
+        out.append(f"  {f.severity.upper():<7} {f.code} [{f.level}]")
+        out.append(f"          {f.message}")
+        out.append(f"          next: {f.next_step}")
+    return "\n".join(safe_text(line) for line in out)
+
+
+def _emit(obj: object) -> None:
+    sys.stdout.write(msgspec.json.format(msgspec.json.encode(obj), indent=2).decode() + "\n")
+
+
+def _compat(args: argparse.Namespace) -> int:
+    if not (args.packet or any(v for k, v in vars(args).items() if k.endswith("_file"))):
+        print("inferguard: error: give --packet or at least one evidence file", file=sys.stderr)
+        return 2
+    try:
+        packet = _packet_from_args(args)
+    except (OSError, ValueError) as exc:
+        print(f"inferguard: error: {safe_text(str(exc))}", file=sys.stderr)
+        return 2
+    report = compat(packet)
+    diagnosis = diagnose(report)
+    if args.json:
+        _emit({"report": report, "diagnosis": diagnosis})
+    else:
+        print(render_report(report, diagnosis))
+    failed = failed_classes(report, diagnosis, args.fail_on)
+    if failed:
+        print(f"inferguard: failing on: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _diagnose(args: argparse.Namespace) -> int:
+    root = Path(args.packet)
+    try:
+        report = msgspec.json.decode((root / REPORT_FILE).read_bytes(), type=CompatReport)
+    except FileNotFoundError:
+        print(f"inferguard: error: {root / REPORT_FILE} not found (run collect-lmcache or "
+              "lmcache-compat first)", file=sys.stderr)
+        return 2
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        print(f"inferguard: error: {root / REPORT_FILE}: {exc}", file=sys.stderr)
+        return 2
+    log_file = root / LOG_EVIDENCE_FILE
+    if log_file.exists() and not report.facts.get("log_hints"):
+        hints: dict[str, int] = {}
+        for ev in load_evidence_set(log_file, "log"):
+            if isinstance(ev.facts, LogFacts):
+                for h in ev.facts.hints:
+                    hints[h.id] = hints.get(h.id, 0) + h.count
+        report = msgspec.structs.replace(report, facts={**report.facts, "log_hints": hints})
+    diagnosis = diagnose(report)
+    if args.json:
+        _emit(diagnosis)
+    else:
+        print(f"mode={diagnosis.mode}")
+        print(render_diagnosis(diagnosis))
+    failed = failed_classes(report, diagnosis, args.fail_on)
+    return 1 if failed else 0

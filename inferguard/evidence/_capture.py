@@ -1,0 +1,160 @@
+"""Getting HTTP answers, live or from capture files: the one mechanism both the MP server
+reader (`lmcache_http`) and the control-plane reader (`lmcache_controller`) use.
+
+`fetch()` sends only the GETs it is given (the callers pass their allow-lists), with a
+timeout, no redirects and a body cap; failures come back as answers with an error.
+`read_dir()` reads the `GET_<name>.body` / `.headers` files lab harnesses save.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import math
+import re
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from inferguard.evidence._model import Problem
+
+BODY_LIMIT = 1 << 20  # larger bodies are truncated and flagged
+_CAPTURE = re.compile(r"^GET_(.+?)\.body(\.filtered\.json)?$")
+
+
+class Answer(NamedTuple):
+    """One GET: where, what came back (raw body, at most BODY_LIMIT + 1 bytes), or why not."""
+
+    path: str
+    url: str | None
+    status: int | None
+    content_type: str | None
+    date: float | None
+    raw: bytes
+    elapsed_ms: float | None = None
+    error: str | None = None
+
+
+def http_date(value: str | None) -> float | None:
+    """Seconds since the epoch from an HTTP `date:` header, or None."""
+    if not value:
+        return None
+    try:
+        return email.utils.parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+def json_at(d: Any, *path: str) -> Any:
+    """The value at a key path of a parsed JSON answer, or None where the shape differs."""
+    for p in path:
+        if not isinstance(d, dict):
+            return None
+        d = d.get(p)
+    return d
+
+
+def as_int(v: Any) -> int | None:
+    """An int (never a bool) from an answer, else None."""
+    return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+
+def as_num(v: Any, *, finite: bool = False) -> float | None:
+    """A number (never a bool) from an answer as float, else None; `finite` drops NaN/inf."""
+    if not isinstance(v, (int, float)) or isinstance(v, bool):
+        return None
+    return None if finite and not math.isfinite(v) else float(v)
+
+
+def as_bool(v: Any) -> bool | None:
+    return v if isinstance(v, bool) else None
+
+
+def as_str(v: Any) -> str | None:
+    return v if isinstance(v, str) else None
+
+
+def parse_json(raw: bytes) -> tuple[Any, str, bool]:
+    """(parsed JSON or None, decoded text, truncated) of a body as kept."""
+    truncated = len(raw) > BODY_LIMIT
+    text = raw[:BODY_LIMIT].decode("utf-8", "replace")
+    parsed: Any = None
+    if not truncated:
+        try:
+            parsed = json.loads(text)
+        except (ValueError, RecursionError):
+            parsed = None
+    return parsed, text, truncated
+
+
+def fetch(base_url: str, paths: Iterable[str], *, timeout: float = 5.0,
+          transport: Any = None) -> list[Answer]:
+    """GET each path under base_url, in order. Never raises for a failed request."""
+    import httpx
+
+    base = base_url.rstrip("/")
+    out: list[Answer] = []
+    with httpx.Client(timeout=timeout, transport=transport, follow_redirects=False) as client:
+        for path in paths:
+            url = base + path
+            t0 = time.perf_counter()
+            try:
+                with client.stream("GET", url) as resp:
+                    raw = b""
+                    for part in resp.iter_bytes():
+                        raw += part
+                        if len(raw) > BODY_LIMIT:
+                            break
+                    out.append(Answer(path, url, resp.status_code,
+                                      resp.headers.get("content-type"),
+                                      http_date(resp.headers.get("date")), raw,
+                                      (time.perf_counter() - t0) * 1e3))
+            except httpx.HTTPError as exc:
+                out.append(Answer(path, url, None, None, None, b"",
+                                  (time.perf_counter() - t0) * 1e3,
+                                  f"{type(exc).__name__}: {exc}"))
+    return out
+
+
+def capture_names(d: Path) -> dict[str, str] | Problem:
+    """{capture name: body file name} of a capture directory, or the problem listing it."""
+    try:
+        names = sorted(p.name for p in d.iterdir())
+    except OSError as exc:
+        return Problem(f"cannot list directory: {exc.strerror or exc}")
+    return {m.group(1): n for n in names if (m := _CAPTURE.match(n))}
+
+
+def read_dir(d: Path, found: Mapping[str, str], routes: Mapping[str, str]
+             ) -> tuple[list[Answer], list[Problem], bytes]:
+    """Read the captures whose name maps to a route: (answers, problems, digest input).
+
+    `found` is `capture_names(d)`; `routes` maps capture names to route paths. Status and
+    content type come from `GET_<name>.headers` (first line and headers), the date too."""
+    answers: list[Answer] = []
+    problems: list[Problem] = []
+    digest: list[bytes] = []
+    for cap, fname in sorted(found.items()):
+        route = routes.get(cap)
+        if route is None:
+            problems.append(Problem(f"unknown capture {fname!r}", where=fname))
+            continue
+        raw = (d / fname).read_bytes()
+        digest.append(fname.encode() + b"\0" + raw)
+        status = ctype = None
+        date: float | None = None
+        hdr = d / f"GET_{cap}.headers"
+        if hdr.exists():
+            lines = hdr.read_text("utf-8", "replace").splitlines()
+            sm = re.match(r"^HTTP/\S+\s+(\d{3})", lines[0]) if lines else None
+            status = int(sm.group(1)) if sm else None
+            for line in lines[1:]:
+                k, _, v = line.partition(":")
+                key = k.strip().lower()
+                if key == "content-type":
+                    ctype = v.strip()
+                elif key == "date":
+                    date = http_date(v.strip())
+        answers.append(Answer(route, None, status, ctype, date, raw))
+    return answers, problems, b"".join(digest)

@@ -1,0 +1,325 @@
+"""HTTP evidence from an LMCache MP server: the route catalog, read-only collection, facts.
+
+The catalog below is the 0.5.6 route table (`openapi.json`) as data: which routes are read
+and collected, and which change state and are only ever recorded as skipped. Collection
+calls nothing outside the allow-list. `/env` returns the whole process environment and is
+never stored raw: only LMCache-relevant keys are kept, secret-looking values redacted.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+from inferguard.evidence._capture import (
+    Answer,
+    as_bool,
+    as_int,
+    capture_names,
+    fetch,
+    json_at,
+    parse_json,
+    read_dir,
+)
+from inferguard.evidence._model import Evidence, EvidenceSource, Problem, status_from
+
+Access = Literal["read", "sensitive", "mutating", "destructive", "dangerous"]
+
+
+class RouteSpec(msgspec.Struct, frozen=True):
+    """One route of the MP server's HTTP API and what InferGuard does with it."""
+
+    method: str
+    path: str
+    access: Access
+    collect: bool
+    note: str = ""
+
+
+ROUTES: tuple[RouteSpec, ...] = (
+    RouteSpec("GET", "/", "read", True),
+    RouteSpec("GET", "/healthcheck", "read", True),
+    RouteSpec("GET", "/status", "read", True),
+    RouteSpec("GET", "/version", "read", True),
+    RouteSpec("GET", "/lmc_version", "read", True),
+    RouteSpec("GET", "/commit_id", "read", True),
+    RouteSpec("GET", "/config", "read", True),
+    RouteSpec("GET", "/config/adapters", "read", True),
+    RouteSpec("GET", "/periodic-threads", "read", True),
+    RouteSpec("GET", "/periodic-threads-health", "read", True),
+    RouteSpec("GET", "/quota", "read", True),
+    RouteSpec("GET", "/reconfigure/dax/l1/status", "read", True),
+    RouteSpec("GET", "/openapi.json", "read", True, "route table: detects version drift"),
+    RouteSpec("GET", "/loglevel", "read", True, "only without parameters (with them it sets)"),
+    RouteSpec("GET", "/threads", "read", True, "only as ?name=<thread name> when one is given"),
+    RouteSpec("GET", "/env", "sensitive", True, "filtered to LMCache keys, secrets redacted"),
+    RouteSpec("GET", "/metrics", "read", False, "collected as metrics evidence, not here"),
+    RouteSpec("GET", "/cache/objects", "read", False, "lists raw cache keys; not collected"),
+    RouteSpec("GET", "/cache/prefetches/{request_id}", "read", False, "needs a request id"),
+    RouteSpec("GET", "/periodic-threads/{thread_name}", "read", False,
+              "covered by /periodic-threads"),
+    RouteSpec("GET", "/quota/{cache_salt}", "read", False, "covered by /quota"),
+    RouteSpec("GET", "/reconfigure/{backend}/l2/status", "read", False, "needs a backend name"),
+    RouteSpec("POST", "/cache/clear", "destructive", False, "clears the L1 cache"),
+    RouteSpec("DELETE", "/cache/objects", "destructive", False, "deletes cached objects"),
+    RouteSpec("POST", "/cache/prefetches", "mutating", False, "starts an L2->L1 prefetch"),
+    RouteSpec("POST", "/cache/checksums", "mutating", False, "reads GPU KV memory"),
+    RouteSpec("POST", "/metrics/reset", "mutating", False, "resets metrics"),
+    RouteSpec("POST", "/run_script", "dangerous", False, "runs uploaded Python in the server"),
+    RouteSpec("PUT", "/quota/{cache_salt}", "mutating", False, "sets a quota"),
+    RouteSpec("DELETE", "/quota/{cache_salt}", "destructive", False, "evicts a salt's data"),
+    RouteSpec("POST", "/reconfigure/dax/l1/add", "mutating", False, "reconfigures L1"),
+    RouteSpec("POST", "/reconfigure/dax/l1/remove", "mutating", False, "reconfigures L1"),
+    RouteSpec("POST", "/reconfigure/{backend}/l2/{operation}", "mutating", False,
+              "adds or removes L2 adapters"),
+)
+
+# Keys of /env worth keeping; everything else is dropped (counted, never stored).
+_ENV_KEEP = re.compile(
+    r"^(LMCACHE_|VLLM_|SGLANG_|OTEL_|PYTHONHASHSEED$|PROMETHEUS_MULTIPROC_DIR$|DO_NOT_TRACK$|"
+    r"CUDA_VISIBLE_DEVICES$|HF_HUB_OFFLINE$|TRANSFORMERS_OFFLINE$|UCX_|NIXL_)")
+_SECRET = re.compile(r"(SECRET|TOKEN|PASSW|CREDENTIAL|AUTH|COOKIE|PRIVATE|API_?KEY|_KEY$|^KEY)",
+                     re.IGNORECASE)
+REDACTED = "<redacted>"
+# /status keys only a CacheBlend server (--engine-type blend) adds (its BlendModule).
+CB_STATUS_KEYS = ("registered_cb_rope_instances", "cb_rope_meta", "active_cb_lookups")
+
+
+class RouteResult(msgspec.Struct, frozen=True, omit_defaults=True):
+    """One GET as collected: status, body (JSON parsed when it is JSON), or the error."""
+
+    method: str
+    path: str
+    url: str | None = None
+    status_code: int | None = None
+    content_type: str | None = None
+    json: Any = None
+    text: str | None = None
+    truncated: bool = False
+    error: str | None = None
+    elapsed_ms: float | None = None
+
+
+class SkippedRoute(msgspec.Struct, frozen=True):
+    method: str
+    path: str
+    access: str
+    reason: str
+
+
+class HttpFacts(msgspec.Struct, frozen=True, tag="http", omit_defaults=True):
+    """What the MP server's HTTP answers say. None means "not answered / not present"."""
+
+    base_url: str | None = None
+    routes: list[RouteResult] = msgspec.field(default_factory=list)
+    skipped: list[SkippedRoute] = msgspec.field(default_factory=list)
+    reachable: bool | None = None
+    healthy: bool | None = None
+    health_reason: str | None = None
+    version: str | None = None
+    lmcache_version: str | None = None
+    commit: str | None = None
+    engine_type: str | None = None
+    chunk_size: int | None = None
+    hash_algorithm: str | None = None
+    active_sessions: int | None = None
+    l1_capacity_bytes: int | None = None
+    l1_used_bytes: int | None = None
+    l1_usage_ratio: float | None = None
+    l1_object_count: int | None = None
+    l2_adapters: list[str] = msgspec.field(default_factory=list)
+    num_l2_adapters: int | None = None
+    p2p_enabled: bool | None = None
+    kv_events_enabled: bool | None = None
+    periodic_threads_healthy: bool | None = None
+    unhealthy_threads: list[str] = msgspec.field(default_factory=list)
+    periodic_threads: list[str] = msgspec.field(default_factory=list)
+    thread_matches: dict[str, int] = msgspec.field(default_factory=dict)
+    env: dict[str, str] = msgspec.field(default_factory=dict)
+    env_dropped_keys: int = 0
+    route_table_paths: int | None = None
+    unknown_routes: list[str] = msgspec.field(default_factory=list)
+    cb_status_keys: list[str] = msgspec.field(default_factory=list)
+    active_cb_lookups: int | None = None
+
+
+def filter_env(env: Any) -> tuple[dict[str, str], int]:
+    """Keep LMCache-relevant variables, redact secret-looking values; count the rest."""
+    if not isinstance(env, dict):
+        return {}, 0
+    kept: dict[str, str] = {}
+    for k, v in env.items():
+        key = str(k)
+        if not _ENV_KEEP.match(key):
+            continue
+        kept[key] = REDACTED if _SECRET.search(key) else str(v)
+    return dict(sorted(kept.items())), len(env) - len(kept)
+
+
+def skipped_routes() -> list[SkippedRoute]:
+    """Every state-changing route, recorded with the reason it is never called."""
+    return [SkippedRoute(r.method, r.path, r.access, f"{r.access}: {r.note}")
+            for r in ROUTES if r.access in ("mutating", "destructive", "dangerous")]
+
+
+def facts_from_routes(base_url: str | None, results: Iterable[RouteResult],
+                      skipped: list[SkippedRoute]) -> tuple[HttpFacts, list[Problem]]:
+    """Turn collected answers into facts; odd answers become problems, never exceptions."""
+    by_path: dict[str, RouteResult] = {}
+    results = list(results)
+    problems: list[Problem] = []
+    for r in results:
+        by_path.setdefault(r.path.split("?", 1)[0], r)
+        if r.error is not None:
+            problems.append(Problem(f"{r.method} {r.path}: {r.error}", where=r.path))
+    f: dict[str, Any] = {"base_url": base_url, "routes": results, "skipped": skipped}
+    f["reachable"] = any(r.status_code is not None for r in results) if results else None
+
+    def body(path: str) -> Any:
+        r = by_path.get(path)
+        return None if r is None else r.json
+
+    hc = by_path.get("/healthcheck")
+    if hc is not None and hc.status_code is not None:
+        status = json_at(hc.json, "status")
+        f["healthy"] = hc.status_code == 200 and status == "healthy"
+        reason = json_at(hc.json, "reason")
+        f["health_reason"] = str(reason) if reason is not None else (
+            None if f["healthy"] else f"HTTP {hc.status_code}")
+    st = body("/status")
+    if isinstance(st, dict):
+        if f.get("healthy") is None and isinstance(st.get("is_healthy"), bool):
+            f["healthy"] = st["is_healthy"]
+        f["engine_type"] = st.get("engine_type") if isinstance(st.get("engine_type"), str) else None
+        f["chunk_size"] = as_int(st.get("chunk_size"))
+        ha = st.get("hash_algorithm")
+        f["hash_algorithm"] = ha if isinstance(ha, str) else None
+        f["active_sessions"] = as_int(st.get("active_sessions"))
+        f["p2p_enabled"] = as_bool(st.get("p2p_enabled"))
+        f["kv_events_enabled"] = as_bool(json_at(st, "kv_events", "enabled"))
+        sm = st.get("storage_manager")
+        l1s = json_at(sm, "l1_managers")
+        if isinstance(l1s, dict) and l1s:
+            caps = [as_int(json_at(m, "memory_total_bytes")) for m in l1s.values()]
+            used = [as_int(json_at(m, "memory_used_bytes")) for m in l1s.values()]
+            objs = [as_int(json_at(m, "total_object_count")) for m in l1s.values()]
+            if all(c is not None for c in caps):
+                f["l1_capacity_bytes"] = sum(c for c in caps if c is not None)
+            if all(u is not None for u in used):
+                f["l1_used_bytes"] = sum(u for u in used if u is not None)
+            if all(o is not None for o in objs):
+                f["l1_object_count"] = sum(o for o in objs if o is not None)
+            if f.get("l1_capacity_bytes"):
+                f["l1_usage_ratio"] = (f.get("l1_used_bytes") or 0) / f["l1_capacity_bytes"]
+        f["num_l2_adapters"] = as_int(json_at(sm, "num_l2_adapters"))
+        f["cb_status_keys"] = [k for k in CB_STATUS_KEYS if k in st]
+        f["active_cb_lookups"] = as_int(st.get("active_cb_lookups"))
+    ver = body("/version")
+    if isinstance(ver, str):
+        f["version"] = ver
+    lv = body("/lmc_version")
+    if isinstance(lv, str):
+        f["lmcache_version"] = lv
+    elif isinstance(ver, str) and "-" in ver:
+        f["lmcache_version"] = ver.split("-", 1)[0]
+    cid = body("/commit_id")
+    if isinstance(cid, str):
+        f["commit"] = cid
+    elif isinstance(ver, str) and "-" in ver:
+        f["commit"] = ver.split("-", 1)[1]
+    adapters = json_at(body("/config/adapters"), "adapters")
+    if isinstance(adapters, list):
+        f["l2_adapters"] = [str(json_at(a, "type_name") or "?") for a in adapters]
+        if f.get("num_l2_adapters") is None:
+            f["num_l2_adapters"] = len(adapters)
+    pth = body("/periodic-threads-health")
+    if isinstance(pth, dict):
+        f["periodic_threads_healthy"] = as_bool(pth.get("healthy"))
+        bad = pth.get("unhealthy_threads")
+        if isinstance(bad, list):
+            f["unhealthy_threads"] = [str(json_at(t, "name") or t) for t in bad]
+    pt = json_at(body("/periodic-threads"), "threads")
+    if isinstance(pt, list):
+        f["periodic_threads"] = [str(json_at(t, "name")) for t in pt
+                                 if json_at(t, "name") is not None]
+    matches: dict[str, int] = {}
+    for r in results:
+        if r.path.startswith("/threads") and r.text is not None and r.status_code == 200:
+            name = r.path.split("=", 1)[1] if "?name=" in r.path else "*"
+            matches[name] = r.text.count("Thread: <")
+    f["thread_matches"] = matches
+    env_r = by_path.get("/env")
+    if env_r is not None and env_r.json is not None:
+        f["env"], f["env_dropped_keys"] = filter_env(env_r.json)
+    oa = json_at(body("/openapi.json"), "paths")
+    if isinstance(oa, dict):
+        f["route_table_paths"] = len(oa)
+        known = {(r.method, r.path) for r in ROUTES}
+        f["unknown_routes"] = sorted(
+            f"{m.upper()} {p}" for p, ops in oa.items() if isinstance(ops, dict)
+            for m in ops if (m.upper(), p) not in known)
+    return msgspec.convert(f, HttpFacts, from_attributes=False), problems
+
+
+def _result(a: Answer) -> RouteResult:
+    """One answer as kept: JSON parsed when it is JSON; /env only filtered."""
+    if a.error is not None:
+        return RouteResult("GET", a.path, a.url, error=a.error, elapsed_ms=a.elapsed_ms)
+    parsed, text, truncated = parse_json(a.raw)
+    if a.path == "/env":  # never keep the raw environment
+        env, _ = filter_env(parsed)
+        return RouteResult("GET", a.path, a.url, a.status, a.content_type, json=env,
+                           truncated=truncated, elapsed_ms=a.elapsed_ms)
+    return RouteResult("GET", a.path, a.url, a.status, a.content_type, json=parsed,
+                       text=None if parsed is not None else text, truncated=truncated,
+                       elapsed_ms=a.elapsed_ms)
+
+
+# Capture files as harnesses save them: GET_<name>.body + GET_<name>.headers.
+_CAPTURE_NAMES = {
+    "root": "/", "healthcheck": "/healthcheck", "status": "/status", "version": "/version",
+    "lmc_version": "/lmc_version", "commit_id": "/commit_id", "config": "/config",
+    "config_adapters": "/config/adapters", "periodic-threads": "/periodic-threads",
+    "periodic-threads-health": "/periodic-threads-health", "quota": "/quota",
+    "reconfigure_dax_l1_status": "/reconfigure/dax/l1/status", "openapi.json": "/openapi.json",
+    "loglevel": "/loglevel", "threads": "/threads", "env": "/env",
+    "cache_objects": "/cache/objects",
+}
+
+
+def read_http_capture_dir(path: str | os.PathLike[str]) -> Evidence:
+    """Read a directory of captured answers (GET_<route>.body / .headers) into evidence."""
+    d = Path(path)
+    found = capture_names(d)
+    if isinstance(found, Problem):
+        return Evidence(kind="http", source=EvidenceSource(path=str(d)), status="malformed",
+                        problems=[found])
+    answers, problems, digest = read_dir(d, found, _CAPTURE_NAMES)
+    results = [_result(a) for a in answers]
+    facts, more = facts_from_routes(None, results, skipped_routes())
+    problems += more
+    src = EvidenceSource.of_bytes(digest, path=str(d))
+    return Evidence(kind="http", source=src, status=status_from(problems, readable=bool(results)),
+                    facts=facts, problems=problems)
+
+
+def collect_http(base_url: str, *, thread_names: Iterable[str] = (), timeout: float = 5.0,
+                 transport: Any = None) -> Evidence:
+    """GET every allow-listed route of a live MP server; record the rest as skipped.
+
+    Failures (refused, timeout, 4xx/5xx, non-JSON) are evidence, never exceptions."""
+    base = base_url.rstrip("/")
+    paths = [r.path for r in ROUTES if r.collect and r.method == "GET" and r.path != "/threads"]
+    paths += [f"/threads?name={n}" for n in thread_names]
+    results = [_result(a) for a in fetch(base, paths, timeout=timeout, transport=transport)]
+    facts, problems = facts_from_routes(base, results, skipped_routes())
+    reachable = any(r.status_code is not None for r in results)
+    src = EvidenceSource.of_bytes(msgspec.json.encode(results), url=base)
+    return Evidence(kind="http", source=src,
+                    status=status_from(problems, readable=reachable), facts=facts,
+                    problems=problems)

@@ -1,0 +1,185 @@
+"""Launch/config evidence: how the run was started, as the operator recorded it.
+
+Reads a text file of command lines (backslash continuations allowed) and `KEY=VALUE` or
+`export KEY=VALUE` environment lines. Recognises `lmcache server`, `lmcache_controller`,
+vLLM (`vllm serve`, `python -m vllm.entrypoints.openai.api_server`) with its
+`--kv-transfer-config` JSON and `--kv-offloading-backend`, and SGLang
+(`python -m sglang.launch_server` with `--enable-lmcache`). Environment excerpts keep only
+relevant keys (`PYTHONHASHSEED`, `LMCACHE_*`, ...) with secret-looking values redacted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+from typing import Any
+
+import msgspec
+
+from inferguard.evidence._http import filter_env
+from inferguard.evidence._model import Evidence, EvidenceSource, Problem, read_source, status_from
+
+_ENV_LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
+_SECRET_FLAG = re.compile(r"(token|secret|password|api[-_]?key)", re.IGNORECASE)
+
+
+class Launch(msgspec.Struct, frozen=True, omit_defaults=True):
+    """One recognised command line."""
+
+    program: str
+    line: int
+    flags: dict[str, Any] = msgspec.field(default_factory=dict)
+    kv_connector: str | None = None
+    kv_role: str | None = None
+    kv_connector_module_path: str | None = None
+    kv_offloading_backend: str | None = None
+    lmcache_enabled: bool | None = None
+    hicache_enabled: bool | None = None
+    problems: list[str] = msgspec.field(default_factory=list)
+
+
+class LaunchFacts(msgspec.Struct, frozen=True, tag="launch_config", omit_defaults=True):
+    launches: list[Launch] = msgspec.field(default_factory=list)
+    env: dict[str, str] = msgspec.field(default_factory=dict)
+    env_dropped_keys: int = 0
+
+    def programs(self) -> set[str]:
+        return {x.program for x in self.launches}
+
+
+def _program(argv: list[str]) -> tuple[str | None, list[str]]:
+    """(program kind, the arguments after it) for a command we recognise."""
+    words = [w for w in argv if not _ENV_LINE.match(w)]  # drop `VAR=x cmd` prefixes
+    for i, w in enumerate(words):
+        base = os.path.basename(w)
+        nxt = words[i + 1] if i + 1 < len(words) else ""
+        if base == "lmcache" and nxt == "server":
+            return "lmcache_server", words[i + 2:]
+        if base in ("lmcache_controller",) or (w == "-m" and nxt in (
+                "lmcache.v1.api_server", "lmcache.v1.api_server.__main__")):
+            return "lmcache_controller", words[i + (1 if base == "lmcache_controller" else 2):]
+        if base == "vllm" and nxt == "serve":
+            return "vllm", words[i + 2:]
+        if w == "-m" and nxt.startswith("vllm.entrypoints"):
+            return "vllm", words[i + 2:]
+        if w == "-m" and nxt.startswith("sglang.launch_server"):
+            return "sglang", words[i + 2:]
+    return None, []
+
+
+def _flags(args: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a.startswith("--"):
+            key, eq, val = a[2:].partition("=")
+            if eq:
+                value: Any = val
+            elif i + 1 < len(args) and not args[i + 1].startswith("--"):
+                value = args[i + 1]
+                i += 1
+            else:
+                value = True
+            if _SECRET_FLAG.search(key):
+                value = "<redacted>"
+            out[key] = value
+        elif "positional" not in out and not a.startswith("-"):
+            out["positional"] = a
+        i += 1
+    return out
+
+
+def _launch(kind: str, args: list[str], line: int) -> Launch:
+    flags = _flags(args)
+    problems: list[str] = []
+    conn = role = module = None
+    ktc = flags.get("kv-transfer-config")
+    if isinstance(ktc, str):
+        try:
+            cfg = json.loads(ktc)
+        except (ValueError, RecursionError) as exc:
+            problems.append(f"--kv-transfer-config is not JSON: {exc}")
+            cfg = None
+        if isinstance(cfg, dict):
+            conn = cfg.get("kv_connector")
+            role = cfg.get("kv_role")
+            module = cfg.get("kv_connector_module_path")
+            flags["kv-transfer-config"] = cfg
+    offload = flags.get("kv-offloading-backend")
+    lmc = None
+    hic = None
+    if kind == "sglang":
+        lmc = bool(flags.get("enable-lmcache"))
+        hic = bool(flags.get("enable-hierarchical-cache"))
+    return Launch(program=kind, line=line, flags=flags,
+                  kv_connector=conn if isinstance(conn, str) else None,
+                  kv_role=role if isinstance(role, str) else None,
+                  kv_connector_module_path=module if isinstance(module, str) else None,
+                  kv_offloading_backend=offload if isinstance(offload, str) else None,
+                  lmcache_enabled=lmc, hicache_enabled=hic, problems=problems)
+
+
+def parse_launch_text(text: str) -> tuple[LaunchFacts, list[Problem]]:
+    problems: list[Problem] = []
+    launches: list[Launch] = []
+    env: dict[str, str] = {}
+    logical: list[tuple[int, str]] = []
+    buf, start = "", 0
+    for n, raw in enumerate(text.splitlines(), 1):
+        line = raw.rstrip()
+        if not buf:
+            start = n
+        if line.endswith("\\"):
+            buf += line[:-1] + " "
+            continue
+        buf += line
+        logical.append((start, buf))
+        buf = ""
+    if buf:
+        logical.append((start, buf))
+    for n, line in logical:
+        s = line.strip()
+        if not s or s.startswith("#"):
+            continue
+        m = _ENV_LINE.match(s)
+        if m and " " not in m.group(2).strip().strip("'\""):
+            env[m.group(1)] = m.group(2).strip().strip("'\"")
+            continue
+        try:
+            argv = shlex.split(s)
+        except (ValueError, RecursionError) as exc:
+            problems.append(Problem(f"cannot split command line: {exc}", line=n))
+            continue
+        for w in argv:  # `PYTHONHASHSEED=0 vllm serve ...`
+            em = _ENV_LINE.match(w)
+            if em:
+                env[em.group(1)] = em.group(2)
+            else:
+                break
+        kind, args = _program(argv)
+        if kind is not None:
+            launches.append(_launch(kind, args, n))
+    kept, dropped = filter_env(env)
+    return LaunchFacts(launches=launches, env=kept, env_dropped_keys=dropped), problems
+
+
+def read_launch(path: str | os.PathLike[str]) -> Evidence:
+    data, source, problem = read_source(path, max_bytes=16 << 20)
+    if data is None:
+        assert problem is not None
+        return Evidence(kind="launch_config", source=source, status="malformed",
+                        problems=[problem])
+    return read_launch_bytes(data, source)
+
+
+def read_launch_bytes(data: bytes, source: EvidenceSource) -> Evidence:
+    facts, problems = parse_launch_text(data.decode("utf-8", "replace"))
+    readable = bool(facts.launches or facts.env)
+    if not readable:
+        problems.append(Problem("no recognised launch command or environment line"))
+    return Evidence(kind="launch_config", source=source,
+                    status=status_from(problems, readable=readable), facts=facts,
+                    problems=problems)

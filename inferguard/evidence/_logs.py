@@ -1,0 +1,344 @@
+"""Log evidence: conservative LMCache hints from engine and LMCache logs.
+
+A hint is a line that matches one pattern of `LOG_HINTS` (a data table: adding an upstream
+line is one row). Lines are read with ANSI colour codes stripped and an optional vLLM
+`(Name pid=N)` prefix tolerated. Each hint keeps its file, line number and the line, with
+control characters escaped so nothing from a log reaches a terminal raw. Hints are evidence
+of what a process *said*; they prove behaviour only together with metrics (see diagnose).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from typing import Literal
+
+import msgspec
+
+from inferguard.evidence._model import Evidence, EvidenceKind, EvidenceSource, Problem, read_source
+
+Category = Literal[
+    "mp_server", "mp_connector", "embedded_vllm", "stale_connector", "offload_flag",
+    "sglang_lmcache", "sglang_hicache", "p2p", "controller", "pd", "lifecycle", "hash_seed",
+    "eviction", "allocation_failure", "tracing", "error", "blend", "control_plane",
+    "degraded"]
+
+MAX_LINE = 2000          # longer lines are cut (and counted) before matching
+EXAMPLES_PER_HINT = 20   # hints keep this many matching lines each, and count the rest
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+
+
+class LogHint(msgspec.Struct, frozen=True):
+    """One pattern: a stable id, what it indicates, and the regex (named groups = values)."""
+
+    id: str
+    category: Category
+    pattern: str
+    meaning: str
+
+
+LOG_HINTS: tuple[LogHint, ...] = (
+    # standalone MP server (lmcache server)
+    LogHint("mp_http_server_start", "mp_server",
+            r"Starting LMCache HTTP server on http://(?P<host>[^\s:]+):(?P<port>\d+)",
+            "MP server HTTP API starting"),
+    LogHint("mp_cache_server_running", "mp_server",
+            r"LMCache (?P<transport>\w+) cache server is running on (?P<host>\S+):(?P<port>\d+)",
+            "MP cache server listening"),
+    LogHint("mp_server_ready", "mp_server", r"LMCache cache server is running\.\.\.",
+            "MP cache server ready"),
+    LogHint("mp_metrics_pull", "mp_server",
+            r"OTel MeterProvider initialised with Prometheus fallback"
+            r"(?:.*'service\.instance\.id': '(?P<instance_id>[^']*)')?",
+            "MP metrics exposed for Prometheus pull on the HTTP port"),
+    LogHint("mp_metrics_otlp", "mp_server", r"OTel MeterProvider initialised with OTLP",
+            "MP metrics pushed over OTLP (pull /metrics will lack lmcache_mp_*)"),
+    LogHint("mp_transfer_mode", "mp_server", r"Supported transfer mode: (?P<mode>\S+)",
+            "MP transfer mode"),
+    LogHint("mp_server_shutdown", "mp_server", r"MPCacheServer closed|Shutting down LMCache HTTP",
+            "MP server shut down"),
+    LogHint("tracing_enabled", "tracing", r"OTel TracerProvider initialised",
+            "OTel span export enabled"),
+    LogHint("trace_recording", "tracing", r"trace recording enabled \(level=(?P<level>\w+)\)",
+            ".lct trace recording enabled"),
+    LogHint("lookup_hash_logging", "tracing",
+            r"LookupHashLoggingSubscriber started: output_dir=(?P<dir>[^,]*)",
+            "lookup-hash JSONL logging enabled"),
+    # vLLM connectors
+    LogHint("vllm_mp_connector", "mp_connector",
+            r"LMCacheMPConnector(?:Upstream)?\b|Auto-starting LMCache MP server|"
+            r"LMCache MP server became healthy",
+            "vLLM uses the LMCache MP connector"),
+    LogHint("vllm_v1_dynamic_connector", "embedded_vllm", r"LMCacheConnectorV1Dynamic\b",
+            "vLLM uses LMCacheConnectorV1Dynamic (in-process)"),
+    LogHint("vllm_v1_connector", "embedded_vllm", r"LMCacheConnectorV1(?!Dynamic)\b",
+            "vLLM uses LMCacheConnectorV1 (in-process)"),
+    LogHint("vllm_lmcache_initialized", "embedded_vllm",
+            r"LMCache initialized for role (?P<role>\S+) with version (?P<version>\S+),",
+            "in-process LMCache engine up"),
+    LogHint("stale_connector", "stale_connector", r"\bLMCacheConnector\b(?!V1|MP)",
+            "legacy v0 LMCacheConnector: stale unless an old stack is documented"),
+    LogHint("kv_offloading_backend", "offload_flag",
+            r"kv[-_]offloading[-_]backend['\"]?\s*[:= ]\s*['\"]?lmcache",
+            "vLLM --kv-offloading-backend lmcache"),
+    # SGLang
+    LogHint("sglang_enable_lmcache", "sglang_lmcache", r"--enable-lmcache|enable_lmcache=True",
+            "SGLang launched with LMCache"),
+    LogHint("sglang_layerwise_connector", "sglang_lmcache", r"LMCacheLayerwiseConnector",
+            "SGLang LMCache layer-wise connector"),
+    LogHint("sglang_lmc_radix_cache", "sglang_lmcache", r"LMCRadixCache",
+            "SGLang LMCache radix cache"),
+    LogHint("sglang_mp_connector", "sglang_lmcache",
+            r"UnifiedLMCacheMPConnector initialized|LMCache MP heartbeat thread started",
+            "SGLang LMCache MP adapter"),
+    LogHint("sglang_hicache", "sglang_hicache", r"(?i)hicache",
+            "SGLang HiCache (not LMCache proof on its own)"),
+    # P2P and controller
+    LogHint("p2p_handler_start", "p2p",
+            r"Starting P2P backend batched get handler at (?P<addr>\S+)",
+            "P2P serving side enabled"),
+    LogHint("p2p_layout_info", "p2p",
+            r"Got layout info from controller: \((?P<info>.*)\)", "P2P lookup answered"),
+    LogHint("p2p_peer_connected", "p2p", r"Established connection to peer_init_url",
+            "P2P peer connection"),
+    LogHint("p2p_transfer_finished", "p2p", r"P2P transfer finished for request",
+            "P2P transfer served"),
+    LogHint("p2p_error", "p2p",
+            r"Controller returned error for batched P2P lookup|Failed to ensure peer connection|"
+            r"Peer connection not initialized|Max retry count reached for lookup_id",
+            "P2P failure"),
+    LogHint("controller_start", "controller", r"Starting LMCache controller at (?P<addr>\S+)",
+            "LMCache controller"),
+    LogHint("controller_registration", "controller",
+            r"Registering lmcache instance-worker|Registered instance-worker",
+            "engine registered with the controller"),
+    # controller and worker state (not P2P evidence: a controller also runs without P2P)
+    LogHint("ctrl_no_peer_init_url", "control_plane",
+            r"peer init url of (?P<worker>.+?) is None, only register when p2p is used",
+            "a worker registered without a P2P init URL"),
+    LogHint("ctrl_deregistered", "control_plane", r"Deregistered instance-worker",
+            "the controller removed a worker"),
+    LogHint("ctrl_worker_timeout", "control_plane",
+            r"Worker (?P<worker>\S+) last heartbeat time: .*more than (?P<timeout>\d+) seconds",
+            "the controller dropped a worker after its heartbeat timeout"),
+    LogHint("ctrl_health_check_interval", "control_plane",
+            r"Health check interval: (?P<secs>-?\d+)s",
+            "controller worker expiry check interval (-1: never expires workers)"),
+    LogHint("ctrl_full_sync_started", "control_plane", r"Started full sync for worker",
+            "the controller started a full sync"),
+    LogHint("ctrl_full_sync_completed", "control_plane",
+            r"Completed full sync for worker|Full sync completed for worker",
+            "the controller logged a full sync as completed"),
+    LogHint("ctrl_worker_full_sync", "control_plane",
+            r"Received full sync command with reason: (?P<reason>[\w-]+)",
+            "a worker was told to full-sync its keys"),
+    LogHint("ctrl_heartbeat_sent", "control_plane", r"Sending heartbeat message to controller",
+            "a worker heartbeat"),
+    LogHint("internal_api_server_start", "control_plane",
+            r"Starting LMCache internal API server on port (?P<port>\d+)",
+            "an engine's internal API server"),
+    # CacheBlend (lmcache server --engine-type blend)
+    LogHint("blend_match_probe", "blend",
+            r"\[match_probe\] n_tok=(?P<n_tok>\d+) table_hits=(?P<table_hits>\d+) "
+            r"matches=(?P<matches>\d+)", "CacheBlend fingerprint match"),
+    LogHint("blend_rope_registered", "blend", r"Registered CB rope state for instance",
+            "CacheBlend rope state registered"),
+    LogHint("blend_no_gpu_context", "blend", r"No CB GPU context for model (?P<model>\S+)",
+            "CacheBlend lookup without a GPU context"),
+    LogHint("blend_retrieve_failed", "blend",
+            r"CB retrieve: native plan unavailable|failing the retrieve",
+            "CacheBlend retrieve failed: the request is recomputed"),
+    LogHint("blend_retrieve_no_scatter", "blend", r"CB retrieve: no scatter \((?P<reason>\w+)",
+            "CacheBlend retrieve scattered nothing (logged once per reason)"),
+    LogHint("blend_sparse_stale", "blend",
+            r"CB sparse classify for \S+: (?P<found>\d+) found, (?P<stale>\d+) stale, "
+            r"(?P<partial>\d+) partial of (?P<submitted>\d+) submitted",
+            "CacheBlend fingerprint matches whose chunks are gone"),
+    LogHint("blend_unretrieved_locks", "blend",
+            r"Released (?P<locks>\d+) unretrieved read lock\(s\) for ended request",
+            "a CacheBlend request ended without retrieving its matches"),
+    # disaggregated prefill
+    LogHint("pd_enabled", "pd",
+            r"PD mode enabled with save_unfull_chunk|PD \(Peer-to-Peer Disaggregation\) requires|"
+            r"'enable_pd': True", "LMCache PD enabled"),
+    LogHint("pd_role", "pd", r"'pd_role': '(?P<role>sender|receiver)'", "PD role"),
+    LogHint("pd_nixl", "pd",
+            r"Bidirectional NIXL|PDBackendAsync|Async mem alloc server listening|"
+            r"Auto align pd_buffer_size", "PD/NIXL backend activity"),
+    LogHint("pd_failure", "pd",
+            r"NIXL (?:write|read) failed|\[ADMIT\] req=.*timed out|Receiver allocation failed",
+            "PD transfer failure"),
+    # request lifecycle
+    LogHint("mp_stored", "lifecycle",
+            r"\bStored (?P<tokens>\d+) tokens in (?P<secs>[\d.]+) seconds",
+            "MP store completed"),
+    LogHint("mp_retrieved", "lifecycle",
+            r"\bRetrieved (?P<tokens>\d+) tokens in (?P<secs>[\d.]+) seconds",
+            "MP retrieve completed"),
+    LogHint("mp_prefetch_completed", "lifecycle",
+            r"Prefetch request completed \(L1\+L2\): (?P<hit>\d+)/(?P<total>\d+) retained keys",
+            "MP lookup/prefetch with hits"),
+    LogHint("embedded_lookup", "lifecycle",
+            r"Reqid: (?P<req>[^,]+), Total tokens (?P<total>\d+),.*?LMCache hit tokens: "
+            r"(?P<hit>\d+)", "in-process lookup result"),
+    LogHint("embedded_retrieved", "lifecycle",
+            r"Retrieved (?P<tokens>\d+) out of (?P<required>\d+) required tokens",
+            "in-process retrieve"),
+    LogHint("embedded_stored", "lifecycle", r"Stored (?P<tokens>\d+) out of total (?P<total>\d+)",
+            "in-process store"),
+    LogHint("sglang_retrieve", "lifecycle", r"LMCache retrieve started|LMCache store_kv completed",
+            "SGLang LMCache lifecycle"),
+    LogHint("vllm_external_hit_rate", "lifecycle",
+            r"External prefix cache hit rate: (?P<rate>[\d.]+)%",
+            "vLLM's periodic external (KV connector) prefix-cache hit rate"),
+    LogHint("vllm_mp_lookup_stats", "lifecycle",
+            r"LMCache MP lookup count=(?P<count>\d+)", "vLLM's periodic LMCache MP lookup stats"),
+    # LMCache configured but not working: the engine keeps serving and recomputes
+    LogHint("lmcache_init_failed", "degraded",
+            r"(?:Failed to initialize LMCacheManager components.*?|System will operate in "
+            r"degraded mode.*?|)No supported (?P<device>\w+) connector found|"
+            r"Failed to initialize LMCacheManager components|System will operate in degraded mode",
+            "LMCache failed to initialise: the engine runs without it (degraded mode, recompute)"),
+    LogHint("lmcache_post_init_skipped", "degraded",
+            r"Skipping post_init due to previous initialization failure",
+            "LMCache skipped its post-init after the failure"),
+    LogHint("lmcache_lookup_rpc_timeout", "degraded",
+            r"Timeout occurred for rank (?P<rank>\d+), recreating all sockets",
+            "an LMCache lookup RPC timed out (the request waited, then recomputed)"),
+    # hashing
+    LogHint("none_hash", "hash_seed",
+            r"Initialized NONE_HASH=(?P<value>\S+)|Using default NONE_HASH=(?P<default>\S+)",
+            "hash-chain root: must be identical across sharing processes"),
+    LogHint("hash_seed_warning", "hash_seed",
+            r"PYTHONHASHSEED not set|Using builtin hash without PYTHONHASHSEED|"
+            r"Could not load '\w+' from vLLM\. Using builtin hash",
+            "keys may differ between processes"),
+    # memory pressure
+    LogHint("l1_eviction_triggered", "eviction",
+            r"L1 memory usage (?P<usage>[\d.]+) above watermark (?P<mark>[\d.]+)",
+            "L1 above its eviction watermark"),
+    LogHint("allocation_failure", "allocation_failure",
+            r"Failed to batched allocate|Failed to allocate|allocation failed",
+            "memory allocation failed"),
+    LogHint("store_rejected", "error",
+            r"Rejecting (?P<op>STORE|RETRIEVE) for unregistered GPU instance",
+            "transfer rejected: GPU instance not registered"),
+    LogHint("l2_store_failed", "error", r"Store task \d+ to adapter \d+ failed",
+            "L2 store failed"),
+    LogHint("event_bus_full", "error", r"EventBus queue full", "EventBus dropped events"),
+    LogHint("timeout", "error", r"Timeout raised \(", "operation timed out"),
+    LogHint("traceback", "error", r"^Traceback \(most recent call last\)", "Python traceback"),
+)
+
+_COMPILED = [(h, re.compile(h.pattern)) for h in LOG_HINTS]
+# A cheap prefilter: one alternation of literal fragments no hint can match without.
+_PREFILTER = re.compile(
+    r"LMCache|lmcache|LMC|MPCache|OTel|trace recording|LookupHash|Supported transfer|"
+    r"(?i:hicache)|P2P|peer|controller|instance-worker|PD |pd_|NIXL|PDBackend|Async mem|"
+    r"Stored|Retrieved|Prefetch request|Reqid|NONE_HASH|PYTHONHASHSEED|builtin hash|"
+    r"watermark|allocat|Rejecting|Store task|EventBus|Timeout raised|Traceback|"
+    r"kv[-_]offloading|enable[-_]lmcache|match_probe|CB |[Ff]ull sync|heartbeat|"
+    r"Health check interval|unretrieved|External prefix|degraded mode|No supported|"
+    r"Timeout occurred|post_init")
+
+
+class HintMatch(msgspec.Struct, frozen=True, omit_defaults=True):
+    """One matching line: where it is, the line (escaped), and the values it carries."""
+
+    line: int
+    text: str
+    values: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+class HintSummary(msgspec.Struct, frozen=True):
+    id: str
+    category: str
+    meaning: str
+    count: int
+    first_line: int
+    last_line: int
+    examples: list[HintMatch]
+
+
+class LogFacts(msgspec.Struct, frozen=True, tag="log", omit_defaults=True):
+    """Hints found in one log, by id, plus how much of the log was read."""
+
+    role: str = "lmcache"
+    lines: int = 0
+    long_lines: int = 0
+    undecodable_lines: int = 0
+    hints: list[HintSummary] = msgspec.field(default_factory=list)
+
+    def count(self, hint_id: str) -> int:
+        return sum(h.count for h in self.hints if h.id == hint_id)
+
+    def categories(self) -> set[str]:
+        return {h.category for h in self.hints}
+
+
+def safe_text(s: str) -> str:
+    """Escape control characters (terminal escapes included) so a line is safe to print."""
+    return "".join(c if (c.isprintable() or c == "\t") else f"\\x{ord(c):02x}" for c in s)
+
+
+def _lines(data: bytes) -> Iterator[tuple[int, str, bool]]:
+    for n, raw in enumerate(data.splitlines(), 1):
+        try:
+            text = raw.decode("utf-8")
+            bad = False
+        except UnicodeDecodeError:
+            text = raw.decode("utf-8", "replace")
+            bad = True
+        yield n, text, bad
+
+
+def read_log_bytes(data: bytes, source: EvidenceSource, *, role: str = "lmcache",
+                   kind: EvidenceKind = "log") -> Evidence:
+    """Scan log bytes for hints. Never raises; binary garbage just matches nothing."""
+    found: dict[str, list[HintMatch]] = {}
+    counts: dict[str, int] = {}
+    first: dict[str, int] = {}
+    last: dict[str, int] = {}
+    lines = long_lines = bad_lines = 0
+    for n, text, bad in _lines(data):
+        lines = n
+        bad_lines += bad
+        if len(text) > MAX_LINE:
+            long_lines += 1
+            text = text[:MAX_LINE]
+        if "\x1b" in text:
+            text = _ANSI.sub("", text)
+        if not _PREFILTER.search(text):
+            continue
+        for hint, rx in _COMPILED:
+            m = rx.search(text)
+            if m is None:
+                continue
+            counts[hint.id] = counts.get(hint.id, 0) + 1
+            first.setdefault(hint.id, n)
+            last[hint.id] = n
+            ex = found.setdefault(hint.id, [])
+            if len(ex) < EXAMPLES_PER_HINT:
+                values = {k: safe_text(v) for k, v in m.groupdict().items() if v is not None}
+                ex.append(HintMatch(n, safe_text(text.strip()), values))
+    hints = [HintSummary(h.id, h.category, h.meaning, counts[h.id], first[h.id], last[h.id],
+                         found[h.id]) for h in LOG_HINTS if h.id in counts]
+    problems = []
+    if long_lines:
+        problems.append(Problem(f"{long_lines} lines longer than {MAX_LINE} characters were cut"))
+    if bad_lines:
+        problems.append(Problem(f"{bad_lines} lines are not valid UTF-8 (read with replacement)"))
+    facts = LogFacts(role=role, lines=lines, long_lines=long_lines,
+                     undecodable_lines=bad_lines, hints=hints)
+    return Evidence(kind=kind, source=source, status="partial" if problems else "ok",
+                    facts=facts, problems=problems)
+
+
+def read_log(path: str | os.PathLike[str], *, role: str = "lmcache") -> Evidence:
+    """Read one log file (LMCache server, vLLM, SGLang) into hint evidence."""
+    data, source, problem = read_source(path)
+    if data is None:
+        assert problem is not None
+        return Evidence(kind="log", source=source, status="malformed", problems=[problem])
+    return read_log_bytes(data, source, role=role)

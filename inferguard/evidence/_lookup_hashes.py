@@ -1,0 +1,183 @@
+"""Lookup-hash evidence (`lookup_hashes_*.jsonl`), privacy-bounded.
+
+Each line upstream writes is one lookup: timestamp, request_id, model_name, chunk_size,
+seq_len, dtypes, shapes and the raw chunk hashes. Raw hashes never leave this module: they
+are folded, under a random per-read salt, into counts (distinct chunks, repeated chunks,
+lookups whose first chunk was seen before). What is kept is counts, chunk-shape summaries
+and per-model aggregates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from inferguard.evidence._model import Evidence, EvidenceSource, Problem, status_from
+
+MAX_DISTINCT = 5_000_000   # distinct chunk digests counted exactly; beyond, counting stops
+MAX_PROBLEMS = 100
+FILE_NAME = re.compile(r"^lookup_hashes_(\d{8}_\d{6})_(\d{6})\.jsonl$")
+
+
+class ModelLookups(msgspec.Struct, frozen=True):
+    model_name: str
+    lookups: int
+    requests: int
+    chunks: int
+    tokens: int
+
+
+class LookupHashFacts(msgspec.Struct, frozen=True, tag="lookup_hash", omit_defaults=True):
+    """Aggregates over lookup lines; no raw hash, request id or digest is kept."""
+
+    files: int = 0
+    lookups: int = 0
+    requests: int = 0
+    models: list[ModelLookups] = msgspec.field(default_factory=list)
+    chunk_sizes: dict[str, int] = msgspec.field(default_factory=dict)
+    dtypes: dict[str, int] = msgspec.field(default_factory=dict)
+    shapes: dict[str, int] = msgspec.field(default_factory=dict)
+    seq_len_total: int = 0
+    seq_len_max: int = 0
+    chunks_total: int = 0
+    chunks_distinct: int | None = None
+    chunks_repeated: int | None = None
+    lookups_with_seen_prefix: int = 0
+    first_timestamp: float | None = None
+    last_timestamp: float | None = None
+    rotation_counters: list[int] = msgspec.field(default_factory=list)
+    missing_rotation_counters: list[int] = msgspec.field(default_factory=list)
+
+
+class _Acc:
+    def __init__(self) -> None:
+        self.salt = os.urandom(16)
+        self.seen: set[bytes] = set()
+        self.overflow = False
+        self.repeated = 0
+        self.seen_prefix = 0
+        self.lookups = 0
+        self.requests: set[bytes] = set()
+        self.models: dict[str, list[Any]] = {}
+        self.chunk_sizes: dict[str, int] = {}
+        self.dtypes: dict[str, int] = {}
+        self.shapes: dict[str, int] = {}
+        self.seq_total = self.seq_max = self.chunks = 0
+        self.t_min: float | None = None
+        self.t_max: float | None = None
+
+    def digest(self, value: str) -> bytes:
+        return hashlib.blake2b(value.encode("utf-8", "replace"), digest_size=12,
+                               key=self.salt).digest()
+
+    def add(self, d: dict[str, Any]) -> str | None:
+        hashes = d.get("chunk_hashes")
+        if not isinstance(hashes, list):
+            return "no chunk_hashes list"
+        model = d.get("model_name")
+        model = model if isinstance(model, str) else "?"
+        req = d.get("request_id")
+        self.lookups += 1
+        rdig = self.digest(str(req))
+        self.requests.add(rdig)
+        seq = d.get("seq_len")
+        seq = seq if isinstance(seq, int) and not isinstance(seq, bool) else 0
+        self.seq_total += seq
+        self.seq_max = max(self.seq_max, seq)
+        self.chunks += len(hashes)
+        m = self.models.setdefault(model, [0, set(), 0, 0])
+        m[0] += 1
+        m[1].add(rdig)
+        m[2] += len(hashes)
+        m[3] += seq
+        cs = d.get("chunk_size")
+        self.chunk_sizes[str(cs)] = self.chunk_sizes.get(str(cs), 0) + 1
+        for dt in d.get("dtypes") or []:
+            self.dtypes[str(dt)] = self.dtypes.get(str(dt), 0) + 1
+        shapes = d.get("shapes")
+        key = json.dumps(shapes, separators=(",", ":"))[:200]
+        self.shapes[key] = self.shapes.get(key, 0) + 1
+        ts = d.get("timestamp")
+        if isinstance(ts, (int, float)) and not isinstance(ts, bool):
+            self.t_min = ts if self.t_min is None else min(self.t_min, ts)
+            self.t_max = ts if self.t_max is None else max(self.t_max, ts)
+        for i, h in enumerate(hashes):
+            dig = self.digest(str(h))
+            if dig in self.seen:
+                self.repeated += 1
+                if i == 0:
+                    self.seen_prefix += 1
+            elif not self.overflow:
+                if len(self.seen) >= MAX_DISTINCT:
+                    self.overflow = True
+                else:
+                    self.seen.add(dig)
+        return None
+
+
+def read_lookup_hashes(paths: list[str | os.PathLike[str]] | str | os.PathLike[str]
+                       ) -> Evidence:
+    """Read one file, a list of files, or a directory of `lookup_hashes_*.jsonl`."""
+    if isinstance(paths, (str, os.PathLike)):
+        p = Path(paths)
+        files = sorted(p.glob("lookup_hashes_*.jsonl")) if p.is_dir() else [p]
+    else:
+        files = sorted(Path(x) for x in paths)
+    acc = _Acc()
+    problems: list[Problem] = []
+    sha = hashlib.sha256()
+    size = 0
+    counters: list[int] = []
+    read_any = False
+    for f in files:
+        m = FILE_NAME.match(f.name)
+        if m:
+            counters.append(int(m.group(2)))
+        try:
+            data = f.read_bytes()
+        except OSError as exc:
+            problems.append(Problem(f"cannot read {f}: {exc.strerror or exc}", where=str(f)))
+            continue
+        sha.update(f.name.encode() + b"\0" + data)
+        size += len(data)
+        for n, line in enumerate(data.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                d = json.loads(line)
+            except (ValueError, RecursionError):
+                d = None
+            err = "not a JSON object" if not isinstance(d, dict) else acc.add(d)
+            if err is None:
+                read_any = True
+            elif len(problems) < MAX_PROBLEMS:
+                problems.append(Problem(f"{f.name}: {err}", line=n, where=str(f)))
+    counters.sort()
+    missing = ([c for c in range(counters[0], counters[-1] + 1) if c not in set(counters)]
+               if counters else [])
+    facts = LookupHashFacts(
+        files=len(files), lookups=acc.lookups, requests=len(acc.requests),
+        models=[ModelLookups(k, v[0], len(v[1]), v[2], v[3])
+                for k, v in sorted(acc.models.items())],
+        chunk_sizes=acc.chunk_sizes, dtypes=acc.dtypes, shapes=acc.shapes,
+        seq_len_total=acc.seq_total, seq_len_max=acc.seq_max, chunks_total=acc.chunks,
+        chunks_distinct=None if acc.overflow else len(acc.seen),
+        chunks_repeated=None if acc.overflow else acc.repeated,
+        lookups_with_seen_prefix=acc.seen_prefix,
+        first_timestamp=acc.t_min, last_timestamp=acc.t_max, rotation_counters=counters,
+        missing_rotation_counters=missing)
+    if acc.overflow:
+        problems.append(Problem(f"more than {MAX_DISTINCT} distinct chunks: distinct and "
+                                "repeated counts omitted"))
+    source = EvidenceSource(path=os.fspath(files[0].parent if len(files) > 1 else
+                                           (files[0] if files else "")),
+                            sha256=sha.hexdigest(), size=size)
+    return Evidence(kind="lookup_hash", source=source,
+                    status=status_from(problems, readable=read_any), facts=facts,
+                    problems=problems)

@@ -1,0 +1,150 @@
+"""Prometheus/OpenMetrics scrapes as evidence: per-family stats (what compat needs of a family:
+presence, size, zero or not, totals, label sets) and the scrape's exporters."""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+import msgspec
+
+from inferguard.evidence._model import (
+    Evidence,
+    EvidenceKind,
+    EvidenceSource,
+    Problem,
+    read_source,
+    status_from,
+)
+from inferguard.prom._model import Exposition, MetricsSummary, parse_text
+
+MAX_METRICS_BYTES = 1 << 30
+
+
+MAX_LABEL_VALUES = 64
+
+
+class LabelValues(msgspec.Struct, frozen=True):
+    """The values one label takes in a family (at most 64 kept, all counted)."""
+
+    distinct: int
+    values: list[str]
+
+
+class FamilyStats(msgspec.Struct, frozen=True, omit_defaults=True):
+    """What compat needs of one family: presence, size, zero or not, totals, label sets.
+
+    `total` sums counter and gauge samples, or histogram/summary `_count` samples;
+    `_created` samples (timestamps) never count as data. `buckets` are a histogram's
+    cumulative counts per finite `le`, summed over series (an outlier shows as the one
+    observation above the rest); `label_totals` split a counter or gauge with exactly one
+    label by its values (`retrieve_noops_total{reason}`)."""
+
+    name: str
+    type: str
+    samples: int
+    series: int
+    nonzero_samples: int
+    total: float
+    labels: dict[str, LabelValues] = msgspec.field(default_factory=dict)
+    buckets: list[tuple[float, float]] = msgspec.field(default_factory=list)
+    label_totals: dict[str, dict[str, float]] = msgspec.field(default_factory=dict)
+
+
+class MetricsFacts(msgspec.Struct, frozen=True, tag="metrics", omit_defaults=True):
+    """A Prometheus/OpenMetrics scrape: its summary, per-family stats, and who exported it."""
+
+    summary: MetricsSummary
+    service_instance_ids: list[str] = msgspec.field(default_factory=list)
+    families: list[FamilyStats] = msgspec.field(default_factory=list)
+
+    def family(self, name: str) -> FamilyStats | None:
+        return next((f for f in self.families if f.name == name), None)
+
+
+def family_stats(exp: Exposition) -> list[FamilyStats]:
+    out = []
+    for fam in exp.families:
+        data = [s for s in fam.samples if not s.name.endswith("_created")]
+        if fam.type in ("histogram", "gaugehistogram", "summary"):
+            counted = [s for s in data if s.name.endswith("_count")]
+        else:
+            counted = data
+        series = {(s.name, s.labels) for s in data}
+        labels: dict[str, set[str]] = {}
+        for s in data:
+            for k, v in s.labels:
+                if k not in ("le", "quantile"):
+                    labels.setdefault(k, set()).add(v)
+        total = math.fsum(s.value for s in counted if math.isfinite(s.value))
+        out.append(FamilyStats(
+            name=fam.name, type=fam.type, samples=len(data), series=len(series),
+            nonzero_samples=sum(1 for s in data if s.value != 0 and not math.isnan(s.value)),
+            total=total,
+            labels={k: LabelValues(len(v), sorted(v)[:MAX_LABEL_VALUES])
+                    for k, v in sorted(labels.items())},
+            buckets=_buckets(data) if fam.type in ("histogram", "gaugehistogram") else [],
+            label_totals=_label_totals(data, labels) if fam.type in ("counter", "gauge")
+            else {}))
+    return out
+
+
+def _buckets(data: list[Any]) -> list[tuple[float, float]]:
+    """Cumulative bucket counts per finite `le`, summed over series (at most 64 bounds)."""
+    acc: dict[float, float] = {}
+    for s in data:
+        if not s.name.endswith("_bucket") or not math.isfinite(s.value):
+            continue
+        le = next((v for k, v in s.labels if k == "le"), None)
+        try:
+            bound = float(le) if le is not None else math.inf
+        except ValueError:
+            continue
+        if math.isfinite(bound):
+            acc[bound] = acc.get(bound, 0.0) + s.value
+    return sorted(acc.items())[:MAX_LABEL_VALUES]
+
+
+def _label_totals(data: list[Any], labels: dict[str, set[str]]
+                  ) -> dict[str, dict[str, float]]:
+    """Totals per value of the one label a counter or gauge has (none for 0 or 2+ labels)."""
+    if len(labels) != 1:
+        return {}
+    (key, values), = labels.items()
+    if len(values) > MAX_LABEL_VALUES:
+        return {}
+    acc: dict[str, float] = {}
+    for s in data:
+        v = next((lv for k, lv in s.labels if k == key), None)
+        if v is not None and math.isfinite(s.value):
+            acc[v] = acc.get(v, 0.0) + s.value
+    return {key: dict(sorted(acc.items()))}
+
+
+def read_metrics_bytes(data: bytes, source: EvidenceSource, kind: EvidenceKind) -> Evidence:
+    exp = parse_text(data, path=source.path or source.url or "<metrics>")
+    summary = exp.summary()
+    ids: set[str] = set()
+    for name in ("target_info", "target"):
+        if exp.family(name) is not None:
+            ids |= exp.label_values(name, "service_instance_id")
+    problems = [Problem(f"expected {p.expected}", line=p.line, column=p.column)
+                for p in summary.problems]
+    if summary.problem_count > len(problems):
+        problems.append(Problem(f"{summary.problem_count - len(problems)} more problems"))
+    status = status_from(problems, readable=summary.families > 0 or not problems)
+    return Evidence(kind=kind, source=source, status=status,
+                    facts=MetricsFacts(summary, sorted(ids), family_stats(exp)),
+                    problems=problems)
+
+
+def read_metrics(path: str | os.PathLike[str], kind: EvidenceKind = "lmcache_metrics"
+                 ) -> Evidence:
+    data, source, problem = read_source(path, max_bytes=MAX_METRICS_BYTES)
+    if data is None:
+        assert problem is not None
+        return Evidence(kind=kind, source=source, status="malformed", problems=[problem])
+    return read_metrics_bytes(data, source, kind)
+
+

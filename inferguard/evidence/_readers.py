@@ -1,0 +1,113 @@
+"""One entry point per evidence kind: `read_evidence(kind, path)` -> `Evidence`.
+
+The low-level readers (`inferguard.prom`, `inferguard.trace`) raise or return their own
+models; the adapters here turn them into evidence (damage becomes problems and a status,
+never an exception), and the registry maps every kind to its reader.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from inferguard.evidence._controller import ControllerFacts, read_controller_capture_dir
+from inferguard.evidence._http import HttpFacts, read_http_capture_dir
+from inferguard.evidence._launch import LaunchFacts, read_launch
+from inferguard.evidence._logs import LogFacts, read_log
+from inferguard.evidence._lookup_hashes import LookupHashFacts, read_lookup_hashes
+from inferguard.evidence._metrics import MetricsFacts, read_metrics
+from inferguard.evidence._model import (
+    Evidence,
+    Problem,
+    read_source,
+)
+from inferguard.evidence._otel import OtelFacts, read_otel
+from inferguard.evidence._replay import ReplayFacts, read_replay
+from inferguard.evidence._trace import TraceFacts, read_trace
+
+Facts = (HttpFacts | LogFacts | OtelFacts | LookupHashFacts | ReplayFacts | LaunchFacts
+         | MetricsFacts | TraceFacts | ControllerFacts)
+
+
+def _http(path: str | os.PathLike[str]) -> Evidence:
+    if Path(path).is_dir():
+        return read_http_capture_dir(path)
+    return load_evidence_file(path, "http")
+
+
+def _controller(path: str | os.PathLike[str]) -> Evidence:
+    """A controller or internal API capture directory, or an evidence JSON file."""
+    if Path(path).is_dir():
+        return read_controller_capture_dir(path)
+    return load_evidence_file(path, "controller")
+
+
+READERS: dict[str, Callable[[str | os.PathLike[str]], Evidence]] = {
+    "engine_metrics": lambda p: read_metrics(p, "engine_metrics"),
+    "lmcache_metrics": lambda p: read_metrics(p, "lmcache_metrics"),
+    "http": _http,
+    "log": read_log,
+    "trace": read_trace,
+    "otel": read_otel,
+    "lookup_hash": read_lookup_hashes,
+    "trace_replay": read_replay,
+    "launch_config": read_launch,
+    "controller": _controller,
+}
+
+
+def read_evidence(kind: str, path: str | os.PathLike[str]) -> Evidence:
+    """Read one input of the given kind. Unknown kinds are a ValueError (a caller bug)."""
+    try:
+        reader = READERS[kind]
+    except KeyError:
+        known = sorted(READERS)
+        raise ValueError(f"no reader for evidence kind {kind!r}; known: {known}") from None
+    return reader(path)
+
+
+def decode_evidence(obj: Any) -> Evidence:
+    """An Evidence from its JSON form, with typed facts restored."""
+    ev = msgspec.convert(obj, Evidence)
+    if isinstance(ev.facts, dict):
+        ev = msgspec.structs.replace(ev, facts=msgspec.convert(ev.facts, Facts))
+    return ev
+
+
+def load_evidence_set(path: str | os.PathLike[str], kind: str) -> list[Evidence]:
+    """Every Evidence in an InferGuard evidence JSON file (a set, or a single one)."""
+    data, source, problem = read_source(path, max_bytes=256 << 20)
+    k: Any = kind
+    if data is None:
+        assert problem is not None
+        return [Evidence(kind=k, source=source, status="malformed", problems=[problem])]
+    try:
+        doc = msgspec.json.decode(data)
+        items = doc["evidence"] if isinstance(doc, dict) and "evidence" in doc else [doc]
+        return [decode_evidence(e) for e in items]
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError, KeyError,
+            TypeError) as exc:
+        return [Evidence(kind=k, source=source, status="malformed",
+                         problems=[Problem(f"not an InferGuard evidence file: {exc}")])]
+
+
+def load_evidence_file(path: str | os.PathLike[str], kind: str | None = None) -> Evidence:
+    """Read an evidence JSON file written by InferGuard (one Evidence, or a set of them:
+    the first is returned). Never raises on bad content."""
+    data, source, problem = read_source(path, max_bytes=256 << 20)
+    k: Any = kind or "http"
+    if data is None:
+        assert problem is not None
+        return Evidence(kind=k, source=source, status="malformed", problems=[problem])
+    try:
+        doc = msgspec.json.decode(data)
+        if isinstance(doc, dict) and isinstance(doc.get("evidence"), list) and doc["evidence"]:
+            doc = doc["evidence"][0]
+        return decode_evidence(doc)
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
+        return Evidence(kind=k, source=source, status="malformed",
+                        problems=[Problem(f"not an InferGuard evidence file: {exc}")])

@@ -1,0 +1,297 @@
+"""`detect_mode(packet)`: which LMCache mode the evidence points to, conservatively.
+
+Every signal is a row of `SIGNALS`-style rules below: a mode, a weight, and the evidence
+behind it. Candidates collect weights (capped at 1.0) and their evidence references; a mode
+is chosen only when its candidate reaches 0.3, and P2P / PD (which sit on top of a base
+mode) win only with their own direct evidence. One metric prefix never makes a mode more
+than "likely": the confidence says how many independent kinds of evidence agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import msgspec
+
+from inferguard._packet import Packet
+from inferguard.evidence._controller import ControllerFacts
+from inferguard.evidence._http import HttpFacts
+from inferguard.evidence._launch import LaunchFacts
+from inferguard.evidence._logs import LogFacts
+from inferguard.evidence._metrics import MetricsFacts
+from inferguard.evidence._model import Evidence
+from inferguard.evidence._otel import OtelFacts
+from inferguard.evidence._trace import TraceFacts
+from inferguard.judge._blend import FLAVOR as BLEND_FLAVOR
+from inferguard.judge._blend import blend_signals
+
+MODE_SCHEMA = "inferguard.mode_detection/1"
+THRESHOLD = 0.3
+
+# Evidence levels (product page): what a claim rests on.
+EvidenceLevel = str
+SUPPORTED, PARTIAL, MISSING_SIGNAL, INFERRED = (
+    "supported", "partial", "missing_signal", "inferred_without_engine_metrics")
+MEASURED_KINDS = frozenset(["lmcache_metrics", "engine_metrics", "http", "trace", "otel",
+                            "controller"])
+
+
+class EvidenceRef(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A pointer to what a judgement rests on: which input, and what in it."""
+
+    kind: str
+    source: str
+    detail: str
+    line: int | None = None
+
+
+class ModeCandidate(msgspec.Struct, frozen=True):
+    mode: str
+    confidence: float
+    evidence_kinds: list[str]
+    level: str
+    evidence: list[EvidenceRef]
+
+
+class ModeDetection(msgspec.Struct, frozen=True):
+    """The chosen mode; `flavor` refines it (`blend`: an MP server with --engine-type blend)."""
+
+    mode: str
+    confidence: float
+    level: str
+    candidates: list[ModeCandidate]
+    notes: list[str]
+    flavor: str | None = None
+    schema: str = MODE_SCHEMA
+
+
+@dataclass
+class _Cand:
+    weight: float = 0.0
+    refs: list[EvidenceRef] = field(default_factory=list)
+    kinds: set[str] = field(default_factory=set)
+
+
+def _src(ev: Evidence) -> str:
+    return ev.source.copied_as or ev.source.path or ev.source.url or "-"
+
+
+def _signals(packet: Packet) -> Iterator[tuple[str, float, Evidence, str, int | None]]:
+    """(mode, weight, evidence, detail, line) for every signal in the packet."""
+    for ev in packet.evidence:
+        if ev.status not in ("ok", "partial") or ev.facts is None:
+            continue
+        f = ev.facts
+        if isinstance(f, MetricsFacts):
+            yield from _metric_signals(ev, f)
+        elif isinstance(f, HttpFacts):
+            if f.engine_type == "MPCacheServer" or (f.engine_type and "MP" in f.engine_type):
+                yield "mp", 0.5, ev, f"/status engine_type={f.engine_type}", None
+            elif f.version is not None and f.reachable:
+                yield "mp", 0.3, ev, f"MP HTTP API answered (version {f.version})", None
+            if f.p2p_enabled:
+                yield "p2p", 0.4, ev, "/status p2p_enabled=true", None
+            if f.cb_status_keys:
+                yield "mp", 0.5, ev, "CacheBlend /status keys: " + ", ".join(
+                    f.cb_status_keys), None
+        elif isinstance(f, ControllerFacts):
+            yield from _controller_signals(ev, f)
+        elif isinstance(f, LogFacts):
+            yield from _log_signals(ev, f)
+        elif isinstance(f, LaunchFacts):
+            yield from _launch_signals(ev, f)
+        elif isinstance(f, OtelFacts):
+            mp_spans = [s for s in f.spans if s.name.startswith(("mp.", "cb.", "transfer."))
+                        or s.name == "request"]
+            if mp_spans:
+                yield ("mp", 0.4, ev, "MP server spans: "
+                       + ", ".join(sorted({s.name for s in mp_spans})[:6]), None)
+        elif isinstance(f, TraceFacts) and (f.summary.total_records or f.summary.header.level):
+            yield ("mp", 0.4, ev, f".lct trace recording (level {f.summary.header.level}, "
+                       f"{f.summary.total_records} records): only the MP server writes these",
+                       None)
+
+
+def _metric_signals(ev: Evidence, f: MetricsFacts
+                    ) -> Iterator[tuple[str, float, Evidence, str, int | None]]:
+    names = [fam.name for fam in f.families]
+    mp = [n for n in names if n.startswith("lmcache_mp_")]
+    blend = [n for n in names if n.startswith("lmcache_blend_")]
+    emb = [n for n in names if n.startswith(("lmcache:", "lmcache_")) and n not in mp
+           and n not in blend and not n.startswith("lmcache_mp")]
+    if mp or blend:
+        yield "mp", 0.5, ev, f"{len(mp) + len(blend)} lmcache_mp_*/lmcache_blend_* families", None
+    if emb and not mp:
+        yield ("embedded_vllm" if any(n.startswith("vllm:") for n in names) else
+               "embedded_sglang" if any(n.startswith("sglang:") for n in names) else
+               "embedded_vllm", 0.4, ev, f"{len(emb)} lmcache:* families without lmcache_mp_*",
+               None)
+    p2p = [fam for fam in f.families if fam.name.startswith(
+        ("lmcache:p2p_", "lmcache_p2p_")) and fam.nonzero_samples]
+    if p2p:
+        yield "p2p", 0.5, ev, "P2P transfer histograms with data: " + ", ".join(
+            x.name for x in p2p), None
+    ext = f.family("vllm:external_prefix_cache_hits_total") or f.family(
+        "vllm:external_prefix_cache_hits")
+    if ext is not None and ext.total > 0:
+        # vLLM's own count of tokens a KV connector served: measured, but connector-agnostic.
+        for mode in ("embedded_vllm", "mp"):
+            yield mode, 0.1, ev, f"{ext.name}={ext.total:g} (connector hits seen by vLLM)", None
+    fetch = f.family("vllm:num_requests_kv_fetch_by_stage")
+    if fetch is not None:
+        yield "pd", 0.3, ev, "vllm:num_requests_kv_fetch_by_stage (consumer role)", None
+
+
+_LOG_MODES: dict[str, tuple[str, float]] = {
+    "mp_server": ("mp", 0.4),
+    "blend": ("mp", 0.4),
+    "mp_connector": ("mp", 0.4),
+    "embedded_vllm": ("embedded_vllm", 0.4),
+    "stale_connector": ("embedded_vllm", 0.3),
+    "sglang_lmcache": ("embedded_sglang", 0.4),
+    "p2p": ("p2p", 0.4),
+    "controller": ("p2p", 0.2),
+    "pd": ("pd", 0.4),
+}
+
+
+def _controller_signals(ev: Evidence, f: ControllerFacts
+                        ) -> Iterator[tuple[str, float, Evidence, str, int | None]]:
+    """Workers registered with a P2P init URL, or an engine configured with enable_p2p, are
+    P2P evidence; a controller by itself is not (it also serves non-P2P deployments)."""
+    peers = [w for w in f.workers if w.peer_init_url]
+    if peers:
+        yield ("p2p", 0.4, ev, f"controller lists {len(peers)} worker(s) with a P2P init URL",
+               None)
+    if f.config.get("enable_p2p") is True:
+        yield "p2p", 0.3, ev, "engine config enable_p2p=true (internal API /conf)", None
+
+
+def _log_signals(ev: Evidence, f: LogFacts
+                 ) -> Iterator[tuple[str, float, Evidence, str, int | None]]:
+    no_p2p = f.count("ctrl_no_peer_init_url") > 0  # the controller says P2P is not used
+    for h in f.hints:
+        if no_p2p and h.category == "controller":
+            continue
+        if h.id == "sglang_mp_connector":
+            yield "mp", 0.4, ev, f"log: {h.meaning} ({h.count}x)", h.first_line
+            continue
+        if h.category == "offload_flag":
+            # vLLM maps the flag to the V1 connector (0.12-0.20) or the MP connector (>= 0.23).
+            yield "embedded_vllm", 0.2, ev, f"log: {h.meaning}", h.first_line
+            yield "mp", 0.2, ev, f"log: {h.meaning}", h.first_line
+            continue
+        if h.id in ("embedded_lookup", "embedded_retrieved", "embedded_stored"):
+            yield "embedded_vllm", 0.2, ev, f"log: {h.meaning} ({h.count}x)", h.first_line
+            continue
+        target = _LOG_MODES.get(h.category)
+        if target is not None:
+            yield target[0], target[1], ev, f"log: {h.meaning} ({h.count}x)", h.first_line
+
+
+def _launch_signals(ev: Evidence, f: LaunchFacts
+                    ) -> Iterator[tuple[str, float, Evidence, str, int | None]]:
+    for launch in f.launches:
+        if launch.program == "lmcache_server":
+            yield "mp", 0.5, ev, "launch: lmcache server", launch.line
+        elif launch.program == "lmcache_controller":
+            yield "p2p", 0.3, ev, "launch: lmcache controller", launch.line
+        elif launch.program == "vllm":
+            conn = launch.kv_connector or ""
+            if conn.startswith("LMCacheMPConnector"):
+                yield "mp", 0.5, ev, f"launch: vLLM kv_connector={conn}", launch.line
+            elif conn.startswith("LMCacheConnectorV1"):
+                yield "embedded_vllm", 0.5, ev, f"launch: vLLM kv_connector={conn}", launch.line
+            if launch.kv_role in ("kv_producer", "kv_consumer"):
+                yield "pd", 0.4, ev, f"launch: vLLM kv_role={launch.kv_role}", launch.line
+            if launch.kv_offloading_backend == "lmcache":
+                yield "embedded_vllm", 0.2, ev, "launch: --kv-offloading-backend lmcache", \
+                    launch.line
+                yield "mp", 0.2, ev, "launch: --kv-offloading-backend lmcache", launch.line
+            extra = (launch.flags.get("kv-transfer-config") or {})
+            cfg = extra.get("kv_connector_extra_config") if isinstance(extra, dict) else None
+            if isinstance(cfg, dict) and cfg.get("enable_p2p") in (True, "true", "True"):
+                yield "p2p", 0.3, ev, "launch: enable_p2p in kv_connector_extra_config", \
+                    launch.line
+        elif launch.program == "sglang" and launch.lmcache_enabled:
+            yield "embedded_sglang", 0.5, ev, "launch: sglang --enable-lmcache", launch.line
+
+
+def _level(kinds: set[str]) -> str:
+    measured = kinds & MEASURED_KINDS
+    if len(kinds) >= 2 and measured:
+        return SUPPORTED
+    if measured:
+        return PARTIAL
+    return INFERRED
+
+
+def detect_mode(packet: Packet) -> ModeDetection:
+    """The mode the evidence supports, with every candidate and what it rests on."""
+    cands: dict[str, _Cand] = {}
+    for mode, weight, ev, detail, line in _signals(packet):
+        c = cands.setdefault(mode, _Cand())
+        c.weight += weight
+        c.kinds.add(ev.kind)
+        c.refs.append(EvidenceRef(ev.kind, _src(ev), detail, line))
+    candidates = sorted(
+        (ModeCandidate(m, round(min(1.0, c.weight), 3), sorted(c.kinds), _level(c.kinds),
+                       c.refs) for m, c in cands.items()),
+        key=lambda c: (-c.confidence, c.mode))
+    notes: list[str] = []
+    strong = [c for c in candidates if c.confidence >= THRESHOLD]
+    overlay = [c for c in strong if c.mode in ("p2p", "pd")]
+    base = [c for c in strong if c.mode not in ("p2p", "pd")]
+    if overlay and overlay[0].confidence >= 0.4:
+        chosen = overlay[0]
+        if base:
+            notes.append(f"{chosen.mode} on top of {base[0].mode}")
+    elif base:
+        chosen = base[0]
+    elif (ctrl := _controller_only(packet)):
+        chosen = ModeCandidate("controller_only", 0.3, ["controller"], PARTIAL, ctrl)
+        candidates.insert(0, chosen)
+        notes.append("controller answers without engine or cache metrics: control-plane "
+                     "state (workers, heartbeats, full sync, key counts), not cache "
+                     "performance proof")
+    else:
+        chosen = ModeCandidate("unknown", 0.0, [], MISSING_SIGNAL, [])
+        notes.append("no signal reaches the threshold; add metrics, HTTP, logs or launch "
+                     "evidence")
+    if len(base) > 1 and base[1].confidence >= 0.5:
+        notes.append(f"conflicting evidence: {base[0].mode} and {base[1].mode} both have "
+                     "strong signals")
+    if chosen.mode != "unknown" and len(chosen.evidence_kinds) == 1:
+        notes.append(f"only {chosen.evidence_kinds[0]} evidence supports {chosen.mode}: "
+                     "one surface never proves full compatibility")
+    flavor = None
+    blend = [f"{ev.kind}: {s}" for ev in packet.evidence if ev.status in ("ok", "partial")
+             and ev.facts is not None for s in blend_signals(ev)]
+    if blend and chosen.mode == "mp":
+        flavor = BLEND_FLAVOR
+        notes.append("CacheBlend server (lmcache server --engine-type blend): judged on "
+                     "lmcache_blend_*; CB lookups do not feed lmcache_mp_lookup_* (" +
+                     "; ".join(blend[:3]) + ")")
+    return ModeDetection(chosen.mode, chosen.confidence, chosen.level, candidates, notes,
+                         flavor)
+
+
+def _controller_only(packet: Packet) -> list[EvidenceRef]:
+    """References to the controller answers when they are the only evidence of note (no
+    engine or cache metrics); empty otherwise."""
+    kinds = {e.kind for e in packet.evidence if e.status in ("ok", "partial")}
+    if kinds & {"lmcache_metrics", "engine_metrics"}:
+        return []
+    refs = []
+    for e in packet.evidence:
+        f = e.facts
+        if (e.status in ("ok", "partial") and isinstance(f, ControllerFacts)
+                and f.server == "controller" and f.reachable):
+            keys = f.total_key_count if f.total_key_count is not None else f.gauge(
+                "kv_pool_keys_count")
+            refs.append(EvidenceRef(e.kind, _src(e), f"{f.server} answered: "
+                                    f"{f.workers_listed if f.workers_listed is not None else '?'}"
+                                    f" worker(s) listed, {keys if keys is not None else '?'} "
+                                    "key(s)"))
+    return refs

@@ -1,0 +1,443 @@
+"""Events-level (`--trace-level events`) analytics: coordinator cache events over time.
+
+Each `events.batch` record carries one CacheEventBatch (event_type store/access/delete/config,
+tier l1/l2, backend, entries with a JSON key); `events.lifecycle` marks start/stop of an
+instance. This module folds them, in file order, into: entries and bytes per
+(event_type, tier, backend) and over time (the shared timeline), L1 -> L2 flow (keys stored on
+L1 then on L2, with the delay), lifetimes from store to delete per tier, and restarts.
+
+Keys are fingerprinted like ObjectKeys (`_trace_keys`), from the key's `chunk_hash_hex`
+(hex decoded), model, kv_rank, group and salt. Per-key maps are bounded like the storage
+analytics: exact up to `max_keys` keys, then a uniform hash sample of keys (per-key numbers
+scaled, with their standard errors). Events files are decoded with msgspec in Python on both
+backends, so results are identical.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
+
+from inferguard.lct import _engine as ts
+from inferguard.lct import _frame as tf
+from inferguard.lct._keys import K_MODEL, K_NOSALT, K_SALT, PyNames, context, fingerprints
+from inferguard.lct._scan import Chunk
+
+MAX_COMBOS = 64
+MAX_LIFETIMES = 1 << 18  # durations kept in all (then every other one is dropped)
+MAX_NAMES = 1024  # instances, incarnations per instance and tiers tracked (then "(other)")
+
+
+class _Key(msgspec.Struct):
+    chunk_hash_hex: Any = None
+    model_name: Any = None
+    kv_rank: Any = 0
+    object_group_id: Any = 0
+    cache_salt: Any = None
+
+
+class _Entry(msgspec.Struct):
+    key: Any = None
+    size_bytes: Any = 0
+
+
+class _Batch(msgspec.Struct):
+    instance_id: Any = None
+    incarnation: Any = None
+    event_type: Any = None
+    tier: Any = None
+    backend: Any = None
+    entries: list[_Entry] = msgspec.field(default_factory=list)
+    shared: Any = False
+
+
+class _Lifecycle(msgspec.Struct):
+    phase: Any = None
+    instance_id: Any = None
+    incarnation: Any = None
+
+
+class _Rec(msgspec.Struct):
+    args: msgspec.Raw
+
+
+_DEC_REC = msgspec.msgpack.Decoder(_Rec).decode
+_DEC_BATCH = msgspec.msgpack.Decoder(_Batch).decode
+_DEC_LIFE = msgspec.msgpack.Decoder(_Lifecycle).decode
+
+
+class Count(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A count. `method` is "exact", "key_sample" (scaled from a uniform hash sample of
+    keys), "hyperloglog" or "decimated"; `stderr` is the standard error of `value` (0 when
+    exact or unknown). Defaults are omitted in JSON: {"value": n} is exact."""
+
+    value: int
+    exact: bool = True
+    stderr: float = 0.0
+    method: str = "exact"
+
+
+class EventKindStats(msgspec.Struct, frozen=True):
+    """Entries of one (event_type, tier, backend) combination."""
+
+    event_type: str
+    tier: str
+    backend: str
+    batches: int
+    entries: int
+    bytes: int
+    first_t_mono: float | None
+    last_t_mono: float | None
+
+
+class Durations(msgspec.Struct, frozen=True):
+    """A duration distribution in seconds (quantiles exact while `exact`)."""
+
+    count: Count
+    p50: float | None
+    p90: float | None
+    p99: float | None
+    max: float | None
+    exact: bool = True
+
+
+class TierFlow(msgspec.Struct, frozen=True):
+    """Keys stored on L1 and later on L2 (the L1 -> L2 write-through / offload flow)."""
+
+    l1_keys_stored: Count
+    l2_keys_stored: Count
+    l1_then_l2_keys: Count
+    l2_without_l1_keys: Count
+    l1_to_l2_delay_s: Durations
+
+
+class TierLifetimes(msgspec.Struct, frozen=True):
+    tier: str
+    stored: int
+    deleted: int
+    alive_at_end: Count
+    lifetime_s: Durations
+
+
+class EventInstance(msgspec.Struct, frozen=True):
+    instance_id: str
+    incarnations: list[int]
+    restarts: int
+    starts: int
+    stops: int
+    restart_offsets: list[int]
+    restart_t_mono: list[float]
+
+
+class EventStats(msgspec.Struct, frozen=True):
+    """The events level: per kind, flow between tiers, lifetimes, instances and restarts."""
+
+    batches: int
+    entries: int
+    undecodable_records: int
+    malformed_keys: int
+    kinds: list[EventKindStats]
+    flow: TierFlow
+    lifetimes: list[TierLifetimes]
+    deletes_of_unstored: Count
+    instances: list[EventInstance]
+    exact: bool
+    sample_rate: float
+
+
+def _s(x: Any, default: str = "?") -> str:
+    return x if isinstance(x, str) else default
+
+
+def _i(x: Any) -> int | None:
+    return x if type(x) is int else None
+
+
+class EventsEngine:
+    """Fold events records (file order) into EventStats and timeline columns."""
+
+    def __init__(self, timeline: ts.Timeline, max_keys: int = ts.DEFAULT_MAX_KEYS) -> None:
+        self.main = timeline
+        self.max_keys = max_keys
+        self.level = 0
+        self.models = PyNames(K_MODEL)
+        self.salts = PyNames(K_SALT)
+        self.combos: dict[tuple[str, str, str], int] = {}
+        self.kind_batches: list[int] = []
+        self.kind_entries: list[int] = []
+        self.kind_bytes: list[int] = []
+        self.kind_first: list[float] = []
+        self.kind_last: list[float] = []
+        self.tl = ts.Timeline(timeline.base, timeline.max_buckets, MAX_COMBOS + 1)
+        self.batches = 0
+        self.entries = 0
+        self.bad_records = 0
+        self.bad_keys = 0
+        # per-key state: first store time per tier (l1, l2); l1-then-l2 flags
+        self.stored: dict[str, dict[int, float]] = {"l1": {}, "l2": {}}
+        self.ever_l1: set[int] = set()
+        self.ever_l2: set[int] = set()
+        self.flow_both = 0
+        self.flow_l2_only = 0
+        self.delay: list[float] = []
+        self.life: dict[str, list[float]] = {}
+        self.stores: dict[str, int] = {}
+        self.deletes: dict[str, int] = {}
+        self.deletes_unstored = 0
+        self.decimated = False
+        self.kept = 0
+        self.inst: dict[str, dict[str, Any]] = {}
+        self._ctx: dict[tuple[Any, ...], int] = {}
+        self._cells: list[tuple[int, int, int]] = []
+
+    # -- sampling ----------------------------------------------------------------------
+
+    def _mask(self) -> int:
+        return (1 << self.level) - 1
+
+    def _room(self) -> None:
+        """Keep the per-key maps under max_keys by raising the sample level."""
+        def size() -> int:
+            return sum(map(len, self.stored.values())) + len(self.ever_l1) + len(self.ever_l2)
+        while size() > 4 * self.max_keys:
+            self.level += 1
+            m = self._mask()
+            for tier in self.stored:
+                self.stored[tier] = {k: v for k, v in self.stored[tier].items() if k & m == 0}
+            self.ever_l1 = {k for k in self.ever_l1 if k & m == 0}
+            self.ever_l2 = {k for k in self.ever_l2 if k & m == 0}
+
+    # -- records -------------------------------------------------------------------------
+
+    def add(self, chunk: Chunk, op_names: list[str], tb: npt.NDArray[np.int64]) -> None:
+        want = {i: n for i, n in enumerate(op_names) if n in ("events.batch",
+                                                               "events.lifecycle")}
+        if not want:
+            return
+        rows = np.flatnonzero((chunk.status != tf.ROW_MALFORMED) & np.isin(chunk.op, list(want)))
+        self._cells = []
+        for i in rows.tolist():
+            off = int(chunk.offset[i])
+            t = float(chunk.t_mono[i])
+            try:
+                args = _DEC_REC(chunk.window.body(off, int(chunk.length[i]))).args
+                if want[int(chunk.op[i])] == "events.lifecycle":
+                    self._lifecycle(_DEC_LIFE(args), off, t)
+                else:
+                    self._batch(_DEC_BATCH(args), off, t, int(tb[i]))
+            except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+                self.bad_records += 1
+        if self._cells:
+            b, c, n = (np.array(x, np.int64) for x in zip(*self._cells, strict=True))
+            self.tl.add_cells(b, c, n)
+
+    def _instance(self, name: str) -> dict[str, Any]:
+        if name not in self.inst and len(self.inst) >= MAX_NAMES:
+            name = "(other)"
+        return self.inst.setdefault(name, {"inc": [], "starts": 0, "stops": 0, "offs": [],
+                                           "ts": []})
+
+    def _tier(self, tier: str) -> str:
+        if tier not in self.stored and len(self.stored) >= MAX_NAMES:
+            return "(other)"
+        return tier
+
+    def _seen_incarnation(self, name: str, inc: int | None, off: int, t: float) -> None:
+        if inc is None:
+            return
+        d = self._instance(name)
+        if inc not in d["inc"] and len(d["inc"]) < MAX_NAMES:
+            if d["inc"]:  # a new incarnation after the first one: a restart
+                d["offs"].append(off)
+                d["ts"].append(t)
+            d["inc"].append(inc)
+
+    def _lifecycle(self, a: _Lifecycle, off: int, t: float) -> None:
+        name = _s(a.instance_id)
+        d = self._instance(name)
+        phase = _s(a.phase)
+        if phase == "start":
+            d["starts"] += 1
+        elif phase == "stop":
+            d["stops"] += 1
+        self._seen_incarnation(name, _i(a.incarnation), off, t)
+
+    def _combo(self, key: tuple[str, str, str], t: float) -> int:
+        c = self.combos.get(key)
+        if c is None:
+            c = len(self.combos) if len(self.combos) < MAX_COMBOS else MAX_COMBOS
+            if c < MAX_COMBOS:
+                self.combos[key] = c
+                self.kind_batches.append(0)
+                self.kind_entries.append(0)
+                self.kind_bytes.append(0)
+                self.kind_first.append(t)
+                self.kind_last.append(t)
+        return c
+
+    def _fps(self, entries: list[_Entry]) -> tuple[list[int], list[int]]:
+        """Fingerprints (0: malformed key) and sizes of a batch's entries."""
+        hashes: list[bytes] = []
+        ctx: list[int] = []
+        sizes: list[int] = []
+        valid: list[bool] = []
+        for e in entries:
+            sizes.append(e.size_bytes if type(e.size_bytes) is int else 0)
+            k = e.key
+            try:
+                if not isinstance(k, dict):
+                    raise ValueError
+                h = bytes.fromhex(k["chunk_hash_hex"])
+                model = k["model_name"]
+                rank, group = k.get("kv_rank", 0), k.get("object_group_id", 0)
+                salt = k.get("cache_salt")
+                if (not isinstance(model, str) or type(rank) is not int
+                        or type(group) is not int or not -(1 << 63) <= rank < (1 << 63)
+                        or not -(1 << 63) <= group < (1 << 63)):
+                    raise ValueError
+                if not isinstance(salt, str):
+                    salt = None  # like the ObjectKey contract: a non-str salt means none
+                ck = (model, rank, group, salt)
+                c = self._ctx.get(ck)
+                if c is None:
+                    _, mh = self.models.intern(model)
+                    sh = K_NOSALT if salt is None else self.salts.intern(salt)[1]
+                    if len(self._ctx) > 4096:
+                        self._ctx.clear()
+                    c = self._ctx[ck] = context(mh, rank, group, sh)
+                hashes.append(h)
+                ctx.append(c)
+                valid.append(True)
+            except (ValueError, KeyError, TypeError):
+                hashes.append(b"")
+                ctx.append(0)
+                valid.append(False)
+                self.bad_keys += 1
+        fp = fingerprints(hashes, np.array(ctx, np.uint64)).tolist() if hashes else []
+        return [f if v else 0 for f, v in zip(fp, valid, strict=True)], sizes
+
+    def _batch(self, b: _Batch, off: int, t: float, tb: int) -> None:
+        self.batches += 1
+        etype, tier = _s(b.event_type), self._tier(_s(b.tier))
+        backend = _s(b.backend, "-") if b.backend is not None else "-"
+        name = _s(b.instance_id)
+        self._seen_incarnation(name, _i(b.incarnation), off, t)
+        entries = b.entries
+        n = len(entries)
+        self.entries += n
+        c = self._combo((etype, tier, backend), t)
+        fps, sizes = self._fps(entries)
+        if c < MAX_COMBOS:
+            self.kind_batches[c] += 1
+            self.kind_entries[c] += n
+            self.kind_bytes[c] += sum(sizes)
+            if math.isfinite(t):
+                self.kind_first[c] = t if not math.isfinite(self.kind_first[c]) else min(
+                    self.kind_first[c], t)
+                self.kind_last[c] = t if not math.isfinite(self.kind_last[c]) else max(
+                    self.kind_last[c], t)
+        if tb != ts.NO_BUCKET:
+            self._cells.append((tb, c, n))
+        m = self._mask()
+        if etype == "store":
+            self.stores[tier] = self.stores.get(tier, 0) + n
+            tier_map = self.stored.setdefault(tier, {})
+            for fp in fps:
+                if not fp or fp & m:
+                    continue
+                if fp not in tier_map:
+                    tier_map[fp] = t
+                if tier == "l1":
+                    self.ever_l1.add(fp)
+                elif tier == "l2" and fp not in self.ever_l2:
+                    self.ever_l2.add(fp)
+                    first_l1 = self.stored["l1"].get(fp)
+                    if fp in self.ever_l1:
+                        self.flow_both += 1
+                        if first_l1 is not None and math.isfinite(t - first_l1):
+                            self._keep(self.delay, t - first_l1)
+                    else:
+                        self.flow_l2_only += 1
+            self._room()
+        elif etype == "delete":
+            self.deletes[tier] = self.deletes.get(tier, 0) + n
+            tier_map = self.stored.setdefault(tier, {})
+            lives = self.life.setdefault(tier, [])
+            for fp in fps:
+                if not fp or fp & m:
+                    continue
+                t0 = tier_map.pop(fp, None)
+                if t0 is None:
+                    self.deletes_unstored += 1
+                elif math.isfinite(t - t0):
+                    self._keep(lives, t - t0)
+
+    def _keep(self, values: list[float], v: float) -> None:
+        values.append(v)
+        self.kept += 1
+        if self.kept > MAX_LIFETIMES:  # deterministic decimation: keep every other value
+            for lst in (self.delay, *self.life.values()):
+                del lst[::2]
+            self.kept = len(self.delay) + sum(map(len, self.life.values()))
+            self.decimated = True
+
+    # -- results -------------------------------------------------------------------------
+
+    def _count(self, x: int) -> Count:
+        if self.level == 0:
+            return Count(x)
+        p = 1.0 / (1 << self.level)
+        return Count(round(x / p), False, math.sqrt(max(x, 1) * (1 - p)) / p, "key_sample")
+
+    def _durations(self, values: list[float]) -> Durations:
+        if not values:
+            return Durations(self._count(0), None, None, None, None, not self.decimated)
+        a = np.array(values, np.float64)
+        q = np.quantile(a, [0.5, 0.9, 0.99])
+        return Durations(self._count(len(a)) if not self.decimated else Count(
+            len(a), False, 0.0, "decimated"), float(q[0]), float(q[1]), float(q[2]),
+            float(a.max()), self.level == 0 and not self.decimated)
+
+    def result(self) -> EventStats:
+        kinds = [EventKindStats(e, tier, b, self.kind_batches[c], self.kind_entries[c],
+                                self.kind_bytes[c], _opt(self.kind_first[c]),
+                                _opt(self.kind_last[c]))
+                 for (e, tier, b), c in sorted(self.combos.items())]
+        lifetimes = [TierLifetimes(tier, self.stores.get(tier, 0), self.deletes.get(tier, 0),
+                                   self._count(len(self.stored.get(tier, {}))),
+                                   self._durations(self.life.get(tier, [])))
+                     for tier in sorted(set(self.stores) | set(self.deletes))]
+        flow = TierFlow(self._count(len(self.ever_l1)), self._count(len(self.ever_l2)),
+                        self._count(self.flow_both), self._count(self.flow_l2_only),
+                        self._durations(self.delay))
+        insts = [EventInstance(name, sorted(d["inc"]), max(0, len(d["inc"]) - 1), d["starts"],
+                               d["stops"], d["offs"][:20], d["ts"][:20])
+                 for name, d in sorted(self.inst.items())]
+        return EventStats(self.batches, self.entries, self.bad_records, self.bad_keys, kinds,
+                          flow, lifetimes, self._count(self.deletes_unstored), insts,
+                          self.level == 0, 1.0 / (1 << self.level))
+
+    def timeline_columns(self, nb: int, main: ts.Timeline) -> dict[str, npt.NDArray[np.int64]]:
+        """Entries per bucket per "<event_type>_<tier>_<backend>", on the main buckets."""
+        out: dict[str, npt.NDArray[np.int64]] = {}
+        tl = self.tl
+        if not len(tl.data) or nb == 0:
+            return out
+        extra = main.shift - tl.shift
+        idx = (np.arange(tl.lo, tl.lo + len(tl.data)) >> extra) - main.lo
+        names = {c: f"{e}_{t}_{b}" for (e, t, b), c in self.combos.items()}
+        if len(self.combos) >= MAX_COMBOS:
+            names[MAX_COMBOS] = "other"
+        for c, name in sorted(names.items()):
+            col = np.zeros(nb, np.int64)
+            np.add.at(col, idx, tl.data[:, c])
+            out[name] = col
+        return out
+
+
+def _opt(x: float) -> float | None:
+    return x if math.isfinite(x) else None

@@ -1,0 +1,589 @@
+"""LMCache MP trace recordings (`.lct`): header, records, columnar scan, summary.
+
+A `.lct` file is `[uint32 big-endian length][msgpack map]` frames: a header, then one
+record per traced StorageManager call (or coordinator cache event at the `events` level).
+`TraceFile` reads any header variant upstream has written, iterates records lazily with
+codec wrappers unwrapped, scans all records into numpy columns without a Python object per
+record (C when built, pure Python otherwise, same results), and summarises like upstream
+`lmcache trace info` plus JSON, wall-clock bounds, rates, keys per op and integrity.
+Damage never aborts a read: it becomes a `TraceFinding` beside everything still readable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import struct
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
+
+from inferguard._native import Backend, resolve_backend
+from inferguard.lct import _frame as tf
+from inferguard.lct._codec import unwrap
+from inferguard.lct._scan import (
+    DEFAULT_WINDOW,
+    Chunk,
+    Finding,
+    FindingLog,
+    Source,
+    find_next_record,
+    make_kernel,
+    scan_frames,
+)
+
+__all__ = [
+    "MAGIC",
+    "SUMMARY_SCHEMA",
+    "BatchCount",
+    "EventsSummary",
+    "InstanceSummary",
+    "OpStats",
+    "TraceColumns",
+    "TraceFile",
+    "TraceFinding",
+    "TraceFormatError",
+    "TraceHeader",
+    "TraceIntegrity",
+    "TraceRecord",
+    "TraceSummary",
+    "summarize_trace",
+]
+
+MAGIC = b"LMCT"
+SUMMARY_SCHEMA = "inferguard.trace_summary/1"
+KNOWN_FORMAT_VERSIONS = frozenset([1])
+KNOWN_SCHEMA_VERSIONS = frozenset([1, 2])
+KNOWN_LEVELS = frozenset(["storage", "events"])
+MAX_FINDINGS = 1000
+PathOrBuffer = str | os.PathLike[str] | bytes | bytearray | memoryview
+
+_BE32 = struct.Struct(">I")
+_HEADER_SIGNATURE = b"\xa4type\xa6header"
+
+
+class TraceFormatError(ValueError):
+    """The input is not an LMCache trace at all (damage inside a trace is a finding)."""
+
+
+class TraceFinding(msgspec.Struct, frozen=True):
+    """One integrity observation: kind, byte offset, what was seen, bytes not read as records."""
+
+    kind: str
+    offset: int
+    detail: str
+    skipped_bytes: int = 0
+
+
+class TraceHeader(msgspec.Struct, frozen=True):
+    """Frame 0. `variant` names the upstream header generation the file was written by:
+    "v0" (lmcache_version, no schema), "schema1", "schema2", with "+level_meta" for the
+    events-era header, or "missing" when no header could be read."""
+
+    variant: str
+    magic: str | None = None
+    format_version: int | None = None
+    level: str | None = None
+    trace_schema_version: int | None = None
+    lmcache_version: str | None = None
+    t_mono_start: float | None = None
+    t_wall_start: float | None = None
+    sm_config_json: str = ""
+    sm_config_digest: str = ""
+    sm_config_digest_ok: bool | None = None
+    level_meta: dict[str, Any] = msgspec.field(default_factory=dict)
+    frame_length: int = 0
+
+
+class TraceRecord(msgspec.Struct, frozen=True):
+    """One decoded record; `args` has codec wrappers unwrapped unless asked otherwise."""
+
+    offset: int
+    t_mono: float
+    t_wall: float
+    qualname: str
+    args: dict[str, Any]
+
+
+class OpStats(msgspec.Struct, frozen=True):
+    """Per-qualname counts: calls, and the object keys those calls touched."""
+
+    qualname: str
+    count: int
+    keys_total: int
+    keys_max: int
+    keys_per_call: float
+
+
+class InstanceSummary(msgspec.Struct, frozen=True):
+    instance_id: str
+    incarnations: list[int]
+    restarts: int
+
+
+class BatchCount(msgspec.Struct, frozen=True):
+    event_type: str
+    tier: str
+    backend: str
+    scope: str
+    count: int
+
+
+class EventsSummary(msgspec.Struct, frozen=True):
+    """The `events` block of upstream `trace info`: coordinator cache-event batches."""
+
+    instances: list[InstanceSummary]
+    batches: list[BatchCount]
+    entries: dict[str, int]
+    store_bytes: int
+    entries_with_tokens: int
+    lifecycle: dict[str, int]
+    undecodable_records: int = 0
+
+
+class TraceIntegrity(msgspec.Struct, frozen=True):
+    """What could not be read, and timestamps that break the recorder's own rules."""
+
+    ok: bool
+    frames: int
+    malformed_frames: int
+    skipped_bytes: int
+    nan_timestamps: int
+    negative_t_mono: int
+    t_mono_decreases: int
+    findings: list[TraceFinding]
+    findings_omitted: int = 0
+
+
+class TraceSummary(msgspec.Struct, frozen=True):
+    """`lmcache trace info`, plus wall-clock bounds, rates, keys per op and integrity."""
+
+    schema: str
+    path: str
+    size_bytes: int
+    backend: str
+    header: TraceHeader
+    total_records: int
+    duration_s: float
+    t_mono_first: float | None
+    t_mono_last: float | None
+    wall_start: float | None
+    wall_end: float | None
+    records_per_second: float | None
+    keys_total: int
+    ops: list[OpStats]
+    events: EventsSummary | None
+    integrity: TraceIntegrity
+
+
+@dataclass(frozen=True)
+class TraceColumns:
+    """Every frame after the header as flat columns (one row per frame, damaged ones too).
+
+    `status` is 0 for a record, 1 for a malformed frame, 2/3 for a record whose qualname
+    could not be given an op id (too many distinct names / name too long). `op` indexes
+    `ops`; `nkeys` counts ObjectKey arguments."""
+
+    offset: npt.NDArray[np.int64]
+    length: npt.NDArray[np.uint32]
+    t_mono: npt.NDArray[np.float64]
+    t_wall: npt.NDArray[np.float64]
+    op: npt.NDArray[np.int32]
+    nkeys: npt.NDArray[np.int32]
+    status: npt.NDArray[np.uint8]
+    ops: tuple[str, ...]
+    findings: tuple[TraceFinding, ...]
+
+    @property
+    def records(self) -> npt.NDArray[np.bool_]:
+        """Mask of rows that are decodable records."""
+        mask: npt.NDArray[np.bool_] = self.status != tf.ROW_MALFORMED
+        return mask
+
+
+_STATUS_NAMES = {tf.ROW_OP_TABLE_FULL: f"(more than {tf.MAX_OPS} distinct qualnames)",
+                 tf.ROW_QUALNAME_LONG: f"(qualname longer than {tf.MAX_QUALNAME} bytes)"}
+
+
+def _describe_start(data: bytes, size: int) -> str:
+    shown = data[:16]
+    text = "".join(chr(b) if 32 <= b < 127 else "." for b in shown)
+    what = f"bytes {shown.hex(' ')} ({text!r})"
+    if len(data) >= 4:
+        (n,) = _BE32.unpack(data[:4])
+        what += f"; read as a length prefix that is {n} bytes"
+        if n + 4 > size:
+            what += f", more than the file's {size}"
+    return what
+
+
+def _findings(raw: list[Finding]) -> list[TraceFinding]:
+    return [TraceFinding(f.kind, f.offset, f.detail, f.skipped) for f in raw]
+
+
+class TraceFile:
+    """An open `.lct` trace (a path, or bytes already in memory).
+
+    The header is read on open; `TraceFormatError` is raised only when the input is not a
+    trace at all. Everything else is read on demand: `records()`, `scan()`, `summary()`.
+    """
+
+    def __init__(self, source: PathOrBuffer, *, window_size: int = DEFAULT_WINDOW) -> None:
+        self._src = Source(source)
+        self.path = self._src.name
+        self.size = self._src.size
+        self._window = window_size
+        self._header_findings: list[Finding] = []
+        try:
+            self.header, self._records_start = self._read_header()
+        except BaseException:
+            self._src.close()
+            raise
+
+    def close(self) -> None:
+        self._src.close()
+
+    def __enter__(self) -> TraceFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- header --------------------------------------------------------------------------
+
+    def _not_a_trace(self, why: str) -> TraceFormatError:
+        head = self._src.read(0, 16)
+        return TraceFormatError(
+            f"{self.path}: not an LMCache trace (.lct): {why}; at offset 0: "
+            f"{_describe_start(head, self.size)}. Expected a 4-byte big-endian frame length "
+            'followed by a msgpack header map ("type": "header", magic b"LMCT").')
+
+    def _read_header(self) -> tuple[TraceHeader, int]:
+        size = self.size
+        if size == 0:
+            raise TraceFormatError(f"{self.path}: empty file: not an LMCache trace (.lct); "
+                                   "expected a 4-byte length prefix and a header frame")
+        if size < 4:
+            raise self._not_a_trace(f"only {size} bytes")
+        (n,) = _BE32.unpack(self._src.read(0, 4))
+        looks_like_header = self._src.read(5, len(_HEADER_SIGNATURE)) == _HEADER_SIGNATURE
+        fields: Any = None
+        if 4 + n <= size:
+            try:
+                fields = msgspec.msgpack.decode(self._src.read(4, n))
+            except (msgspec.DecodeError, RecursionError, ValueError):
+                fields = None
+        if isinstance(fields, dict) and fields.get("type") in ("header", None) and (
+                "magic" in fields or "format_version" in fields or "level" in fields):
+            return self._header_from(fields, n), 4 + n
+        if isinstance(fields, dict) and fields.get("type") == "record":
+            self._header_findings.append(Finding(
+                "missing_header", 0, "frame 0 is a record, not a header; reading records"))
+            return TraceHeader(variant="missing"), 0
+        # Frame 0 is damaged or absent: a trace only if records can still be found.
+        found = find_next_record(self._src, 4 if looks_like_header else 0, self._window)
+        if found is None:
+            if looks_like_header:
+                why = ("the header frame is cut short" if 4 + n > size
+                       else "the header frame does not decode")
+                self._header_findings.append(Finding("unreadable_header", 0, why, size))
+                return TraceHeader(variant="missing"), size
+            raise self._not_a_trace("no header frame and no record frame found")
+        self._header_findings.append(Finding(
+            "unreadable_header", 0,
+            f"frame 0 is not a readable header; records resume at offset {found}", found))
+        return TraceHeader(variant="missing"), found
+
+    def _header_from(self, f: dict[str, Any], frame_len: int) -> TraceHeader:
+        problems: list[str] = []
+
+        def typed(key: str, kind: type | tuple[type, ...]) -> Any:
+            v = f.get(key)
+            if v is None:
+                return None
+            if isinstance(v, bool) or not isinstance(v, kind):
+                problems.append(f"{key} has type {type(v).__name__}")
+                return None
+            return v
+
+        magic = f.get("magic")
+        fmt = typed("format_version", int)
+        level = typed("level", str)
+        schema = typed("trace_schema_version", int)
+        lmc_version = typed("lmcache_version", str)
+        t_mono_start = typed("t_mono_start", (int, float))
+        t_wall_start = typed("t_wall_start", (int, float))
+        cfg = typed("sm_config_json", str) or ""
+        digest = typed("sm_config_digest", str) or ""
+        meta = typed("level_meta", dict) or {}
+        level_meta = {str(k): v for k, v in meta.items()}
+        if lmc_version is None and isinstance(level_meta.get("lmcache_version"), str):
+            lmc_version = level_meta["lmcache_version"]
+
+        if schema is None:
+            variant = "v0" if "lmcache_version" in f else "unknown"
+        else:
+            variant = f"schema{schema}"
+        if "level_meta" in f:
+            variant += "+level_meta"
+
+        add = self._header_findings.append
+        if magic != MAGIC:
+            add(Finding("bad_magic", 4, f"header magic is {magic!r}, expected b'LMCT'"))
+        if fmt not in KNOWN_FORMAT_VERSIONS:
+            add(Finding("unknown_format_version", 4,
+                        f"format_version {fmt!r}; known: {sorted(KNOWN_FORMAT_VERSIONS)}"))
+        if schema is not None and schema not in KNOWN_SCHEMA_VERSIONS:
+            add(Finding("unknown_schema_version", 4,
+                        f"trace_schema_version {schema}; known: {sorted(KNOWN_SCHEMA_VERSIONS)}"))
+        if schema is None and variant.startswith("unknown"):
+            add(Finding("unknown_schema_version", 4,
+                        "header has neither trace_schema_version nor lmcache_version"))
+        if level not in KNOWN_LEVELS:
+            add(Finding("unknown_level", 4, f"level {level!r}; known: storage, events"))
+        for p in problems:
+            add(Finding("bad_header_field", 4, p))
+        digest_ok = None
+        if cfg or digest:
+            digest_ok = hashlib.sha256(cfg.encode("utf-8", "surrogatepass")).hexdigest() == digest
+            if not digest_ok:
+                add(Finding("config_digest_mismatch", 4,
+                            "sm_config_digest is not the SHA-256 of sm_config_json"))
+        return TraceHeader(
+            variant=variant,
+            magic=magic.decode("latin-1") if isinstance(magic, bytes) else None,
+            format_version=fmt, level=level, trace_schema_version=schema,
+            lmcache_version=lmc_version,
+            t_mono_start=None if t_mono_start is None else float(t_mono_start),
+            t_wall_start=None if t_wall_start is None else float(t_wall_start),
+            sm_config_json=cfg, sm_config_digest=digest, sm_config_digest_ok=digest_ok,
+            level_meta=level_meta, frame_length=frame_len)
+
+    # -- records -------------------------------------------------------------------------
+
+    def _chunks(self, backend: Backend | None,
+                findings: list[Finding]) -> tuple[Iterator[Chunk], Any]:
+        kernel = make_kernel(resolve_backend(backend))
+        return scan_frames(self._src, self._records_start, kernel, findings,
+                           self._window), kernel
+
+    def records(self, *, unwrap_args: bool = True,
+                backend: Backend | None = None) -> Iterator[TraceRecord]:
+        """Decoded records in file order; damaged frames are skipped (see `scan()`)."""
+        findings = FindingLog(MAX_FINDINGS)
+        chunks, _ = self._chunks(backend, findings)
+        for chunk in chunks:
+            for i in np.flatnonzero(chunk.status != tf.ROW_MALFORMED):
+                off, n = int(chunk.offset[i]), int(chunk.length[i])
+                body = chunk.window.body(off, n)
+                try:
+                    raw = msgspec.msgpack.decode(body)
+                    qualname, args = str(raw["qualname"]), raw["args"]
+                    if unwrap_args:
+                        args = unwrap(args)
+                except RecursionError:  # valid but deeper than Python objects can go
+                    qualname = tf.decode_body(body).qualname or ""
+                    args = {"__inferguard_error__": "args nested too deeply to decode"}
+                yield TraceRecord(off, float(chunk.t_mono[i]), float(chunk.t_wall[i]),
+                                  qualname, args)
+
+    def scan(self, *, backend: Backend | None = None) -> TraceColumns:
+        """All frames as numpy columns (the hot path; no Python object per record)."""
+        findings = FindingLog(MAX_FINDINGS)
+        chunks, kernel = self._chunks(backend, findings)
+        parts = list(chunks)
+        names = tuple(kernel.names())
+
+        def cat(field: str, dtype: Any) -> Any:
+            if not parts:
+                return np.empty(0, dtype)
+            return np.concatenate([getattr(c, field) for c in parts])
+
+        return TraceColumns(
+            cat("offset", np.int64), cat("length", np.uint32), cat("t_mono", np.float64),
+            cat("t_wall", np.float64), cat("op", np.int32), cat("nkeys", np.int32),
+            cat("status", np.uint8), names,
+            tuple(_findings(self._header_findings + findings)))
+
+    def summary(self, *, backend: Backend | None = None) -> TraceSummary:
+        """Aggregate the whole trace in one bounded-memory pass."""
+        chosen = resolve_backend(backend)
+        findings = FindingLog(MAX_FINDINGS)
+        chunks, kernel = self._chunks(chosen, findings)
+        agg = _Aggregate(self.header.level == "events")
+        for chunk in chunks:
+            agg.add(chunk, kernel)
+        return agg.result(self, chosen, kernel.names(), self._header_findings + findings,
+                          findings.omitted, findings.omitted_skipped)
+
+
+def summarize_trace(source: PathOrBuffer, *, backend: Backend | None = None) -> TraceSummary:
+    """Open, summarise and close a trace."""
+    with TraceFile(source) as tfile:
+        return tfile.summary(backend=backend)
+
+
+class _Aggregate:
+    """Streaming per-chunk aggregation for `TraceFile.summary()`."""
+
+    def __init__(self, events_level: bool) -> None:
+        self.counts = np.zeros(0, np.int64)
+        self.keys = np.zeros(0, np.int64)
+        self.keys_max = np.zeros(0, np.int64)
+        self.special: Counter[int] = Counter()
+        self.special_keys: Counter[int] = Counter()
+        self.special_max: dict[int, int] = {}
+        self.frames = self.malformed = self.records = 0
+        self.nan_ts = self.neg_mono = self.decreases = 0
+        self.mono_min = self.mono_max = math.nan
+        self.mono_first = self.mono_last = math.nan
+        self.wall_min = self.wall_max = math.nan
+        self.events = _EventsAggregate() if events_level else None
+
+    def _grow(self, n: int) -> None:
+        if n > len(self.counts):
+            pad = n - len(self.counts)
+            self.counts = np.concatenate([self.counts, np.zeros(pad, np.int64)])
+            self.keys = np.concatenate([self.keys, np.zeros(pad, np.int64)])
+            self.keys_max = np.concatenate([self.keys_max, np.zeros(pad, np.int64)])
+
+    def add(self, c: Chunk, kernel: Any) -> None:
+        self.frames += len(c.status)
+        rec = c.status != tf.ROW_MALFORMED
+        self.malformed += int(len(rec) - np.count_nonzero(rec))
+        if not rec.any():
+            return
+        op, nk = c.op[rec], c.nkeys[rec].astype(np.int64)
+        self.records += len(op)
+        named = op >= 0
+        if named.any():
+            ids = op[named]
+            size = int(ids.max()) + 1
+            self._grow(size)
+            self.counts[:size] += np.bincount(ids, minlength=size)
+            self.keys[:size] += np.bincount(ids, weights=nk[named], minlength=size).astype(
+                np.int64)
+            np.maximum.at(self.keys_max, ids, nk[named])
+        if not named.all():
+            for st, k in zip(c.status[rec][~named], nk[~named], strict=True):
+                self.special[int(st)] += 1
+                self.special_keys[int(st)] += int(k)
+                self.special_max[int(st)] = max(self.special_max.get(int(st), 0), int(k))
+        tm, tw = c.t_mono[rec], c.t_wall[rec]
+        self.nan_ts += int(np.count_nonzero(np.isnan(tm)) + np.count_nonzero(np.isnan(tw)))
+        fm = tm[~np.isnan(tm)]
+        if len(fm):
+            self.neg_mono += int(np.count_nonzero(fm < 0))
+            prev = self.mono_last
+            self.decreases += int(np.count_nonzero(np.diff(fm) < 0)) + int(
+                not math.isnan(prev) and fm[0] < prev)
+            if math.isnan(self.mono_first):
+                self.mono_first = float(fm[0])
+            self.mono_last = float(fm[-1])
+            self.mono_min = float(np.fmin(self.mono_min, fm.min()))
+            self.mono_max = float(np.fmax(self.mono_max, fm.max()))
+        fw = tw[~np.isnan(tw)]
+        if len(fw):
+            self.wall_min = float(np.fmin(self.wall_min, fw.min()))
+            self.wall_max = float(np.fmax(self.wall_max, fw.max()))
+        if self.events is not None:
+            self.events.add(c, rec, kernel)
+
+    def result(self, tfile: TraceFile, backend: str, names: list[str],
+               raw_findings: list[Finding], omitted: int = 0,
+               omitted_skipped: int = 0) -> TraceSummary:
+        self._grow(len(names))
+        ops = [OpStats(name, int(self.counts[i]), int(self.keys[i]), int(self.keys_max[i]),
+                       _ratio(int(self.keys[i]), int(self.counts[i])))
+               for i, name in enumerate(names) if self.counts[i]]
+        ops += [OpStats(_STATUS_NAMES[st], n, self.special_keys[st], self.special_max[st],
+                        _ratio(self.special_keys[st], n)) for st, n in self.special.items()]
+        ops.sort(key=lambda o: o.qualname)
+        findings = _findings(raw_findings)
+        skipped = sum(f.skipped_bytes for f in findings) + omitted_skipped
+        span = self.mono_max - self.mono_min
+        integrity = TraceIntegrity(
+            ok=not findings and not omitted and self.nan_ts == 0, frames=self.frames,
+            malformed_frames=self.malformed, skipped_bytes=skipped, nan_timestamps=self.nan_ts,
+            negative_t_mono=self.neg_mono, t_mono_decreases=self.decreases,
+            findings=findings[:MAX_FINDINGS],
+            findings_omitted=max(0, len(findings) - MAX_FINDINGS) + omitted)
+        return TraceSummary(
+            schema=SUMMARY_SCHEMA, path=tfile.path, size_bytes=tfile.size, backend=backend,
+            header=tfile.header, total_records=self.records,
+            # Upstream prints max(t_mono) over records (0 when there are none) as duration.
+            duration_s=max(0.0, self.mono_max) if not math.isnan(self.mono_max) else 0.0,
+            t_mono_first=_opt(self.mono_first), t_mono_last=_opt(self.mono_last),
+            wall_start=_opt(self.wall_min), wall_end=_opt(self.wall_max),
+            records_per_second=(self.records / span) if span > 0 else None,
+            keys_total=int(self.keys.sum()) + sum(self.special_keys.values()), ops=ops,
+            events=self.events.result() if self.events is not None else None,
+            integrity=integrity)
+
+
+def _ratio(a: int, b: int) -> float:
+    return a / b if b else 0.0
+
+
+def _opt(x: float) -> float | None:
+    return None if math.isnan(x) else x
+
+
+class _EventsAggregate:
+    """Mirror of upstream's events block, tolerant of any field type."""
+
+    def __init__(self) -> None:
+        self.incarnations: dict[str, set[int]] = {}
+        self.batches: Counter[tuple[str, str, str, bool]] = Counter()
+        self.entries: Counter[str] = Counter()
+        self.store_bytes = 0
+        self.with_tokens = 0
+        self.lifecycle: Counter[str] = Counter()
+        self.bad = 0
+        self._ids: dict[str, int] | None = None
+
+    def add(self, c: Chunk, rec: npt.NDArray[np.bool_], kernel: Any) -> None:
+        names = kernel.names()
+        wanted = {i for i, n in enumerate(names) if n in ("events.batch", "events.lifecycle")}
+        if not wanted:
+            return
+        rows = np.flatnonzero(rec & np.isin(c.op, list(wanted)))
+        for i in rows:
+            try:
+                raw = msgspec.msgpack.decode(c.window.body(int(c.offset[i]), int(c.length[i])))
+                self._fold(names[int(c.op[i])], raw.get("args") or {})
+            except (msgspec.DecodeError, RecursionError, ValueError, TypeError, AttributeError):
+                self.bad += 1
+
+    def _fold(self, qualname: str, args: dict[str, Any]) -> None:
+        if qualname == "events.lifecycle":
+            self.lifecycle[str(args.get("phase", "?"))] += 1
+            return
+        instance = str(args.get("instance_id", "?"))
+        self.incarnations.setdefault(instance, set()).add(int(args.get("incarnation", 0)))
+        event_type = str(args.get("event_type", "?"))
+        entries = args.get("entries") or []
+        self.batches[(event_type, str(args.get("tier", "?")), str(args.get("backend") or ""),
+                      bool(args.get("shared", False)))] += 1
+        self.entries[event_type] += len(entries)
+        if event_type == "store":
+            for e in entries:
+                self.store_bytes += int(e.get("size_bytes", 0))
+                if e.get("token_ids"):
+                    self.with_tokens += 1
+
+    def result(self) -> EventsSummary:
+        return EventsSummary(
+            instances=[InstanceSummary(k, sorted(v), max(0, len(v) - 1))
+                       for k, v in sorted(self.incarnations.items())],
+            batches=[BatchCount(t, tier, b, "shared" if s else "local", n)
+                     for (t, tier, b, s), n in sorted(self.batches.items())],
+            entries=dict(sorted(self.entries.items())), store_bytes=self.store_bytes,
+            entries_with_tokens=self.with_tokens, lifecycle=dict(sorted(self.lifecycle.items())),
+            undecodable_records=self.bad)

@@ -1,0 +1,764 @@
+"""ObjectKey rows out of scanned `.lct` records: the key contract, in pure Python and C.
+
+The contract (native/lct_keys.c implements the same, byte for byte; see
+docs/trace-format.md, "Object keys for analytics"):
+
+* Keys are read only from records the scan accepted (status != malformed), inside the bytes
+  of the record's `args` value (the last `args` entry, as msgspec would keep it).
+* An ObjectKey occurrence is each non-overlapping occurrence of the 19-byte codec wrapper
+  `82 a5 "__t__" a9 "ObjectKey" a1 "v"` in those bytes: exactly the occurrences `nkeys`
+  counts, so every record has `nkeys` key rows.
+* The payload is the msgpack value that follows the wrapper, read inside the args bytes.
+  It is a valid key when it is a map (fixmap, map16, map32) whose entries, taking the last
+  occurrence of each field name (str keys compared as bytes; other keys skipped), give:
+  `chunk_hash` a bin; `model_name` a str of strict UTF-8; `kv_rank` an int that fits int64;
+  `object_group_id` absent (0) or such an int; `cache_salt` absent, nil or any non-str (no
+  salt), or a str of strict UTF-8. Unknown fields are skipped but must be well-formed.
+  Anything else (truncation, wrong types, a uint64 above 2**63-1) makes a malformed key row:
+  fingerprint 0, model -1.
+* Names (model, salt) are interned in first-seen order like qualnames (at most 4,096 names
+  of at most 1,024 bytes); a name beyond that gets id -2 but still feeds the fingerprint.
+
+The fingerprint (64 bits; raw chunk hashes never leave this module), on 64-bit unsigned
+arithmetic with ints as two's complement: `fold(h, w) = rotl(h ^ (w * K_W1), 31) * K_W2`;
+`H(b, seed)` starts from `seed ^ (len(b) * GOLDEN)`, folds each 8-byte little-endian word of
+b (the last one zero-padded) and ends with MurmurHash3's fmix64. Then
+`ctx = H(le64(H(model, K_MODEL)) + le64(kv_rank) + le64(object_group_id) + le64(salt_h),
+K_CTX)` with `salt_h = H(salt, K_SALT)`, or `K_NOSALT` without a salt, and
+`fp = H(chunk_hash, ctx)`, 0 mapped to 1 (0 means "no key"). Keys that share a context
+(nearly all keys of a record) cost one short hash each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
+
+from inferguard._native import Backend, core
+from inferguard.lct import _frame as tf
+from inferguard.lct._scan import Chunk
+
+KEY_OK = 0
+KEY_MALFORMED = 1
+NAME_NONE = -1
+NAME_UNINTERNED = -2
+KEY_ROWS = 1 << 17  # rows per extraction call (pieces are the same on both backends)
+
+MASK64 = (1 << 64) - 1
+GOLDEN = 0x9E3779B97F4A7C15
+K_MODEL = 0x13198A2E03707344
+K_SALT = 0xA4093822299F31D0
+K_NOSALT = 0x082EFA98EC4E6C89
+K_CTX = 0x452821E638D01377
+K_W1 = 0x87C37B91114253D5
+K_W2 = 0x4CF5AD432745937F
+_C1 = np.uint64(0xFF51AFD7ED558CCD)
+_C2 = np.uint64(0xC4CEB9FE1A85EC53)
+_W1 = np.uint64(K_W1)
+_W2 = np.uint64(K_W2)
+_S33 = np.uint64(33)
+_S31 = np.uint64(31)
+WRAPPER = tf.OBJECT_KEY_WRAPPER
+
+
+@dataclass(frozen=True)
+class KeyRows:
+    """One row per ObjectKey occurrence, in file order; `row` indexes the scan chunk."""
+
+    row: npt.NDArray[np.int32]
+    fp: npt.NDArray[np.uint64]
+    model: npt.NDArray[np.int32]
+    salt: npt.NDArray[np.int32]
+    kv_rank: npt.NDArray[np.int64]
+    group: npt.NDArray[np.int64]
+    status: npt.NDArray[np.uint8]
+
+    def __len__(self) -> int:
+        return len(self.row)
+
+
+# -- fingerprint ---------------------------------------------------------------------------
+
+
+def fmix64(k: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+    """MurmurHash3's 64-bit finaliser, element-wise (returns a new array)."""
+    k = k ^ (k >> _S33)
+    k *= _C1
+    k ^= k >> _S33
+    k *= _C2
+    k ^= k >> _S33
+    return k
+
+
+def _fold(h: npt.NDArray[np.uint64], w: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+    h = h ^ (w * _W1)
+    h = (h << _S31) | (h >> _S33)
+    h *= _W2
+    return h
+
+
+def _fmix_int(k: int) -> int:
+    k ^= k >> 33
+    k = (k * 0xFF51AFD7ED558CCD) & MASK64
+    k ^= k >> 33
+    k = (k * 0xC4CEB9FE1A85EC53) & MASK64
+    return k ^ (k >> 33)
+
+
+def _fold_int(h: int, w: int) -> int:
+    h ^= (w * K_W1) & MASK64
+    h = ((h << 31) | (h >> 33)) & MASK64
+    return (h * K_W2) & MASK64
+
+
+def hash_bytes(b: bytes, seed: int) -> int:
+    """H(b, seed) of the contract, on Python ints (used once per distinct name)."""
+    n = len(b)
+    h = (seed ^ (n * GOLDEN)) & MASK64
+    for i in range(0, n, 8):
+        h = _fold_int(h, int.from_bytes(b[i:i + 8], "little"))
+    return _fmix_int(h)
+
+
+def context(h_model: int, kv_rank: int, group: int, h_salt: int) -> int:
+    """The key's context hash: H over four little-endian 64-bit words, seeded K_CTX."""
+    raw = b"".join((x & MASK64).to_bytes(8, "little") for x in (h_model, kv_rank, group, h_salt))
+    return hash_bytes(raw, K_CTX)
+
+
+def hash_many(blobs: list[bytes], seeds: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+    """H(b, seed) for many byte strings (each with its own seed), vectorised by length."""
+    out = np.empty(len(blobs), np.uint64)
+    if not blobs:
+        return out
+    lengths = np.fromiter(map(len, blobs), np.int64, len(blobs))
+    n0 = int(lengths[0])
+    if n0 % 8 == 0 and bool((lengths == n0).all()):  # the common case: one length, whole words
+        h = seeds ^ np.uint64((n0 * GOLDEN) & MASK64)
+        if n0:
+            w = np.frombuffer(b"".join(blobs), "<u8").reshape(len(blobs), n0 // 8)
+            for j in range(n0 // 8):
+                h = _fold(h, w[:, j])
+        out[:] = fmix64(h)
+        return out
+    for n in np.unique(lengths).tolist():
+        idx = np.flatnonzero(lengths == n)
+        words = -(-n // 8)
+        h = seeds[idx] ^ np.uint64((n * GOLDEN) & MASK64)
+        if words:
+            raw = np.frombuffer(b"".join(blobs[i] for i in idx.tolist()), np.uint8)
+            mat = np.zeros((len(idx), words * 8), np.uint8)
+            mat[:, :n] = raw.reshape(len(idx), n)
+            w = mat.view("<u8")
+            for j in range(words):
+                h = _fold(h, w[:, j])
+        out[idx] = fmix64(h)
+    return out
+
+
+def fingerprints(hashes: list[bytes], ctx: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+    """fp = H(chunk_hash, context), with 0 mapped to 1."""
+    fp = hash_many(hashes, ctx)
+    fp[fp == 0] = 1
+    return fp
+
+
+def key_fingerprint(chunk_hash: bytes, model_name: str, kv_rank: int, object_group_id: int = 0,
+                    cache_salt: str | None = None) -> int:
+    """The documented fingerprint of one key identity (for tests and callers)."""
+    salt = K_NOSALT if cache_salt is None else hash_bytes(cache_salt.encode("utf-8"), K_SALT)
+    ctx = context(hash_bytes(model_name.encode("utf-8"), K_MODEL), kv_rank, object_group_id,
+                  salt)
+    return int(fingerprints([chunk_hash], np.array([ctx], np.uint64))[0])
+
+
+# -- the payload parser (pure Python) --------------------------------------------------------
+
+_CANON_HEAD = b"\x84\xaachunk_hash\xc4"
+_CANON_MODEL = b"\xaamodel_name"
+_CANON_RANK = b"\xa7kv_rank"
+_CANON_GROUP = b"\xafobject_group_id"
+_INT_FORMS = {0xCC: (1, False), 0xCD: (2, False), 0xCE: (4, False), 0xCF: (8, False),
+              0xD0: (1, True), 0xD1: (2, True), 0xD2: (4, True), 0xD3: (8, True)}
+_INT64_MAX = (1 << 63) - 1
+
+
+class _Bad(Exception):
+    """The payload is not a valid key."""
+
+
+def _take_str(buf: bytes, p: int, end: int) -> tuple[int, int, int] | None:
+    """(start, length, next) of a str at p; None if not a str; _Bad if truncated."""
+    if p >= end:
+        raise _Bad
+    op = buf[p]
+    if 0xA0 <= op <= 0xBF:
+        n, p = op & 0x1F, p + 1
+    elif op in (0xD9, 0xDA, 0xDB):
+        w = {0xD9: 1, 0xDA: 2, 0xDB: 4}[op]
+        if end - p < 1 + w:
+            raise _Bad
+        n, p = int.from_bytes(buf[p + 1:p + 1 + w], "big"), p + 1 + w
+    else:
+        return None
+    if end - p < n:
+        raise _Bad
+    return p, n, p + n
+
+
+def _take_bin(buf: bytes, p: int, end: int) -> tuple[int, int, int] | None:
+    if p >= end:
+        raise _Bad
+    op = buf[p]
+    if op not in (0xC4, 0xC5, 0xC6):
+        return None
+    w = {0xC4: 1, 0xC5: 2, 0xC6: 4}[op]
+    if end - p < 1 + w:
+        raise _Bad
+    n, p = int.from_bytes(buf[p + 1:p + 1 + w], "big"), p + 1 + w
+    if end - p < n:
+        raise _Bad
+    return p, n, p + n
+
+
+def _take_int(buf: bytes, p: int, end: int) -> tuple[int, int] | None:
+    """(value, next) of an int that fits int64; None otherwise (not consumed)."""
+    if p >= end:
+        raise _Bad
+    op = buf[p]
+    if op <= 0x7F:
+        return op, p + 1
+    if op >= 0xE0:
+        return op - 256, p + 1
+    form = _INT_FORMS.get(op)
+    if form is None:
+        return None
+    n, signed = form
+    if end - p - 1 < n:
+        raise _Bad
+    v = int.from_bytes(buf[p + 1:p + 1 + n], "big", signed=signed)
+    if v > _INT64_MAX:
+        return None
+    return v, p + 1 + n
+
+
+def _skip(buf: bytes, p: int, end: int) -> int:
+    r = tf._Reader(buf)
+    r.pos, r.end = p, end
+    try:
+        r.skip_value()
+    except tf._Malformed:
+        raise _Bad from None
+    return r.pos
+
+
+def _utf8(buf: bytes, start: int, n: int) -> str:
+    try:
+        return buf[start:start + n].decode("utf-8")
+    except UnicodeDecodeError:
+        raise _Bad from None
+
+
+ParsedKey = tuple[bytes, str, int, int, str | None]
+
+
+def _parse_canonical(buf: bytes, p: int, end: int) -> ParsedKey | None:
+    """The layout upstream writes, read directly; None means "use the generic parser"."""
+    if buf[p:p + 13] != _CANON_HEAD or p + 14 > end:
+        return None
+    hn = buf[p + 13]
+    q = p + 14 + hn
+    if buf[q:q + 11] != _CANON_MODEL or q + 12 > end:
+        return None
+    op = buf[q + 11]
+    if not 0xA0 <= op <= 0xBF:
+        return None
+    mn = op & 0x1F
+    m0 = q + 12
+    q = m0 + mn
+    if buf[q:q + 8] != _CANON_RANK:
+        return None
+    rank = _take_int(buf, q + 8, end)
+    if rank is None:
+        return None
+    q = rank[1]
+    if buf[q:q + 16] != _CANON_GROUP:
+        return None
+    group = _take_int(buf, q + 16, end)
+    if group is None:
+        return None
+    try:
+        model = buf[m0:m0 + mn].decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return buf[p + 14:p + 14 + hn], model, rank[0], group[0], None
+
+
+_CANON_HEAD32 = _CANON_HEAD + b"\x20"
+
+
+def _int_size(op: int) -> int:
+    return 1 + (_INT_FORMS[op][0] if op in _INT_FORMS else 0)
+
+
+def _canonical_end(buf: bytes, key: ParsedKey) -> int:
+    """Where the canonical payload `key` (parsed from buf[0:]) ends."""
+    q = 14 + len(key[0]) + 11 + 1 + (buf[14 + len(key[0]) + 11] & 0x1F) + 8
+    q += _int_size(buf[q])
+    return q + 16 + _int_size(buf[q + 16])
+
+
+def parse_key(buf: bytes, p: int, end: int) -> ParsedKey | None:
+    """The key whose payload starts at buf[p] (inside buf[:end]); None if malformed."""
+    if p >= end:
+        return None
+    try:
+        canon = _parse_canonical(buf, p, end)
+        if canon is not None:
+            return canon
+        return _parse_generic(buf, p, end)
+    except _Bad:
+        return None
+
+
+def _parse_generic(buf: bytes, p: int, end: int) -> ParsedKey:
+    op = buf[p]
+    if 0x80 <= op <= 0x8F:
+        entries, p = op & 0x0F, p + 1
+    elif op in (0xDE, 0xDF):
+        w = 2 if op == 0xDE else 4
+        if end - p < 1 + w:
+            raise _Bad
+        entries, p = int.from_bytes(buf[p + 1:p + 1 + w], "big"), p + 1 + w
+    else:
+        raise _Bad
+    if entries > (end - p) // 2:
+        raise _Bad
+    # Field name -> (state, value); state "ok", "bad" or "none" (salt only).
+    fields: dict[bytes, tuple[str, Any]] = {}
+    for _ in range(entries):
+        k = _take_str(buf, p, end)
+        if k is None:
+            p = _skip(buf, _skip(buf, p, end), end)
+            continue
+        name = buf[k[0]:k[0] + k[1]]
+        p = k[2]
+        got: tuple[Any, int] | None = None
+        if name == b"chunk_hash":
+            b = _take_bin(buf, p, end)
+            got = None if b is None else ((b[0], b[1]), b[2])
+        elif name in (b"model_name", b"cache_salt"):
+            t = _take_str(buf, p, end)
+            got = None if t is None else ((t[0], t[1]), t[2])
+        elif name in (b"kv_rank", b"object_group_id"):
+            got = _take_int(buf, p, end)
+        else:
+            p = _skip(buf, p, end)
+            continue
+        if got is not None:
+            fields[name] = ("ok", got[0])
+            p = got[1]
+        else:
+            p = _skip(buf, p, end)
+            fields[name] = ("none" if name == b"cache_salt" else "bad", None)
+    h, m, r = fields.get(b"chunk_hash"), fields.get(b"model_name"), fields.get(b"kv_rank")
+    g, s = fields.get(b"object_group_id"), fields.get(b"cache_salt")
+    if h is None or m is None or r is None or h[0] != "ok" or m[0] != "ok" or r[0] != "ok":
+        raise _Bad
+    if g is not None and g[0] != "ok":
+        raise _Bad
+    model = _utf8(buf, *m[1])
+    salt = _utf8(buf, *s[1]) if s is not None and s[0] == "ok" else None
+    return (buf[h[1][0]:h[1][0] + h[1][1]], model, r[1], 0 if g is None else g[1], salt)
+
+
+class _Args(msgspec.Struct):
+    args: msgspec.Raw
+
+
+_DECODE_ARGS = msgspec.msgpack.Decoder(_Args).decode
+
+
+def args_bytes(body: bytes) -> bytes | None:
+    """The bytes of the record's last `args` value; None if the body has none."""
+    try:
+        return bytes(_DECODE_ARGS(body).args)
+    except RecursionError:
+        span = _args_span_iterative(body)
+        return None if span is None else body[span[0]:span[1]]
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+
+
+def _args_span_iterative(body: bytes) -> tuple[int, int] | None:
+    r = tf._Reader(body)
+    try:
+        op = body[0]
+        r.pos = 1
+        if 0x80 <= op <= 0x8F:
+            entries = op & 0x0F
+        elif op == 0xDE:
+            entries = r.be(2, "map length")
+        elif op == 0xDF:
+            entries = r.be(4, "map length")
+        else:
+            return None
+        span = None
+        for _ in range(entries):
+            key = r.read_str("key")
+            start = r.pos
+            r.skip_value()
+            if key == b"args":
+                span = (start, r.pos)
+        return span
+    except (tf._Malformed, IndexError):
+        return None
+
+
+# -- extraction kernels -------------------------------------------------------------------
+
+
+class PyNames:
+    """Name -> id in first-seen order, capped like the C interner."""
+
+    __slots__ = ("hashes", "ids", "names", "seed")
+
+    def __init__(self, seed: int) -> None:
+        self.ids: dict[str, int] = {}
+        self.names: list[str] = []
+        self.hashes: list[int] = []
+        self.seed = seed
+
+    def intern(self, name: str) -> tuple[int, int]:
+        i = self.ids.get(name)
+        if i is not None:
+            return i, self.hashes[i]
+        raw = name.encode("utf-8")
+        h = hash_bytes(raw, self.seed)
+        if len(raw) > tf.MAX_QUALNAME or len(self.names) >= tf.MAX_OPS:
+            return NAME_UNINTERNED, h
+        i = self.ids[name] = len(self.names)
+        self.names.append(name)
+        self.hashes.append(h)
+        return i, h
+
+
+class PythonKeyExtractor:
+    """Pure-Python kernel: the contract above with msgspec for the record and bytes.find.
+
+    Fast path (`_fast`): a record whose keys all share one canonical layout is read with
+    slices; any other record goes through `parse_key`, key by key."""
+
+    def __init__(self) -> None:
+        self.models = PyNames(K_MODEL)
+        self.salts = PyNames(K_SALT)
+        self.ctx_cache: dict[tuple[int, int, int, int], int] = {}
+
+    def names(self) -> tuple[list[str], list[str]]:
+        return list(self.models.names), list(self.salts.names)
+
+    def _ctx(self, mh: int, r: int, g: int, sh: int) -> int:
+        ck = (mh, r, g, sh)
+        c = self.ctx_cache.get(ck)
+        if c is None:
+            if len(self.ctx_cache) > 4096:
+                self.ctx_cache.clear()
+            c = self.ctx_cache[ck] = context(mh, r, g, sh)
+        return c
+
+    def _fast(self, args: bytes, nk: int) -> tuple[list[bytes], list[str], list[int],
+                                                   list[int]] | None:
+        """All keys of a record when they share one canonical layout (a 32-byte hash, then
+        identical model/kv_rank/group bytes), else None. `split` finds the same
+        non-overlapping wrapper occurrences as the contract."""
+        keys = args.split(WRAPPER)[1:]
+        if len(keys) != nk:
+            return None
+        first = keys[0]
+        if first[:14] != _CANON_HEAD32:
+            return None
+        got = _parse_canonical(first, 0, len(first))
+        if got is None:
+            return None
+        end = _canonical_end(first, got)
+        tail = first[46:end]
+        if {k[:14] for k in keys} != {_CANON_HEAD32} or {k[46:end] for k in keys} != {tail}:
+            return None
+        return [k[14:46] for k in keys], [got[1]] * nk, [got[2]] * nk, [got[3]] * nk
+
+    def extract(self, chunk: Chunk) -> Iterator[KeyRows]:
+        rows: list[int] = []
+        status: list[int] = []
+        hashes: list[bytes] = []
+        model: list[int] = []
+        salt: list[int] = []
+        ctx: list[int] = []
+        rank: list[int] = []
+        group: list[int] = []
+        find = len(WRAPPER)
+        win = chunk.window
+        nkeys = chunk.nkeys
+        cols = (rows, status, hashes, model, salt, ctx, rank, group)
+        for i in np.flatnonzero((chunk.status != tf.ROW_MALFORMED) & (nkeys > 0)).tolist():
+            if len(rows) >= KEY_ROWS:  # bounded memory: hand over full pieces as they fill
+                yield self._piece(*(c[:KEY_ROWS] for c in cols))  # type: ignore[arg-type]
+                for c in cols:
+                    del c[:KEY_ROWS]
+            args = args_bytes(win.body(int(chunk.offset[i]), int(chunk.length[i])))
+            if args is None:
+                continue
+            nk = int(nkeys[i])
+            fast = self._fast(args, nk)
+            if fast is not None:
+                hs, names, ranks, groups = fast
+                rows.extend([i] * nk)
+                status.extend([KEY_OK] * nk)
+                hashes.extend(hs)
+                if names.count(names[0]) == nk and ranks.count(ranks[0]) == nk and (
+                        groups.count(groups[0]) == nk):
+                    mid, mh = self.models.intern(names[0])
+                    model.extend([mid] * nk)
+                    ctx.extend([self._ctx(mh, ranks[0], groups[0], K_NOSALT)] * nk)
+                else:
+                    for name, r, g in zip(names, ranks, groups, strict=True):
+                        mid, mh = self.models.intern(name)
+                        model.append(mid)
+                        ctx.append(self._ctx(mh, r, g, K_NOSALT))
+                salt.extend([NAME_NONE] * nk)
+                rank.extend(ranks)
+                group.extend(groups)
+                continue
+            end = len(args)
+            p = args.find(WRAPPER)
+            while p >= 0:
+                key = parse_key(args, p + find, end)
+                rows.append(i)
+                if key is None:
+                    status.append(KEY_MALFORMED)
+                    hashes.append(b"")
+                    model.append(-1)
+                    salt.append(NAME_NONE)
+                    ctx.append(0)
+                    rank.append(0)
+                    group.append(0)
+                else:
+                    h, m, r, g, s = key
+                    status.append(KEY_OK)
+                    hashes.append(h)
+                    mid, mh = self.models.intern(m)
+                    model.append(mid)
+                    if s is None:
+                        sid, sh = NAME_NONE, K_NOSALT
+                    else:
+                        sid, sh = self.salts.intern(s)
+                    salt.append(sid)
+                    rank.append(r)
+                    group.append(g)
+                    ctx.append(self._ctx(mh, r, g, sh))
+                p = args.find(WRAPPER, p + find)
+        while rows:
+            yield self._piece(*(c[:KEY_ROWS] for c in cols))  # type: ignore[arg-type]
+            for c in cols:
+                del c[:KEY_ROWS]
+
+    @staticmethod
+    def _piece(rows: list[int], status: list[int], hashes: list[bytes], model: list[int],
+               salt: list[int], ctx: list[int], rank: list[int], group: list[int]) -> KeyRows:
+        st = np.array(status, np.uint8)
+        fp = fingerprints(hashes, np.array(ctx, np.uint64))
+        fp[st != KEY_OK] = 0
+        return KeyRows(np.array(rows, np.int32), fp, np.array(model, np.int32),
+                       np.array(salt, np.int32), np.array(rank, np.int64),
+                       np.array(group, np.int64), st)
+
+
+def _slice(k: KeyRows, a: int, b: int) -> KeyRows:
+    return KeyRows(k.row[a:b], k.fp[a:b], k.model[a:b], k.salt[a:b], k.kv_rank[a:b],
+                   k.group[a:b], k.status[a:b])
+
+
+class NativeKeyExtractor:
+    """The C kernel (`lct_extract_keys`) over the same chunks."""
+
+    def __init__(self) -> None:
+        self._core = core()
+        ffi, lib = self._core.ffi, self._core.lib
+        ptr = lib.lct_keyx_new()
+        if ptr == ffi.NULL:
+            raise MemoryError("lct_keyx_new failed")
+        self._x = ffi.gc(ptr, lib.lct_keyx_free)
+
+    def names(self) -> tuple[list[str], list[str]]:
+        ffi, lib = self._core.ffi, self._core.lib
+        out: list[list[str]] = []
+        size = ffi.new("size_t *")
+        for which in (0, 1):
+            interner = lib.lct_keyx_names(self._x, which)
+            names = []
+            for i in range(lib.lct_interner_size(interner)):
+                p = lib.lct_interner_name(interner, i, size)
+                names.append(bytes(ffi.buffer(p, size[0])).decode("utf-8"))
+            out.append(names)
+        return out[0], out[1]
+
+    def extract(self, chunk: Chunk) -> Iterator[KeyRows]:
+        ffi, lib = self._core.ffi, self._core.lib
+        n = len(chunk.offset)
+        offset = np.ascontiguousarray(chunk.offset)
+        length = np.ascontiguousarray(chunk.length)
+        status = np.ascontiguousarray(chunk.status)
+        cur = ffi.new("lct_key_cursor *")
+        with ffi.from_buffer(chunk.window.buf) as cbuf:
+            while True:
+                cap = KEY_ROWS
+                k = KeyRows(np.empty(cap, np.int32), np.empty(cap, np.uint64),
+                            np.empty(cap, np.int32), np.empty(cap, np.int32),
+                            np.empty(cap, np.int64), np.empty(cap, np.int64),
+                            np.empty(cap, np.uint8))
+                out = ffi.new("lct_keys *")
+                out.row = ffi.cast("int32_t *", k.row.ctypes.data)
+                out.fp = ffi.cast("uint64_t *", k.fp.ctypes.data)
+                out.model = ffi.cast("int32_t *", k.model.ctypes.data)
+                out.salt = ffi.cast("int32_t *", k.salt.ctypes.data)
+                out.kv_rank = ffi.cast("int64_t *", k.kv_rank.ctypes.data)
+                out.group = ffi.cast("int64_t *", k.group.ctypes.data)
+                out.status = ffi.cast("uint8_t *", k.status.ctypes.data)
+                out.capacity = cap
+                out.count = 0
+                rc = lib.lct_extract_keys(
+                    cbuf, len(chunk.window.buf), chunk.window.base,
+                    ffi.cast("int64_t *", offset.ctypes.data),
+                    ffi.cast("uint32_t *", length.ctypes.data),
+                    ffi.cast("uint8_t *", status.ctypes.data), n, cur, self._x, out)
+                if rc == -1:
+                    raise MemoryError("lct_extract_keys: out of memory")
+                if rc == -2:
+                    raise RuntimeError("lct_extract_keys: a row is not inside its window")
+                got = int(out.count)
+                if got:
+                    yield _slice(k, 0, got) if got < cap else k
+                if rc == tf.STOP_END:
+                    return
+
+
+def make_extractor(backend: Backend) -> PythonKeyExtractor | NativeKeyExtractor:
+    return NativeKeyExtractor() if backend == "native" else PythonKeyExtractor()
+
+
+# -- fingerprint -> dense id ----------------------------------------------------------------
+
+
+class PythonKeyTable:
+    """Dense ids for fingerprints in first-seen order, at most `capacity` of them."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.ids: dict[int, int] = {}
+        self.fps: list[int] = []
+
+    @property
+    def count(self) -> int:
+        return len(self.fps)
+
+    def intern(self, fp: npt.NDArray[np.uint64], use: npt.NDArray[np.bool_]
+               ) -> tuple[npt.NDArray[np.int32], int]:
+        """Ids per row (-2 unused, -1 no room) and how many rows got -1."""
+        out = np.full(len(fp), -2, np.int32)
+        sel = np.flatnonzero(use)
+        if not len(sel):
+            return out, 0
+        f = fp[sel]
+        order = np.argsort(f, kind="stable")
+        fs = f[order]
+        first = np.empty(len(fs), np.bool_)
+        first[0] = True
+        np.not_equal(fs[1:], fs[:-1], out=first[1:])
+        uniq = fs[first]
+        first_pos = order[first]
+        get = self.ids.get
+        ids_u = np.fromiter((get(u, -1) for u in uniq.tolist()), np.int64, len(uniq))
+        new = np.flatnonzero(ids_u < 0)
+        new = new[np.argsort(first_pos[new], kind="stable")]
+        room = max(0, self.capacity - len(self.fps))
+        for j in new[:room].tolist():
+            u = int(uniq[j])
+            ids_u[j] = self.ids[u] = len(self.fps)
+            self.fps.append(u)
+        inverse = np.empty(len(fs), np.int64)
+        inverse[order] = np.cumsum(first) - 1
+        ids = ids_u[inverse]
+        out[sel] = ids
+        return out, int(np.count_nonzero(ids < 0))
+
+    def rebuild(self, fps: npt.NDArray[np.uint64], capacity: int) -> None:
+        """Start over with these fingerprints (ids 0..n-1 in this order)."""
+        self.capacity = capacity
+        self.fps = [int(x) for x in fps.tolist()]
+        self.ids = {f: i for i, f in enumerate(self.fps)}
+
+    def fingerprints(self) -> npt.NDArray[np.uint64]:
+        return np.array(self.fps, np.uint64)
+
+
+class NativeKeyTable:
+    """`lct_keytab`: the same ids from C, in numpy memory."""
+
+    def __init__(self, capacity: int) -> None:
+        self._core = core()
+        self._fps = np.empty(0, np.uint64)
+        self._slots = np.empty(0, np.int32)
+        self._t: Any = self._core.ffi.new("lct_keytab *")
+        self.rebuild(np.empty(0, np.uint64), capacity)
+
+    @property
+    def count(self) -> int:
+        return int(self._t.count)
+
+    @property
+    def capacity(self) -> int:
+        return int(self._t.max_keys)
+
+    def rebuild(self, fps: npt.NDArray[np.uint64], capacity: int) -> None:
+        """Start over with these fingerprints (ids 0..n-1 in this order); the arrays are
+        reused when the capacity is unchanged."""
+        ffi = self._core.ffi
+        bits = max(1, (2 * max(1, capacity) - 1).bit_length())
+        if len(self._fps) != max(1, capacity) or len(self._slots) != 1 << bits:
+            self._fps = np.empty(max(1, capacity), np.uint64)
+            self._slots = np.empty(1 << bits, np.int32)
+        self._slots.fill(-1)
+        t = self._t
+        t.fps = ffi.cast("uint64_t *", self._fps.ctypes.data)
+        t.slots = ffi.cast("int32_t *", self._slots.ctypes.data)
+        t.bits = bits
+        t.max_keys = capacity
+        t.count = 0
+        if len(fps):
+            _, full = self.intern(np.ascontiguousarray(fps, np.uint64),
+                                    np.ones(len(fps), np.bool_))
+            assert full == 0 and self.count == len(fps)
+
+    def intern(self, fp: npt.NDArray[np.uint64], use: npt.NDArray[np.bool_]
+               ) -> tuple[npt.NDArray[np.int32], int]:
+        ffi, lib = self._core.ffi, self._core.lib
+        fp = np.ascontiguousarray(fp, np.uint64)
+        u8 = np.ascontiguousarray(use, np.uint8)
+        out = np.empty(len(fp), np.int32)
+        full = lib.lct_keytab_intern(self._t, ffi.cast("uint64_t *", fp.ctypes.data),
+                                     ffi.cast("uint8_t *", u8.ctypes.data), len(fp),
+                                     ffi.cast("int32_t *", out.ctypes.data))
+        if full == (1 << 64) - 1 or full < 0:
+            raise RuntimeError("lct_keytab_intern: inconsistent table")
+        return out, int(full)
+
+    def fingerprints(self) -> npt.NDArray[np.uint64]:
+        return self._fps[:self.count].copy()
+
+
+def make_key_table(backend: Backend, capacity: int) -> PythonKeyTable | NativeKeyTable:
+    return NativeKeyTable(capacity) if backend == "native" else PythonKeyTable(capacity)

@@ -1,0 +1,908 @@
+"""Prometheus text 0.0.4 and OpenMetrics 1.0 expositions: parse, look up, compare.
+
+Every InferGuard verdict starts from scraped `/metrics` text (vLLM, SGLang, LMCache). This
+module turns it into an `Exposition`: families (name, type, help, unit) holding samples
+(name, labels, value, timestamp, exemplar), every malformed line reported as a
+`ParseProblem` with file, line, column and what was expected, and nothing silently dropped
+(samples without a TYPE form `untyped`/`unknown` families).
+
+The byte work (lines, labels, numbers) runs in C when built (`native/prom.c`) and in pure
+Python otherwise, with identical results; see `inferguard._prom_tokens` for the grammar.
+The model is kept columnar (numpy) so that large or many expositions are cheap to look up
+and compare; `MetricFamily`/`Sample` objects are built only when asked for.
+
+Family rules (both formats; Go's text parser groups the same way):
+
+* metadata (`# HELP`/`# TYPE`/`# UNIT`) names the family; a sample joins the family of its
+  exact name, else the family named by its name minus one suffix that the family's type
+  allows (histogram `_bucket`/`_sum`/`_count`/`_created`, summary quantiles and
+  `_sum`/`_count`/`_created`, OpenMetrics counter `_total`/`_created`, gaugehistogram
+  `_bucket`/`_gsum`/`_gcount`, info `_info`), else a new `untyped` (0.0.4) or `unknown`
+  (OpenMetrics) family of its own name. Families are keyed by name, not by position;
+* a second HELP/TYPE/UNIT for a family, a TYPE (OpenMetrics: any metadata) after the
+  family's samples, an unknown type, a histogram bucket without a numeric `le`, a summary
+  quantile without a numeric `quantile`, an OpenMetrics sample named outside its type's
+  suffixes (a counter's bare `x`): each is a problem, and that line is not used. A bad
+  exemplar (repeated label, over 128 characters, not on a bucket or `_total`) is a problem
+  and only the exemplar is dropped;
+* 0.0.4 timestamps are milliseconds and are stored as seconds, like OpenMetrics ones;
+* OpenMetrics: the text must end with `# EOF`; lines after it are a problem and unused.
+
+Not checked here (they are facts for later rules, not syntax): bucket order and
+monotonicity, `_count` equal to the `+Inf` bucket, negative counters, duplicate series.
+"""
+
+from __future__ import annotations
+
+import heapq
+import os
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
+
+from inferguard._native import Backend, resolve_backend
+from inferguard.prom import _tokens as pt
+from inferguard.prom._names import lmcache_flavour, names_match, normalize_name, otel_to_prometheus
+
+__all__ = [
+    "SUMMARY_SCHEMA",
+    "Exemplar",
+    "Exposition",
+    "FamilyBrief",
+    "MetricFamily",
+    "MetricsSummary",
+    "ParseProblem",
+    "PromParseError",
+    "Sample",
+    "SeriesArray",
+    "detect_format",
+    "lmcache_flavour",
+    "names_match",
+    "normalize_name",
+    "otel_to_prometheus",
+    "parse_file",
+    "parse_text",
+    "stack_series",
+    "summarize_metrics",
+]
+
+SUMMARY_SCHEMA = "inferguard.metrics_summary/1"
+Format = Literal["prometheus", "openmetrics"]
+Labels = tuple[tuple[str, str], ...]
+SeriesKey = tuple[str, Labels]
+
+PROM_TYPES = ("counter", "gauge", "histogram", "summary", "untyped")
+OM_TYPES = ("counter", "gauge", "histogram", "gaugehistogram", "stateset", "info", "summary",
+            "unknown")
+# Sample-name suffixes each family type owns ("" = the family name itself).
+_PROM_SUFFIXES = {"counter": ("",), "gauge": ("",), "untyped": ("",),
+                  "summary": ("", "_sum", "_count", "_created"),
+                  "histogram": ("_bucket", "_sum", "_count", "_created")}
+_OM_SUFFIXES = {"counter": ("_total", "_created"), "gauge": ("",), "unknown": ("",),
+                "stateset": ("",), "info": ("_info",),
+                "summary": ("", "_sum", "_count", "_created"),
+                "histogram": ("_bucket", "_sum", "_count", "_created"),
+                "gaugehistogram": ("_bucket", "_gsum", "_gcount")}
+_KNOWN_SUFFIXES = ("_total", "_created", "_bucket", "_sum", "_count", "_gsum", "_gcount", "_info")
+_ESCAPE = re.compile(r"\\(.)", re.S)
+_UNESCAPE = {"\\": "\\", '"': '"', "n": "\n"}
+_UNIT_RE = re.compile(r"[a-zA-Z0-9_:]*")
+_MAX_TEXT = 200
+
+
+class ParseProblem(msgspec.Struct, frozen=True):
+    """One line (or part of one) not taken into the model: where, and what was expected.
+
+    `column` counts characters from 1 on the line as decoded (bytes that are not UTF-8
+    count one each); `text` is the line itself, cut at 200 characters."""
+
+    path: str
+    line: int
+    column: int
+    expected: str
+    text: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}:{self.column}: expected {self.expected}"
+
+
+class PromParseError(ValueError):
+    """Raised in strict mode for the first problem (in line order)."""
+
+    def __init__(self, problem: ParseProblem) -> None:
+        super().__init__(str(problem))
+        self.problem = problem
+
+
+class Exemplar(msgspec.Struct, frozen=True, gc=False):
+    """An OpenMetrics exemplar: labels, value and optional timestamp (seconds)."""
+
+    labels: Labels
+    value: float
+    timestamp: float | None = None
+
+
+class Sample(msgspec.Struct, frozen=True, gc=False):
+    """One sample line: name as written, labels in written order (values unescaped),
+    value, timestamp in seconds (0.0.4 milliseconds are converted), exemplar, line."""
+
+    name: str
+    labels: Labels
+    value: float
+    timestamp: float | None = None
+    exemplar: Exemplar | None = None
+    line: int = 0
+
+    def label(self, name: str, default: str | None = None) -> str | None:
+        """The value of label `name`, or `default`."""
+        for k, v in self.labels:
+            if k == name:
+                return v
+        return default
+
+
+class MetricFamily(msgspec.Struct, frozen=True, gc=False):
+    """A metric family: metadata plus its samples in file order."""
+
+    name: str
+    type: str
+    help: str = ""
+    unit: str = ""
+    samples: tuple[Sample, ...] = ()
+    line: int = 0
+
+
+class FamilyBrief(msgspec.Struct, frozen=True):
+    """A family without its samples, for summaries."""
+
+    name: str
+    type: str
+    help: str
+    unit: str
+    samples: int
+    series: int
+    all_zero: bool
+    lmcache: str | None = None
+
+
+class MetricsSummary(msgspec.Struct, frozen=True):
+    """What `inferguard metrics summary` reports about one exposition."""
+
+    path: str
+    format: str
+    backend: str
+    size_bytes: int
+    families: int
+    samples: int
+    series: int
+    types: dict[str, int]
+    family_list: list[FamilyBrief]
+    all_zero: list[str]
+    no_samples: list[str]
+    lmcache: dict[str, list[str]]
+    problems: list[ParseProblem]
+    problem_count: int
+    schema: str = SUMMARY_SCHEMA
+
+
+@dataclass(frozen=True)
+class SeriesArray:
+    """The numpy view of an exposition: one entry per sample, in file order.
+
+    `keys[i]` is `(name, labels sorted by label name)`; `index` maps a key to its entry (the
+    last one if a series repeats). `timestamps` is NaN where a sample has none."""
+
+    keys: tuple[SeriesKey, ...]
+    values: npt.NDArray[np.float64]
+    timestamps: npt.NDArray[np.float64]
+    family: npt.NDArray[np.int32]
+    index: dict[SeriesKey, int]
+
+
+@dataclass
+class _Fam:
+    name: str
+    first_line: int
+    type: str | None = None
+    help: str | None = None
+    unit: str | None = None
+    has_samples: bool = False
+
+
+class Exposition:
+    """A parsed exposition. Read-only: every accessor returns new immutable objects.
+
+    Samples live in columns (`values`, `timestamps`, `family_index`, `lines`) in file order;
+    `families` and `family()` build `MetricFamily` objects on demand."""
+
+    __slots__ = (
+        "_fam_names", "_fams", "_lab_name", "_lab_value", "_label_pairs", "_materialised",
+        "_names", "_norm", "_order", "_pair_list", "_s_exemplar",
+        "_s_lab_count", "_s_lab_first", "_s_name", "_str_ids", "_strs", "_strs_raw", "_zero",
+        "backend", "family_index", "format", "lines", "path", "problems", "size_bytes",
+        "timestamps", "values",
+    )
+
+    def __init__(self, *, path: str, format: Format, backend: Backend, size_bytes: int,
+                 fams: list[_Fam], problems: tuple[ParseProblem, ...], names: list[str],
+                 strs_raw: list[bytes], s_fam: npt.NDArray[np.int32],
+                 s_name: npt.NDArray[np.int32], s_line: npt.NDArray[np.int64],
+                 s_value: npt.NDArray[np.float64],
+                 s_ts: npt.NDArray[np.float64], s_lab_first: npt.NDArray[np.int64],
+                 s_lab_count: npt.NDArray[np.int64], lab_name: npt.NDArray[np.int32],
+                 lab_value: npt.NDArray[np.int32], exemplars: dict[int, Exemplar]) -> None:
+        self.path = path
+        self.format = format
+        self.backend = backend
+        self.size_bytes = size_bytes
+        self.problems = problems
+        self._fams = tuple((f.name, f.type or "", f.help or "", f.unit or "", f.first_line)
+                           for f in fams)
+        self._fam_names = {f[0]: i for i, f in enumerate(self._fams)}
+        self._names = names
+        self._strs_raw = strs_raw
+        self._strs: list[str | None] = [None] * len(strs_raw)
+        self._str_ids: dict[bytes, int] | None = None
+        self.family_index = s_fam
+        self._s_name = s_name
+        self.lines = s_line
+        self.values = s_value
+        self.timestamps = s_ts
+        self._s_lab_first = s_lab_first
+        self._s_lab_count = s_lab_count
+        self._lab_name = lab_name
+        self._lab_value = lab_value
+        self._s_exemplar = exemplars
+        self._pair_list: list[int] | None = None
+        self._label_pairs = _PairCache(self._str)
+        self._order: tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]] | None = None
+        self._zero: tuple[npt.NDArray[np.intp], npt.NDArray[np.float64]] | None = None
+        self._norm: dict[str, list[int]] | None = None
+        self._materialised: dict[int, MetricFamily] = {}
+        for a in (s_fam, s_name, s_line, s_value, s_ts, s_lab_first, s_lab_count,
+                  lab_name, lab_value):
+            a.flags.writeable = False
+
+    # -- basic facts
+    def __len__(self) -> int:
+        """Number of samples."""
+        return len(self.values)
+
+    def __repr__(self) -> str:
+        return (f"Exposition({self.path!r}, {self.format}, {len(self._fams)} families, "
+                f"{len(self)} samples, {len(self.problems)} problems)")
+
+    @property
+    def ok(self) -> bool:
+        """No problems."""
+        return not self.problems
+
+    def family_names(self) -> tuple[str, ...]:
+        """Family names in order of first appearance."""
+        return tuple(f[0] for f in self._fams)
+
+    @property
+    def families(self) -> tuple[MetricFamily, ...]:
+        """Every family with its samples (built on first use)."""
+        return tuple(self._family_at(i) for i in range(len(self._fams)))
+
+    def family(self, name: str) -> MetricFamily | None:
+        """The family named exactly `name`, or None."""
+        i = self._fam_names.get(name)
+        return None if i is None else self._family_at(i)
+
+    def find_all(self, name: str, unit: str | None = None) -> tuple[MetricFamily, ...]:
+        """Families whose name matches `name` after normalisation (colons/dots to `_`, no
+        `_total`). With `unit`, `name` is an OTel instrument name (`lmcache_mp.l1_write`,
+        unit `chunks`) and is first mapped as the OTel Prometheus exporter maps it."""
+        key = normalize_name(otel_to_prometheus(name, unit) if unit is not None else name)
+        if self._norm is None:
+            norm: dict[str, list[int]] = {}
+            for i, f in enumerate(self._fams):
+                norm.setdefault(normalize_name(f[0]), []).append(i)
+            self._norm = norm
+        return tuple(self._family_at(i) for i in self._norm.get(key, ()))
+
+    def find(self, name: str, unit: str | None = None) -> MetricFamily | None:
+        """The first family `find_all` returns, or None."""
+        got = self.find_all(name, unit)
+        return got[0] if got else None
+
+    def family_type(self, name: str) -> str | None:
+        """The type of family `name` without building its samples."""
+        i = self._fam_names.get(name)
+        return None if i is None else self._fams[i][1]
+
+    # -- fast lookups on the columns
+    def _rows_of(self, fi: int) -> npt.NDArray[np.intp]:
+        if self._order is None:
+            order = np.argsort(self.family_index, kind="stable")
+            bounds = np.searchsorted(self.family_index[order], np.arange(len(self._fams) + 1))
+            self._order = (order, bounds)
+        order, bounds = self._order
+        return order[bounds[fi]:bounds[fi + 1]]
+
+    def _index(self, family: str) -> int:
+        i = self._fam_names.get(family)
+        if i is None:
+            raise KeyError(family)
+        return i
+
+    def sample_count(self, family: str) -> int:
+        """Number of samples of `family` (KeyError if there is no such family)."""
+        return len(self._rows_of(self._index(family)))
+
+    def _zeros(self) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.float64]]:
+        if self._zero is None:
+            nf = len(self._fams)
+            total = np.bincount(self.family_index, minlength=nf)
+            zero = np.asarray(np.bincount(self.family_index, weights=(self.values == 0.0),
+                                          minlength=nf), dtype=np.float64)
+            self._zero = (total, zero)
+        return self._zero
+
+    def all_zero(self, family: str) -> bool:
+        """True if `family` has samples and every value is 0 (NaN is not 0)."""
+        total, zero = self._zeros()
+        i = self._index(family)
+        return bool(total[i] > 0 and zero[i] == total[i])
+
+    def zero_families(self) -> tuple[str, ...]:
+        """Families that have samples, all of them 0."""
+        total, zero = self._zeros()
+        return tuple(f[0] for i, f in enumerate(self._fams) if total[i] and zero[i] == total[i])
+
+    def label_values(self, family: str | None, label: str) -> frozenset[str]:
+        """Every value label `label` takes in `family` (e.g. `service_instance_id` in
+        `target_info`), or in every family when `family` is None (e.g. every `cache_salt`)."""
+        rows = (np.arange(len(self.values)) if family is None
+                else self._rows_of(self._index(family)))
+        lid = self._str_id(label)
+        if lid is None or not len(rows):
+            return frozenset()
+        counts = self._s_lab_count[rows]
+        entries = _ranges(self._s_lab_first[rows], counts)
+        hit = entries[self._lab_name[entries] == lid]
+        return frozenset(self._str(int(v)) for v in np.unique(self._lab_value[hit]))
+
+    def bucket_counts(self, family: str) -> dict[Labels, tuple[tuple[float, float], ...]]:
+        """Per series of a histogram (labels without `le`, sorted): (upper bound, cumulative
+        count) pairs in ascending bound order."""
+        fam = self._family_at(self._index(family))
+        out: dict[Labels, list[tuple[float, float]]] = {}
+        bucket = fam.name + "_bucket"
+        for s in fam.samples:
+            if s.name != bucket:
+                continue
+            le = s.label("le")
+            bound = pt.parse_number(le.encode()) if le is not None else None
+            if bound is None:
+                continue
+            key = tuple(sorted(p for p in s.labels if p[0] != "le"))
+            out.setdefault(key, []).append((bound, s.value))
+        return {k: tuple(sorted(v)) for k, v in out.items()}
+
+    def series_counts(self) -> npt.NDArray[np.intp]:
+        """Distinct series (name + label set, in any label order) per family, by index."""
+        pl = self._pairs()
+        seen = {(f, nid, tuple(sorted(pl[a:a + c]))) for f, nid, a, c in zip(
+            self.family_index.tolist(), self._s_name.tolist(), self._s_lab_first.tolist(),
+            self._s_lab_count.tolist(), strict=True)}
+        fams = np.fromiter((k[0] for k in seen), np.intp, len(seen))
+        return np.bincount(fams, minlength=len(self._fams))
+
+    def to_numpy(self) -> SeriesArray:
+        """Values as a float64 array with a series index, for bulk comparison."""
+        names, labels = self._names, self._labels
+        keys = [(names[nid], tuple(sorted(labels(a, c)))) for nid, a, c in zip(
+            self._s_name.tolist(), self._s_lab_first.tolist(), self._s_lab_count.tolist(),
+            strict=True)]
+        index = {k: i for i, k in enumerate(keys)}
+        return SeriesArray(tuple(keys), self.values, self.timestamps, self.family_index, index)
+
+    # -- internals
+    def _str(self, i: int) -> str:
+        s = self._strs[i]
+        if s is None:
+            s = self._strs_raw[i].decode("utf-8")
+            if "\\" in s:
+                s = _ESCAPE.sub(lambda m: _UNESCAPE[m.group(1)], s)
+            self._strs[i] = s
+        return s
+
+    def _str_id(self, text: str) -> int | None:
+        if self._str_ids is None:
+            self._str_ids = {b: i for i, b in enumerate(self._strs_raw)}
+        return self._str_ids.get(text.encode())
+
+    def _pairs(self) -> list[int]:
+        """All label entries as ints (name id << 32 | value id)."""
+        if self._pair_list is None:
+            pairs = (self._lab_name.astype(np.int64) << 32) | self._lab_value.astype(np.int64)
+            self._pair_list = pairs.tolist()
+        return self._pair_list
+
+    def _labels(self, first: int, count: int) -> Labels:
+        """The labels of a sample, in written order, values unescaped."""
+        return tuple(map(self._label_pairs.__getitem__, self._pairs()[first:first + count]))
+
+    def _family_at(self, fi: int) -> MetricFamily:
+        got = self._materialised.get(fi)
+        if got is not None:
+            return got
+        name, typ, help_, unit, line = self._fams[fi]
+        rows = self._rows_of(fi)
+        names, labels, ex = self._names, self._labels, self._s_exemplar
+        samples = []
+        for r, nid, lf, lc, v, t, ln in zip(
+                rows.tolist(), self._s_name[rows].tolist(),
+                self._s_lab_first[rows].tolist(), self._s_lab_count[rows].tolist(),
+                self.values[rows].tolist(), self.timestamps[rows].tolist(),
+                self.lines[rows].tolist(), strict=True):
+            samples.append(Sample(names[nid], labels(lf, lc), v,
+                                  None if t != t else t, ex.get(r), ln))
+        fam = MetricFamily(name, typ, help_, unit, tuple(samples), line)
+        self._materialised[fi] = fam
+        return fam
+
+    def summary(self, max_problems: int = 100) -> MetricsSummary:
+        """Families by type, series counts, all-zero and sample-less families, and the
+        LMCache-looking families (`lmcache_mp_*`, `lmcache_blend_*`, `lmcache:*`,
+        `lmcache_*`)."""
+        total, zero = self._zeros()
+        series = self.series_counts()
+        briefs: list[FamilyBrief] = []
+        types: dict[str, int] = {}
+        lm: dict[str, list[str]] = {}
+        for i, (name, typ, help_, unit, _line) in enumerate(self._fams):
+            flavour = lmcache_flavour(name)
+            briefs.append(FamilyBrief(name, typ, help_, unit, int(total[i]), int(series[i]),
+                                      bool(total[i] and zero[i] == total[i]), flavour))
+            types[typ] = types.get(typ, 0) + 1
+            if flavour is not None:
+                lm.setdefault(flavour, []).append(name)
+        return MetricsSummary(
+            path=self.path, format=self.format, backend=self.backend,
+            size_bytes=self.size_bytes, families=len(self._fams), samples=len(self),
+            series=int(series.sum()), types=dict(sorted(types.items())), family_list=briefs,
+            all_zero=[b.name for b in briefs if b.all_zero],
+            no_samples=[b.name for b in briefs if b.samples == 0], lmcache=lm,
+            problems=list(self.problems[:max_problems]), problem_count=len(self.problems))
+
+
+class _PairCache(dict[int, tuple[str, str]]):
+    """(name id << 32 | value id) -> (name, value), decoded on first use."""
+
+    def __init__(self, text: Callable[[int], str]) -> None:
+        super().__init__()
+        self.text = text
+
+    def __missing__(self, pair: int) -> tuple[str, str]:
+        got = self[pair] = (self.text(pair >> 32), self.text(pair & 0xFFFFFFFF))
+        return got
+
+
+def _ranges(first: npt.NDArray[np.int64], count: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """Concatenated aranges [first[i], first[i] + count[i])."""
+    total = int(count.sum())
+    if not total:
+        return np.zeros(0, np.int64)
+    ends = np.cumsum(count)
+    shift = np.repeat(first - (ends - count), count)
+    out: npt.NDArray[np.int64] = np.arange(total, dtype=np.int64) + shift
+    return out
+
+
+def stack_series(expositions: Sequence[Exposition]) -> tuple[
+        tuple[SeriesKey, ...], npt.NDArray[np.float64]]:
+    """Align many snapshots: the union of series keys (first-seen order) and a matrix
+    [snapshot, series] of values, NaN where a snapshot lacks the series."""
+    views = [e.to_numpy() for e in expositions]
+    col: dict[SeriesKey, int] = {}
+    for v in views:
+        for k in v.index:
+            col.setdefault(k, len(col))
+    out = np.full((len(views), len(col)), np.nan)
+    for i, v in enumerate(views):
+        if v.index:
+            cols = np.fromiter((col[k] for k in v.index), np.intp, len(v.index))
+            out[i, cols] = v.values[np.fromiter(v.index.values(), np.intp, len(v.index))]
+    return tuple(col), out
+
+
+# ----------------------------------------------------------------------- parsing
+
+
+_DETECT_TAIL = 1 << 16
+
+
+def detect_format(data: bytes) -> Format:
+    """OpenMetrics if a line is exactly `# EOF` (the format's required last line; a plain
+    comment in 0.0.4) within the last 64 KiB, else Prometheus text 0.0.4. Only the tail is
+    searched so detection stays O(1); pass `format=` to override."""
+    lo = max(0, len(data) - _DETECT_TAIL)
+    i = data.rfind(b"# EOF", lo)
+    while i >= 0:
+        end = i + 5
+        if (i == 0 or data[i - 1] == 10) and (end == len(data) or data[end] == 10):
+            return "openmetrics"
+        i = data.rfind(b"# EOF", lo, i)
+    return "prometheus"
+
+
+def parse_text(data: bytes | bytearray | memoryview | str, *, path: str = "<text>",
+               strict: bool = False, format: Format | Literal["auto"] = "auto",
+               exemplars: bool = True, backend: Backend | None = None) -> Exposition:
+    """Parse an exposition. Problems are collected (`Exposition.problems`) and parsing goes
+    on; with `strict=True` the first problem raises `PromParseError` instead. `exemplars`
+    False skips OpenMetrics exemplars (still syntax-checked). `backend` forces "native"
+    or "python" (default: native when built, unless INFERGUARD_NO_NATIVE is set)."""
+    raw = data.encode("utf-8", "surrogateescape") if isinstance(data, str) else bytes(data)
+    chosen = resolve_backend(backend)
+    fmt: Format = detect_format(raw) if format == "auto" else format
+    if fmt not in ("prometheus", "openmetrics"):
+        raise ValueError(f"unknown format {format!r}")
+    tokens = pt.tokenize(raw, fmt == "openmetrics", chosen)
+    exp = _Builder(raw, tokens, path, fmt, exemplars).build(chosen)
+    if strict and exp.problems:
+        raise PromParseError(exp.problems[0])
+    return exp
+
+
+def parse_file(path: str | os.PathLike[str], *, strict: bool = False,
+               format: Format | Literal["auto"] = "auto", exemplars: bool = True,
+               backend: Backend | None = None) -> Exposition:
+    """Read and parse a metrics file (see parse_text)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    return parse_text(data, path=os.fspath(path), strict=strict, format=format,
+                      exemplars=exemplars, backend=backend)
+
+
+def summarize_metrics(path: str | os.PathLike[str], *, backend: Backend | None = None,
+                      max_problems: int = 100) -> MetricsSummary:
+    """Parse a metrics file and summarise it (what `inferguard metrics summary` prints)."""
+    return parse_file(path, backend=backend).summary(max_problems)
+
+
+class _Builder:
+    """Tokens -> Exposition: the family rules above (shared by both backends)."""
+
+    def __init__(self, data: bytes, tok: pt.TokenStream, path: str, fmt: Format,
+                 exemplars: bool) -> None:
+        self.data = data
+        self.tok = tok
+        self.path = path
+        self.om = fmt == "openmetrics"
+        self.fmt = fmt
+        self.want_exemplars = exemplars
+        self.types = OM_TYPES if self.om else PROM_TYPES
+        self.suffixes = _OM_SUFFIXES if self.om else _PROM_SUFFIXES
+        self.problems: list[ParseProblem] = []
+        self.misnamed: dict[int, str] = {}  # OpenMetrics: name id -> what was expected
+        self.fams: list[_Fam] = []
+        self.by_name: dict[str, int] = {}
+        self.names = [b.decode("ascii") for b in tok.names]
+        self._newlines: npt.NDArray[np.intp] | None = None
+
+    # -- problems
+    def line_bytes(self, line: int) -> bytes:
+        if self._newlines is None:
+            self._newlines = np.flatnonzero(np.frombuffer(self.data, np.uint8) == 10)
+        nl = self._newlines
+        size = len(self.data)
+        start = 0 if line <= 1 else (int(nl[line - 2]) + 1 if line - 2 < len(nl) else size)
+        end = int(nl[line - 1]) if line - 1 < len(nl) else size
+        raw = self.data[start:end]
+        return raw[:-1] if raw.endswith(b"\r") else raw
+
+    def problem(self, line: int, byte_col: int, expected: str) -> None:
+        raw = self.line_bytes(line)
+        col = len(raw[:max(byte_col - 1, 0)].decode("utf-8", "replace")) + 1
+        text = raw.decode("utf-8", "replace")
+        if len(text) > _MAX_TEXT:
+            text = text[:_MAX_TEXT] + "..."
+        self.problems.append(ParseProblem(self.path, line, col, expected, text))
+
+    # -- families
+    def family(self, name: str, line: int) -> int:
+        i = self.by_name.get(name)
+        if i is None:
+            i = self.by_name[name] = len(self.fams)
+            self.fams.append(_Fam(name, line))
+        return i
+
+    def resolve(self, name: str, line: int) -> tuple[int, str]:
+        """(family index, suffix) for the first sample named `name`."""
+        i = self.by_name.get(name)
+        if i is not None:
+            return i, ""
+        for suf in _KNOWN_SUFFIXES:
+            if name.endswith(suf):
+                j = self.by_name.get(name[:-len(suf)])
+                if j is not None:
+                    typ = self.fams[j].type
+                    if typ is not None and suf in self.suffixes.get(typ, ()):
+                        return j, suf
+        return self.family(name, line), ""
+
+    def check_sample_name(self, nid: int, fi: int, suffix: str) -> None:
+        """OpenMetrics names every sample of a typed family with one of the type's
+        suffixes (a counter `x` has `x_total` and `x_created`, never `x`)."""
+        fam = self.fams[fi]
+        if not self.om or suffix or fam.type is None:
+            return
+        allowed = self.suffixes.get(fam.type, ("",))
+        if "" not in allowed:
+            names = " or ".join(fam.name + s for s in allowed)
+            self.misnamed[nid] = f"a sample named {names} in {fam.type} {fam.name} (OpenMetrics)"
+
+    def meta(self, row: int, kind: int) -> None:
+        tok = self.tok
+        line = int(tok.line[row])
+        name = self.names[int(tok.name[row])]
+        raw, aux_col = tok.aux_at(row)
+        if kind == pt.K_HELP:
+            text = self.unescape_help(raw, line, aux_col)
+            if text is None:
+                return
+            fam = self.fams[self.family(name, line)]
+            if fam.help is not None:
+                self.problem(line, 1, f"at most one HELP line for {name}")
+            elif self.om and fam.has_samples:
+                self.problem(line, 1, f"HELP for {name} before its samples (OpenMetrics)")
+            else:
+                fam.help = text
+        elif kind == pt.K_TYPE:
+            word = raw.decode("utf-8", "replace")
+            if word not in self.types:
+                self.problem(line, aux_col, "a metric type: one of " + ", ".join(self.types))
+                return
+            fam = self.fams[self.family(name, line)]
+            if fam.type is not None:
+                self.problem(line, 1, f"at most one TYPE line for {name}")
+            elif fam.has_samples:
+                self.problem(line, 1, f"TYPE for {name} before its samples")
+            else:
+                fam.type = word
+        else:  # UNIT (OpenMetrics only)
+            unit = raw.decode("utf-8", "replace")
+            if not _UNIT_RE.fullmatch(unit):
+                self.problem(line, aux_col, "a unit made of [a-zA-Z0-9_:]")
+                return
+            fam = self.fams[self.family(name, line)]
+            if fam.unit is not None:
+                self.problem(line, 1, f"at most one UNIT line for {name}")
+            elif fam.has_samples:
+                self.problem(line, 1, f"UNIT for {name} before its samples (OpenMetrics)")
+            elif unit and not name.endswith("_" + unit):
+                self.problem(line, aux_col, f"a unit that {name} ends with (after '_')")
+            else:
+                fam.unit = unit
+
+    def unescape_help(self, raw: bytes, line: int, col: int) -> str | None:
+        bad = pt.utf8_error(raw)
+        if bad >= 0:
+            self.problem(line, col + bad, "valid UTF-8")
+            return None
+        text = raw.decode("utf-8")
+        if "\\" not in text:
+            return text
+        allowed = '\\n"' if self.om else "\\n"
+        out: list[str] = []
+        i = 0
+        while True:
+            j = text.find("\\", i)
+            if j < 0:
+                out.append(text[i:])
+                return "".join(out)
+            if j + 1 >= len(text) or text[j + 1] not in allowed:
+                where = col + len(text[:j].encode())
+                self.problem(line, where, "\\\\, \\n" + (' or \\"' if self.om else "")
+                             + " after a backslash in HELP text")
+                return None
+            out.append(text[i:j])
+            out.append(_UNESCAPE[text[j + 1]])
+            i = j + 2
+
+    # -- the whole build
+    def build(self, backend: Backend) -> Exposition:
+        tok = self.tok
+        kind = tok.kind
+        n = len(kind)
+        is_sample = kind == pt.K_SAMPLE
+        events_rows = np.flatnonzero((kind != pt.K_SAMPLE) & (kind != pt.K_COMMENT)
+                                     & (kind != pt.K_BLANK))
+        eof = n
+        if self.om:
+            eofs = np.flatnonzero(kind == pt.K_EOF)
+            if len(eofs):
+                eof = int(eofs[0])
+                if eof + 1 < n:
+                    self.problem(int(tok.line[eof + 1]), 1, "nothing after # EOF")
+            else:
+                self.problem(n + 1 if n else 1, 1, "'# EOF' as the last line (OpenMetrics)")
+        heap: list[tuple[int, int, int]] = []  # (row, order, name id or -1 for a meta row)
+        for r in events_rows.tolist():
+            if r < eof:
+                heap.append((r, 1, -1))
+        first = tok.first_row
+        for nid in np.flatnonzero((first >= 0) & (first < eof)).tolist():
+            heap.append((int(first[nid]), 0, nid))
+        heapq.heapify(heap)
+        resolved: dict[int, tuple[int, str]] = {}
+        switches: list[tuple[int, int, int]] = []  # name id, after row, family
+        switched: dict[int, int] = {}
+        while heap:
+            r, _, nid = heapq.heappop(heap)
+            if nid >= 0:
+                got = resolved.get(nid)
+                if got is None:
+                    got = resolved[nid] = self.resolve(self.names[nid], int(tok.line[r]))
+                    self.check_sample_name(nid, *got)
+                    self.fams[got[0]].has_samples = True
+                else:  # the first sample after a switch
+                    self.fams[switched[nid]].has_samples = True
+                continue
+            k = int(kind[r])
+            if k == pt.K_ERROR:
+                self.problem(int(tok.line[r]), int(tok.err_col[r]),
+                             pt.E_MESSAGES.get(int(tok.err[r]), "a valid line"))
+                continue
+            if k == pt.K_EOF:
+                continue
+            nid = int(tok.name[r])
+            name = self.names[nid]
+            existed = name in self.by_name
+            self.meta(r, k)
+            if not existed and name in self.by_name and nid in resolved:
+                # samples named `name` so far joined another family; from here on they
+                # join the family this line created (exact names win).
+                fi = switched[nid] = self.by_name[name]
+                switches.append((nid, r, fi))
+                later = np.flatnonzero(is_sample & (tok.name == nid))
+                later = later[(later > r) & (later < eof)]
+                if len(later):
+                    heapq.heappush(heap, (int(later[0]), 0, nid))
+        return self.finish(backend, is_sample, eof, resolved, switches)
+
+    def finish(self, backend: Backend, is_sample: npt.NDArray[np.bool_], eof: int,
+               resolved: dict[int, tuple[int, str]],
+               switches: list[tuple[int, int, int]]) -> Exposition:
+        tok = self.tok
+        n = len(tok.kind)
+        n_names = len(self.names)
+        fam_of = np.full(n_names + 1, -1, np.int32)  # last slot: name id -1
+        role_of = np.zeros(n_names + 1, np.int8)  # 1 bucket, 2 quantile sample
+        for nid, (fi, suf) in resolved.items():
+            fam_of[nid] = fi
+            typ = self.fams[fi].type
+            if suf == "_bucket" and typ in ("histogram", "gaugehistogram"):
+                role_of[nid] = 1
+            elif suf == "" and typ == "summary":
+                role_of[nid] = 2
+        names = tok.name
+        row_fam = np.where(is_sample, fam_of[names], -1).astype(np.int32)
+        row_role = np.where(is_sample, role_of[names], 0).astype(np.int8)
+        rows = np.arange(n)
+        for nid, after, fi in switches:
+            m = is_sample & (names == nid) & (rows > after)
+            row_fam[m] = fi
+            typ = self.fams[fi].type
+            row_role[m] = 2 if typ == "summary" else 0
+        if eof < n:
+            row_fam[eof:] = -1
+        keep = row_fam >= 0
+        for nid, what in self.misnamed.items():
+            for r in np.flatnonzero(keep & (names == nid)).tolist():
+                self.problem(int(tok.line[r]), 1, what)
+                keep[r] = False
+        self.check_bound_labels(row_role, keep)
+        idx = np.flatnonzero(keep)
+        ts = tok.ts[idx]
+        if not self.om:
+            ts = ts / 1000.0
+        exemplars = self.exemplars(idx, row_fam) if self.om and self.want_exemplars else {}
+        for f in self.fams:
+            if f.type is None:
+                f.type = "unknown" if self.om else "untyped"
+        self.problems.sort(key=lambda p: (p.line, p.column))
+        return Exposition(
+            path=self.path, format=self.fmt, backend=backend, size_bytes=len(self.data),
+            fams=self.fams, problems=tuple(self.problems), names=self.names,
+            strs_raw=tok.strs, s_fam=row_fam[idx], s_name=tok.name[idx],
+            s_line=tok.line[idx], s_value=tok.value[idx], s_ts=ts,
+            s_lab_first=tok.lab_first[idx], s_lab_count=tok.lab_count[idx],
+            lab_name=tok.lab_name, lab_value=tok.lab_value, exemplars=exemplars)
+
+    def check_bound_labels(self, row_role: npt.NDArray[np.int8],
+                           keep: npt.NDArray[np.bool_]) -> None:
+        """Histogram buckets need a numeric `le`, summary quantiles a numeric `quantile`;
+        rows lacking one are reported and dropped from `keep`."""
+        tok = self.tok
+        need = keep & (row_role > 0)
+        if not need.any():
+            return
+        found = np.full(len(tok.kind), -1, np.int64)
+        owner: npt.NDArray[np.intp] | None = None
+        for role, lname in ((1, b"le"), (2, b"quantile")):
+            if not (need & (row_role == role)).any():
+                continue
+            try:
+                lid = tok.strs.index(lname)
+            except ValueError:
+                continue
+            hit = np.flatnonzero(tok.lab_name == lid)
+            if not len(hit):
+                continue
+            if owner is None:
+                owner = np.repeat(np.arange(len(tok.kind)), tok.lab_count)
+            rows = owner[hit]
+            mine = row_role[rows] == role
+            found[rows[mine]] = tok.lab_value[hit[mine]]
+        got = found[need] + 1  # 0: no such label
+        good = np.zeros(len(tok.strs) + 1, dtype=bool)
+        for i in np.flatnonzero(np.bincount(got, minlength=len(good))).tolist():
+            good[i] = i > 0 and pt.parse_number(_unescape_bytes(tok.strs[i - 1])) is not None
+        check = np.flatnonzero(need)
+        for r in check[~good[got]].tolist():
+            what = ("an 'le' label holding a number" if row_role[r] == 1
+                    else "a 'quantile' label holding a number")
+            self.problem(int(tok.line[r]), 1, what)
+            keep[r] = False
+
+    def exemplars(self, idx: npt.NDArray[np.intp],
+                  row_fam: npt.NDArray[np.int32]) -> dict[int, Exemplar]:
+        tok = self.tok
+        out: dict[int, Exemplar] = {}
+        pos = np.flatnonzero(tok.aux_len[idx] > 0)
+        for p in pos.tolist():
+            r = int(idx[p])
+            raw, col = tok.aux_at(r)
+            line = int(tok.line[r])
+            ex = _parse_exemplar(raw)
+            fam = self.fams[int(row_fam[r])]
+            sname = self.names[int(tok.name[r])]
+            names = [k for k, _ in ex.labels]
+            if len(set(names)) != len(names):
+                self.problem(line, col, "exemplar label names without repeats")
+            elif sum(len(k) + len(v) for k, v in ex.labels) > 128:
+                self.problem(line, col, "exemplar labels of at most 128 characters")
+            elif not ((fam.type in ("histogram", "gaugehistogram")
+                       and sname == fam.name + "_bucket")
+                      or (fam.type == "counter" and sname == fam.name + "_total")):
+                self.problem(line, col, "an exemplar only on a histogram bucket or a "
+                             "counter's _total sample")
+            else:
+                out[p] = ex
+        return out
+
+
+def _unescape_bytes(raw: bytes) -> bytes:
+    if b"\\" not in raw:
+        return raw
+    return _ESCAPE.sub(lambda m: _UNESCAPE[m.group(1)], raw.decode()).encode()
+
+
+_EXEMPLAR_RE = re.compile(
+    rb"\{((?:" + pt._LABEL + rb"(?:," + pt._LABEL + rb")*)?)\} ([^ ]+)(?: ([^ ]+))?")
+
+
+def _parse_exemplar(raw: bytes) -> Exemplar:
+    """`{labels} value [timestamp]`, already validated by the tokeniser."""
+    m = _EXEMPLAR_RE.fullmatch(raw)
+    if m is None:  # pragma: no cover - the tokeniser admitted it
+        raise AssertionError(f"exemplar {raw!r} escaped the tokeniser")
+    labels = tuple((_decode(k), _decode(v)) for k, v in pt._PAIRS.findall(m.group(1)))
+    value = pt.parse_number(m.group(2), True)
+    ts = pt.parse_number(m.group(3), False) if m.group(3) else None
+    return Exemplar(labels, value if value is not None else float("nan"), ts)
+
+
+def _decode(raw: bytes) -> str:
+    return _unescape_bytes(raw).decode("utf-8")
