@@ -12,7 +12,8 @@ import msgspec
 
 from inferguard._collect import CollectOptions, collect_lmcache
 from inferguard._packet import Packet
-from inferguard.findings._diagnose import Diagnosis, diagnose
+from inferguard.findings._diagnose import diagnose
+from inferguard.findings._registry import Diagnosis
 from inferguard.judge._compat import CompatReport, compat
 
 VERDICT_SCHEMA = "inferguard.verdict/1"

@@ -11,7 +11,7 @@ import pytest
 
 from inferguard._packet import Packet, PacketSettings
 from inferguard.evidence._otel import prometheus_name, read_otel
-from inferguard.findings._diagnose import diagnose
+from inferguard.findings import diagnose
 from inferguard.judge._catalog import FAMILIES
 from inferguard.judge._compat import compat
 from inferguard.judge._mode import detect_mode
@@ -51,7 +51,7 @@ def test_catalog_has_every_blend_family_with_its_otlp_name() -> None:
 
 def test_full_blend_packet() -> None:
     r = compat(_packet(("lmcache_metrics", BLEND / "metrics_final.txt"), ("otel", SPANS),
-                       ("log", LOG), ("launch_config", CMD)), expect_mode="mp")
+                       ("log", LOG), ("launch_config", CMD)).with_settings(expected_mode="mp"))
     assert r.detected.mode == "mp" and r.detected.flavor == "blend" and r.mode_match
     assert any("CacheBlend server" in n for n in r.detected.notes)
     assert r.group("blend").status == "populated"  # type: ignore[union-attr]
@@ -127,7 +127,7 @@ def test_status_keys_show_a_blend_server(tmp_path: Path) -> None:
 def test_spans_alone_make_mp_lookup_families_not_applicable() -> None:
     """No blend family in the packet, only spans and the log: the flavour still tells compat
     that CB lookups cannot feed lmcache_mp_lookup_*."""
-    r = compat(_packet(("otel", SPANS), ("log", LOG)), expect_mode="mp")
+    r = compat(_packet(("otel", SPANS), ("log", LOG)).with_settings(expected_mode="mp"))
     assert r.conditions["blend"] and not r.conditions["non_blend"]
     look = r.family("lmcache_mp_lookup_hit_tokens_total")
     assert look is not None and look.status == "not_applicable"
@@ -136,7 +136,7 @@ def test_spans_alone_make_mp_lookup_families_not_applicable() -> None:
 
 def test_before_traffic_blend_families_are_explained() -> None:
     r = compat(_packet(("lmcache_metrics", BLEND / "metrics_before.txt"),
-                       ("launch_config", CMD)), expect_mode="mp")
+                       ("launch_config", CMD)).with_settings(expected_mode="mp"))
     assert r.conditions["blend"] and not r.conditions["traffic"]
     look = r.family("lmcache_blend_lookup_requests_total")
     assert look is not None and look.status == "missing" and "first use" in (

@@ -10,7 +10,7 @@ import pytest
 
 from inferguard._packet import Packet, PacketSettings
 from inferguard.cli._main import main
-from inferguard.findings._diagnose import FINDING_CODES, RULES, diagnose
+from inferguard.findings import FINDING_CODES, RULES, diagnose
 from inferguard.judge._catalog import FAMILIES, GROUPS
 from inferguard.judge._compat import CompatReport, compat
 from inferguard.judge._mode import detect_mode
@@ -52,7 +52,8 @@ def test_packet_a_command_fails_on_missing_required(capsys: pytest.CaptureFixtur
 
 
 def test_before_traffic_is_explained_not_failed() -> None:
-    r = compat(_packet(("lmcache_metrics", SCRAPES / "metrics_before.txt")), expect_mode="mp")
+    r = compat(_packet(("lmcache_metrics", SCRAPES / "metrics_before.txt"))
+        .with_settings(expected_mode="mp"))
     assert r.detected.mode == "mp" and not r.conditions["traffic"]
     assert r.missing_required == [] and r.zero_required == []
     look = r.family("lmcache_mp_lookup_hit_tokens_total")
@@ -65,7 +66,8 @@ def test_before_traffic_is_explained_not_failed() -> None:
 
 
 def test_engine_driven_scrape_explains_transfer_families() -> None:
-    r = compat(_packet(("lmcache_metrics", SCRAPES / "metrics_mid.txt")), expect_mode="mp")
+    r = compat(_packet(("lmcache_metrics", SCRAPES / "metrics_mid.txt"))
+        .with_settings(expected_mode="mp"))
     t = r.family("lmcache_mp_num_submitted_stores_total")
     assert t is not None and t.status == "not_applicable"
     assert "lmcache-driven" in (t.explanation or "")
@@ -75,15 +77,15 @@ def test_engine_driven_scrape_explains_transfer_families() -> None:
 
 def test_after_scrape_populates_transfer_path_and_l2_not_applicable() -> None:
     r = compat(_packet(("lmcache_metrics", SCRAPES / "metrics_after.txt"),
-                       mp_metrics_sample_rate=1.0), expect_mode="mp")
+                       mp_metrics_sample_rate=1.0).with_settings(expected_mode="mp"))
     assert r.group("mp_transfer").status == "populated"  # type: ignore[union-attr]
     assert r.group("mp_l0_l1_throughput").status == "populated"  # type: ignore[union-attr]
     l2 = r.family("lmcache_mp_l2_store_submitted_requests_total")
     assert l2 is not None and l2.status == "not_applicable" and "--l2-configured" in (
         l2.explanation or "")
     assert r.group("mp_l2").status == "not_applicable"  # type: ignore[union-attr]
-    with_l2 = compat(_packet(("lmcache_metrics", SCRAPES / "metrics_after.txt")),
-                     expect_mode="mp", l2_configured=True)
+    with_l2 = compat(_packet(("lmcache_metrics", SCRAPES / "metrics_after.txt"))
+        .with_settings(expected_mode="mp", l2_configured=True))
     assert with_l2.family("lmcache_mp_l2_store_submitted_requests_total").status == "missing"  # type: ignore[union-attr]
     assert with_l2.group("mp_l2").status == "missing"  # type: ignore[union-attr]
     obs = r.lmcache_mp_observability
@@ -99,7 +101,7 @@ def test_otlp_capture() -> None:
     r = compat(_packet(
         ("lmcache_metrics", scrape),
         ("log", UPSTREAM / "logs" / "otlp_server.log"),
-        ("otel", UPSTREAM / "otel" / "mp_otlp_traces.jsonl")), expect_mode="mp")
+        ("otel", UPSTREAM / "otel" / "mp_otlp_traces.jsonl")).with_settings(expected_mode="mp"))
     assert r.detected.mode == "mp"
     assert "otel" in r.detected.candidates[0].evidence_kinds
     codes = diagnose(r).codes()
@@ -114,7 +116,7 @@ def test_otlp_metric_export_counts_as_the_families() -> None:
     r = compat(_packet(
         ("lmcache_metrics", scrape),
         ("log", UPSTREAM / "logs" / "otlp_server.log"),
-        ("otel", UPSTREAM / "otel" / "mp_otlp_metrics.jsonl")), expect_mode="mp")
+        ("otel", UPSTREAM / "otel" / "mp_otlp_metrics.jsonl")).with_settings(expected_mode="mp"))
     assert r.missing_required == [] and r.conditions["traffic"]
     hit = r.family("lmcache_mp_lookup_hit_tokens_total")
     assert hit is not None and hit.status == "populated" and hit.total == 576.0
@@ -126,7 +128,8 @@ def test_otlp_metric_export_counts_as_the_families() -> None:
     assert "lmcache_required_family_missing" not in codes
     # Without the export, the same scrape and log still say why the families are absent.
     bare = compat(_packet(("lmcache_metrics", scrape),
-                          ("log", UPSTREAM / "logs" / "otlp_server.log")), expect_mode="mp")
+                          ("log", UPSTREAM / "logs" / "otlp_server.log"))
+                              .with_settings(expected_mode="mp"))
     assert "lmcache_mp_metrics_via_otlp" in diagnose(bare).codes()
 
 
@@ -134,7 +137,7 @@ def test_blend_capture() -> None:
     r = compat(_packet(
         ("lmcache_metrics", UPSTREAM / "metrics" / "blend-prometheus" / "metrics_final.txt"),
         ("log", UPSTREAM / "logs" / "blend_server.log"),
-        ("launch_config", UPSTREAM / "blend_cmd.txt")), expect_mode="mp")
+        ("launch_config", UPSTREAM / "blend_cmd.txt")).with_settings(expected_mode="mp"))
     assert r.conditions["blend"] and r.group("blend").status == "populated"  # type: ignore[union-attr]
     look = r.family("lmcache_mp_lookup_hit_tokens_total")
     assert look is not None and look.status == "not_applicable"  # CB lookups don't feed these
@@ -170,8 +173,8 @@ def test_log_only_mode_is_never_supported() -> None:
 
 
 def test_mode_mismatch(capsys: pytest.CaptureFixture[str]) -> None:
-    r = compat(_packet(("lmcache_metrics", SCRAPES / "metrics_after.txt")),
-               expect_mode="embedded_vllm")
+    r = compat(_packet(("lmcache_metrics", SCRAPES / "metrics_after.txt"))
+        .with_settings(expected_mode="embedded_vllm"))
     assert r.mode_match is False and "lmcache_mode_mismatch" in diagnose(r).codes()
     assert main(["lmcache-compat", "--lmcache-metrics-file", str(SCRAPES / "metrics_after.txt"),
                  "--expect-mode", "embedded_vllm", "--fail-on", "mode-mismatch"]) == 1
@@ -184,7 +187,7 @@ def test_unknown_lmcache_family_is_kept(tmp_path: Path) -> None:
     p.write_text((SCRAPES / "metrics_after.txt").read_text()
                  + "# TYPE lmcache_mp_brand_new_thing_total counter\n"
                    "lmcache_mp_brand_new_thing_total 3\n")
-    r = compat(_packet(("lmcache_metrics", p)), expect_mode="mp")
+    r = compat(_packet(("lmcache_metrics", p)).with_settings(expected_mode="mp"))
     assert "lmcache_mp_brand_new_thing_total" in r.unknown_lmcache_families
 
 
@@ -227,13 +230,14 @@ def test_damaged_trace_and_malformed_evidence_findings(tmp_path: Path) -> None:
     junk = tmp_path / "junk.lct"
     junk.write_bytes(b"not a trace")
     r = compat(_packet(("lmcache_metrics", SCRAPES / "metrics_after.txt"), ("trace", bad),
-                       ("trace", junk)), expect_mode="mp")
+                       ("trace", junk)).with_settings(expected_mode="mp"))
     codes = diagnose(r).codes()
     assert "lmcache_trace_damaged" in codes and "lmcache_evidence_malformed" in codes
 
 
 def test_trace_analytics_findings_reach_diagnose() -> None:
-    r = compat(_packet(("trace", UPSTREAM / "lookup-replay-storage.lct")), expect_mode="mp")
+    r = compat(_packet(("trace", UPSTREAM / "lookup-replay-storage.lct"))
+        .with_settings(expected_mode="mp"))
     findings = {f.code: f for f in diagnose(r).findings}
     unserved = findings["lmcache_trace_unserved_prefetches"]
     assert unserved.level == "inferred_without_engine_metrics"  # a trace alone: inferred

@@ -25,7 +25,7 @@ from inferguard.evidence._controller import (
     read_controller_capture_dir,
     request_paths,
 )
-from inferguard.findings._diagnose import diagnose
+from inferguard.findings import diagnose
 from inferguard.judge._compat import compat
 from inferguard.judge._mode import detect_mode
 
@@ -326,7 +326,7 @@ def test_peer_init_url_missing_when_p2p_expected() -> None:
     packet = _packet(("controller", CTRL / "c2_controller_with_worker"),
                      ("log", CTRL / "controller.log"))
     assert "lmcache_controller_peer_init_url_missing" not in diagnose(compat(packet)).codes()
-    r = compat(packet, expect_mode="p2p")
+    r = compat(packet.with_settings(expected_mode="p2p"))
     f = next(f for f in diagnose(r).findings
              if f.code == "lmcache_controller_peer_init_url_missing")
     assert f.level == "supported" and "--expect-mode p2p" in f.message

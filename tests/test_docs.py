@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from inferguard.findings._diagnose import FINDING_CODES
+from inferguard.findings import FINDING_CODES
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 

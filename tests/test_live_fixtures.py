@@ -19,7 +19,7 @@ import pytest
 from inferguard._packet import Packet
 from inferguard.cli._main import main
 from inferguard.evidence._readers import read_evidence
-from inferguard.findings._diagnose import diagnose
+from inferguard.findings import diagnose
 from inferguard.judge._compat import CompatReport, compat
 
 from .conftest import FIXTURES
@@ -165,7 +165,7 @@ def test_l2_run_shows_pressure_and_l2_hits() -> None:
     assert (fam["lmcache_mp_lookup_hit_l2_tokens_total"].total or 0) > 0
     assert (fam["lmcache_mp_l1_allocation_failure_chunks_total"].total or 0) > 0
     assert (fam["lmcache_mp_l1_evicted_chunks_total"].total or 0) > 0
-    hints = r.facts["log_hints"]
+    hints = r.facts.log_hints
     assert hints["allocation_failure"] > 0 and hints["l1_eviction_triggered"] > 0
     codes = diagnose(r).codes()
     assert "lmcache_required_family_missing" not in codes

@@ -26,7 +26,7 @@ from inferguard.cli._main import main
 from inferguard.evidence._logs import read_log_bytes
 from inferguard.evidence._model import EvidenceSource
 from inferguard.evidence._readers import read_evidence
-from inferguard.findings._diagnose import diagnose
+from inferguard.findings import diagnose
 from inferguard.judge._compat import CompatReport, compat
 
 from .conftest import FIXTURES
@@ -49,7 +49,8 @@ def _result(name: str) -> dict[str, Any]:
 
 
 def _report(name: str, packet: Packet | None = None) -> CompatReport:
-    return compat(packet or Packet.load(_dir(name) / "packet"), expect_mode=EXPECT[name])
+    return compat((packet or Packet.load(_dir(name) / "packet"))
+        .with_settings(expected_mode=EXPECT[name]))
 
 
 def _finding(report: CompatReport, code: str) -> Any:
@@ -82,7 +83,7 @@ def test_mp_connector_hits_reconciled(name: str) -> None:
         top.evidence_kinds)
     details = " ".join(e.detail for e in top.evidence)
     assert "LMCacheMPConnector" in details or "kv-offloading-backend" in details
-    d = r.facts["vllm_lmcache"]
+    d = msgspec.to_builtins(r.facts.vllm_lmcache)
     # vLLM counts tokens the connector loaded (P1 after eviction: 10 blocks of 64);
     # LMCache counts every lookup hit (P1 three times).
     assert d["vllm_external_hits"] == 640 and d["vllm_external_queries"] == 3952
@@ -99,7 +100,7 @@ def test_mp_connector_hits_reconciled(name: str) -> None:
     assert r.family("lmcache_mp_lookup_hit_tokens_total").status == "populated"  # type: ignore[union-attr]
     hits = [c for c in r.claims if c.id == "cache_hits"]
     assert hits and hits[0].level == "supported"
-    logs = r.facts["log_hints"]
+    logs = r.facts.log_hints
     assert logs["vllm_mp_connector"] and logs["mp_retrieved"] == 1
     assert logs["mp_prefetch_completed"] == 3 and logs["mp_stored"] == 5
 
@@ -110,20 +111,20 @@ def test_offload_flag_seen_in_launch_and_metrics() -> None:
     r = _report("offload")
     launch = [e for e in r.detected.candidates[0].evidence if e.kind == "launch_config"]
     assert any("kv-offloading-backend" in e.detail for e in launch)
-    assert r.facts["log_hints"].get("kv_offloading_backend")
+    assert r.facts.log_hints.get("kv_offloading_backend")
 
 
 def test_embedded_configured_but_dead() -> None:
     r = _report("embedded")
     assert r.detected.mode == "embedded_vllm" and r.detected.level == "supported"
     assert r.mode_match
-    d = r.facts["vllm_lmcache"]
+    d = msgspec.to_builtins(r.facts.vllm_lmcache)
     assert d["vllm_external_queries"] > 0 and d["vllm_external_hits"] == 0
     assert d["engine_lmcache_families"] > 0 and d["engine_lmcache_nonzero_families"] == 0
-    logs = r.facts["log_hints"]
+    logs = r.facts.log_hints
     assert logs["lmcache_init_failed"] and logs["lmcache_post_init_skipped"] == 1
     assert logs["lmcache_lookup_rpc_timeout"] == 8  # one per request
-    assert "lmcache_init_failed.device" in r.facts["log_values"]
+    assert "lmcache_init_failed.device" in r.facts.log_values
     f = _finding(r, "lmcache_configured_but_not_working")
     assert f is not None and f.severity == "error" and f.level == "supported", f
     assert "lookup_rpc_timeout x8" in f.message and "hits=0" in f.message
@@ -160,7 +161,7 @@ def test_raw_inputs_read_again_give_the_verdict(name: str) -> None:
     recorded = msgspec.json.decode(
         (root / "metrics" / "lmcache_compat_report.json").read_bytes(), type=CompatReport)
     assert again.detected.mode == recorded.detected.mode == EXPECT[name]
-    assert again.facts["vllm_lmcache"] == _report(name).facts["vllm_lmcache"]
+    assert again.facts.vllm_lmcache == _report(name).facts.vllm_lmcache
 
 
 @pytest.mark.parametrize("name", SCENARIOS)

@@ -17,6 +17,7 @@ import pytest
 
 from inferguard import native_available
 from inferguard.cli._main import main
+from inferguard.findings._codes import FINDING_CODES, table_code
 from inferguard.lct import _engine as ts
 from inferguard.lct import _keys as tk
 from inferguard.lct import _scan as _trace_scan
@@ -398,7 +399,8 @@ def test_findings_are_typed_and_point_at_records(backend: str) -> None:
             "trace_finish_without_reserve"} <= codes
     by_offset = {r.offset: r for r in wl.recs}
     for f in fs:
-        assert f.evidence in EVIDENCE_LEVELS and f.severity in ("info", "warning")
+        assert f.evidence in EVIDENCE_LEVELS
+        assert FINDING_CODES[table_code(f.code)].severity in ("info", "warning")
         assert f.offsets == sorted(f.offsets) and len(f.offsets) <= 20
         for off in f.offsets:
             assert off in by_offset, f.code

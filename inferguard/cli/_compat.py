@@ -10,21 +10,19 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import msgspec
 
 from inferguard._packet import MODES, Packet, PacketSettings
-from inferguard.evidence._logs import LogFacts, safe_text
+from inferguard._verdict import diagnose_packet, judge_packet
+from inferguard.evidence._logs import safe_text
 from inferguard.evidence._model import Evidence
 from inferguard.evidence._readers import load_evidence_set, read_evidence
-from inferguard.findings._diagnose import Diagnosis, diagnose
-from inferguard.judge._compat import CompatReport, compat
+from inferguard.findings._registry import Diagnosis
+from inferguard.judge._compat import CompatReport
 
 FAIL_CLASSES = ("missing-required", "zero-required", "mode-mismatch", "malformed-evidence",
                 "error-finding", "never")
-REPORT_FILE = "metrics/lmcache_compat_report.json"
-LOG_EVIDENCE_FILE = "metrics/lmcache_log_evidence.json"
 
 
 def add_compat_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -176,8 +174,8 @@ def _compat(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"inferguard: error: {safe_text(str(exc))}", file=sys.stderr)
         return 2
-    report = compat(packet)
-    diagnosis = diagnose(report)
+    verdict = judge_packet(packet)
+    report, diagnosis = verdict.report, verdict.diagnosis
     if args.json:
         _emit({"report": report, "diagnosis": diagnosis})
     else:
@@ -190,29 +188,15 @@ def _compat(args: argparse.Namespace) -> int:
 
 
 def _diagnose(args: argparse.Namespace) -> int:
-    root = Path(args.packet)
     try:
-        report = msgspec.json.decode((root / REPORT_FILE).read_bytes(), type=CompatReport)
-    except FileNotFoundError:
-        print(f"inferguard: error: {root / REPORT_FILE} not found (run collect-lmcache or "
-              "lmcache-compat first)", file=sys.stderr)
+        verdict = diagnose_packet(args.packet)
+    except (OSError, ValueError) as exc:
+        print(f"inferguard: error: {safe_text(str(exc))}", file=sys.stderr)
         return 2
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        print(f"inferguard: error: {root / REPORT_FILE}: {exc}", file=sys.stderr)
-        return 2
-    log_file = root / LOG_EVIDENCE_FILE
-    if log_file.exists() and not report.facts.get("log_hints"):
-        hints: dict[str, int] = {}
-        for ev in load_evidence_set(log_file, "log"):
-            if isinstance(ev.facts, LogFacts):
-                for h in ev.facts.hints:
-                    hints[h.id] = hints.get(h.id, 0) + h.count
-        report = msgspec.structs.replace(report, facts={**report.facts, "log_hints": hints})
-    diagnosis = diagnose(report)
     if args.json:
-        _emit(diagnosis)
+        _emit(verdict.diagnosis)
     else:
-        print(f"mode={diagnosis.mode}")
-        print(render_diagnosis(diagnosis))
-    failed = failed_classes(report, diagnosis, args.fail_on)
+        print(f"mode={verdict.diagnosis.mode}")
+        print(render_diagnosis(verdict.diagnosis))
+    failed = failed_classes(verdict.report, verdict.diagnosis, args.fail_on)
     return 1 if failed else 0

@@ -12,6 +12,7 @@ from typing import Any, TextIO
 
 import msgspec
 
+from inferguard.findings._codes import FINDING_CODES, table_code
 from inferguard.lct._engine import DEFAULT_MAX_KEYS
 from inferguard.lct._events import Count, EventStats
 from inferguard.lct._export import export_trace
@@ -167,7 +168,9 @@ def render_trace_stats(s: TraceStats) -> str:
     out.append("  findings:" + ("" if s.findings else " (none)"))
     for f in s.findings:
         where = "" if f.first_offset is None else f" [first at offset {f.first_offset}]"
-        out.append(f"    - {f.code} ({f.severity}, {f.evidence}): {_c(f.count)}{where}")
+        spec = FINDING_CODES[table_code(f.code)]
+        out.append(f"    - {f.code} ({spec.severity}, {f.evidence}): {_c(f.count)}{where}")
+        out.append(f"      {spec.title}")
         out.append(f"      {_safe(f.detail)}")
     integ = sm.integrity
     out.append(_row("integrity", "ok" if integ.ok else

@@ -1,7 +1,9 @@
-"""Regenerate the code table of `docs/finding-codes.md` from `diagnose.FINDING_CODES`.
+"""Regenerate the code table of `docs/finding-codes.md` from `FINDING_CODES` and the rules.
 
-`python -m inferguard._finding_docs [docs/finding-codes.md]` rewrites the table in place
-(everything else in the page is kept); `tests/test_docs.py` checks the page matches.
+`python -m inferguard.findings._docs [docs/finding-codes.md]` rewrites the table in place
+(everything else in the page is kept); `tests/test_docs.py` checks the page matches. Each row
+names the rule that emits the code (module and function), so a reader of a finding reaches
+its rule in one hop.
 """
 
 from __future__ import annotations
@@ -9,14 +11,18 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from inferguard.findings._diagnose import FINDING_CODES
+from inferguard.findings._codes import FINDING_CODES
+from inferguard.findings._diagnose import diagnose  # noqa: F401 - registers every rule
+from inferguard.findings._registry import rule_of
 
-HEADER = "| code | severity | what it means | next step |"
+HEADER = "| code | severity | what it means | next step | rule |"
 
 
 def table_rows() -> list[str]:
     """One markdown row per code, in table order."""
-    return [f"| `{code}` | {spec.severity} | {spec.title} | {spec.next_step} |"
+    owner = rule_of()
+    return [f"| `{code}` | {spec.severity} | {spec.title} | {spec.next_step} | "
+            f"`{owner[code].name.removeprefix('inferguard.')}` |"
             for code, spec in FINDING_CODES.items()]
 
 

@@ -100,14 +100,14 @@ def _best(fams: list[FamilyStats]) -> FamilyStats | None:
     return max(fams, key=lambda f: (f.nonzero_samples, f.total), default=None)
 
 
-def blend_digest(packet: Packet) -> dict[str, Any]:
-    """Blend facts from metrics, spans, logs, HTTP and launch lines (report facts, JSON-ready).
-    Empty when nothing in the packet shows a blend server."""
+def blend_digest(packet: Packet) -> BlendDigest | None:
+    """Blend facts from metrics, spans, logs, HTTP and launch lines (typed report facts).
+    None when nothing in the packet shows a blend server."""
     readable = [e for e in packet.evidence if e.status in ("ok", "partial")
                 and e.facts is not None]
     signals = [f"{e.kind}:{_src(e)} {s}" for e in readable for s in blend_signals(e)]
     if not signals:
-        return {}
+        return None
     d: dict[str, Any] = {"signals": signals}
     fams: dict[str, list[FamilyStats]] = {}
     for e in readable:
@@ -130,8 +130,7 @@ def blend_digest(packet: Packet) -> dict[str, Any]:
                       for ex in h.examples for k, v in ex.values.items() if k == "reason"})
     if reasons:
         d["noop_reasons_log"] = reasons
-    out: dict[str, Any] = msgspec.to_builtins(msgspec.convert(d, BlendDigest))
-    return out
+    return msgspec.convert(d, BlendDigest)
 
 
 def _span_facts(spans: list[tuple[Evidence, OtelFacts]]) -> dict[str, Any]:

@@ -10,8 +10,6 @@ levels. It is pure: a function of the packet and the declared settings.
 
 from __future__ import annotations
 
-from typing import Any
-
 import msgspec
 
 from inferguard._packet import Packet, PacketSettings
@@ -19,15 +17,11 @@ from inferguard.evidence._controller import ControllerFacts
 from inferguard.evidence._http import HttpFacts
 from inferguard.evidence._launch import LaunchFacts
 from inferguard.evidence._logs import LogFacts
-from inferguard.evidence._lookup_hashes import LookupHashFacts
 from inferguard.evidence._metrics import FamilyStats, MetricsFacts
 from inferguard.evidence._model import Evidence
 from inferguard.evidence._otel import OtelFacts
-from inferguard.evidence._replay import ReplayFacts
-from inferguard.evidence._trace import TraceFacts
-from inferguard.judge._blend import blend_digest
 from inferguard.judge._catalog import FAMILIES, GROUPS, LMCACHE_PREFIXES, FamilySpec, GroupSpec
-from inferguard.judge._controller import controller_digest
+from inferguard.judge._facts import ReportFacts, report_facts
 from inferguard.judge._mode import (
     INFERRED,
     MISSING_SIGNAL,
@@ -160,7 +154,7 @@ class CompatReport(msgspec.Struct, frozen=True, omit_defaults=True):
     claims: list[Claim]
     evidence: list[EvidenceSummary]
     lmcache_mp_observability: MpObservability | None = None
-    facts: dict[str, Any] = msgspec.field(default_factory=dict)
+    facts: ReportFacts = msgspec.field(default_factory=ReportFacts)
     schema: str = COMPAT_SCHEMA
 
     def family(self, name: str) -> FamilyResult | None:
@@ -233,8 +227,7 @@ class _Metrics:
         return [fam.name for fam, _ in self.by_norm.values()]
 
 
-def _conditions(packet: Packet, m: _Metrics, settings: PacketSettings,
-                l2_configured: bool | None) -> dict[str, bool]:
+def _conditions(packet: Packet, m: _Metrics, settings: PacketSettings) -> dict[str, bool]:
     logs = [e.facts for e in _readable(packet, "log") if isinstance(e.facts, LogFacts)]
     http = [e.facts for e in _readable(packet, "http") if isinstance(e.facts, HttpFacts)]
     launch = [e.facts for e in _readable(packet, "launch_config")
@@ -253,7 +246,7 @@ def _conditions(packet: Packet, m: _Metrics, settings: PacketSettings,
         or any(m.get(f) is not None for f in FAMILIES if "coordinator" in f.applies),
         "controller_metrics": any(c.gauges for c in controllers),
         "non_blend": not blend,
-        "l2": bool(l2_configured if l2_configured is not None else settings.l2_configured),
+        "l2": settings.l2_configured,
         "l2_seen": any((h.num_l2_adapters or 0) > 0 for h in http) or any_family("mp_l2"),
         "lmcache_driven": any_family("mp_transfer") or any_family("mp_l0_l1_throughput")
         or any(lf.count("mp_stored") or lf.count("mp_retrieved") for lf in logs),
@@ -305,15 +298,17 @@ def _explain_missing(spec: FamilySpec, cond: dict[str, bool], m: _Metrics, surfa
     return "expected from startup but absent"
 
 
-def compat(packet: Packet, *, expect_mode: str | None = None, l2_configured: bool | None = None,
-           mp_settings: PacketSettings | None = None) -> CompatReport:
-    """Judge the packet's telemetry against the catalog for the expected/detected mode."""
-    settings = mp_settings or packet.settings
+def compat(packet: Packet) -> CompatReport:
+    """Judge the packet's telemetry against the catalog for the expected/detected mode.
+
+    What the operator declares (expected mode, L2, MP flags) lives on the packet's settings
+    (`packet.with_settings(...)`): one road for every parameter."""
+    settings = packet.settings
     detected = detect_mode(packet)
-    expected = expect_mode or settings.expected_mode
+    expected = settings.expected_mode
     effective = expected or detected.mode
     m = _Metrics(packet)
-    cond = _conditions(packet, m, settings, l2_configured)
+    cond = _conditions(packet, m, settings)
     if detected.flavor == "blend":  # spans, /status keys or log lines show a blend server
         cond["blend"], cond["non_blend"] = True, False
     surfaces = set(SURFACES.get(effective, SURFACES["unknown"]))
@@ -379,7 +374,6 @@ def compat(packet: Packet, *, expect_mode: str | None = None, l2_configured: boo
     zero_req = [] if idle else [r.name for r in results if r.required and r.status == "zero"]
     checklist = _checklist(packet, effective, m)
     coverage = round(sum(c.present for c in checklist) / len(checklist), 3) if checklist else 0.0
-    report_facts = _facts_digest(packet)
     mp_obs = _mp_observability(packet, m, settings, rate) if (
         effective == "mp" or m.sources["lmcache_metrics"]) else None
     return CompatReport(
@@ -392,7 +386,7 @@ def compat(packet: Packet, *, expect_mode: str | None = None, l2_configured: boo
         claims=_claims(packet, results, detected, effective, m),
         evidence=[EvidenceSummary(e.kind, _src(e), e.status, len(e.problems))
                   for e in packet.evidence],
-        lmcache_mp_observability=mp_obs, facts=report_facts)
+        lmcache_mp_observability=mp_obs, facts=report_facts(packet))
 
 
 def _engine_kind(m: _Metrics) -> str | None:
@@ -619,144 +613,6 @@ def _mp_observability(packet: Packet, m: _Metrics, settings: PacketSettings,
         sampled_histograms=SampledSparsity(rate, settings.mp_metrics_sample_rate is not None,
                                            lifecycle, expl),
         disabled_by_config=disabled, prometheus_port_note=note)
-
-
-def _facts_digest(packet: Packet) -> dict[str, Any]:
-    """The non-metric facts diagnose() reads, small and typed by kind."""
-    out: dict[str, Any] = {}
-    logs: dict[str, int] = {}
-    values: dict[str, list[str]] = {}
-    for e in _readable(packet, "log"):
-        assert isinstance(e.facts, LogFacts)
-        for h in e.facts.hints:
-            logs[h.id] = logs.get(h.id, 0) + h.count
-            for ex in h.examples[:5]:
-                for k, v in ex.values.items():
-                    values.setdefault(f"{h.id}.{k}", []).append(v)
-    out["log_hints"] = logs
-    out["log_values"] = {k: sorted(set(v)) for k, v in values.items()}
-    http = [e.facts for e in _readable(packet, "http") if isinstance(e.facts, HttpFacts)]
-    if http:
-        hf = http[0]
-        out["http"] = {"healthy": hf.healthy, "version": hf.version,
-                       "periodic_threads_healthy": hf.periodic_threads_healthy,
-                       "unhealthy_threads": hf.unhealthy_threads,
-                       "l1_usage_ratio": hf.l1_usage_ratio,
-                       "num_l2_adapters": hf.num_l2_adapters,
-                       "env_pythonhashseed": hf.env.get("PYTHONHASHSEED")}
-    traces = []
-    for e in packet.of_kind("trace"):
-        summary = e.facts.summary if isinstance(e.facts, TraceFacts) else None
-        traces.append({
-            "source": _src(e), "status": e.status, "problems": len(e.problems),
-            "records": summary.total_records if summary else 0,
-            "ops": {o.qualname.rsplit(".", 2)[-1] if o.qualname.endswith(("__enter__",
-                    "__exit__")) else o.qualname.rsplit(".", 1)[-1]: o.count
-                    for o in summary.ops} if summary else {},
-            "first_problem_offset": e.problems[0].offset if e.problems else None,
-            "analytics": [{"code": f.code, "level": f.evidence, "severity": f.severity,
-                           "title": f.title, "detail": f.detail, "offsets": f.offsets[:5]}
-                          for f in e.facts.analytics] if isinstance(e.facts, TraceFacts)
-            else []})
-    out["traces"] = traces
-    spans = [e.facts for e in _readable(packet, "otel") if isinstance(e.facts, OtelFacts)]
-    out["otel"] = {"span_count": sum(s.span_count for s in spans),
-                   "span_names": sorted({x.name for s in spans for x in s.spans}),
-                   "open_spans": {x.name: x.open for s in spans for x in s.spans if x.open},
-                   "errors": {x.name: x.errors for s in spans for x in s.spans if x.errors}}
-    replays = [e.facts for e in _readable(packet, "trace_replay")
-               if isinstance(e.facts, ReplayFacts)]
-    out["replay"] = [{"form": r.form, "failed": r.failed, "digest_match": r.digest_match,
-                      "errors": sum(o.errors for o in r.ops)} for r in replays]
-    lookups = [e.facts for e in _readable(packet, "lookup_hash")
-               if isinstance(e.facts, LookupHashFacts)]
-    out["lookup_hashes"] = [{"lookups": lf.lookups, "chunks_total": lf.chunks_total,
-                             "chunks_repeated": lf.chunks_repeated,
-                             "missing_rotation_counters": lf.missing_rotation_counters}
-                            for lf in lookups]
-    launch_env: dict[str, list[str]] = {}
-    for e in _readable(packet, "launch_config"):
-        assert isinstance(e.facts, LaunchFacts)
-        for k, v in e.facts.env.items():
-            launch_env.setdefault(k, []).append(v)
-    out["launch_env"] = launch_env
-    out["blend"] = blend_digest(packet)
-    out["controller"] = controller_digest(packet)
-    out["vllm_lmcache"] = vllm_lmcache_digest(packet)
-    out["malformed_evidence"] = [{"kind": e.kind, "source": _src(e),
-                                  "problem": e.problems[0].message if e.problems else ""}
-                                 for e in packet.evidence if e.status == "malformed"]
-    return out
-
-
-def _fam_any(facts: list[MetricsFacts], *names: str) -> FamilyStats | None:
-    """The first family under any of `names` (with or without the counter `_total`)."""
-    want = {normalize_name(n) for n in names}
-    return next((fam for f in facts for fam in f.families
-                 if normalize_name(fam.name) in want), None)
-
-
-def _label(fam: FamilyStats | None, label: str) -> list[str]:
-    return list(fam.labels[label].values) if fam is not None and label in fam.labels else []
-
-
-def vllm_lmcache_digest(packet: Packet) -> dict[str, Any]:
-    """vLLM's connector counters beside LMCache's own, and how their series join.
-
-    `vllm:external_prefix_cache_hits` counts tokens a KV connector actually loaded; LMCache's
-    lookup hit tokens count every lookup hit, including prefixes vLLM still held locally, so
-    the two differ by design. vLLM labels series with the served model name, LMCache with the
-    model path: the launch command (`--model`, `--served-model-name`) is the join. Also counts
-    the `lmcache:*` families the engine scrape declares and how many carry samples."""
-    engine = [e.facts for e in _readable(packet, "engine_metrics")
-              if isinstance(e.facts, MetricsFacts)]
-    lmc = [e.facts for e in _readable(packet, "lmcache_metrics")
-           if isinstance(e.facts, MetricsFacts)]
-    if not engine and not lmc:
-        return {}
-    out: dict[str, Any] = {}
-    ext_q = _fam_any(engine, "vllm:external_prefix_cache_queries")
-    ext_h = _fam_any(engine, "vllm:external_prefix_cache_hits")
-    if ext_q is not None or ext_h is not None:
-        out["vllm_external_queries"] = ext_q.total if ext_q is not None else None
-        out["vllm_external_hits"] = ext_h.total if ext_h is not None else None
-        out["vllm_model_names"] = _label(ext_h or ext_q, "model_name")
-    emb = [fam for f in engine for fam in f.families if fam.name.startswith("lmcache:")]
-    if engine:
-        out["engine_lmcache_families"] = len(emb)
-        out["engine_lmcache_families_with_samples"] = sum(1 for x in emb if x.samples)
-        out["engine_lmcache_nonzero_families"] = sum(1 for x in emb if x.nonzero_samples)
-        out["engine_lmcache_mp_lookup_count"] = next(
-            (x.total for f in engine for x in f.families
-             if x.name.startswith("vllm:lmcache_mp_lookup_duration_seconds")), None)
-    hit = _fam_any(lmc, "lmcache_mp_lookup_hit_tokens_total")
-    req = _fam_any(lmc, "lmcache_mp_lookup_requested_tokens_total")
-    if hit is not None or req is not None:
-        out["lmcache_lookup_hit_tokens"] = hit.total if hit is not None else None
-        out["lmcache_lookup_requested_tokens"] = req.total if req is not None else None
-        out["lmcache_model_names"] = _label(hit or req, "model_name")
-    join: dict[str, str] = {}
-    for e in _readable(packet, "launch_config"):
-        assert isinstance(e.facts, LaunchFacts)
-        for x in e.facts.launches:
-            if x.program != "vllm":
-                continue
-            model = x.flags.get("model") or x.flags.get("positional")
-            served = x.flags.get("served-model-name")
-            if isinstance(model, str):
-                join["model"] = model
-                join["served_model_name"] = served if isinstance(served, str) else model
-    if join:
-        out["launch_models"] = join
-    vn, ln = set(out.get("vllm_model_names", [])), set(out.get("lmcache_model_names", []))
-    if vn and ln:
-        if vn & ln:
-            out["model_join"] = "same_label"
-        elif join and join["served_model_name"] in vn and join["model"] in ln:
-            out["model_join"] = "via_launch"
-        else:
-            out["model_join"] = "unjoined"
-    return out
 
 
 def evidence_ref_text(r: EvidenceRef) -> str:

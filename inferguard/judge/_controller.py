@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import msgspec
 
 from inferguard._packet import Packet
@@ -40,8 +38,8 @@ class ControllerDigest(msgspec.Struct, frozen=True, omit_defaults=True):
     heartbeat_interval_s: float | None = None
 
 
-def controller_digest(packet: Packet) -> list[dict[str, Any]]:
-    """Every controller-kind evidence of the packet, small and JSON-ready (report facts)."""
+def controller_digest(packet: Packet) -> list[ControllerDigest]:
+    """Every controller-kind evidence of the packet, reduced to what the rules read."""
     out = []
     for e in packet.evidence:
         f = e.facts
@@ -49,7 +47,7 @@ def controller_digest(packet: Packet) -> list[dict[str, Any]]:
             continue
         cfg = f.config
         hb = _num(cfg.get("lmcache_worker_heartbeat_time"))
-        out.append(msgspec.to_builtins(ControllerDigest(
+        out.append(ControllerDigest(
             source=e.source.copied_as or e.source.path or e.source.url or "-",
             server=f.server, reachable=f.reachable, collected_at=f.collected_at,
             base_url=f.base_url,
@@ -64,5 +62,5 @@ def controller_digest(packet: Packet) -> list[dict[str, Any]]:
             else None,
             enable_controller=cfg.get("enable_controller")
             if isinstance(cfg.get("enable_controller"), bool) else None,
-            heartbeat_interval_s=hb if hb is not None and hb > 0 else None)))
+            heartbeat_interval_s=hb if hb is not None and hb > 0 else None))
     return out

@@ -229,12 +229,12 @@ class TimeStats(msgspec.Struct, frozen=True):
 
 class TraceStatsFinding(msgspec.Struct, frozen=True):
     """A trace-derived diagnosis input: stable `code`, `evidence` (one of EVIDENCE_LEVELS),
-    `severity` ("info" or "warning"), the count, and where (byte offsets of records)."""
+    what was seen, the count, and where (byte offsets of records). Severity, title and next
+    step live in the one finding table (`inferguard.findings.FINDING_CODES`, under
+    `lmcache_<code>`), not here."""
 
     code: str
     evidence: str
-    severity: str
-    title: str
     detail: str
     count: Count
     first_offset: int | None = None
@@ -763,10 +763,10 @@ def _time(eng: ts.Engine, keys: ts.Keys, sc: _Scale, burst_factor: float,
 # -- findings -------------------------------------------------------------------------------
 
 
-def _finding(tfile: TraceFile, code: str, evidence: str, severity: str, title: str,
-             detail: str, count: Count, offsets: list[int]) -> TraceStatsFinding:
+def _finding(tfile: TraceFile, code: str, evidence: str, detail: str, count: Count,
+             offsets: list[int]) -> TraceStatsFinding:
     first = offsets[0] if offsets else None
-    return TraceStatsFinding(code, evidence, severity, title, detail, count, first,
+    return TraceStatsFinding(code, evidence, detail, count, first,
                              _frame_time(tfile, first), offsets)
 
 
@@ -790,7 +790,7 @@ def _findings(tfile: TraceFile, s: TraceStats, ex: dict[str, ts.Examples]
     i = s.summary.integrity
     if not i.ok:
         out.append(_finding(
-            tfile, "trace_damaged", "supported", "warning", "The trace is damaged",
+            tfile, "trace_damaged", "supported",
             f"{len(i.findings) + i.findings_omitted} integrity findings, "
             f"{i.malformed_frames} malformed frames, {i.skipped_bytes} bytes not read as "
             "records; analytics cover the readable records only",
@@ -798,34 +798,29 @@ def _findings(tfile: TraceFile, s: TraceStats, ex: dict[str, ts.Examples]
     k = s.keys
     if s.summary.total_records and k.key_rows == 0:
         out.append(_finding(
-            tfile, "trace_no_object_keys", "missing_signal", "warning",
-            "No ObjectKeys in the trace",
+            tfile, "trace_no_object_keys", "missing_signal",
             "records carry no ObjectKey arguments, so per-key analytics are impossible",
             Count(0), []))
     if k.malformed_key_rows:
         out.append(_finding(
-            tfile, "trace_malformed_object_keys", "supported", "warning",
-            "Unreadable ObjectKeys",
+            tfile, "trace_malformed_object_keys", "supported",
             f"{k.malformed_key_rows} ObjectKey wrappers whose payload is not a key",
             Count(k.malformed_key_rows), []))
     if not k.exact:
         out.append(_finding(
-            tfile, "trace_key_stats_sampled", "partial", "info",
-            "Per-key numbers are estimates",
+            tfile, "trace_key_stats_sampled", "partial",
             f"more than {k.max_exact_keys} distinct keys: per-key numbers come from a hash "
             f"sample of {k.sample_rate:.6g} of the keys, distinct counts from HyperLogLog; "
             "each carries its standard error", k.distinct, []))
     r = s.reuse
     if (s.reuse.writes or s.reuse.lookups) and r.reads == 0 and k.key_rows:
         out.append(_finding(
-            tfile, "trace_no_read_records", "missing_signal", "info",
-            "No finish_read_prefetched records",
+            tfile, "trace_no_read_records", "missing_signal",
             "keys were written or looked up but never read in this trace; reuse cannot be "
             "measured from it", Count(0), []))
     if r.reads_of_unwritten.value:
         out.append(_finding(
-            tfile, "trace_reads_of_unwritten_keys", "partial", "info",
-            "Reads of keys never written in this trace",
+            tfile, "trace_reads_of_unwritten_keys", "partial",
             f"{r.reads_of_unwritten.value} of {r.reads} finish_read_prefetched key rows read "
             "a key with no earlier finish_write in this trace (stored before recording "
             "began, by another instance, or not through this StorageManager)",
@@ -833,29 +828,25 @@ def _findings(tfile: TraceFile, s: TraceStats, ex: dict[str, ts.Examples]
     life = s.lifecycle
     if life.open_read_contexts.count.value:
         out.append(_finding(
-            tfile, "trace_leaked_read_contexts", settled(life.open_read_contexts), "warning",
-            "read_prefetched_results entered but never exited",
+            tfile, "trace_leaked_read_contexts", settled(life.open_read_contexts),
             f"{life.open_read_contexts.count.value} __enter__ records have no matching "
             "__exit__ (read locks may be held until their TTL)",
             life.open_read_contexts.count, life.open_read_contexts.offsets))
     if life.exits_without_enter.count.value:
         out.append(_finding(
-            tfile, "trace_exit_without_enter", "partial", "info",
-            "read_prefetched_results exited without a matching enter",
+            tfile, "trace_exit_without_enter", "partial",
             f"{life.exits_without_enter.count.value} __exit__ records match no open __enter__ "
             "(entered before recording began, or keys differ)", life.exits_without_enter.count,
             life.exits_without_enter.offsets))
     if life.unfinished_writes.count.value:
         out.append(_finding(
-            tfile, "trace_unfinished_writes", settled(life.unfinished_writes), "warning",
-            "reserve_write never finished",
+            tfile, "trace_unfinished_writes", settled(life.unfinished_writes),
             f"{life.unfinished_writes.count.value} reserved key rows (keys not written before) "
             "saw no finish_write or abort_write afterwards", life.unfinished_writes.count,
             life.unfinished_writes.offsets))
     if life.finish_without_reserve.count.value:
         out.append(_finding(
-            tfile, "trace_finish_without_reserve", "partial", "info",
-            "finish_write without a reserve_write",
+            tfile, "trace_finish_without_reserve", "partial",
             f"{life.finish_without_reserve.count.value} finished key rows had no open "
             "reserve_write of the key in this trace", life.finish_without_reserve.count,
             life.finish_without_reserve.offsets))
@@ -863,8 +854,7 @@ def _findings(tfile: TraceFile, s: TraceStats, ex: dict[str, ts.Examples]
     redundant = life.redundant_reserves.count
     if r.rewrites.value or r.reserves_of_written.value:
         out.append(_finding(
-            tfile, "trace_write_amplification", "inferred_without_engine_metrics", "warning",
-            "Keys stored more than once",
+            tfile, "trace_write_amplification", "inferred_without_engine_metrics",
             f"{r.rewrites.value} finish_write key rows rewrote a key already written "
             f"(write amplification {amp:.3f})" if amp else
             f"{r.rewrites.value} finish_write key rows rewrote a key already written"
@@ -878,8 +868,7 @@ def _findings(tfile: TraceFile, s: TraceStats, ex: dict[str, ts.Examples]
             life.redundant_reserves.offsets))
     if life.unserved_prefetches.count.value:
         out.append(_finding(
-            tfile, "trace_unserved_prefetches", "inferred_without_engine_metrics", "warning",
-            "Prefetched written keys never read",
+            tfile, "trace_unserved_prefetches", "inferred_without_engine_metrics",
             f"{life.unserved_prefetches.count.value} lookups of keys written earlier were "
             "not followed by finish_read_prefetched of the key (evicted, missed, or the read "
             "never finished; a lock taken at prefetch may be held until its TTL)",
@@ -895,13 +884,12 @@ def _event_findings(tfile: TraceFile, e: EventStats) -> list[TraceStatsFinding]:
     if restarts:
         offs = sorted(o for i in restarts for o in i.restart_offsets)[:20]
         out.append(_finding(
-            tfile, "trace_events_restarts", "supported", "warning", "Cache server restarts",
+            tfile, "trace_events_restarts", "supported",
             ", ".join(f"{i.instance_id}: {i.restarts}" for i in restarts),
             Count(sum(i.restarts for i in restarts)), offs))
     if e.deletes_of_unstored.value:
         out.append(_finding(
-            tfile, "trace_events_delete_without_store", "partial", "info",
-            "Deletes of keys not stored in this trace",
+            tfile, "trace_events_delete_without_store", "partial",
             f"{e.deletes_of_unstored.value} delete entries name a key with no earlier store "
             "on that tier", e.deletes_of_unstored, []))
     return out

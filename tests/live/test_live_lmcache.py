@@ -21,7 +21,7 @@ import msgspec
 import pytest
 
 from inferguard._packet import Packet
-from inferguard.findings._diagnose import diagnose
+from inferguard.findings import diagnose
 from inferguard.judge._compat import CompatReport
 
 from ..live_checks import (

@@ -1,0 +1,103 @@
+"""Trace recordings, spans, replays and lookup-hash logs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from inferguard.findings._codes import FINDING_CODES, table_code
+from inferguard.findings._reads import is_measured
+from inferguard.findings._registry import Finding, FindingCodeError, finding, rule
+from inferguard.judge._compat import CompatReport
+from inferguard.judge._mode import INFERRED, MISSING_SIGNAL, PARTIAL, SUPPORTED
+
+
+@rule(emits=(
+    "lmcache_trace_damaged",
+    "lmcache_trace_no_reads",
+    "lmcache_trace_recording_missing",
+    "lmcache_tracing_evidence_missing",
+))
+def tracing_gaps(r: CompatReport) -> Iterator[Finding]:
+    """Declared tracing or trace recording without its evidence; damaged or read-less traces."""
+    kinds = {e.kind for e in r.evidence if e.status in ("ok", "partial")}
+    if r.settings.mp_tracing_enabled and "otel" not in kinds:
+        yield finding("lmcache_tracing_evidence_missing",
+                      "--mp-tracing-enabled but no OTel evidence", MISSING_SIGNAL, [])
+    if r.settings.mp_trace_recording_enabled and "trace" not in kinds:
+        yield finding("lmcache_trace_recording_missing",
+                      "--mp-trace-recording-enabled but no readable .lct", MISSING_SIGNAL, [])
+    for t in r.facts.traces:
+        if t.status != "ok":
+            yield finding("lmcache_trace_damaged",
+                          f"{t.source}: {t.status}, {t.problems} problem(s)"
+                          + (f", first at offset {t.first_problem_offset}"
+                             if t.first_problem_offset is not None else ""),
+                          SUPPORTED, [t.source])
+        reads = sum(v for k, v in t.ops.items() if "read" in k)
+        writes = sum(v for k, v in t.ops.items() if "write" in k)
+        if writes and not reads:
+            yield finding("lmcache_trace_no_reads",
+                          f"{t.source}: {writes} write records, no read", SUPPORTED, [t.source])
+
+
+# Analytics codes whose meaning `tracing_gaps` already reports (damage, no reads).
+TRACE_COVERED = frozenset(["trace_damaged", "trace_no_read_records"])
+ANALYTICS_CODES = (
+    "lmcache_trace_events_delete_without_store",
+    "lmcache_trace_events_restarts",
+    "lmcache_trace_exit_without_enter",
+    "lmcache_trace_finish_without_reserve",
+    "lmcache_trace_key_stats_sampled",
+    "lmcache_trace_leaked_read_contexts",
+    "lmcache_trace_malformed_object_keys",
+    "lmcache_trace_no_object_keys",
+    "lmcache_trace_reads_of_unwritten_keys",
+    "lmcache_trace_unfinished_writes",
+    "lmcache_trace_unserved_prefetches",
+    "lmcache_trace_write_amplification",
+)
+
+
+@rule(emits=ANALYTICS_CODES)
+def trace_analytics(r: CompatReport) -> Iterator[Finding]:
+    """Pass the trace analytics' findings through, with their levels and offsets; an
+    analytics code the table does not know is an error, never skipped."""
+    for t in r.facts.traces:
+        for a in t.analytics:
+            if a.code in TRACE_COVERED:
+                continue
+            code = table_code(a.code)
+            if code not in FINDING_CODES:
+                raise FindingCodeError(f"trace analytics code {a.code!r} has no row "
+                                       f"{code!r} in FINDING_CODES")
+            offsets = ", ".join(str(o) for o in a.offsets)
+            yield finding(code, f"{t.source}: {FINDING_CODES[code].title}: {a.detail}"
+                          + (f" (offsets {offsets})" if offsets else ""), a.level, [t.source])
+
+
+@rule(emits=("lmcache_trace_replay_config_mismatch", "lmcache_trace_replay_failures"))
+def replay(r: CompatReport) -> Iterator[Finding]:
+    """Replay 'failed' means a handler raised; a config digest that differs is a mismatch."""
+    for rp in r.facts.replay:
+        if (rp.failed or 0) > 0 or rp.errors:
+            yield finding("lmcache_trace_replay_failures",
+                          f"replay ({rp.form}): failed={rp.failed}, errors={rp.errors}",
+                          SUPPORTED, [rp.form])
+        if rp.digest_match is False:
+            yield finding("lmcache_trace_replay_config_mismatch",
+                          "replay config digest differs from the recorded one", SUPPORTED,
+                          [rp.form])
+
+
+@rule(emits=("lmcache_lookup_hash_evidence_present", "lmcache_lookup_hash_rotation_gap"))
+def lookup_hashes(r: CompatReport) -> Iterator[Finding]:
+    """Rotation gaps, and repeated chunks (reuse potential, not reuse served)."""
+    for lh in r.facts.lookup_hashes:
+        if lh.missing_rotation_counters:
+            yield finding("lmcache_lookup_hash_rotation_gap",
+                          f"rotation counters missing: {lh.missing_rotation_counters[:10]}",
+                          SUPPORTED, [])
+        if lh.chunks_repeated:
+            yield finding("lmcache_lookup_hash_evidence_present",
+                          f"{lh.chunks_repeated} of {lh.chunks_total} looked-up chunks were "
+                          "looked up before", PARTIAL if is_measured(r) else INFERRED, [])

@@ -1,0 +1,275 @@
+"""`ReportFacts`: the non-metric facts the finding rules read, typed end to end.
+
+`compat()` reduces every evidence kind of a packet to a small Struct here (log hints, the MP
+server's HTTP answers, traces, spans, replays, lookup-hash aggregates, launch env, CacheBlend,
+controller and the vLLM↔LMCache join), so rules read attributes that mypy checks instead of
+dictionary keys that are silently `None` when misspelled. It is carried by `CompatReport` and
+round-trips through JSON with the report.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from inferguard._packet import Packet
+from inferguard.evidence._http import HttpFacts
+from inferguard.evidence._launch import LaunchFacts
+from inferguard.evidence._logs import LogFacts
+from inferguard.evidence._lookup_hashes import LookupHashFacts
+from inferguard.evidence._metrics import FamilyStats, MetricsFacts
+from inferguard.evidence._model import Evidence
+from inferguard.evidence._otel import OtelFacts
+from inferguard.evidence._replay import ReplayFacts
+from inferguard.evidence._trace import TraceFacts
+from inferguard.judge._blend import BlendDigest, blend_digest
+from inferguard.judge._controller import ControllerDigest, controller_digest
+from inferguard.prom._names import normalize_name
+
+
+class HttpDigest(msgspec.Struct, frozen=True, omit_defaults=True):
+    """The first readable MP-server HTTP evidence: health, version, L1/L2 state."""
+
+    healthy: bool | None = None
+    version: str | None = None
+    periodic_threads_healthy: bool | None = None
+    unhealthy_threads: list[str] = msgspec.field(default_factory=list)
+    l1_usage_ratio: float | None = None
+    num_l2_adapters: int | None = None
+    env_pythonhashseed: str | None = None
+
+
+class TraceAnalyticsFinding(msgspec.Struct, frozen=True, omit_defaults=True):
+    """One trace-analytics finding as it reaches the rules (`code` is the analytics code,
+    `trace_<x>`; the table knows it as `lmcache_trace_<x>`)."""
+
+    code: str
+    level: str
+    detail: str
+    offsets: list[int] = msgspec.field(default_factory=list)
+
+
+class TraceDigest(msgspec.Struct, frozen=True, omit_defaults=True):
+    """One `.lct` evidence: parse status, record and op counts, analytics findings."""
+
+    source: str
+    status: str
+    problems: int = 0
+    records: int = 0
+    ops: dict[str, int] = msgspec.field(default_factory=dict)
+    first_problem_offset: int | None = None
+    analytics: list[TraceAnalyticsFinding] = msgspec.field(default_factory=list)
+
+
+class OtelDigest(msgspec.Struct, frozen=True, omit_defaults=True):
+    span_count: int = 0
+    span_names: list[str] = msgspec.field(default_factory=list)
+    open_spans: dict[str, int] = msgspec.field(default_factory=dict)
+    errors: dict[str, int] = msgspec.field(default_factory=dict)
+
+
+class ReplayDigest(msgspec.Struct, frozen=True, omit_defaults=True):
+    form: str
+    failed: int | None = None
+    digest_match: bool | None = None
+    errors: int = 0
+
+
+class LookupHashDigest(msgspec.Struct, frozen=True, omit_defaults=True):
+    """Aggregates of lookup-hash logs (never a raw hash)."""
+
+    lookups: int = 0
+    chunks_total: int = 0
+    chunks_repeated: int | None = None
+    missing_rotation_counters: list[int] = msgspec.field(default_factory=list)
+
+
+class LaunchModels(msgspec.Struct, frozen=True):
+    """The vLLM launch's `--model` (LMCache's model_name) and served name (vLLM's)."""
+
+    model: str
+    served_model_name: str
+
+
+class VllmLmcacheDigest(msgspec.Struct, frozen=True, omit_defaults=True):
+    """vLLM's connector counters beside LMCache's own, and how their series join.
+
+    `vllm:external_prefix_cache_hits` counts tokens a KV connector actually loaded; LMCache's
+    lookup hit tokens count every lookup hit, including prefixes vLLM still held locally, so
+    the two differ by design. vLLM labels series with the served model name, LMCache with the
+    model path: the launch command (`--model`, `--served-model-name`) is the join."""
+
+    vllm_external_queries: float | None = None
+    vllm_external_hits: float | None = None
+    vllm_model_names: list[str] = msgspec.field(default_factory=list)
+    engine_lmcache_families: int | None = None
+    engine_lmcache_families_with_samples: int | None = None
+    engine_lmcache_nonzero_families: int | None = None
+    engine_lmcache_mp_lookup_count: float | None = None
+    lmcache_lookup_hit_tokens: float | None = None
+    lmcache_lookup_requested_tokens: float | None = None
+    lmcache_model_names: list[str] = msgspec.field(default_factory=list)
+    launch_models: LaunchModels | None = None
+    model_join: str | None = None
+
+
+class MalformedEvidence(msgspec.Struct, frozen=True):
+    kind: str
+    source: str
+    problem: str
+
+
+class ReportFacts(msgspec.Struct, frozen=True, omit_defaults=True):
+    """Everything the rules read besides family results, one typed field per evidence kind."""
+
+    log_hints: dict[str, int] = msgspec.field(default_factory=dict)
+    log_values: dict[str, list[str]] = msgspec.field(default_factory=dict)
+    http: HttpDigest | None = None
+    traces: list[TraceDigest] = msgspec.field(default_factory=list)
+    otel: OtelDigest = msgspec.field(default_factory=OtelDigest)
+    replay: list[ReplayDigest] = msgspec.field(default_factory=list)
+    lookup_hashes: list[LookupHashDigest] = msgspec.field(default_factory=list)
+    launch_env: dict[str, list[str]] = msgspec.field(default_factory=dict)
+    blend: BlendDigest | None = None
+    controller: list[ControllerDigest] = msgspec.field(default_factory=list)
+    vllm_lmcache: VllmLmcacheDigest | None = None
+    malformed_evidence: list[MalformedEvidence] = msgspec.field(default_factory=list)
+
+    def controllers(self, server: str = "controller") -> list[ControllerDigest]:
+        """Controller-kind digests of one server type (`controller` or `internal_api`)."""
+        return [c for c in self.controller if c.server == server]
+
+
+def src(ev: Evidence) -> str:
+    """How a report names an evidence: its copy in the packet, else its path or URL."""
+    return ev.source.copied_as or ev.source.path or ev.source.url or "-"
+
+
+def readable(packet: Packet, *kinds: str) -> list[Evidence]:
+    """Evidence of these kinds that parsed (fully or partly) into facts."""
+    return [e for e in packet.of_kind(*kinds) if e.status in ("ok", "partial")
+            and e.facts is not None]
+
+
+def _op_name(qualname: str) -> str:
+    """The op's short name, as the rules match it (`store`, `read_prefetched_results`...)."""
+    return qualname.rsplit(".", 2 if qualname.endswith(("__enter__", "__exit__")) else 1)[-1]
+
+
+def report_facts(packet: Packet) -> ReportFacts:
+    """Reduce a packet's non-metric evidence to the typed facts the rules read."""
+    hints: dict[str, int] = {}
+    values: dict[str, list[str]] = {}
+    for e in readable(packet, "log"):
+        assert isinstance(e.facts, LogFacts)
+        for h in e.facts.hints:
+            hints[h.id] = hints.get(h.id, 0) + h.count
+            for ex in h.examples[:5]:
+                for k, v in ex.values.items():
+                    values.setdefault(f"{h.id}.{k}", []).append(v)
+    http = [e.facts for e in readable(packet, "http") if isinstance(e.facts, HttpFacts)]
+    http_digest = None
+    if http:
+        hf = http[0]
+        http_digest = HttpDigest(hf.healthy, hf.version, hf.periodic_threads_healthy,
+                                 list(hf.unhealthy_threads), hf.l1_usage_ratio,
+                                 hf.num_l2_adapters, hf.env.get("PYTHONHASHSEED"))
+    traces = []
+    for e in packet.of_kind("trace"):
+        tf = e.facts if isinstance(e.facts, TraceFacts) else None
+        summary = tf.summary if tf is not None else None
+        traces.append(TraceDigest(
+            source=src(e), status=e.status, problems=len(e.problems),
+            records=summary.total_records if summary else 0,
+            ops={_op_name(o.qualname): o.count for o in summary.ops} if summary else {},
+            first_problem_offset=e.problems[0].offset if e.problems else None,
+            analytics=[TraceAnalyticsFinding(f.code, f.evidence, f.detail, f.offsets[:5])
+                       for f in tf.analytics] if tf is not None else []))
+    spans = [e.facts for e in readable(packet, "otel") if isinstance(e.facts, OtelFacts)]
+    otel = OtelDigest(sum(s.span_count for s in spans),
+                      sorted({x.name for s in spans for x in s.spans}),
+                      {x.name: x.open for s in spans for x in s.spans if x.open},
+                      {x.name: x.errors for s in spans for x in s.spans if x.errors})
+    replays = [ReplayDigest(r.form, r.failed, r.digest_match, sum(o.errors for o in r.ops))
+               for e in readable(packet, "trace_replay") if isinstance(r := e.facts, ReplayFacts)]
+    lookups = [LookupHashDigest(lf.lookups, lf.chunks_total, lf.chunks_repeated,
+                                list(lf.missing_rotation_counters))
+               for e in readable(packet, "lookup_hash")
+               if isinstance(lf := e.facts, LookupHashFacts)]
+    launch_env: dict[str, list[str]] = {}
+    for e in readable(packet, "launch_config"):
+        assert isinstance(e.facts, LaunchFacts)
+        for k, v in e.facts.env.items():
+            launch_env.setdefault(k, []).append(v)
+    return ReportFacts(
+        log_hints=hints, log_values={k: sorted(set(v)) for k, v in values.items()},
+        http=http_digest, traces=traces, otel=otel, replay=replays, lookup_hashes=lookups,
+        launch_env=launch_env, blend=blend_digest(packet), controller=controller_digest(packet),
+        vllm_lmcache=vllm_lmcache_digest(packet),
+        malformed_evidence=[MalformedEvidence(e.kind, src(e),
+                                              e.problems[0].message if e.problems else "")
+                            for e in packet.evidence if e.status == "malformed"])
+
+
+def _fam_any(facts: list[MetricsFacts], *names: str) -> FamilyStats | None:
+    """The first family under any of `names` (with or without the counter `_total`)."""
+    want = {normalize_name(n) for n in names}
+    return next((fam for f in facts for fam in f.families
+                 if normalize_name(fam.name) in want), None)
+
+
+def _label(fam: FamilyStats | None, label: str) -> list[str]:
+    return list(fam.labels[label].values) if fam is not None and label in fam.labels else []
+
+
+def vllm_lmcache_digest(packet: Packet) -> VllmLmcacheDigest | None:
+    """vLLM's connector counters beside LMCache's (see `VllmLmcacheDigest`); also counts the
+    `lmcache:*` families the engine scrape declares and how many carry samples. None when the
+    packet has no scrape at all."""
+    engine = [e.facts for e in readable(packet, "engine_metrics")
+              if isinstance(e.facts, MetricsFacts)]
+    lmc = [e.facts for e in readable(packet, "lmcache_metrics")
+           if isinstance(e.facts, MetricsFacts)]
+    if not engine and not lmc:
+        return None
+    d: dict[str, object] = {}
+    ext_q = _fam_any(engine, "vllm:external_prefix_cache_queries")
+    ext_h = _fam_any(engine, "vllm:external_prefix_cache_hits")
+    if ext_q is not None or ext_h is not None:
+        d["vllm_external_queries"] = ext_q.total if ext_q is not None else None
+        d["vllm_external_hits"] = ext_h.total if ext_h is not None else None
+        d["vllm_model_names"] = _label(ext_h or ext_q, "model_name")
+    emb = [fam for f in engine for fam in f.families if fam.name.startswith("lmcache:")]
+    if engine:
+        d["engine_lmcache_families"] = len(emb)
+        d["engine_lmcache_families_with_samples"] = sum(1 for x in emb if x.samples)
+        d["engine_lmcache_nonzero_families"] = sum(1 for x in emb if x.nonzero_samples)
+        d["engine_lmcache_mp_lookup_count"] = next(
+            (x.total for f in engine for x in f.families
+             if x.name.startswith("vllm:lmcache_mp_lookup_duration_seconds")), None)
+    hit = _fam_any(lmc, "lmcache_mp_lookup_hit_tokens_total")
+    req = _fam_any(lmc, "lmcache_mp_lookup_requested_tokens_total")
+    if hit is not None or req is not None:
+        d["lmcache_lookup_hit_tokens"] = hit.total if hit is not None else None
+        d["lmcache_lookup_requested_tokens"] = req.total if req is not None else None
+        d["lmcache_model_names"] = _label(hit or req, "model_name")
+    join: LaunchModels | None = None
+    for e in readable(packet, "launch_config"):
+        assert isinstance(e.facts, LaunchFacts)
+        for x in e.facts.launches:
+            if x.program != "vllm":
+                continue
+            model = x.flags.get("model") or x.flags.get("positional")
+            served = x.flags.get("served-model-name")
+            if isinstance(model, str):
+                join = LaunchModels(model, served if isinstance(served, str) else model)
+    out = msgspec.convert(d, VllmLmcacheDigest)
+    vn, ln = set(out.vllm_model_names), set(out.lmcache_model_names)
+    how = None
+    if vn and ln:
+        if vn & ln:
+            how = "same_label"
+        elif join is not None and join.served_model_name in vn and join.model in ln:
+            how = "via_launch"
+        else:
+            how = "unjoined"
+    return msgspec.structs.replace(out, launch_models=join, model_join=how)
