@@ -87,12 +87,7 @@ CLI_FORBIDDEN = {
 }
 
 CLI_ALLOWED: dict[tuple[str, str], str] = {
-    ("inferguard/cli/_compat.py", "report.facts"):
-        "`diagnose` subcommand folds the log evidence's hints into a stored report's "
-        "facts['log_hints'] itself; to be removed (belongs in judge/_verdict, e.g. a "
-        "diagnose-from-stored-report function)",
-    ("inferguard/cli/_compat.py", "msgspec.structs.replace(report"):
-        "same place: the CLI rebuilds the report with the new facts; to be removed",
+    # None today. Form: (cli file, pattern): "why; to be removed when ...".
 }
 """Tolerated judgement in the CLI, each (file, pattern) named, each one to be removed."""
 

@@ -12,7 +12,7 @@ from typing import Any, TextIO
 
 import msgspec
 
-from inferguard.findings._codes import FINDING_CODES, table_code
+from inferguard.findings._codes import trace_code_spec
 from inferguard.lct._engine import DEFAULT_MAX_KEYS
 from inferguard.lct._events import Count, EventStats
 from inferguard.lct._export import export_trace
@@ -168,7 +168,7 @@ def render_trace_stats(s: TraceStats) -> str:
     out.append("  findings:" + ("" if s.findings else " (none)"))
     for f in s.findings:
         where = "" if f.first_offset is None else f" [first at offset {f.first_offset}]"
-        spec = FINDING_CODES[table_code(f.code)]
+        spec = trace_code_spec(f.code)
         out.append(f"    - {f.code} ({spec.severity}, {f.evidence}): {_c(f.count)}{where}")
         out.append(f"      {spec.title}")
         out.append(f"      {_safe(f.detail)}")

@@ -232,3 +232,8 @@ _TRACE_ALIASES = {"trace_no_read_records": "lmcache_trace_no_reads"}
 def table_code(analytics_code: str) -> str:
     """The table code of a trace-analytics code (`trace_<x>` → `lmcache_trace_<x>`)."""
     return _TRACE_ALIASES.get(analytics_code, f"lmcache_{analytics_code}")
+
+
+def trace_code_spec(analytics_code: str) -> CodeSpec:
+    """The table row of a trace-analytics code (what `inferguard trace stats` prints)."""
+    return FINDING_CODES[table_code(analytics_code)]
