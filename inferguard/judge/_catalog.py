@@ -2,9 +2,15 @@
 
 One row per family: the name it is scraped under (0.5.6 Prometheus form, unit suffixes and
 `_total` included), other forms it takes (OTel dotted names, older names), its type, whether
-`--metrics-sample-rate` samples it, whether it appears only after first use, and the
-conditions under which it can appear at all. Groups say which modes require them. Adding an
-upstream name is a one-line change here; no code path branches on a family name.
+`--metrics-sample-rate` samples it, whether it appears only after first use, the
+conditions under which it can appear at all, and what judgement it feeds: `traffic` (a
+non-zero total shows requests reached the cache), `hits_of` / `hit_scope` (a hit counter, its
+denominator and whose hits they are), `dead` (reads 0 by construction in a release), `role`
+(the one family a judgement is about, e.g. the EventBus drop counter), `mode_hint` (its
+presence points to a mode). Groups say which modes require them. Adding an upstream name is a
+one-line change here: `compat` and `detect_mode` branch on these fields, on groups and on
+surface prefixes, never on a family name. (The finding rules in `inferguard.findings` name
+the families whose upstream semantics they judge, e.g. CacheBlend's attempt counters.)
 
 Conditions (`applies`):
   l2              an MP L2 adapter is configured (`--l2-configured`)
@@ -33,7 +39,12 @@ Surface = Literal["lmcache_mp", "lmcache", "lmcache_blend", "vllm", "sglang", "s
                   "lmcache_controller"]
 
 
+HitScope = Literal["", "lmcache", "connector", "engine_local"]
+
+
 class FamilySpec(msgspec.Struct, frozen=True, omit_defaults=True):
+    """One metric family: names, type, when it can appear, and which judgements read it."""
+
     name: str
     group: str
     type: str
@@ -43,6 +54,12 @@ class FamilySpec(msgspec.Struct, frozen=True, omit_defaults=True):
     applies: tuple[str, ...] = ()
     core: bool = False
     note: str = ""
+    traffic: bool = False
+    hits_of: str = ""
+    hit_scope: HitScope = ""
+    dead: str = ""
+    role: str = ""
+    mode_hint: str = ""
 
 
 class GroupSpec(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -114,9 +131,9 @@ FAMILIES: tuple[FamilySpec, ...] = tuple([
         f"{_MP}sm_read_requests_total {_MP}sm_write_requests_total", applies=("legacy",)),
     # L1
     FamilySpec(f"{_MP}l1_read_chunks_total", "mp_l1", "counter", ("lmcache_mp.l1_read",),
-               core=True),
+               core=True, traffic=True),
     FamilySpec(f"{_MP}l1_write_chunks_total", "mp_l1", "counter", ("lmcache_mp.l1_write",),
-               core=True),
+               core=True, traffic=True),
     FamilySpec(f"{_MP}l1_evicted_chunks_total", "mp_l1", "counter", ("lmcache_mp.l1_evicted",),
                applies=("event",), note="appears at the first eviction"),
     FamilySpec(f"{_MP}l1_eviction_loop_ticks_total", "mp_l1", "counter",
@@ -155,9 +172,13 @@ FAMILIES: tuple[FamilySpec, ...] = tuple([
         f"{_MP}l2_store_throughput_GB_per_second {_MP}l2_load_throughput_GB_per_second",
         applies=("l2",)),
     # lookup tokens
-    *_f("mp_lookup_tokens", "counter",
-        f"{_MP}lookup_requested_tokens_total {_MP}lookup_hit_tokens_total "
-        f"{_MP}lookups_requests_total", core=True, applies=("non_blend",)),
+    FamilySpec(f"{_MP}lookup_requested_tokens_total", "mp_lookup_tokens", "counter", core=True,
+               applies=("non_blend",)),
+    FamilySpec(f"{_MP}lookup_hit_tokens_total", "mp_lookup_tokens", "counter", core=True,
+               applies=("non_blend",), hits_of=f"{_MP}lookup_requested_tokens_total",
+               hit_scope="lmcache"),
+    FamilySpec(f"{_MP}lookups_requests_total", "mp_lookup_tokens", "counter", core=True,
+               applies=("non_blend",), traffic=True),
     *_f("mp_lookup_tokens", "counter",
         f"{_MP}lookup_hit_l1_tokens_total {_MP}lookup_hit_l2_tokens_total "
         f"{_MP}lookup_hit_l1_keys_total {_MP}lookup_hit_l2_keys_total", applies=("non_blend",)),
@@ -198,14 +219,21 @@ FAMILIES: tuple[FamilySpec, ...] = tuple([
     # EventBus
     *_f("mp_event_bus", "gauge",
         f"{_MP}event_bus_queue_depth {_MP}event_bus_drain_lag_seconds", lazy=False,
-        note="0.5.6 binds these to the dead default bus: they always read 0"),
-    FamilySpec(f"{_MP}event_bus_dropped_events_total", "mp_event_bus", "counter", lazy=False),
+        note="0.5.6 binds these to the dead default bus: they always read 0",
+        dead="0.5.6: bound to the dead default bus; always 0"),
+    FamilySpec(f"{_MP}event_bus_dropped_events_total", "mp_event_bus", "counter", lazy=False,
+               role="event_bus_drops"),
     FamilySpec(f"{_MP}event_bus_subscriber_exceptions_total", "mp_event_bus", "counter",
                applies=("event",)),
     # embedded lmcache:* counters
-    *_f("embedded_requests", "counter",
-        "lmcache:num_retrieve_requests lmcache:num_store_requests lmcache:num_lookup_requests "
-        "lmcache:num_requested_tokens lmcache:num_hit_tokens", lazy=False, core=True),
+    FamilySpec("lmcache:num_retrieve_requests", "embedded_requests", "counter", lazy=False,
+               core=True),
+    *_f("embedded_requests", "counter", "lmcache:num_store_requests lmcache:num_lookup_requests",
+        lazy=False, core=True, traffic=True),
+    FamilySpec("lmcache:num_requested_tokens", "embedded_requests", "counter", lazy=False,
+               core=True),
+    FamilySpec("lmcache:num_hit_tokens", "embedded_requests", "counter", lazy=False, core=True,
+               hits_of="lmcache:num_requested_tokens", hit_scope="lmcache"),
     *_f("embedded_requests", "counter",
         "lmcache:num_stored_tokens lmcache:num_lookup_tokens lmcache:num_lookup_hits "
         "lmcache:num_vllm_hit_tokens lmcache:num_prompt_tokens lmcache:lookup_0_hit_requests",
@@ -234,8 +262,13 @@ FAMILIES: tuple[FamilySpec, ...] = tuple([
         applies=("never",), note="documented but never registered by any release"),
     # CacheBlend (0.5.6 `subscribers/metrics/cb_server.py`, meter `lmcache.blend`): every
     # instrument is created on first use; OTLP pushes the dotted names (`forms`).
-    *_blend("counter", "lookup_requests lookup_requested_tokens lookup_hit_tokens "
-            "lookup_prefix_hit_tokens lookup_non_prefix_hit_tokens lookup_fingerprint_hits "
+    FamilySpec("lmcache_blend_lookup_requests_total", "blend", "counter",
+               ("lmcache_blend.lookup_requests",), applies=("blend",), traffic=True),
+    FamilySpec("lmcache_blend_lookup_hit_tokens_total", "blend", "counter",
+               ("lmcache_blend.lookup_hit_tokens",), applies=("blend",),
+               hits_of="lmcache_blend_lookup_requested_tokens_total", hit_scope="lmcache"),
+    *_blend("counter", "lookup_requested_tokens lookup_prefix_hit_tokens "
+            "lookup_non_prefix_hit_tokens lookup_fingerprint_hits "
             "lookup_storage_hits lookup_stale_chunks fingerprints_registered "
             "fingerprint_matches sparse_prefetch_found_keys retrieve_requests "
             "scatter_prefix_chunks scatter_dropped_chunks"),
@@ -289,16 +322,23 @@ FAMILIES: tuple[FamilySpec, ...] = tuple([
                "gauge", lazy=False, applies=("controller_metrics",),
                note="a gauge despite its _total name"),
     # vLLM
-    *_f("vllm_prefix_cache", "counter",
-        "vllm:external_prefix_cache_queries vllm:external_prefix_cache_hits",
-        lazy=False, core=True, note="vLLM's own count of connector (LMCache) hits; vLLM >= 0.12"),
-    *_f("vllm_prefix_cache", "counter",
-        "vllm:prefix_cache_queries vllm:prefix_cache_hits vllm:prompt_tokens_cached", lazy=False),
+    FamilySpec("vllm:external_prefix_cache_queries", "vllm_prefix_cache", "counter", lazy=False,
+               core=True, note="vLLM's own count of connector (LMCache) queries; vLLM >= 0.12"),
+    FamilySpec("vllm:external_prefix_cache_hits", "vllm_prefix_cache", "counter", lazy=False,
+               core=True, note="vLLM's own count of connector (LMCache) hits; vLLM >= 0.12",
+               hits_of="vllm:external_prefix_cache_queries", hit_scope="connector"),
+    *_f("vllm_prefix_cache", "counter", "vllm:prefix_cache_queries vllm:prompt_tokens_cached",
+        lazy=False),
+    FamilySpec("vllm:prefix_cache_hits", "vllm_prefix_cache", "counter", lazy=False,
+               hits_of="vllm:prefix_cache_queries", hit_scope="engine_local"),
     *_f("vllm_scheduler", "gauge",
         "vllm:num_requests_running vllm:num_requests_waiting vllm:kv_cache_usage_perc",
         lazy=False),
-    *_f("vllm_scheduler", "counter", "vllm:prompt_tokens vllm:generation_tokens "
-        "vllm:num_preemptions", lazy=False),
+    FamilySpec("vllm:prompt_tokens", "vllm_scheduler", "counter", lazy=False, traffic=True),
+    *_f("vllm_scheduler", "counter", "vllm:generation_tokens vllm:num_preemptions", lazy=False),
+    FamilySpec("vllm:num_requests_kv_fetch_by_stage", "vllm_scheduler", "gauge", lazy=False,
+               mode_hint="pd", note="0.33: consumer kv_role only; seen with any KV connector "
+                                    "on 0.32 (CPU)"),
     FamilySpec("vllm:time_to_first_token_seconds", "vllm_scheduler", "histogram", lazy=False),
     FamilySpec("vllm:lmcache_mp_lookup_duration_seconds", "vllm_lmcache_mp", "histogram",
                note="lmcache 0.5.6 only"),

@@ -36,6 +36,11 @@ from inferguard.prom._names import normalize_name
 COMPAT_SCHEMA = "inferguard.lmcache_compat/1"
 _LAZY_FAMILIES = frozenset(f.name for f in FAMILIES if f.lazy)
 _EVENT_FAMILIES = frozenset(f.name for f in FAMILIES if "event" in f.applies)
+_TRAFFIC = tuple(f for f in FAMILIES if f.traffic)
+# Hit counters that show the cache (LMCache itself, or vLLM's count of connector hits)
+# served tokens; the engine's own local prefix cache is not LMCache.
+_CACHE_HITS = frozenset(f.name for f in FAMILIES if f.hit_scope in ("lmcache", "connector"))
+_BY_ROLE = {f.role: f for f in FAMILIES if f.role}
 MP_DEFAULT_SAMPLE_RATE = 0.01
 
 # Which metric surfaces each mode is judged on.
@@ -264,11 +269,9 @@ def _conditions(packet: Packet, m: _Metrics, settings: PacketSettings) -> dict[s
 
 def _traffic(m: _Metrics, logs: list[LogFacts]) -> bool:
     """Did any request reach the cache? (lookups, L1 reads/writes, lifecycle log lines)."""
-    for name in ("lmcache_mp_lookups_requests_total", "lmcache_mp_l1_write_chunks_total",
-                 "lmcache_mp_l1_read_chunks_total", "lmcache:num_lookup_requests",
-                 "lmcache:num_store_requests", "lmcache_blend_lookup_requests_total",
-                 "vllm:prompt_tokens"):
-        if (m.total(name) or 0) > 0:
+    for spec in _TRAFFIC:
+        hit = m.get(spec)
+        if hit is not None and hit[0].total > 0:
             return True
     return any(h.category == "lifecycle" for lf in logs for h in lf.hints)
 
@@ -338,8 +341,8 @@ def compat(packet: Packet) -> CompatReport:
             populated = fam.nonzero_samples > 0 and (fam.total != 0 or fam.type == "gauge")
             status = "populated" if populated else "zero"
             expl = None
-            if spec.name.endswith(("event_bus_queue_depth", "event_bus_drain_lag_seconds")):
-                expl = "0.5.6: bound to the dead default bus; always 0"
+            if spec.dead:
+                expl = spec.dead
             elif not in_surface:
                 expl = f"outside the {effective} surface"
             elif ev.kind == "otel":
@@ -533,9 +536,7 @@ def _claims(packet: Packet, rs: list[FamilyResult], det: ModeDetection, mode: st
             m: _Metrics) -> list[Claim]:
     claims = [Claim("mode", f"LMCache runs in {det.mode} mode", det.level,
                     [r.detail for c in det.candidates[:1] for r in c.evidence[:4]])]
-    hits = [r for r in rs if r.name in ("lmcache_mp_lookup_hit_tokens_total",
-                                        "lmcache:num_hit_tokens", "vllm:external_prefix_cache_hits",
-                                        "lmcache_blend_lookup_hit_tokens_total")]
+    hits = [r for r in rs if r.name in _CACHE_HITS]
     populated = [r for r in hits if r.status == "populated"]
     logs_hits = [e for e in _readable(packet, "log") if isinstance(e.facts, LogFacts)
                  and (e.facts.count("mp_prefetch_completed") or e.facts.count("mp_retrieved")
@@ -571,10 +572,11 @@ def _mp_observability(packet: Packet, m: _Metrics, settings: PacketSettings,
         ids |= set(e.facts.service_instance_ids)
     salts = m.label_values("lmcache_mp_", "cache_salt")
     l2 = m.label_values("lmcache_mp_", "l2_name")
-    dropped = m.total("lmcache_mp_event_bus_dropped_events_total")
+    drops = _BY_ROLE["event_bus_drops"]
+    hit = m.get(drops)
+    dropped = None if hit is None else hit[0].total
     if dropped is None:
-        risk = "unknown: lmcache_mp_event_bus_dropped_events_total is absent, so drops would " \
-               "be invisible"
+        risk = f"unknown: {drops.name} is absent, so drops would be invisible"
     elif dropped > 0:
         risk = f"drops observed: {dropped:g} events lost; counters and histograms undercount"
     else:

@@ -1,8 +1,10 @@
 """`detect_mode(packet)`: which LMCache mode the evidence points to, conservatively.
 
-Every signal is a row of `SIGNALS`-style rules below: a mode, a weight, and the evidence
-behind it. Candidates collect weights (capped at 1.0) and their evidence references; a mode
-is chosen only when its candidate reaches 0.3, and P2P / PD (which sit on top of a base
+Every signal is a (mode, weight, evidence, detail, line) tuple yielded by one function per
+evidence kind below (`_metric_signals`, `_log_signals`, `_launch_signals`, ...; log hints map
+through the `_LOG_MODES` table, metric-family hints through catalog fields). Candidates
+collect weights (capped at 1.0) and their evidence references; a mode is chosen only when
+its candidate reaches 0.3, and P2P / PD (which sit on top of a base
 mode) win only with their own direct evidence. One metric prefix never makes a mode more
 than "likely": the confidence says how many independent kinds of evidence agree.
 """
@@ -25,8 +27,12 @@ from inferguard.evidence._otel import OtelFacts
 from inferguard.evidence._trace import TraceFacts
 from inferguard.judge._blend import FLAVOR as BLEND_FLAVOR
 from inferguard.judge._blend import blend_signals
+from inferguard.judge._catalog import FAMILIES
+from inferguard.prom._names import normalize_name
 
 MODE_SCHEMA = "inferguard.mode_detection/1"
+_CONNECTOR_HITS = tuple(f for f in FAMILIES if f.hit_scope == "connector")
+_MODE_HINTS = tuple(f for f in FAMILIES if f.mode_hint)
 THRESHOLD = 0.3
 
 # Evidence levels (product page): what a claim rests on.
@@ -132,15 +138,17 @@ def _metric_signals(ev: Evidence, f: MetricsFacts
     if p2p:
         yield "p2p", 0.5, ev, "P2P transfer histograms with data: " + ", ".join(
             x.name for x in p2p), None
-    ext = f.family("vllm:external_prefix_cache_hits_total") or f.family(
-        "vllm:external_prefix_cache_hits")
-    if ext is not None and ext.total > 0:
-        # vLLM's own count of tokens a KV connector served: measured, but connector-agnostic.
-        for mode in ("embedded_vllm", "mp"):
-            yield mode, 0.1, ev, f"{ext.name}={ext.total:g} (connector hits seen by vLLM)", None
-    fetch = f.family("vllm:num_requests_kv_fetch_by_stage")
-    if fetch is not None:
-        yield "pd", 0.3, ev, "vllm:num_requests_kv_fetch_by_stage (consumer role)", None
+    by_norm = {normalize_name(fam.name): fam for fam in f.families}
+    for spec in _CONNECTOR_HITS:
+        ext = by_norm.get(normalize_name(spec.name))
+        if ext is not None and ext.total > 0:
+            # vLLM's own count of tokens a KV connector served: measured, connector-agnostic.
+            for mode in ("embedded_vllm", "mp"):
+                yield (mode, 0.1, ev, f"{ext.name}={ext.total:g} (connector hits seen by vLLM)",
+                       None)
+    for spec in _MODE_HINTS:
+        if normalize_name(spec.name) in by_norm:
+            yield spec.mode_hint, 0.3, ev, f"{spec.name} ({spec.note})", None
 
 
 _LOG_MODES: dict[str, tuple[str, float]] = {
