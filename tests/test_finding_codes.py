@@ -252,7 +252,7 @@ def batch(seq: int, etype: str, keys: list[int], t: float, incarnation: int = 1)
 
 def many_keys_trace(n: int) -> bytes:
     """finish_write records over `n` distinct keys (built from one packed key, fast)."""
-    proto = w.object_key(0)
+    proto = w.object_key(0, model="m", hash_len=8)
     h = proto["v"]["chunk_hash"]
     packed = w.pack(proto)
     i = packed.index(h)
@@ -261,7 +261,7 @@ def many_keys_trace(n: int) -> bytes:
     per = 8192
     for start in range(0, n, per):
         k = min(per, n - start)
-        keys = b"".join(pre + j.to_bytes(32, "big") + post for j in range(start, start + k))
+        keys = b"".join(pre + j.to_bytes(8, "big") + post for j in range(start, start + k))
         head = {"type": "record", "t_mono": 1.0 + start * 1e-6, "t_wall": 1.8e9,
                 "qualname": w.STORAGE_PREFIX + "finish_write"}
         body = b"\x85" + b"".join(w.pack(a) + w.pack(b) for a, b in head.items())
@@ -422,8 +422,9 @@ def _(tmp: Path, fire: bool) -> ig.Packet:
 
 @case("lmcache_trace_damaged")
 def _(tmp: Path, fire: bool) -> ig.Packet:
-    # Near miss: the same trace, not cut short in its last frame.
-    data = w.trace(*stored(0, 1.0), *read_back(0, 2.0))
+    # A complete cold/warm pair, then one more read whose frame the file cuts short (the
+    # server was killed mid-write). Near miss: that last frame is whole.
+    data = w.trace(*stored(0, 1.0), *read_back(0, 2.0), rec("finish_read_prefetched", 3.0))
     return packet(read("trace", _write(tmp, "t.lct", data[:-5] if fire else data)))
 
 
