@@ -343,14 +343,16 @@ def _(tmp: Path, fire: bool) -> ig.Packet:
 @case("lmcache_families_not_created_yet")
 def _(tmp: Path, fire: bool) -> ig.Packet:
     # A scrape before any request. Near miss: one chunk was written to L1 (traffic).
-    return packet(mp(tmp, base=MP_IDLE, **({} if fire else {"l1_write_chunks_total": 1})))
+    written: dict[str, Any] = {} if fire else {"l1_write_chunks_total": 1}
+    return packet(mp(tmp, base=MP_IDLE, **written))
 
 
 @case("lmcache_transfer_path_families_absent")
 def _(tmp: Path, fire: bool) -> ig.Packet:
     # Engine-driven traffic. Near miss: a store/retrieve counter shows the lmcache-driven
     # transfer path ran.
-    return packet(mp(tmp, **({} if fire else {"num_submitted_stores_total": 2})))
+    stores: dict[str, Any] = {} if fire else {"num_submitted_stores_total": 2}
+    return packet(mp(tmp, **stores))
 
 
 @case("lmcache_zero_hits_after_warmup")
@@ -545,8 +547,9 @@ def _(tmp: Path, fire: bool) -> ig.Packet:
 @case("lmcache_blend_retrieve_noops")
 def _(tmp: Path, fire: bool) -> ig.Packet:
     # Near miss: the no-op counter's only series reads 0.
-    return packet(blend(tmp, **{'retrieve_noops_total{reason="matches_straddle_alloc"}':
-                                1 if fire else 0}))
+    noops: dict[str, Any] = {'retrieve_noops_total{reason="matches_straddle_alloc"}':
+                             1 if fire else 0}
+    return packet(blend(tmp, **noops))
 
 
 @case("lmcache_blend_lookup_spans_held_open")
