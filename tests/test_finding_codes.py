@@ -153,7 +153,9 @@ def worker(*, heartbeat_after_s: float = 10.0, peer_init_url: str | None = None
 
 def controller(tmp: Path, *, workers: list[dict[str, Any]] | None = None,
                age_s: float = 2.0, **answers: Any) -> ig.Evidence:
-    """A controller's answers; the listing's Date is `age_s` after the last heartbeat."""
+    """A controller's answers; the listing's Date is `age_s` after the last heartbeat.
+    `answers` add or replace routes by capture name (`metrics=...`, and
+    `periodic_threads_health=...` for GET_periodic-threads-health)."""
     ws = [worker()] if workers is None else workers
     last = max((x["last_heartbeat_time"] for x in ws), default=T0)
     base: dict[str, Any] = {
