@@ -14,7 +14,8 @@ from inferguard._collect import CollectOptions, collect_lmcache
 from inferguard._packet import Packet
 from inferguard.findings._diagnose import diagnose
 from inferguard.findings._registry import Diagnosis
-from inferguard.judge._compat import CompatReport, compat
+from inferguard.judge._compat import compat
+from inferguard.judge._report import CompatReport
 
 VERDICT_SCHEMA = "inferguard.verdict/1"
 

@@ -17,7 +17,7 @@ from inferguard._packet import Packet
 from inferguard.evidence._http import ROUTES
 from inferguard.evidence._otel import OtelFacts
 from inferguard.evidence._trace import TraceFacts
-from inferguard.judge._compat import CompatReport
+from inferguard.judge._report import CompatReport
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "live-lmcache-packet"

@@ -19,7 +19,7 @@ from inferguard.evidence._logs import safe_text
 from inferguard.evidence._model import Evidence
 from inferguard.evidence._readers import load_evidence_set, read_evidence
 from inferguard.findings._registry import Diagnosis
-from inferguard.judge._compat import CompatReport
+from inferguard.judge._report import CompatReport
 
 FAIL_CLASSES = ("missing-required", "zero-required", "mode-mismatch", "malformed-evidence",
                 "error-finding", "never")

@@ -14,7 +14,7 @@ from inferguard.findings import (  # noqa: F401 - importing registers the rules
     _rules_trace,
 )
 from inferguard.findings._registry import Diagnosis, check_registry, run_rules
-from inferguard.judge._compat import CompatReport
+from inferguard.judge._report import CompatReport
 
 check_registry()
 

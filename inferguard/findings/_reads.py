@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from inferguard.judge._compat import CompatReport
 from inferguard.judge._mode import INFERRED, SUPPORTED
+from inferguard.judge._report import CompatReport
 
 
 def total_of(r: CompatReport, name: str) -> float:

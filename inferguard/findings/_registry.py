@@ -16,7 +16,7 @@ from typing import NamedTuple
 import msgspec
 
 from inferguard.findings._codes import FINDING_CODES, Severity
-from inferguard.judge._compat import CompatReport
+from inferguard.judge._report import CompatReport
 
 DIAGNOSIS_SCHEMA = "inferguard.diagnosis/1"
 SEVERITY_ORDER: dict[str, int] = {"error": 0, "warning": 1, "info": 2}

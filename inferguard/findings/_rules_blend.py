@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from inferguard.findings._reads import hints_of, measured_or_log, total_of
 from inferguard.findings._registry import Finding, finding, rule
 from inferguard.judge._blend import JIT_OUTLIER_MS, BlendDigest, SpanDurations, jit_outlier
-from inferguard.judge._compat import CompatReport
 from inferguard.judge._mode import SUPPORTED
+from inferguard.judge._report import CompatReport
 
 
 def _blend(r: CompatReport) -> BlendDigest:

@@ -11,8 +11,8 @@ from inferguard.evidence._controller import (
 )
 from inferguard.findings._reads import hints_of, measured_or_log
 from inferguard.findings._registry import Finding, finding, rule
-from inferguard.judge._compat import CompatReport
 from inferguard.judge._mode import PARTIAL, SUPPORTED
+from inferguard.judge._report import CompatReport
 
 # Heartbeat ages are judged with the controller's 30-s worker-list cache added: a listing
 # can be that old, so only ages beyond threshold + cache are certain.

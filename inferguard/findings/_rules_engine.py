@@ -7,9 +7,9 @@ from collections.abc import Iterator
 
 from inferguard.findings._reads import hints_of, is_measured
 from inferguard.findings._registry import Finding, finding, rule
-from inferguard.judge._compat import CompatReport
 from inferguard.judge._facts import VllmLmcacheDigest
 from inferguard.judge._mode import INFERRED, MISSING_SIGNAL, PARTIAL, SUPPORTED
+from inferguard.judge._report import CompatReport
 
 
 @rule(emits=("lmcache_hash_seed_risk",))

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from inferguard.findings._registry import Finding, finding, rule
-from inferguard.judge._compat import CompatReport
 from inferguard.judge._mode import MISSING_SIGNAL
+from inferguard.judge._report import CompatReport
 
 
 @rule(emits=("lmcache_mode_mismatch", "lmcache_mode_undetermined"))

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 from inferguard.findings._reads import has_mp_scrape, hints_of, total_of
 from inferguard.findings._registry import Finding, finding, rule
-from inferguard.judge._compat import CompatReport
 from inferguard.judge._mode import INFERRED, MISSING_SIGNAL, PARTIAL, SUPPORTED
+from inferguard.judge._report import CompatReport
 
 
 @rule(emits=(

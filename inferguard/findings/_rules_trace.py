@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from inferguard.findings._codes import FINDING_CODES, table_code
 from inferguard.findings._reads import is_measured
 from inferguard.findings._registry import Finding, FindingCodeError, finding, rule
-from inferguard.judge._compat import CompatReport
 from inferguard.judge._mode import INFERRED, MISSING_SIGNAL, PARTIAL, SUPPORTED
+from inferguard.judge._report import CompatReport
 
 
 @rule(emits=(

@@ -22,7 +22,7 @@ import pytest
 
 from inferguard._packet import Packet
 from inferguard.findings import diagnose
-from inferguard.judge._compat import CompatReport
+from inferguard.judge._report import CompatReport
 
 from ..live_checks import (
     SCENARIOS,

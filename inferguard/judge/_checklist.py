@@ -1,0 +1,102 @@
+"""The required-evidence checklist for a mode: each item ticked only with evidence that
+names where it came from (a launch line, a scrape, a log)."""
+
+from __future__ import annotations
+
+from inferguard._packet import Packet
+from inferguard.evidence._controller import ControllerFacts
+from inferguard.evidence._http import HttpFacts
+from inferguard.evidence._launch import LaunchFacts
+from inferguard.evidence._logs import LogFacts
+from inferguard.judge._facts import readable, src
+from inferguard.judge._index import MetricsIndex
+from inferguard.judge._report import (
+    ChecklistItem,
+)
+
+
+def checklist(packet: Packet, mode: str, m: MetricsIndex) -> list[ChecklistItem]:
+    kinds = {e.kind: e for e in reversed(packet.evidence) if e.status in ("ok", "partial")}
+    http = [e.facts for e in readable(packet, "http") if isinstance(e.facts, HttpFacts)]
+    launch = [lf for e in readable(packet, "launch_config") if isinstance(e.facts, LaunchFacts)
+              for lf in e.facts.launches]
+    logs = [e for e in readable(packet, "log") if isinstance(e.facts, LogFacts)]
+
+    def log_has(*cats: str) -> list[str]:
+        return [src(e) for e in logs if isinstance(e.facts, LogFacts)
+                and e.facts.categories() & set(cats)]
+
+    def item(id_: str, desc: str, refs: list[str]) -> ChecklistItem:
+        return ChecklistItem(id_, desc, bool(refs), refs)
+
+    lm = [src(e) for e in m.sources["lmcache_metrics"]]
+    em = [src(e) for e in m.sources["engine_metrics"]]
+    seeds = {lf_env for e in readable(packet, "launch_config") if isinstance(e.facts, LaunchFacts)
+             for lf_env in [e.facts.env.get("PYTHONHASHSEED")] if lf_env is not None}
+    if mode == "mp":
+        return [
+            item("lmcache_server_launch", "lmcache server command and config",
+                 [f"launch line {x.line}" for x in launch if x.program == "lmcache_server"]
+                 + log_has("mp_server")),
+            item("mp_connector", "vLLM connector config showing LMCacheMPConnector",
+                 [f"launch line {x.line}" for x in launch
+                  if (x.kv_connector or "").startswith("LMCacheMPConnector")]
+                 + log_has("mp_connector")),
+            item("lmcache_healthcheck", "LMCache healthcheck",
+                 [f"/healthcheck healthy={h.healthy}" for h in http if h.healthy is not None]),
+            item("engine_healthcheck", "vLLM healthcheck", []),
+            item("lmcache_metrics", "LMCache /metrics", lm),
+            item("engine_metrics", "vLLM /metrics", em),
+            item("lmcache_logs", "LMCache server logs", log_has("mp_server")),
+            item("otel_or_trace", "OTel / trace recording / replay artifacts (optional)",
+                 [src(kinds[k]) for k in ("otel", "trace", "trace_replay") if k in kinds]),
+        ]
+    if mode in ("embedded_vllm", "embedded_sglang"):
+        return [
+            item("launch", "launch command or config showing the LMCache connector / flags",
+                 [f"launch line {x.line}" for x in launch if x.kv_connector or
+                  x.lmcache_enabled or x.kv_offloading_backend]
+                 + log_has("embedded_vllm", "sglang_lmcache", "offload_flag")),
+            item("hash_seed", "consistent PYTHONHASHSEED across processes",
+                 [f"PYTHONHASHSEED={s}" for s in sorted(seeds)] if len(seeds) == 1 else []),
+            item("engine_metrics", "engine /metrics", em),
+            item("lmcache_metrics", "lmcache:* or normalised LMCache metrics",
+                 [n for n in m.names() if n.startswith(("lmcache:", "lmcache_"))][:3]),
+            item("lifecycle_logs", "logs showing store and retrieve", log_has("lifecycle")),
+        ]
+    if mode == "p2p":
+        return [
+            item("engine_launches", "at least two engine launch commands",
+                 [f"launch line {x.line}" for x in launch if x.program in ("vllm", "sglang")]
+                 if sum(x.program in ("vllm", "sglang") for x in launch) >= 2 else []),
+            item("controller", "controller launch / logs / answers",
+                 [f"launch line {x.line}" for x in launch if x.program == "lmcache_controller"]
+                 + log_has("controller") + [src(e) for e in readable(packet, "controller")]),
+            item("hash_seed", "consistent PYTHONHASHSEED",
+                 [f"PYTHONHASHSEED={s}" for s in sorted(seeds)] if len(seeds) == 1 else []),
+            item("peer_logs", "peer connection and cross-engine retrieval logs", log_has("p2p")),
+            item("p2p_metrics", "P2P metrics (serving peer)",
+                 [n for n in m.names() if "p2p_time_to_transfer" in n]),
+        ]
+    if mode == "controller_only":
+        ctrl = [e for e in readable(packet, "controller") if isinstance(e.facts, ControllerFacts)]
+        return [
+            item("controller_workers", "controller /controller/workers answer",
+                 [src(e) for e in ctrl if e.facts.workers_listed is not None]),
+            item("controller_metrics", "controller /metrics (lmcache:cache_controller_*)",
+                 [src(e) for e in ctrl if e.facts.gauges]),
+            item("controller_logs", "controller logs",
+                 log_has("controller", "control_plane")),
+            item("engine_metrics", "engine or LMCache /metrics (needed for any cache claim)",
+                 lm + em),
+        ]
+    if mode == "pd":
+        return [
+            item("roles", "prefiller and decoder launches with producer/consumer roles",
+                 [f"launch line {x.line}" for x in launch
+                  if x.kv_role in ("kv_producer", "kv_consumer")]),
+            item("pd_logs", "NIXL / PD transfer logs", log_has("pd")),
+            item("engine_metrics", "engine /metrics (TTFT against a baseline)", em),
+        ]
+    return [item("any_metrics", "any /metrics scrape", lm + em),
+            item("any_logs", "any log", [src(e) for e in logs])]
