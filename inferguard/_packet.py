@@ -26,7 +26,6 @@ import msgspec
 
 from inferguard._version import __version__
 from inferguard.evidence._controller import filtered_capture
-from inferguard.evidence._http import filter_env
 from inferguard.evidence._model import (
     EVIDENCE_KINDS,
     Evidence,
@@ -35,6 +34,7 @@ from inferguard.evidence._model import (
     Problem,
 )
 from inferguard.evidence._readers import decode_evidence, read_evidence
+from inferguard.evidence._redact import filter_env
 
 PACKET_SCHEMA = "inferguard.packet/1"
 EVIDENCE_SET_SCHEMA = "inferguard.evidence_set/1"

@@ -8,13 +8,14 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from inferguard.evidence._http import HttpFacts, filter_env, read_http_capture_dir
+from inferguard.evidence._http import HttpFacts, read_http_capture_dir
 from inferguard.evidence._launch import LaunchFacts, parse_launch_text
 from inferguard.evidence._logs import LogFacts, read_log, read_log_bytes, safe_text
 from inferguard.evidence._lookup_hashes import LookupHashFacts, read_lookup_hashes
 from inferguard.evidence._model import Evidence, EvidenceSource
 from inferguard.evidence._otel import OtelFacts, read_otel
 from inferguard.evidence._readers import decode_evidence, read_evidence
+from inferguard.evidence._redact import filter_env
 from inferguard.evidence._replay import ReplayFacts, read_replay
 
 from .conftest import UPSTREAM

@@ -41,9 +41,10 @@ from inferguard.evidence._capture import (
     parse_json,
     read_dir,
 )
-from inferguard.evidence._http import REDACTED, RouteResult, RouteSpec, SkippedRoute
+from inferguard.evidence._http import RouteResult, RouteSpec, SkippedRoute
 from inferguard.evidence._metrics import read_metrics_bytes
 from inferguard.evidence._model import Evidence, EvidenceSource, Problem, status_from
+from inferguard.evidence._redact import redact
 from inferguard.prom._model import parse_text
 
 Server = Literal["controller", "internal_api"]
@@ -153,9 +154,7 @@ INACTIVE_HEARTBEAT_S = 300.0
 WORKER_LIST_CACHE_S = 30.0
 GAUGE_PREFIX = "lmcache:cache_controller_"
 
-_SECRET_KEY = re.compile(r"(secret|passw|credential|api_?key|auth|cookie|private_key|"
-                         r"(^|_)token$)", re.IGNORECASE)
-_URL_USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s]+@", re.IGNORECASE)
+
 
 
 class ControllerWorker(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -229,20 +228,6 @@ def request_paths(server: str, thread_names: Iterable[str] = ()) -> list[str]:
             continue
         out.append(CONF_PATH if r.path == "/conf" else r.path)
     return out + [f"/threads?name={n}" for n in thread_names]
-
-
-def redact(obj: Any, depth: int = 0) -> Any:
-    """A JSON value with secret-looking keys' values and URL credentials removed."""
-    if depth > 64:
-        return None
-    if isinstance(obj, dict):
-        return {str(k): REDACTED if _SECRET_KEY.search(str(k)) else redact(v, depth + 1)
-                for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [redact(v, depth + 1) for v in obj]
-    if isinstance(obj, str) and "@" in obj:
-        return _URL_USERINFO.sub(lambda m: f"{m.group('scheme')}{REDACTED}@", obj)
-    return obj
 
 
 def filter_conf(conf: Any) -> dict[str, Any]:

@@ -9,7 +9,6 @@ never stored raw: only LMCache-relevant keys are kept, secret-looking values red
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
@@ -27,6 +26,7 @@ from inferguard.evidence._capture import (
     read_dir,
 )
 from inferguard.evidence._model import Evidence, EvidenceSource, Problem, status_from
+from inferguard.evidence._redact import filter_env
 
 Access = Literal["read", "sensitive", "mutating", "destructive", "dangerous"]
 
@@ -79,13 +79,6 @@ ROUTES: tuple[RouteSpec, ...] = (
               "adds or removes L2 adapters"),
 )
 
-# Keys of /env worth keeping; everything else is dropped (counted, never stored).
-_ENV_KEEP = re.compile(
-    r"^(LMCACHE_|VLLM_|SGLANG_|OTEL_|PYTHONHASHSEED$|PROMETHEUS_MULTIPROC_DIR$|DO_NOT_TRACK$|"
-    r"CUDA_VISIBLE_DEVICES$|HF_HUB_OFFLINE$|TRANSFORMERS_OFFLINE$|UCX_|NIXL_)")
-_SECRET = re.compile(r"(SECRET|TOKEN|PASSW|CREDENTIAL|AUTH|COOKIE|PRIVATE|API_?KEY|_KEY$|^KEY)",
-                     re.IGNORECASE)
-REDACTED = "<redacted>"
 # /status keys only a CacheBlend server (--engine-type blend) adds (its BlendModule).
 CB_STATUS_KEYS = ("registered_cb_rope_instances", "cb_rope_meta", "active_cb_lookups")
 
@@ -146,19 +139,6 @@ class HttpFacts(msgspec.Struct, frozen=True, tag="http", omit_defaults=True):
     unknown_routes: list[str] = msgspec.field(default_factory=list)
     cb_status_keys: list[str] = msgspec.field(default_factory=list)
     active_cb_lookups: int | None = None
-
-
-def filter_env(env: Any) -> tuple[dict[str, str], int]:
-    """Keep LMCache-relevant variables, redact secret-looking values; count the rest."""
-    if not isinstance(env, dict):
-        return {}, 0
-    kept: dict[str, str] = {}
-    for k, v in env.items():
-        key = str(k)
-        if not _ENV_KEEP.match(key):
-            continue
-        kept[key] = REDACTED if _SECRET.search(key) else str(v)
-    return dict(sorted(kept.items())), len(env) - len(kept)
 
 
 def skipped_routes() -> list[SkippedRoute]:

@@ -18,11 +18,10 @@ from typing import Any
 
 import msgspec
 
-from inferguard.evidence._http import filter_env
 from inferguard.evidence._model import Evidence, EvidenceSource, Problem, read_source, status_from
+from inferguard.evidence._redact import REDACTED, filter_env, is_secret_key, redact_text
 
 _ENV_LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
-_SECRET_FLAG = re.compile(r"(token|secret|password|api[-_]?key)", re.IGNORECASE)
 
 
 class Launch(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -83,8 +82,10 @@ def _flags(args: list[str]) -> dict[str, Any]:
                 i += 1
             else:
                 value = True
-            if _SECRET_FLAG.search(key):
-                value = "<redacted>"
+            if is_secret_key(key):
+                value = REDACTED
+            elif isinstance(value, str):
+                value = redact_text(value)
             out[key] = value
         elif "positional" not in out and not a.startswith("-"):
             out["positional"] = a
