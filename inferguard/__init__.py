@@ -9,11 +9,11 @@ public API; everything else is reached through its subpackage.
 
 import msgspec as _msgspec
 
-from inferguard._collect import CollectOptions, collect_lmcache
 from inferguard._native import native_available, native_backend
 from inferguard._packet import Packet, PacketSettings
 from inferguard._verdict import Verdict, collect_and_judge, diagnose_packet, judge_packet
 from inferguard._version import __version__
+from inferguard.collect import CollectOptions, collect_lmcache
 from inferguard.evidence import Evidence, EvidenceSource, Problem, read_evidence
 from inferguard.findings import Diagnosis, Finding, diagnose
 from inferguard.judge import CompatReport, ModeDetection, compat, detect_mode

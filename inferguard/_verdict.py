@@ -10,8 +10,8 @@ from typing import Any
 
 import msgspec
 
-from inferguard._collect import CollectOptions, collect_lmcache
 from inferguard._packet import Packet
+from inferguard.collect import CollectOptions, collect_lmcache
 from inferguard.findings._diagnose import diagnose
 from inferguard.findings._registry import Diagnosis
 from inferguard.judge._compat import compat

@@ -13,9 +13,9 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from inferguard._collect import CollectOptions, collect_lmcache
 from inferguard._packet import Packet, PacketSettings
 from inferguard.cli._main import main
+from inferguard.collect import CollectOptions, collect_lmcache
 from inferguard.evidence._http import ROUTES
 from inferguard.evidence._readers import read_evidence
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from inferguard._collect import CollectOptions, collect_lmcache
 from inferguard._packet import Packet, PacketSettings
 from inferguard.cli._main import main
+from inferguard.collect import CollectOptions, collect_lmcache
 from inferguard.evidence._controller import (
     CONF_PATH,
     CONTROLLER_ROUTES,

@@ -43,7 +43,7 @@ LAYERS: dict[str, int] = {
     # 3: the packet (a set of evidence plus settings, read/written as a directory).
     "inferguard._packet": 3,
     # 4: collection (talks to live servers, writes a packet).
-    "inferguard._collect": 4,
+    "inferguard.collect": 4,
     # 5: judgement: mode detection and the compat report.
     "inferguard.judge": 5,
     # 6: findings with stable codes, drawn from a compat report.

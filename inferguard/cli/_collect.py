@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from inferguard._collect import CollectOptions
 from inferguard._packet import MODES, PacketSettings
 from inferguard._verdict import collect_and_judge
+from inferguard.collect import CollectOptions
 from inferguard.evidence._logs import safe_text
 
 

@@ -1,9 +1,7 @@
-"""Getting HTTP answers, live or from capture files: the one mechanism both the MP server
-reader (`lmcache_http`) and the control-plane reader (`lmcache_controller`) use.
-
-`fetch()` sends only the GETs it is given (the callers pass their allow-lists), with a
-timeout, no redirects and a body cap; failures come back as answers with an error.
-`read_dir()` reads the `GET_<name>.body` / `.headers` files lab harnesses save.
+"""HTTP answers as data, the one shape both the MP server reader (`_http`) and the
+control-plane reader (`_controller`) judge: an `Answer` per GET, typed JSON getters, and
+`read_dir()` for the `GET_<name>.body` / `.headers` files lab harnesses save. Live answers
+come from `inferguard.collect` (the only layer that touches the network), in the same shape.
 """
 
 from __future__ import annotations
@@ -12,8 +10,7 @@ import email.utils
 import json
 import math
 import re
-import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -86,35 +83,6 @@ def parse_json(raw: bytes) -> tuple[Any, str, bool]:
         except (ValueError, RecursionError):
             parsed = None
     return parsed, text, truncated
-
-
-def fetch(base_url: str, paths: Iterable[str], *, timeout: float = 5.0,
-          transport: Any = None) -> list[Answer]:
-    """GET each path under base_url, in order. Never raises for a failed request."""
-    import httpx
-
-    base = base_url.rstrip("/")
-    out: list[Answer] = []
-    with httpx.Client(timeout=timeout, transport=transport, follow_redirects=False) as client:
-        for path in paths:
-            url = base + path
-            t0 = time.perf_counter()
-            try:
-                with client.stream("GET", url) as resp:
-                    raw = b""
-                    for part in resp.iter_bytes():
-                        raw += part
-                        if len(raw) > BODY_LIMIT:
-                            break
-                    out.append(Answer(path, url, resp.status_code,
-                                      resp.headers.get("content-type"),
-                                      http_date(resp.headers.get("date")), raw,
-                                      (time.perf_counter() - t0) * 1e3))
-            except httpx.HTTPError as exc:
-                out.append(Answer(path, url, None, None, None, b"",
-                                  (time.perf_counter() - t0) * 1e3,
-                                  f"{type(exc).__name__}: {exc}"))
-    return out
 
 
 def capture_names(d: Path) -> dict[str, str] | Problem:

@@ -22,27 +22,23 @@ import json
 import math
 import os
 import re
-import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal
 
 import msgspec
 
 from inferguard.evidence._capture import (
-    BODY_LIMIT,
     Answer,
     as_int,
     as_num,
     as_str,
     capture_names,
-    fetch,
     json_at,
     parse_json,
     read_dir,
 )
 from inferguard.evidence._http import RouteResult, RouteSpec, SkippedRoute
-from inferguard.evidence._metrics import read_metrics_bytes
 from inferguard.evidence._model import Evidence, EvidenceSource, Problem, status_from
 from inferguard.evidence._redact import redact
 from inferguard.prom._model import parse_text
@@ -358,7 +354,7 @@ def facts_from_routes(server: str, base_url: str | None, results: Iterable[Route
     return msgspec.convert(f, ControllerFacts), problems
 
 
-def _result(a: Answer) -> RouteResult:
+def route_result(a: Answer) -> RouteResult:
     """One answer as kept: JSON parsed and redacted; /metrics without its body (the raw
     scrape is kept as a packet input instead)."""
     if a.error is not None:
@@ -405,7 +401,7 @@ def read_controller_capture_dir(path: str | os.PathLike[str], server: str | None
     answers, problems, digest = read_dir(d, found, routes)
     # /conf is only ever asked with its fixed ?names= list.
     answers = [a._replace(path=CONF_PATH) if a.path == "/conf" else a for a in answers]
-    results = [_result(a) for a in answers]
+    results = [route_result(a) for a in answers]
     dates = {a.path: a.date for a in answers if a.date is not None}
     metrics_text = next((a.raw.decode("utf-8", "replace") for a in answers
                          if a.path == "/metrics"), None)
@@ -420,50 +416,3 @@ def read_controller_capture_dir(path: str | os.PathLike[str], server: str | None
     return Evidence(kind="controller", source=src,
                     status=status_from(problems, readable=bool(results)), facts=facts,
                     problems=problems)
-
-
-class ControlPlaneCapture(NamedTuple):
-    """What one live collection produced: evidence, and (kind, url, bytes) packet inputs."""
-
-    evidence: list[Evidence]
-    inputs: list[tuple[str, str, bytes]]
-
-
-def collect_control_plane(base_url: str, server: str, *, thread_names: Iterable[str] = (),
-                          timeout: float = 5.0, transport: Any = None,
-                          clock: Any = time.time) -> ControlPlaneCapture:
-    """GET every allow-listed route of a live controller or internal API server.
-
-    Failures (refused, timeout, 4xx/5xx, non-JSON) are evidence, never exceptions. The raw
-    `/metrics` answer is returned as a packet input; an internal API server's scrape also
-    becomes `lmcache_metrics` evidence (the engine's in-process `lmcache:*` registry)."""
-
-    if server not in SERVERS:
-        raise ValueError(f"unknown control-plane server {server!r}; known: {SERVERS}")
-    base = base_url.rstrip("/")
-    answers = fetch(base, request_paths(server, thread_names), timeout=timeout,
-                    transport=transport)
-    results = [_result(a) for a in answers]
-    # An answer's own date (the server's clock); when it did not answer, when we asked.
-    dates = {a.path: a.date if a.date is not None else float(clock()) for a in answers}
-    metrics_raw = next((a.raw for a in answers if a.path == "/metrics" and a.status == 200
-                        and len(a.raw) <= BODY_LIMIT), None)
-    when = dates.get("/controller/workers") or (max(dates.values()) if dates else None)
-    text = metrics_raw.decode("utf-8", "replace") if metrics_raw is not None else None
-    facts, problems = facts_from_routes(server, base, results, collected_at=when,
-                                        metrics_text=text)
-    src = EvidenceSource.of_bytes(msgspec.json.encode(results), url=base)
-    evidence = [Evidence(kind="controller", source=src,
-                         status=status_from(problems, readable=bool(facts.reachable)),
-                         facts=facts, problems=problems)]
-    inputs: list[tuple[str, str, bytes]] = []
-    if metrics_raw is not None:
-        murl = base + "/metrics"
-        if server == "internal_api":
-            ev = read_metrics_bytes(metrics_raw, EvidenceSource.of_bytes(metrics_raw, url=murl),
-                                    "lmcache_metrics")
-            evidence.append(ev)
-            inputs.append(("lmcache_metrics", murl, metrics_raw))
-        else:
-            inputs.append(("controller", murl, metrics_raw))
-    return ControlPlaneCapture(evidence, inputs)

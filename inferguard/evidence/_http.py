@@ -20,7 +20,6 @@ from inferguard.evidence._capture import (
     as_bool,
     as_int,
     capture_names,
-    fetch,
     json_at,
     parse_json,
     read_dir,
@@ -246,7 +245,7 @@ def facts_from_routes(base_url: str | None, results: Iterable[RouteResult],
     return msgspec.convert(f, HttpFacts, from_attributes=False), problems
 
 
-def _result(a: Answer) -> RouteResult:
+def route_result(a: Answer) -> RouteResult:
     """One answer as kept: JSON parsed when it is JSON; /env only filtered."""
     if a.error is not None:
         return RouteResult("GET", a.path, a.url, error=a.error, elapsed_ms=a.elapsed_ms)
@@ -280,26 +279,9 @@ def read_http_capture_dir(path: str | os.PathLike[str]) -> Evidence:
         return Evidence(kind="http", source=EvidenceSource(path=str(d)), status="malformed",
                         problems=[found])
     answers, problems, digest = read_dir(d, found, _CAPTURE_NAMES)
-    results = [_result(a) for a in answers]
+    results = [route_result(a) for a in answers]
     facts, more = facts_from_routes(None, results, skipped_routes())
     problems += more
     src = EvidenceSource.of_bytes(digest, path=str(d))
     return Evidence(kind="http", source=src, status=status_from(problems, readable=bool(results)),
                     facts=facts, problems=problems)
-
-
-def collect_http(base_url: str, *, thread_names: Iterable[str] = (), timeout: float = 5.0,
-                 transport: Any = None) -> Evidence:
-    """GET every allow-listed route of a live MP server; record the rest as skipped.
-
-    Failures (refused, timeout, 4xx/5xx, non-JSON) are evidence, never exceptions."""
-    base = base_url.rstrip("/")
-    paths = [r.path for r in ROUTES if r.collect and r.method == "GET" and r.path != "/threads"]
-    paths += [f"/threads?name={n}" for n in thread_names]
-    results = [_result(a) for a in fetch(base, paths, timeout=timeout, transport=transport)]
-    facts, problems = facts_from_routes(base, results, skipped_routes())
-    reachable = any(r.status_code is not None for r in results)
-    src = EvidenceSource.of_bytes(msgspec.json.encode(results), url=base)
-    return Evidence(kind="http", source=src,
-                    status=status_from(problems, readable=reachable), facts=facts,
-                    problems=problems)

@@ -22,13 +22,10 @@ from typing import Any
 import msgspec
 
 from inferguard._packet import REPORT_FILE, Packet, PacketInput, PacketSettings
-from inferguard.evidence._controller import collect_control_plane, read_controller_capture_dir
-from inferguard.evidence._http import collect_http
-from inferguard.evidence._metrics import read_metrics_bytes
-from inferguard.evidence._model import Evidence, EvidenceKind, EvidenceSource, Problem
+from inferguard.collect._live import collect_control_plane, collect_http, scrape_metrics
+from inferguard.evidence._controller import read_controller_capture_dir
+from inferguard.evidence._model import Evidence
 from inferguard.evidence._readers import read_evidence
-
-MAX_SCRAPE_BYTES = 256 << 20
 
 
 class CollectOptions(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -57,35 +54,6 @@ class CollectOptions(msgspec.Struct, frozen=True, omit_defaults=True):
     lmcache_internal_api_url: str | None = None
     controller_capture_dirs: list[str] = msgspec.field(default_factory=list)
     internal_api_capture_dirs: list[str] = msgspec.field(default_factory=list)
-
-
-def scrape_metrics(url: str, kind: EvidenceKind, *, timeout: float = 5.0,
-                   transport: Any = None) -> tuple[Evidence, bytes | None]:
-    """GET a /metrics URL; returns the evidence and the bytes (None when nothing came)."""
-    import httpx
-
-    try:
-        with httpx.Client(timeout=timeout, transport=transport) as client, \
-                client.stream("GET", url) as resp:
-            data = b""
-            for part in resp.iter_bytes():
-                data += part
-                if len(data) > MAX_SCRAPE_BYTES:
-                    break
-            status = resp.status_code
-    except httpx.HTTPError as exc:
-        return Evidence(kind=kind, source=EvidenceSource(url=url), status="malformed",
-                        problems=[Problem(f"scrape failed: {type(exc).__name__}: {exc}",
-                                          where=url)]), None
-    source = EvidenceSource.of_bytes(data, url=url)
-    if status != 200:
-        return Evidence(kind=kind, source=source, status="malformed",
-                        problems=[Problem(f"scrape answered HTTP {status}", where=url)]), data
-    if len(data) > MAX_SCRAPE_BYTES:
-        return Evidence(kind=kind, source=source, status="malformed",
-                        problems=[Problem(f"scrape larger than {MAX_SCRAPE_BYTES} bytes",
-                                          where=url)]), None
-    return read_metrics_bytes(data, source, kind), data
 
 
 def collect_lmcache(opts: CollectOptions, *, transport: Any = None,
