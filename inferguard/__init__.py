@@ -11,7 +11,6 @@ import msgspec as _msgspec
 
 from inferguard._native import native_available, native_backend
 from inferguard._packet import Packet, PacketSettings
-from inferguard._verdict import Verdict, collect_and_judge, diagnose_packet, judge_packet
 from inferguard._version import __version__
 from inferguard.collect import CollectOptions, collect_lmcache
 from inferguard.evidence import Evidence, EvidenceSource, Problem, read_evidence
@@ -50,8 +49,18 @@ from inferguard.prom import (
     stack_series,
     summarize_metrics,
 )
+from inferguard.verdict import (
+    Claim,
+    Claims,
+    Verdict,
+    collect_and_judge,
+    diagnose_packet,
+    judge_packet,
+)
 
 __all__ = [
+    "Claim",
+    "Claims",
     "CollectOptions",
     "CompatReport",
     "Diagnosis",

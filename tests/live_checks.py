@@ -18,6 +18,7 @@ from inferguard.evidence._http import ROUTES
 from inferguard.evidence._otel import OtelFacts
 from inferguard.evidence._trace import TraceFacts
 from inferguard.judge._report import CompatReport
+from inferguard.verdict import judge_report
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "live-lmcache-packet"
@@ -106,7 +107,7 @@ def check_verdict(r: CompatReport, scenario: str) -> None:
     if scenario == "l2":
         must |= {"mp_l2", "mp_l2_throughput", "mp_l1_lifecycle", "mp_health"}
     assert {g: groups[g] for g in must} == dict.fromkeys(must, "populated"), groups
-    claims = {c.id: c.level for c in r.claims}
+    claims = {c.id: c.level for c in judge_report(r).claims.made}
     assert claims["cache_hits"] == "supported" and claims["request_level_evidence"] == "supported"
     fam = {f.name: f for f in r.families}
     if scenario == "l2":

@@ -14,6 +14,7 @@ from inferguard.findings import diagnose
 from inferguard.judge._catalog import FAMILIES, GROUPS
 from inferguard.judge._compat import CompatReport, compat
 from inferguard.judge._mode import detect_mode
+from inferguard.verdict import judge_report
 
 from .conftest import FIXTURES, UPSTREAM
 
@@ -106,7 +107,8 @@ def test_otlp_capture() -> None:
     assert "otel" in r.detected.candidates[0].evidence_kinds
     codes = diagnose(r).codes()
     assert "lmcache_mp_metrics_via_otlp" in codes and "lmcache_mp_metrics_missing" not in codes
-    assert any(c.id == "request_level_evidence" and c.level == "supported" for c in r.claims)
+    made = judge_report(r).claims.made
+    assert any(c.id == "request_level_evidence" and c.level == "supported" for c in made)
 
 
 def test_otlp_metric_export_counts_as_the_families() -> None:

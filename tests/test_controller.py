@@ -28,6 +28,7 @@ from inferguard.evidence._controller import (
 from inferguard.findings import diagnose
 from inferguard.judge._compat import compat
 from inferguard.judge._mode import detect_mode
+from inferguard.verdict import judge_report
 
 from .conftest import UPSTREAM
 
@@ -262,8 +263,10 @@ def test_controller_only_packet_is_reported_as_such() -> None:
     assert report.group("controller").status == "populated"  # type: ignore[union-attr]
     assert all(f.status == "not_applicable" for f in report.families
                if f.group not in ("controller",))
-    claim = next(c for c in report.claims if c.id == "cache_hits")
-    assert claim.level == "missing_signal"
+    # No cache claim at all: the controller's answers are no hit counter.
+    claims = judge_report(report).claims
+    assert not [c for c in claims.made if c.id == "cache_hits"]
+    assert [w.id for w in claims.withheld] == ["cache_hits"]
     found = {f.code: f for f in diagnose(report).findings}
     assert "lmcache_controller_only_evidence" in found
     stuck = found["lmcache_controller_full_sync_gauge_stuck"]

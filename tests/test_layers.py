@@ -15,7 +15,7 @@ CLI): `inferguard/cli/` may import any layer below it, public or private modules
 arguments and print, but it must not *make* judgements — so its source must not mention the
 finding table (`FINDING_CODES`), the rule registry (`RULES`), or edit a compat report's facts
 (`CompatReport.facts`, `report.facts`, `msgspec.structs.replace(report`). Judgement lives in
-`inferguard.judge`, `inferguard.findings` and `inferguard._verdict`.
+`inferguard.judge`, `inferguard.findings` and `inferguard.verdict._verdict`.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ LAYERS: dict[str, int] = {
     # 6: findings with stable codes, drawn from a compat report.
     "inferguard.findings": 6,
     # 7: the whole judgement of one packet as library calls.
-    "inferguard._verdict": 7,
+    "inferguard.verdict": 7,
     # 8: the command line.
     "inferguard.cli": 8,
     "inferguard.__main__": 8,
@@ -230,7 +230,7 @@ def _upward_edges(graph: dict[str, set[str]]) -> dict[tuple[str, str], str]:
 def test_the_graph_is_read() -> None:
     # Guards against a walk that silently finds nothing.
     assert len(MODULES) > 40
-    assert "inferguard.findings._diagnose" in GRAPH["inferguard._verdict"]
+    assert "inferguard.findings._diagnose" in GRAPH["inferguard.verdict._verdict"]
     assert "inferguard._core" in GRAPH["inferguard._native"]  # `from inferguard import _core`
 
 

@@ -28,6 +28,7 @@ from inferguard.evidence._model import EvidenceSource
 from inferguard.evidence._readers import read_evidence
 from inferguard.findings import diagnose
 from inferguard.judge._compat import CompatReport, compat
+from inferguard.verdict import judge_report
 
 from .conftest import FIXTURES
 
@@ -98,7 +99,7 @@ def test_mp_connector_hits_reconciled(name: str) -> None:
     assert "joined via the launch" in f.message and "=640" in f.message
     assert _finding(r, "lmcache_configured_but_not_working") is None
     assert r.family("lmcache_mp_lookup_hit_tokens_total").status == "populated"  # type: ignore[union-attr]
-    hits = [c for c in r.claims if c.id == "cache_hits"]
+    hits = [c for c in judge_report(r).claims.made if c.id == "cache_hits"]
     assert hits and hits[0].level == "supported"
     logs = r.facts.log_hints
     assert logs["vllm_mp_connector"] and logs["mp_retrieved"] == 1

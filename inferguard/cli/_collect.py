@@ -6,9 +6,9 @@ import argparse
 import sys
 
 from inferguard._packet import MODES, PacketSettings
-from inferguard._verdict import collect_and_judge
 from inferguard.collect import CollectOptions
 from inferguard.evidence._logs import safe_text
+from inferguard.verdict._verdict import collect_and_judge
 
 
 def add_collect_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

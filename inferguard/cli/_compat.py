@@ -14,12 +14,12 @@ import sys
 import msgspec
 
 from inferguard._packet import MODES, Packet, PacketSettings
-from inferguard._verdict import diagnose_packet, judge_packet
 from inferguard.evidence._logs import safe_text
 from inferguard.evidence._model import Evidence
 from inferguard.evidence._readers import load_evidence_set, read_evidence
 from inferguard.findings._registry import Diagnosis
 from inferguard.judge._report import CompatReport
+from inferguard.verdict._verdict import Verdict, diagnose_packet, judge_packet
 
 FAIL_CLASSES = ("missing-required", "zero-required", "mode-mismatch", "malformed-evidence",
                 "error-finding", "never")
@@ -106,59 +106,81 @@ def failed_classes(report: CompatReport, diagnosis: Diagnosis, classes: list[str
     return [c for c in classes if held[c]]
 
 
-def render_report(r: CompatReport, d: Diagnosis) -> str:
+def _cut(items: list[str], n: int = 12) -> str:
+    """A list for a terminal: at most n items, then how many more."""
+    head = ", ".join(items[:n])
+    return head + (f" … and {len(items) - n} more" if len(items) > n else "")
+
+
+def render_report(v: Verdict) -> str:
+    """The human `lmcache-compat` view: mode, groups with reasons, checklist, claims (made and
+    withheld), findings. Every line is escaped once, at the end."""
+    r = v.report
     out = [f"detected_mode={r.detected.mode} confidence={r.detected.confidence:g} "
            f"level={r.detected.level}"
            + (f" flavor={r.detected.flavor}" if r.detected.flavor else "")
            + (f" expected={r.expected_mode} match={r.mode_match}" if r.expected_mode else "")]
     out += [f"  note: {n}" for n in r.detected.notes]
     out.append("")
-    out.append(f"{'group':<22} {'status':<15} {'pop':>4} {'zero':>4} {'miss':>4}  required")
+    out.append(f"{'group':<22} {'status':<15} {'pop':>4} {'zero':>4} {'miss':>4}  "
+               "required  reason")
     for g in r.groups:
         if g.status == "not_applicable" and not g.required:
             continue
         out.append(f"{g.id:<22} {g.status:<15} {g.populated:>4} {g.zero:>4} {g.missing:>4}  "
-                   f"{'yes' if g.required else ''}")
+                   f"{'yes' if g.required else '':<8}  {g.reason or ''}".rstrip())
     if r.missing_required:
         out.append("")
-        out.append("missing required: " + ", ".join(r.missing_required))
+        out.append("missing required: " + _cut(r.missing_required))
     if r.zero_required:
-        out.append("zero required: " + ", ".join(r.zero_required))
+        out.append("zero required: " + _cut(r.zero_required))
     if r.unknown_lmcache_families:
         out.append("unknown LMCache-like families (kept): "
-                   + ", ".join(r.unknown_lmcache_families[:20]))
+                   + _cut(r.unknown_lmcache_families))
     out.append("")
-    out.append(f"evidence coverage for {r.effective_mode}: {r.coverage:.0%}")
+    if r.coverage is None:
+        out.append(f"evidence coverage: n/a (mode {r.effective_mode}: no checklist to cover)")
+    else:
+        out.append(f"evidence coverage for {r.effective_mode}: {r.coverage:.0%}")
     for c in r.checklist:
         out.append(f"  [{'x' if c.present else ' '}] {c.description}")
     obs = r.lmcache_mp_observability
     if obs is not None:
         out.append("")
         out.append("lmcache_mp_observability:")
-        out.append(f"  service_instance_ids: {', '.join(obs.service_instance_ids) or '-'}")
+        out.append(f"  service_instance_ids: {_cut(obs.service_instance_ids) or '-'}")
         out.append(f"  cache_salt cardinality: {obs.cache_salt_cardinality}")
-        out.append(f"  L2 adapter labels: {', '.join(obs.l2_adapter_labels) or '-'}")
+        out.append(f"  L2 adapter labels: {_cut(obs.l2_adapter_labels) or '-'}")
         out.append(f"  EventBus: {obs.event_bus.tail_drop_risk}")
         out.append(f"  sampling: {obs.sampled_histograms.explanation}")
         if obs.prometheus_port_note:
             out.append(f"  note: {obs.prometheus_port_note}")
     out.append("")
-    out.append("claims:")
-    out += [f"  {c.id}: {c.statement} [{c.level}]" for c in r.claims]
+    out.append("claims:" + ("" if v.claims.made else " none"))
+    out += [f"  {c.id}: {c.statement} [{c.level}]"
+            + (f" (decided by {c.decided_by})" if c.decided_by else "") for c in v.claims.made]
+    if v.claims.withheld:
+        out.append("not claimed:")
+        out += [f"  {w.id}: {w.statement} — {w.reason}" for w in v.claims.withheld]
     out.append("")
-    out.append(render_diagnosis(d))
+    out += diagnosis_lines(v.diagnosis)
     return "\n".join(safe_text(line) for line in out)
 
 
-def render_diagnosis(d: Diagnosis) -> str:
+def diagnosis_lines(d: Diagnosis) -> list[str]:
+    """The findings block, unescaped (the caller escapes each line once)."""
     if not d.findings:
-        return "findings: none"
+        return ["findings: none"]
     out = ["findings:"]
     for f in d.findings:
         out.append(f"  {f.severity.upper():<7} {f.code} [{f.level}]")
         out.append(f"          {f.message}")
         out.append(f"          next: {f.next_step}")
-    return "\n".join(safe_text(line) for line in out)
+    return out
+
+
+def render_diagnosis(d: Diagnosis) -> str:
+    return "\n".join(safe_text(line) for line in diagnosis_lines(d))
 
 
 def _emit(obj: object) -> None:
@@ -175,12 +197,11 @@ def _compat(args: argparse.Namespace) -> int:
         print(f"inferguard: error: {safe_text(str(exc))}", file=sys.stderr)
         return 2
     verdict = judge_packet(packet)
-    report, diagnosis = verdict.report, verdict.diagnosis
     if args.json:
-        _emit({"report": report, "diagnosis": diagnosis})
+        _emit(verdict)
     else:
-        print(render_report(report, diagnosis))
-    failed = failed_classes(report, diagnosis, args.fail_on)
+        print(render_report(verdict))
+    failed = failed_classes(verdict.report, verdict.diagnosis, args.fail_on)
     if failed:
         print(f"inferguard: failing on: {', '.join(failed)}", file=sys.stderr)
         return 1

@@ -30,12 +30,16 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 
 
 class LogHint(msgspec.Struct, frozen=True):
-    """One pattern: a stable id, what it indicates, and the regex (named groups = values)."""
+    """One pattern: a stable id, what it indicates, and the regex (named groups = values).
+
+    `amount` names the group whose value says how much happened (`Retrieved 0 tokens` is a
+    line about nothing): only lines where it is > 0 count as positive evidence."""
 
     id: str
     category: Category
     pattern: str
     meaning: str
+    amount: str = ""
 
 
 LOG_HINTS: tuple[LogHint, ...] = (
@@ -172,26 +176,26 @@ LOG_HINTS: tuple[LogHint, ...] = (
     # request lifecycle
     LogHint("mp_stored", "lifecycle",
             r"\bStored (?P<tokens>\d+) tokens in (?P<secs>[\d.]+) seconds",
-            "MP store completed"),
+            "MP store completed", amount="tokens"),
     LogHint("mp_retrieved", "lifecycle",
             r"\bRetrieved (?P<tokens>\d+) tokens in (?P<secs>[\d.]+) seconds",
-            "MP retrieve completed"),
+            "MP retrieve completed", amount="tokens"),
     LogHint("mp_prefetch_completed", "lifecycle",
             r"Prefetch request completed \(L1\+L2\): (?P<hit>\d+)/(?P<total>\d+) retained keys",
-            "MP lookup/prefetch with hits"),
+            "MP lookup/prefetch with hits", amount="hit"),
     LogHint("embedded_lookup", "lifecycle",
             r"Reqid: (?P<req>[^,]+), Total tokens (?P<total>\d+),.*?LMCache hit tokens: "
-            r"(?P<hit>\d+)", "in-process lookup result"),
+            r"(?P<hit>\d+)", "in-process lookup result", amount="hit"),
     LogHint("embedded_retrieved", "lifecycle",
             r"Retrieved (?P<tokens>\d+) out of (?P<required>\d+) required tokens",
-            "in-process retrieve"),
+            "in-process retrieve", amount="tokens"),
     LogHint("embedded_stored", "lifecycle", r"Stored (?P<tokens>\d+) out of total (?P<total>\d+)",
-            "in-process store"),
+            "in-process store", amount="tokens"),
     LogHint("sglang_retrieve", "lifecycle", r"LMCache retrieve started|LMCache store_kv completed",
             "SGLang LMCache lifecycle"),
     LogHint("vllm_external_hit_rate", "lifecycle",
             r"External prefix cache hit rate: (?P<rate>[\d.]+)%",
-            "vLLM's periodic external (KV connector) prefix-cache hit rate"),
+            "vLLM's periodic external (KV connector) prefix-cache hit rate", amount="rate"),
     LogHint("vllm_mp_lookup_stats", "lifecycle",
             r"LMCache MP lookup count=(?P<count>\d+)", "vLLM's periodic LMCache MP lookup stats"),
     # LMCache configured but not working: the engine keeps serving and recomputes
@@ -243,6 +247,10 @@ _PREFILTER = re.compile(
     r"Timeout occurred|post_init")
 
 
+_AMOUNT = {h.id: h.amount for h in LOG_HINTS}
+AMOUNT_HINTS = frozenset(h.id for h in LOG_HINTS if h.amount)
+
+
 class HintMatch(msgspec.Struct, frozen=True, omit_defaults=True):
     """One matching line: where it is, the line (escaped), and the values it carries."""
 
@@ -252,6 +260,9 @@ class HintMatch(msgspec.Struct, frozen=True, omit_defaults=True):
 
 
 class HintSummary(msgspec.Struct, frozen=True):
+    """Every line one hint matched: how many, where, a few examples, and — for hints with an
+    `amount` — how many lines carried a positive amount (None: the hint has no amount)."""
+
     id: str
     category: str
     meaning: str
@@ -259,6 +270,7 @@ class HintSummary(msgspec.Struct, frozen=True):
     first_line: int
     last_line: int
     examples: list[HintMatch]
+    positive: int | None = None
 
 
 class LogFacts(msgspec.Struct, frozen=True, tag="log", omit_defaults=True):
@@ -273,6 +285,23 @@ class LogFacts(msgspec.Struct, frozen=True, tag="log", omit_defaults=True):
     def count(self, hint_id: str) -> int:
         return sum(h.count for h in self.hints if h.id == hint_id)
 
+    def positive(self, hint_id: str) -> int:
+        """Lines of this hint that are positive evidence (an amount > 0, or any line of a
+        hint without an amount). Evidence read before amounts were counted gives a lower
+        bound from its examples."""
+        amount = _AMOUNT.get(hint_id, "")
+        n = 0
+        for h in self.hints:
+            if h.id != hint_id:
+                continue
+            if not amount:
+                n += h.count
+            elif h.positive is not None:
+                n += h.positive
+            else:
+                n += sum(1 for ex in h.examples if _positive(ex.values.get(amount)))
+        return n
+
     def categories(self) -> set[str]:
         return {h.category for h in self.hints}
 
@@ -280,6 +309,13 @@ class LogFacts(msgspec.Struct, frozen=True, tag="log", omit_defaults=True):
 def safe_text(s: str) -> str:
     """Escape control characters (terminal escapes included) so a line is safe to print."""
     return "".join(c if (c.isprintable() or c == "\t") else f"\\x{ord(c):02x}" for c in s)
+
+
+def _positive(value: str | None) -> bool:
+    try:
+        return value is not None and float(value) > 0
+    except ValueError:
+        return False
 
 
 def _lines(data: bytes) -> Iterator[tuple[int, str, bool]]:
@@ -298,6 +334,7 @@ def read_log_bytes(data: bytes, source: EvidenceSource, *, role: str = "lmcache"
     """Scan log bytes for hints. Never raises; binary garbage just matches nothing."""
     found: dict[str, list[HintMatch]] = {}
     counts: dict[str, int] = {}
+    positive: dict[str, int] = {}
     first: dict[str, int] = {}
     last: dict[str, int] = {}
     lines = long_lines = bad_lines = 0
@@ -316,6 +353,8 @@ def read_log_bytes(data: bytes, source: EvidenceSource, *, role: str = "lmcache"
             if m is None:
                 continue
             counts[hint.id] = counts.get(hint.id, 0) + 1
+            if hint.amount and _positive(m.group(hint.amount)):
+                positive[hint.id] = positive.get(hint.id, 0) + 1
             first.setdefault(hint.id, n)
             last[hint.id] = n
             ex = found.setdefault(hint.id, [])
@@ -323,7 +362,8 @@ def read_log_bytes(data: bytes, source: EvidenceSource, *, role: str = "lmcache"
                 values = {k: safe_text(v) for k, v in m.groupdict().items() if v is not None}
                 ex.append(HintMatch(n, safe_text(text.strip()), values))
     hints = [HintSummary(h.id, h.category, h.meaning, counts[h.id], first[h.id], last[h.id],
-                         found[h.id]) for h in LOG_HINTS if h.id in counts]
+                         found[h.id], positive.get(h.id, 0) if h.amount else None)
+             for h in LOG_HINTS if h.id in counts]
     problems = []
     if long_lines:
         problems.append(Problem(f"{long_lines} lines longer than {MAX_LINE} characters were cut"))

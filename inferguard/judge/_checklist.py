@@ -1,5 +1,7 @@
-"""The required-evidence checklist for a mode: each item ticked only with evidence that
-names where it came from (a launch line, a scrape, a log)."""
+"""The required-evidence checklist for a mode: each item ticked only with positive evidence
+that names where it came from (a launch line, a scrape, a log). A zero is not positive: a
+`hit tokens: 0` line is no proof of store and retrieve, an all-zero series no proof of P2P,
+an unhealthy answer no healthcheck passed."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ from inferguard._packet import Packet
 from inferguard.evidence._controller import ControllerFacts
 from inferguard.evidence._http import HttpFacts
 from inferguard.evidence._launch import LaunchFacts
-from inferguard.evidence._logs import LogFacts
+from inferguard.evidence._logs import AMOUNT_HINTS, LogFacts
 from inferguard.judge._facts import readable, src
 from inferguard.judge._index import MetricsIndex
 from inferguard.judge._report import (
@@ -26,6 +28,16 @@ def checklist(packet: Packet, mode: str, m: MetricsIndex) -> list[ChecklistItem]
         return [src(e) for e in logs if isinstance(e.facts, LogFacts)
                 and e.facts.categories() & set(cats)]
 
+    def log_positive(cat: str) -> list[str]:
+        """Logs with at least one line of the category that carries a positive amount."""
+        return [src(e) for e in logs if isinstance(e.facts, LogFacts) and any(
+            h.category == cat and h.id in AMOUNT_HINTS and e.facts.positive(h.id) > 0
+            for h in e.facts.hints)]
+
+    def populated(*prefixes: str) -> list[str]:
+        return [fam.name for fam, _ in m.by_norm.values()
+                if fam.name.startswith(prefixes) and fam.nonzero_samples > 0]
+
     def item(id_: str, desc: str, refs: list[str]) -> ChecklistItem:
         return ChecklistItem(id_, desc, bool(refs), refs)
 
@@ -43,7 +55,7 @@ def checklist(packet: Packet, mode: str, m: MetricsIndex) -> list[ChecklistItem]
                   if (x.kv_connector or "").startswith("LMCacheMPConnector")]
                  + log_has("mp_connector")),
             item("lmcache_healthcheck", "LMCache healthcheck",
-                 [f"/healthcheck healthy={h.healthy}" for h in http if h.healthy is not None]),
+                 [f"/healthcheck healthy={h.healthy}" for h in http if h.healthy is True]),
             item("engine_healthcheck", "vLLM healthcheck", []),
             item("lmcache_metrics", "LMCache /metrics", lm),
             item("engine_metrics", "vLLM /metrics", em),
@@ -60,9 +72,11 @@ def checklist(packet: Packet, mode: str, m: MetricsIndex) -> list[ChecklistItem]
             item("hash_seed", "consistent PYTHONHASHSEED across processes",
                  [f"PYTHONHASHSEED={s}" for s in sorted(seeds)] if len(seeds) == 1 else []),
             item("engine_metrics", "engine /metrics", em),
-            item("lmcache_metrics", "lmcache:* or normalised LMCache metrics",
-                 [n for n in m.names() if n.startswith(("lmcache:", "lmcache_"))][:3]),
-            item("lifecycle_logs", "logs showing store and retrieve", log_has("lifecycle")),
+            item("lmcache_metrics", "lmcache:* or normalised LMCache metrics with data",
+                 [n for n in populated("lmcache:", "lmcache_")
+                  if not n.startswith("lmcache:cache_controller_")][:3]),
+            item("lifecycle_logs", "logs showing store and retrieve",
+                 log_positive("lifecycle")),
         ]
     if mode == "p2p":
         return [
@@ -76,7 +90,7 @@ def checklist(packet: Packet, mode: str, m: MetricsIndex) -> list[ChecklistItem]
                  [f"PYTHONHASHSEED={s}" for s in sorted(seeds)] if len(seeds) == 1 else []),
             item("peer_logs", "peer connection and cross-engine retrieval logs", log_has("p2p")),
             item("p2p_metrics", "P2P metrics (serving peer)",
-                 [n for n in m.names() if "p2p_time_to_transfer" in n]),
+                 [n for n in populated("lmcache:p2p_", "lmcache_p2p_")]),
         ]
     if mode == "controller_only":
         ctrl = [e for e in readable(packet, "controller") if isinstance(e.facts, ControllerFacts)]

@@ -1,11 +1,11 @@
-"""`compat(packet)`: what each metric family, each evidence surface and each claim shows.
+"""`compat(packet)`: what each metric family and each evidence surface shows.
 
-Families come from the catalog (`inferguard.catalog`); each gets `populated`, `zero`,
+Families come from the catalog (`inferguard.judge._catalog`); each gets `populated`, `zero`,
 `missing` or `not_applicable` with the samples behind it and, when it is absent, the reason
 the facts give (created on first use, transfer-path only, sampled, L2 not configured ...).
 Groups add `partial`. The report also carries the MP observability section, the
-required-evidence checklist for the mode with a coverage score, and claims with evidence
-levels. It is pure: a function of the packet and the declared settings.
+required-evidence checklist for the mode with a coverage score; claims are drawn later, from
+the findings (`inferguard.verdict`). It is pure: a function of the packet and its settings.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from inferguard.evidence._logs import LogFacts
 from inferguard.evidence._metrics import MetricsFacts
 from inferguard.judge._catalog import FAMILIES, GROUPS, LMCACHE_PREFIXES, FamilySpec, GroupSpec
 from inferguard.judge._checklist import checklist
-from inferguard.judge._claims import claims
 from inferguard.judge._facts import readable, report_facts, src
 from inferguard.judge._index import MetricsIndex
 from inferguard.judge._mode import (
@@ -195,7 +194,9 @@ def compat(packet: Packet) -> CompatReport:
                    and not (idle and r.name in _LAZY_FAMILIES)]
     zero_req = [] if idle else [r.name for r in results if r.required and r.status == "zero"]
     items = checklist(packet, effective, m)
-    coverage = round(sum(c.present for c in items) / len(items), 3) if items else 0.0
+    # Mode unknown: there is no mode whose evidence a checklist could cover.
+    coverage = (round(sum(c.present for c in items) / len(items), 3)
+                if items and effective != "unknown" else None)
     mp_obs = mp_observability(packet, m, settings, rate) if (
         effective == "mp" or m.sources["lmcache_metrics"]) else None
     return CompatReport(
@@ -205,7 +206,6 @@ def compat(packet: Packet) -> CompatReport:
         settings=settings, conditions=cond, families=results, groups=groups,
         unknown_lmcache_families=unknown, missing_required=missing_req,
         zero_required=zero_req, checklist=items, coverage=coverage,
-        claims=claims(packet, results, detected, effective, m),
         evidence=[EvidenceSummary(e.kind, src(e), e.status, len(e.problems))
                   for e in packet.evidence],
         lmcache_mp_observability=mp_obs, facts=report_facts(packet))
@@ -237,6 +237,23 @@ def _unmet_text(unmet: list[str]) -> str:
     return "; ".join(words.get(u, u) for u in unmet if u != "event")
 
 
+def _group_reason(status: str, rs: list[FamilyResult]) -> str | None:
+    """Why a group is missing, partial or zero, from its families' own explanations (the
+    most common first)."""
+    if status == "zero":
+        return "every present family reads 0"
+    if status not in ("missing", "partial"):
+        return None
+    why: dict[str, int] = {}
+    for r in rs:
+        if r.status == "missing" and r.explanation:
+            why[r.explanation] = why.get(r.explanation, 0) + 1
+    if not why:
+        return None
+    top = sorted(why.items(), key=lambda kv: -kv[1])
+    return top[0][0] + (f" (+{len(top) - 1} other reasons)" if len(top) > 1 else "")
+
+
 def _group_result(g: GroupSpec, rs: list[FamilyResult], mode: str, surfaces: set[str],
                   idle: bool) -> GroupResult:
     """populated / zero / missing / not_applicable, and `partial` when some of the group's
@@ -261,6 +278,6 @@ def _group_result(g: GroupSpec, rs: list[FamilyResult], mode: str, surfaces: set
         status = "populated"
     return GroupResult(g.id, g.title, g.surface, status, any(r.required for r in rs),
                        counts["populated"], counts["zero"], counts["missing"],
-                       counts["not_applicable"], g.note or None)
+                       counts["not_applicable"], g.note or None, _group_reason(status, rs))
 
 

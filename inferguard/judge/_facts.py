@@ -123,6 +123,7 @@ class ReportFacts(msgspec.Struct, frozen=True, omit_defaults=True):
 
     log_hints: dict[str, int] = msgspec.field(default_factory=dict)
     log_values: dict[str, list[str]] = msgspec.field(default_factory=dict)
+    log_positive: dict[str, int] = msgspec.field(default_factory=dict)
     http: HttpDigest | None = None
     traces: list[TraceDigest] = msgspec.field(default_factory=list)
     otel: OtelDigest = msgspec.field(default_factory=OtelDigest)
@@ -158,11 +159,13 @@ def _op_name(qualname: str) -> str:
 def report_facts(packet: Packet) -> ReportFacts:
     """Reduce a packet's non-metric evidence to the typed facts the rules read."""
     hints: dict[str, int] = {}
+    positive: dict[str, int] = {}
     values: dict[str, list[str]] = {}
     for e in readable(packet, "log"):
         assert isinstance(e.facts, LogFacts)
         for h in e.facts.hints:
             hints[h.id] = hints.get(h.id, 0) + h.count
+            positive[h.id] = positive.get(h.id, 0) + e.facts.positive(h.id)
             for ex in h.examples[:5]:
                 for k, v in ex.values.items():
                     values.setdefault(f"{h.id}.{k}", []).append(v)
@@ -202,6 +205,7 @@ def report_facts(packet: Packet) -> ReportFacts:
             launch_env.setdefault(k, []).append(v)
     return ReportFacts(
         log_hints=hints, log_values={k: sorted(set(v)) for k, v in values.items()},
+        log_positive=positive,
         http=http_digest, traces=traces, otel=otel, replay=replays, lookup_hashes=lookups,
         launch_env=launch_env, blend=blend_digest(packet), controller=controller_digest(packet),
         vllm_lmcache=vllm_lmcache_digest(packet),

@@ -1,5 +1,5 @@
 """The compat report's types: per-family and per-group results, the MP observability
-section, checklist items, claims, and `CompatReport` itself (JSON round-trippable)."""
+section, checklist items, and `CompatReport` itself (JSON round-trippable)."""
 
 from __future__ import annotations
 
@@ -38,6 +38,7 @@ class GroupResult(msgspec.Struct, frozen=True, omit_defaults=True):
     missing: int = 0
     not_applicable: int = 0
     note: str | None = None
+    reason: str | None = None
 
 
 class EventBusRisk(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -82,11 +83,6 @@ class ChecklistItem(msgspec.Struct, frozen=True, omit_defaults=True):
     evidence: list[str] = msgspec.field(default_factory=list)
 
 
-class Claim(msgspec.Struct, frozen=True, omit_defaults=True):
-    id: str
-    statement: str
-    level: str
-    evidence: list[str] = msgspec.field(default_factory=list)
 
 
 class EvidenceSummary(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -111,8 +107,7 @@ class CompatReport(msgspec.Struct, frozen=True, omit_defaults=True):
     missing_required: list[str]
     zero_required: list[str]
     checklist: list[ChecklistItem]
-    coverage: float
-    claims: list[Claim]
+    coverage: float | None
     evidence: list[EvidenceSummary]
     lmcache_mp_observability: MpObservability | None = None
     facts: ReportFacts = msgspec.field(default_factory=ReportFacts)

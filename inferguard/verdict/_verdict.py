@@ -1,6 +1,7 @@
 """The whole judgement of one packet as library calls, so the CLI only parses and prints:
-`judge_packet(packet)` (compat, then diagnose), `diagnose_packet(dir)` (re-judge a packet
-directory from its evidence, never from a stored report), `collect_and_judge(opts)`."""
+`judge_packet(packet)` (compat, then the findings, then the claims they allow),
+`diagnose_packet(dir)` (re-judge a packet directory from its evidence, never from a stored
+report), `collect_and_judge(opts)`."""
 
 from __future__ import annotations
 
@@ -16,22 +17,29 @@ from inferguard.findings._diagnose import diagnose
 from inferguard.findings._registry import Diagnosis
 from inferguard.judge._compat import compat
 from inferguard.judge._report import CompatReport
+from inferguard.verdict._claims import Claims, derive_claims
 
 VERDICT_SCHEMA = "inferguard.verdict/1"
 
 
 class Verdict(msgspec.Struct, frozen=True):
-    """The compat report and the findings drawn from it, for one packet."""
+    """The compat report, the findings drawn from it, and the claims they allow."""
 
     report: CompatReport
     diagnosis: Diagnosis
+    claims: Claims
     schema: str = VERDICT_SCHEMA
 
 
+def judge_report(report: CompatReport) -> Verdict:
+    """Findings and claims for a compat report."""
+    diagnosis = diagnose(report)
+    return Verdict(report, diagnosis, derive_claims(report, diagnosis))
+
+
 def judge_packet(packet: Packet) -> Verdict:
-    """Judge a packet: its compat report, then every finding rule over it."""
-    report = compat(packet)
-    return Verdict(report, diagnose(report))
+    """Judge a packet: its compat report, every finding rule over it, then the claims."""
+    return judge_report(compat(packet))
 
 
 def diagnose_packet(directory: str | os.PathLike[str]) -> Verdict:
