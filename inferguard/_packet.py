@@ -40,7 +40,8 @@ PACKET_SCHEMA = "inferguard.packet/1"
 EVIDENCE_SET_SCHEMA = "inferguard.evidence_set/1"
 # Where a packet keeps the compat report written with it (collect-lmcache).
 REPORT_FILE = "metrics/lmcache_compat_report.json"
-MODES = ("mp", "embedded_vllm", "embedded_sglang", "p2p", "pd", "controller_only", "unknown")
+MODES = ("mp", "embedded_vllm", "embedded_sglang", "p2p", "pd", "controller_only",
+         "standalone_worker", "unknown")
 
 # Evidence file names under metrics/ (the product page's names where it gives them).
 EVIDENCE_FILES: dict[str, str] = {

@@ -59,6 +59,8 @@ def _program(argv: list[str]) -> tuple[str | None, list[str]]:
         if base in ("lmcache_controller",) or (w == "-m" and nxt in (
                 "lmcache.v1.api_server", "lmcache.v1.api_server.__main__")):
             return "lmcache_controller", words[i + (1 if base == "lmcache_controller" else 2):]
+        if w == "-m" and nxt == "lmcache.v1.standalone":
+            return "lmcache_standalone", words[i + 2:]
         if base == "vllm" and nxt == "serve":
             return "vllm", words[i + 2:]
         if w == "-m" and nxt.startswith("vllm.entrypoints"):

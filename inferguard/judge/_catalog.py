@@ -6,10 +6,10 @@ One row per family: the name it is scraped under (0.5.6 Prometheus form, unit su
 conditions under which it can appear at all, and what judgement it feeds: `traffic` (a
 non-zero total shows requests reached the cache), `hits_of` / `hit_scope` (a hit counter, its
 denominator and whose hits they are), `dead` (reads 0 by construction in a release), `role`
-(the one family a judgement is about, e.g. the EventBus drop counter), `mode_hint` (its
-presence points to a mode). Groups say which modes require them. Adding an upstream name is a
-one-line change here: `compat` and `detect_mode` branch on these fields, on groups and on
-surface prefixes, never on a family name. (The finding rules in `inferguard.findings` name
+(the one family a judgement is about, e.g. the EventBus drop counter). Groups say which
+modes require them. Adding an upstream name is a one-line change here: `compat` and
+`detect_mode` branch on these fields, on groups and on surface prefixes, never on a family
+name. (The finding rules in `inferguard.findings` name
 the families whose upstream semantics they judge, e.g. CacheBlend's attempt counters.)
 
 Conditions (`applies`):
@@ -34,7 +34,7 @@ from typing import Literal
 import msgspec
 
 Mode = Literal["mp", "embedded_vllm", "embedded_sglang", "p2p", "pd", "controller_only",
-               "unknown"]
+               "standalone_worker", "unknown"]
 Surface = Literal["lmcache_mp", "lmcache", "lmcache_blend", "vllm", "sglang", "sglang_hicache",
                   "lmcache_controller"]
 
@@ -59,7 +59,6 @@ class FamilySpec(msgspec.Struct, frozen=True, omit_defaults=True):
     hit_scope: HitScope = ""
     dead: str = ""
     role: str = ""
-    mode_hint: str = ""
 
 
 class GroupSpec(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -337,8 +336,8 @@ FAMILIES: tuple[FamilySpec, ...] = tuple([
     FamilySpec("vllm:prompt_tokens", "vllm_scheduler", "counter", lazy=False, traffic=True),
     *_f("vllm_scheduler", "counter", "vllm:generation_tokens vllm:num_preemptions", lazy=False),
     FamilySpec("vllm:num_requests_kv_fetch_by_stage", "vllm_scheduler", "gauge", lazy=False,
-               mode_hint="pd", note="0.33: consumer kv_role only; seen with any KV connector "
-                                    "on 0.32 (CPU)"),
+               note="present with any KV connector (0.32 CPU runs: LMCacheConnectorV1 and "
+                    "LMCacheMPConnector alike), so no PD evidence by itself"),
     FamilySpec("vllm:time_to_first_token_seconds", "vllm_scheduler", "histogram", lazy=False),
     FamilySpec("vllm:lmcache_mp_lookup_duration_seconds", "vllm_lmcache_mp", "histogram",
                note="lmcache 0.5.6 only"),

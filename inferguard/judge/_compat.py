@@ -11,6 +11,7 @@ the findings (`inferguard.verdict`). It is pure: a function of the packet and it
 from __future__ import annotations
 
 from inferguard._packet import Packet, PacketSettings
+from inferguard.evidence._controller import GAUGE_PREFIX as CONTROLLER_PREFIX
 from inferguard.evidence._controller import ControllerFacts
 from inferguard.evidence._http import HttpFacts
 from inferguard.evidence._launch import LaunchFacts
@@ -20,9 +21,7 @@ from inferguard.judge._catalog import FAMILIES, GROUPS, LMCACHE_PREFIXES, Family
 from inferguard.judge._checklist import checklist
 from inferguard.judge._facts import readable, report_facts, src
 from inferguard.judge._index import MetricsIndex
-from inferguard.judge._mode import (
-    detect_mode,
-)
+from inferguard.judge._mode import controller_scrape, detect_mode
 from inferguard.judge._observability import mp_observability
 from inferguard.judge._report import (
     CompatReport,
@@ -45,6 +44,7 @@ SURFACES: dict[str, tuple[str, ...]] = {
     "p2p": ("lmcache", "vllm", "lmcache_controller"),
     "pd": ("lmcache", "vllm"),
     "controller_only": ("lmcache_controller",),
+    "standalone_worker": ("lmcache", "lmcache_controller"),
     "unknown": ("lmcache_mp", "lmcache", "lmcache_blend", "vllm", "sglang", "sglang_hicache",
                 "lmcache_controller"),
 }
@@ -67,7 +67,11 @@ def _conditions(packet: Packet, m: MetricsIndex, settings: PacketSettings) -> di
         "coordinator": any("coordinator-url" in lf.flags for lf_ in launch
                            for lf in lf_.launches)
         or any(m.get(f) is not None for f in FAMILIES if "coordinator" in f.applies),
-        "controller_metrics": any(c.gauges for c in controllers),
+        "controller_metrics": any(c.gauges for c in controllers) or any(
+            controller_scrape(e.facts) or any(
+                fam.name.startswith(CONTROLLER_PREFIX) for fam in e.facts.families)
+            for e in readable(packet, "lmcache_metrics", "engine_metrics")
+            if isinstance(e.facts, MetricsFacts)),
         "non_blend": not blend,
         "l2": settings.l2_configured,
         "l2_seen": any((h.num_l2_adapters or 0) > 0 for h in http) or any_family("mp_l2"),
@@ -201,8 +205,8 @@ def compat(packet: Packet) -> CompatReport:
         effective == "mp" or m.sources["lmcache_metrics"]) else None
     return CompatReport(
         detected=detected, expected_mode=expected, effective_mode=effective,
-        mode_match=None if expected is None else (detected.mode == expected or any(
-            c.mode == expected and c.confidence >= 0.3 for c in detected.candidates)),
+        # The detected mode only: a weaker candidate never makes a declared mode match.
+        mode_match=None if expected is None else detected.mode == expected,
         settings=settings, conditions=cond, families=results, groups=groups,
         unknown_lmcache_families=unknown, missing_required=missing_req,
         zero_required=zero_req, checklist=items, coverage=coverage,

@@ -11,12 +11,13 @@ than "likely": the confidence says how many independent kinds of evidence agree.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import msgspec
 
 from inferguard._packet import Packet
+from inferguard.evidence._controller import GAUGE_PREFIX as CONTROLLER_PREFIX
 from inferguard.evidence._controller import ControllerFacts
 from inferguard.evidence._http import HttpFacts
 from inferguard.evidence._launch import LaunchFacts
@@ -31,8 +32,12 @@ from inferguard.judge._catalog import FAMILIES
 from inferguard.prom._names import normalize_name
 
 MODE_SCHEMA = "inferguard.mode_detection/1"
+# Signals that point to "some connector" until the packet says which: resolved in
+# `_resolve` from what the engine log says it created, or what engine the packet shows.
+OFFLOAD = "?offload"      # vLLM --kv-offloading-backend lmcache: MP or in-process connector
+EMBEDDED = "?embedded"    # lmcache:* in a scrape: in-process in vLLM/SGLang, or a standalone
+                          # LMCacheEngine worker (lmcache.v1.standalone) when no engine shows
 _CONNECTOR_HITS = tuple(f for f in FAMILIES if f.hit_scope == "connector")
-_MODE_HINTS = tuple(f for f in FAMILIES if f.mode_hint)
 THRESHOLD = 0.3
 
 # Evidence levels (product page): what a claim rests on.
@@ -124,14 +129,15 @@ def _metric_signals(ev: Evidence, f: MetricsFacts
     names = [fam.name for fam in f.families]
     mp = [n for n in names if n.startswith("lmcache_mp_")]
     blend = [n for n in names if n.startswith("lmcache_blend_")]
+    # The controller's own gauges are its surface, not an engine's in-process LMCache.
     emb = [n for n in names if n.startswith(("lmcache:", "lmcache_")) and n not in mp
-           and n not in blend and not n.startswith("lmcache_mp")]
+           and n not in blend and not n.startswith(("lmcache_mp", CONTROLLER_PREFIX))]
     if mp or blend:
         yield "mp", 0.5, ev, f"{len(mp) + len(blend)} lmcache_mp_*/lmcache_blend_* families", None
     if emb and not mp:
-        yield ("embedded_vllm" if any(n.startswith("vllm:") for n in names) else
-               "embedded_sglang" if any(n.startswith("sglang:") for n in names) else
-               "embedded_vllm", 0.4, ev, f"{len(emb)} lmcache:* families without lmcache_mp_*",
+        yield (EMBEDDED if not any(n.startswith(("vllm:", "sglang:")) for n in names) else
+               "embedded_vllm" if any(n.startswith("vllm:") for n in names) else
+               "embedded_sglang", 0.4, ev, f"{len(emb)} lmcache:* families without lmcache_mp_*",
                None)
     p2p = [fam for fam in f.families if fam.name.startswith(
         ("lmcache:p2p_", "lmcache_p2p_")) and fam.nonzero_samples]
@@ -146,9 +152,6 @@ def _metric_signals(ev: Evidence, f: MetricsFacts
             for mode in ("embedded_vllm", "mp"):
                 yield (mode, 0.1, ev, f"{ext.name}={ext.total:g} (connector hits seen by vLLM)",
                        None)
-    for spec in _MODE_HINTS:
-        if normalize_name(spec.name) in by_norm:
-            yield spec.mode_hint, 0.3, ev, f"{spec.name} ({spec.note})", None
 
 
 _LOG_MODES: dict[str, tuple[str, float]] = {
@@ -159,7 +162,6 @@ _LOG_MODES: dict[str, tuple[str, float]] = {
     "stale_connector": ("embedded_vllm", 0.3),
     "sglang_lmcache": ("embedded_sglang", 0.4),
     "p2p": ("p2p", 0.4),
-    "controller": ("p2p", 0.2),
     "pd": ("pd", 0.4),
 }
 
@@ -178,17 +180,12 @@ def _controller_signals(ev: Evidence, f: ControllerFacts
 
 def _log_signals(ev: Evidence, f: LogFacts
                  ) -> Iterator[tuple[str, float, Evidence, str, int | None]]:
-    no_p2p = f.count("ctrl_no_peer_init_url") > 0  # the controller says P2P is not used
     for h in f.hints:
-        if no_p2p and h.category == "controller":
-            continue
         if h.id == "sglang_mp_connector":
             yield "mp", 0.4, ev, f"log: {h.meaning} ({h.count}x)", h.first_line
             continue
         if h.category == "offload_flag":
-            # vLLM maps the flag to the V1 connector (0.12-0.20) or the MP connector (>= 0.23).
-            yield "embedded_vllm", 0.2, ev, f"log: {h.meaning}", h.first_line
-            yield "mp", 0.2, ev, f"log: {h.meaning}", h.first_line
+            yield OFFLOAD, 0.2, ev, f"log: {h.meaning}", h.first_line
             continue
         if h.id in ("embedded_lookup", "embedded_retrieved", "embedded_stored"):
             yield "embedded_vllm", 0.2, ev, f"log: {h.meaning} ({h.count}x)", h.first_line
@@ -203,8 +200,9 @@ def _launch_signals(ev: Evidence, f: LaunchFacts
     for launch in f.launches:
         if launch.program == "lmcache_server":
             yield "mp", 0.5, ev, "launch: lmcache server", launch.line
-        elif launch.program == "lmcache_controller":
-            yield "p2p", 0.3, ev, "launch: lmcache controller", launch.line
+        elif launch.program == "lmcache_standalone":
+            yield "standalone_worker", 0.5, ev, "launch: python -m lmcache.v1.standalone", \
+                launch.line
         elif launch.program == "vllm":
             conn = launch.kv_connector or ""
             if conn.startswith("LMCacheMPConnector"):
@@ -214,9 +212,7 @@ def _launch_signals(ev: Evidence, f: LaunchFacts
             if launch.kv_role in ("kv_producer", "kv_consumer"):
                 yield "pd", 0.4, ev, f"launch: vLLM kv_role={launch.kv_role}", launch.line
             if launch.kv_offloading_backend == "lmcache":
-                yield "embedded_vllm", 0.2, ev, "launch: --kv-offloading-backend lmcache", \
-                    launch.line
-                yield "mp", 0.2, ev, "launch: --kv-offloading-backend lmcache", launch.line
+                yield OFFLOAD, 0.2, ev, "launch: --kv-offloading-backend lmcache", launch.line
             extra = (launch.flags.get("kv-transfer-config") or {})
             cfg = extra.get("kv_connector_extra_config") if isinstance(extra, dict) else None
             if isinstance(cfg, dict) and cfg.get("enable_p2p") in (True, "true", "True"):
@@ -238,16 +234,25 @@ def _level(kinds: set[str]) -> str:
 def detect_mode(packet: Packet) -> ModeDetection:
     """The mode the evidence supports, with every candidate and what it rests on."""
     cands: dict[str, _Cand] = {}
-    for mode, weight, ev, detail, line in _signals(packet):
-        c = cands.setdefault(mode, _Cand())
-        c.weight += weight
-        c.kinds.add(ev.kind)
-        c.refs.append(EvidenceRef(ev.kind, _src(ev), detail, line))
+    notes: list[str] = []
+    resolve = _resolver(packet, notes)
+    for pseudo, weight, ev, detail, line in _signals(packet):
+        for mode in resolve(pseudo):
+            c = cands.setdefault(mode, _Cand())
+            c.weight += weight
+            c.kinds.add(ev.kind)
+            c.refs.append(EvidenceRef(ev.kind, _src(ev), detail, line))
+    denied = _p2p_denied(packet)
+    p2p = cands.get("p2p")
+    if denied and p2p is not None and not (p2p.kinds & _P2P_MEASURED):
+        # Measured beats hinted: a worker's config or the controller says P2P is not used.
+        notes.append("P2P hinted by " + ", ".join(sorted(p2p.kinds)) + " but not used: "
+                     + "; ".join(denied))
+        del cands["p2p"]
     candidates = sorted(
         (ModeCandidate(m, round(min(1.0, c.weight), 3), sorted(c.kinds), _level(c.kinds),
                        c.refs) for m, c in cands.items()),
         key=lambda c: (-c.confidence, c.mode))
-    notes: list[str] = []
     strong = [c for c in candidates if c.confidence >= THRESHOLD]
     overlay = [c for c in strong if c.mode in ("p2p", "pd")]
     base = [c for c in strong if c.mode not in ("p2p", "pd")]
@@ -285,13 +290,105 @@ def detect_mode(packet: Packet) -> ModeDetection:
                          flavor)
 
 
+# Evidence kinds that measure P2P (an HTTP answer, a scrape, the controller's worker list);
+# launch lines and log hints only hint at it.
+_P2P_MEASURED = frozenset(["http", "lmcache_metrics", "engine_metrics", "controller"])
+
+
+def _p2p_denied(packet: Packet) -> list[str]:
+    """What says P2P is not used: an engine config with enable_p2p=false (internal API
+    /conf), or the controller logging that a worker registered without a peer init URL
+    ("only register when p2p is used", 0.5.6 controller)."""
+    out = []
+    for e in packet.evidence:
+        f = e.facts
+        if e.status not in ("ok", "partial"):
+            continue
+        if isinstance(f, ControllerFacts) and f.config.get("enable_p2p") is False:
+            out.append(f"{_src(e)}: enable_p2p=false")
+        elif isinstance(f, LogFacts) and (n := f.count("ctrl_no_peer_init_url")):
+            out.append(f"{_src(e)}: peer init url is None x{n}")
+    return out
+
+
+def _resolver(packet: Packet, notes: list[str]) -> Callable[[str], tuple[str, ...]]:
+    """Map the pseudo-modes of hinted signals to real modes, from what else the packet says:
+    the offload flag to the connector the engine log says it created (else both candidates),
+    a scrape's `lmcache:*` families to the engine the packet shows (else a standalone
+    LMCacheEngine worker)."""
+    logs = [e.facts for e in packet.evidence if isinstance(e.facts, LogFacts)
+            and e.status in ("ok", "partial")]
+    created = sorted({m for lf in logs for cat, m in (("mp_connector", "mp"),
+                                                       ("embedded_vllm", "embedded_vllm"))
+                      if cat in lf.categories()})
+    offload: tuple[str, ...] = tuple(created) if len(created) == 1 else ("embedded_vllm", "mp")
+    engine = _engine_of(packet)
+    embedded = {"vllm": "embedded_vllm", "sglang": "embedded_sglang"}.get(
+        engine or "", "standalone_worker")
+    said: set[str] = set()
+
+    def resolve(mode: str) -> tuple[str, ...]:
+        if mode == OFFLOAD:
+            if len(created) == 1 and "offload" not in said:
+                said.add("offload")
+                notes.append(f"--kv-offloading-backend lmcache: the engine log shows it "
+                             f"created the {created[0]} connector")
+            return offload
+        if mode == EMBEDDED:
+            if embedded == "standalone_worker" and "worker" not in said:
+                said.add("worker")
+                notes.append("lmcache:* families without any vLLM/SGLang evidence: a "
+                             "standalone LMCacheEngine worker (lmcache.v1.standalone), not "
+                             "an engine's in-process LMCache")
+            return (embedded,)
+        return (mode,)
+    return resolve
+
+
+def _engine_of(packet: Packet) -> str | None:
+    """vllm / sglang when any scrape, launch or log of the packet shows that engine."""
+    for e in packet.evidence:
+        f = e.facts
+        if e.status not in ("ok", "partial") or f is None:
+            continue
+        if isinstance(f, MetricsFacts):
+            names = [fam.name for fam in f.families]
+            if any(n.startswith("vllm:") for n in names):
+                return "vllm"
+            if any(n.startswith("sglang:") for n in names):
+                return "sglang"
+        elif isinstance(f, LaunchFacts):
+            for x in f.launches:
+                if x.program in ("vllm", "sglang"):
+                    return x.program
+        elif isinstance(f, LogFacts):
+            cats = f.categories()
+            if cats & {"embedded_vllm", "mp_connector", "offload_flag"}:
+                return "vllm"
+            if "sglang_lmcache" in cats:
+                return "sglang"
+    return None
+
+
+def controller_scrape(f: object) -> bool:
+    """A scrape whose LMCache families are all the controller's own gauges (its /metrics,
+    given as a metrics file): the controller's surface, not an engine's."""
+    if not isinstance(f, MetricsFacts):
+        return False
+    lm = [fam.name for fam in f.families if fam.name.startswith(("lmcache:", "lmcache_"))]
+    return bool(lm) and all(n.startswith(CONTROLLER_PREFIX) for n in lm) and not any(
+        fam.name.startswith(("vllm:", "sglang:")) for fam in f.families)
+
+
 def _controller_only(packet: Packet) -> list[EvidenceRef]:
     """References to the controller answers when they are the only evidence of note (no
     engine or cache metrics); empty otherwise."""
-    kinds = {e.kind for e in packet.evidence if e.status in ("ok", "partial")}
-    if kinds & {"lmcache_metrics", "engine_metrics"}:
+    scrapes = [e for e in packet.evidence if e.status in ("ok", "partial")
+               and e.kind in ("lmcache_metrics", "engine_metrics")]
+    if any(not controller_scrape(e.facts) for e in scrapes):
         return []
-    refs = []
+    refs = [EvidenceRef(e.kind, _src(e), "the controller's own /metrics "
+                        "(lmcache:cache_controller_* gauges only)") for e in scrapes]
     for e in packet.evidence:
         f = e.facts
         if (e.status in ("ok", "partial") and isinstance(f, ControllerFacts)
