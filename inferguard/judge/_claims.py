@@ -5,7 +5,7 @@ from __future__ import annotations
 from inferguard._packet import Packet
 from inferguard.evidence._logs import LogFacts
 from inferguard.judge._catalog import FAMILIES
-from inferguard.judge._facts import readable, src
+from inferguard.judge._facts import EngineStartFailure, readable, src
 from inferguard.judge._index import MetricsIndex
 from inferguard.judge._mode import (
     INFERRED,
@@ -25,9 +25,16 @@ _CACHE_HITS = frozenset(f.name for f in FAMILIES if f.hit_scope in ("lmcache", "
 
 
 def claims(packet: Packet, rs: list[FamilyResult], det: ModeDetection, mode: str,
-            m: MetricsIndex) -> list[Claim]:
-    claims = [Claim("mode", f"LMCache runs in {det.mode} mode", det.level,
-                    [r.detail for c in det.candidates[:1] for r in c.evidence[:4]])]
+            m: MetricsIndex, *, start_failure: EngineStartFailure | None = None) -> list[Claim]:
+    if start_failure is not None:
+        # The same fact as `lmcache_engine_failed_to_start`: nothing runs, whatever was configured.
+        sf = start_failure
+        claims = [Claim("mode", f"the engine did not start ({sf.exception}): LMCache does not "
+                        f"run, in {det.mode} mode or any other", MISSING_SIGNAL,
+                        [f"{sf.source} line {sf.line}: {sf.exception}", *sf.corroborated_by])]
+    else:
+        claims = [Claim("mode", f"LMCache runs in {det.mode} mode", det.level,
+                        [r.detail for c in det.candidates[:1] for r in c.evidence[:4]])]
     hits = [r for r in rs if r.name in _CACHE_HITS]
     populated = [r for r in hits if r.status == "populated"]
     logs_hits = [e for e in readable(packet, "log") if isinstance(e.facts, LogFacts)
