@@ -55,6 +55,7 @@ EVIDENCE_FILES: dict[str, str] = {
     "trace_replay": "lmcache_trace_replay_evidence.json",
     "launch_config": "launch_config_evidence.json",
     "controller": "lmcache_controller_evidence.json",
+    "engine_http": "engine_http_evidence.json",
 }
 
 

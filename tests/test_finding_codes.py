@@ -787,6 +787,30 @@ def _(tmp: Path, fire: bool) -> ig.Packet:
     return packet(mp(tmp), read("trace", _write(tmp, "given.lct", data)))
 
 
+# the engine itself
+
+
+FAILED_START = Path(__file__).parent / "fixtures" / "engine_start_failure" / "vllm_importerror.log"
+
+
+@case("lmcache_engine_failed_to_start")
+def _(tmp: Path, fire: bool) -> ig.Packet:
+    # vLLM 0.33.0's startup-failure text (see the fixture's README). Near miss: the same log
+    # with vLLM's serving line after it (the engine came up after all).
+    text = FAILED_START.read_text()
+    if not fire:
+        text += ("(APIServer pid=4071) INFO 12-02 09:15:10 [entry.py:139] Starting vLLM server "
+                 "on http://127.0.0.1:8000\n")
+    return packet(read("log", _write(tmp, "vllm.log", text)))
+
+
+@case("lmcache_engine_unhealthy")
+def _(tmp: Path, fire: bool) -> ig.Packet:
+    # vLLM's /health answering 503 (EngineDeadError). Near miss: 200 with its empty body.
+    return packet(mp(tmp), capture(tmp, "engine", {"health": (503 if fire else 200, "")},
+                                   kind="engine_http"))
+
+
 # Codes no packet can produce (none today): code -> why.
 UNREACHABLE: dict[str, str] = {}
 

@@ -40,6 +40,9 @@ def add_collect_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
       help="an engine's LMCache internal API server (read-only GETs, /metrics included)")
     many("--lmcache-controller-capture-dir", "captured controller GET_<route>.body/.headers")
     many("--lmcache-internal-api-capture-dir", "captured internal API GET_<route> answers")
+    a("--engine-http-base-url", metavar="URL",
+      help="vLLM OpenAI server, e.g. http://127.0.0.1:8000 (GET /health and /version only)")
+    many("--engine-http-capture-dir", "captured vLLM GET_health / GET_version answers")
     many("--lmcache-log-file", "LMCache server log")
     many("--engine-log-file", "vLLM/SGLang log")
     many("--lmcache-trace-file", ".lct trace recording")
@@ -79,6 +82,8 @@ def _collect(args: argparse.Namespace) -> int:
         lmcache_internal_api_url=args.lmcache_internal_api_url,
         controller_capture_dirs=args.lmcache_controller_capture_dir,
         internal_api_capture_dirs=args.lmcache_internal_api_capture_dir,
+        engine_http_base_url=args.engine_http_base_url,
+        engine_http_capture_dirs=args.engine_http_capture_dir,
         lmcache_log_files=args.lmcache_log_file, engine_log_files=args.engine_log_file,
         lmcache_trace_files=args.lmcache_trace_file, lmcache_otel_files=args.lmcache_otel_file,
         lookup_hash_paths=args.lmcache_lookup_hash_file, replay_files=args.lmcache_replay_file,

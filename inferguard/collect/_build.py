@@ -22,7 +22,12 @@ from typing import Any
 import msgspec
 
 from inferguard._packet import REPORT_FILE, Packet, PacketInput, PacketSettings
-from inferguard.collect._live import collect_control_plane, collect_http, scrape_metrics
+from inferguard.collect._live import (
+    collect_control_plane,
+    collect_engine_http,
+    collect_http,
+    scrape_metrics,
+)
 from inferguard.evidence._controller import read_controller_capture_dir
 from inferguard.evidence._model import Evidence
 from inferguard.evidence._readers import read_evidence
@@ -54,6 +59,8 @@ class CollectOptions(msgspec.Struct, frozen=True, omit_defaults=True):
     lmcache_internal_api_url: str | None = None
     controller_capture_dirs: list[str] = msgspec.field(default_factory=list)
     internal_api_capture_dirs: list[str] = msgspec.field(default_factory=list)
+    engine_http_base_url: str | None = None
+    engine_http_capture_dirs: list[str] = msgspec.field(default_factory=list)
 
 
 def collect_lmcache(opts: CollectOptions, *, transport: Any = None,
@@ -78,6 +85,7 @@ def collect_lmcache(opts: CollectOptions, *, transport: Any = None,
         ("lookup_hash", opts.lookup_hash_paths),
         ("trace_replay", opts.replay_files),
         ("launch_config", opts.launch_files),
+        ("engine_http", opts.engine_http_capture_dirs),
     ]
     evidence: list[Evidence] = []
     inputs: list[PacketInput] = []
@@ -110,6 +118,9 @@ def collect_lmcache(opts: CollectOptions, *, transport: Any = None,
         evidence.append(collect_http(opts.lmcache_http_base_url,
                                      thread_names=opts.lmcache_http_thread_names,
                                      timeout=opts.http_timeout, transport=transport))
+    if opts.engine_http_base_url:  # vLLM's /health and /version only
+        evidence.append(collect_engine_http(opts.engine_http_base_url,
+                                            timeout=opts.http_timeout, transport=transport))
     # The controller and an engine's internal API server: same read-only discipline.
     for server, dirs, live in (
             ("controller", opts.controller_capture_dirs, opts.lmcache_controller_url),

@@ -15,6 +15,7 @@ from inferguard.evidence._capture import BODY_LIMIT
 from inferguard.evidence._controller import SERVERS, request_paths
 from inferguard.evidence._controller import facts_from_routes as controller_facts
 from inferguard.evidence._controller import route_result as controller_route_result
+from inferguard.evidence._engine_http import ENGINE_HTTP_PATHS, engine_evidence
 from inferguard.evidence._http import ROUTES, facts_from_routes, skipped_routes
 from inferguard.evidence._http import route_result as http_route_result
 from inferguard.evidence._metrics import read_metrics_bytes
@@ -39,6 +40,18 @@ def collect_http(base_url: str, *, thread_names: Iterable[str] = (), timeout: fl
     return Evidence(kind="http", source=src,
                     status=status_from(problems, readable=reachable), facts=facts,
                     problems=problems)
+
+
+def collect_engine_http(base_url: str, *, timeout: float = 5.0, transport: Any = None
+                        ) -> Evidence:
+    """GET /health and /version of a live vLLM server, nothing else. No answer is evidence
+    (the engine is not listening), never an exception."""
+    base = base_url.rstrip("/")
+    answers = fetch(base, ENGINE_HTTP_PATHS, timeout=timeout, transport=transport)
+    summary = [{"path": a.path, "status": a.status, "error": a.error,
+                "body": a.raw[:256].decode("utf-8", "replace")} for a in answers]
+    return engine_evidence(base, answers,
+                           EvidenceSource.of_bytes(msgspec.json.encode(summary), url=base))
 
 
 class ControlPlaneCapture(NamedTuple):

@@ -2,6 +2,7 @@
 exception on bad input); `read_evidence(kind, path)` is the one entry point."""
 
 from inferguard.evidence._controller import ControllerFacts
+from inferguard.evidence._engine_http import EngineHealthFacts
 from inferguard.evidence._http import HttpFacts
 from inferguard.evidence._launch import LaunchFacts
 from inferguard.evidence._logs import LogFacts
@@ -29,6 +30,7 @@ from inferguard.evidence._trace import TraceFacts
 __all__ = [
     "EVIDENCE_KINDS",
     "ControllerFacts",
+    "EngineHealthFacts",
     "Evidence",
     "EvidenceKind",
     "EvidenceSource",

@@ -180,6 +180,18 @@ LOG_HINTS: tuple[LogHint, ...] = (
     LogHint("mp_retrieved", "lifecycle",
             r"\bRetrieved (?P<tokens>\d+) tokens in (?P<secs>[\d.]+) seconds",
             "MP retrieve completed", amount="tokens"),
+    # The same two lines name their module (LMCache's log format ends with
+    # `(file.py:line:logger)`): EngineDrivenTransferModule.commit_store/commit_retrieve
+    # (engine_driven_transfer.py, vLLM's default MP path) or LMCacheDrivenTransferModule.store/
+    # retrieve (lmcache_driven_transfer.py). Only the latter feeds the transfer-path families.
+    LogHint("mp_transfer_engine_driven", "lifecycle",
+            r"\b(?P<op>Stored|Retrieved) (?P<tokens>\d+) tokens in [\d.]+ seconds\b.*?"
+            r"\bengine_driven_transfer\b",
+            "MP store/retrieve on the engine-driven path (engine_driven_transfer.py)"),
+    LogHint("mp_transfer_lmcache_driven", "lifecycle",
+            r"\b(?P<op>Stored|Retrieved) (?P<tokens>\d+) tokens in [\d.]+ seconds\b.*?"
+            r"\blmcache_driven_transfer\b",
+            "MP store/retrieve on the lmcache-driven path (lmcache_driven_transfer.py)"),
     LogHint("mp_prefetch_completed", "lifecycle",
             r"Prefetch request completed \(L1\+L2\): (?P<hit>\d+)/(?P<total>\d+) retained keys",
             "MP lookup/prefetch with hits", amount="hit"),
@@ -273,6 +285,19 @@ class HintSummary(msgspec.Struct, frozen=True):
     positive: int | None = None
 
 
+class StartFailure(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A process in this log failed while starting: a traceback (or vLLM's own startup-failure
+    line) and no serving line anywhere in the log. `line`/`exception` are the first exception
+    line after the traceback (the root cause), `marker` vLLM's summary line when present."""
+
+    line: int
+    exception: str
+    traceback_line: int | None = None
+    marker_line: int | None = None
+    marker: str | None = None
+    vllm: bool = False  # the log is in vLLM's format (`(Name pid=N)` prefix) or names vLLM
+
+
 class LogFacts(msgspec.Struct, frozen=True, tag="log", omit_defaults=True):
     """Hints found in one log, by id, plus how much of the log was read."""
 
@@ -281,6 +306,7 @@ class LogFacts(msgspec.Struct, frozen=True, tag="log", omit_defaults=True):
     long_lines: int = 0
     undecodable_lines: int = 0
     hints: list[HintSummary] = msgspec.field(default_factory=list)
+    start_failure: StartFailure | None = None
 
     def count(self, hint_id: str) -> int:
         return sum(h.count for h in self.hints if h.id == hint_id)
@@ -329,6 +355,83 @@ def _lines(data: bytes) -> Iterator[tuple[int, str, bool]]:
         yield n, text, bad
 
 
+# vLLM's NewLineFormatter repeats `(Name pid=N) LEVEL MM-DD HH:MM:SS [file:line] ` on every line
+# of a multi-line record (a logger.exception traceback included); stripped before matching.
+_VLLM_PREFIX = re.compile(r"^\((?P<proc>[\w.-]+) pid=\d+\) ")
+_VLLM_HEADER = re.compile(r"^(?P<level>DEBUG|INFO|WARNING|ERROR|CRITICAL) \d\d-\d\d "
+                          r"\d\d:\d\d:\d\d(?:\.\d+)? \[[^\]]*\] ")
+# The process is serving: vLLM's api_server entry (`Starting vLLM server on`), uvicorn (vLLM,
+# SGLang, the MP server's HTTP API) and the MP cache server itself.
+_SERVING = ("Starting vLLM server on", "Application startup complete", "Uvicorn running on",
+            "LMCache cache server is running")
+# vLLM 0.33: EngineCoreProc.run_engine_core logs `EngineCore failed to start.` (core.py) and
+# launch_core_engines raises `Engine core initialization failed. See root cause above.` or
+# `Frontend process failed during engine core initialization.` (v1/engine/utils.py).
+_START_MARKERS = ("EngineCore failed to start", "Engine core initialization failed",
+                  "Frontend process failed during engine core initialization")
+_TRACEBACK = "Traceback (most recent call last):"
+_CHAINED = ("During handling of the above exception", "The above exception was the direct cause")
+
+
+class _StartScan:
+    """Finds a startup failure: the first traceback printed as such (raw stderr, or a vLLM
+    record at ERROR/CRITICAL) with its exception line, or vLLM's startup-failure line, in a
+    log with no serving line. A traceback quoted inside another message (LMCache's degraded
+    mode) is not one; one that is followed by serving is not a failed start."""
+
+    def __init__(self) -> None:
+        self.serving = False
+        self.vllm = False
+        self.in_tb = False
+        self.tb_line: int | None = None
+        self.exc: tuple[int, str] | None = None
+        self.marker: tuple[int, str] | None = None
+
+    def feed(self, n: int, text: str) -> None:
+        body = text
+        m = _VLLM_PREFIX.match(body)
+        level = None
+        if m is not None:
+            self.vllm = True
+            body = body[m.end():]
+            h = _VLLM_HEADER.match(body)
+            if h is not None:
+                level, body = h.group("level"), body[h.end():]
+        if not self.serving and any(s in body for s in _SERVING):
+            self.serving = True
+        if self.marker is None and any(s in body for s in _START_MARKERS):
+            self.marker = (n, safe_text(body.strip()))
+            self.vllm = True
+        if self.in_tb:
+            if not body.strip() or body[0] in " \t":
+                return  # frames, source lines, carets
+            if body.startswith(_CHAINED):
+                return
+            if body.startswith(_TRACEBACK):
+                return  # the next traceback of a chain
+            if self.exc is None:
+                self.exc = (n, safe_text(body.strip()))
+            self.in_tb = False
+            return
+        if body.startswith(_TRACEBACK) and level in (None, "ERROR", "CRITICAL") \
+                and self.exc is None:
+            self.in_tb = True
+            self.tb_line = n
+
+    def result(self) -> StartFailure | None:
+        if self.serving:
+            return None
+        if self.exc is not None:
+            line, exc, tb = self.exc[0], self.exc[1], self.tb_line
+        elif self.marker is not None:
+            line, exc, tb = self.marker[0], self.marker[1], None
+        else:
+            return None
+        mark = self.marker
+        return StartFailure(line, exc, tb, mark[0] if mark else None, mark[1] if mark else None,
+                            self.vllm)
+
+
 def read_log_bytes(data: bytes, source: EvidenceSource, *, role: str = "lmcache",
                    kind: EvidenceKind = "log") -> Evidence:
     """Scan log bytes for hints. Never raises; binary garbage just matches nothing."""
@@ -338,6 +441,7 @@ def read_log_bytes(data: bytes, source: EvidenceSource, *, role: str = "lmcache"
     first: dict[str, int] = {}
     last: dict[str, int] = {}
     lines = long_lines = bad_lines = 0
+    start = _StartScan()
     for n, text, bad in _lines(data):
         lines = n
         bad_lines += bad
@@ -346,6 +450,7 @@ def read_log_bytes(data: bytes, source: EvidenceSource, *, role: str = "lmcache"
             text = text[:MAX_LINE]
         if "\x1b" in text:
             text = _ANSI.sub("", text)
+        start.feed(n, text)
         if not _PREFILTER.search(text):
             continue
         for hint, rx in _COMPILED:
@@ -370,7 +475,7 @@ def read_log_bytes(data: bytes, source: EvidenceSource, *, role: str = "lmcache"
     if bad_lines:
         problems.append(Problem(f"{bad_lines} lines are not valid UTF-8 (read with replacement)"))
     facts = LogFacts(role=role, lines=lines, long_lines=long_lines,
-                     undecodable_lines=bad_lines, hints=hints)
+                     undecodable_lines=bad_lines, hints=hints, start_failure=start.result())
     return Evidence(kind=kind, source=source, status="partial" if problems else "ok",
                     facts=facts, problems=problems)
 

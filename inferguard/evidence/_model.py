@@ -17,7 +17,7 @@ EVIDENCE_SCHEMA = "inferguard.evidence/1"
 
 EvidenceKind = Literal[
     "engine_metrics", "lmcache_metrics", "http", "log", "trace", "otel", "lookup_hash",
-    "trace_replay", "launch_config", "controller"]
+    "trace_replay", "launch_config", "controller", "engine_http"]
 ParseStatus = Literal["ok", "partial", "malformed", "skipped"]
 EVIDENCE_KINDS: tuple[str, ...] = EvidenceKind.__args__  # type: ignore[attr-defined]
 

@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 
 from inferguard.evidence._controller import ControllerFacts, read_controller_capture_dir
+from inferguard.evidence._engine_http import EngineHealthFacts, read_engine_capture_dir
 from inferguard.evidence._http import HttpFacts, read_http_capture_dir
 from inferguard.evidence._launch import LaunchFacts, read_launch
 from inferguard.evidence._logs import LogFacts, read_log
@@ -30,7 +31,7 @@ from inferguard.evidence._replay import ReplayFacts, read_replay
 from inferguard.evidence._trace import TraceFacts, read_trace
 
 Facts = (HttpFacts | LogFacts | OtelFacts | LookupHashFacts | ReplayFacts | LaunchFacts
-         | MetricsFacts | TraceFacts | ControllerFacts)
+         | MetricsFacts | TraceFacts | ControllerFacts | EngineHealthFacts)
 
 
 def _http(path: str | os.PathLike[str]) -> Evidence:
@@ -46,6 +47,13 @@ def _controller(path: str | os.PathLike[str]) -> Evidence:
     return load_evidence_file(path, "controller")
 
 
+def _engine_http(path: str | os.PathLike[str]) -> Evidence:
+    """A vLLM /health + /version capture directory, or an evidence JSON file."""
+    if Path(path).is_dir():
+        return read_engine_capture_dir(path)
+    return load_evidence_file(path, "engine_http")
+
+
 READERS: dict[str, Callable[[str | os.PathLike[str]], Evidence]] = {
     "engine_metrics": lambda p: read_metrics(p, "engine_metrics"),
     "lmcache_metrics": lambda p: read_metrics(p, "lmcache_metrics"),
@@ -57,6 +65,7 @@ READERS: dict[str, Callable[[str | os.PathLike[str]], Evidence]] = {
     "trace_replay": read_replay,
     "launch_config": read_launch,
     "controller": _controller,
+    "engine_http": _engine_http,
 }
 
 

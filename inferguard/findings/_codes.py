@@ -221,6 +221,14 @@ FINDING_CODES: dict[str, CodeSpec] = {
     "lmcache_evidence_malformed": CodeSpec(
         "warning", "some evidence could not be read",
         "see the evidence problems for file and line"),
+    "lmcache_engine_failed_to_start": CodeSpec(
+        "error", "a log shows the engine (or LMCache server) failing at startup; it never "
+        "served", "fix the exception named in the evidence (often a vLLM/LMCache version skew: "
+        "install the LMCache build matching this vLLM), then restart and collect again"),
+    "lmcache_engine_unhealthy": CodeSpec(
+        "error", "the engine's /health did not answer 200",
+        "503 is vLLM's EngineDeadError: read the engine log for the root cause; no answer means "
+        "not started, stopped, or a wrong --engine-http-base-url"),
 }
 
 

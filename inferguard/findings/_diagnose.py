@@ -8,6 +8,7 @@ from inferguard.findings import (  # noqa: F401 - importing registers the rules
     _rules_blend,
     _rules_controller,
     _rules_engine,
+    _rules_engine_health,
     _rules_evidence,
     _rules_mode,
     _rules_mp,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from inferguard._packet import Packet
 from inferguard.evidence._controller import ControllerFacts
+from inferguard.evidence._engine_http import EngineHealthFacts
 from inferguard.evidence._http import HttpFacts
 from inferguard.evidence._launch import LaunchFacts
 from inferguard.evidence._logs import AMOUNT_HINTS, LogFacts
@@ -56,7 +57,9 @@ def checklist(packet: Packet, mode: str, m: MetricsIndex) -> list[ChecklistItem]
                  + log_has("mp_connector")),
             item("lmcache_healthcheck", "LMCache healthcheck",
                  [f"/healthcheck healthy={h.healthy}" for h in http if h.healthy is True]),
-            item("engine_healthcheck", "vLLM healthcheck", []),
+            item("engine_healthcheck", "vLLM healthcheck",
+                 [f"{src(e)}: /health 200" for e in packet.of_kind("engine_http")
+                  if isinstance(e.facts, EngineHealthFacts) and e.facts.healthy]),
             item("lmcache_metrics", "LMCache /metrics", lm),
             item("engine_metrics", "vLLM /metrics", em),
             item("lmcache_logs", "LMCache server logs", log_has("mp_server")),

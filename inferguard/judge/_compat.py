@@ -76,7 +76,7 @@ def _conditions(packet: Packet, m: MetricsIndex, settings: PacketSettings) -> di
         "l2": settings.l2_configured,
         "l2_seen": any((h.num_l2_adapters or 0) > 0 for h in http) or any_family("mp_l2"),
         "lmcache_driven": any_family("mp_transfer") or any_family("mp_l0_l1_throughput")
-        or any(lf.count("mp_stored") or lf.count("mp_retrieved") for lf in logs),
+        or any(lf.count("mp_transfer_lmcache_driven") for lf in logs),
         "gpu": any_family("mp_l0_lifecycle"),
         "blend": blend,
         "p2p": any(h.p2p_enabled for h in http) or any("p2p" in lf.categories() for lf in logs),
@@ -203,6 +203,7 @@ def compat(packet: Packet) -> CompatReport:
                 if items and effective != "unknown" else None)
     mp_obs = mp_observability(packet, m, settings, rate) if (
         effective == "mp" or m.sources["lmcache_metrics"]) else None
+    facts = report_facts(packet)
     return CompatReport(
         detected=detected, expected_mode=expected, effective_mode=effective,
         # The detected mode only: a weaker candidate never makes a declared mode match.
@@ -212,7 +213,7 @@ def compat(packet: Packet) -> CompatReport:
         zero_required=zero_req, checklist=items, coverage=coverage,
         evidence=[EvidenceSummary(e.kind, src(e), e.status, len(e.problems))
                   for e in packet.evidence],
-        lmcache_mp_observability=mp_obs, facts=report_facts(packet))
+        lmcache_mp_observability=mp_obs, facts=facts)
 
 
 def _engine_kind(m: MetricsIndex) -> str | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import msgspec
 
 from inferguard._packet import Packet
+from inferguard.evidence._engine_http import EngineHealthFacts
 from inferguard.evidence._http import HttpFacts
 from inferguard.evidence._launch import LaunchFacts
 from inferguard.evidence._logs import LogFacts
@@ -112,6 +113,32 @@ class VllmLmcacheDigest(msgspec.Struct, frozen=True, omit_defaults=True):
     model_join: str | None = None
 
 
+class EngineHealth(msgspec.Struct, frozen=True, omit_defaults=True):
+    """One engine /health answer (vLLM: 200 healthy, 503 EngineDeadError; no answer: not
+    listening)."""
+
+    source: str
+    healthy: bool
+    status: int | None = None
+    error: str | None = None
+    version: str | None = None
+
+
+class EngineStartFailure(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A log shows a process that failed while starting and never served (see
+    `evidence._logs.StartFailure`), and no measured evidence shows it serving. The rule
+    `lmcache_engine_failed_to_start` and the `mode` claim both read this one fact.
+    `corroborated_by` names measured evidence that agrees (an engine /health with no 200)."""
+
+    source: str
+    line: int
+    exception: str
+    traceback_line: int | None = None
+    marker_line: int | None = None
+    marker: str | None = None
+    corroborated_by: list[str] = msgspec.field(default_factory=list)
+
+
 class MalformedEvidence(msgspec.Struct, frozen=True):
     kind: str
     source: str
@@ -134,6 +161,8 @@ class ReportFacts(msgspec.Struct, frozen=True, omit_defaults=True):
     controller: list[ControllerDigest] = msgspec.field(default_factory=list)
     vllm_lmcache: VllmLmcacheDigest | None = None
     malformed_evidence: list[MalformedEvidence] = msgspec.field(default_factory=list)
+    engine_health: list[EngineHealth] = msgspec.field(default_factory=list)
+    engine_start_failure: EngineStartFailure | None = None
 
     def controllers(self, server: str = "controller") -> list[ControllerDigest]:
         """Controller-kind digests of one server type (`controller` or `internal_api`)."""
@@ -211,7 +240,44 @@ def report_facts(packet: Packet) -> ReportFacts:
         vllm_lmcache=vllm_lmcache_digest(packet),
         malformed_evidence=[MalformedEvidence(e.kind, src(e),
                                               e.problems[0].message if e.problems else "")
-                            for e in packet.evidence if e.status == "malformed"])
+                            for e in packet.evidence if e.status == "malformed"],
+        engine_health=engine_health(packet), engine_start_failure=engine_start_failure(packet))
+
+
+def engine_health(packet: Packet) -> list[EngineHealth]:
+    """Every engine /health answer (or non-answer) in the packet."""
+    out = []
+    for e in packet.of_kind("engine_http"):
+        f = e.facts
+        if isinstance(f, EngineHealthFacts) and f.healthy is not None:
+            out.append(EngineHealth(src(e), f.healthy, f.health_status, f.health_error,
+                                    f.version))
+    return out
+
+
+def engine_start_failure(packet: Packet) -> EngineStartFailure | None:
+    """The first log whose process failed to start, unless measured evidence shows it
+    serving: for a vLLM log, an engine /health 200 or an engine scrape with families; for any
+    other process also an LMCache scrape or an MP /healthcheck answer. Measured beats hinted."""
+    health = engine_health(packet)
+    engine_up = [h.source for h in health if h.healthy] + [
+        src(e) for e in readable(packet, "engine_metrics")
+        if isinstance(e.facts, MetricsFacts) and e.facts.families]
+    other_up = [src(e) for e in readable(packet, "lmcache_metrics")
+                if isinstance(e.facts, MetricsFacts) and e.facts.families] + [
+        src(e) for e in readable(packet, "http")
+        if isinstance(e.facts, HttpFacts) and e.facts.healthy is not None]
+    for e in readable(packet, "log"):
+        assert isinstance(e.facts, LogFacts)
+        sf = e.facts.start_failure
+        if sf is None or engine_up or (not sf.vllm and other_up):
+            continue
+        down = [f"{h.source}: /health " + (f"HTTP {h.status}" if h.status is not None
+                                           else f"no answer ({h.error})")
+                for h in health if not h.healthy]
+        return EngineStartFailure(src(e), sf.line, sf.exception, sf.traceback_line,
+                                  sf.marker_line, sf.marker, down)
+    return None
 
 
 def _fam_any(facts: list[MetricsFacts], *names: str) -> FamilyStats | None:

@@ -48,10 +48,13 @@ class Claims(msgspec.Struct, frozen=True):
 # work, or reports itself unhealthy.
 RUNS_CONTRADICTED_BY: tuple[str, ...] = (
     "lmcache_configured_but_not_working",
+    "lmcache_engine_failed_to_start",
+    "lmcache_engine_unhealthy",
     "lmcache_mp_server_unhealthy",
 )
 # Findings that contradict "the cache served hits" whatever the hit counters say.
-HITS_CONTRADICTED_BY: tuple[str, ...] = ("lmcache_configured_but_not_working",)
+HITS_CONTRADICTED_BY: tuple[str, ...] = ("lmcache_configured_but_not_working",
+                                         "lmcache_engine_failed_to_start")
 _CHECK = [c for c in RUNS_CONTRADICTED_BY + HITS_CONTRADICTED_BY if c not in FINDING_CODES]
 assert not _CHECK, f"claim rules name unknown finding codes: {_CHECK}"
 
