@@ -254,12 +254,19 @@ class Packet(msgspec.Struct, frozen=True, omit_defaults=True):
 
     @staticmethod
     def read(directory: str | os.PathLike[str]) -> Packet:
-        """Read a packet directory written by `write()`."""
-        return Packet.load(directory)
+        """Read a packet directory for judging: every input the packet holds a copy of is
+        read again from that copy by today's readers (so a packet written by an older
+        InferGuard is judged by the same rules as fresh files); evidence without a copy
+        (live HTTP answers, lookup-hash aggregates) is taken as stored."""
+        stored = Packet.load(directory)
+        root = Path(directory)
+        evidence = [_reread(root, e) for e in stored.evidence]
+        return msgspec.structs.replace(stored, evidence=evidence)
 
     @staticmethod
     def load(directory: str | os.PathLike[str]) -> Packet:
-        """Read a packet directory written by `write()` (also `Packet.read`)."""
+        """A packet directory exactly as written by `write()`: the stored evidence (`read`
+        re-reads the copies for judging)."""
         root = Path(directory)
         try:
             manifest = msgspec.json.decode((root / "packet.json").read_bytes(), type=Manifest)
@@ -278,6 +285,30 @@ class Packet(msgspec.Struct, frozen=True, omit_defaults=True):
                 problems.append(Problem(f"{rel}: {kind} evidence unreadable: {exc}", where=rel))
         return Packet(settings=manifest.settings, evidence=evidence, inputs=manifest.inputs,
                       problems=problems, created_at=manifest.created_at)
+
+
+def _reread(root: Path, ev: Evidence) -> Evidence:
+    """One evidence read again from its copy in the packet, keeping where it came from; the
+    stored one when there is no copy (or it cannot be read: that is said)."""
+    rel = ev.source.copied_as
+    if rel is None or ev.kind in NOT_COPIED:
+        return ev
+    path = root / rel
+    try:
+        path.resolve().relative_to(root.resolve())
+    except ValueError:
+        return ev
+    if not path.exists():
+        return msgspec.structs.replace(ev, problems=[*ev.problems, Problem(
+            f"{rel}: the packet's copy is gone; judged from the stored evidence", where=rel)])
+    fresh = read_evidence(ev.kind, path)
+    role = getattr(ev.facts, "role", None)
+    if role is not None and hasattr(fresh.facts, "role"):
+        fresh = msgspec.structs.replace(fresh, facts=msgspec.structs.replace(fresh.facts,
+                                                                             role=role))
+    return msgspec.structs.replace(fresh, source=msgspec.structs.replace(
+        ev.source, sha256=fresh.source.sha256 or ev.source.sha256,
+        size=fresh.source.size if fresh.source.size is not None else ev.source.size))
 
 
 def _now() -> str:

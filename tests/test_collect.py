@@ -19,7 +19,7 @@ from inferguard.collect import CollectOptions, collect_lmcache
 from inferguard.evidence._http import ROUTES
 from inferguard.evidence._readers import read_evidence
 
-from .conftest import UPSTREAM
+from .conftest import FIXTURES, UPSTREAM
 
 CAPTURES = {
     "/": "root", "/healthcheck": "healthcheck", "/status": "status", "/version": "version",
@@ -304,3 +304,28 @@ def test_base_packet_missing_is_a_usage_error(tmp_path: Path,
                  str(UPSTREAM / "logs" / "mp_server.log")])
     assert code == 2 and "no packet.json" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_read_judges_the_copies_not_the_stored_evidence(tmp_path: Path) -> None:
+    """A packet written by an older InferGuard keeps that reader's facts in its evidence
+    files; `Packet.read` (what judging uses) reads the packet's own copies again, so the same
+    bytes give today's verdict. Evidence without a copy is taken as stored."""
+    import shutil
+
+    src = FIXTURES / "lmcache_live" / "vllm_live_mp" / "packet"
+    pkt = tmp_path / "packet"
+    shutil.copytree(src, pkt)
+    log_file = pkt / "metrics" / "lmcache_log_evidence.json"
+    doc = json.loads(log_file.read_text())
+    for ev in doc["evidence"]:
+        ev["facts"]["hints"] = []  # what an older reader might have found: nothing
+    log_file.write_text(json.dumps(doc))
+    stored = Packet.load(pkt)
+    assert all(not e.facts.hints for e in stored.of_kind("log"))
+    fresh = Packet.read(pkt)
+    logs = fresh.of_kind("log")
+    assert logs and all(e.facts.hints for e in logs)
+    assert [e.source.copied_as for e in logs] == [e.source.copied_as
+                                                  for e in stored.of_kind("log")]
+    # The live HTTP answers have no copy: stored, unchanged.
+    assert fresh.of_kind("http") == stored.of_kind("http")

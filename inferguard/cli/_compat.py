@@ -64,7 +64,7 @@ def _packet_from_args(args: argparse.Namespace) -> Packet:
     evidence: list[Evidence] = []
     settings = PacketSettings()
     if args.packet:
-        base = Packet.load(args.packet)
+        base = Packet.read(args.packet)
         evidence += base.evidence
         settings = base.settings
     for kind, paths in (("engine_metrics", args.engine_metrics_file),
