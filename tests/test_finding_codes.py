@@ -365,11 +365,14 @@ def _(tmp: Path, fire: bool) -> ig.Packet:
 
 @case("lmcache_hash_seed_risk")
 def _(tmp: Path, fire: bool) -> ig.Packet:
-    # Two engines sharing one MP server. Near miss: both launched with the same seed.
-    cmd = ("PYTHONHASHSEED={} vllm serve Qwen/Qwen3-0.6B --kv-transfer-config "
-           "'{{\"kv_connector\":\"LMCacheMPConnector\",\"kv_role\":\"kv_both\"}}'\n")
-    return packet(launch(tmp, cmd.format(0), "a.txt"),
-                  launch(tmp, cmd.format(1 if fire else 0), "b.txt"))
+    # A PD pair (producer and consumer vLLM), each launch script setting its environment with
+    # one multi-assignment `export`. Near miss: both export the same seed (a reader that
+    # missed the multi-assignment form would see no seed at all and warn).
+    cmd = ("export VLLM_NO_USAGE_STATS=1 PYTHONHASHSEED={} LMCACHE_CHUNK_SIZE=256\n"
+           "vllm serve Qwen/Qwen3-0.6B --kv-transfer-config "
+           "'{{\"kv_connector\":\"LMCacheConnectorV1\",\"kv_role\":\"{}\"}}'\n")
+    return packet(launch(tmp, cmd.format(0, "kv_producer"), "prefill.txt"),
+                  launch(tmp, cmd.format(1 if fire else 0, "kv_consumer"), "decode.txt"))
 
 
 @case("lmcache_l1_pressure")
