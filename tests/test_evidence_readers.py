@@ -256,6 +256,43 @@ def test_launch_commands() -> None:
     assert "sk-x" not in msgspec.json.encode(f).decode()
 
 
+@pytest.mark.parametrize("text", [
+    "export PYTHONHASHSEED=0",
+    "export A=1 PYTHONHASHSEED=0 B=2",
+    "export A=1 PYTHONHASHSEED='0' B=\"two words\"",
+    "declare -x PYTHONHASHSEED=0",
+    "PYTHONHASHSEED=0",
+    "PYTHONHASHSEED=0 vllm serve m",
+    "A=1 PYTHONHASHSEED=0 B=2 vllm serve m",
+    "env PYTHONHASHSEED=0 vllm serve m",
+    "env -i -u HOME A=1 PYTHONHASHSEED=0 vllm serve m",
+    "/usr/bin/env PYTHONHASHSEED=\"0\" python -m vllm.entrypoints.openai.api_server --model m",
+    "A=1 env PYTHONHASHSEED=0 vllm serve m",
+    "export A=1 PYTHONHASHSEED=0; vllm serve m > vllm.log 2>&1 &",
+    "cd /srv && PYTHONHASHSEED=0 vllm serve m  # the engine",
+    "export A=1 \\\n  PYTHONHASHSEED=0 \\\n  B=2",
+])
+def test_launch_env_in_every_shell_form(text: str) -> None:
+    """PYTHONHASHSEED is read however the shell is told to set it (split as the shell does)."""
+    f, problems = parse_launch_text(text + "\n")
+    assert problems == [] and f.env["PYTHONHASHSEED"] == "0", (f.env, problems)
+    assert all(x.program == "vllm" for x in f.launches)
+    assert len(f.launches) == ("vllm" in text)
+
+
+def test_launch_env_forms_that_set_nothing() -> None:
+    """An export of bare names, a quoted assignment-looking argument and a comment set no
+    variable; a word with `#` inside is not a comment."""
+    text = ("export PYTHONHASHSEED\n# PYTHONHASHSEED=1 vllm serve m\n"
+            "echo PYTHONHASHSEED=2 x\n"
+            "vllm serve m --kv-transfer-config '{\"kv_connector\":\"LMCacheMPConnector\"}' "
+            "--url http://h/#frag # PYTHONHASHSEED=3\n")
+    f, problems = parse_launch_text(text)
+    assert problems == [] and "PYTHONHASHSEED" not in f.env
+    (v,) = f.launches
+    assert v.kv_connector == "LMCacheMPConnector" and v.flags["url"] == "http://h/#frag"
+
+
 def test_metrics_and_trace_evidence() -> None:
     scrape = UPSTREAM / "metrics" / "mp-l1-storage-trace" / "metrics_after.txt"
     ev = roundtrip(read_evidence("lmcache_metrics", scrape))

@@ -321,10 +321,15 @@ def _(tmp: Path, fire: bool) -> ig.Packet:
 
 @case("lmcache_mp_metrics_via_otlp")
 def _(tmp: Path, fire: bool) -> ig.Packet:
-    # Near miss: the server log says the MeterProvider fell back to Prometheus pull.
-    how = ("OTLP (endpoint=http://127.0.0.1:4317)" if fire else
-           "Prometheus fallback (resource={'service.instance.id': 'srv-a'})")
-    return packet(scrape(tmp, PROCESS_ONLY), log(tmp, f"OTel MeterProvider initialised with {how}"),
+    # Only the server log, no pull scrape: its MeterProvider line as 0.5.6 writes it
+    # (otel_init.py). Near miss: the line says Prometheus fallback (pull mode).
+    resource = ("resource={'telemetry.sdk.language': 'python', 'telemetry.sdk.name': "
+                "'opentelemetry', 'telemetry.sdk.version': '1.40.0', 'service.instance.id': "
+                "'srv-a', 'service.name': 'unknown_service'}")
+    how = ("OTLP exporter (http://127.0.0.1:14317)" if fire else
+           "Prometheus fallback (standalone metrics HTTP server disabled; /metrics must be "
+           "exposed by the caller)")
+    return packet(log(tmp, f"OTel MeterProvider initialised with {how}, {resource}"),
                   expected_mode="mp")
 
 
@@ -365,11 +370,14 @@ def _(tmp: Path, fire: bool) -> ig.Packet:
 
 @case("lmcache_hash_seed_risk")
 def _(tmp: Path, fire: bool) -> ig.Packet:
-    # Two engines sharing one MP server. Near miss: both launched with the same seed.
-    cmd = ("PYTHONHASHSEED={} vllm serve Qwen/Qwen3-0.6B --kv-transfer-config "
-           "'{{\"kv_connector\":\"LMCacheMPConnector\",\"kv_role\":\"kv_both\"}}'\n")
-    return packet(launch(tmp, cmd.format(0), "a.txt"),
-                  launch(tmp, cmd.format(1 if fire else 0), "b.txt"))
+    # A PD pair (producer and consumer vLLM), each launch script setting its environment with
+    # one multi-assignment `export`. Near miss: both export the same seed (a reader that
+    # missed the multi-assignment form would see no seed at all and warn).
+    cmd = ("export VLLM_NO_USAGE_STATS=1 PYTHONHASHSEED={} LMCACHE_CHUNK_SIZE=256\n"
+           "vllm serve Qwen/Qwen3-0.6B --kv-transfer-config "
+           "'{{\"kv_connector\":\"LMCacheConnectorV1\",\"kv_role\":\"{}\"}}'\n")
+    return packet(launch(tmp, cmd.format(0, "kv_producer"), "prefill.txt"),
+                  launch(tmp, cmd.format(1 if fire else 0, "kv_consumer"), "decode.txt"))
 
 
 @case("lmcache_l1_pressure")
@@ -440,8 +448,12 @@ def _(tmp: Path, fire: bool) -> ig.Packet:
 
 @case("lmcache_sampled_histograms_sparse")
 def _(tmp: Path, fire: bool) -> ig.Packet:
-    # Traffic at the default --metrics-sample-rate 0.01. Near miss: the run declared 1.0.
-    return packet(mp(tmp), **({} if fire else {"mp_metrics_sample_rate": 1.0}))
+    # Traffic, and nothing in the packet says the rate: upstream's default 0.01. Near miss:
+    # the server's real /config answer is in the packet and says metrics_sample_rate 1.0.
+    ev = [mp(tmp)]
+    if not fire:
+        ev.append(read("http", UPSTREAM / "http"))
+    return packet(*ev)
 
 
 # embedded vLLM / SGLang and the engine's view

@@ -15,7 +15,9 @@ from .conftest import UPSTREAM
 
 
 def _report() -> ig.CompatReport:
-    packet = ig.Packet.from_files([("log", UPSTREAM / "logs" / "mp_server.log")])
+    packet = ig.Packet.from_files([
+        ("log", UPSTREAM / "logs" / "mp_server.log"),
+        ("lmcache_metrics", UPSTREAM / "metrics" / "mp-l1-storage-trace" / "metrics_after.txt")])
     return ig.compat(packet)
 
 

@@ -138,6 +138,9 @@ class HttpFacts(msgspec.Struct, frozen=True, tag="http", omit_defaults=True):
     unknown_routes: list[str] = msgspec.field(default_factory=list)
     cb_status_keys: list[str] = msgspec.field(default_factory=list)
     active_cb_lookups: int | None = None
+    # `/config` -> observability.metrics_sample_rate: the rate the running server samples its
+    # lifecycle and reuse histograms at (0.5.6 `ObservabilityConfig`, (0, 1], default 0.01).
+    metrics_sample_rate: float | None = None
 
 
 def skipped_routes() -> list[SkippedRoute]:
@@ -235,6 +238,12 @@ def facts_from_routes(base_url: str | None, results: Iterable[RouteResult],
     env_r = by_path.get("/env")
     if env_r is not None and env_r.json is not None:
         f["env"], f["env_dropped_keys"] = filter_env(env_r.json)
+    rate = json_at(body("/config"), "observability", "metrics_sample_rate")
+    if isinstance(rate, (int, float)) and not isinstance(rate, bool) and 0 < rate <= 1:
+        f["metrics_sample_rate"] = float(rate)
+    elif rate is not None:
+        problems.append(Problem(f"/config observability.metrics_sample_rate={rate!r} is not a "
+                                "rate in (0, 1]", where="/config"))
     oa = json_at(body("/openapi.json"), "paths")
     if isinstance(oa, dict):
         f["route_table_paths"] = len(oa)

@@ -1,10 +1,13 @@
 """Launch/config evidence: how the run was started, as the operator recorded it.
 
-Reads a text file of command lines (backslash continuations allowed) and `KEY=VALUE` or
-`export KEY=VALUE` environment lines. Recognises `lmcache server`, `lmcache_controller`,
-vLLM (`vllm serve`, `python -m vllm.entrypoints.openai.api_server`) with its
-`--kv-transfer-config` JSON and `--kv-offloading-backend`, and SGLang
-(`python -m sglang.launch_server` with `--enable-lmcache`). Environment excerpts keep only
+Reads a text file of command lines (backslash continuations allowed) and environment
+assignments in every shell form, split as the shell splits them (`shlex`, quotes honoured):
+`KEY=VALUE` lines, `export A=1 B=2 C=3`, `A=1 B=2 cmd ...`, `env [-i] A=1 cmd ...`, and commands
+joined by `;`, `&&`, `||`, `|` or `&`. Comments start at a word beginning with `#`.
+Recognises `lmcache server`, `lmcache_controller`, vLLM (`vllm serve`,
+`python -m vllm.entrypoints.openai.api_server`) with its `--kv-transfer-config` JSON and
+`--kv-offloading-backend`, and SGLang (`python -m sglang.launch_server` with
+`--enable-lmcache`). Environment excerpts keep only
 relevant keys (`PYTHONHASHSEED`, `LMCACHE_*`, ...) with secret-looking values redacted.
 """
 
@@ -21,7 +24,7 @@ import msgspec
 from inferguard.evidence._model import Evidence, EvidenceSource, Problem, read_source, status_from
 from inferguard.evidence._redact import REDACTED, filter_env, is_secret_key, redact_text
 
-_ENV_LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
+_ASSIGN = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$", re.S)
 
 
 class Launch(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -48,9 +51,9 @@ class LaunchFacts(msgspec.Struct, frozen=True, tag="launch_config", omit_default
         return {x.program for x in self.launches}
 
 
-def _program(argv: list[str]) -> tuple[str | None, list[str]]:
-    """(program kind, the arguments after it) for a command we recognise."""
-    words = [w for w in argv if not _ENV_LINE.match(w)]  # drop `VAR=x cmd` prefixes
+def _program(words: list[str]) -> tuple[str | None, list[str]]:
+    """(program kind, the arguments after it) for a command we recognise (`words` without
+    its leading variable assignments)."""
     for i, w in enumerate(words):
         base = os.path.basename(w)
         nxt = words[i + 1] if i + 1 < len(words) else ""
@@ -125,6 +128,74 @@ def _launch(kind: str, args: list[str], line: int) -> Launch:
                   lmcache_enabled=lmc, hicache_enabled=hic, problems=problems)
 
 
+_SEPARATORS = frozenset({";", "&", "&&", "|", "||", "|&", ";;", ";&"})
+
+
+def _words(line: str) -> list[str]:
+    """The line's words as the shell splits them, control operators as their own words and
+    everything from an unquoted-looking `#` word on dropped (a comment)."""
+    lex = shlex.shlex(line, posix=True, punctuation_chars=";&|")
+    lex.whitespace_split = True
+    lex.commenters = ""  # `#` only starts a comment at a word's start: handled below
+    out: list[str] = []
+    for w in lex:
+        if w.startswith("#"):
+            break
+        out.append(w)
+    return out
+
+
+def _commands(words: list[str]) -> list[list[str]]:
+    """Simple commands of one logical line, split at `;`, `&&`, `||`, `|` and `&`."""
+    out: list[list[str]] = [[]]
+    for w in words:
+        if w in _SEPARATORS:
+            out.append([])
+        else:
+            out[-1].append(w)
+    return [c for c in out if c]
+
+
+def _assignment(word: str) -> tuple[str, str] | None:
+    m = _ASSIGN.match(word)
+    return (m.group(1), m.group(2)) if m else None
+
+
+def _env_and_command(words: list[str]) -> tuple[dict[str, str], list[str]]:
+    """(the variables this simple command sets, the command it runs, if any).
+
+    `export A=1 B=2` sets both and runs nothing (bare names and options are skipped);
+    `A=1 B=2 cmd`, `env [-i] [-u NAME] A=1 cmd` and their mixes set the prefix assignments
+    for `cmd`."""
+    env: dict[str, str] = {}
+    if words[0] in ("export", "declare", "typeset") and (
+            words[0] == "export" or "-x" in words[1:]):
+        for w in words[1:]:
+            a = _assignment(w)
+            if a is not None:
+                env[a[0]] = a[1]
+        return env, []
+    i = 0
+    while i < len(words):
+        a = _assignment(words[i])
+        if a is not None:
+            env[a[0]] = a[1]
+            i += 1
+        elif os.path.basename(words[i]) == "env":
+            i += 1
+            while i < len(words) and words[i].startswith("-"):
+                flag = words[i]
+                i += 1
+                if flag == "--":
+                    break
+                if flag in ("-u", "--unset", "-C", "--chdir", "-S", "--split-string") \
+                        and i < len(words):
+                    i += 1
+        else:
+            break
+    return env, words[i:]
+
+
 def parse_launch_text(text: str) -> tuple[LaunchFacts, list[Problem]]:
     problems: list[Problem] = []
     launches: list[Launch] = []
@@ -147,24 +218,17 @@ def parse_launch_text(text: str) -> tuple[LaunchFacts, list[Problem]]:
         s = line.strip()
         if not s or s.startswith("#"):
             continue
-        m = _ENV_LINE.match(s)
-        if m and " " not in m.group(2).strip().strip("'\""):
-            env[m.group(1)] = m.group(2).strip().strip("'\"")
-            continue
         try:
-            argv = shlex.split(s)
+            words = _words(s)
         except (ValueError, RecursionError) as exc:
             problems.append(Problem(f"cannot split command line: {exc}", line=n))
             continue
-        for w in argv:  # `PYTHONHASHSEED=0 vllm serve ...`
-            em = _ENV_LINE.match(w)
-            if em:
-                env[em.group(1)] = em.group(2)
-            else:
-                break
-        kind, args = _program(argv)
-        if kind is not None:
-            launches.append(_launch(kind, args, n))
+        for words_ in _commands(words):
+            assigned, argv = _env_and_command(words_)
+            env.update(assigned)
+            kind, args = _program(argv)
+            if kind is not None:
+                launches.append(_launch(kind, args, n))
     kept, dropped = filter_env(env)
     return LaunchFacts(launches=launches, env=kept, env_dropped_keys=dropped), problems
 

@@ -19,19 +19,27 @@ from inferguard.judge._report import CompatReport
     "lmcache_transfer_path_families_absent",
 ))
 def mp_metrics(r: CompatReport) -> Iterator[Finding]:
-    if r.effective_mode != "mp" or not has_mp_scrape(r):
+    if r.effective_mode != "mp":
         return
+    obs = r.lmcache_mp_observability
+    via_otlp = obs is not None and bool(obs.disabled_by_config.metrics_via_otlp)
     present = [f for f in r.families if f.name.startswith("lmcache_mp_")
                and f.status in ("populated", "zero")]
-    obs = r.lmcache_mp_observability
-    if obs is not None and obs.disabled_by_config.metrics_via_otlp:
-        pushed = [f.found_as or f.name for f in present if f.source and any(
-            e.kind == "otel" and e.source == f.source for e in r.evidence)]
+    pushed = [f.found_as or f.name for f in present if f.source and any(
+        e.kind == "otel" and e.source == f.source for e in r.evidence)]
+    scraped = has_mp_scrape(r)
+    # The log line alone says where metrics went; an OTLP export is the surface itself.
+    if not scraped and not via_otlp and not pushed:
+        return
+    if via_otlp:
+        where = ("the pull scrape has only process metrics" if scraped else
+                 "the packet has no pull scrape")
         yield finding("lmcache_mp_metrics_via_otlp",
-                      "the server log says metrics go to OTLP; the scrape has only process metrics"
+                      f"the server log says metrics go to OTLP; {where}"
                       + (f" (the packet's OTLP export carries {len(pushed)} lmcache_mp families)"
                     if pushed else ""),
-                      SUPPORTED, ["log: OTel MeterProvider initialised with OTLP", *pushed[:3]])
+                      SUPPORTED, ["log: OTel MeterProvider initialised with OTLP exporter",
+                                  *pushed[:3]])
         if not present:
             return
     elif not present:
@@ -143,6 +151,8 @@ def sampled_histograms(r: CompatReport) -> Iterator[Finding]:
     obs = r.lmcache_mp_observability
     if obs is None or obs.sampled_histograms.sample_rate >= 1.0 or not r.conditions.get("traffic"):
         return
+    if not _mp_families_measured(r):  # no MP scrape or OTLP export: nothing can be sparse
+        return
     sparse = [n for n, c in obs.sampled_histograms.families.items() if c == 0]
     if sparse:
         yield finding("lmcache_sampled_histograms_sparse",
@@ -150,3 +160,10 @@ def sampled_histograms(r: CompatReport) -> Iterator[Finding]:
                       PARTIAL, sparse[:6])
 
 
+
+
+def _mp_families_measured(r: CompatReport) -> bool:
+    """Some lmcache_mp_* family came from a scrape or an OTLP export in the packet."""
+    kinds = {e.source: e.kind for e in r.evidence}
+    return any(f.name.startswith("lmcache_mp_") and f.status in ("populated", "zero")
+               and kinds.get(f.source or "") in ("lmcache_metrics", "otel") for f in r.families)

@@ -17,12 +17,20 @@ from inferguard.evidence._http import HttpFacts
 from inferguard.evidence._launch import LaunchFacts
 from inferguard.evidence._logs import LogFacts
 from inferguard.evidence._metrics import MetricsFacts
-from inferguard.judge._catalog import FAMILIES, GROUPS, LMCACHE_PREFIXES, FamilySpec, GroupSpec
+from inferguard.evidence._otel import OtelFacts
+from inferguard.judge._catalog import (
+    FAMILIES,
+    GROUPS,
+    LMCACHE_PREFIXES,
+    OTLP_SHUTDOWN_GONE,
+    FamilySpec,
+    GroupSpec,
+)
 from inferguard.judge._checklist import checklist
 from inferguard.judge._facts import readable, report_facts, src
 from inferguard.judge._index import MetricsIndex
 from inferguard.judge._mode import controller_scrape, detect_mode
-from inferguard.judge._observability import mp_observability
+from inferguard.judge._observability import mp_observability, sample_rate
 from inferguard.judge._report import (
     CompatReport,
     EvidenceSummary,
@@ -34,7 +42,6 @@ from inferguard.prom._names import normalize_name
 _LAZY_FAMILIES = frozenset(f.name for f in FAMILIES if f.lazy)
 _EVENT_FAMILIES = frozenset(f.name for f in FAMILIES if "event" in f.applies)
 _TRAFFIC = tuple(f for f in FAMILIES if f.traffic)
-MP_DEFAULT_SAMPLE_RATE = 0.01
 
 # Which metric surfaces each mode is judged on.
 SURFACES: dict[str, tuple[str, ...]] = {
@@ -98,9 +105,40 @@ def _traffic(m: MetricsIndex, logs: list[LogFacts]) -> bool:
     return any(h.category == "lifecycle" for lf in logs for h in lf.hints)
 
 
+# The surfaces an MP server's OTLP metric export stands for (`--otlp-endpoint`: its
+# MeterProvider pushes instead of serving them on /metrics).
+_PUSHED_SURFACES = ("lmcache_mp", "lmcache_blend")
+
+
+class _Pushed:
+    """How the MP metric surface arrived: only as OTLP exports (no scrape carries an
+    lmcache_mp_* family), and whether each export holds a single collection."""
+
+    def __init__(self, m: MetricsIndex, logs: list[LogFacts]) -> None:
+        exports = [e.facts for e in m.sources["otel_metrics"] if isinstance(e.facts, OtelFacts)]
+        scraped = any(f.name.startswith("lmcache_mp_") for e in m.sources["lmcache_metrics"]
+                      if isinstance(e.facts, MetricsFacts) for f in e.facts.families)
+        self.only = bool(exports) and not scraped
+        self.single = bool(exports) and all(x.metric_lines <= 1 for x in exports)
+        self.shutdown_logged = any(lf.count("mp_server_shutdown") for lf in logs)
+
+    def shutdown_gap(self, spec: FamilySpec) -> str | None:
+        """Why an observable gauge is absent from an export that is only the shutdown
+        collection (upstream ordering, not a broken gauge); None when that is not the case."""
+        owner = OTLP_SHUTDOWN_GONE.get(spec.name)
+        if owner is None or not (self.only and self.single):
+            return None
+        seen = "; the server log shows the shutdown" if self.shutdown_logged else ""
+        return (f"absent from the OTLP export, which holds a single collection: the one the OTel "
+                f"SDK makes at exit, after {owner} has deregistered this observable gauge's "
+                f"target, so its callback reports no data point (lmcache 0.5.6 ordering){seen}; "
+                "not evidence that the gauge is missing while the server ran")
+
+
 def _explain_missing(spec: FamilySpec, cond: dict[str, bool], m: MetricsIndex, surface: str,
-                     sample_rate: float) -> str:
-    have_source = surface == "lmcache_controller" or bool(
+                     sample_rate: float, pushed: _Pushed) -> str:
+    via_otlp = surface in _PUSHED_SURFACES and bool(m.sources["otel_metrics"])
+    have_source = surface == "lmcache_controller" or via_otlp or bool(
         m.sources["engine_metrics"] if surface in ("vllm", "sglang", "sglang_hicache")
         else m.sources["lmcache_metrics"] or m.sources["engine_metrics"])
     if not have_source:
@@ -120,6 +158,11 @@ def _explain_missing(spec: FamilySpec, cond: dict[str, bool], m: MetricsIndex, s
                 "is expected at low traffic")
     if spec.lazy:
         return "created on first use; the workload did not exercise it"
+    gap = pushed.shutdown_gap(spec) if surface in _PUSHED_SURFACES else None
+    if gap is not None:
+        return gap
+    if via_otlp and pushed.only:
+        return "expected from startup but absent from the OTLP metric export"
     return "expected from startup but absent"
 
 
@@ -147,8 +190,11 @@ def compat(packet: Packet) -> CompatReport:
         surfaces.discard("vllm")
     if effective in ("p2p",):
         cond["p2p"] = True
-    rate = settings.mp_metrics_sample_rate or MP_DEFAULT_SAMPLE_RATE
+    sampling = sample_rate(packet, settings)
+    rate = sampling.rate
     groups_by_id = {g.id: g for g in GROUPS}
+    pushed = _Pushed(m, [e.facts for e in readable(packet, "log") if isinstance(e.facts, LogFacts)])
+    excused: set[str] = set()  # absent for an upstream reason the explanation gives
 
     results: list[FamilyResult] = []
     for spec in FAMILIES:
@@ -183,25 +229,27 @@ def compat(packet: Packet) -> CompatReport:
             expl = _unmet_text(unmet)
         else:
             status = "missing"
-            expl = _explain_missing(spec, cond, m, g.surface, rate)
+            expl = _explain_missing(spec, cond, m, g.surface, rate, pushed)
+            if g.surface in _PUSHED_SURFACES and pushed.shutdown_gap(spec) == expl:
+                excused.add(spec.name)
         results.append(FamilyResult(spec.name, spec.group, status, spec.type, required,
                                     spec.sampled, explanation=expl))
 
     groups = [_group_result(g, [r for r in results if r.group == g.id], effective, surfaces,
-                            not cond["traffic"]) for g in GROUPS]
+                            not cond["traffic"], excused) for g in GROUPS]
     known = {normalize_name(n) for f in FAMILIES for n in (f.name, *f.forms)}
     unknown = sorted(fam.name for key, (fam, _) in m.by_norm.items()
                      if fam.name.startswith(LMCACHE_PREFIXES) and key not in known)
     # Before any traffic, lazily-created families are absent (and gauges read 0) by design.
     idle = not cond["traffic"]
     missing_req = [r.name for r in results if r.required and r.status == "missing"
-                   and not (idle and r.name in _LAZY_FAMILIES)]
+                   and not (idle and r.name in _LAZY_FAMILIES) and r.name not in excused]
     zero_req = [] if idle else [r.name for r in results if r.required and r.status == "zero"]
     items = checklist(packet, effective, m)
     # Mode unknown: there is no mode whose evidence a checklist could cover.
     coverage = (round(sum(c.present for c in items) / len(items), 3)
                 if items and effective != "unknown" else None)
-    mp_obs = mp_observability(packet, m, settings, rate) if (
+    mp_obs = mp_observability(packet, m, settings, sampling) if (
         effective == "mp" or m.sources["lmcache_metrics"]) else None
     facts = report_facts(packet)
     return CompatReport(
@@ -260,7 +308,7 @@ def _group_reason(status: str, rs: list[FamilyResult]) -> str | None:
 
 
 def _group_result(g: GroupSpec, rs: list[FamilyResult], mode: str, surfaces: set[str],
-                  idle: bool) -> GroupResult:
+                  idle: bool, excused: set[str]) -> GroupResult:
     """populated / zero / missing / not_applicable, and `partial` when some of the group's
     required families are present and others are not (the product page's definition)."""
     counts = {s: sum(1 for r in rs if r.status == s)
@@ -269,7 +317,7 @@ def _group_result(g: GroupSpec, rs: list[FamilyResult], mode: str, surfaces: set
     silent = sum(1 for r in rs if r.status == "missing" and r.name in _EVENT_FAMILIES)
     applicable = len(rs) - counts["not_applicable"] - silent
     present = counts["populated"] + counts["zero"]
-    core_missing = any(r.required and r.status == "missing"
+    core_missing = any(r.required and r.status == "missing" and r.name not in excused
                        and not (idle and r.name in _LAZY_FAMILIES) for r in rs)
     if applicable == 0:
         status = "not_applicable"

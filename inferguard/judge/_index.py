@@ -20,7 +20,8 @@ class MetricsIndex:
 
     def __init__(self, packet: Packet) -> None:
         self.by_norm: dict[str, tuple[FamilyStats, Evidence]] = {}
-        self.sources: dict[str, list[Evidence]] = {"lmcache_metrics": [], "engine_metrics": []}
+        self.sources: dict[str, list[Evidence]] = {"lmcache_metrics": [], "engine_metrics": [],
+                                                   "otel_metrics": []}
         for ev in readable(packet, "lmcache_metrics", "engine_metrics"):
             assert isinstance(ev.facts, MetricsFacts)
             self.sources[ev.kind].append(ev)
@@ -28,6 +29,8 @@ class MetricsIndex:
                 self._add(normalize_name(fam.name), fam, ev)
         for ev in readable(packet, "otel"):
             assert isinstance(ev.facts, OtelFacts)
+            if ev.facts.metrics:  # an OTLP metric export: the pushed surface itself
+                self.sources["otel_metrics"].append(ev)
             for om in ev.facts.metrics:
                 self._add(normalize_name(om.prometheus_name), FamilyStats(
                     om.name, om.metric_type, om.points, om.points, om.nonzero_points, om.total),

@@ -3,6 +3,8 @@ section, checklist items, and `CompatReport` itself (JSON round-trippable)."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 import msgspec
 
 from inferguard._packet import PacketSettings
@@ -49,11 +51,19 @@ class EventBusRisk(msgspec.Struct, frozen=True, omit_defaults=True):
                  "bus: they always read 0 and prove nothing")
 
 
+RateSource = Literal["config", "launch", "declared", "default"]
+
+
 class SampledSparsity(msgspec.Struct, frozen=True):
+    """The MP server's lifecycle/reuse histogram sampling. `source` says what decided the
+    rate: the server's `/config` answer, the `lmcache server` launch line, the operator's
+    declaration, or upstream's default (0.01); evidence beats a declaration."""
+
     sample_rate: float
     sample_rate_declared: bool
     families: dict[str, int]
     explanation: str
+    source: RateSource = "default"
 
 
 class DisabledByConfig(msgspec.Struct, frozen=True, omit_defaults=True):
