@@ -24,7 +24,7 @@ import inferguard as ig
 from inferguard.findings import FINDING_CODES
 
 from . import lct_writer as w
-from .conftest import UPSTREAM
+from .conftest import FIXTURES, UPSTREAM
 
 Builder = Callable[[Path], ig.Packet]
 LEVELS = {"supported", "partial", "missing_signal", "inferred_without_engine_metrics"}
@@ -690,6 +690,23 @@ def _(tmp: Path, fire: bool) -> ig.Packet:
                       w.record(w.STORAGE_PREFIX + "finish_write", {"keys": keys}, 2.0, 2.0)))
 
 
+def test_events_level_trace_is_not_keyless() -> None:
+    """A real events-level trace (0.5.6 L2 run) keys its entries by chunk_hash_hex: no
+    `lmcache_trace_no_object_keys` (it used to fire on every events trace)."""
+    ev = read("trace", FIXTURES / "lmcache_live" / "mp_live_l2" / "packet" / "inputs" / "trace"
+              / "events.lct")
+    assert "lmcache_trace_no_object_keys" not in ig.judge_packet(packet(ev)).diagnosis.codes()
+
+
+def test_trace_counts_are_measured() -> None:
+    """The real 0.5.6 lookup-replay trace: no rewrite (its re-reserves were refused), and its
+    exact unserved-prefetch count on a cleanly ending trace is supported, not inferred."""
+    ev = read("trace", UPSTREAM / "lookup-replay-storage.lct")
+    fs = {f.code: f for f in ig.judge_packet(packet(ev)).diagnosis.findings}
+    assert "lmcache_trace_write_amplification" not in fs
+    assert fs["lmcache_trace_unserved_prefetches"].level == "supported"
+
+
 @case("lmcache_trace_malformed_object_keys")
 def _(tmp: Path, fire: bool) -> ig.Packet:
     # Near miss: the second ObjectKey wrapper holds a real key.
@@ -747,9 +764,11 @@ def _(tmp: Path, fire: bool) -> ig.Packet:
 
 @case("lmcache_trace_write_amplification")
 def _(tmp: Path, fire: bool) -> ig.Packet:
-    # Two complete writes. Near miss: the second write is of a different key.
-    return packet(lct(tmp, *stored(0, 1.0), *stored(0 if fire else 1, 2.0),
-                      *read_back(0, 3.0)))
+    # Two complete writes of key 0. Near miss: the second store of key 0 is only re-reserved
+    # (upstream's L1Manager.reserve_write refuses a resident key: KEY_NOT_WRITABLE), so
+    # nothing is rewritten; key 1 is written instead.
+    again = stored(0, 2.0) if fire else [rec("reserve_write", 2.0), *stored(1, 2.1)]
+    return packet(lct(tmp, *stored(0, 1.0), *again, *read_back(0, 3.0)))
 
 
 @case("lmcache_trace_unserved_prefetches")

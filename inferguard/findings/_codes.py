@@ -183,7 +183,7 @@ FINDING_CODES: dict[str, CodeSpec] = {
         "compare with lookup hit counters to see how much reuse was served"),
     # Trace analytics (inferguard.trace_stats): "trace_<x>" arrives as "lmcache_trace_<x>".
     "lmcache_trace_no_object_keys": CodeSpec(
-        "warning", "the trace has records but no ObjectKey arguments",
+        "warning", "the storage-level trace has records but no ObjectKey arguments",
         "check the LMCache version's trace codec; keys are what reuse is judged on"),
     "lmcache_trace_malformed_object_keys": CodeSpec(
         "warning", "some ObjectKey arguments in the trace cannot be read",
