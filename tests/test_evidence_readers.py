@@ -114,6 +114,42 @@ def test_log_hint_patterns(line: str, hint: str) -> None:
     assert hint in {h.id for h in f.hints}, line
 
 
+def test_extra_logging_lines() -> None:
+    """The real 0.5.6 --enable-extra-logging lines: L1 memory usage every interval and the
+    L0<->L1 window/cumulative pairs, with their values captured."""
+    f = read_log(UPSTREAM / "logs" / "extra_logging_lines.txt").facts
+    assert isinstance(f, LogFacts)
+    hints = {h.id: h for h in f.hints}
+    assert hints["extra_l1_memory_usage"].count == 52
+    assert hints["extra_l1_memory_usage"].examples[0].values == {
+        "used_gib": "0.00", "total_gib": "0.25", "percent": "0.0"}
+    stats = hints["extra_l0_l1_stats"]
+    assert stats.count == 8
+    assert [e.values["window"] for e in stats.examples[:2]] == ["last 2.0s", "cumulative"]
+    assert stats.examples[1].values == {
+        "device": "cpu", "window": "cumulative", "store_ops": "4", "store_tokens": "192",
+        "store_gb": "0.00", "store_gbps": "0.02GB/s", "retrieve_ops": "2",
+        "retrieve_tokens": "128", "retrieve_gb": "0.00", "retrieve_gbps": "0.04GB/s"}
+    # A side with no timed ops reads avg_copy=n/a (extra_stats.py _format_side).
+    line = ("L0<->L1 stats [cpu] last 2.0s: store ops=0 tokens=0 size=0.00GB avg_copy=n/a | "
+            "retrieve ops=1 tokens=64 size=0.00GB avg_copy=0.04GB/s")
+    (h,) = read_log_bytes(line.encode(), EvidenceSource(path="<t>")).facts.hints
+    assert h.examples[0].values["store_gbps"] == "n/a"
+
+
+def test_lookup_hash_logger_start_line() -> None:
+    line = ("[2026-11-28 02:43:05,100] LMCache INFO: LookupHashLoggingSubscriber started: "
+            "output_dir=/data/lh, rotation_interval=20s, rotation_max_size=1500, max_files=3, "
+            "existing_files=3 (lookup_hash.py:112:lmcache.v1.mp_observability.subscribers."
+            "logging.lookup_hash)")
+    f = read_log_bytes(line.encode(), EvidenceSource(path="<t>")).facts
+    hints = {h.id: h for h in f.hints}
+    assert "lookup_hash_logging" in hints  # the older row still matches
+    assert hints["lookup_hash_logger_start"].examples[0].values == {
+        "dir": "/data/lh", "rotation_interval_s": "20", "rotation_max_size": "1500",
+        "max_files": "3", "existing_files": "3"}
+
+
 def test_log_hostile_content() -> None:
     data = (b"\x1b[31mLMCache ERROR:\x1b[0m Traceback (most recent call last)\n"
             b"Stored 5 tokens in 0.1 seconds \x1b]0;pwned\x07\n"
@@ -194,6 +230,8 @@ def test_lookup_hashes_never_keep_raw_hashes() -> None:
         "llama-alpha": 6, "qwen-beta": 4, "test-model": 10}
     assert f.chunks_distinct == 24 and f.chunks_repeated == 72
     assert f.rotation_counters == list(range(7)) and f.missing_rotation_counters == []
+    assert (f.rotated_away_counters, f.files_lost_at_least, f.reused_counters,
+            f.counts_at_least) == (0, 0, [], False)
     out = msgspec.json.encode(ev).decode()
     raw = set()
     for p in d.iterdir():

@@ -663,6 +663,64 @@ def _(tmp: Path, fire: bool) -> ig.Packet:
     return packet(read("lookup_hash", d))
 
 
+def _lookup_dir(tmp: Path, names: dict[str, str]) -> Path:
+    """Real 0.5.6 lookup-hash files (fixtures/lmcache-0.5.6/lookup_hashes) copied under the
+    names a rotation or a restart would leave: {real counter suffix: name in the copy}."""
+    d = tmp / "lookup_hashes"
+    d.mkdir()
+    real = {f.name[-12:-6]: f for f in (UPSTREAM / "lookup_hashes").iterdir()}
+    for counter, name in names.items():
+        shutil.copy(real[counter], d / name)
+    return d
+
+
+RUN1 = {f"{i:06d}": f.name for i, f in enumerate(sorted((UPSTREAM / "lookup_hashes").iterdir()))}
+
+
+@case("lmcache_lookup_hash_files_rotated_away")
+def _(tmp: Path, fire: bool) -> ig.Packet:
+    # Built from upstream behaviour on the real files: with --lookup-hash-log-max-files 4,
+    # _rotate_file unlinks the oldest beyond 4, leaving 000003..000006. Near miss: all seven.
+    keep = {k: v for k, v in RUN1.items() if not fire or int(k) >= 3}
+    return packet(read("lookup_hash", _lookup_dir(tmp, keep)))
+
+
+@case("lmcache_lookup_hash_counter_reused")
+def _(tmp: Path, fire: bool) -> ig.Packet:
+    # The restart seen live (reference notes, listing_after_run2): run 1's _024250_000005
+    # kept, run 2 found 3 files and wrote _024308_000003 and _024309_000004 (real file
+    # contents, upstream's names). Near miss: run 2 numbered 000006, 000007 (above run 1's).
+    a, b = ("000003", "000004") if fire else ("000006", "000007")
+    return packet(read("lookup_hash", _lookup_dir(tmp, {
+        "000005": "lookup_hashes_20261128_024250_000005.jsonl",
+        "000003": f"lookup_hashes_20261128_024308_{a}.jsonl",
+        "000004": f"lookup_hashes_20261128_024309_{b}.jsonl"})))
+
+
+LOGGER_START = ("LookupHashLoggingSubscriber started: output_dir=/data/lookup_hashes, "
+                "rotation_interval=20s, rotation_max_size=1500, max_files=3, existing_files={}")
+
+
+def test_lookup_hash_restart_from_the_log(tmp_path: Path) -> None:
+    """Files whose names do not show the reuse (only run 2's are left: 000003, 000004) with
+    the server log's start line: a start on 3 existing files and lost files (counters 0..2)
+    is reported, partial (which came first cannot be told); a start on an empty directory is
+    not. Counts over lost files say 'at least'."""
+    files = {"000003": "lookup_hashes_20261128_024308_000003.jsonl",
+             "000004": "lookup_hashes_20261128_024309_000004.jsonl"}
+    lh = read("lookup_hash", _lookup_dir(tmp_path, files))
+    assert lh.facts is not None and lh.facts.files_lost_at_least == 3
+    assert lh.facts.counts_at_least and lh.facts.reused_counters == []
+    for existing, fires in ((3, True), (0, False)):
+        lg = log(tmp_path, LOGGER_START.format(existing), name=f"server{existing}.log")
+        fs = {f.code: f for f in ig.judge_packet(packet(lh, lg)).diagnosis.findings}
+        assert ("lmcache_lookup_hash_counter_reused" in fs) is fires
+        if fires:
+            assert fs["lmcache_lookup_hash_counter_reused"].level == "partial"
+        assert fs["lmcache_lookup_hash_files_rotated_away"].message.count("at least")
+        assert "max_files=3" in fs["lmcache_lookup_hash_files_rotated_away"].message
+
+
 def _lookup_line(req: str, hashes: list[str]) -> str:
     return json.dumps({"timestamp": T0, "request_id": req, "model_name": "test-model",
                        "chunk_size": 16, "seq_len": 16 * len(hashes) + 1,

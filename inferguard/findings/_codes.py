@@ -221,6 +221,12 @@ FINDING_CODES: dict[str, CodeSpec] = {
     "lmcache_evidence_malformed": CodeSpec(
         "warning", "some evidence could not be read",
         "see the evidence problems for file and line"),
+    "lmcache_lookup_hash_files_rotated_away": CodeSpec(
+        "info", "the oldest lookup-hash log files are gone (rotated away); counts are lower "
+        "bounds", "raise --lookup-hash-log-max-files or collect the directory more often"),
+    "lmcache_lookup_hash_counter_reused": CodeSpec(
+        "info", "lookup-hash file counters were numbered again after a restart",
+        "order files by the timestamp in the name (or mtime), never by the counter alone"),
 }
 
 

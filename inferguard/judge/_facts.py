@@ -81,6 +81,11 @@ class LookupHashDigest(msgspec.Struct, frozen=True, omit_defaults=True):
     chunks_total: int = 0
     chunks_repeated: int | None = None
     missing_rotation_counters: list[int] = msgspec.field(default_factory=list)
+    files: int = 0
+    rotated_away_counters: int = 0
+    files_lost_at_least: int = 0
+    reused_counters: list[int] = msgspec.field(default_factory=list)
+    counts_at_least: bool = False
 
 
 class LaunchModels(msgspec.Struct, frozen=True):
@@ -192,7 +197,9 @@ def report_facts(packet: Packet) -> ReportFacts:
     replays = [ReplayDigest(r.form, r.failed, r.digest_match, sum(o.errors for o in r.ops))
                for e in readable(packet, "trace_replay") if isinstance(r := e.facts, ReplayFacts)]
     lookups = [LookupHashDigest(lf.lookups, lf.chunks_total, lf.chunks_repeated,
-                                list(lf.missing_rotation_counters))
+                                list(lf.missing_rotation_counters), lf.files,
+                                lf.rotated_away_counters, lf.files_lost_at_least,
+                                list(lf.reused_counters), lf.counts_at_least)
                for e in readable(packet, "lookup_hash")
                if isinstance(lf := e.facts, LookupHashFacts)]
     launch_env: dict[str, list[str]] = {}
