@@ -8,7 +8,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from inferguard.evidence._http import HttpFacts, read_http_capture_dir
+from inferguard.evidence._http import HttpFacts, capture_path, read_http_capture_dir
 from inferguard.evidence._launch import LaunchFacts, parse_launch_text
 from inferguard.evidence._logs import LogFacts, read_log, read_log_bytes, safe_text
 from inferguard.evidence._lookup_hashes import LookupHashFacts, read_lookup_hashes
@@ -18,7 +18,7 @@ from inferguard.evidence._readers import decode_evidence, read_evidence
 from inferguard.evidence._redact import filter_env
 from inferguard.evidence._replay import ReplayFacts, read_replay
 
-from .conftest import UPSTREAM
+from .conftest import FIXTURES, UPSTREAM
 
 
 def roundtrip(ev: Evidence) -> Evidence:
@@ -46,6 +46,38 @@ def test_http_capture_facts() -> None:
     assert ("DELETE", "/cache/objects") in skipped and ("POST", "/metrics/reset") in skipped
     codes = {r.path: r.status_code for r in f.routes}
     assert codes["/reconfigure/dax/l1/status"] == 409 and codes["/cache/objects"] == 503
+
+
+def test_http_capture_templated_and_query_routes() -> None:
+    """Real captures (0.5.7rc2 server; its route table equals 0.5.6's) of templated routes
+    (/periodic-threads/{thread_name}, /quota/{cache_salt}, /reconfigure/{backend}/l2/status,
+    /cache/prefetches/{request_id}) and a query string (/cache/objects?tier=l1): all known,
+    so the evidence stays ok."""
+    ev = roundtrip(read_http_capture_dir(FIXTURES / "lmcache-0.5.7rc2" / "http"))
+    assert ev.status == "ok" and ev.problems == []
+    f = ev.facts
+    assert isinstance(f, HttpFacts) and f.unknown_routes == []
+    codes = {r.path: r.status_code for r in f.routes}
+    assert codes["/periodic-threads/lmcache-mp-worker-reaper"] == 200
+    assert codes["/quota/nosuchsalt"] == 200 and codes["/reconfigure/fs/l2/status"] == 200
+    assert codes["/cache/objects?tier=l1"] == 400 and "/cache/prefetches/req-0-cold" in codes
+    assert "/periodic-threads/DeviceHostFuncDispatcher" in codes
+
+
+@pytest.mark.parametrize(("name", "path"), [
+    ("periodic-threads_a_b", "/periodic-threads/a_b"),
+    ("periodic-threads-health", "/periodic-threads-health"),
+    ("quota_salt1", "/quota/salt1"),
+    ("reconfigure_fs_l2_status", "/reconfigure/fs/l2/status"),
+    ("reconfigure_dax_l1_status", "/reconfigure/dax/l1/status"),
+    ("cache_objects_model_name_m_1", "/cache/objects?model_name=m_1"),
+    ("threads?name=lmcache", "/threads?name=lmcache"),
+    ("threads_name_lmcache", "/threads?name=lmcache"),
+    ("loglevel?logger_name=lmcache", "/loglevel?logger_name=lmcache"),
+    ("cache_objects?nope=1", None), ("quota_", None), ("no_such_route", None),
+])
+def test_capture_names(name: str, path: str | None) -> None:
+    assert capture_path(name) == path
 
 
 def test_env_is_filtered_and_redacted() -> None:
