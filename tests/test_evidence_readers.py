@@ -16,7 +16,7 @@ from inferguard.evidence._model import Evidence, EvidenceSource
 from inferguard.evidence._otel import OtelFacts, read_otel
 from inferguard.evidence._readers import decode_evidence, read_evidence
 from inferguard.evidence._redact import filter_env
-from inferguard.evidence._replay import ReplayFacts, read_replay
+from inferguard.evidence._replay import ReplayFacts, read_replay, read_replay_bytes
 
 from .conftest import FIXTURES, UPSTREAM
 
@@ -303,6 +303,28 @@ def test_replay_jsonl_percentiles_match_upstream_summary() -> None:
     for a, b in zip(jl.ops, js.ops, strict=True):
         assert a.qualname == b.qualname and a.count == b.count
         assert a.p50_ms == b.p50_ms and a.p90_ms == b.p90_ms and a.max_ms == b.max_ms
+
+
+def test_replay_log_is_evidence_not_malformed() -> None:
+    """The replay's stderr alone (the real 0.5.7rc2 log lines, table cut away) is read as
+    a replay log: records, progress, and the failures `failed` hides, counted without any
+    ObjectKey (raw hashes stay in the reader)."""
+    text = (FIXTURES / "lmcache-0.5.7rc2" / "replay" / "replay_stdout.txt").read_bytes()
+    log = b"\n".join(ln for ln in text.splitlines() if b"LMCache" in ln)
+    bad = (b"[2026-12-01 22:18:42,421] LMCache ERROR: Failed to read prefetched object "
+           b"ObjectKey(chunk_hash=b'\\xde\\xad', model_name='m') from L1 storage: The "
+           b"specified key does not exist. (storage_manager.py:489:lmcache.v1.x)\n"
+           b"[2026-12-01 22:18:42,422] LMCache WARNING: L1Manager: finish read on "
+           b"non-existing key ObjectKey(chunk_hash=b'\\xde\\xad'), potential inconsistent "
+           b"data might be read (l1_manager.py:414:lmcache.v1.y)\n")
+    ev = roundtrip(read_replay_bytes(log + b"\n" + bad, EvidenceSource(path="<t>"), "replay.err"))
+    f = ev.facts
+    assert ev.status == "ok" and isinstance(f, ReplayFacts) and f.form == "replay_log"
+    assert (f.records, f.log_records_ok, f.log_records_failed, f.handler_raised) == (74, 74, 0, 0)
+    assert (f.failed_reads, f.reads_of_missing_keys, f.allocation_failures) == (1, 1, 0)
+    assert f.failed_read_reasons == {"The specified key does not exist.": 1}
+    out = msgspec.json.encode(ev).decode()
+    assert "ObjectKey" not in out and "chunk_hash" not in out and "xde" not in out
 
 
 def test_launch_commands() -> None:

@@ -227,6 +227,10 @@ FINDING_CODES: dict[str, CodeSpec] = {
     "lmcache_lookup_hash_counter_reused": CodeSpec(
         "info", "lookup-hash file counters were numbered again after a restart",
         "order files by the timestamp in the name (or mtime), never by the counter alone"),
+    "lmcache_trace_replay_hidden_failures": CodeSpec(
+        "warning", "the replay's log shows failed reads or allocations its 'failed' count "
+        "hides", "size the replay's L1 like the recording's (--l1-size-gb) and replay again; "
+        "read misses as a signal about the replay environment"),
 }
 
 

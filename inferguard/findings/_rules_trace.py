@@ -75,10 +75,23 @@ def trace_analytics(r: CompatReport) -> Iterator[Finding]:
                           + (f" (offsets {offsets})" if offsets else ""), a.level, [t.source])
 
 
-@rule(emits=("lmcache_trace_replay_config_mismatch", "lmcache_trace_replay_failures"))
+@rule(emits=("lmcache_trace_replay_config_mismatch", "lmcache_trace_replay_failures",
+             "lmcache_trace_replay_hidden_failures"))
 def replay(r: CompatReport) -> Iterator[Finding]:
-    """Replay 'failed' means a handler raised; a config digest that differs is a mismatch."""
+    """Replay 'failed' means a handler raised; a config digest that differs is a mismatch.
+    Failed reads, reads of keys L1 no longer holds and allocation failures are only logged
+    (storage_manager.py, l1_manager.py, memory_management.py): the replay's log shows them
+    while its `failed` stays 0."""
     for rp in r.facts.replay:
+        hidden = {"failed reads": rp.failed_reads or 0,
+                  "finish-reads of keys not in L1": rp.reads_of_missing_keys or 0,
+                  "allocation failures": rp.allocation_failures or 0}
+        if any(hidden.values()):
+            yield finding("lmcache_trace_replay_hidden_failures",
+                          f"replay ({rp.form}) log: "
+                          + ", ".join(f"{n} {k}" for k, n in hidden.items() if n)
+                          + f"; its failed count is {rp.failed} (only handlers that raised)",
+                          SUPPORTED, [rp.form])
         if (rp.failed or 0) > 0 or rp.errors:
             yield finding("lmcache_trace_replay_failures",
                           f"replay ({rp.form}): failed={rp.failed}, errors={rp.errors}",

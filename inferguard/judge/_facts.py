@@ -72,6 +72,10 @@ class ReplayDigest(msgspec.Struct, frozen=True, omit_defaults=True):
     failed: int | None = None
     digest_match: bool | None = None
     errors: int = 0
+    # From the replay's log: problems upstream's `failed` (handlers that raised) hides.
+    allocation_failures: int | None = None
+    failed_reads: int | None = None
+    reads_of_missing_keys: int | None = None
 
 
 class LookupHashDigest(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -194,7 +198,8 @@ def report_facts(packet: Packet) -> ReportFacts:
                       sorted({x.name for s in spans for x in s.spans}),
                       {x.name: x.open for s in spans for x in s.spans if x.open},
                       {x.name: x.errors for s in spans for x in s.spans if x.errors})
-    replays = [ReplayDigest(r.form, r.failed, r.digest_match, sum(o.errors for o in r.ops))
+    replays = [ReplayDigest(r.form, r.failed, r.digest_match, sum(o.errors for o in r.ops),
+                            r.allocation_failures, r.failed_reads, r.reads_of_missing_keys)
                for e in readable(packet, "trace_replay") if isinstance(r := e.facts, ReplayFacts)]
     lookups = [LookupHashDigest(lf.lookups, lf.chunks_total, lf.chunks_repeated,
                                 list(lf.missing_rotation_counters), lf.files,
