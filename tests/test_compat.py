@@ -240,7 +240,9 @@ def test_trace_analytics_findings_reach_diagnose() -> None:
         .with_settings(expected_mode="mp"))
     findings = {f.code: f for f in diagnose(r).findings}
     unserved = findings["lmcache_trace_unserved_prefetches"]
-    assert unserved.level == "inferred_without_engine_metrics"  # a trace alone: inferred
+    # A trace is measured evidence: an exact count on a cleanly ending trace is supported.
+    assert unserved.level == "supported"
+    assert "lmcache_trace_write_amplification" not in findings  # nothing was rewritten
     assert "offsets" in unserved.message
     # Damage and missing reads are reported once, by the compat rules, not twice.
     assert "lmcache_trace_damaged" not in findings

@@ -8,7 +8,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from inferguard.evidence._http import HttpFacts, read_http_capture_dir
+from inferguard.evidence._http import HttpFacts, capture_path, read_http_capture_dir
 from inferguard.evidence._launch import LaunchFacts, parse_launch_text
 from inferguard.evidence._logs import LogFacts, read_log, read_log_bytes, safe_text
 from inferguard.evidence._lookup_hashes import LookupHashFacts, read_lookup_hashes
@@ -16,9 +16,9 @@ from inferguard.evidence._model import Evidence, EvidenceSource
 from inferguard.evidence._otel import OtelFacts, read_otel
 from inferguard.evidence._readers import decode_evidence, read_evidence
 from inferguard.evidence._redact import filter_env
-from inferguard.evidence._replay import ReplayFacts, read_replay
+from inferguard.evidence._replay import ReplayFacts, read_replay, read_replay_bytes
 
-from .conftest import UPSTREAM
+from .conftest import FIXTURES, UPSTREAM
 
 
 def roundtrip(ev: Evidence) -> Evidence:
@@ -46,6 +46,38 @@ def test_http_capture_facts() -> None:
     assert ("DELETE", "/cache/objects") in skipped and ("POST", "/metrics/reset") in skipped
     codes = {r.path: r.status_code for r in f.routes}
     assert codes["/reconfigure/dax/l1/status"] == 409 and codes["/cache/objects"] == 503
+
+
+def test_http_capture_templated_and_query_routes() -> None:
+    """Real captures (0.5.7rc2 server; its route table equals 0.5.6's) of templated routes
+    (/periodic-threads/{thread_name}, /quota/{cache_salt}, /reconfigure/{backend}/l2/status,
+    /cache/prefetches/{request_id}) and a query string (/cache/objects?tier=l1): all known,
+    so the evidence stays ok."""
+    ev = roundtrip(read_http_capture_dir(FIXTURES / "lmcache-0.5.7rc2" / "http"))
+    assert ev.status == "ok" and ev.problems == []
+    f = ev.facts
+    assert isinstance(f, HttpFacts) and f.unknown_routes == []
+    codes = {r.path: r.status_code for r in f.routes}
+    assert codes["/periodic-threads/lmcache-mp-worker-reaper"] == 200
+    assert codes["/quota/nosuchsalt"] == 200 and codes["/reconfigure/fs/l2/status"] == 200
+    assert codes["/cache/objects?tier=l1"] == 400 and "/cache/prefetches/req-0-cold" in codes
+    assert "/periodic-threads/DeviceHostFuncDispatcher" in codes
+
+
+@pytest.mark.parametrize(("name", "path"), [
+    ("periodic-threads_a_b", "/periodic-threads/a_b"),
+    ("periodic-threads-health", "/periodic-threads-health"),
+    ("quota_salt1", "/quota/salt1"),
+    ("reconfigure_fs_l2_status", "/reconfigure/fs/l2/status"),
+    ("reconfigure_dax_l1_status", "/reconfigure/dax/l1/status"),
+    ("cache_objects_model_name_m_1", "/cache/objects?model_name=m_1"),
+    ("threads?name=lmcache", "/threads?name=lmcache"),
+    ("threads_name_lmcache", "/threads?name=lmcache"),
+    ("loglevel?logger_name=lmcache", "/loglevel?logger_name=lmcache"),
+    ("cache_objects?nope=1", None), ("quota_", None), ("no_such_route", None),
+])
+def test_capture_names(name: str, path: str | None) -> None:
+    assert capture_path(name) == path
 
 
 def test_env_is_filtered_and_redacted() -> None:
@@ -112,6 +144,42 @@ def test_blend_log_sees_pressure_and_tracebacks() -> None:
 def test_log_hint_patterns(line: str, hint: str) -> None:
     f = read_log_bytes(line.encode(), EvidenceSource(path="<test>")).facts
     assert hint in {h.id for h in f.hints}, line
+
+
+def test_extra_logging_lines() -> None:
+    """The real 0.5.6 --enable-extra-logging lines: L1 memory usage every interval and the
+    L0<->L1 window/cumulative pairs, with their values captured."""
+    f = read_log(UPSTREAM / "logs" / "extra_logging_lines.txt").facts
+    assert isinstance(f, LogFacts)
+    hints = {h.id: h for h in f.hints}
+    assert hints["extra_l1_memory_usage"].count == 52
+    assert hints["extra_l1_memory_usage"].examples[0].values == {
+        "used_gib": "0.00", "total_gib": "0.25", "percent": "0.0"}
+    stats = hints["extra_l0_l1_stats"]
+    assert stats.count == 8
+    assert [e.values["window"] for e in stats.examples[:2]] == ["last 2.0s", "cumulative"]
+    assert stats.examples[1].values == {
+        "device": "cpu", "window": "cumulative", "store_ops": "4", "store_tokens": "192",
+        "store_gb": "0.00", "store_gbps": "0.02GB/s", "retrieve_ops": "2",
+        "retrieve_tokens": "128", "retrieve_gb": "0.00", "retrieve_gbps": "0.04GB/s"}
+    # A side with no timed ops reads avg_copy=n/a (extra_stats.py _format_side).
+    line = ("L0<->L1 stats [cpu] last 2.0s: store ops=0 tokens=0 size=0.00GB avg_copy=n/a | "
+            "retrieve ops=1 tokens=64 size=0.00GB avg_copy=0.04GB/s")
+    (h,) = read_log_bytes(line.encode(), EvidenceSource(path="<t>")).facts.hints
+    assert h.examples[0].values["store_gbps"] == "n/a"
+
+
+def test_lookup_hash_logger_start_line() -> None:
+    line = ("[2026-11-28 02:43:05,100] LMCache INFO: LookupHashLoggingSubscriber started: "
+            "output_dir=/data/lh, rotation_interval=20s, rotation_max_size=1500, max_files=3, "
+            "existing_files=3 (lookup_hash.py:112:lmcache.v1.mp_observability.subscribers."
+            "logging.lookup_hash)")
+    f = read_log_bytes(line.encode(), EvidenceSource(path="<t>")).facts
+    hints = {h.id: h for h in f.hints}
+    assert "lookup_hash_logging" in hints  # the older row still matches
+    assert hints["lookup_hash_logger_start"].examples[0].values == {
+        "dir": "/data/lh", "rotation_interval_s": "20", "rotation_max_size": "1500",
+        "max_files": "3", "existing_files": "3"}
 
 
 def test_log_hostile_content() -> None:
@@ -194,6 +262,8 @@ def test_lookup_hashes_never_keep_raw_hashes() -> None:
         "llama-alpha": 6, "qwen-beta": 4, "test-model": 10}
     assert f.chunks_distinct == 24 and f.chunks_repeated == 72
     assert f.rotation_counters == list(range(7)) and f.missing_rotation_counters == []
+    assert (f.rotated_away_counters, f.files_lost_at_least, f.reused_counters,
+            f.counts_at_least) == (0, 0, [], False)
     out = msgspec.json.encode(ev).decode()
     raw = set()
     for p in d.iterdir():
@@ -233,6 +303,28 @@ def test_replay_jsonl_percentiles_match_upstream_summary() -> None:
     for a, b in zip(jl.ops, js.ops, strict=True):
         assert a.qualname == b.qualname and a.count == b.count
         assert a.p50_ms == b.p50_ms and a.p90_ms == b.p90_ms and a.max_ms == b.max_ms
+
+
+def test_replay_log_is_evidence_not_malformed() -> None:
+    """The replay's stderr alone (the real 0.5.7rc2 log lines, table cut away) is read as
+    a replay log: records, progress, and the failures `failed` hides, counted without any
+    ObjectKey (raw hashes stay in the reader)."""
+    text = (FIXTURES / "lmcache-0.5.7rc2" / "replay" / "replay_stdout.txt").read_bytes()
+    log = b"\n".join(ln for ln in text.splitlines() if b"LMCache" in ln)
+    bad = (b"[2026-12-01 22:18:42,421] LMCache ERROR: Failed to read prefetched object "
+           b"ObjectKey(chunk_hash=b'\\xde\\xad', model_name='m') from L1 storage: The "
+           b"specified key does not exist. (storage_manager.py:489:lmcache.v1.x)\n"
+           b"[2026-12-01 22:18:42,422] LMCache WARNING: L1Manager: finish read on "
+           b"non-existing key ObjectKey(chunk_hash=b'\\xde\\xad'), potential inconsistent "
+           b"data might be read (l1_manager.py:414:lmcache.v1.y)\n")
+    ev = roundtrip(read_replay_bytes(log + b"\n" + bad, EvidenceSource(path="<t>"), "replay.err"))
+    f = ev.facts
+    assert ev.status == "ok" and isinstance(f, ReplayFacts) and f.form == "replay_log"
+    assert (f.records, f.log_records_ok, f.log_records_failed, f.handler_raised) == (74, 74, 0, 0)
+    assert (f.failed_reads, f.reads_of_missing_keys, f.allocation_failures) == (1, 1, 0)
+    assert f.failed_read_reasons == {"The specified key does not exist.": 1}
+    out = msgspec.json.encode(ev).decode()
+    assert "ObjectKey" not in out and "chunk_hash" not in out and "xde" not in out
 
 
 def test_launch_commands() -> None:

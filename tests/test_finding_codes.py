@@ -24,7 +24,7 @@ import inferguard as ig
 from inferguard.findings import FINDING_CODES
 
 from . import lct_writer as w
-from .conftest import UPSTREAM
+from .conftest import FIXTURES, UPSTREAM
 
 Builder = Callable[[Path], ig.Packet]
 LEVELS = {"supported", "partial", "missing_signal", "inferred_without_engine_metrics"}
@@ -664,6 +664,33 @@ def _(tmp: Path, fire: bool) -> ig.Packet:
     return packet(read("trace_replay", _write(tmp, "replay_stdout.txt", text)))
 
 
+# Upstream's own log lines for what replay's `failed` does not count (0.5.6 format strings:
+# memory_management.py, storage_manager.py read_prefetched_results, l1_manager.py finish_read;
+# ObjectKey reprs shortened), in the LMCache log format the real replay log uses.
+HIDDEN_FAILURES = (
+    "[2026-12-01 22:18:42,420] LMCache WARNING: Failed to batched allocate 4 memory blocks of "
+    "size 4096 because no enough memory is available (short by 2 blocks) "
+    "(memory_management.py:1541:lmcache.v1.memory_management)\n"
+    "[2026-12-01 22:18:42,421] LMCache ERROR: Failed to read prefetched object "
+    "ObjectKey(chunk_hash=b'\\x01', model_name='m') from L1 storage: The specified key does "
+    "not exist. (storage_manager.py:489:lmcache.v1.distributed.storage_manager)\n"
+    "[2026-12-01 22:18:42,422] LMCache WARNING: L1Manager: finish read on non-existing key "
+    "ObjectKey(chunk_hash=b'\\x01', model_name='m'), potential inconsistent data might be read "
+    "(l1_manager.py:414:lmcache.v1.distributed.l1_manager)\n")
+
+
+@case("lmcache_trace_replay_hidden_failures")
+def _(tmp: Path, fire: bool) -> ig.Packet:
+    # The real 0.5.7rc2 replay output (log and table together, 74 replayed, 0 failed) with
+    # the three upstream lines added after record 7. Near miss: the real output as it is.
+    text = (FIXTURES / "lmcache-0.5.7rc2" / "replay" / "replay_stdout.txt").read_text()
+    if fire:
+        i = text.index("[8/74]")
+        i = text.rindex("\n", 0, i) + 1
+        text = text[:i] + HIDDEN_FAILURES + text[i:]
+    return packet(read("trace_replay", _write(tmp, "replay_stdout.txt", text)))
+
+
 @case("lmcache_lookup_hash_rotation_gap")
 def _(tmp: Path, fire: bool) -> ig.Packet:
     # The real rotation sequence 000000..000006. Near miss: no file missing.
@@ -673,6 +700,64 @@ def _(tmp: Path, fire: bool) -> ig.Packet:
         if not (fire and f.name.endswith("_000003.jsonl")):
             shutil.copy(f, d / f.name)
     return packet(read("lookup_hash", d))
+
+
+def _lookup_dir(tmp: Path, names: dict[str, str]) -> Path:
+    """Real 0.5.6 lookup-hash files (fixtures/lmcache-0.5.6/lookup_hashes) copied under the
+    names a rotation or a restart would leave: {real counter suffix: name in the copy}."""
+    d = tmp / "lookup_hashes"
+    d.mkdir()
+    real = {f.name[-12:-6]: f for f in (UPSTREAM / "lookup_hashes").iterdir()}
+    for counter, name in names.items():
+        shutil.copy(real[counter], d / name)
+    return d
+
+
+RUN1 = {f"{i:06d}": f.name for i, f in enumerate(sorted((UPSTREAM / "lookup_hashes").iterdir()))}
+
+
+@case("lmcache_lookup_hash_files_rotated_away")
+def _(tmp: Path, fire: bool) -> ig.Packet:
+    # Built from upstream behaviour on the real files: with --lookup-hash-log-max-files 4,
+    # _rotate_file unlinks the oldest beyond 4, leaving 000003..000006. Near miss: all seven.
+    keep = {k: v for k, v in RUN1.items() if not fire or int(k) >= 3}
+    return packet(read("lookup_hash", _lookup_dir(tmp, keep)))
+
+
+@case("lmcache_lookup_hash_counter_reused")
+def _(tmp: Path, fire: bool) -> ig.Packet:
+    # The restart seen live (reference notes, listing_after_run2): run 1's _024250_000005
+    # kept, run 2 found 3 files and wrote _024308_000003 and _024309_000004 (real file
+    # contents, upstream's names). Near miss: run 2 numbered 000006, 000007 (above run 1's).
+    a, b = ("000003", "000004") if fire else ("000006", "000007")
+    return packet(read("lookup_hash", _lookup_dir(tmp, {
+        "000005": "lookup_hashes_20261128_024250_000005.jsonl",
+        "000003": f"lookup_hashes_20261128_024308_{a}.jsonl",
+        "000004": f"lookup_hashes_20261128_024309_{b}.jsonl"})))
+
+
+LOGGER_START = ("LookupHashLoggingSubscriber started: output_dir=/data/lookup_hashes, "
+                "rotation_interval=20s, rotation_max_size=1500, max_files=3, existing_files={}")
+
+
+def test_lookup_hash_restart_from_the_log(tmp_path: Path) -> None:
+    """Files whose names do not show the reuse (only run 2's are left: 000003, 000004) with
+    the server log's start line: a start on 3 existing files and lost files (counters 0..2)
+    is reported, partial (which came first cannot be told); a start on an empty directory is
+    not. Counts over lost files say 'at least'."""
+    files = {"000003": "lookup_hashes_20261128_024308_000003.jsonl",
+             "000004": "lookup_hashes_20261128_024309_000004.jsonl"}
+    lh = read("lookup_hash", _lookup_dir(tmp_path, files))
+    assert lh.facts is not None and lh.facts.files_lost_at_least == 3
+    assert lh.facts.counts_at_least and lh.facts.reused_counters == []
+    for existing, fires in ((3, True), (0, False)):
+        lg = log(tmp_path, LOGGER_START.format(existing), name=f"server{existing}.log")
+        fs = {f.code: f for f in ig.judge_packet(packet(lh, lg)).diagnosis.findings}
+        assert ("lmcache_lookup_hash_counter_reused" in fs) is fires
+        if fires:
+            assert fs["lmcache_lookup_hash_counter_reused"].level == "partial"
+        assert fs["lmcache_lookup_hash_files_rotated_away"].message.count("at least")
+        assert "max_files=3" in fs["lmcache_lookup_hash_files_rotated_away"].message
 
 
 def _lookup_line(req: str, hashes: list[str]) -> str:
@@ -700,6 +785,23 @@ def _(tmp: Path, fire: bool) -> ig.Packet:
     keys = [] if fire else [w.object_key(0)]
     return packet(lct(tmp, w.record(w.STORAGE_PREFIX + "finish_write", {"keys": []}, 1.0, 1.0),
                       w.record(w.STORAGE_PREFIX + "finish_write", {"keys": keys}, 2.0, 2.0)))
+
+
+def test_events_level_trace_is_not_keyless() -> None:
+    """A real events-level trace (0.5.6 L2 run) keys its entries by chunk_hash_hex: no
+    `lmcache_trace_no_object_keys` (it used to fire on every events trace)."""
+    ev = read("trace", FIXTURES / "lmcache_live" / "mp_live_l2" / "packet" / "inputs" / "trace"
+              / "events.lct")
+    assert "lmcache_trace_no_object_keys" not in ig.judge_packet(packet(ev)).diagnosis.codes()
+
+
+def test_trace_counts_are_measured() -> None:
+    """The real 0.5.6 lookup-replay trace: no rewrite (its re-reserves were refused), and its
+    exact unserved-prefetch count on a cleanly ending trace is supported, not inferred."""
+    ev = read("trace", UPSTREAM / "lookup-replay-storage.lct")
+    fs = {f.code: f for f in ig.judge_packet(packet(ev)).diagnosis.findings}
+    assert "lmcache_trace_write_amplification" not in fs
+    assert fs["lmcache_trace_unserved_prefetches"].level == "supported"
 
 
 @case("lmcache_trace_malformed_object_keys")
@@ -759,9 +861,11 @@ def _(tmp: Path, fire: bool) -> ig.Packet:
 
 @case("lmcache_trace_write_amplification")
 def _(tmp: Path, fire: bool) -> ig.Packet:
-    # Two complete writes. Near miss: the second write is of a different key.
-    return packet(lct(tmp, *stored(0, 1.0), *stored(0 if fire else 1, 2.0),
-                      *read_back(0, 3.0)))
+    # Two complete writes of key 0. Near miss: the second store of key 0 is only re-reserved
+    # (upstream's L1Manager.reserve_write refuses a resident key: KEY_NOT_WRITABLE), so
+    # nothing is rewritten; key 1 is written instead.
+    again = stored(0, 2.0) if fire else [rec("reserve_write", 2.0), *stored(1, 2.1)]
+    return packet(lct(tmp, *stored(0, 1.0), *again, *read_back(0, 3.0)))
 
 
 @case("lmcache_trace_unserved_prefetches")

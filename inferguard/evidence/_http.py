@@ -38,6 +38,7 @@ class RouteSpec(msgspec.Struct, frozen=True):
     access: Access
     collect: bool
     note: str = ""
+    query: tuple[str, ...] = ()  # query parameters the route's handler declares
 
 
 ROUTES: tuple[RouteSpec, ...] = (
@@ -54,11 +55,14 @@ ROUTES: tuple[RouteSpec, ...] = (
     RouteSpec("GET", "/quota", "read", True),
     RouteSpec("GET", "/reconfigure/dax/l1/status", "read", True),
     RouteSpec("GET", "/openapi.json", "read", True, "route table: detects version drift"),
-    RouteSpec("GET", "/loglevel", "read", True, "only without parameters (with them it sets)"),
-    RouteSpec("GET", "/threads", "read", True, "only as ?name=<thread name> when one is given"),
+    RouteSpec("GET", "/loglevel", "read", True, "only without parameters (with them it sets)",
+              ("logger_name", "level")),
+    RouteSpec("GET", "/threads", "read", True, "only as ?name=<thread name> when one is given",
+              ("name", "thread_id")),
     RouteSpec("GET", "/env", "sensitive", True, "filtered to LMCache keys, secrets redacted"),
     RouteSpec("GET", "/metrics", "read", False, "collected as metrics evidence, not here"),
-    RouteSpec("GET", "/cache/objects", "read", False, "lists raw cache keys; not collected"),
+    RouteSpec("GET", "/cache/objects", "read", False, "lists raw cache keys; not collected",
+              ("tier", "adapter", "model_name", "page_size", "page_token")),
     RouteSpec("GET", "/cache/prefetches/{request_id}", "read", False, "needs a request id"),
     RouteSpec("GET", "/periodic-threads/{thread_name}", "read", False,
               "covered by /periodic-threads"),
@@ -276,8 +280,56 @@ _CAPTURE_NAMES = {
     "periodic-threads-health": "/periodic-threads-health", "quota": "/quota",
     "reconfigure_dax_l1_status": "/reconfigure/dax/l1/status", "openapi.json": "/openapi.json",
     "loglevel": "/loglevel", "threads": "/threads", "env": "/env",
-    "cache_objects": "/cache/objects",
+    "cache_objects": "/cache/objects", "metrics": "/metrics",
 }
+
+
+def _capture_form(path: str) -> str:
+    """How a harness names a route's capture: `/a/b` → `a_b`, `/` → `root`."""
+    return path.strip("/").replace("/", "_") or "root"
+
+
+# GET routes with one path parameter, as (capture prefix, capture suffix, path template).
+_TEMPLATES = sorted(
+    ((_capture_form(r.path).split("{", 1)[0], _capture_form(r.path).split("}", 1)[1], r.path)
+     for r in ROUTES if r.method == "GET" and "{" in r.path),
+    key=lambda t: -len(t[0]) - len(t[1]))
+_QUERY = {r.path: r.query for r in ROUTES if r.method == "GET" and r.query}
+
+
+def capture_path(name: str) -> str | None:
+    """The concrete GET path a capture name stands for, or None when no 0.5.6 route does.
+
+    A static route by its name (`config_adapters`); a templated one with its value in place
+    (`periodic-threads_<thread>` → `/periodic-threads/<thread>`, `quota_<salt>`,
+    `reconfigure_<backend>_l2_status`, `cache_prefetches_<request id>`); a query string
+    either literally (`threads?name=x`) or as `_<param>_<value>` after the route's name
+    (`cache_objects_tier_l1` → `/cache/objects?tier=l1`), for parameters the route's
+    handler declares."""
+    from urllib.parse import parse_qsl, quote
+
+    base, q, qs = name.partition("?")
+    if q:
+        path = capture_path(base)
+        params = parse_qsl(qs, keep_blank_values=True)
+        if path is None or "?" in path or not params or any(
+                k not in _QUERY.get(path, ()) for k, _ in params):
+            return None
+        return f"{path}?{qs}"
+    if base in _CAPTURE_NAMES:
+        return _CAPTURE_NAMES[base]
+    for static, path in sorted(_CAPTURE_NAMES.items(), key=lambda kv: -len(kv[0])):
+        if path in _QUERY and base.startswith(static + "_"):
+            rest = base[len(static) + 1:]
+            for param in sorted(_QUERY[path], key=len, reverse=True):
+                if rest.startswith(param + "_") and len(rest) > len(param) + 1:
+                    return f"{path}?{param}={quote(rest[len(param) + 1:], safe='')}"
+    for prefix, suffix, template in _TEMPLATES:
+        if (base.startswith(prefix) and base.endswith(suffix)
+                and len(base) > len(prefix) + len(suffix)):
+            value = base[len(prefix):len(base) - len(suffix)]
+            return template.split("{", 1)[0] + value + template.split("}", 1)[1]
+    return None
 
 
 def read_http_capture_dir(path: str | os.PathLike[str]) -> Evidence:
@@ -287,7 +339,8 @@ def read_http_capture_dir(path: str | os.PathLike[str]) -> Evidence:
     if isinstance(found, Problem):
         return Evidence(kind="http", source=EvidenceSource(path=str(d)), status="malformed",
                         problems=[found])
-    answers, problems, digest = read_dir(d, found, _CAPTURE_NAMES)
+    routes = {cap: p for cap in found if (p := capture_path(cap)) is not None}
+    answers, problems, digest = read_dir(d, found, routes)
     results = [route_result(a) for a in answers]
     facts, more = facts_from_routes(None, results, skipped_routes())
     problems += more

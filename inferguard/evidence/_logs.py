@@ -245,6 +245,30 @@ LOG_HINTS: tuple[LogHint, ...] = (
     LogHint("event_bus_full", "error", r"EventBus queue full", "EventBus dropped events"),
     LogHint("timeout", "error", r"Timeout raised \(", "operation timed out"),
     LogHint("traceback", "error", r"^Traceback \(most recent call last\)", "Python traceback"),
+    # lookup-hash logger start and stop (0.5.6 mp_observability/subscribers/logging/
+    # lookup_hash.py: LookupHashLoggingSubscriber.__init__ / shutdown). existing_files is
+    # the number of lookup_hashes_*.jsonl found at start; the new files are numbered from it.
+    LogHint("lookup_hash_logger_start", "tracing",
+            r"LookupHashLoggingSubscriber started: output_dir=(?P<dir>[^,]*), "
+            r"rotation_interval=(?P<rotation_interval_s>-?\d+)s, "
+            r"rotation_max_size=(?P<rotation_max_size>-?\d+), max_files=(?P<max_files>-?\d+), "
+            r"existing_files=(?P<existing_files>\d+)",
+            "lookup-hash logger started (its rotation limits and the files it found)"),
+    LogHint("lookup_hash_logger_closed", "tracing", r"LookupHashLoggingSubscriber closed",
+            "lookup-hash logger closed"),
+    # --enable-extra-logging (0.5.6 distributed/storage_controllers/eviction_controller.py
+    # and mp_observability/subscribers/logging/extra_stats.py).
+    LogHint("extra_l1_memory_usage", "eviction",
+            r"L1 memory usage: (?P<used_gib>[\d.]+)/(?P<total_gib>[\d.]+) GiB "
+            r"\((?P<percent>[\d.]+)%\)",
+            "periodic L1 memory usage (used/total GiB, --enable-extra-logging)"),
+    LogHint("extra_l0_l1_stats", "lifecycle",
+            r"L0<->L1 stats \[(?P<device>[^\]]*)\] (?P<window>last [\d.]+s|cumulative): "
+            r"store ops=(?P<store_ops>\d+) tokens=(?P<store_tokens>\d+) "
+            r"size=(?P<store_gb>[\d.]+)GB avg_copy=(?P<store_gbps>[\d.]+GB/s|n/a) \| "
+            r"retrieve ops=(?P<retrieve_ops>\d+) tokens=(?P<retrieve_tokens>\d+) "
+            r"size=(?P<retrieve_gb>[\d.]+)GB avg_copy=(?P<retrieve_gbps>[\d.]+GB/s|n/a)",
+            "L0<->L1 transfer stats (lmcache-driven path only, --enable-extra-logging)"),
 )
 
 _COMPILED = [(h, re.compile(h.pattern)) for h in LOG_HINTS]
@@ -257,6 +281,8 @@ _PREFILTER = re.compile(
     r"kv[-_]offloading|enable[-_]lmcache|match_probe|CB |[Ff]ull sync|heartbeat|"
     r"Health check interval|unretrieved|External prefix|degraded mode|No supported|"
     r"Timeout occurred|post_init")
+# Fragments of hints added later (kept apart so the line above stays as it was).
+_PREFILTER = re.compile(_PREFILTER.pattern + r"|L1 memory usage|L0<->L1 stats")
 
 
 _AMOUNT = {h.id: h.amount for h in LOG_HINTS}

@@ -53,6 +53,14 @@ class LookupHashFacts(msgspec.Struct, frozen=True, tag="lookup_hash", omit_defau
     last_timestamp: float | None = None
     rotation_counters: list[int] = msgspec.field(default_factory=list)
     missing_rotation_counters: list[int] = msgspec.field(default_factory=list)
+    # Upstream numbers files from 0 in an empty directory and, after a restart, from the
+    # number of files present (never max + 1), so across runs the counters cover 0..max and
+    # every counter absent from 0..max is a file that was written and is gone (deleted by
+    # --lookup-hash-log-max-files rotation, which logs nothing, or removed).
+    rotated_away_counters: int = 0       # the leading gap: counters 0..k-1 all absent
+    files_lost_at_least: int = 0         # counters absent from 0..max (leading + inner)
+    reused_counters: list[int] = msgspec.field(default_factory=list)  # renumbered after restart
+    counts_at_least: bool = False        # files were lost: lookups/chunks are lower bounds
 
 
 class _Acc:
@@ -134,11 +142,13 @@ def read_lookup_hashes(paths: list[str | os.PathLike[str]] | str | os.PathLike[s
     sha = hashlib.sha256()
     size = 0
     counters: list[int] = []
+    named: list[tuple[str, int]] = []
     read_any = False
     for f in files:
         m = FILE_NAME.match(f.name)
         if m:
             counters.append(int(m.group(2)))
+            named.append((m.group(1), int(m.group(2))))
         try:
             data = f.read_bytes()
         except OSError as exc:
@@ -158,9 +168,12 @@ def read_lookup_hashes(paths: list[str | os.PathLike[str]] | str | os.PathLike[s
                 read_any = True
             elif len(problems) < MAX_PROBLEMS:
                 problems.append(Problem(f"{f.name}: {err}", line=n, where=str(f)))
+    reused = _reused_counters(named)
     counters.sort()
     missing = ([c for c in range(counters[0], counters[-1] + 1) if c not in set(counters)]
                if counters else [])
+    leading = counters[0] if counters else 0
+    lost = leading + len(missing)
     facts = LookupHashFacts(
         files=len(files), lookups=acc.lookups, requests=len(acc.requests),
         models=[ModelLookups(k, v[0], len(v[1]), v[2], v[3])
@@ -171,7 +184,8 @@ def read_lookup_hashes(paths: list[str | os.PathLike[str]] | str | os.PathLike[s
         chunks_repeated=None if acc.overflow else acc.repeated,
         lookups_with_seen_prefix=acc.seen_prefix,
         first_timestamp=acc.t_min, last_timestamp=acc.t_max, rotation_counters=counters,
-        missing_rotation_counters=missing)
+        missing_rotation_counters=missing, rotated_away_counters=leading,
+        files_lost_at_least=lost, reused_counters=reused, counts_at_least=lost > 0)
     if acc.overflow:
         problems.append(Problem(f"more than {MAX_DISTINCT} distinct chunks: distinct and "
                                 "repeated counts omitted"))
@@ -181,3 +195,19 @@ def read_lookup_hashes(paths: list[str | os.PathLike[str]] | str | os.PathLike[s
     return Evidence(kind="lookup_hash", source=source,
                     status=status_from(problems, readable=read_any), facts=facts,
                     problems=problems)
+
+
+def _reused_counters(named: list[tuple[str, int]]) -> list[int]:
+    """Counters a restart numbered again, as the names prove it: within one run each new
+    file has a later-or-equal open time (UTC, in the name) and the next counter, so a file
+    whose counter is not above the counter of the file opened before it was numbered by a
+    later run starting at a counter already used (upstream starts at the number of files it
+    finds). Same-second names sort by counter, so a restart within a second is not seen:
+    names can prove reuse, never its absence."""
+    out: list[int] = []
+    prev: int | None = None
+    for _, c in sorted(named):
+        if prev is not None and c <= prev:
+            out.append(c)
+        prev = c
+    return sorted(set(out))

@@ -50,6 +50,14 @@ class ReplayFacts(msgspec.Struct, frozen=True, tag="trace_replay", omit_defaults
     skipped: int | None = None
     level: str | None = None
     digest_match: bool | None = None
+    # From the replay's log (stderr, or stdout and stderr together): what `failed` hides.
+    log_records_ok: int | None = None
+    log_records_failed: int | None = None   # FAIL progress lines (skips included)
+    handler_raised: int | None = None       # "handler for X raised": upstream's `failed`
+    allocation_failures: int | None = None  # "Failed to batched allocate ..." warnings
+    failed_reads: int | None = None         # "Failed to read prefetched object ..." errors
+    failed_read_reasons: dict[str, int] = msgspec.field(default_factory=dict)
+    reads_of_missing_keys: int | None = None  # "finish read on non-existing key"
 
 
 def _f(v: Any) -> float | None:
@@ -132,6 +140,7 @@ def parse_replay(data: bytes, name: str) -> tuple[ReplayFacts | None, list[Probl
                 continue
             ops.append(_op(row["qualname"], dict(row)))
         return ReplayFacts(form="ops_csv", ops=ops), problems
+    logged = _replay_log(text)
     if "Trace Replay Result" in text:
         def grab(label: str) -> str | None:
             m = re.search(rf"^{re.escape(label)}:\s*(.+?)\s*$", text, re.MULTILINE)
@@ -139,15 +148,84 @@ def parse_replay(data: bytes, name: str) -> tuple[ReplayFacts | None, list[Probl
         digest = grab("Config digest")
         replayed, skipped, failed_s = (grab("Records replayed"), grab("Records skipped"),
                                        grab("Records failed"))
-        return ReplayFacts(
+        table = ReplayFacts(
             form="terminal_table", duration_s=_f(grab("Replay duration (s)")),
             level=grab("Trace level"),
             replayed=_i(replayed) if replayed else None,
             skipped=_i(skipped) if skipped else None,
             failed=_i(failed_s) if failed_s else None,
-            digest_match=None if digest is None else digest.startswith("match")), problems
-    return None, [Problem("not a trace-replay output (summary JSON, records JSONL, ops CSV or "
-                          "terminal table)", line=1)]
+            digest_match=None if digest is None else digest.startswith("match"))
+        if logged is not None:  # stdout and stderr captured together
+            table = msgspec.structs.replace(table, **{
+                k: getattr(logged, k) for k in _LOG_FIELDS})
+        return table, problems
+    if logged is not None:
+        return logged, problems
+    return None, [Problem("not a trace-replay output (summary JSON, records JSONL, ops CSV, "
+                          "terminal table or replay log)", line=1)]
+
+
+_LOG_FIELDS = ("log_records_ok", "log_records_failed", "handler_raised", "allocation_failures",
+               "failed_reads", "failed_read_reasons", "reads_of_missing_keys")
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+# lmcache/cli/commands/trace/replay_command.py (0.5.6): the start line and the per-record
+# progress line (`[%d/%d] %s %s (%.3fms)`, status OK or FAIL, skips included as FAIL).
+_R_START = re.compile(r"trace replay: file=.* records=(\d+)")
+_R_PROGRESS = re.compile(r"\[(\d+)/(\d+)\] (OK|FAIL) (\S+) \((\d+(?:\.\d+)?)ms\)")
+# cli/commands/trace/_driver.py: a handler raised (upstream's `failed`), or a skip.
+_R_RAISED = re.compile(r"trace replay: handler for \S+ raised")
+_R_SKIP = re.compile(r"trace replay: (?:failed to decode args for \S+|no handler for "
+                     r"qualname .*); skipping")
+# What `failed` does not count: v1/memory_management.py (the allocator's warning, not the
+# RuntimeError text), v1/distributed/storage_manager.py read_prefetched_results and
+# v1/distributed/l1_manager.py finish_read. Only counts and upstream's error names are kept:
+# these lines print ObjectKeys, whose raw chunk hashes never leave this reader.
+_R_ALLOC = re.compile(r"Failed to batched allocate \d+ memory blocks of size \d+ because no "
+                      r"enough memory is available")
+_R_READ = re.compile(r"Failed to read prefetched object .* from L1 storage: ?(.*?)\s*(?:\(\S+"
+                     r":\d+:\S+\))?$")
+_R_MISSING = re.compile(r"L1Manager: finish read on non-existing key")
+
+
+def _replay_log(text: str) -> ReplayFacts | None:
+    """The replay's own log lines (LMCache log format, ANSI codes allowed), or None when
+    the text has neither the start line nor a progress line."""
+    records: int | None = None
+    ok = fail = raised = skipped = alloc = reads = missing = 0
+    reasons: dict[str, int] = {}
+    seen = False
+    for raw in text.splitlines():
+        line = _ANSI.sub("", raw) if "\x1b" in raw else raw
+        if "trace replay" in line:
+            m = _R_START.search(line)
+            if m:
+                records, seen = int(m.group(1)), True
+                continue
+            raised += bool(_R_RAISED.search(line))
+            skipped += bool(_R_SKIP.search(line))
+        m = _R_PROGRESS.search(line)
+        if m and "LMCache" in line:  # the log form (the --verbose stdout form has 2 spaces)
+            seen = True
+            if m.group(3) == "OK":
+                ok += 1
+            else:
+                fail += 1
+            continue
+        if _R_ALLOC.search(line):
+            alloc += 1
+        elif (rm := _R_READ.search(line)) is not None:
+            reads += 1
+            reason = re.sub(r"[^A-Za-z0-9_ .-]", "", rm.group(1))[:60] or "?"
+            reasons[reason] = reasons.get(reason, 0) + 1
+        elif _R_MISSING.search(line):
+            missing += 1
+    if not seen:
+        return None
+    return ReplayFacts(form="replay_log", records=records, failed=raised, skipped=skipped,
+                       log_records_ok=ok, log_records_failed=fail, handler_raised=raised,
+                       allocation_failures=alloc, failed_reads=reads,
+                       failed_read_reasons=dict(sorted(reasons.items())),
+                       reads_of_missing_keys=missing)
 
 
 def _code_pct(lat: list[float], p: int) -> float | None:

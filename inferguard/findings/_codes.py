@@ -183,7 +183,7 @@ FINDING_CODES: dict[str, CodeSpec] = {
         "compare with lookup hit counters to see how much reuse was served"),
     # Trace analytics (inferguard.trace_stats): "trace_<x>" arrives as "lmcache_trace_<x>".
     "lmcache_trace_no_object_keys": CodeSpec(
-        "warning", "the trace has records but no ObjectKey arguments",
+        "warning", "the storage-level trace has records but no ObjectKey arguments",
         "check the LMCache version's trace codec; keys are what reuse is judged on"),
     "lmcache_trace_malformed_object_keys": CodeSpec(
         "warning", "some ObjectKey arguments in the trace cannot be read",
@@ -229,6 +229,16 @@ FINDING_CODES: dict[str, CodeSpec] = {
         "error", "the engine's /health did not answer 200",
         "503 is vLLM's EngineDeadError: read the engine log for the root cause; no answer means "
         "not started, stopped, or a wrong --engine-http-base-url"),
+    "lmcache_lookup_hash_files_rotated_away": CodeSpec(
+        "info", "the oldest lookup-hash log files are gone (rotated away); counts are lower "
+        "bounds", "raise --lookup-hash-log-max-files or collect the directory more often"),
+    "lmcache_lookup_hash_counter_reused": CodeSpec(
+        "info", "lookup-hash file counters were numbered again after a restart",
+        "order files by the timestamp in the name (or mtime), never by the counter alone"),
+    "lmcache_trace_replay_hidden_failures": CodeSpec(
+        "warning", "the replay's log shows failed reads or allocations its 'failed' count "
+        "hides", "size the replay's L1 like the recording's (--l1-size-gb) and replay again; "
+        "read misses as a signal about the replay environment"),
 }
 
 

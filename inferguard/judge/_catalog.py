@@ -33,6 +33,8 @@ from typing import Literal
 
 import msgspec
 
+from inferguard.prom._names import normalize_name
+
 Mode = Literal["mp", "embedded_vllm", "embedded_sglang", "p2p", "pd", "controller_only",
                "standalone_worker", "unknown"]
 Surface = Literal["lmcache_mp", "lmcache", "lmcache_blend", "vllm", "sglang", "sglang_hicache",
@@ -254,6 +256,48 @@ FAMILIES: tuple[FamilySpec, ...] = tuple([
         "lmcache:lmcache_is_healthy lmcache:kv_msg_queue_size "
         "lmcache:pin_monitor_pinned_objects_count", lazy=False,
         note="set_function gauges: headers only through a multiprocess /metrics"),
+    # The rest of 0.5.6's PrometheusLogger (lmcache/observability.py): every family is
+    # registered at construction (lazy=False), beside the rows above.
+    *_f("embedded_latency", "counter",
+        "lmcache:num_slow_retrieval_by_time lmcache:num_slow_retrieval_by_speed", lazy=False,
+        note="retrievals slower than the configured time/speed threshold"),
+    *_f("embedded_latency", "histogram",
+        "lmcache:retrieve_process_tokens_time lmcache:retrieve_broadcast_time "
+        "lmcache:retrieve_to_gpu_time lmcache:store_process_tokens_time "
+        "lmcache:store_from_gpu_time lmcache:store_put_time "
+        "lmcache:remote_backend_batched_get_blocking_time "
+        "lmcache:instrumented_connector_batched_get_time", lazy=False,
+        note="phase timings (seconds)"),
+    *_f("embedded_backends", "histogram",
+        "lmcache:remote_time_to_get lmcache:remote_time_to_put lmcache:remote_time_to_get_sync",
+        lazy=False, note="remote backend only records them"),
+    *_f("embedded_backends", "counter",
+        "lmcache:remote_ping_errors lmcache:remote_ping_successes", lazy=False,
+        note="remote backend health pings"),
+    *_f("embedded_backends", "gauge",
+        "lmcache:remote_ping_latency lmcache:remote_ping_error_code", lazy=False,
+        note="latest ping (ms) and error code"),
+    # PrometheusLogger._dynamic_metrics: set_function gauges, like the embedded_gauges above.
+    *_f("embedded_gauges", "gauge",
+        "lmcache:local_cpu_hot_cache_count lmcache:local_cpu_keys_in_request_count "
+        "lmcache:remote_put_task_num lmcache:get_blocking_failed_count "
+        "lmcache:put_failed_count lmcache:storage_events_ongoing_count "
+        "lmcache:storage_events_done_count lmcache:storage_events_not_found_count "
+        "lmcache:chunk_statistics_enabled lmcache:chunk_statistics_total_requests "
+        "lmcache:chunk_statistics_total_chunks lmcache:chunk_statistics_unique_chunks "
+        "lmcache:chunk_statistics_reuse_rate lmcache:chunk_statistics_bloom_filter_size_mb "
+        "lmcache:chunk_statistics_bloom_filter_fill_rate lmcache:chunk_statistics_file_count "
+        "lmcache:chunk_statistics_current_file_size "
+        "lmcache:scheduler_unfinished_requests_count lmcache:connector_load_specs_count "
+        "lmcache:connector_request_trackers_count lmcache:connector_kv_caches_count "
+        "lmcache:connector_layerwise_retrievers_count "
+        "lmcache:connector_invalid_block_ids_count lmcache:connector_requests_priority_count "
+        "lmcache:periodic_threads_total_count lmcache:periodic_threads_running_count "
+        "lmcache:periodic_threads_active_count "
+        + " ".join(f"lmcache:periodic_threads_{lv}_{k}" for lv in ("critical", "high",
+                                                                   "medium", "low")
+                   for k in ("total", "running", "active")), lazy=False,
+        note="set_function gauges: headers only through a multiprocess /metrics"),
     # P2P
     *_f("p2p", "histogram", "lmcache:p2p_time_to_transfer lmcache:p2p_transfer_speed",
         applies=("p2p_serving",), lazy=False, note="recorded by the serving peer only"),
@@ -373,6 +417,20 @@ OTLP_SHUTDOWN_GONE: dict[str, str] = {
     f"{_MP}num_inflight_l2_stores": "StoreController.stop()",
 }
 LMCACHE_PREFIXES = ("lmcache_mp_", "lmcache_mp.", "lmcache:", "lmcache_", "lmcache.")
+
+
+def known_names() -> frozenset[str]:
+    """Normalized names of every catalogued family and form, plus the `<name>_created`
+    series prometheus_client's 0.0.4 text writes as a separate gauge family beside each
+    counter and histogram (companions of a known family, not families of their own)."""
+    out: set[str] = set()
+    for f in FAMILIES:
+        for n in (f.name, *f.forms):
+            key = normalize_name(n)
+            out.add(key)
+            if f.type in ("counter", "histogram"):
+                out.add(f"{key}_created")
+    return frozenset(out)
 
 
 def families_of(group: str) -> tuple[FamilySpec, ...]:

@@ -25,6 +25,7 @@ from inferguard.judge._catalog import (
     OTLP_SHUTDOWN_GONE,
     FamilySpec,
     GroupSpec,
+    known_names,
 )
 from inferguard.judge._checklist import checklist
 from inferguard.judge._facts import readable, report_facts, src
@@ -37,7 +38,6 @@ from inferguard.judge._report import (
     FamilyResult,
     GroupResult,
 )
-from inferguard.prom._names import normalize_name
 
 _LAZY_FAMILIES = frozenset(f.name for f in FAMILIES if f.lazy)
 _EVENT_FAMILIES = frozenset(f.name for f in FAMILIES if "event" in f.applies)
@@ -237,7 +237,7 @@ def compat(packet: Packet) -> CompatReport:
 
     groups = [_group_result(g, [r for r in results if r.group == g.id], effective, surfaces,
                             not cond["traffic"], excused) for g in GROUPS]
-    known = {normalize_name(n) for f in FAMILIES for n in (f.name, *f.forms)}
+    known = known_names()
     unknown = sorted(fam.name for key, (fam, _) in m.by_norm.items()
                      if fam.name.startswith(LMCACHE_PREFIXES) and key not in known)
     # Before any traffic, lazily-created families are absent (and gauges read 0) by design.

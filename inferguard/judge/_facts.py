@@ -73,6 +73,10 @@ class ReplayDigest(msgspec.Struct, frozen=True, omit_defaults=True):
     failed: int | None = None
     digest_match: bool | None = None
     errors: int = 0
+    # From the replay's log: problems upstream's `failed` (handlers that raised) hides.
+    allocation_failures: int | None = None
+    failed_reads: int | None = None
+    reads_of_missing_keys: int | None = None
 
 
 class LookupHashDigest(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -82,6 +86,11 @@ class LookupHashDigest(msgspec.Struct, frozen=True, omit_defaults=True):
     chunks_total: int = 0
     chunks_repeated: int | None = None
     missing_rotation_counters: list[int] = msgspec.field(default_factory=list)
+    files: int = 0
+    rotated_away_counters: int = 0
+    files_lost_at_least: int = 0
+    reused_counters: list[int] = msgspec.field(default_factory=list)
+    counts_at_least: bool = False
 
 
 class LaunchModels(msgspec.Struct, frozen=True):
@@ -221,10 +230,13 @@ def report_facts(packet: Packet) -> ReportFacts:
                       sorted({x.name for s in spans for x in s.spans}),
                       {x.name: x.open for s in spans for x in s.spans if x.open},
                       {x.name: x.errors for s in spans for x in s.spans if x.errors})
-    replays = [ReplayDigest(r.form, r.failed, r.digest_match, sum(o.errors for o in r.ops))
+    replays = [ReplayDigest(r.form, r.failed, r.digest_match, sum(o.errors for o in r.ops),
+                            r.allocation_failures, r.failed_reads, r.reads_of_missing_keys)
                for e in readable(packet, "trace_replay") if isinstance(r := e.facts, ReplayFacts)]
     lookups = [LookupHashDigest(lf.lookups, lf.chunks_total, lf.chunks_repeated,
-                                list(lf.missing_rotation_counters))
+                                list(lf.missing_rotation_counters), lf.files,
+                                lf.rotated_away_counters, lf.files_lost_at_least,
+                                list(lf.reused_counters), lf.counts_at_least)
                for e in readable(packet, "lookup_hash")
                if isinstance(lf := e.facts, LookupHashFacts)]
     launch_env: dict[str, list[str]] = {}

@@ -784,6 +784,14 @@ def _findings(tfile: TraceFile, s: TraceStats, ex: dict[str, ts.Examples]
             return "supported"
         return "partial"
 
+    def measured(count: Count, life: LifecycleCount | None = None) -> str:
+        """A count read off the trace is measured: supported when exact, the trace ends
+        cleanly and (for a lifecycle break) it is not just in flight at the end; partial
+        when sampled/estimated or the trace is truncated."""
+        if not count.exact or not clean_end:
+            return "partial"
+        return settled(life) if life is not None else "supported"
+
     def offs(name: str) -> list[int]:
         return [int(x) for x in ex[name].offsets.tolist()]
 
@@ -796,11 +804,13 @@ def _findings(tfile: TraceFile, s: TraceStats, ex: dict[str, ts.Examples]
             "records; analytics cover the readable records only",
             Count(len(i.findings) + i.findings_omitted), [f.offset for f in i.findings[:20]]))
     k = s.keys
-    if s.summary.total_records and k.key_rows == 0:
+    # Only the storage level carries ObjectKeys; events-level records carry their keys as
+    # entries' chunk_hash_hex (analysed by the events aggregate), never as ObjectKeys.
+    if s.summary.header.level == "storage" and s.summary.total_records and k.key_rows == 0:
         out.append(_finding(
             tfile, "trace_no_object_keys", "missing_signal",
-            "records carry no ObjectKey arguments, so per-key analytics are impossible",
-            Count(0), []))
+            "storage-level records carry no ObjectKey arguments, so per-key analytics are "
+            "impossible", Count(0), []))
     if k.malformed_key_rows:
         out.append(_finding(
             tfile, "trace_malformed_object_keys", "supported",
@@ -852,23 +862,22 @@ def _findings(tfile: TraceFile, s: TraceStats, ex: dict[str, ts.Examples]
             life.finish_without_reserve.offsets))
     amp = r.write_amplification
     redundant = life.redundant_reserves.count
-    if r.rewrites.value or r.reserves_of_written.value:
+    # Amplification needs a rewrite: a reserve_write of a resident key is refused upstream
+    # (L1Manager.reserve_write: KEY_NOT_WRITABLE), so re-reserves alone rewrite nothing.
+    if r.rewrites.value:
+        detail = (f"{r.rewrites.value} finish_write key rows rewrote a key already written"
+                  + (f" (write amplification {amp:.3f})" if amp is not None else ""))
+        if r.reserves_of_written.value:
+            detail += (f"; {r.reserves_of_written.value} reserve_write key rows re-reserved a "
+                       f"written key ({redundant.value} never finished: rejected re-stores)")
         out.append(_finding(
-            tfile, "trace_write_amplification", "inferred_without_engine_metrics",
-            f"{r.rewrites.value} finish_write key rows rewrote a key already written "
-            f"(write amplification {amp:.3f})" if amp else
-            f"{r.rewrites.value} finish_write key rows rewrote a key already written"
-            + f"; {r.reserves_of_written.value} reserve_write key rows re-reserved a written "
-            f"key ({redundant.value} never finished: rejected re-stores). Eviction between "
-            "the writes would make this legitimate; only engine/cache metrics can tell",
-            Count(r.rewrites.value + r.reserves_of_written.value,
-                  r.rewrites.exact and r.reserves_of_written.exact,
-                  math.hypot(r.rewrites.stderr, r.reserves_of_written.stderr),
-                  r.rewrites.method),
-            life.redundant_reserves.offsets))
+            tfile, "trace_write_amplification", measured(r.rewrites),
+            detail + ". Eviction between the writes would make this legitimate; only "
+            "engine/cache metrics can tell", r.rewrites, []))
     if life.unserved_prefetches.count.value:
         out.append(_finding(
-            tfile, "trace_unserved_prefetches", "inferred_without_engine_metrics",
+            tfile, "trace_unserved_prefetches",
+            measured(life.unserved_prefetches.count, life.unserved_prefetches),
             f"{life.unserved_prefetches.count.value} lookups of keys written earlier were "
             "not followed by finish_read_prefetched of the key (evicted, missed, or the read "
             "never finished; a lock taken at prefetch may be held until its TTL)",
