@@ -307,6 +307,22 @@ def _(tmp: Path, fire: bool) -> ig.Packet:
     return packet(log(tmp, *lines))
 
 
+@case("lmcache_not_configured")
+def _(tmp: Path, fire: bool) -> ig.Packet:
+    """Plain vLLM, as the live control run had it (live-vllm-findings.md, run0): the launch has
+    no KV connector and the scrape exports vllm:external_prefix_cache_* at 0 with no
+    lmcache:* family. Near miss: the same launch with --kv-transfer-config naming
+    LMCacheMPConnector (LMCache is configured: the mode rules take over)."""
+    conn = "" if fire else (" --kv-transfer-config "
+                            "'{\"kv_connector\":\"LMCacheMPConnector\",\"kv_role\":\"kv_both\"}'")
+    return packet(
+        launch(tmp, f"vllm serve /models/tiny --port 8000{conn}\n"),
+        scrape(tmp, {"vllm:prefix_cache_queries_total": 5120, "vllm:prefix_cache_hits_total": 1280,
+                     "vllm:external_prefix_cache_queries_total": 0,
+                     "vllm:external_prefix_cache_hits_total": 0,
+                     "vllm:prompt_tokens_total": 5232}, kind="engine_metrics"))
+
+
 # MP metric surface
 
 

@@ -23,6 +23,10 @@ class CodeSpec(msgspec.Struct, frozen=True):
 
 
 FINDING_CODES: dict[str, CodeSpec] = {
+    "lmcache_not_configured": CodeSpec(
+        "warning", "the engine runs without any LMCache connector",
+        "add --kv-transfer-config with LMCacheMPConnector (and an lmcache server), "
+        "--kv-offloading-backend lmcache, or SGLang --enable-lmcache, then collect again"),
     "lmcache_mode_mismatch": CodeSpec(
         "error", "the evidence shows a different LMCache mode than expected",
         "check the connector in the vLLM/SGLang launch and which server the metrics came from"),

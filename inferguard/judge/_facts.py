@@ -170,6 +170,7 @@ class ReportFacts(msgspec.Struct, frozen=True, omit_defaults=True):
     controller: list[ControllerDigest] = msgspec.field(default_factory=list)
     vllm_lmcache: VllmLmcacheDigest | None = None
     malformed_evidence: list[MalformedEvidence] = msgspec.field(default_factory=list)
+    no_lmcache_configured: list[str] = msgspec.field(default_factory=list)
     engine_health: list[EngineHealth] = msgspec.field(default_factory=list)
     engine_start_failure: EngineStartFailure | None = None
 
@@ -253,7 +254,8 @@ def report_facts(packet: Packet) -> ReportFacts:
         malformed_evidence=[MalformedEvidence(e.kind, src(e),
                                               e.problems[0].message if e.problems else "")
                             for e in packet.evidence if e.status == "malformed"],
-        engine_health=engine_health(packet), engine_start_failure=engine_start_failure(packet))
+        engine_health=engine_health(packet), engine_start_failure=engine_start_failure(packet),
+        no_lmcache_configured=no_lmcache_configured(packet))
 
 
 def engine_health(packet: Packet) -> list[EngineHealth]:
@@ -290,6 +292,51 @@ def engine_start_failure(packet: Packet) -> EngineStartFailure | None:
         return EngineStartFailure(src(e), sf.line, sf.exception, sf.traceback_line,
                                   sf.marker_line, sf.marker, down)
     return None
+
+
+# Log categories that show LMCache (or a KV connector) somewhere in a process.
+_LMCACHE_LOG = frozenset(["mp_server", "mp_connector", "embedded_vllm", "stale_connector",
+                          "offload_flag", "sglang_lmcache", "degraded", "blend", "p2p", "pd"])
+
+
+def no_lmcache_configured(packet: Packet) -> list[str]:
+    """Evidence that the engine runs without any LMCache connector: engine launches without a
+    KV connector, offloading backend or --enable-lmcache; engine scrapes without any
+    `lmcache:*` family, without vLLM's KV-connector gauge and with no external prefix-cache
+    query (vLLM exports `vllm:external_prefix_cache_*` at 0 without a connector); no LMCache
+    line in any log. Empty as soon as anything shows LMCache (then the mode rules decide)."""
+    refs: list[str] = []
+    for e in readable(packet, "launch_config"):
+        assert isinstance(e.facts, LaunchFacts)
+        for x in e.facts.launches:
+            if x.program not in ("vllm", "sglang"):
+                if x.program is not None and x.program.startswith("lmcache"):
+                    return []
+                continue
+            if x.kv_connector or x.kv_offloading_backend or x.lmcache_enabled:
+                return []
+            refs.append(f"{src(e)}: launch line {x.line}: {x.program} without a KV connector, "
+                        "--kv-offloading-backend or --enable-lmcache")
+    for e in readable(packet, "engine_metrics", "lmcache_metrics"):
+        assert isinstance(e.facts, MetricsFacts)
+        names = {normalize_name(f.name): f for f in e.facts.families}
+        if any(n.startswith("lmcache") for n in names):
+            return []
+        if e.kind != "engine_metrics" or not any(n.startswith(("vllm:", "sglang:"))
+                                                 for n in names):
+            continue
+        queries = names.get(normalize_name("vllm:external_prefix_cache_queries"))
+        if "vllm:num_requests_kv_fetch_by_stage" in names or (queries and queries.total > 0):
+            return []
+        refs.append(f"{src(e)}: no lmcache:* family, no KV-connector gauge, "
+                    f"vllm:external_prefix_cache_queries={queries.total if queries else 0:g}")
+    for e in readable(packet, "log"):
+        assert isinstance(e.facts, LogFacts)
+        if e.facts.categories() & _LMCACHE_LOG:
+            return []
+    if packet.of_kind("http", "controller", "otel", "trace", "lookup_hash", "trace_replay"):
+        return []
+    return refs
 
 
 def _fam_any(facts: list[MetricsFacts], *names: str) -> FamilyStats | None:
