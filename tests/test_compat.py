@@ -151,7 +151,7 @@ def test_blend_capture() -> None:
 @pytest.mark.parametrize("fixture,mode,codes", [
     ("embedded_vllm", "embedded_vllm", {"lmcache_embedded_metrics_not_exported"}),
     ("embedded_sglang", "embedded_sglang", set()),
-    ("hicache_only", "unknown", {"lmcache_sglang_hicache_only", "lmcache_mode_undetermined"}),
+    ("hicache_only", "unknown", {"lmcache_sglang_hicache_only", "lmcache_not_configured"}),
     ("stale_connector", "embedded_vllm", {"lmcache_log_stale_connector"}),
     ("p2p", "p2p", {"lmcache_log_p2p_evidence_present", "lmcache_hash_seed_risk"}),
     ("pd", "pd", {"lmcache_log_pd_evidence_present", "lmcache_hash_seed_risk"}),
