@@ -39,7 +39,7 @@ from inferguard.lct import _scan as _trace_scan
 from inferguard.lct._events import Count, EventsEngine, EventStats
 from inferguard.lct._file import MAX_FINDINGS, PathOrBuffer, TraceFile, TraceSummary, _Aggregate
 from inferguard.lct._keys import make_extractor
-from inferguard.lct._scan import FindingLog
+from inferguard.lct._scan import FindingLog, Kernel
 
 __all__ = [
     "EVIDENCE_LEVELS",
@@ -315,19 +315,13 @@ def iter_key_columns(source: PathOrBuffer, *, backend: Backend | None = None
 # -- the pass -----------------------------------------------------------------------------------
 
 
-def _names_cached(kernel: Any) -> Callable[[], list[str]]:
+def _names_cached(kernel: Kernel) -> Callable[[], list[str]]:
     """kernel.names(), refetched only when the op table grew (a new list each time, so a
     list handed to another thread never changes under it)."""
     cache: list[list[str]] = [[]]
 
-    def size() -> int:
-        interner = getattr(kernel, "interner", None)
-        if interner is not None:
-            return len(interner.names)
-        return int(kernel._core.lib.lct_interner_size(kernel._interner))
-
     def get() -> list[str]:
-        if size() != len(cache[0]):
+        if kernel.size() != len(cache[0]):
             cache[0] = kernel.names()
         return cache[0]
 
