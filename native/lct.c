@@ -327,119 +327,32 @@ int lct_decode_record(const uint8_t *body, size_t n, double *t_mono, double *t_w
 
 /* ---------------------------------------------------------------- interner */
 
-typedef struct {
-    uint32_t off;
-    uint32_t len;
-    uint64_t hash;
-} name_slot;
-
-struct lct_interner {
-    name_slot *names; /* id -> name */
-    uint32_t count;
-    int32_t *table;   /* open addressing: -1 empty, else id */
-    uint32_t table_size;
-    uint8_t *arena;
-    size_t arena_len, arena_cap;
-};
-
-/* Qualnames share long prefixes ("lmcache.v1.distributed..."), so hash the length,
- * the first 8 and the last 16 bytes; equality is always decided by memcmp. */
-static uint64_t name_hash(const uint8_t *p, size_t n) {
-    uint64_t h = 0x9e3779b97f4a7c15ULL ^ (uint64_t)n;
-    uint8_t tmp[24] = {0};
-    size_t head = n < 8 ? n : 8;
-    size_t tail = n < 16 ? n : 16;
-    memcpy(tmp, p, head);
-    memcpy(tmp + 8, p + n - tail, tail);
-    for (int i = 0; i < 3; i++) {
-        uint64_t w;
-        memcpy(&w, tmp + 8 * i, 8);
-        h = (h ^ w) * 0xff51afd7ed558ccdULL;
-        h ^= h >> 33;
-    }
-    return h;
-}
-
+/* The shared interner (intern.c), capped at LCT_MAX_OPS names. */
 lct_interner *lct_interner_new(void) {
     lct_interner *in = calloc(1, sizeof *in);
     if (!in) return NULL;
-    in->table_size = 64;
-    in->table = malloc(sizeof(int32_t) * in->table_size);
-    in->names = malloc(sizeof(name_slot) * LCT_MAX_OPS);
-    in->arena_cap = 4096; /* never NULL, so name pointers are valid even for "" */
-    in->arena = malloc(in->arena_cap);
-    if (!in->table || !in->names || !in->arena) { lct_interner_free(in); return NULL; }
-    for (uint32_t i = 0; i < in->table_size; i++) in->table[i] = -1;
+    if (ig_interner_init(&in->in, LCT_MAX_OPS)) {
+        lct_interner_free(in);
+        return NULL;
+    }
     return in;
 }
 
 void lct_interner_free(lct_interner *in) {
     if (!in) return;
-    free(in->names);
-    free(in->table);
-    free(in->arena);
+    ig_interner_release(&in->in);
     free(in);
 }
 
-uint32_t lct_interner_size(const lct_interner *in) { return in->count; }
+uint32_t lct_interner_size(const lct_interner *in) { return in->in.count; }
 
 const uint8_t *lct_interner_name(const lct_interner *in, uint32_t id, size_t *len) {
-    if (id >= in->count) return NULL;
-    *len = in->names[id].len;
-    return in->arena + in->names[id].off;
-}
-
-static int grow_table(lct_interner *in) {
-    uint32_t size = in->table_size * 2;
-    int32_t *t = malloc(sizeof(int32_t) * size);
-    if (!t) return -1;
-    for (uint32_t i = 0; i < size; i++) t[i] = -1;
-    for (uint32_t id = 0; id < in->count; id++) {
-        uint32_t j = (uint32_t)(in->names[id].hash & (size - 1));
-        while (t[j] != -1) j = (j + 1) & (size - 1);
-        t[j] = (int32_t)id;
-    }
-    free(in->table);
-    in->table = t;
-    in->table_size = size;
-    return 0;
-}
-
-/* id >= 0, -1 table full, -2 out of memory.  n <= LCT_MAX_QUALNAME. */
-static int32_t intern(lct_interner *in, const uint8_t *s, size_t n) {
-    uint64_t h = name_hash(s, n);
-    uint32_t mask = in->table_size - 1;
-    uint32_t j = (uint32_t)(h & mask);
-    while (in->table[j] != -1) {
-        name_slot *ns = &in->names[in->table[j]];
-        if (ns->hash == h && ns->len == n && memcmp(in->arena + ns->off, s, n) == 0)
-            return in->table[j];
-        j = (j + 1) & mask;
-    }
-    if (in->count >= LCT_MAX_OPS) return -1;
-    if (in->arena_len + n > in->arena_cap) {
-        size_t cap = in->arena_cap ? in->arena_cap : 4096;
-        uint8_t *a;
-        while (cap < in->arena_len + n) cap *= 2;
-        a = realloc(in->arena, cap);
-        if (!a) return -2;
-        in->arena = a;
-        in->arena_cap = cap;
-    }
-    if (n) memcpy(in->arena + in->arena_len, s, n);
-    in->names[in->count].off = (uint32_t)in->arena_len;
-    in->names[in->count].len = (uint32_t)n;
-    in->names[in->count].hash = h;
-    in->arena_len += n;
-    in->table[j] = (int32_t)in->count;
-    in->count++;
-    if (in->count * 2 > in->table_size && grow_table(in)) return -2;
-    return (int32_t)(in->count - 1);
+    return ig_name(&in->in, id, len);
 }
 
 int32_t lct_interner_intern(lct_interner *in, const uint8_t *s, size_t n) {
     if (n > LCT_MAX_QUALNAME) return -1;
-    return intern(in, s, n);
+    return ig_intern(&in->in, s, n);
 }
 
 /* -------------------------------------------------------------------- scan */
@@ -490,9 +403,9 @@ int lct_scan(const uint8_t *buf, size_t len, size_t *pos, int64_t base,
             cols->t_wall[i] = tw;
             cols->nkeys[i] = nk;
             if (st == LCT_ROW_OK) {
-                int32_t id = intern(in, body + qo, qn);
-                if (id == -2) return -1;
-                if (id == -1) st = LCT_ROW_OP_TABLE_FULL;
+                int32_t id = ig_intern(&in->in, body + qo, qn);
+                if (id == IG_INTERN_NOMEM) return -1;
+                if (id == IG_INTERN_FULL) st = LCT_ROW_OP_TABLE_FULL;
                 else cols->op[i] = id;
             }
         }

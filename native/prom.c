@@ -1,6 +1,7 @@
 /* prom.c - see prom.h.  Every read is checked against the end of the current
  * line; lines are found with memchr inside [buf, buf+len). */
 #include "prom.h"
+#include "intern.h"
 #include "utf8.h"
 
 #include <float.h>
@@ -188,23 +189,9 @@ static int parse_int64_ts(const uint8_t *s, size_t n, double *out) {
 
 /* ---------------------------------------------------------------- interners */
 
-/* A table slot keeps the hash and length beside the id, so a probe touches one
- * cache line unless the hash matches. */
-typedef struct {
-    uint64_t hash;
-    int64_t id; /* -1 empty */
-} slot;
-
-typedef struct {
-    uint8_t *bytes;
-    size_t bytes_len, bytes_cap;
-    int64_t *off;
-    int64_t *len;
-    int64_t *extra; /* names: first sample row; strs: duplicate-label stamp */
-    size_t count, cap;
-    slot *table; /* open addressing, power-of-two size */
-    size_t table_size;
-} interner;
+/* The shared interner (intern.c); `extra` holds, for names, the first sample row, and
+ * for strs, the duplicate-label stamp. */
+typedef ig_interner interner; /* ig_intern() < 0: out of memory or ids */
 
 #define RECENT 16 /* label positions whose last ids are remembered */
 
@@ -219,140 +206,11 @@ struct prom_state {
     int32_t recent_metric;
 };
 
-static uint64_t hash_bytes(const uint8_t *p, size_t n) {
-    uint64_t h = 0x243f6a8885a308d3ULL ^ (uint64_t)n;
-    while (n >= 8) {
-        uint64_t w;
-        memcpy(&w, p, 8);
-        h = (h ^ w) * 0x9fb21c651e98df25ULL;
-        h ^= h >> 29;
-        p += 8;
-        n -= 8;
-    }
-    if (n) {
-        uint64_t w = 0;
-        memcpy(&w, p, n);
-        h = (h ^ w) * 0x9fb21c651e98df25ULL;
-        h ^= h >> 29;
-    }
-    h ^= h >> 32;
-    h *= 0xd6e8feb86659fd93ULL;
-    h ^= h >> 32;
-    return h;
-}
-
-static void interner_free(interner *in) {
-    free(in->bytes);
-    free(in->off);
-    free(in->len);
-    free(in->extra);
-    free(in->table);
-    memset(in, 0, sizeof *in);
-}
-
-static int interner_init(interner *in) {
-    memset(in, 0, sizeof *in);
-    in->table_size = 256;
-    in->table = malloc(sizeof(slot) * in->table_size);
-    if (!in->table) return -1;
-    for (size_t i = 0; i < in->table_size; i++) in->table[i].id = -1;
-    return 0;
-}
-
-static int grow_table(interner *in) {
-    size_t size = in->table_size * 2;
-    slot *t;
-    if (size > ((size_t)1 << 33)) return -1;
-    t = malloc(sizeof(slot) * size);
-    if (!t) return -1;
-    for (size_t i = 0; i < size; i++) t[i].id = -1;
-    for (size_t i = 0; i < in->table_size; i++) {
-        size_t j;
-        if (in->table[i].id < 0) continue;
-        j = (size_t)(in->table[i].hash & (size - 1));
-        while (t[j].id != -1) j = (j + 1) & (size - 1);
-        t[j] = in->table[i];
-    }
-    free(in->table);
-    in->table = t;
-    in->table_size = size;
-    return 0;
-}
-
-static int grow_entries(interner *in) {
-    size_t cap = in->cap ? in->cap * 2 : 256;
-    int64_t *off, *len, *extra;
-    if (cap > (size_t)INT32_MAX) cap = (size_t)INT32_MAX;
-    if (cap <= in->count) return -1;
-    off = realloc(in->off, sizeof(int64_t) * cap);
-    if (!off) return -1;
-    in->off = off;
-    len = realloc(in->len, sizeof(int64_t) * cap);
-    if (!len) return -1;
-    in->len = len;
-    extra = realloc(in->extra, sizeof(int64_t) * cap);
-    if (!extra) return -1;
-    in->extra = extra;
-    in->cap = cap;
-    return 0;
-}
-
-/* id >= 0, or -1 when memory (or the id space) runs out. */
-static int32_t intern(interner *in, const uint8_t *s, size_t n) {
-    uint64_t h = hash_bytes(s, n);
-    size_t mask = in->table_size - 1;
-    size_t j = (size_t)(h & mask);
-    int32_t id;
-    while (in->table[j].id != -1) {
-        if (in->table[j].hash == h) {
-            int64_t k = in->table[j].id;
-            if ((size_t)in->len[k] == n && (n == 0 || memcmp(in->bytes + in->off[k], s, n) == 0))
-                return (int32_t)k;
-        }
-        j = (j + 1) & mask;
-    }
-    if (in->count == in->cap && grow_entries(in)) return -1;
-    if (n > in->bytes_cap - in->bytes_len) {
-        size_t cap = in->bytes_cap ? in->bytes_cap : 4096;
-        uint8_t *b;
-        while (cap - in->bytes_len < n) {
-            if (cap > SIZE_MAX / 2) return -1;
-            cap *= 2;
-        }
-        b = realloc(in->bytes, cap);
-        if (!b) return -1;
-        in->bytes = b;
-        in->bytes_cap = cap;
-    }
-    if (n) memcpy(in->bytes + in->bytes_len, s, n);
-    id = (int32_t)in->count;
-    in->off[id] = (int64_t)in->bytes_len;
-    in->len[id] = (int64_t)n;
-    in->extra[id] = -1;
-    in->bytes_len += n;
-    in->count++;
-    in->table[j].hash = h;
-    in->table[j].id = id;
-    if (in->count * 2 > in->table_size && grow_table(in)) return -1;
-    return id;
-}
-
-/* intern() with a one-entry cache: `*recent` is tried first and updated. */
-static int32_t intern_recent(interner *in, int32_t *recent, const uint8_t *s, size_t n) {
-    int32_t id = *recent;
-    if (id >= 0 && (size_t)in->len[id] == n &&
-        (n == 0 || memcmp(in->bytes + in->off[id], s, n) == 0))
-        return id;
-    id = intern(in, s, n);
-    if (id >= 0) *recent = id;
-    return id;
-}
-
 prom_state *prom_state_new(void) {
     prom_state *st = calloc(1, sizeof *st);
     if (!st) return NULL;
     for (int i = 0; i < 2; i++) {
-        if (interner_init(&st->in[i])) {
+        if (ig_interner_init(&st->in[i], (uint32_t)INT32_MAX)) {
             prom_state_free(st);
             return NULL;
         }
@@ -364,7 +222,7 @@ prom_state *prom_state_new(void) {
 
 void prom_state_free(prom_state *st) {
     if (!st) return;
-    for (int i = 0; i < 2; i++) interner_free(&st->in[i]);
+    for (int i = 0; i < 2; i++) ig_interner_release(&st->in[i]);
     free(st);
 }
 
@@ -528,8 +386,8 @@ static int scan_labels(ctx *c, size_t *pi, line_out *o, int64_t k0) {
             interner *strs = &c->st->in[PROM_STRS];
             int32_t nid, vid;
             if (base + (size_t)k >= c->labs->capacity) return L_FULL;
-            nid = k < RECENT ? intern_recent(strs, &c->st->recent_name[k], s + a, an)
-                             : intern(strs, s + a, an);
+            nid = k < RECENT ? ig_intern_recent(strs, &c->st->recent_name[k], s + a, an)
+                             : ig_intern(strs, s + a, an);
             if (nid < 0) return L_OOM;
             if (strs->extra[nid] == c->st->attempt) {
                 o->err = PROM_E_DUP_LABEL;
@@ -537,8 +395,8 @@ static int scan_labels(ctx *c, size_t *pi, line_out *o, int64_t k0) {
                 return L_OK;
             }
             strs->extra[nid] = c->st->attempt;
-            vid = k < RECENT ? intern_recent(strs, &c->st->recent_value[k], s + v, vn)
-                             : intern(strs, s + v, vn);
+            vid = k < RECENT ? ig_intern_recent(strs, &c->st->recent_value[k], s + v, vn)
+                             : ig_intern(strs, s + v, vn);
             if (vid < 0) return L_OOM;
             c->labs->name[base + (size_t)k] = nid;
             c->labs->value[base + (size_t)k] = vid;
@@ -634,7 +492,7 @@ static int scan_sample(ctx *c, size_t i, line_out *o) {
         a = i;
         i++;
         while (i < n && (cls[s[i]] & C_NAME)) i++;
-        o->name = intern_recent(&c->st->in[PROM_NAMES], &c->st->recent_metric, s + a, i - a);
+        o->name = ig_intern_recent(&c->st->in[PROM_NAMES], &c->st->recent_metric, s + a, i - a);
         if (o->name < 0) return L_OOM;
     }
     cur->name_end = i;
@@ -749,7 +607,7 @@ static int scan_comment(ctx *c, size_t i, line_out *o) {
         i++;
         e = metric_name_end(s, n, i);
         if (e == i) FAIL(PROM_E_METRIC_NAME, i);
-        o->name = intern(&c->st->in[PROM_NAMES], s + i, e - i);
+        o->name = ig_intern(&c->st->in[PROM_NAMES], s + i, e - i);
         if (o->name < 0) return L_OOM;
         i = e;
         if (i >= n || s[i] != ' ') FAIL(PROM_E_SPACE, i);
@@ -773,7 +631,7 @@ static int scan_comment(ctx *c, size_t i, line_out *o) {
     i = skip_blanks(s, n, k);
     e = metric_name_end(s, n, i);
     if (e == i) FAIL(PROM_E_METRIC_NAME, i);
-    o->name = intern(&c->st->in[PROM_NAMES], s + i, e - i);
+    o->name = ig_intern(&c->st->in[PROM_NAMES], s + i, e - i);
     if (o->name < 0) return L_OOM;
     i = e;
     if (kind == PROM_K_HELP) {

@@ -601,27 +601,6 @@ def test_arrays_are_numpy() -> None:
     assert math.isclose(float(a.bucket_start[1] - a.bucket_start[0]), 1.0)
 
 
-def test_producer_hands_over_items_and_errors() -> None:
-    import inferguard.lct._stats as tsm
-
-    def work(fail: bool) -> Any:
-        yield from range(5)
-        if fail:
-            raise OSError("disk went away")
-
-    assert list(tsm._Producer(work(False))) == [0, 1, 2, 3, 4]
-    got: list[int] = []
-    with pytest.raises(OSError, match="disk went away"):
-        for x in tsm._Producer(work(True)):
-            got.append(x)
-    assert got == [0, 1, 2, 3, 4]
-    # A consumer that stops early does not leave the worker blocked.
-    p = tsm._Producer(iter(range(1000)))
-    for x in p:
-        if x == 3:
-            break
-
-
 def test_events_odd_keys(backend: str) -> None:
     head = w.header("schema1", level="events", level_meta={"instance_id": "a"})
     good = {"chunk_hash_hex": "ab" * 32, "model_name": "m", "kv_rank": 0,

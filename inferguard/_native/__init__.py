@@ -3,10 +3,14 @@
 The C core (`inferguard._core`, built by cffi from `native/`) is optional: an install
 without a compiler still works, on the pure-Python path. `INFERGUARD_NO_NATIVE=1` forces
 the pure-Python path at run time; it is read on every call so tests can switch per test.
+
+`_lct` and `_prom` are the only modules that touch the compiled module's `ffi` / `lib`;
+they implement the protocols of `_protocols`, as the pure-Python twins do.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 from types import ModuleType
 from typing import Literal
@@ -14,9 +18,8 @@ from typing import Literal
 Backend = Literal["native", "python"]
 
 try:
-    from inferguard import _core as _compiled
-
-    _core_module: ModuleType | None = _compiled
+    # By name: the module is untyped (`Any` inside the glue modules `_lct` and `_prom`).
+    _core_module: ModuleType | None = importlib.import_module("inferguard._core")
     _import_error: str | None = None
 except ImportError as exc:  # no compiler at install time, or a broken build
     _core_module = None
@@ -48,7 +51,8 @@ def resolve_backend(requested: Backend | None) -> Backend:
 
 
 def core() -> ModuleType:
-    """The compiled module; call only after resolve_backend() returned "native"."""
+    """The compiled module (for the glue modules only); call only after resolve_backend()
+    returned "native"."""
     if _core_module is None:
         raise RuntimeError(f"the native backend is not available: {_import_error}")
     return _core_module

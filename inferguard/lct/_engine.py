@@ -24,15 +24,9 @@ import numpy as np
 import numpy.typing as npt
 
 from inferguard._native import Backend
+from inferguard._native._protocols import KeyRows, KeyTable
 from inferguard.lct import _frame as tf
-from inferguard.lct._keys import (
-    KEY_OK,
-    KeyRows,
-    NativeKeyTable,
-    PythonKeyTable,
-    fmix64,
-    make_key_table,
-)
+from inferguard.lct._keys import KEY_OK, fmix64, make_key_table
 from inferguard.lct._scan import Chunk
 
 # -- roles ------------------------------------------------------------------------------------
@@ -247,7 +241,7 @@ class Keys:
         if max_keys < 1 or max_keys > (1 << 30):
             raise ValueError("max_keys must be between 1 and 2**30")
         self.max_keys = max_keys
-        self.table: PythonKeyTable | NativeKeyTable = make_key_table(backend, max_keys)
+        self.table: KeyTable = make_key_table(backend, max_keys)
         self.level = 0
         self.cnt = np.zeros((NC, max_keys), np.uint32)  # one contiguous row per counter
         self.pend_lookup = np.zeros(max_keys, np.int64)

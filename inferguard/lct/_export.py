@@ -16,6 +16,7 @@ from typing import Any, Literal
 import msgspec
 import numpy as np
 import numpy.typing as npt
+from numpy import lib as np_lib
 
 from inferguard._native import Backend, resolve_backend
 from inferguard.lct import _engine as ts
@@ -183,7 +184,7 @@ def _write_npz(path: Path, tfile: TraceFile, source: PathOrBuffer, backend: Back
 
 def _npz_put(z: zipfile.ZipFile, name: str, arr: npt.NDArray[Any]) -> None:
     with z.open(name + ".npy", "w", force_zip64=True) as f:
-        np.lib.format.write_array(f, arr, allow_pickle=False)
+        np_lib.format.write_array(f, arr, allow_pickle=False)
 
 
 _REC_DTYPES = {"offset": np.int64, "length": np.uint32, "t_mono": np.float64,
@@ -209,9 +210,9 @@ def _spool(z: zipfile.ZipFile, prefix: str, dtypes: dict[str, Any],
                 f.close()
         for k, dt in dtypes.items():
             with z.open(f"{prefix}_{k}.npy", "w", force_zip64=True) as out:
-                header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dt)),
+                header = {"descr": np_lib.format.dtype_to_descr(np.dtype(dt)),
                           "fortran_order": False, "shape": (n,)}
-                np.lib.format.write_array_header_1_0(out, header)
+                np_lib.format.write_array_header_1_0(out, header)
                 with open(os.path.join(tmp, k), "rb") as src:
                     while True:
                         block = src.read(1 << 22)

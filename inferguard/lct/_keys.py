@@ -32,16 +32,17 @@ K_CTX)` with `salt_h = H(salt, K_SALT)`, or `K_NOSALT` without a salt, and
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from inferguard._native import Backend, core
+from inferguard._native import Backend
+from inferguard._native._lct import NativeKeyExtractor as NativeKeyExtractor
+from inferguard._native._lct import NativeKeyTable as NativeKeyTable
+from inferguard._native._protocols import KeyExtractor, KeyRows, KeyTable, ScannedFrames
 from inferguard.lct import _frame as tf
-from inferguard.lct._scan import Chunk
 
 KEY_OK = 0
 KEY_MALFORMED = 1
@@ -64,22 +65,6 @@ _W2 = np.uint64(K_W2)
 _S33 = np.uint64(33)
 _S31 = np.uint64(31)
 WRAPPER = tf.OBJECT_KEY_WRAPPER
-
-
-@dataclass(frozen=True)
-class KeyRows:
-    """One row per ObjectKey occurrence, in file order; `row` indexes the scan chunk."""
-
-    row: npt.NDArray[np.int32]
-    fp: npt.NDArray[np.uint64]
-    model: npt.NDArray[np.int32]
-    salt: npt.NDArray[np.int32]
-    kv_rank: npt.NDArray[np.int64]
-    group: npt.NDArray[np.int64]
-    status: npt.NDArray[np.uint8]
-
-    def __len__(self) -> int:
-        return len(self.row)
 
 
 # -- fingerprint ---------------------------------------------------------------------------
@@ -491,7 +476,7 @@ class PythonKeyExtractor:
             return None
         return [k[14:46] for k in keys], [got[1]] * nk, [got[2]] * nk, [got[3]] * nk
 
-    def extract(self, chunk: Chunk) -> Iterator[KeyRows]:
+    def extract(self, chunk: ScannedFrames) -> Iterator[KeyRows]:
         rows: list[int] = []
         status: list[int] = []
         hashes: list[bytes] = []
@@ -577,77 +562,9 @@ class PythonKeyExtractor:
                        np.array(group, np.int64), st)
 
 
-def _slice(k: KeyRows, a: int, b: int) -> KeyRows:
-    return KeyRows(k.row[a:b], k.fp[a:b], k.model[a:b], k.salt[a:b], k.kv_rank[a:b],
-                   k.group[a:b], k.status[a:b])
-
-
-class NativeKeyExtractor:
-    """The C kernel (`lct_extract_keys`) over the same chunks."""
-
-    def __init__(self) -> None:
-        self._core = core()
-        ffi, lib = self._core.ffi, self._core.lib
-        ptr = lib.lct_keyx_new()
-        if ptr == ffi.NULL:
-            raise MemoryError("lct_keyx_new failed")
-        self._x = ffi.gc(ptr, lib.lct_keyx_free)
-
-    def names(self) -> tuple[list[str], list[str]]:
-        ffi, lib = self._core.ffi, self._core.lib
-        out: list[list[str]] = []
-        size = ffi.new("size_t *")
-        for which in (0, 1):
-            interner = lib.lct_keyx_names(self._x, which)
-            names = []
-            for i in range(lib.lct_interner_size(interner)):
-                p = lib.lct_interner_name(interner, i, size)
-                names.append(bytes(ffi.buffer(p, size[0])).decode("utf-8"))
-            out.append(names)
-        return out[0], out[1]
-
-    def extract(self, chunk: Chunk) -> Iterator[KeyRows]:
-        ffi, lib = self._core.ffi, self._core.lib
-        n = len(chunk.offset)
-        offset = np.ascontiguousarray(chunk.offset)
-        length = np.ascontiguousarray(chunk.length)
-        status = np.ascontiguousarray(chunk.status)
-        cur = ffi.new("lct_key_cursor *")
-        with ffi.from_buffer(chunk.window.buf) as cbuf:
-            while True:
-                cap = KEY_ROWS
-                k = KeyRows(np.empty(cap, np.int32), np.empty(cap, np.uint64),
-                            np.empty(cap, np.int32), np.empty(cap, np.int32),
-                            np.empty(cap, np.int64), np.empty(cap, np.int64),
-                            np.empty(cap, np.uint8))
-                out = ffi.new("lct_keys *")
-                out.row = ffi.cast("int32_t *", k.row.ctypes.data)
-                out.fp = ffi.cast("uint64_t *", k.fp.ctypes.data)
-                out.model = ffi.cast("int32_t *", k.model.ctypes.data)
-                out.salt = ffi.cast("int32_t *", k.salt.ctypes.data)
-                out.kv_rank = ffi.cast("int64_t *", k.kv_rank.ctypes.data)
-                out.group = ffi.cast("int64_t *", k.group.ctypes.data)
-                out.status = ffi.cast("uint8_t *", k.status.ctypes.data)
-                out.capacity = cap
-                out.count = 0
-                rc = lib.lct_extract_keys(
-                    cbuf, len(chunk.window.buf), chunk.window.base,
-                    ffi.cast("int64_t *", offset.ctypes.data),
-                    ffi.cast("uint32_t *", length.ctypes.data),
-                    ffi.cast("uint8_t *", status.ctypes.data), n, cur, self._x, out)
-                if rc == -1:
-                    raise MemoryError("lct_extract_keys: out of memory")
-                if rc == -2:
-                    raise RuntimeError("lct_extract_keys: a row is not inside its window")
-                got = int(out.count)
-                if got:
-                    yield _slice(k, 0, got) if got < cap else k
-                if rc == tf.STOP_END:
-                    return
-
-
-def make_extractor(backend: Backend) -> PythonKeyExtractor | NativeKeyExtractor:
-    return NativeKeyExtractor() if backend == "native" else PythonKeyExtractor()
+def make_extractor(backend: Backend) -> KeyExtractor:
+    """The key extractor of the chosen backend (same pieces, same rows)."""
+    return NativeKeyExtractor(KEY_ROWS) if backend == "native" else PythonKeyExtractor()
 
 
 # -- fingerprint -> dense id ----------------------------------------------------------------
@@ -705,60 +622,6 @@ class PythonKeyTable:
         return np.array(self.fps, np.uint64)
 
 
-class NativeKeyTable:
-    """`lct_keytab`: the same ids from C, in numpy memory."""
-
-    def __init__(self, capacity: int) -> None:
-        self._core = core()
-        self._fps = np.empty(0, np.uint64)
-        self._slots = np.empty(0, np.int32)
-        self._t: Any = self._core.ffi.new("lct_keytab *")
-        self.rebuild(np.empty(0, np.uint64), capacity)
-
-    @property
-    def count(self) -> int:
-        return int(self._t.count)
-
-    @property
-    def capacity(self) -> int:
-        return int(self._t.max_keys)
-
-    def rebuild(self, fps: npt.NDArray[np.uint64], capacity: int) -> None:
-        """Start over with these fingerprints (ids 0..n-1 in this order); the arrays are
-        reused when the capacity is unchanged."""
-        ffi = self._core.ffi
-        bits = max(1, (2 * max(1, capacity) - 1).bit_length())
-        if len(self._fps) != max(1, capacity) or len(self._slots) != 1 << bits:
-            self._fps = np.empty(max(1, capacity), np.uint64)
-            self._slots = np.empty(1 << bits, np.int32)
-        self._slots.fill(-1)
-        t = self._t
-        t.fps = ffi.cast("uint64_t *", self._fps.ctypes.data)
-        t.slots = ffi.cast("int32_t *", self._slots.ctypes.data)
-        t.bits = bits
-        t.max_keys = capacity
-        t.count = 0
-        if len(fps):
-            _, full = self.intern(np.ascontiguousarray(fps, np.uint64),
-                                    np.ones(len(fps), np.bool_))
-            assert full == 0 and self.count == len(fps)
-
-    def intern(self, fp: npt.NDArray[np.uint64], use: npt.NDArray[np.bool_]
-               ) -> tuple[npt.NDArray[np.int32], int]:
-        ffi, lib = self._core.ffi, self._core.lib
-        fp = np.ascontiguousarray(fp, np.uint64)
-        u8 = np.ascontiguousarray(use, np.uint8)
-        out = np.empty(len(fp), np.int32)
-        full = lib.lct_keytab_intern(self._t, ffi.cast("uint64_t *", fp.ctypes.data),
-                                     ffi.cast("uint8_t *", u8.ctypes.data), len(fp),
-                                     ffi.cast("int32_t *", out.ctypes.data))
-        if full == (1 << 64) - 1 or full < 0:
-            raise RuntimeError("lct_keytab_intern: inconsistent table")
-        return out, int(full)
-
-    def fingerprints(self) -> npt.NDArray[np.uint64]:
-        return self._fps[:self.count].copy()
-
-
-def make_key_table(backend: Backend, capacity: int) -> PythonKeyTable | NativeKeyTable:
+def make_key_table(backend: Backend, capacity: int) -> KeyTable:
+    """The fingerprint table of the chosen backend (same ids)."""
     return NativeKeyTable(capacity) if backend == "native" else PythonKeyTable(capacity)

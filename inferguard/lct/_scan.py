@@ -20,7 +20,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from inferguard._native import Backend, core
+from inferguard._native import Backend
+from inferguard._native._lct import NativeFrameScanner
+from inferguard._native._protocols import FrameRows, FrameScanner
 from inferguard.lct import _frame as tf
 
 DEFAULT_WINDOW = 64 << 20
@@ -162,58 +164,66 @@ class Chunk:
     window: _Window
 
 
-class _PythonKernel:
+class PythonFrameScanner:
+    """The pure-Python twin of `lct_scan` (a `FrameScanner`: `_frame.scan_python`)."""
+
     def __init__(self) -> None:
         self.interner = tf.PyInterner()
 
     def names(self) -> list[str]:
         return list(self.interner.names)
 
-    def scan(self, win: _Window, pos: int) -> tuple[int, int, Chunk | None]:
+    def size(self) -> int:
+        return len(self.interner.names)
+
+    def intern(self, name: bytes) -> int:
+        q, it = name.decode("utf-8"), self.interner
+        op = it.ids.get(q, -1)
+        if op < 0 and len(name) <= tf.MAX_QUALNAME and len(it.names) < tf.MAX_OPS:
+            op = it.ids[q] = len(it.names)
+            it.names.append(q)
+        return op
+
+    def scan(self, buf: Any, pos: int, base: int, capacity: int, end: int | None = None
+             ) -> tuple[int, int, FrameRows | None]:
         rows = tf.Rows()
-        stop, pos = tf.scan_python(win.buf, pos, win.base, self.interner, CHUNK_ROWS, rows)
+        view = buf if end is None else memoryview(buf)[:end]
+        stop, pos = tf.scan_python(view, pos, base, self.interner, capacity, rows)
         if not rows.offset:
             return stop, pos, None
-        return stop, pos, Chunk(
+        return stop, pos, FrameRows(
             np.array(rows.offset, dtype=np.int64), np.array(rows.length, dtype=np.uint32),
             np.array(rows.t_mono, dtype=np.float64), np.array(rows.t_wall, dtype=np.float64),
             np.array(rows.op, dtype=np.int32), np.array(rows.nkeys, dtype=np.int32),
-            np.array(rows.status, dtype=np.uint8), win)
+            np.array(rows.status, dtype=np.uint8))
 
 
-class _NativeKernel:
-    def __init__(self) -> None:
-        self._core = core()
-        ffi, lib = self._core.ffi, self._core.lib
-        ptr = lib.lct_interner_new()
-        if ptr == ffi.NULL:
-            raise MemoryError("lct_interner_new failed")
-        self._interner = ffi.gc(ptr, lib.lct_interner_free)
+class Kernel:
+    """A frame scanner of one backend, turning its rows into `Chunk`s of a window."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend: Backend = backend
+        self._scanner: FrameScanner = (NativeFrameScanner() if backend == "native"
+                                       else PythonFrameScanner())
 
     def names(self) -> list[str]:
-        ffi, lib = self._core.ffi, self._core.lib
-        out = []
-        size = ffi.new("size_t *")
-        for i in range(lib.lct_interner_size(self._interner)):
-            p = lib.lct_interner_name(self._interner, i, size)
-            out.append(bytes(ffi.buffer(p, size[0])).decode("utf-8"))
-        return out
+        return self._scanner.names()
+
+    def size(self) -> int:
+        """How many qualnames are interned (cheap; names() builds the list)."""
+        return self._scanner.size()
 
     def full(self) -> bool:
-        return bool(self._core.lib.lct_interner_size(self._interner) >= tf.MAX_OPS)
+        return self._scanner.size() >= tf.MAX_OPS
 
-    def fork(self) -> _NativeKernel:
+    def fork(self) -> Kernel:
         """A kernel with its own, empty interner (for a speculative second thread)."""
-        return _NativeKernel()
+        return Kernel(self.backend)
 
-    def adopt(self, chunks: list[Chunk], other: _NativeKernel) -> list[Chunk]:
+    def adopt(self, chunks: list[Chunk], other: Kernel) -> list[Chunk]:
         """Re-express `other`'s op ids in this kernel's interner, as if scanned here."""
-        lib = self._core.lib
-        names = [n.encode("utf-8") for n in other.names()]
-        mapping = np.array([lib.lct_interner_intern(self._interner, n, len(n)) for n in names]
+        mapping = np.array([self._scanner.intern(n.encode("utf-8")) for n in other.names()]
                            + [-1], dtype=np.int32)
-        if (mapping < -1).any():
-            raise MemoryError("lct_interner_intern: out of memory")
         out = []
         for c in chunks:
             op = mapping[c.op]  # -1 stays -1 via the sentinel at the end
@@ -226,36 +236,15 @@ class _NativeKernel:
     def scan(self, win: _Window, pos: int, limit: int | None = None
              ) -> tuple[int, int, Chunk | None]:
         """Rows for frames in win.buf[pos:limit] (limit: a window-relative end)."""
-        ffi, lib = self._core.ffi, self._core.lib
-        cap = CHUNK_ROWS
-        o, ln = np.empty(cap, np.int64), np.empty(cap, np.uint32)
-        tm, tw = np.empty(cap, np.float64), np.empty(cap, np.float64)
-        op, nk, st = np.empty(cap, np.int32), np.empty(cap, np.int32), np.empty(cap, np.uint8)
-        cols = ffi.new("lct_columns *")
-        cols.offset = ffi.cast("int64_t *", o.ctypes.data)
-        cols.length = ffi.cast("uint32_t *", ln.ctypes.data)
-        cols.t_mono = ffi.cast("double *", tm.ctypes.data)
-        cols.t_wall = ffi.cast("double *", tw.ctypes.data)
-        cols.op = ffi.cast("int32_t *", op.ctypes.data)
-        cols.nkeys = ffi.cast("int32_t *", nk.ctypes.data)
-        cols.status = ffi.cast("uint8_t *", st.ctypes.data)
-        cols.capacity = cap
-        cols.count = 0
-        cpos = ffi.new("size_t *", pos)
-        with ffi.from_buffer(win.buf) as cbuf:
-            end = len(win.buf) if limit is None else limit
-            stop = lib.lct_scan(cbuf, end, cpos, win.base, self._interner, cols)
-        if stop < 0:
-            raise MemoryError("lct_scan: out of memory")
-        n = int(cols.count)
-        if n == 0:
-            return stop, int(cpos[0]), None
-        return stop, int(cpos[0]), Chunk(o[:n], ln[:n], tm[:n], tw[:n], op[:n], nk[:n], st[:n],
-                                         win)
+        stop, pos, r = self._scanner.scan(win.buf, pos, win.base, CHUNK_ROWS, limit)
+        if r is None:
+            return stop, pos, None
+        return stop, pos, Chunk(r.offset, r.length, r.t_mono, r.t_wall, r.op, r.nkeys,
+                                r.status, win)
 
 
-def make_kernel(backend: Backend) -> _PythonKernel | _NativeKernel:
-    return _NativeKernel() if backend == "native" else _PythonKernel()
+def make_kernel(backend: Backend) -> Kernel:
+    return Kernel(backend)
 
 
 def _frame_decodes(src: Source, offset: int) -> bool:
@@ -304,7 +293,7 @@ def _pool() -> ThreadPoolExecutor:
         return _executor
 
 
-def _scan_run(kernel: _NativeKernel, win: _Window, pos: int, limit: int | None = None
+def _scan_run(kernel: Kernel, win: _Window, pos: int, limit: int | None = None
               ) -> tuple[list[Chunk], int, int]:
     chunks = []
     while True:
@@ -315,7 +304,7 @@ def _scan_run(kernel: _NativeKernel, win: _Window, pos: int, limit: int | None =
             return chunks, stop, pos
 
 
-def _speculate(win: _Window, rel: int, kernel: _NativeKernel) -> tuple[list[Chunk], int, int]:
+def _speculate(win: _Window, rel: int, kernel: Kernel) -> tuple[list[Chunk], int, int]:
     """Scan the rest of a window on two threads, exactly as one thread would.
 
     The second half starts at a guessed frame boundary (the first record signature past
@@ -361,7 +350,7 @@ def _note_malformed(findings: list[Finding], chunk: Chunk) -> None:
             f"{_explain(chunk.window.body(off, flen))}"))
 
 
-def scan_frames(src: Source, start: int, kernel: _PythonKernel | _NativeKernel,
+def scan_frames(src: Source, start: int, kernel: Kernel,
                 findings: list[Finding], window: int = DEFAULT_WINDOW) -> Iterator[Chunk]:
     """Yield row chunks for every frame from `start` to the end; append integrity findings.
 
@@ -379,7 +368,7 @@ def scan_frames(src: Source, start: int, kernel: _PythonKernel | _NativeKernel,
         with src.window(pos, end) as win:
             rel = pos - win.base
             while True:
-                if (SCAN_THREADS > 1 and isinstance(kernel, _NativeKernel)
+                if (SCAN_THREADS > 1 and kernel.backend == "native"
                         and len(win.buf) - rel >= PARALLEL_MIN_BYTES):
                     chunks, stop, rel = _speculate(win, rel, kernel)
                     for c in chunks:

@@ -21,9 +21,7 @@ error beside it (`Count.stderr`).
 from __future__ import annotations
 
 import math
-import queue
 import struct
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -35,11 +33,10 @@ import numpy.typing as npt
 from inferguard._native import Backend, resolve_backend
 from inferguard.lct import _engine as ts
 from inferguard.lct import _frame as tf
-from inferguard.lct import _scan as _trace_scan
 from inferguard.lct._events import Count, EventsEngine, EventStats
 from inferguard.lct._file import MAX_FINDINGS, PathOrBuffer, TraceFile, TraceSummary, _Aggregate
 from inferguard.lct._keys import make_extractor
-from inferguard.lct._scan import FindingLog
+from inferguard.lct._scan import FindingLog, Kernel
 
 __all__ = [
     "EVIDENCE_LEVELS",
@@ -315,72 +312,17 @@ def iter_key_columns(source: PathOrBuffer, *, backend: Backend | None = None
 # -- the pass -----------------------------------------------------------------------------------
 
 
-def _names_cached(kernel: Any) -> Callable[[], list[str]]:
+def _names_cached(kernel: Kernel) -> Callable[[], list[str]]:
     """kernel.names(), refetched only when the op table grew (a new list each time, so a
-    list handed to another thread never changes under it)."""
+    list already handed out never changes under its holder)."""
     cache: list[list[str]] = [[]]
 
-    def size() -> int:
-        interner = getattr(kernel, "interner", None)
-        if interner is not None:
-            return len(interner.names)
-        return int(kernel._core.lib.lct_interner_size(kernel._interner))
-
     def get() -> list[str]:
-        if size() != len(cache[0]):
+        if kernel.size() != len(cache[0]):
             cache[0] = kernel.names()
         return cache[0]
 
     return get
-
-
-_DONE = object()
-
-
-class _Producer:
-    """Scan and key extraction on a worker thread, a few pieces ahead of the fold.
-
-    Both are C calls that release the GIL on the native backend, so they overlap with the
-    numpy work on the calling thread. Chunks carry their own columns and key rows; the
-    mapped window is not touched after the worker moves on."""
-
-    def __init__(self, work: Iterator[Any]) -> None:
-        self._q: queue.Queue[Any] = queue.Queue(maxsize=1)
-        self._stop = threading.Event()
-        self._work = work
-        self._t = threading.Thread(target=self._run, name="inferguard-stats", daemon=True)
-        self._t.start()
-
-    def _put(self, item: Any) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._q.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _run(self) -> None:
-        try:
-            for item in self._work:
-                if not self._put(item):
-                    return
-            self._put(_DONE)
-        except BaseException as exc:  # handed to the consumer, raised there
-            self._put(exc)
-
-    def __iter__(self) -> Iterator[Any]:
-        try:
-            while True:
-                item = self._q.get()
-                if item is _DONE:
-                    return
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
-        finally:
-            self._stop.set()
-            self._t.join()
 
 
 def analyze_trace(source: PathOrBuffer | TraceFile, *, backend: Backend | None = None,
@@ -422,28 +364,13 @@ def _analyze(tfile: TraceFile, backend: Backend | None, max_keys: int, bucket_s:
     events = EventsEngine(engine.timeline, max_keys) if events_level else None
     agg = _Aggregate(events_level)
 
-    def work() -> Iterator[Any]:
-        """("chunk", chunk, op names), then ("piece", key rows)..., then ("end",)."""
-        for chunk in chunks:
-            yield "chunk", chunk, names()
-            for piece in extractor.extract(chunk):
-                yield "piece", piece
-            yield ("end",)
-
-    # Events records are decoded from the mapped window, so that level runs on one thread;
-    # so does INFERGUARD_SCAN_THREADS=1.
-    serial = events_level or chosen == "python" or _trace_scan.SCAN_THREADS < 2
-    feed = iter(work() if serial else _Producer(work()))
-
-    def pieces() -> Iterator[Any]:
-        for item in feed:
-            if item[0] == "end":
-                return
-            yield item[1]
-
-    for _, chunk, op_names in feed:
+    # One thread: a worker thread feeding scan + key extraction ahead of the fold showed
+    # no gain on this 2-core machine (docs/performance.md); the scan's own window split
+    # (lct/_scan.py, SCAN_THREADS) still uses the second core.
+    for chunk in chunks:
+        op_names = names()
         agg.add(chunk, kernel)
-        engine.add(chunk, op_names, pieces())
+        engine.add(chunk, op_names, extractor.extract(chunk))
         if events is not None:
             events.add(chunk, op_names, engine.last_tb)
         if progress is not None:

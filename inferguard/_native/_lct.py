@@ -1,0 +1,201 @@
+"""Glue to native/lct.c and native/lct_keys.c: frame scan, ObjectKey rows, key table.
+
+The only module that touches the cffi objects of the lct_* API. Each class implements a
+protocol of `_protocols` (numpy arrays in, typed rows out) that the pure-Python twins in
+`inferguard.lct` implement too; `lib` and `ffi` are `Any` here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from inferguard._native import core
+from inferguard._native._protocols import FrameRows, KeyRows, ScannedFrames
+
+
+def _api() -> tuple[Any, Any]:
+    mod = core()
+    return mod.ffi, mod.lib
+
+
+def _names(ffi: Any, lib: Any, interner: Any) -> list[str]:
+    out = []
+    size = ffi.new("size_t *")
+    for i in range(lib.lct_interner_size(interner)):
+        p = lib.lct_interner_name(interner, i, size)
+        out.append(bytes(ffi.buffer(p, size[0])).decode("utf-8"))
+    return out
+
+
+class NativeFrameScanner:
+    """`lct_scan` with its own qualname interner (a `FrameScanner`)."""
+
+    def __init__(self) -> None:
+        self._ffi, self._lib = _api()
+        ptr = self._lib.lct_interner_new()
+        if ptr == self._ffi.NULL:
+            raise MemoryError("lct_interner_new failed")
+        self._interner = self._ffi.gc(ptr, self._lib.lct_interner_free)
+
+    def names(self) -> list[str]:
+        return _names(self._ffi, self._lib, self._interner)
+
+    def size(self) -> int:
+        return int(self._lib.lct_interner_size(self._interner))
+
+    def intern(self, name: bytes) -> int:
+        got = int(self._lib.lct_interner_intern(self._interner, name, len(name)))
+        if got < -1:
+            raise MemoryError("lct_interner_intern: out of memory")
+        return got
+
+    def scan(self, buf: Any, pos: int, base: int, capacity: int, end: int | None = None
+             ) -> tuple[int, int, FrameRows | None]:
+        ffi, lib = self._ffi, self._lib
+        o, ln = np.empty(capacity, np.int64), np.empty(capacity, np.uint32)
+        tm, tw = np.empty(capacity, np.float64), np.empty(capacity, np.float64)
+        op = np.empty(capacity, np.int32)
+        nk, st = np.empty(capacity, np.int32), np.empty(capacity, np.uint8)
+        cols = ffi.new("lct_columns *")
+        cols.offset = ffi.cast("int64_t *", o.ctypes.data)
+        cols.length = ffi.cast("uint32_t *", ln.ctypes.data)
+        cols.t_mono = ffi.cast("double *", tm.ctypes.data)
+        cols.t_wall = ffi.cast("double *", tw.ctypes.data)
+        cols.op = ffi.cast("int32_t *", op.ctypes.data)
+        cols.nkeys = ffi.cast("int32_t *", nk.ctypes.data)
+        cols.status = ffi.cast("uint8_t *", st.ctypes.data)
+        cols.capacity = capacity
+        cols.count = 0
+        cpos = ffi.new("size_t *", pos)
+        with ffi.from_buffer(buf) as cbuf:
+            stop = int(lib.lct_scan(cbuf, len(buf) if end is None else end, cpos, base,
+                                    self._interner, cols))
+        if stop < 0:
+            raise MemoryError("lct_scan: out of memory")
+        n = int(cols.count)
+        if n == 0:
+            return stop, int(cpos[0]), None
+        return stop, int(cpos[0]), FrameRows(o[:n], ln[:n], tm[:n], tw[:n], op[:n], nk[:n],
+                                             st[:n])
+
+
+def _slice(k: KeyRows, a: int, b: int) -> KeyRows:
+    return KeyRows(k.row[a:b], k.fp[a:b], k.model[a:b], k.salt[a:b], k.kv_rank[a:b],
+                   k.group[a:b], k.status[a:b])
+
+
+class NativeKeyExtractor:
+    """`lct_extract_keys` with its model and salt interners (a `KeyExtractor`); pieces
+    hold at most `piece_rows` rows, like the Python twin's."""
+
+    def __init__(self, piece_rows: int) -> None:
+        self._ffi, self._lib = _api()
+        self._piece_rows = piece_rows
+        ptr = self._lib.lct_keyx_new()
+        if ptr == self._ffi.NULL:
+            raise MemoryError("lct_keyx_new failed")
+        self._x = self._ffi.gc(ptr, self._lib.lct_keyx_free)
+
+    def names(self) -> tuple[list[str], list[str]]:
+        ffi, lib = self._ffi, self._lib
+        return (_names(ffi, lib, lib.lct_keyx_names(self._x, 0)),
+                _names(ffi, lib, lib.lct_keyx_names(self._x, 1)))
+
+    def extract(self, chunk: ScannedFrames) -> Iterator[KeyRows]:
+        ffi, lib = self._ffi, self._lib
+        n = len(chunk.offset)
+        offset = np.ascontiguousarray(chunk.offset)
+        length = np.ascontiguousarray(chunk.length)
+        status = np.ascontiguousarray(chunk.status)
+        win = chunk.window
+        cur = ffi.new("lct_key_cursor *")
+        with ffi.from_buffer(win.buf) as cbuf:
+            while True:
+                cap = self._piece_rows
+                k = KeyRows(np.empty(cap, np.int32), np.empty(cap, np.uint64),
+                            np.empty(cap, np.int32), np.empty(cap, np.int32),
+                            np.empty(cap, np.int64), np.empty(cap, np.int64),
+                            np.empty(cap, np.uint8))
+                out = ffi.new("lct_keys *")
+                out.row = ffi.cast("int32_t *", k.row.ctypes.data)
+                out.fp = ffi.cast("uint64_t *", k.fp.ctypes.data)
+                out.model = ffi.cast("int32_t *", k.model.ctypes.data)
+                out.salt = ffi.cast("int32_t *", k.salt.ctypes.data)
+                out.kv_rank = ffi.cast("int64_t *", k.kv_rank.ctypes.data)
+                out.group = ffi.cast("int64_t *", k.group.ctypes.data)
+                out.status = ffi.cast("uint8_t *", k.status.ctypes.data)
+                out.capacity = cap
+                out.count = 0
+                rc = lib.lct_extract_keys(
+                    cbuf, len(win.buf), win.base,
+                    ffi.cast("int64_t *", offset.ctypes.data),
+                    ffi.cast("uint32_t *", length.ctypes.data),
+                    ffi.cast("uint8_t *", status.ctypes.data), n, cur, self._x, out)
+                if rc == -1:
+                    raise MemoryError("lct_extract_keys: out of memory")
+                if rc == -2:
+                    raise RuntimeError("lct_extract_keys: a row is not inside its window")
+                got = int(out.count)
+                if got:
+                    yield _slice(k, 0, got) if got < cap else k
+                if rc == lib.LCT_STOP_END:
+                    return
+
+
+class NativeKeyTable:
+    """`lct_keytab` (a `KeyTable`): the same ids as the Python twin, in numpy memory."""
+
+    def __init__(self, capacity: int) -> None:
+        self._ffi, self._lib = _api()
+        self._fps = np.empty(0, np.uint64)
+        self._slots = np.empty(0, np.int32)
+        self._t: Any = self._ffi.new("lct_keytab *")
+        self.rebuild(np.empty(0, np.uint64), capacity)
+
+    @property
+    def count(self) -> int:
+        return int(self._t.count)
+
+    @property
+    def capacity(self) -> int:
+        return int(self._t.max_keys)
+
+    def rebuild(self, fps: npt.NDArray[np.uint64], capacity: int) -> None:
+        """Start over with these fingerprints (ids 0..n-1 in this order); the arrays are
+        reused when the capacity is unchanged."""
+        ffi = self._ffi
+        bits = max(1, (2 * max(1, capacity) - 1).bit_length())
+        if len(self._fps) != max(1, capacity) or len(self._slots) != 1 << bits:
+            self._fps = np.empty(max(1, capacity), np.uint64)
+            self._slots = np.empty(1 << bits, np.int32)
+        self._slots.fill(-1)
+        t = self._t
+        t.fps = ffi.cast("uint64_t *", self._fps.ctypes.data)
+        t.slots = ffi.cast("int32_t *", self._slots.ctypes.data)
+        t.bits = bits
+        t.max_keys = capacity
+        t.count = 0
+        if len(fps):
+            _, full = self.intern(np.ascontiguousarray(fps, np.uint64),
+                                  np.ones(len(fps), np.bool_))
+            assert full == 0 and self.count == len(fps)
+
+    def intern(self, fp: npt.NDArray[np.uint64], use: npt.NDArray[np.bool_]
+               ) -> tuple[npt.NDArray[np.int32], int]:
+        ffi, lib = self._ffi, self._lib
+        fp = np.ascontiguousarray(fp, np.uint64)
+        u8 = np.ascontiguousarray(use, np.uint8)
+        out = np.empty(len(fp), np.int32)
+        full = lib.lct_keytab_intern(self._t, ffi.cast("uint64_t *", fp.ctypes.data),
+                                     ffi.cast("uint8_t *", u8.ctypes.data), len(fp),
+                                     ffi.cast("int32_t *", out.ctypes.data))
+        if full == (1 << 64) - 1 or full < 0:
+            raise RuntimeError("lct_keytab_intern: inconsistent table")
+        return out, int(full)
+
+    def fingerprints(self) -> npt.NDArray[np.uint64]:
+        return self._fps[:self.count].copy()

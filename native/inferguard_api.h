@@ -1,0 +1,213 @@
+/* inferguard_api.h - every C name `inferguard._core` exposes to Python, declared once.
+ *
+ * native/build_native.py passes this file, as it is, to cffi's cdef(), and the C sources
+ * get it through api.h.  So it holds only what cdef accepts: no #include, no include
+ * guard, no macro but `#define NAME <integer>`.  Contracts are specified in Python:
+ * inferguard/lct/_frame.py (frames), inferguard/lct/_keys.py (ObjectKeys),
+ * inferguard/prom/_tokens.py (Prometheus text); both backends must agree on every input.
+ */
+
+/* ------------------------------------------------------------------------
+ * .lct trace scanning (lct.c).  A .lct file is a run of frames
+ * [uint32 big-endian length][msgpack body]; lct_scan() walks the frames of a
+ * caller-supplied window and writes one row per complete frame into flat columns.
+ * It never allocates per record and never reads outside [buf, buf+len).
+ * ------------------------------------------------------------------------ */
+
+/* Row status. */
+#define LCT_ROW_OK 0
+#define LCT_ROW_MALFORMED 1      /* body is not a decodable Record */
+#define LCT_ROW_OP_TABLE_FULL 2  /* valid record, but too many distinct qualnames */
+#define LCT_ROW_QUALNAME_LONG 3  /* valid record, qualname longer than LCT_MAX_QUALNAME */
+
+/* Why lct_scan() returned. */
+#define LCT_STOP_END 0        /* consumed the window exactly */
+#define LCT_STOP_NEED_MORE 1  /* a frame (or its length prefix) runs past the window */
+#define LCT_STOP_FULL 2       /* the columns are full */
+#define LCT_STOP_MALFORMED 3  /* the last row is a malformed frame not followed, within
+                                 this buffer, by a complete valid record */
+
+#define LCT_MAX_OPS 4096
+#define LCT_MAX_QUALNAME 1024
+
+typedef struct lct_interner lct_interner;
+
+typedef struct {
+    int64_t *offset;   /* absolute offset of the frame's length prefix */
+    uint32_t *length;  /* declared body length */
+    double *t_mono;
+    double *t_wall;
+    int32_t *op;       /* interned qualname id, -1 if none */
+    int32_t *nkeys;    /* ObjectKey wrappers in args */
+    uint8_t *status;   /* LCT_ROW_* */
+    size_t capacity;
+    size_t count;
+} lct_columns;
+
+/* A name table of at most LCT_MAX_OPS names (the shared interner, intern.c). */
+lct_interner *lct_interner_new(void);
+void lct_interner_free(lct_interner *in);
+uint32_t lct_interner_size(const lct_interner *in);
+/* Pointer to the bytes of name `id` (valid until the next intern), or NULL. */
+const uint8_t *lct_interner_name(const lct_interner *in, uint32_t id, size_t *len);
+/* Intern a name (as lct_scan would): its id, -1 if the table is full (or the name is
+ * longer than LCT_MAX_QUALNAME), -2 if out of memory.  Used to merge interners. */
+int32_t lct_interner_intern(lct_interner *in, const uint8_t *s, size_t n);
+
+/* Scan frames in buf[*pos, len).  `base` is the absolute file offset of buf[0].
+ * Advances *pos past every frame it writes a row for; returns LCT_STOP_*.
+ * Returns -1 only if the interner cannot allocate memory. */
+int lct_scan(const uint8_t *buf, size_t len, size_t *pos, int64_t base,
+             lct_interner *in, lct_columns *cols);
+
+/* Decode one frame body; exposed for tests and fuzzing.  Returns LCT_ROW_*
+ * (OP_TABLE_FULL is never returned: interning is lct_scan's job). */
+int lct_decode_record(const uint8_t *body, size_t n, double *t_mono, double *t_wall,
+                      size_t *qual_off, size_t *qual_len, int32_t *nkeys);
+
+/* ------------------------------------------------------------------------
+ * Trace analytics (lct_keys.c): one row per ObjectKey in the records a scan
+ * found, and a fingerprint -> dense id table.  Runs only when asked for.
+ * ------------------------------------------------------------------------ */
+
+#define LCT_KEY_OK 0
+#define LCT_KEY_MALFORMED 1
+#define LCT_NAME_NONE -1         /* salt: the key has no cache_salt */
+#define LCT_NAME_UNINTERNED -2   /* model/salt: name table full or name too long */
+
+typedef struct lct_keyx lct_keyx; /* extraction state: model and salt interners */
+
+typedef struct {
+    int32_t *row;     /* index, into the rows passed in, of the key's record */
+    uint64_t *fp;     /* fingerprint; 0 for a malformed key */
+    int32_t *model;   /* interned model_name id, LCT_NAME_UNINTERNED; -1 if malformed */
+    int32_t *salt;    /* interned cache_salt id, LCT_NAME_NONE, LCT_NAME_UNINTERNED */
+    int64_t *kv_rank;
+    int64_t *group;   /* object_group_id (0 when absent) */
+    uint8_t *status;  /* LCT_KEY_* */
+    size_t capacity;
+    size_t count;
+} lct_keys;
+
+typedef struct {
+    size_t row; /* next row to extract from */
+    size_t at;  /* 0, or where the wrapper search resumes inside that row (buf index) */
+} lct_key_cursor;
+
+/* Fingerprint -> dense id in first-seen order, all memory owned by the caller:
+ * fps[max_keys] (id -> fingerprint) and slots[1 << bits] (-1 = empty), with
+ * (1 << bits) >= 2 * max_keys. */
+typedef struct {
+    uint64_t *fps;
+    int32_t *slots;
+    uint32_t bits;
+    uint32_t max_keys;
+    uint32_t count;
+} lct_keytab;
+
+lct_keyx *lct_keyx_new(void);
+void lct_keyx_free(lct_keyx *x);
+/* The interner of model names (which = 0) or cache salts (which = 1). */
+lct_interner *lct_keyx_names(lct_keyx *x, int which);
+
+/* Emit key rows for rows[cur->row .. nrows) of a scan of buf (status != malformed),
+ * where `base` is the absolute offset of buf[0].  Returns LCT_STOP_END when every row
+ * is done, LCT_STOP_FULL when `out` filled up (call again with the same cursor),
+ * -1 when out of memory, -2 when a row's frame is not inside buf. */
+int lct_extract_keys(const uint8_t *buf, size_t len, int64_t base, const int64_t *offset,
+                     const uint32_t *length, const uint8_t *status, size_t nrows,
+                     lct_key_cursor *cur, lct_keyx *x, lct_keys *out);
+
+/* The documented fingerprint pieces (exposed for tests). */
+uint64_t lct_hash_bytes(const uint8_t *p, size_t n, uint64_t seed);
+uint64_t lct_key_fingerprint(const uint8_t *hash, size_t hash_len, const uint8_t *model,
+                             size_t model_len, int64_t kv_rank, int64_t group,
+                             const uint8_t *salt, size_t salt_len, int has_salt);
+
+/* For each i < n: out[i] = -2 if !use[i]; else the id of fp[i], a new id if there is
+ * room, or -1 if the table is full.  Returns how many rows got -1. */
+size_t lct_keytab_intern(lct_keytab *t, const uint64_t *fp, const uint8_t *use, size_t n,
+                         int32_t *out);
+
+/* ------------------------------------------------------------------------
+ * Prometheus text 0.0.4 and OpenMetrics 1.0 (prom.c).  prom_scan() splits a
+ * buffer into lines and writes one row per line into caller-supplied flat
+ * columns: kind, interned metric name, interned label name/value ids, value
+ * and timestamp as doubles, one auxiliary span (HELP text, TYPE/UNIT word,
+ * comment, exemplar) and, for a malformed line, the 1-based byte column and a
+ * PROM_E_* code (prom.h) saying what was expected there.
+ * ------------------------------------------------------------------------ */
+
+/* Flags for prom_scan(). */
+#define PROM_OPENMETRICS 1
+
+/* Row kinds. */
+#define PROM_K_SAMPLE 0
+#define PROM_K_HELP 1
+#define PROM_K_TYPE 2
+#define PROM_K_UNIT 3
+#define PROM_K_COMMENT 4
+#define PROM_K_BLANK 5
+#define PROM_K_EOF 6
+#define PROM_K_ERROR 7
+
+/* Why prom_scan() returned. */
+#define PROM_STOP_END 0   /* every line was consumed */
+#define PROM_STOP_FULL 1  /* rows or labels are full; *pos is at the next line */
+
+/* Interner selectors for prom_state_*(). */
+#define PROM_NAMES 0   /* metric names (samples and metadata lines) */
+#define PROM_STRS 1    /* label names and raw (still escaped) label values */
+
+typedef struct prom_state prom_state;
+
+typedef struct {
+    int64_t *line;      /* 1-based line number */
+    uint8_t *kind;      /* PROM_K_* */
+    int32_t *name;      /* PROM_NAMES id, -1 if none */
+    int64_t *lab_first; /* index of the row's first label in prom_labels */
+    int64_t *lab_count;
+    double *value;
+    double *ts;         /* NaN when absent (the grammar admits no NaN timestamp) */
+    int64_t *aux_off;   /* absolute offset of the auxiliary span */
+    int64_t *aux_len;
+    int64_t *err_col;   /* 1-based byte column of the error, 0 if none */
+    uint8_t *err;       /* PROM_E_* */
+    size_t capacity;
+    size_t count;
+} prom_rows;
+
+typedef struct {
+    int32_t *name;   /* PROM_STRS id of the label name */
+    int32_t *value;  /* PROM_STRS id of the raw label value */
+    size_t capacity;
+    size_t count;
+} prom_labels;
+
+prom_state *prom_state_new(void);
+void prom_state_free(prom_state *st);
+/* Number of strings in interner `which`, and the total bytes they hold. */
+size_t prom_state_count(const prom_state *st, int which);
+size_t prom_state_bytes(const prom_state *st, int which);
+/* Copy interner `which` out: its bytes (prom_state_bytes) and per id the offset
+ * and length in those bytes.  Any pointer may be NULL. */
+void prom_state_export(const prom_state *st, int which, uint8_t *bytes, int64_t *off,
+                       int64_t *len);
+/* Per metric-name id: index (counted over every row ever written through this
+ * state) of the first SAMPLE row using it, or -1. */
+void prom_state_first_rows(const prom_state *st, int64_t *out);
+
+/* Tokenise lines of buf[*pos, len).  *pos must be at a line start and *line
+ * its 1-based number; both advance past every line written.  Use one state
+ * per buffer.  Returns PROM_STOP_*, or -1 when memory runs out. */
+int prom_scan(const uint8_t *buf, size_t len, size_t *pos, int64_t *line, unsigned flags,
+              prom_state *st, prom_rows *rows, prom_labels *labels);
+
+/* The number grammar: 0 and *out set if s[0..n) is a number, 1 if it is not, -1 when
+ * memory runs out.  `specials` admits NaN and the infinities.  The result equals
+ * Python's float() of the same text. */
+int prom_parse_number(const uint8_t *s, size_t n, int specials, double *out);
+
+/* -1 if s[0..n) is valid UTF-8 (as CPython decodes it), else the offset of the
+ * first byte of the first invalid sequence. */
+int64_t prom_utf8_error(const uint8_t *s, size_t n);
