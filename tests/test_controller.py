@@ -382,6 +382,8 @@ def test_cli_offline_captures_and_evidence_file(tmp_path: Path,
     assert main(["lmcache-compat", "--lmcache-controller-evidence-file", str(evidence),
                  "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert doc["report"]["detected"]["mode"] == "controller_only"
+    # The worker's internal API answered and no engine shows: a standalone LMCacheEngine
+    # worker beside its controller (lmcache.v1.standalone, recorded in these captures).
+    assert doc["report"]["detected"]["mode"] == "standalone_worker"
     assert [c["server"] for c in doc["report"]["facts"]["controller"]] == [
         "controller", "internal_api"]

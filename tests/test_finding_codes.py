@@ -518,11 +518,12 @@ def _(tmp: Path, fire: bool) -> ig.Packet:
 
 @case("lmcache_log_p2p_evidence_present")
 def _(tmp: Path, fire: bool) -> ig.Packet:
-    # A controller registration line. Near miss: the controller also says the worker has no
-    # peer init URL, i.e. P2P is not in use.
+    # A P2P serving line (0.5.6 p2p_backend: "P2P transfer finished for request ...") beside a
+    # controller registration. Near miss: the registration alone — a controller also serves
+    # non-P2P deployments, so registering is no P2P evidence.
     lines = ["Registered instance-worker ('inst-0', 0) with URL 127.0.0.1:18500"]
-    if not fire:
-        lines.insert(0, "peer init url of ('inst-0', 0) is None, only register when p2p is used.")
+    if fire:
+        lines.append("P2P transfer finished for request req-1 in 0.012 seconds")
     return packet(log(tmp, *lines))
 
 

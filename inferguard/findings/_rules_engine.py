@@ -18,8 +18,11 @@ def hash_seed(r: CompatReport) -> Iterator[Finding]:
     none_hashes = set(r.facts.log_values.get("none_hash.value", []))
     seeds = set(r.facts.launch_env.get("PYTHONHASHSEED", []))
     ev: list[str] = []
-    if logs.get("hash_seed_warning"):
-        ev.append(f"log: {logs['hash_seed_warning']} hash-seed warning lines")
+    # "Using builtin hash" is a risk only without a fixed seed: builtin hash() under one
+    # PYTHONHASHSEED is the same in every process.
+    if logs.get("hash_seed_warning") and len(seeds) != 1:
+        ev.append(f"log: {logs['hash_seed_warning']} hash-seed warning lines"
+                  + ("" if seeds else " and no PYTHONHASHSEED in any launch"))
     if len(none_hashes) > 1:
         ev.append(f"log: NONE_HASH differs across processes: {sorted(none_hashes)}")
     if len(seeds) > 1:
@@ -118,8 +121,9 @@ def hicache_only(r: CompatReport) -> Iterator[Finding]:
 def log_surfaces(r: CompatReport) -> Iterator[Finding]:
     logs = hints_of(r)
     measured = is_measured(r)
-    p2p = {k: v for k, v in logs.items() if k.startswith("p2p_") or (
-        k.startswith("controller") and not logs.get("ctrl_no_peer_init_url"))}
+    # Only P2P's own lines: a controller start or a registration is no P2P evidence (a
+    # controller also serves non-P2P deployments).
+    p2p = {k: v for k, v in logs.items() if k.startswith("p2p_")}
     if p2p:
         metric = any(f.group == "p2p" and f.status == "populated" for f in r.families)
         yield finding("lmcache_log_p2p_evidence_present",

@@ -107,6 +107,19 @@ def checklist(packet: Packet, mode: str, m: MetricsIndex) -> list[ChecklistItem]
             item("engine_metrics", "engine or LMCache /metrics (needed for any cache claim)",
                  lm + em),
         ]
+    if mode == "standalone_worker":
+        api = [e for e in readable(packet, "controller") if isinstance(e.facts, ControllerFacts)
+               and e.facts.server == "internal_api" and e.facts.reachable]
+        return [
+            item("worker_launch", "python -m lmcache.v1.standalone launch",
+                 [f"launch line {x.line}" for x in launch if x.program == "lmcache_standalone"]),
+            item("internal_api", "the worker's internal API answers", [src(e) for e in api]),
+            item("lmcache_metrics", "lmcache:* metrics with data",
+                 [n for n in populated("lmcache:", "lmcache_")
+                  if not n.startswith("lmcache:cache_controller_")][:3]),
+            item("lifecycle_logs", "logs showing store and retrieve",
+                 log_positive("lifecycle")),
+        ]
     if mode == "pd":
         return [
             item("roles", "prefiller and decoder launches with producer/consumer roles",

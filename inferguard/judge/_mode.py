@@ -176,6 +176,9 @@ def _controller_signals(ev: Evidence, f: ControllerFacts
                None)
     if f.config.get("enable_p2p") is True:
         yield "p2p", 0.3, ev, "engine config enable_p2p=true (internal API /conf)", None
+    if f.server == "internal_api" and f.reachable:
+        # An LMCacheEngine answers in some process: an engine's, or a standalone worker's.
+        yield EMBEDDED, 0.3, ev, "an LMCache internal API server answered", None
 
 
 def _log_signals(ev: Evidence, f: LogFacts
