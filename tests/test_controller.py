@@ -192,7 +192,8 @@ def test_cli_flags_and_unreachable_servers(tmp_path: Path, controller: FakeContr
     text = capsys.readouterr().out
     assert "controller" in text and "malformed" in text
     packet = Packet.load(out)
-    ctrl, engine = packet.of_kind("controller")
+    by_server = {e.facts.server: e for e in packet.of_kind("controller")}
+    ctrl, engine = by_server["controller"], by_server["internal_api"]
     assert ctrl.status == "ok" and engine.status == "malformed"
     assert engine.facts.reachable is False and "ConnectError" in engine.problems[0].message
 

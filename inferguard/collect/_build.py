@@ -122,14 +122,18 @@ def collect_lmcache(opts: CollectOptions, *, transport: Any = None,
         evidence.append(collect_engine_http(opts.engine_http_base_url,
                                             timeout=opts.http_timeout, transport=transport))
     # The controller and an engine's internal API server: same read-only discipline.
-    for server, dirs, live in (
-            ("controller", opts.controller_capture_dirs, opts.lmcache_controller_url),
-            ("internal_api", opts.internal_api_capture_dirs, opts.lmcache_internal_api_url)):
+    for server, dirs in (("controller", opts.controller_capture_dirs),
+                         ("internal_api", opts.internal_api_capture_dirs)):
         for d in dirs:
             ev = read_controller_capture_dir(d, server)
             evidence.append(ev)
             inputs.append(PacketInput(kind="controller", original=os.fspath(d),
                                       sha256=ev.source.sha256, size=ev.source.size))
+    # Live: the engines' internal API servers first, then the controller, so that an engine
+    # that no longer answers is known to have been silent when the listing was taken (the
+    # listed-after-stop rule compares the times).
+    for server, live in (("internal_api", opts.lmcache_internal_api_url),
+                         ("controller", opts.lmcache_controller_url)):
         if live:
             got = collect_control_plane(live, server, thread_names=opts.lmcache_http_thread_names,
                                         timeout=opts.http_timeout, transport=transport)
