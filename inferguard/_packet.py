@@ -33,7 +33,7 @@ from inferguard.evidence._model import (
     EvidenceSource,
     Problem,
 )
-from inferguard.evidence._readers import decode_evidence, read_evidence
+from inferguard.evidence._readers import decode_evidence, read_evidence, read_evidence_all
 from inferguard.evidence._redact import filter_env
 
 PACKET_SCHEMA = "inferguard.packet/1"
@@ -136,8 +136,8 @@ class Packet(msgspec.Struct, frozen=True, omit_defaults=True):
         evidence: list[Evidence] = []
         pin: list[PacketInput] = []
         for kind, path in inputs:
-            ev = read_evidence(kind, path)
-            evidence.append(ev)
+            ev, *more = read_evidence_all(kind, path)
+            evidence += [ev, *more]
             pin.append(PacketInput(kind=ev.kind, original=os.fspath(path),
                                    sha256=ev.source.sha256, size=ev.source.size))
         evidence.extend(extra)

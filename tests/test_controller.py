@@ -388,3 +388,28 @@ def test_cli_offline_captures_and_evidence_file(tmp_path: Path,
     assert doc["report"]["detected"]["mode"] == "standalone_worker"
     assert [c["server"] for c in doc["report"]["facts"]["controller"]] == [
         "controller", "internal_api"]
+
+
+def test_the_same_captures_give_the_same_verdict_by_every_road(tmp_path: Path) -> None:
+    """Capture directories given as files, to collect-lmcache, or replayed as live servers:
+    the same evidence kinds (the internal API's /metrics becomes lmcache_metrics evidence on
+    every road, as docs/evidence.md says) and the same mode."""
+    dirs = [("controller", CTRL / "c2_controller_with_worker"),
+            ("controller", CTRL / "c2_internal_api")]
+    as_files = Packet.from_files(dirs)
+    collected, _ = collect_lmcache(CollectOptions(
+        output_dir=str(tmp_path / "dirs"),
+        controller_capture_dirs=[str(CTRL / "c2_controller_with_worker")],
+        internal_api_capture_dirs=[str(CTRL / "c2_internal_api")]))
+    with FakeControlPlane(CTRL / "c2_internal_api") as engine, FakeControlPlane(
+            CTRL / "c2_controller_with_worker") as ctrl:
+        live, _ = collect_lmcache(CollectOptions(
+            output_dir=str(tmp_path / "live"), lmcache_internal_api_url=engine.url,
+            lmcache_controller_url=ctrl.url))
+
+    def shape(p: Packet) -> tuple[str, list[str], list[int]]:
+        scrapes = sorted(len(e.facts.families) for e in p.of_kind("lmcache_metrics"))
+        return detect_mode(p).mode, sorted(e.kind for e in p.evidence), scrapes
+
+    assert shape(as_files) == shape(collected) == shape(live)
+    assert shape(live)[0] == "standalone_worker"

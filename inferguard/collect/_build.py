@@ -28,7 +28,7 @@ from inferguard.collect._live import (
     collect_http,
     scrape_metrics,
 )
-from inferguard.evidence._controller import read_controller_capture_dir
+from inferguard.evidence._controller import internal_api_scrape, read_controller_capture_dir
 from inferguard.evidence._model import Evidence
 from inferguard.evidence._readers import read_evidence
 
@@ -126,7 +126,7 @@ def collect_lmcache(opts: CollectOptions, *, transport: Any = None,
                          ("internal_api", opts.internal_api_capture_dirs)):
         for d in dirs:
             ev = read_controller_capture_dir(d, server)
-            evidence.append(ev)
+            evidence += [ev, *internal_api_scrape(d)]
             inputs.append(PacketInput(kind="controller", original=os.fspath(d),
                                       sha256=ev.source.sha256, size=ev.source.size))
     # Live: the engines' internal API servers first, then the controller, so that an engine

@@ -39,6 +39,7 @@ from inferguard.evidence._capture import (
     read_dir,
 )
 from inferguard.evidence._http import RouteResult, RouteSpec, SkippedRoute
+from inferguard.evidence._metrics import read_metrics_bytes
 from inferguard.evidence._model import Evidence, EvidenceSource, Problem, status_from
 from inferguard.evidence._redact import redact
 from inferguard.prom._model import parse_text
@@ -416,3 +417,17 @@ def read_controller_capture_dir(path: str | os.PathLike[str], server: str | None
     return Evidence(kind="controller", source=src,
                     status=status_from(problems, readable=bool(results)), facts=facts,
                     problems=problems)
+
+
+def internal_api_scrape(path: str | os.PathLike[str]) -> list[Evidence]:
+    """An internal API server's captured `/metrics` as `lmcache_metrics` evidence of its own
+    (the engine's in-process `lmcache:*` registry), as a live collection makes it: none for a
+    controller's directory (its gauges are its controller facts) or without the answer."""
+    d = Path(path)
+    body = d / "GET_metrics.body"
+    found = capture_names(d)
+    if isinstance(found, Problem) or detect_server(found) != "internal_api" or not body.is_file():
+        return []
+    data = body.read_bytes()
+    return [read_metrics_bytes(data, EvidenceSource.of_bytes(data, path=str(body)),
+                               "lmcache_metrics")]

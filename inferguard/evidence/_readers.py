@@ -14,7 +14,11 @@ from typing import Any
 
 import msgspec
 
-from inferguard.evidence._controller import ControllerFacts, read_controller_capture_dir
+from inferguard.evidence._controller import (
+    ControllerFacts,
+    internal_api_scrape,
+    read_controller_capture_dir,
+)
 from inferguard.evidence._engine_http import EngineHealthFacts, read_engine_capture_dir
 from inferguard.evidence._http import HttpFacts, read_http_capture_dir
 from inferguard.evidence._launch import LaunchFacts, read_launch
@@ -67,6 +71,19 @@ READERS: dict[str, Callable[[str | os.PathLike[str]], Evidence]] = {
     "controller": _controller,
     "engine_http": _engine_http,
 }
+
+
+# Inputs that hold a second kind of evidence: an internal API server's capture directory
+# holds the engine's `/metrics` too (a live collection returns it the same way).
+COMPANIONS: dict[str, Callable[[str | os.PathLike[str]], list[Evidence]]] = {
+    "controller": lambda p: internal_api_scrape(p) if Path(p).is_dir() else [],
+}
+
+
+def read_evidence_all(kind: str, path: str | os.PathLike[str]) -> list[Evidence]:
+    """`read_evidence`, then any evidence of another kind the same input holds."""
+    companion = COMPANIONS.get(kind)
+    return [read_evidence(kind, path), *(companion(path) if companion else [])]
 
 
 def read_evidence(kind: str, path: str | os.PathLike[str]) -> Evidence:
