@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import msgspec
@@ -20,6 +18,7 @@ from inferguard.evidence._http import ROUTES
 from inferguard.evidence._readers import read_evidence
 
 from .conftest import FIXTURES, UPSTREAM
+from .http_fake import RecordingServer, Reply
 
 CAPTURES = {
     "/": "root", "/healthcheck": "healthcheck", "/status": "status", "/version": "version",
@@ -34,65 +33,30 @@ SECRET_ENV = {"LMCACHE_CHUNK_SIZE": "16", "HF_TOKEN": "hf_do_not_store",
               "LMCACHE_REMOTE_PASSWORD": "pw_do_not_store", "HOME": "/root"}
 
 
-class FakeMPServer:
+class FakeMPServer(RecordingServer):
     """Serves the captured answers; records every request; can misbehave on demand."""
 
     def __init__(self, broken: bool = False) -> None:
-        self.requests: list[tuple[str, str]] = []
         self.broken = broken
-        outer = self
+        super().__init__(self._answer)
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def _record(self) -> None:
-                outer.requests.append((self.command, self.path))
-
-            def do_GET(self) -> None:
-                self._record()
-                path = self.path.partition("?")[0]
-                if outer.broken and path == "/status":
-                    return self._send(500, b"Internal Server Error <html>", "text/html")
-                if outer.broken and path == "/config":
-                    time.sleep(1.5)  # beyond the client's timeout
-                    return self._send(200, b"{}", "application/json")
-                if path == "/metrics":
-                    return self._send(200, METRICS.read_bytes(), "text/plain")
-                if path == "/env":
-                    return self._send(200, json.dumps(SECRET_ENV).encode(), "application/json")
-                name = CAPTURES.get(path)
-                if name is None:
-                    return self._send(404, b'{"detail":"Not Found"}', "application/json")
-                body = (UPSTREAM / "http" / f"GET_{name}.body").read_bytes()
-                head = (UPSTREAM / "http" / f"GET_{name}.headers").read_text().splitlines()
-                code = int(head[0].split()[1])
-                return self._send(code, body, "application/json")
-
-            def _other(self) -> None:
-                self._record()
-                self._send(405, b"no", "text/plain")
-
-            do_POST = do_PUT = do_DELETE = do_PATCH = _other
-
-            def _send(self, code: int, body: bytes, ctype: str) -> None:
-                self.send_response(code)
-                self.send_header("content-type", ctype)
-                self.send_header("content-length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self) -> FakeMPServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    def _answer(self, full_path: str) -> Reply:
+        path = full_path.partition("?")[0]
+        if self.broken and path == "/status":
+            return Reply(500, b"Internal Server Error <html>", "text/html")
+        if self.broken and path == "/config":
+            time.sleep(1.5)  # beyond the client's timeout
+            return Reply(200, b"{}")
+        if path == "/metrics":
+            return Reply(200, METRICS.read_bytes(), "text/plain")
+        if path == "/env":
+            return Reply(200, json.dumps(SECRET_ENV).encode())
+        name = CAPTURES.get(path)
+        if name is None:
+            return Reply(404, b'{"detail":"Not Found"}')
+        body = (UPSTREAM / "http" / f"GET_{name}.body").read_bytes()
+        head = (UPSTREAM / "http" / f"GET_{name}.headers").read_text().splitlines()
+        return Reply(int(head[0].split()[1]), body)
 
 
 @pytest.fixture

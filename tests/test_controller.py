@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import json
 import shutil
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -31,6 +29,7 @@ from inferguard.judge._mode import detect_mode
 from inferguard.verdict import judge_report
 
 from .conftest import UPSTREAM
+from .http_fake import RecordingServer, Reply
 
 CTRL = UPSTREAM / "controller"
 SECRET_CONF = {"remote_url": "redis://admin:pw_do_not_store@cache:6379",
@@ -41,62 +40,28 @@ def _capture(path: str) -> str:
     return path.split("?", 1)[0].strip("/").replace("/", "_") or "root"
 
 
-class FakeControlPlane:
+class FakeControlPlane(RecordingServer):
     """Replays a recorded capture directory; records every request. `/conf` answers with
     secrets added, as a server ignoring `?names=` would."""
 
     def __init__(self, capture: Path, *, date_now: bool = False) -> None:
-        self.requests: list[tuple[str, str]] = []
         self.capture = capture
-        outer = self
+        self.date_now = date_now
+        super().__init__(self._answer)
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                outer.requests.append(("GET", self.path))
-                name = _capture(self.path)
-                body_file = outer.capture / f"GET_{name}.body"
-                if not body_file.exists():
-                    return self._send(200, b'{"ok":true}', "application/json")
-                body = body_file.read_bytes()
-                if name == "conf":
-                    body = json.dumps({**json.loads(body), **SECRET_CONF}).encode()
-                head = (outer.capture / f"GET_{name}.headers").read_text().splitlines()
-                ctype = next(h.split(":", 1)[1].strip() for h in head
-                             if h.lower().startswith("content-type"))
-                date = next(h.split(":", 1)[1].strip() for h in head
-                            if h.lower().startswith("date"))
-                return self._send(int(head[0].split()[1]), body, ctype,
-                                  None if date_now else date)
-
-            def _other(self) -> None:
-                outer.requests.append((self.command, self.path))
-                self._send(405, b"no", "text/plain")
-
-            do_POST = do_PUT = do_DELETE = do_PATCH = _other
-
-            def _send(self, code: int, body: bytes, ctype: str, date: str | None = None
-                      ) -> None:
-                self.send_response_only(code)
-                self.send_header("content-type", ctype)
-                self.send_header("content-length", str(len(body)))
-                self.send_header("date", date or self.date_time_string())
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self) -> FakeControlPlane:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    def _answer(self, path: str) -> Reply:
+        name = _capture(path)
+        body_file = self.capture / f"GET_{name}.body"
+        if not body_file.exists():
+            return Reply(200, b'{"ok":true}')
+        body = body_file.read_bytes()
+        if name == "conf":
+            body = json.dumps({**json.loads(body), **SECRET_CONF}).encode()
+        head = (self.capture / f"GET_{name}.headers").read_text().splitlines()
+        ctype = next(h.split(":", 1)[1].strip() for h in head
+                     if h.lower().startswith("content-type"))
+        date = next(h.split(":", 1)[1].strip() for h in head if h.lower().startswith("date"))
+        return Reply(int(head[0].split()[1]), body, ctype, None if self.date_now else date)
 
 
 @pytest.fixture

@@ -5,8 +5,6 @@ proves (engine-driven vs lmcache-driven), an engine that never started, and vLLM
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -21,6 +19,7 @@ from inferguard.evidence._readers import read_evidence
 from inferguard.judge._compat import compat
 
 from .conftest import FIXTURES, UPSTREAM
+from .http_fake import RecordingServer, Reply
 
 LIVE = FIXTURES / "lmcache_live"
 
@@ -215,50 +214,19 @@ def test_health_not_200_is_an_error(tmp_path: Path, status: int | None) -> None:
     assert (f"HTTP {status}" if status else "no answer") in f.message
 
 
-class FakeVllm:
+class FakeVllm(RecordingServer):
     """vLLM's two read-only routes as 0.33.0 answers them; records every request."""
 
     def __init__(self, health: int) -> None:
-        self.requests: list[tuple[str, str]] = []
-        outer = self
+        self.health = health
+        super().__init__(self._answer)
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                outer.requests.append((self.command, self.path))
-                if self.path == "/health":
-                    return self._send(health, b"", None)
-                if self.path == "/version":
-                    return self._send(200, b'{"version":"0.33.0"}', "application/json")
-                return self._send(404, b'{"detail":"Not Found"}', "application/json")
-
-            def _other(self) -> None:
-                outer.requests.append((self.command, self.path))
-                self._send(405, b"", None)
-
-            do_POST = do_PUT = do_DELETE = _other
-
-            def _send(self, code: int, body: bytes, ctype: str | None) -> None:
-                self.send_response(code)
-                if ctype:
-                    self.send_header("content-type", ctype)
-                self.send_header("content-length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self) -> FakeVllm:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    def _answer(self, path: str) -> Reply:
+        if path == "/health":
+            return Reply(self.health, b"", None)
+        if path == "/version":
+            return Reply(200, b'{"version":"0.33.0"}')
+        return Reply(404, b'{"detail":"Not Found"}')
 
 
 @pytest.mark.parametrize("health", [200, 503])
