@@ -59,6 +59,11 @@ class Evidence(msgspec.Struct, frozen=True, omit_defaults=True):
     schema: str = EVIDENCE_SCHEMA
 
 
+def source_label(ev: Evidence) -> str:
+    """How a report names an evidence: its copy in the packet, else its path or URL."""
+    return ev.source.copied_as or ev.source.path or ev.source.url or "-"
+
+
 def status_from(problems: list[Problem], *, readable: bool) -> ParseStatus:
     """ok without problems; partial when something was read despite problems."""
     if not readable:

@@ -21,7 +21,7 @@ from inferguard.evidence._http import HttpFacts
 from inferguard.evidence._launch import LaunchFacts
 from inferguard.evidence._logs import LogFacts
 from inferguard.evidence._metrics import FamilyStats, MetricsFacts
-from inferguard.evidence._model import Evidence
+from inferguard.evidence._model import Evidence, source_label
 from inferguard.evidence._otel import OtelFacts
 
 FLAVOR = "blend"
@@ -91,10 +91,6 @@ class BlendDigest(msgspec.Struct, frozen=True, omit_defaults=True):
     span_sources: list[str] = msgspec.field(default_factory=list)
 
 
-def _src(ev: Evidence) -> str:
-    return ev.source.copied_as or ev.source.path or ev.source.url or "-"
-
-
 def _best(fams: list[FamilyStats]) -> FamilyStats | None:
     """Of several scrapes of one family, the one with the most data (the latest)."""
     return max(fams, key=lambda f: (f.nonzero_samples, f.total), default=None)
@@ -105,7 +101,7 @@ def blend_digest(packet: Packet) -> BlendDigest | None:
     None when nothing in the packet shows a blend server."""
     readable = [e for e in packet.evidence if e.status in ("ok", "partial")
                 and e.facts is not None]
-    signals = [f"{e.kind}:{_src(e)} {s}" for e in readable for s in blend_signals(e)]
+    signals = [f"{e.kind}:{source_label(e)} {s}" for e in readable for s in blend_signals(e)]
     if not signals:
         return None
     d: dict[str, Any] = {"signals": signals}
@@ -134,7 +130,7 @@ def blend_digest(packet: Packet) -> BlendDigest | None:
 
 
 def _span_facts(spans: list[tuple[Evidence, OtelFacts]]) -> dict[str, Any]:
-    d: dict[str, Any] = {"span_sources": [_src(e) for e, _ in spans]}
+    d: dict[str, Any] = {"span_sources": [source_label(e) for e, _ in spans]}
 
     def tally(name: str, key: str) -> dict[str, int]:
         out: dict[str, int] = {}

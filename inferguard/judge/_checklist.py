@@ -11,7 +11,8 @@ from inferguard.evidence._engine_http import EngineHealthFacts
 from inferguard.evidence._http import HttpFacts
 from inferguard.evidence._launch import LaunchFacts
 from inferguard.evidence._logs import AMOUNT_HINTS, LogFacts
-from inferguard.judge._facts import readable, src
+from inferguard.evidence._model import source_label
+from inferguard.judge._facts import readable
 from inferguard.judge._index import MetricsIndex
 from inferguard.judge._report import (
     ChecklistItem,
@@ -26,12 +27,12 @@ def checklist(packet: Packet, mode: str, m: MetricsIndex) -> list[ChecklistItem]
     logs = [e for e in readable(packet, "log") if isinstance(e.facts, LogFacts)]
 
     def log_has(*cats: str) -> list[str]:
-        return [src(e) for e in logs if isinstance(e.facts, LogFacts)
+        return [source_label(e) for e in logs if isinstance(e.facts, LogFacts)
                 and e.facts.categories() & set(cats)]
 
     def log_positive(cat: str) -> list[str]:
         """Logs with at least one line of the category that carries a positive amount."""
-        return [src(e) for e in logs if isinstance(e.facts, LogFacts) and any(
+        return [source_label(e) for e in logs if isinstance(e.facts, LogFacts) and any(
             h.category == cat and h.id in AMOUNT_HINTS and e.facts.positive(h.id) > 0
             for h in e.facts.hints)]
 
@@ -42,8 +43,8 @@ def checklist(packet: Packet, mode: str, m: MetricsIndex) -> list[ChecklistItem]
     def item(id_: str, desc: str, refs: list[str]) -> ChecklistItem:
         return ChecklistItem(id_, desc, bool(refs), refs)
 
-    lm = [src(e) for e in m.sources["lmcache_metrics"]]
-    em = [src(e) for e in m.sources["engine_metrics"]]
+    lm = [source_label(e) for e in m.sources["lmcache_metrics"]]
+    em = [source_label(e) for e in m.sources["engine_metrics"]]
     seeds = {lf_env for e in readable(packet, "launch_config") if isinstance(e.facts, LaunchFacts)
              for lf_env in [e.facts.env.get("PYTHONHASHSEED")] if lf_env is not None}
     if mode == "mp":
@@ -58,13 +59,13 @@ def checklist(packet: Packet, mode: str, m: MetricsIndex) -> list[ChecklistItem]
             item("lmcache_healthcheck", "LMCache healthcheck",
                  [f"/healthcheck healthy={h.healthy}" for h in http if h.healthy is True]),
             item("engine_healthcheck", "vLLM healthcheck",
-                 [f"{src(e)}: /health 200" for e in packet.of_kind("engine_http")
+                 [f"{source_label(e)}: /health 200" for e in packet.of_kind("engine_http")
                   if isinstance(e.facts, EngineHealthFacts) and e.facts.healthy]),
             item("lmcache_metrics", "LMCache /metrics", lm),
             item("engine_metrics", "vLLM /metrics", em),
             item("lmcache_logs", "LMCache server logs", log_has("mp_server")),
             item("otel_or_trace", "OTel / trace recording / replay artifacts (optional)",
-                 [src(kinds[k]) for k in ("otel", "trace", "trace_replay") if k in kinds]),
+                 [source_label(kinds[k]) for k in ("otel", "trace", "trace_replay") if k in kinds]),
         ]
     if mode in ("embedded_vllm", "embedded_sglang"):
         return [
@@ -88,7 +89,8 @@ def checklist(packet: Packet, mode: str, m: MetricsIndex) -> list[ChecklistItem]
                  if sum(x.program in ("vllm", "sglang") for x in launch) >= 2 else []),
             item("controller", "controller launch / logs / answers",
                  [f"launch line {x.line}" for x in launch if x.program == "lmcache_controller"]
-                 + log_has("controller") + [src(e) for e in readable(packet, "controller")]),
+                 + log_has("controller")
+                 + [source_label(e) for e in readable(packet, "controller")]),
             item("hash_seed", "consistent PYTHONHASHSEED",
                  [f"PYTHONHASHSEED={s}" for s in sorted(seeds)] if len(seeds) == 1 else []),
             item("peer_logs", "peer connection and cross-engine retrieval logs", log_has("p2p")),
@@ -99,9 +101,9 @@ def checklist(packet: Packet, mode: str, m: MetricsIndex) -> list[ChecklistItem]
         ctrl = [e for e in readable(packet, "controller") if isinstance(e.facts, ControllerFacts)]
         return [
             item("controller_workers", "controller /controller/workers answer",
-                 [src(e) for e in ctrl if e.facts.workers_listed is not None]),
+                 [source_label(e) for e in ctrl if e.facts.workers_listed is not None]),
             item("controller_metrics", "controller /metrics (lmcache:cache_controller_*)",
-                 [src(e) for e in ctrl if e.facts.gauges]),
+                 [source_label(e) for e in ctrl if e.facts.gauges]),
             item("controller_logs", "controller logs",
                  log_has("controller", "control_plane")),
             item("engine_metrics", "engine or LMCache /metrics (needed for any cache claim)",
@@ -113,7 +115,8 @@ def checklist(packet: Packet, mode: str, m: MetricsIndex) -> list[ChecklistItem]
         return [
             item("worker_launch", "python -m lmcache.v1.standalone launch",
                  [f"launch line {x.line}" for x in launch if x.program == "lmcache_standalone"]),
-            item("internal_api", "the worker's internal API answers", [src(e) for e in api]),
+            item("internal_api", "the worker's internal API answers",
+                 [source_label(e) for e in api]),
             item("lmcache_metrics", "lmcache:* metrics with data",
                  [n for n in populated("lmcache:", "lmcache_")
                   if not n.startswith("lmcache:cache_controller_")][:3]),
@@ -129,4 +132,4 @@ def checklist(packet: Packet, mode: str, m: MetricsIndex) -> list[ChecklistItem]
             item("engine_metrics", "engine /metrics (TTFT against a baseline)", em),
         ]
     return [item("any_metrics", "any /metrics scrape", lm + em),
-            item("any_logs", "any log", [src(e) for e in logs])]
+            item("any_logs", "any log", [source_label(e) for e in logs])]

@@ -17,6 +17,7 @@ from inferguard.evidence._http import HttpFacts
 from inferguard.evidence._launch import LaunchFacts
 from inferguard.evidence._logs import LogFacts
 from inferguard.evidence._metrics import MetricsFacts
+from inferguard.evidence._model import source_label
 from inferguard.evidence._otel import OtelFacts
 from inferguard.judge._catalog import (
     FAMILIES,
@@ -28,9 +29,9 @@ from inferguard.judge._catalog import (
     known_names,
 )
 from inferguard.judge._checklist import checklist
-from inferguard.judge._facts import readable, report_facts, src
+from inferguard.judge._facts import readable, report_facts
 from inferguard.judge._index import MetricsIndex
-from inferguard.judge._mode import controller_scrape, detect_mode
+from inferguard.judge._mode import detect_mode
 from inferguard.judge._observability import mp_observability, sample_rate
 from inferguard.judge._report import (
     CompatReport,
@@ -75,10 +76,9 @@ def _conditions(packet: Packet, m: MetricsIndex, settings: PacketSettings) -> di
                            for lf in lf_.launches)
         or any(m.get(f) is not None for f in FAMILIES if "coordinator" in f.applies),
         "controller_metrics": any(c.gauges for c in controllers) or any(
-            controller_scrape(e.facts) or any(
-                fam.name.startswith(CONTROLLER_PREFIX) for fam in e.facts.families)
-            for e in readable(packet, "lmcache_metrics", "engine_metrics")
-            if isinstance(e.facts, MetricsFacts)),
+            fam.name.startswith(CONTROLLER_PREFIX) for e in readable(
+                packet, "lmcache_metrics", "engine_metrics") if isinstance(e.facts, MetricsFacts)
+            for fam in e.facts.families),
         "non_blend": not blend,
         "l2": settings.l2_configured,
         "l2_seen": any((h.num_l2_adapters or 0) > 0 for h in http) or any_family("mp_l2"),
@@ -218,7 +218,7 @@ def compat(packet: Packet) -> CompatReport:
             results.append(FamilyResult(
                 spec.name, spec.group, status, fam.type, required, spec.sampled, fam.samples,
                 fam.nonzero_samples, fam.total, fam.name if fam.name != spec.name else None,
-                src(ev), expl))
+                source_label(ev), expl))
             continue
         if not in_surface:
             status, expl = "not_applicable", f"not part of the {effective} surface"
@@ -259,7 +259,7 @@ def compat(packet: Packet) -> CompatReport:
         settings=settings, conditions=cond, families=results, groups=groups,
         unknown_lmcache_families=unknown, missing_required=missing_req,
         zero_required=zero_req, checklist=items, coverage=coverage,
-        evidence=[EvidenceSummary(e.kind, src(e), e.status, len(e.problems))
+        evidence=[EvidenceSummary(e.kind, source_label(e), e.status, len(e.problems))
                   for e in packet.evidence],
         lmcache_mp_observability=mp_obs, facts=facts)
 

@@ -6,6 +6,7 @@ import msgspec
 
 from inferguard._packet import Packet
 from inferguard.evidence._controller import GAUGE_PREFIX, ControllerFacts, _num
+from inferguard.evidence._model import source_label
 
 
 class WorkerDigest(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -48,7 +49,7 @@ def controller_digest(packet: Packet) -> list[ControllerDigest]:
         cfg = f.config
         hb = _num(cfg.get("lmcache_worker_heartbeat_time"))
         out.append(ControllerDigest(
-            source=e.source.copied_as or e.source.path or e.source.url or "-",
+            source=source_label(e),
             server=f.server, reachable=f.reachable, collected_at=f.collected_at,
             base_url=f.base_url,
             workers=[WorkerDigest(w.instance_id, w.worker_id, w.ip, w.peer_init_url,

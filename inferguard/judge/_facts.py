@@ -18,7 +18,7 @@ from inferguard.evidence._launch import LaunchFacts
 from inferguard.evidence._logs import LogFacts
 from inferguard.evidence._lookup_hashes import LookupHashFacts
 from inferguard.evidence._metrics import FamilyStats, MetricsFacts
-from inferguard.evidence._model import Evidence
+from inferguard.evidence._model import Evidence, source_label
 from inferguard.evidence._otel import OtelFacts
 from inferguard.evidence._replay import ReplayFacts
 from inferguard.evidence._trace import TraceFacts
@@ -179,11 +179,6 @@ class ReportFacts(msgspec.Struct, frozen=True, omit_defaults=True):
         return [c for c in self.controller if c.server == server]
 
 
-def src(ev: Evidence) -> str:
-    """How a report names an evidence: its copy in the packet, else its path or URL."""
-    return ev.source.copied_as or ev.source.path or ev.source.url or "-"
-
-
 def readable(packet: Packet, *kinds: str) -> list[Evidence]:
     """Evidence of these kinds that parsed (fully or partly) into facts."""
     return [e for e in packet.of_kind(*kinds) if e.status in ("ok", "partial")
@@ -220,7 +215,7 @@ def report_facts(packet: Packet) -> ReportFacts:
         tf = e.facts if isinstance(e.facts, TraceFacts) else None
         summary = tf.summary if tf is not None else None
         traces.append(TraceDigest(
-            source=src(e), status=e.status, problems=len(e.problems),
+            source=source_label(e), status=e.status, problems=len(e.problems),
             records=summary.total_records if summary else 0,
             ops={_op_name(o.qualname): o.count for o in summary.ops} if summary else {},
             first_problem_offset=e.problems[0].offset if e.problems else None,
@@ -251,7 +246,7 @@ def report_facts(packet: Packet) -> ReportFacts:
         http=http_digest, traces=traces, otel=otel, replay=replays, lookup_hashes=lookups,
         launch_env=launch_env, blend=blend_digest(packet), controller=controller_digest(packet),
         vllm_lmcache=vllm_lmcache_digest(packet),
-        malformed_evidence=[MalformedEvidence(e.kind, src(e),
+        malformed_evidence=[MalformedEvidence(e.kind, source_label(e),
                                               e.problems[0].message if e.problems else "")
                             for e in packet.evidence if e.status == "malformed"],
         engine_health=engine_health(packet), engine_start_failure=engine_start_failure(packet),
@@ -264,7 +259,7 @@ def engine_health(packet: Packet) -> list[EngineHealth]:
     for e in packet.of_kind("engine_http"):
         f = e.facts
         if isinstance(f, EngineHealthFacts) and f.healthy is not None:
-            out.append(EngineHealth(src(e), f.healthy, f.health_status, f.health_error,
+            out.append(EngineHealth(source_label(e), f.healthy, f.health_status, f.health_error,
                                     f.version))
     return out
 
@@ -275,11 +270,11 @@ def engine_start_failure(packet: Packet) -> EngineStartFailure | None:
     other process also an LMCache scrape or an MP /healthcheck answer. Measured beats hinted."""
     health = engine_health(packet)
     engine_up = [h.source for h in health if h.healthy] + [
-        src(e) for e in readable(packet, "engine_metrics")
+        source_label(e) for e in readable(packet, "engine_metrics")
         if isinstance(e.facts, MetricsFacts) and e.facts.families]
-    other_up = [src(e) for e in readable(packet, "lmcache_metrics")
+    other_up = [source_label(e) for e in readable(packet, "lmcache_metrics")
                 if isinstance(e.facts, MetricsFacts) and e.facts.families] + [
-        src(e) for e in readable(packet, "http")
+        source_label(e) for e in readable(packet, "http")
         if isinstance(e.facts, HttpFacts) and e.facts.healthy is not None]
     for e in readable(packet, "log"):
         assert isinstance(e.facts, LogFacts)
@@ -289,7 +284,7 @@ def engine_start_failure(packet: Packet) -> EngineStartFailure | None:
         down = [f"{h.source}: /health " + (f"HTTP {h.status}" if h.status is not None
                                            else f"no answer ({h.error})")
                 for h in health if not h.healthy]
-        return EngineStartFailure(src(e), sf.line, sf.exception, sf.traceback_line,
+        return EngineStartFailure(source_label(e), sf.line, sf.exception, sf.traceback_line,
                                   sf.marker_line, sf.marker, down)
     return None
 
@@ -315,8 +310,8 @@ def no_lmcache_configured(packet: Packet) -> list[str]:
                 continue
             if x.kv_connector or x.kv_offloading_backend or x.lmcache_enabled:
                 return []
-            refs.append(f"{src(e)}: launch line {x.line}: {x.program} without a KV connector, "
-                        "--kv-offloading-backend or --enable-lmcache")
+            refs.append(f"{source_label(e)}: launch line {x.line}: {x.program} without a KV "
+                        "connector, --kv-offloading-backend or --enable-lmcache")
     for e in readable(packet, "engine_metrics", "lmcache_metrics"):
         assert isinstance(e.facts, MetricsFacts)
         names = {normalize_name(f.name): f for f in e.facts.families}
@@ -328,7 +323,7 @@ def no_lmcache_configured(packet: Packet) -> list[str]:
         queries = names.get(normalize_name("vllm:external_prefix_cache_queries"))
         if "vllm:num_requests_kv_fetch_by_stage" in names or (queries and queries.total > 0):
             return []
-        refs.append(f"{src(e)}: no lmcache:* family, no KV-connector gauge, "
+        refs.append(f"{source_label(e)}: no lmcache:* family, no KV-connector gauge, "
                     f"vllm:external_prefix_cache_queries={queries.total if queries else 0:g}")
     for e in readable(packet, "log"):
         assert isinstance(e.facts, LogFacts)

@@ -23,7 +23,7 @@ from inferguard.evidence._http import HttpFacts
 from inferguard.evidence._launch import LaunchFacts
 from inferguard.evidence._logs import LogFacts
 from inferguard.evidence._metrics import MetricsFacts
-from inferguard.evidence._model import Evidence
+from inferguard.evidence._model import Evidence, source_label
 from inferguard.evidence._otel import OtelFacts
 from inferguard.evidence._trace import TraceFacts
 from inferguard.judge._blend import FLAVOR as BLEND_FLAVOR
@@ -82,10 +82,6 @@ class _Cand:
     weight: float = 0.0
     refs: list[EvidenceRef] = field(default_factory=list)
     kinds: set[str] = field(default_factory=set)
-
-
-def _src(ev: Evidence) -> str:
-    return ev.source.copied_as or ev.source.path or ev.source.url or "-"
 
 
 def _signals(packet: Packet) -> Iterator[tuple[str, float, Evidence, str, int | None]]:
@@ -244,7 +240,7 @@ def detect_mode(packet: Packet) -> ModeDetection:
             c = cands.setdefault(mode, _Cand())
             c.weight += weight
             c.kinds.add(ev.kind)
-            c.refs.append(EvidenceRef(ev.kind, _src(ev), detail, line))
+            c.refs.append(EvidenceRef(ev.kind, source_label(ev), detail, line))
     denied = _p2p_denied(packet)
     p2p = cands.get("p2p")
     if denied and p2p is not None and not (p2p.kinds & _P2P_MEASURED):
@@ -308,9 +304,9 @@ def _p2p_denied(packet: Packet) -> list[str]:
         if e.status not in ("ok", "partial"):
             continue
         if isinstance(f, ControllerFacts) and f.config.get("enable_p2p") is False:
-            out.append(f"{_src(e)}: enable_p2p=false")
+            out.append(f"{source_label(e)}: enable_p2p=false")
         elif isinstance(f, LogFacts) and (n := f.count("ctrl_no_peer_init_url")):
-            out.append(f"{_src(e)}: peer init url is None x{n}")
+            out.append(f"{source_label(e)}: peer init url is None x{n}")
     return out
 
 
@@ -390,7 +386,7 @@ def _controller_only(packet: Packet) -> list[EvidenceRef]:
                and e.kind in ("lmcache_metrics", "engine_metrics")]
     if any(not controller_scrape(e.facts) for e in scrapes):
         return []
-    refs = [EvidenceRef(e.kind, _src(e), "the controller's own /metrics "
+    refs = [EvidenceRef(e.kind, source_label(e), "the controller's own /metrics "
                         "(lmcache:cache_controller_* gauges only)") for e in scrapes]
     for e in packet.evidence:
         f = e.facts
@@ -398,7 +394,7 @@ def _controller_only(packet: Packet) -> list[EvidenceRef]:
                 and f.server == "controller" and f.reachable):
             keys = f.total_key_count if f.total_key_count is not None else f.gauge(
                 "kv_pool_keys_count")
-            refs.append(EvidenceRef(e.kind, _src(e), f"{f.server} answered: "
+            refs.append(EvidenceRef(e.kind, source_label(e), f"{f.server} answered: "
                                     f"{f.workers_listed if f.workers_listed is not None else '?'}"
                                     f" worker(s) listed, {keys if keys is not None else '?'} "
                                     "key(s)"))

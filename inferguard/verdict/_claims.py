@@ -14,6 +14,7 @@ from __future__ import annotations
 import msgspec
 
 from inferguard.findings._codes import FINDING_CODES
+from inferguard.findings._reads import total_of
 from inferguard.findings._registry import Diagnosis
 from inferguard.judge._catalog import FAMILIES
 from inferguard.judge._mode import INFERRED, MEASURED_KINDS, SUPPORTED
@@ -65,11 +66,6 @@ _LOG_HITS = ("mp_retrieved", "mp_prefetch_completed", "embedded_retrieved", "emb
 _BLEND_HITS = "lmcache_blend_lookup_hit_tokens_total"
 
 
-def _total(r: CompatReport, name: str) -> float:
-    f = r.family(name)
-    return f.total or 0.0 if f is not None else 0.0
-
-
 def _decided_by(kinds: list[str]) -> str:
     measured = [k for k in kinds if k in MEASURED_KINDS]
     return measured[0] if measured else (kinds[0] if kinds else "none")
@@ -94,8 +90,8 @@ def _mode(r: CompatReport, contradicted: list[str]) -> tuple[list[Claim], list[W
 def _blend_served(r: CompatReport) -> bool:
     """CacheBlend hits count only when some retrieve succeeded: every retrieve failing means
     the engine recomputed every request (lookup hits are fingerprint matches, not KV)."""
-    req = _total(r, "lmcache_blend_retrieve_requests_total")
-    failed = _total(r, "lmcache_blend_retrieve_failures_total")
+    req = total_of(r, "lmcache_blend_retrieve_requests_total")
+    failed = total_of(r, "lmcache_blend_retrieve_failures_total")
     spans = r.facts.blend.retrieve_success_spans if r.facts.blend is not None else {}
     if spans.get("False") and not spans.get("True"):
         return False
@@ -121,9 +117,9 @@ def _hits(r: CompatReport, d: Diagnosis) -> tuple[list[Claim], list[WithheldClai
         return [Claim("cache_hits", statement, SUPPORTED,
                       [f"{fam.name}={fam.total:g}" for _, fam in positive], "metric")], []
     # A zero after lookups is a measurement of no hits.
-    zeros = [(spec, fam) for spec, fam in present if _total(r, spec.hits_of) > 0]
+    zeros = [(spec, fam) for spec, fam in present if total_of(r, spec.hits_of) > 0]
     if zeros:
-        ev = [f"{fam.name}=0 with {spec.hits_of}={_total(r, spec.hits_of):g}"
+        ev = [f"{fam.name}=0 with {spec.hits_of}={total_of(r, spec.hits_of):g}"
               for spec, fam in zeros]
         return [Claim("no_cache_hits", "no cache hit was measured", SUPPORTED, ev, "metric")], []
     logs = {h: n for h in _LOG_HITS if (n := r.facts.log_positive.get(h, 0)) > 0}
