@@ -8,9 +8,17 @@ import struct
 import time
 from pathlib import Path
 
+import msgspec
 import pytest
 
-from inferguard import CollectOptions, TraceFile, collect_and_judge, parse_text, summarize_trace
+from inferguard import (
+    CollectOptions,
+    TraceFile,
+    collect_and_judge,
+    native_available,
+    parse_text,
+    summarize_trace,
+)
 from inferguard.evidence._logs import read_log
 from inferguard.evidence._readers import load_evidence_set, read_evidence
 from inferguard.lct._frame import decode_body
@@ -192,3 +200,21 @@ def test_fuzz_regression_inputs_agree(backend: str) -> None:
                     t.summary()
             except ValueError:
                 pass
+
+
+def test_truncated_canonical_key_is_malformed_on_both_backends() -> None:
+    """A fuzz input (fuzz/run, lct_keys harness) whose first ObjectKey stops inside the
+    canonical layout's kv_rank: the Python extractor's fast path raised its internal `_Bad`
+    out of the analytics; it must fall back to the per-key parser and agree with C."""
+    from inferguard.lct._stats import trace_stats
+
+    data = (FIXTURES / "fuzz-regressions" / "lct_keys" / "truncated-canonical-rank").read_bytes()
+    out = {}
+    for backend in ("native", "python"):
+        if backend == "native" and not native_available():
+            continue
+        with TraceFile(data, window_size=1 << 16) as t:
+            s = trace_stats(t, backend=backend)  # type: ignore[arg-type]
+        out[backend] = msgspec.json.encode(msgspec.structs.replace(
+            s, backend="", summary=msgspec.structs.replace(s.summary, backend="")))
+    assert len(set(out.values())) == 1

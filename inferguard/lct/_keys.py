@@ -467,7 +467,10 @@ class PythonKeyExtractor:
         first = keys[0]
         if first[:14] != _CANON_HEAD32:
             return None
-        got = _parse_canonical(first, 0, len(first))
+        try:
+            got = _parse_canonical(first, 0, len(first))
+        except _Bad:  # truncated inside the layout: the per-key path reports it malformed
+            return None
         if got is None:
             return None
         end = _canonical_end(first, got)
