@@ -42,6 +42,8 @@ LAYERS: dict[str, int] = {
     "inferguard.evidence": 2,
     # 3: the packet (a set of evidence plus settings, read/written as a directory).
     "inferguard._packet": 3,
+    # 3: the mode names a packet declares (a table the CLI reads without loading the packet).
+    "inferguard._modes": 3,
     # 4: collection (talks to live servers, writes a packet).
     "inferguard.collect": 4,
     # 5: judgement: mode detection and the compat report.

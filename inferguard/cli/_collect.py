@@ -5,10 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from inferguard._packet import MODES, PacketSettings
-from inferguard.collect import CollectOptions
-from inferguard.evidence._logs import safe_text
-from inferguard.verdict._verdict import collect_and_judge
+from inferguard._modes import MODES
 
 
 def add_collect_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -62,6 +59,11 @@ def add_collect_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
 
 
 def _collect(args: argparse.Namespace) -> int:
+    from inferguard._packet import PacketSettings
+    from inferguard.collect import CollectOptions
+    from inferguard.evidence._logs import safe_text
+    from inferguard.verdict._verdict import collect_and_judge
+
     settings = PacketSettings(
         expected_mode=args.expect_mode, l2_configured=args.l2_configured,
         mp_prometheus_port=args.mp_prometheus_port,

@@ -6,17 +6,16 @@ import argparse
 import datetime as _dt
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import msgspec
-
-from inferguard._native import native_backend
 from inferguard._version import __version__
 from inferguard.cli import _trace as _cli_trace
 from inferguard.cli._collect import add_collect_parser
 from inferguard.cli._compat import add_compat_parsers
-from inferguard.lct._file import TraceFormatError, TraceSummary, summarize_trace
-from inferguard.prom._model import MetricsSummary, summarize_metrics
+
+if TYPE_CHECKING:
+    from inferguard.lct._file import TraceSummary
+    from inferguard.prom._model import MetricsSummary
 
 _LABEL = 28
 
@@ -110,6 +109,8 @@ def _print_summary(load: Callable[[str], Any], render: Callable[[Any], str],
         print(f"inferguard: error: {_safe(str(exc))}", file=sys.stderr)
         return 2
     if args.json:
+        import msgspec
+
         sys.stdout.write(msgspec.json.format(msgspec.json.encode(summary), indent=2).decode())
         sys.stdout.write("\n")
     else:
@@ -118,6 +119,8 @@ def _print_summary(load: Callable[[str], Any], render: Callable[[Any], str],
 
 
 def _trace_info(args: argparse.Namespace) -> int:
+    from inferguard.lct._file import TraceFormatError, summarize_trace
+
     return _print_summary(summarize_trace, render_trace_summary, args,
                           (TraceFormatError, OSError))
 
@@ -156,13 +159,26 @@ def render_metrics_summary(s: MetricsSummary) -> str:
 
 
 def _metrics_summary(args: argparse.Namespace) -> int:
+    from inferguard.prom._model import summarize_metrics
+
     return _print_summary(summarize_metrics, render_metrics_summary, args, (OSError,))
+
+
+class _Version(argparse.Action):
+    """`--version`: names the backend, so it loads the C core only when asked."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        from inferguard._native import native_backend
+
+        sys.stdout.write(f"inferguard {__version__} ({native_backend()} backend)\n")
+        parser.exit()
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="inferguard", description=__doc__)
-    p.add_argument("--version", action="version",
-                   version=f"inferguard {__version__} ({native_backend()} backend)")
+    p.add_argument("--version", action=_Version, nargs=0,
+                   help="show program's version number and exit")
     sub = p.add_subparsers(dest="command", required=True)
     trace = sub.add_parser("trace", help="LMCache MP trace recordings (.lct)")
     tsub = trace.add_subparsers(dest="trace_command", required=True)

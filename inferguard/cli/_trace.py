@@ -8,16 +8,13 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-import msgspec
+from inferguard.lct._limits import DEFAULT_MAX_KEYS
 
-from inferguard.findings._codes import trace_code_spec
-from inferguard.lct._engine import DEFAULT_MAX_KEYS
-from inferguard.lct._events import Count, EventStats
-from inferguard.lct._export import export_trace
-from inferguard.lct._file import TraceFormatError
-from inferguard.lct._stats import BreakdownRow, LifecycleCount, TraceStats, analyze_trace
+if TYPE_CHECKING:
+    from inferguard.lct._events import Count, EventStats
+    from inferguard.lct._stats import BreakdownRow, LifecycleCount, TraceStats
 
 _LABEL = 28
 
@@ -94,6 +91,8 @@ def _events(e: EventStats) -> list[str]:
 
 def render_trace_stats(s: TraceStats) -> str:
     """The text form of `inferguard trace stats`."""
+    from inferguard.findings._codes import trace_code_spec
+
     sm = s.summary
     k = s.keys
     out = [f"Trace file: {_safe(s.path)}",
@@ -218,6 +217,9 @@ def _fail(exc: BaseException) -> int:
 
 
 def _stats(args: argparse.Namespace) -> int:
+    from inferguard.lct._file import TraceFormatError
+    from inferguard.lct._stats import analyze_trace
+
     progress = Progress()
     try:
         analysis = analyze_trace(args.file, max_exact_keys=args.max_exact_keys,
@@ -228,6 +230,8 @@ def _stats(args: argparse.Namespace) -> int:
         return _fail(exc)
     progress.close()
     if args.json:
+        import msgspec
+
         sys.stdout.write(msgspec.json.format(msgspec.json.encode(analysis.stats),
                                              indent=2).decode())
         sys.stdout.write("\n")
@@ -237,6 +241,9 @@ def _stats(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from inferguard.lct._export import export_trace
+    from inferguard.lct._file import TraceFormatError
+
     progress = Progress()
     tables = tuple(t.strip() for t in args.tables.split(",") if t.strip())
     try:

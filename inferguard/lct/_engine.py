@@ -27,6 +27,7 @@ from inferguard._native import Backend
 from inferguard._native._protocols import KeyRows, KeyTable
 from inferguard.lct import _frame as tf
 from inferguard.lct._keys import KEY_OK, fmix64, make_key_table
+from inferguard.lct._limits import DEFAULT_MAX_KEYS as DEFAULT_MAX_KEYS
 from inferguard.lct._scan import Chunk
 
 # -- roles ------------------------------------------------------------------------------------
@@ -69,7 +70,6 @@ F_PEND_LOOKUP_STORED = 1
 F_PEND_RESERVE_STORED = 2
 F_HAS_BUCKET = 4
 
-DEFAULT_MAX_KEYS = 1 << 19  # ~100 bytes a key: ~50 MiB at the limit
 EXAMPLES = 20
 SORT_BITS = 20  # piece rows < 2**SORT_BITS (KEY_ROWS is 2**18)
 NO_BUCKET = np.iinfo(np.int64).min
