@@ -15,10 +15,11 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import numpy.typing as npt
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 from inferguard._native import Backend
 from inferguard._native._lct import NativeFrameScanner
@@ -186,6 +187,8 @@ class PythonFrameScanner:
 
     def scan(self, buf: Any, pos: int, base: int, capacity: int, end: int | None = None
              ) -> tuple[int, int, FrameRows | None]:
+        import numpy as np
+
         rows = tf.Rows()
         view = buf if end is None else memoryview(buf)[:end]
         stop, pos = tf.scan_python(view, pos, base, self.interner, capacity, rows)
@@ -222,6 +225,8 @@ class Kernel:
 
     def adopt(self, chunks: list[Chunk], other: Kernel) -> list[Chunk]:
         """Re-express `other`'s op ids in this kernel's interner, as if scanned here."""
+        import numpy as np
+
         mapping = np.array([self._scanner.intern(n.encode("utf-8")) for n in other.names()]
                            + [-1], dtype=np.int32)
         out = []
@@ -339,6 +344,8 @@ def _explain(body: bytes) -> str:
 
 def _note_malformed(findings: list[Finding], chunk: Chunk) -> None:
     """One finding per malformed frame of the chunk, explained while the log keeps them."""
+    import numpy as np
+
     bad = np.flatnonzero(chunk.status == tf.ROW_MALFORMED)
     for k, i in enumerate(bad):
         if isinstance(findings, FindingLog) and len(findings) >= findings.limit:
