@@ -13,11 +13,12 @@ import os
 import struct
 import threading
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
+
     import numpy as np
     import numpy.typing as npt
 
@@ -294,6 +295,8 @@ def _pool() -> ThreadPoolExecutor:
     global _executor
     with _executor_lock:
         if _executor is None:
+            from concurrent.futures import ThreadPoolExecutor
+
             _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inferguard-scan")
         return _executor
 

@@ -388,13 +388,24 @@ class Exposition:
         return {k: tuple(sorted(v)) for k, v in out.items()}
 
     def series_counts(self) -> npt.NDArray[np.intp]:
-        """Distinct series (name + label set, in any label order) per family, by index."""
-        pl = self._pairs()
-        seen = {(f, nid, tuple(sorted(pl[a:a + c]))) for f, nid, a, c in zip(
-            self.family_index.tolist(), self._s_name.tolist(), self._s_lab_first.tolist(),
-            self._s_lab_count.tolist(), strict=True)}
-        fams = np.fromiter((k[0] for k in seen), np.intp, len(seen))
-        return np.bincount(fams, minlength=len(self._fams))
+        """Distinct series (name + label set, in any label order) per family, by index.
+
+        Columnar and exact: samples with the same number of labels form one matrix
+        [family, name, sorted label pairs...], and its distinct rows are the series."""
+        nf = len(self._fams)
+        counts = self._s_lab_count
+        pairs = (self._lab_name.astype(np.int64) << 32) | self._lab_value.astype(np.int64)
+        fams: list[npt.NDArray[np.int64]] = [np.zeros(0, np.int64)]
+        for c in np.unique(counts).tolist():
+            rows = np.flatnonzero(counts == c)
+            labels = np.sort(pairs[self._s_lab_first[rows][:, None] + np.arange(c)], axis=1)
+            key = np.column_stack([self.family_index[rows].astype(np.int64),
+                                   self._s_name[rows].astype(np.int64), labels])
+            key = key[np.lexsort(key.T[::-1])]
+            first = np.ones(len(key), np.bool_)
+            first[1:] = np.any(key[1:] != key[:-1], axis=1)
+            fams.append(key[first, 0])
+        return np.bincount(np.concatenate(fams), minlength=nf)
 
     def to_numpy(self) -> SeriesArray:
         """Values as a float64 array with a series index, for bulk comparison."""
