@@ -140,7 +140,8 @@ def test_metrics_summary(exposition: Path) -> None:
 
 
 def test_lmcache_compat(exposition: Path) -> None:
-    paired("compat", [*_inferguard(), "lmcache-compat", "--engine-metrics-file", str(exposition), "--json"],
+    paired("compat", [*_inferguard(), "lmcache-compat", "--engine-metrics-file",
+                      str(exposition), "--json"],
            [*REF, "prom-parse", str(exposition)], 2 if SMOKE else 7, slower_is_a=False)
 
 
