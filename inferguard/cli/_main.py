@@ -120,10 +120,11 @@ def _print_summary(load: Callable[[str], Any], render: Callable[[Any], str],
                    args: argparse.Namespace, errors: tuple[type[Exception], ...]) -> int:
     """Summarise one file (`-` = stdin, gzip read transparently) and print it as text or
     JSON; input errors exit 2. The summary names the file as the user wrote it."""
+    caught: tuple[type[Exception], ...] = (InputError, *errors)
     try:
         with local_input(args.file) as local:
             summary = load(local)
-    except (InputError, *errors) as exc:
+    except caught as exc:
         return error(str(exc))
     if local != args.file:
         summary = msgspec.structs.replace(summary, path=_shown(args.file))
