@@ -370,3 +370,45 @@ def test_the_validator_can_fail() -> None:
     wrong = {**doc, "schema": "inferguard.diagnosis/2"}
     with pytest.raises(SchemaError, match="const"):
         validate(wrong, schema)
+
+
+# -- progress ----------------------------------------------------------------------------------
+
+def _with_tty_stderr(argv: list[str]) -> tuple[int, bytes, bytes]:
+    """Run the CLI with stderr on a pseudo-terminal (stdout a pipe); (rc, stdout, tty bytes)."""
+    import pty  # noqa: F401  (POSIX only; the openpty below is its primitive)
+
+    master, slave = os.openpty()
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "inferguard.cli", *argv],
+                                stdout=subprocess.PIPE, stderr=slave, cwd=REPO)
+        os.close(slave)
+        out, _ = proc.communicate(timeout=300)
+        tty = b""
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the child side is closed and drained
+                break
+            if not chunk:
+                break
+            tty += chunk
+    finally:
+        os.close(master)
+    return proc.returncode, out, tty
+
+
+def test_progress_on_a_terminal_never_in_json_or_a_pipe(tmp_path: Path) -> None:
+    rc, out, tty = _with_tty_stderr(["trace", "stats", str(TRACE)])
+    assert rc == 0 and b"total_records" in out
+    assert b"trace stats [" in tty and b"100.0%" in tty and b"ETA" in tty and b"/s" in tty
+    assert b"\r" not in out  # the bar never reaches stdout
+    rc, out, tty = _with_tty_stderr(["trace", "stats", str(TRACE), "--json"])
+    assert rc == 0 and json.loads(out)["schema"] == "inferguard.trace_stats/1"
+    assert b"ETA" not in tty
+    piped = run("trace", "stats", str(TRACE), check_rc=0)  # stderr a pipe: silent
+    assert piped.stderr == b""
+    rc, out, tty = _with_tty_stderr(["collect-lmcache", "--output-dir", str(tmp_path / "p"),
+                                     "--lmcache-trace-file", str(TRACE)])
+    assert rc == 0, tty
+    assert b"copying inputs [" in tty and b"100.0%" in tty

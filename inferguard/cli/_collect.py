@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from inferguard._packet import MODES, PacketSettings
-from inferguard.cli._common import EXAMPLES, error, path_type
+from inferguard.cli._common import EXAMPLES, Progress, error, path_type
 from inferguard.collect import CollectOptions
 from inferguard.evidence._logs import safe_text
 from inferguard.verdict._verdict import collect_and_judge
@@ -123,10 +123,13 @@ def _collect(args: argparse.Namespace) -> int:
         lmcache_trace_files=args.lmcache_trace_file, lmcache_otel_files=args.lmcache_otel_file,
         lookup_hash_paths=args.lmcache_lookup_hash_file, replay_files=args.lmcache_replay_file,
         launch_files=args.launch_file, settings=settings, http_timeout=args.http_timeout)
+    progress = Progress(label="copying inputs ")
     try:
-        packet, path = collect_and_judge(opts)
+        packet, path = collect_and_judge(opts, progress=progress)
     except (FileExistsError, FileNotFoundError, ValueError) as exc:
+        progress.close()
         return error(str(exc))
+    progress.close()
     print(f"packet written: {path}")
     for ev in packet.evidence:
         where = ev.source.path or ev.source.url or "-"

@@ -52,9 +52,7 @@ def _public_names_resolvable() -> Iterator[None]:
     would resolve their postponed annotations in the package namespace, where the private
     names they mention are absent. For the schema walk only, lend the package those names
     from the modules that define them, then take them back."""
-    import inferguard
-
-    ns = vars(inferguard)
+    ns = vars(sys.modules["inferguard"])  # always loaded: the parent of this package
     lent: list[str] = []
     try:
         for modname, mod in sorted(sys.modules.items()):
