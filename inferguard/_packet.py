@@ -277,7 +277,9 @@ class Packet(msgspec.Struct, frozen=True, omit_defaults=True):
         try:
             manifest = msgspec.json.decode((root / "packet.json").read_bytes(), type=Manifest)
         except FileNotFoundError:
-            raise FileNotFoundError(f"{root}: no packet.json (not an InferGuard packet)") from None
+            raise FileNotFoundError(f"{root}: no packet.json (not an InferGuard packet; "
+                                    "`inferguard collect-lmcache --output-dir DIR` writes one)"
+                                    ) from None
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise ValueError(f"{root / 'packet.json'}: not a packet manifest: {exc}") from None
         evidence: list[Evidence] = []

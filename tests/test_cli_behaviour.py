@@ -412,3 +412,10 @@ def test_progress_on_a_terminal_never_in_json_or_a_pipe(tmp_path: Path) -> None:
                                      "--lmcache-trace-file", str(TRACE)])
     assert rc == 0, tty
     assert b"copying inputs [" in tty and b"100.0%" in tty
+
+
+def test_a_directory_that_is_no_packet_names_the_command_that_writes_one(tmp_path: Path) -> None:
+    for cmd in ("lmcache-compat", "diagnose-bottleneck"):
+        err = run(cmd, "--packet", str(tmp_path), check_rc=2).stderr.decode()
+        assert err.count("\n") == 1 and "no packet.json" in err
+        assert "inferguard collect-lmcache" in err and "run lmcache-compat" not in err
