@@ -53,16 +53,21 @@ def _public_names_resolvable() -> Iterator[None]:
     names they mention are absent. For the schema walk only, lend the package those names
     from the modules that define them, then take them back."""
     ns = vars(sys.modules["inferguard"])  # always loaded: the parent of this package
-    lent: list[str] = []
-    try:
-        for modname, mod in sorted(sys.modules.items()):
-            if not modname.startswith("inferguard.") or mod is None:
+    offer: dict[str, object] = {}
+    ambiguous: set[str] = set()
+    for modname, mod in sorted(sys.modules.items()):
+        if not modname.startswith("inferguard.") or mod is None:
+            continue
+        for name, value in vars(mod).items():
+            if name.startswith("__") or name in ns:
                 continue
-            for name, value in vars(mod).items():
-                if name.startswith("__") or name in ns:
-                    continue
-                ns[name] = value
-                lent.append(name)
+            if name in offer and offer[name] is not value:
+                ambiguous.add(name)  # two meanings: lend neither, so a use fails loudly
+            offer.setdefault(name, value)
+    lent = [name for name in offer if name not in ambiguous]
+    try:
+        for name in lent:
+            ns[name] = offer[name]
         yield
     finally:
         for name in lent:
