@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from inferguard._packet import MODES, PacketSettings
-from inferguard.cli._common import EXAMPLES, Progress, error, path_type
+from inferguard.cli._common import EXAMPLES, HelpFormatter, Progress, error, path_type
 from inferguard.collect import CollectOptions
 from inferguard.evidence._logs import safe_text
 from inferguard.verdict._verdict import collect_and_judge
@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                "      --engine-metrics-url http://127.0.0.1:8000/metrics \\\n"
                "      --lmcache-log-file lmcache_server.log --launch-file launch.txt\n"
                "  inferguard lmcache-compat --packet pkt\n",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        formatter_class=HelpFormatter)
     a = p.add_argument
     a("--output-dir", required=True, metavar="DIR",
       help="packet directory to create (must not exist)")

@@ -3,6 +3,7 @@ and the path, exit 2), JSON output with stable keys, escaping, progress, the bac
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import time
@@ -14,6 +15,15 @@ from inferguard._native import native_backend
 from inferguard.evidence._source import input_problem
 
 EXAMPLES = "examples:\n"
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Descriptions wrapped to the terminal; an examples epilog kept line for line."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if text.startswith(EXAMPLES):
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
 
 
 class UsageError(Exception):

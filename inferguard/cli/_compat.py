@@ -14,7 +14,7 @@ import sys
 import msgspec
 
 from inferguard._packet import MODES, Packet, PacketSettings
-from inferguard.cli._common import EXAMPLES, emit_json, path_type
+from inferguard.cli._common import EXAMPLES, HelpFormatter, emit_json, path_type
 from inferguard.evidence._logs import safe_text
 from inferguard.evidence._model import Evidence
 from inferguard.evidence._readers import load_evidence_set, read_evidence
@@ -42,7 +42,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                "  inferguard lmcache-compat --lmcache-metrics-file lmcache.txt "
                "--engine-metrics-file vllm.txt --expect-mode mp --fail-on missing-required\n"
                "  inferguard lmcache-compat --packet pkt --json > verdict.json\n",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        formatter_class=HelpFormatter)
 
     def many(flag: str, help: str, kind: str = "file") -> None:
         p.add_argument(flag, action="append", default=[], metavar="PATH",
@@ -87,7 +87,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         epilog=EXAMPLES + "  inferguard diagnose-bottleneck --packet "
                "examples/vllm-lmcache-mp/packet\n"
                "  inferguard diagnose-bottleneck --packet pkt --json --fail-on error-finding\n",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        formatter_class=HelpFormatter)
     d.add_argument("--packet", metavar="DIR", required=True, type=path_type("--packet", "dir"),
                    help="a packet directory written by collect-lmcache")
     d.add_argument("--json", action="store_true",

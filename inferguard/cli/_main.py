@@ -27,6 +27,7 @@ from inferguard.cli import _collect, _compat
 from inferguard.cli import _trace as _cli_trace
 from inferguard.cli._common import (
     EXAMPLES,
+    HelpFormatter,
     UsageError,
     backend_notice,
     emit_json,
@@ -201,7 +202,7 @@ def _register_trace(sub: Any) -> None:
                     "--trace-recording`).",
         epilog=EXAMPLES + "  inferguard trace info examples/lmcache-0.5.6-storage.lct\n"
                "  inferguard trace stats run.lct --json\n",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        formatter_class=HelpFormatter)
     tsub = trace.add_subparsers(dest="trace_command", required=True, metavar="COMMAND")
     info = tsub.add_parser(
         "info", help="summarise a .lct file (upstream `lmcache trace info`, plus integrity)",
@@ -209,7 +210,7 @@ def _register_trace(sub: Any) -> None:
                     "wall-clock bounds, records/s, keys per op and an integrity section.",
         epilog=EXAMPLES + "  inferguard trace info examples/lmcache-0.5.6-storage.lct\n"
                "  gzip -dc run.lct.gz | inferguard trace info - --json\n",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        formatter_class=HelpFormatter)
     info.add_argument("file", metavar="FILE", help=_FILE_HELP)
     info.add_argument("--json", action="store_true",
                       help="print the summary as JSON (schema inferguard.trace_summary/1)")
@@ -224,7 +225,7 @@ def _register_metrics(sub: Any) -> None:
         description="Read Prometheus text 0.0.4 or OpenMetrics 1.0 scrapes.",
         epilog=EXAMPLES + "  inferguard metrics summary scrape.txt\n"
                "  curl -s http://127.0.0.1:8000/metrics | inferguard metrics summary -\n",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        formatter_class=HelpFormatter)
     msub = metrics.add_subparsers(dest="metrics_command", required=True, metavar="COMMAND")
     msum = msub.add_parser(
         "summary", help="families by type, series, all-zero and LMCache families, problems",
@@ -234,7 +235,7 @@ def _register_metrics(sub: Any) -> None:
         epilog=EXAMPLES + "  inferguard metrics summary scrape.txt\n"
                "  inferguard metrics summary scrape.txt.gz --json\n"
                "  curl -s http://127.0.0.1:8000/metrics | inferguard metrics summary -\n",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        formatter_class=HelpFormatter)
     msum.add_argument("file", metavar="FILE", help=_FILE_HELP)
     msum.add_argument("--json", action="store_true",
                       help="print the summary as JSON (schema inferguard.metrics_summary/1)")
@@ -275,7 +276,7 @@ EPILOG = (EXAMPLES
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="inferguard", description=DESCRIPTION, epilog=EPILOG,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                                formatter_class=HelpFormatter)
     p.add_argument("--version", action="version", version=version_text(),
                    help="print the version, the backend and the upstream versions known")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 
-from inferguard.cli._common import EXAMPLES, Progress, emit_json
+from inferguard.cli._common import EXAMPLES, HelpFormatter, Progress, emit_json
 from inferguard.cli._common import safe as _safe
 from inferguard.evidence._source import InputError, local_input
 from inferguard.findings._codes import trace_code_spec
@@ -242,7 +242,7 @@ def register(tsub: Any) -> None:
                     "gaps, findings. Progress on stderr when it is a terminal (not with --json).",
         epilog=EXAMPLES + "  inferguard trace stats examples/lmcache-0.5.6-storage.lct\n"
                "  inferguard trace stats run.lct --json --max-exact-keys 100000\n",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        formatter_class=HelpFormatter)
     _common(stats)
     stats.add_argument("--idle-gap-s", type=float, default=1.0, metavar="SECONDS",
                        help="report gaps between records at least this long (default 1s)")
@@ -257,7 +257,7 @@ def register(tsub: Any) -> None:
         epilog=EXAMPLES + "  inferguard trace export examples/lmcache-0.5.6-storage.lct "
                "--format csv -o out/\n"
                "  inferguard trace export run.lct --format npz --tables ops,keys\n",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        formatter_class=HelpFormatter)
     _common(export)
     export.add_argument("--format", required=True, choices=["csv", "jsonl", "npz"],
                         help="output format: csv, jsonl (JSON lines) or npz (numpy arrays)")
