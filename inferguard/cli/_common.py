@@ -18,10 +18,11 @@ EXAMPLES = "examples:\n"
 
 
 class HelpFormatter(argparse.HelpFormatter):
-    """Descriptions wrapped to the terminal; an examples epilog kept line for line."""
+    """One-paragraph descriptions wrapped to the terminal; text laid out in lines (examples
+    epilogs, --version) kept line for line."""
 
     def _fill_text(self, text: str, width: int, indent: str) -> str:
-        if text.startswith(EXAMPLES):
+        if "\n" in text:
             return "".join(indent + line for line in text.splitlines(keepends=True))
         return super()._fill_text(text, width, indent)
 
