@@ -88,13 +88,14 @@ _NOTICE_SHOWN = False
 
 def backend_notice() -> None:
     """Once per process, before heavy work on the pure-Python path: say that it is the slower
-    path (about 8x on large inputs) and why, unless the user chose it (INFERGUARD_NO_NATIVE)."""
+    path (10-20x on large inputs, docs/performance.md) and why, unless the user chose it
+    (INFERGUARD_NO_NATIVE)."""
     global _NOTICE_SHOWN
     if _NOTICE_SHOWN or native_backend() == "native" or os.environ.get("INFERGUARD_NO_NATIVE"):
         return
     _NOTICE_SHOWN = True
     print("inferguard: note: the C core is not installed (built without a C compiler?); using "
-          "the pure-Python path, about 8x slower on large inputs (same results). Reinstall "
+          "the pure-Python path, 10-20x slower on large inputs (same results). Reinstall "
           "with a C compiler present for the native backend.", file=sys.stderr)
 
 
