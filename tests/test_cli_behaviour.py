@@ -71,6 +71,11 @@ def test_missing_path_on_a_flag_is_one_line_exit_2(argv: list[str], flag: str,
     assert not (tmp_path / "out").exists()
 
 
+def test_stdin_dash_on_a_repeatable_flag_is_refused() -> None:
+    err = run("lmcache-compat", "--lmcache-log-file", "-", check_rc=2).stderr.decode()
+    assert err.count("\n") == 1 and "--lmcache-log-file -" in err and "standard input" in err
+
+
 def test_directory_where_a_file_is_expected(tmp_path: Path) -> None:
     err = run("lmcache-compat", "--lmcache-log-file", str(tmp_path), check_rc=2).stderr.decode()
     assert "is a directory" in err and str(tmp_path) in err

@@ -37,6 +37,9 @@ def path_type(flag: str, kind: str = "file") -> Any:
     "either"); the path itself is kept as the user wrote it."""
 
     def check(value: str) -> str:
+        if value == "-":
+            raise UsageError(f"{flag} -: standard input is read only where one file is read "
+                             "(trace info/stats/export, metrics summary); give a path")
         problem = input_problem(value, directory=kind == "dir", either=kind == "either")
         if problem is not None:
             raise UsageError(f"{flag} {safe(value)}: {problem}")

@@ -253,4 +253,7 @@ def _diagnose(args: argparse.Namespace) -> int:
         print(f"mode={verdict.diagnosis.mode}")
         print(render_diagnosis(verdict.diagnosis))
     failed = failed_classes(verdict.report, verdict.diagnosis, args.fail_on)
-    return 1 if failed else 0
+    if failed:
+        print(f"inferguard: failing on: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
