@@ -424,3 +424,46 @@ def test_a_directory_that_is_no_packet_names_the_command_that_writes_one(tmp_pat
         err = run(cmd, "--packet", str(tmp_path), check_rc=2).stderr.decode()
         assert err.count("\n") == 1 and "no packet.json" in err
         assert "inferguard collect-lmcache" in err and "run lmcache-compat" not in err
+
+
+# -- the shared input helper, directly -----------------------------------------------------------
+
+def test_decompressed_cap_boundary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Exactly the cap is read; one byte more is refused (near miss and fire)."""
+    from inferguard.evidence._source import InputError, local_input
+
+    data = bytes(range(256)) * 40  # 10240 bytes
+    gz = tmp_path / "x.gz"
+    gz.write_bytes(gzip.compress(data))
+    monkeypatch.setenv("INFERGUARD_MAX_DECOMPRESSED_BYTES", str(len(data)))
+    with local_input(str(gz)) as local:
+        assert local != str(gz) and Path(local).read_bytes() == data
+    assert not Path(local).exists()  # the private copy is gone afterwards
+    monkeypatch.setenv("INFERGUARD_MAX_DECOMPRESSED_BYTES", str(len(data) - 1))
+    with pytest.raises(InputError, match="more than 10239 bytes"), local_input(str(gz)):
+        pass
+
+
+def test_plain_file_is_used_in_place_and_stdin_spooled(tmp_path: Path) -> None:
+    import io
+
+    from inferguard.evidence._source import local_input
+
+    f = tmp_path / "plain.txt"
+    f.write_bytes(b"x 1\n")
+    with local_input(str(f)) as local:
+        assert local == str(f)  # no copy of a regular uncompressed file
+    with local_input("-", stdin=io.BytesIO(gzip.compress(b"y 2\n"))) as local:
+        assert Path(local).read_bytes() == b"y 2\n"
+    with local_input("-", stdin=io.BytesIO(b"z 3\n")) as local:
+        assert Path(local).read_bytes() == b"z 3\n"
+
+
+def test_fifo_on_a_flag_is_refused_without_blocking(tmp_path: Path) -> None:
+    """A FIFO is no regular file: refused at parse time (opening it would block)."""
+    fifo = tmp_path / "scrape.fifo"
+    os.mkfifo(fifo)
+    err = run("lmcache-compat", "--lmcache-metrics-file", str(fifo), check_rc=2).stderr.decode()
+    assert "not a regular file" in err and str(fifo) in err
+    err = run("metrics", "summary", str(fifo), check_rc=2).stderr.decode()
+    assert "not a regular file" in err
