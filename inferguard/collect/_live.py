@@ -116,4 +116,5 @@ def scrape_metrics(url: str, kind: EvidenceKind, *, timeout: float = 5.0,
         return Evidence(kind=kind, source=source, status="malformed",
                         problems=[Problem(f"scrape larger than {MAX_SCRAPE_BYTES} bytes",
                                           where=url)]), None
-    return read_metrics_bytes(a.raw, source, kind), a.raw
+    return read_metrics_bytes(a.raw, source, kind,
+                              a.date if a.date is not None else time.time()), a.raw
