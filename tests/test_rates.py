@@ -195,5 +195,5 @@ def test_rates_ride_on_the_report_and_survive_a_packet_round_trip(tmp_path: Path
     assert strip == [(r.name, r.numerator, r.denominator, r.value) for r in again.rates]
     # The before scrape's time came from its saved headers; the packet keeps it.
     assert fresh.rates[0].window.seconds is None  # the after scrape has no recorded time
-    assert [e.facts.scraped_at for e in Packet.read(tmp_path / "pk").evidence][0] is not None
+    assert next(e.facts.scraped_at for e in Packet.read(tmp_path / "pk").evidence) is not None
     assert strip and msgspec.json.decode(msgspec.json.encode(fresh))["rates"][0]["name"]

@@ -14,8 +14,8 @@ from inferguard._native import native_backend
 from inferguard._version import __version__
 from inferguard.cli import _trace as _cli_trace
 from inferguard.cli._collect import add_collect_parser
-from inferguard.cli._compat import add_compat_parsers
 from inferguard.cli._compare import add_compare_parser
+from inferguard.cli._compat import add_compat_parsers
 from inferguard.lct._file import TraceFormatError, TraceSummary, summarize_trace
 from inferguard.prom._model import MetricsSummary, summarize_metrics
 

@@ -75,7 +75,7 @@ class TtftComparison(msgspec.Struct, frozen=True, omit_defaults=True):
     window_b: str
 
 
-class Comparison(msgspec.Struct, frozen=True, omit_defaults=True):
+class Comparison(msgspec.Struct, frozen=True):
     """Everything that differs between A and B, and what of it counts as a regression."""
 
     a: str
