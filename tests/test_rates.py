@@ -197,3 +197,15 @@ def test_rates_ride_on_the_report_and_survive_a_packet_round_trip(tmp_path: Path
     assert fresh.rates[0].window.seconds is None  # the after scrape has no recorded time
     assert next(e.facts.scraped_at for e in Packet.read(tmp_path / "pk").evidence) is not None
     assert strip and msgspec.json.decode(msgspec.json.encode(fresh))["rates"][0]["name"]
+
+
+def test_embedded_rates_from_constructed_scrape(tmp_path: Path) -> None:
+    path = tmp_path / "engine.txt"
+    path.write_text("# TYPE lmcache:num_lookup_tokens counter\nlmcache:num_lookup_tokens 400.0\n"
+                    "# TYPE lmcache:num_lookup_hits counter\nlmcache:num_lookup_hits 300.0\n"
+                    "# TYPE lmcache:num_requested_tokens counter\n"
+                    "lmcache:num_requested_tokens 400.0\n"
+                    "# TYPE lmcache:num_hit_tokens counter\nlmcache:num_hit_tokens 100.0\n")
+    rates = packet_rates(packet_of(("engine_metrics", path)))
+    assert by_name(rates, "lmcache_embedded_hit_rate").value == pytest.approx(100 / 400)
+    assert by_name(rates, "lmcache_embedded_lookup_hit_rate").value == pytest.approx(300 / 400)

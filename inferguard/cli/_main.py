@@ -16,6 +16,7 @@ from inferguard.cli import _trace as _cli_trace
 from inferguard.cli._collect import add_collect_parser
 from inferguard.cli._compare import add_compare_parser
 from inferguard.cli._compat import add_compat_parsers
+from inferguard.cli._watch import add_watch_parser
 from inferguard.lct._file import TraceFormatError, TraceSummary, summarize_trace
 from inferguard.prom._model import MetricsSummary, summarize_metrics
 
@@ -182,6 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_collect_parser(sub)
     add_compat_parsers(sub)
     add_compare_parser(sub)
+    add_watch_parser(sub)
     return p
 
 

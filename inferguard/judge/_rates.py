@@ -62,8 +62,13 @@ RATES: tuple[RateSpec, ...] = (
     RateSpec("lmcache_mp_l2_share", "share of LMCache MP hit tokens served from L2",
              ("lmcache_mp_lookup_hit_l2_tokens_total",),
              ("lmcache_mp_lookup_hit_tokens_total",), "lmcache_mp", share=True),
-    RateSpec("lmcache_embedded_hit_rate", "embedded LMCache hit rate (tokens)",
+    # Embedded (lmcache 0.5.6 observability.py): num_hit_tokens counts tokens retrieved
+    # (on_retrieve_finished) over num_requested_tokens; num_lookup_hits every token a lookup
+    # found (on_lookup_finished), prefixes vLLM still held included, over num_lookup_tokens.
+    RateSpec("lmcache_embedded_hit_rate", "embedded LMCache retrieve hit rate (tokens)",
              ("lmcache:num_hit_tokens",), ("lmcache:num_requested_tokens",), "lmcache"),
+    RateSpec("lmcache_embedded_lookup_hit_rate", "embedded LMCache lookup hit rate (tokens)",
+             ("lmcache:num_lookup_hits",), ("lmcache:num_lookup_tokens",), "lmcache"),
     RateSpec("vllm_external_prefix_cache_hit_rate",
              "vLLM external (KV connector) prefix-cache hit rate",
              ("vllm:external_prefix_cache_hits",), ("vllm:external_prefix_cache_queries",),
