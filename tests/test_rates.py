@@ -160,7 +160,7 @@ def test_no_reset_near_miss_and_window_seconds(tmp_path: Path) -> None:
     r = by_name(packet_rates(packet_of(("lmcache_metrics", a), ("lmcache_metrics", b))),
                 "lmcache_mp_lookup_hit_rate")
     assert (r.numerator, r.denominator) == (30, 60) and not r.window.resets
-    assert r.window.seconds == 30 and "30 s" in r.window.label
+    assert r.window.seconds == 30 and "30 s)" in r.window.label
 
 
 def test_zero_denominator_is_no_rate(tmp_path: Path) -> None:

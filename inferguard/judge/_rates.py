@@ -169,10 +169,12 @@ def _window(series: Sequence[Evidence], resets: list[str]) -> RateWindow:
     assert isinstance(first.facts, MetricsFacts)
     t0, t1 = first.facts.scraped_at, last.facts.scraped_at
     seconds = t1 - t0 if t0 is not None and t1 is not None else None
-    span = f"{seconds:.0f} s" if seconds is not None else "duration unknown"
-    return RateWindow("between_scrapes", source_label(last),
-                      f"{source_label(first)} → {source_label(last)} "
-                      f"({len(series)} scrapes, {span})",
+    span = (f"{seconds:.1f} s" if seconds is not None and seconds < 10 else
+            f"{seconds:.0f} s" if seconds is not None else "duration unknown")
+    a, b = source_label(first), source_label(last)
+    what = f"{len(series)} scrapes of {b}" if a == b else f"{a} → {b} ({len(series)} scrapes"
+    label = f"{what}, {span}" + ("" if a == b else ")")
+    return RateWindow("between_scrapes", source_label(last), label,
                       start=source_label(first), seconds=seconds, scrapes=len(series),
                       resets=resets)
 
