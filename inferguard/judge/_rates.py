@@ -25,6 +25,7 @@ from typing import Literal
 import msgspec
 
 from inferguard._packet import Packet
+from inferguard.evidence._lookup_hashes import LookupHashFacts
 from inferguard.evidence._metrics import MetricsFacts
 from inferguard.evidence._model import Evidence, source_label
 from inferguard.judge._facts import readable
@@ -33,7 +34,7 @@ from inferguard.prom._names import normalize_name
 RATES_SCHEMA = "inferguard.rates/1"
 START_FAMILY = "process_start_time_seconds"
 
-WindowKind = Literal["between_scrapes", "since_process_start"]
+WindowKind = Literal["between_scrapes", "since_process_start", "lookup_hash_replay"]
 
 
 class RateSpec(msgspec.Struct, frozen=True):
@@ -238,9 +239,35 @@ def rates_of_series(target: str, series: Sequence[Evidence],
 
 
 def packet_rates(packet: Packet) -> list[Rate]:
-    """The rates of every target of the packet (targets in first-seen order)."""
-    return [r for target, series in scrape_series(packet).items()
-            for r in rates_of_series(target, series)]
+    """The rates of every target of the packet (targets in first-seen order), then the
+    achievable hit rates replayed from lookup-hash logs."""
+    return [*(r for target, series in scrape_series(packet).items()
+              for r in rates_of_series(target, series)), *achievable_rates(packet)]
+
+
+def achievable_rates(packet: Packet) -> list[Rate]:
+    """What LRU caches would have served on the packet's lookup sequences (level
+    `simulated`: a replay of the logged lookups, not a measurement of the cache)."""
+    out: list[Rate] = []
+    for ev in readable(packet, "lookup_hash"):
+        if not isinstance(ev.facts, LookupHashFacts):
+            continue
+        label = source_label(ev)
+        window = RateWindow("lookup_hash_replay", label,
+                            f"replay of {ev.facts.lookups} logged lookups ({label})")
+        for a in ev.facts.achievable:
+            cap = "unbounded" if a.capacity is None else f"lru_{a.capacity}"
+            what = ("an unbounded cache" if a.capacity is None
+                    else f"an LRU of {a.capacity} chunks")
+            out.append(Rate(f"achievable_hit_rate_{cap}",
+                            f"token hit rate {what} would have reached", label,
+                            "lookup-hash replay: prefix hit tokens", "lookup-hash seq_len",
+                            float(a.hit_tokens), float(a.tokens), a.hit_rate, window,
+                            level="simulated",
+                            note=("what the logged lookups allow, next to the measured rate "
+                                  "(upstream simulator semantics; keys are model + chunk)")
+                            if a.capacity is None else None))
+    return out
 
 
 def packet_deltas(packet: Packet, names: Sequence[str]) -> list[CounterDelta]:
