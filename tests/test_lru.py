@@ -5,6 +5,7 @@ with upstream's cache-simulator rule (lmcache 0.5.6 tools/cache_simulator/simula
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections import OrderedDict
 from pathlib import Path
@@ -67,7 +68,7 @@ def test_reader_replay_matches_reference(source: str, tmp_path: Path) -> None:
         assert a.hit_tokens == reference(lookups, a.capacity), a
     # The replay found something to hit in both sets, and a bigger cache never serves less.
     assert got[-1].hit_tokens > 0
-    assert all(x.hit_tokens <= y.hit_tokens for x, y in zip(got, got[1:], strict=False))
+    assert all(x.hit_tokens <= y.hit_tokens for x, y in itertools.pairwise(got))
 
 
 def test_random_sequences_with_repeats_inside_a_lookup() -> None:
