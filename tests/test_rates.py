@@ -209,3 +209,18 @@ def test_embedded_rates_from_constructed_scrape(tmp_path: Path) -> None:
     rates = packet_rates(packet_of(("engine_metrics", path)))
     assert by_name(rates, "lmcache_embedded_hit_rate").value == pytest.approx(100 / 400)
     assert by_name(rates, "lmcache_embedded_lookup_hit_rate").value == pytest.approx(300 / 400)
+
+
+def test_057_prompt_hit_rate_before_after() -> None:
+    d = FIXTURES / "lmcache-0.5.7rc2" / "metrics" / "mp-lmcache-driven"
+    before, after = d / "metrics_before.txt", d / "metrics_after.txt"
+    rates = packet_rates(packet_of(("lmcache_metrics", before), ("lmcache_metrics", after)))
+    r = by_name(rates, "lmcache_mp_prompt_hit_rate")
+    num = (raw_total(after, "lmcache_mp_lookup_request_hit_tokens_total")
+           - raw_total(before, "lmcache_mp_lookup_request_hit_tokens_total"))
+    den = (raw_total(after, "lmcache_mp_lookup_prompt_tokens_total")
+           - raw_total(before, "lmcache_mp_lookup_prompt_tokens_total"))
+    assert den > 0 and (r.numerator, r.denominator) == (num, den)
+    # 0.5.6 has no such family: no 0.5.7 rate from a 0.5.6 scrape.
+    assert not [x for x in packet_rates(packet_of(("lmcache_metrics", MP / "metrics_after.txt")))
+                if x.name == "lmcache_mp_prompt_hit_rate"]
