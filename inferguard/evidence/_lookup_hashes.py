@@ -132,22 +132,11 @@ class _Acc:
             self.t_max = ts if self.t_max is None else max(self.t_max, ts)
         first = len(self.ids)
         mdig = self.digest(model)
-        if not self.replay_off:
-            for h in hashes:
-                ck = mdig + self.digest(str(h))
-                self.ids.append(self.dense.setdefault(ck, len(self.dense)))
-            if len(self.dense) > MAX_DISTINCT:
-                self.replay_off = True
-                self.dense.clear()
-                self.ids = array.array("q")
-                self.replay.clear()
-        if not self.replay_off:
-            self.replay.append((
-                ts if isinstance(ts, (int, float)) and not isinstance(ts, bool) else 0.0,
-                first, len(self.ids),
-                cs if isinstance(cs, int) and not isinstance(cs, bool) else 0, seq))
+        replay = not self.replay_off
         for i, h in enumerate(hashes):
             dig = self.digest(str(h))
+            if replay:
+                self.ids.append(self.dense.setdefault(mdig + dig, len(self.dense)))
             if dig in self.seen:
                 self.repeated += 1
                 if i == 0:
@@ -157,6 +146,16 @@ class _Acc:
                     self.overflow = True
                 else:
                     self.seen.add(dig)
+        if replay and len(self.dense) > MAX_DISTINCT:
+            self.replay_off, replay = True, False
+            self.dense.clear()
+            self.ids = array.array("q")
+            self.replay.clear()
+        if replay:
+            self.replay.append((
+                ts if isinstance(ts, (int, float)) and not isinstance(ts, bool) else 0.0,
+                first, len(self.ids),
+                cs if isinstance(cs, int) and not isinstance(cs, bool) else 0, seq))
         return None
 
 
@@ -164,12 +163,17 @@ class _Acc:
         """Replay the lookups (timestamp order, as upstream's simulator sorts them)."""
         if not self.replay:
             return []
-        order = sorted(range(len(self.replay)), key=lambda i: self.replay[i][0])
         ids = np.frombuffer(self.ids, np.int64) if len(self.ids) else np.zeros(0, np.int64)
-        spans = [self.replay[i] for i in order]
-        flat = np.concatenate([ids[a:b] for _, a, b, _, _ in spans]) if ids.size else ids
+        ts = np.asarray([r[0] for r in self.replay], np.float64)
+        order = np.argsort(ts, kind="stable")
+        spans = [self.replay[i] for i in order.tolist()]
+        begin = np.asarray([a for _, a, _, _, _ in spans], np.int64)
+        lengths = np.asarray([b - a for _, a, b, _, _ in spans], np.int64)
         offsets = np.zeros(len(spans) + 1, np.int64)
-        offsets[1:] = np.cumsum([b - a for _, a, b, _, _ in spans])
+        offsets[1:] = np.cumsum(lengths)
+        # Gather each lookup's ids in arrival order (one vectorised index, no slice list).
+        flat = ids[np.repeat(begin - offsets[:-1], lengths)
+                   + np.arange(int(offsets[-1]), dtype=np.int64)]
         if capacities is None:
             capacities = sorted({max(1, int(len(self.dense) * f))
                                  for f in DEFAULT_LRU_FRACTIONS})
