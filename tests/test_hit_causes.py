@@ -138,3 +138,24 @@ def test_zero_hits_names_the_hash_seed(tmp_path: Path) -> None:
     f = _zero_hit(tmp_path, 1280.0, "Computed NONE_HASH=123 using hash function",
                   "Computed NONE_HASH=456 using hash function")
     assert f is not None and "hash-seed mismatch" in f.message
+
+
+def _embedded(tmp: Path, held: float, line: str) -> list[str]:
+    """An embedded vLLM scrape plus one engine log line; the finding codes."""
+    (tmp / "e.txt").write_text(
+        "# TYPE lmcache:num_lookup_tokens counter\nlmcache:num_lookup_tokens 512.0\n"
+        "# TYPE lmcache:num_lookup_hits counter\nlmcache:num_lookup_hits 256.0\n"
+        "# TYPE lmcache:num_vllm_hit_tokens counter\n"
+        f"lmcache:num_vllm_hit_tokens {held}\n")
+    (tmp / "v.log").write_text(f"(EngineCore_DP0 pid=1) INFO 12-02 09:15:10 [a.py:1] {line}\n")
+    ev = [ig.read_evidence("engine_metrics", tmp / "e.txt"), ig.read_evidence("log", tmp / "v.log")]
+    v = ig.judge_packet(ig.Packet(settings=ig.PacketSettings(), evidence=ev))
+    return [f.message for f in v.diagnosis.findings if f.code == "lmcache_hit_counters_disagree"]
+
+
+def test_log_need_to_load_zero_vs_vllm_hit_counter(tmp_path: Path) -> None:
+    line = UPSTREAM_LINES["embedded_prefix_already_local"][2]
+    msgs = _embedded(tmp_path, 0.0, line)
+    assert any("num_vllm_hit_tokens=0" in m and "trust the metric" in m for m in msgs)
+    # Near miss: the counter saw the held prefix too.
+    assert not _embedded(tmp_path, 256.0, line)

@@ -156,10 +156,23 @@ def embedded_reconciled(r: CompatReport) -> Iterator[Finding]:
                           "process (measured); the log's hits happened in a process or at a "
                           "time this scrape does not cover", PARTIAL,
                           ["log: embedded_lookup", "lmcache:num_lookup_hits"])
-        elif log_hits == 0 and lookup_hits > 0:
+        elif log_hits == 0 and lookup_hits > 0 and not _count(r, _ALREADY_LOCAL):
             yield finding("lmcache_hit_counters_disagree",
                           f"lmcache:num_lookup_hits={lookup_hits:g} but all {log_lookups} "
                           "lookup lines of the log say 0 hit tokens: trust the metric (it "
                           "counts every lookup since the process started; the log holds only "
                           "the lines it kept)", SUPPORTED,
                           ["lmcache:num_lookup_hits", "log: embedded_lookup"])
+    # The log's "LMCache hit tokens: H, need to load: 0" lines say vLLM held the prefix; the
+    # adapter feeds lmcache:num_vllm_hit_tokens from the same per-request number
+    # (LoadSpec.vllm_cached_tokens, vllm_v1_adapter.py start_load_kv).
+    held = r.family("lmcache:num_vllm_hit_tokens")
+    local_lines = r.facts.log_positive.get("embedded_prefix_already_local", 0)
+    if (local_lines and held is not None and held.status in ("populated", "zero")
+            and total_of(r, "lmcache:num_vllm_hit_tokens") == 0):
+        yield finding("lmcache_hit_counters_disagree",
+                      f"the engine log has {local_lines} lookup lines where vLLM already held "
+                      "the prefix (need to load <= 0), but lmcache:num_vllm_hit_tokens=0: "
+                      "trust the metric for the scraped process (measured); the log lines "
+                      "come from a process or a time this scrape does not cover", PARTIAL,
+                      ["log: embedded_prefix_already_local", "lmcache:num_vllm_hit_tokens"])
