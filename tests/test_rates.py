@@ -224,3 +224,19 @@ def test_057_prompt_hit_rate_before_after() -> None:
     # 0.5.6 has no such family: no 0.5.7 rate from a 0.5.6 scrape.
     assert not [x for x in packet_rates(packet_of(("lmcache_metrics", MP / "metrics_after.txt")))
                 if x.name == "lmcache_mp_prompt_hit_rate"]
+
+
+def test_rates_in_the_first_lines_of_lmcache_compat(capsys: pytest.CaptureFixture[str]) -> None:
+    from inferguard.cli._main import main
+
+    args = ["lmcache-compat", "--lmcache-metrics-file", str(MP / "metrics_before.txt"),
+            "--lmcache-metrics-file", str(MP / "metrics_after.txt")]
+    assert main(args) == 0
+    head = capsys.readouterr().out.splitlines()[:8]
+    line = next(x for x in head if "lmcache_mp_lookup_hit_rate" in x)
+    assert "(1024/1536)" in line and "66.7%" in line and "[measured]" in line
+    assert main([*args, "--json"]) == 0
+    doc = msgspec.json.decode(capsys.readouterr().out)
+    rate = next(r for r in doc["report"]["rates"] if r["name"] == "lmcache_mp_lookup_hit_rate")
+    assert (rate["numerator"], rate["denominator"]) == (1024, 1536)
+    assert rate["window"]["kind"] == "between_scrapes"
