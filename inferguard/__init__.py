@@ -23,7 +23,15 @@ if TYPE_CHECKING:  # what mypy and readers see; at run time `__getattr__` import
     from inferguard.collect import CollectOptions, collect_lmcache
     from inferguard.evidence import Evidence, EvidenceSource, Problem, read_evidence
     from inferguard.findings import Diagnosis, Finding, diagnose
-    from inferguard.judge import CompatReport, ModeDetection, compat, detect_mode
+    from inferguard.judge import (
+        CompatReport,
+        ModeDetection,
+        Rate,
+        RateWindow,
+        compat,
+        detect_mode,
+        packet_rates,
+    )
     from inferguard.lct import (
         TraceAnalysis,
         TraceColumns,
@@ -60,8 +68,11 @@ if TYPE_CHECKING:  # what mypy and readers see; at run time `__getattr__` import
     from inferguard.verdict import (
         Claim,
         Claims,
+        Comparison,
         Verdict,
         collect_and_judge,
+        compare_packet_dirs,
+        compare_packets,
         diagnose_packet,
         judge_packet,
     )
@@ -70,6 +81,7 @@ __all__ = [
     "Claim",
     "Claims",
     "CollectOptions",
+    "Comparison",
     "CompatReport",
     "Diagnosis",
     "Evidence",
@@ -85,6 +97,8 @@ __all__ = [
     "ParseProblem",
     "Problem",
     "PromParseError",
+    "Rate",
+    "RateWindow",
     "Sample",
     "SeriesArray",
     "TraceAnalysis",
@@ -103,6 +117,8 @@ __all__ = [
     "analyze_trace",
     "collect_and_judge",
     "collect_lmcache",
+    "compare_packet_dirs",
+    "compare_packets",
     "compat",
     "detect_mode",
     "diagnose",
@@ -113,6 +129,7 @@ __all__ = [
     "native_backend",
     "normalize_name",
     "otel_to_prometheus",
+    "packet_rates",
     "parse_file",
     "parse_text",
     "read_evidence",
@@ -128,6 +145,7 @@ _WHERE: dict[str, str] = {
     "Claim": ".verdict",
     "Claims": ".verdict",
     "CollectOptions": ".collect",
+    "Comparison": ".verdict",
     "CompatReport": ".judge",
     "Diagnosis": ".findings",
     "Evidence": ".evidence",
@@ -143,6 +161,8 @@ _WHERE: dict[str, str] = {
     "ParseProblem": ".prom",
     "Problem": ".evidence",
     "PromParseError": ".prom",
+    "Rate": ".judge",
+    "RateWindow": ".judge",
     "Sample": ".prom",
     "SeriesArray": ".prom",
     "TraceAnalysis": ".lct",
@@ -160,6 +180,8 @@ _WHERE: dict[str, str] = {
     "analyze_trace": ".lct",
     "collect_and_judge": ".verdict",
     "collect_lmcache": ".collect",
+    "compare_packet_dirs": ".verdict",
+    "compare_packets": ".verdict",
     "compat": ".judge",
     "detect_mode": ".judge",
     "diagnose": ".findings",
@@ -170,6 +192,7 @@ _WHERE: dict[str, str] = {
     "native_backend": "._native",
     "normalize_name": ".prom",
     "otel_to_prometheus": ".prom",
+    "packet_rates": ".judge",
     "parse_file": ".prom",
     "parse_text": ".prom",
     "read_evidence": ".evidence",
