@@ -21,7 +21,7 @@ from inferguard.evidence._metrics import FamilyStats, MetricsFacts
 from inferguard.evidence._model import Evidence, source_label
 from inferguard.evidence._otel import OtelFacts
 from inferguard.evidence._replay import ReplayFacts
-from inferguard.evidence._trace import TraceFacts
+from inferguard.evidence._trace import FirstChunkGaps, TraceFacts
 from inferguard.judge._blend import BlendDigest, blend_digest
 from inferguard.judge._controller import ControllerDigest, controller_digest
 from inferguard.prom._names import normalize_name
@@ -59,6 +59,7 @@ class TraceDigest(msgspec.Struct, frozen=True, omit_defaults=True):
     ops: dict[str, int] = msgspec.field(default_factory=dict)
     first_problem_offset: int | None = None
     analytics: list[TraceAnalyticsFinding] = msgspec.field(default_factory=list)
+    first_chunk_gaps: FirstChunkGaps | None = None
 
 
 class OtelDigest(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -166,6 +167,8 @@ class ReportFacts(msgspec.Struct, frozen=True, omit_defaults=True):
     replay: list[ReplayDigest] = msgspec.field(default_factory=list)
     lookup_hashes: list[LookupHashDigest] = msgspec.field(default_factory=list)
     launch_env: dict[str, list[str]] = msgspec.field(default_factory=dict)
+    # `lmcache server --null-block-id` per launch line ("default" when the line omits it).
+    null_block_ids: list[str] = msgspec.field(default_factory=list)
     blend: BlendDigest | None = None
     controller: list[ControllerDigest] = msgspec.field(default_factory=list)
     vllm_lmcache: VllmLmcacheDigest | None = None
@@ -220,7 +223,8 @@ def report_facts(packet: Packet) -> ReportFacts:
             ops={_op_name(o.qualname): o.count for o in summary.ops} if summary else {},
             first_problem_offset=e.problems[0].offset if e.problems else None,
             analytics=[TraceAnalyticsFinding(f.code, f.evidence, f.detail, f.offsets[:5])
-                       for f in tf.analytics] if tf is not None else []))
+                       for f in tf.analytics] if tf is not None else [],
+            first_chunk_gaps=tf.first_chunk_gaps if tf is not None else None))
     spans = [e.facts for e in readable(packet, "otel") if isinstance(e.facts, OtelFacts)]
     otel = OtelDigest(sum(s.span_count for s in spans),
                       sorted({x.name for s in spans for x in s.spans}),
@@ -236,6 +240,9 @@ def report_facts(packet: Packet) -> ReportFacts:
                for e in readable(packet, "lookup_hash")
                if isinstance(lf := e.facts, LookupHashFacts)]
     launch_env: dict[str, list[str]] = {}
+    null_ids = [str(x.flags.get("null-block-id", "default")) for e in readable(
+        packet, "launch_config") if isinstance(e.facts, LaunchFacts) for x in e.facts.launches
+        if x.program == "lmcache_server"]
     for e in readable(packet, "launch_config"):
         assert isinstance(e.facts, LaunchFacts)
         for k, v in e.facts.env.items():
@@ -244,7 +251,7 @@ def report_facts(packet: Packet) -> ReportFacts:
         log_hints=hints, log_values={k: sorted(set(v)) for k, v in values.items()},
         log_positive=positive,
         http=http_digest, traces=traces, otel=otel, replay=replays, lookup_hashes=lookups,
-        launch_env=launch_env, blend=blend_digest(packet), controller=controller_digest(packet),
+        launch_env=launch_env, null_block_ids=null_ids, blend=blend_digest(packet), controller=controller_digest(packet),
         vllm_lmcache=vllm_lmcache_digest(packet),
         malformed_evidence=[MalformedEvidence(e.kind, source_label(e),
                                               e.problems[0].message if e.problems else "")
