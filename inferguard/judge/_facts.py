@@ -251,7 +251,8 @@ def report_facts(packet: Packet) -> ReportFacts:
         log_hints=hints, log_values={k: sorted(set(v)) for k, v in values.items()},
         log_positive=positive,
         http=http_digest, traces=traces, otel=otel, replay=replays, lookup_hashes=lookups,
-        launch_env=launch_env, null_block_ids=null_ids, blend=blend_digest(packet), controller=controller_digest(packet),
+        launch_env=launch_env, null_block_ids=null_ids, blend=blend_digest(packet),
+        controller=controller_digest(packet),
         vllm_lmcache=vllm_lmcache_digest(packet),
         malformed_evidence=[MalformedEvidence(e.kind, source_label(e),
                                               e.problems[0].message if e.problems else "")
