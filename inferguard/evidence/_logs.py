@@ -71,7 +71,7 @@ LOG_HINTS: tuple[LogHint, ...] = (
             "lookup-hash JSONL logging enabled"),
     # vLLM connectors
     LogHint("vllm_mp_connector", "mp_connector",
-            r"LMCacheMPConnector(?:Upstream)?\b|Auto-starting LMCache MP server|"
+            r"(?<!Unified)LMCacheMPConnector(?:Upstream)?\b|Auto-starting LMCache MP server|"
             r"LMCache MP server became healthy",
             "vLLM uses the LMCache MP connector"),
     # Which LMCacheMPConnector class vLLM resolved (0.33.0 lmcache_mp_connector.py,

@@ -344,7 +344,14 @@ def _unmet_text(unmet: list[str]) -> str:
              "blend": "CacheBlend server only (--engine-type blend)",
              "non_blend": "a CacheBlend server: CB lookups do not feed lmcache_mp_lookup_*",
              "p2p": "P2P not enabled", "p2p_serving": "recorded only by a P2P serving peer",
-             "legacy": "older LMCache versions only"}
+             "legacy": "older LMCache versions only",
+             "kv_cache_metrics": "vLLM registers it only with --kv-cache-metrics",
+             "nans_in_logits": "vLLM registers it only with VLLM_COMPUTE_NANS_IN_LOGITS",
+             "watermark": "vLLM registers it only with a watermark_config",
+             "lora": "vLLM registers it only with LoRA enabled",
+             "external_mp_connector": "builtin fallback in use: vLLM's "
+                                      "LMCacheMPConnectorUpstream.build_prom_metrics() returns "
+                                      "None (only LMCache's own connector registers it)"}
     return "; ".join(words.get(u, u) for u in unmet if u != "event")
 
 
