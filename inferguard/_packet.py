@@ -33,8 +33,8 @@ from inferguard.evidence._model import (
     EvidenceSource,
     Problem,
 )
-from inferguard.evidence._readers import decode_evidence, read_evidence, read_evidence_all
 from inferguard.evidence._otel import strip_token_ids
+from inferguard.evidence._readers import decode_evidence, read_evidence, read_evidence_all
 from inferguard.evidence._redact import filter_env
 
 PACKET_SCHEMA = "inferguard.packet/1"

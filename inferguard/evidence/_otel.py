@@ -384,8 +384,8 @@ def read_otel_bytes(data: bytes, source: EvidenceSource) -> Evidence:
                     except RecursionError:
                         problems.append(Problem("span attributes nested too deeply", line=n))
                         attrs = {}
-                    for key in TOKEN_ID_ATTRIBUTES & attrs.keys():
-                        ids = attrs.pop(key)
+                    for tok_attr in TOKEN_ID_ATTRIBUTES & attrs.keys():
+                        ids = attrs.pop(tok_attr)
                         n_ids = len(ids) if isinstance(ids, list) else _stripped_count(ids)
                         token_spans += 1
                         token_total += n_ids
