@@ -351,3 +351,39 @@ def test_vllm_kv_residency_families_need_kv_cache_metrics(tmp_path: Path, flag: 
     fam = r.family("vllm:kv_block_reuse_gap_seconds")
     assert fam is not None
     assert fam.status == ("missing" if present else "not_applicable")
+
+
+# -- /status and /config keys that changed in 0.5.7 ---------------------------------------------
+
+
+def test_status_and_config_keys_of_both_versions(tmp_path: Path) -> None:
+    """0.5.7 renamed /status storage_manager.prefetch_controller.max_in_flight (a count) to
+    inflight_watermark (a fraction) and added /config observability.token_trace_enabled;
+    both versions answer mp.null_block_id (real captures of each)."""
+    new = read("http", V057 / "http").facts
+    old = read("http", V056 / "http").facts
+    assert (new.prefetch_inflight_key, new.prefetch_inflight) == ("inflight_watermark", 0.5)
+    assert (old.prefetch_inflight_key, old.prefetch_inflight) == ("max_in_flight", 8.0)
+    assert new.token_trace_enabled is False and old.token_trace_enabled is None
+    assert new.null_block_id == old.null_block_id == 0
+    assert new.l2_adapter_config_reprs == 0
+
+
+def test_fs_l2_adapter_config_as_a_repr_string(tmp_path: Path) -> None:
+    """0.5.7 regression: with an fs L2, /config storage_manager.l2_adapter_config.adapters[0]
+    is the Python repr of FSL2AdapterConfig (0.5.6 answered a dict): counted, not parsed."""
+    repr_ = ("<lmcache.v1.distributed.l2_adapters.fs_l2_adapter.FSL2AdapterConfig object at "
+             "0x7f3a2c1d5e90>")
+    ev = capture(tmp_path, "http", {"config": {"storage_manager": {
+        "l2_adapter_config": {"adapters": [repr_, {"type": "fs", "base_path": "/x"}]}}}},
+        kind="http")
+    assert ev.facts.l2_adapter_config_reprs == 1
+
+
+def test_null_block_finding_names_the_configured_id(tmp_path: Path) -> None:
+    """The finding rests on the trace (measured) and names /config mp.null_block_id."""
+    p = packet(read("trace", V057 / "mp-l1-storage-trace" / "storage.lct"),
+               read("http", V057 / "http"))
+    f = ig.judge_packet(p).diagnosis.finding("lmcache_mp_first_chunk_never_stored")
+    assert f is not None and f.level == "supported"
+    assert "4 of 20 prefix lookups" in f.message and "/config 0" in f.message

@@ -30,9 +30,9 @@ FINDING_CODES: dict[str, CodeSpec] = {
     "lmcache_mp_first_chunk_never_stored": CodeSpec(
         "error", "lmcache-driven stores skip each prompt's first chunk, so its prefix "
         "lookups always miss",
-        "start lmcache server with --null-block-id -1 (LMCache 0.5.7 defaults to 0 and treats "
-        "engine block 0 as absent KV; the CPU bench's sequential allocation puts chunk 0 "
-        "there), or give the driver a null block it never allocates"),
+        "start lmcache server with --null-block-id -1 (its default 0 makes engine block 0 "
+        "absent KV; 0.5.7's `lmcache bench server` sequential allocation puts chunk 0 there), "
+        "or have the driver never allocate the null block"),
     "lmcache_mode_mismatch": CodeSpec(
         "error", "the evidence shows a different LMCache mode than expected",
         "check the connector in the vLLM/SGLang launch and which server the metrics came from"),

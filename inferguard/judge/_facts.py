@@ -167,7 +167,8 @@ class ReportFacts(msgspec.Struct, frozen=True, omit_defaults=True):
     replay: list[ReplayDigest] = msgspec.field(default_factory=list)
     lookup_hashes: list[LookupHashDigest] = msgspec.field(default_factory=list)
     launch_env: dict[str, list[str]] = msgspec.field(default_factory=dict)
-    # `lmcache server --null-block-id` per launch line ("default" when the line omits it).
+    # The MP server's null block id: `lmcache server --null-block-id` per launch line and
+    # /config mp.null_block_id per HTTP capture ("launch 0", "/config 0").
     null_block_ids: list[str] = msgspec.field(default_factory=list)
     blend: BlendDigest | None = None
     controller: list[ControllerDigest] = msgspec.field(default_factory=list)
@@ -240,9 +241,10 @@ def report_facts(packet: Packet) -> ReportFacts:
                for e in readable(packet, "lookup_hash")
                if isinstance(lf := e.facts, LookupHashFacts)]
     launch_env: dict[str, list[str]] = {}
-    null_ids = [str(x.flags.get("null-block-id", "default")) for e in readable(
+    null_ids = [f"launch {x.flags.get('null-block-id', 'default (0)')}" for e in readable(
         packet, "launch_config") if isinstance(e.facts, LaunchFacts) for x in e.facts.launches
-        if x.program == "lmcache_server"]
+        if x.program == "lmcache_server"] + [
+        f"/config {h.null_block_id}" for h in http if h.null_block_id is not None]
     for e in readable(packet, "launch_config"):
         assert isinstance(e.facts, LaunchFacts)
         for k, v in e.facts.env.items():
