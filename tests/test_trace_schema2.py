@@ -165,3 +165,35 @@ def test_first_chunk_gaps_from_the_null_block_run() -> None:
     assert a2.gap_lookups == 0 and a2.lookups == 10
     old = read_trace(UPSTREAM / "storage.lct").facts.first_chunk_gaps
     assert old is not None and old.gap_lookups == 0
+
+
+def _batch057(seq: int, etype: str, keys: list[int], t: float) -> bytes:
+    """An `events.batch` in 0.5.7's shape (the findings' §3): 0.5.6's keys plus
+    `dropped_events`."""
+    entries = [{"key": {"chunk_hash_hex": f"{k:064x}", "model_name": "m", "kv_rank": 0,
+                        "object_group_id": 0, "cache_salt": ""},
+                "size_bytes": 100, "token_ids": [], "token_offset": -1} for k in keys]
+    return w.record("events.batch", {
+        "instance_id": "srv", "incarnation": 1, "seq": seq, "event_type": etype, "tier": "l1",
+        "backend": "dram", "entries": entries, "shared": False, "ts": 1.8e9 + t,
+        "capacity_bytes": 0, "capacity_revision": 0, "dropped_events": 0}, t, 1.8e9 + t)
+
+
+def test_events_level_schema2_reads_like_schema1(backend: str) -> None:
+    """0.5.7 events batches carry `dropped_events` (0 in all 185 real batches); the events
+    fold reads the keys it knows and ignores that one, so the same batches give the same
+    stats, and the header's `level_meta.lmcache_version` is a version the report uses."""
+    from inferguard.lct import analyze_trace
+
+    bodies = [_batch057(1, "store", [1, 2, 3], 1.0), _batch057(2, "access", [1], 2.0),
+              _batch057(3, "delete", [2], 3.0)]
+    meta = {"instance_id": "srv", "cache_event_schema_version": 1,
+            "lmcache_version": "0.5.7rc2"}
+    e = analyze_trace(w.trace(*bodies, head=w.header("schema2", level="events",
+                                                     level_meta=meta))).stats.events
+    assert e is not None
+    assert (e.batches, e.entries, e.undecodable_records, e.malformed_keys) == (3, 5, 0, 0)
+    s = summarize_trace(w.trace(*bodies, head=w.header("schema2", level="events",
+                                                       level_meta=meta)))
+    assert s.header.variant == "schema2+level_meta"
+    assert s.header.lmcache_version == "0.5.7rc2"
