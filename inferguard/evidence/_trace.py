@@ -4,13 +4,13 @@ analytics findings."""
 from __future__ import annotations
 
 import os
-from typing import Any
 
 import msgspec
+import numpy as np
 
 from inferguard.evidence._model import Evidence, EvidenceSource, Problem
 from inferguard.lct._file import TraceFile, TraceFormatError, TraceSummary
-from inferguard.lct._stats import TraceStatsFinding, trace_stats
+from inferguard.lct._stats import TraceStatsFinding, iter_key_columns, trace_stats
 
 
 class FirstChunkGaps(msgspec.Struct, frozen=True):
@@ -48,58 +48,59 @@ _LOOKUP, _RESERVE, _READ = ("StorageManager.submit_prefetch_task", "StorageManag
                             "StorageManager.finish_read_prefetched")
 
 
-def _hashes(x: Any, out: list[bytes], depth: int = 0) -> None:
-    """The chunk hashes of every ObjectKey wrapper inside raw (still wrapped) args, in order."""
-    if depth > 32:
-        return
-    if isinstance(x, dict):
-        if x.get("__t__") == "ObjectKey":
-            v = x.get("v")
-            h = v.get("chunk_hash") if isinstance(v, dict) else None
-            if isinstance(h, bytes):
-                out.append(h)
-            return
-        for v in x.values():
-            _hashes(v, out, depth + 1)
-    elif isinstance(x, list):
-        for v in x:
-            _hashes(v, out, depth + 1)
-
-
-def first_chunk_gaps(t: TraceFile) -> FirstChunkGaps | None:
-    """The first-chunk-never-stored digest of a storage-level trace (None for other levels)."""
+def first_chunk_gaps(t: TraceFile, source: str | os.PathLike[str] | bytes
+                     ) -> FirstChunkGaps | None:
+    """The first-chunk-never-stored digest of a storage-level trace (None for other levels),
+    from the scan's op column and the key rows' fingerprints (both C-speed passes; no raw
+    hash leaves the key extractor)."""
     if t.header.level != "storage":
         return None
-    lookups: list[tuple[int, tuple[bytes, ...]]] = []
-    reserves: list[tuple[bytes, ...]] = []
-    written: set[bytes] = set()
-    read: set[bytes] = set()
-    n = 0
-    for rec in t.records(unwrap_args=False):
-        n += 1
-        if n > MAX_GAP_RECORDS:
-            n -= 1
+    cols = t.scan()
+    rec = np.flatnonzero(cols.status == 0)[:MAX_GAP_RECORDS]
+    if not len(rec):
+        return FirstChunkGaps()
+    wanted = {i: q for i, q in enumerate(cols.ops) if q.endswith((_LOOKUP, _RESERVE, _READ))}
+    kind = {int(cols.offset[r]): wanted[int(cols.op[r])] for r in rec
+            if int(cols.op[r]) in wanted}
+    last = int(cols.offset[rec[-1]])
+    offs: list[np.ndarray] = []
+    fps: list[np.ndarray] = []
+    for kc in iter_key_columns(source):
+        offs.append(kc.offset)
+        fps.append(kc.fingerprint)
+        if len(kc.offset) and int(kc.offset[-1]) > last:
             break
-        q = rec.qualname
-        if not q.endswith((_LOOKUP, _RESERVE, _READ)):
-            continue
-        keys: list[bytes] = []
-        _hashes(rec.args, keys)
-        if q.endswith(_LOOKUP):
-            lookups.append((rec.offset, tuple(keys)))
-        elif q.endswith(_RESERVE):
-            reserves.append(tuple(keys))
-            written.update(keys)
-        else:
-            read.update(keys)
-    tails = set(reserves)
-    gaps = [(off, keys) for off, keys in lookups if len(keys) >= 2 and keys[0] not in written
-            and keys[1:] in tails]
-    prompts = {keys for _, keys in gaps}
+    lookups: list[tuple[int, tuple[int, ...]]] = []
+    reserves: set[tuple[int, ...]] = set()
+    written: set[int] = set()
+    read: set[int] = set()
+    n_reserves = 0
+    if offs:
+        off = np.concatenate(offs)
+        fp = np.concatenate(fps)
+        keep = off <= last
+        off, fp = off[keep], fp[keep]
+        cuts = np.flatnonzero(np.diff(off)) + 1
+        starts = np.concatenate([[0], cuts]).astype(np.int64) if len(off) else cuts
+        for o, keys in zip(off[starts].tolist(), np.split(fp, cuts), strict=True):
+            q = kind.get(o)
+            if q is None:
+                continue
+            ks = tuple(keys.tolist())
+            if q.endswith(_LOOKUP):
+                lookups.append((o, ks))
+            elif q.endswith(_RESERVE):
+                n_reserves += 1
+                reserves.add(ks)
+                written.update(ks)
+            else:
+                read.update(ks)
+    gaps = [(o, ks) for o, ks in lookups if len(ks) >= 2 and ks[0] not in written
+            and ks[1:] in reserves]
     return FirstChunkGaps(
-        lookups=len(lookups), writes=len(reserves), gap_lookups=len(gaps),
-        gap_lookups_read=sum(1 for _, keys in gaps if keys[0] in read) if prompts else 0,
-        first_offset=gaps[0][0] if gaps else None, records_read=n)
+        lookups=len(lookups), writes=n_reserves, gap_lookups=len(gaps),
+        gap_lookups_read=sum(1 for _, ks in gaps if ks[0] in read),
+        first_offset=gaps[0][0] if gaps else None, records_read=len(rec))
 
 
 def read_trace(path: str | os.PathLike[str]) -> Evidence:
@@ -109,7 +110,7 @@ def read_trace(path: str | os.PathLike[str]) -> Evidence:
         size = os.path.getsize(p)
         with TraceFile(p) as t:
             stats = trace_stats(t)
-            gaps = first_chunk_gaps(t)
+            gaps = first_chunk_gaps(t, p)
         summary = stats.summary
     except TraceFormatError as exc:
         return Evidence(kind="trace", source=EvidenceSource(path=p), status="malformed",
