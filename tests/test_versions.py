@@ -387,3 +387,29 @@ def test_null_block_finding_names_the_configured_id(tmp_path: Path) -> None:
     f = ig.judge_packet(p).diagnosis.finding("lmcache_mp_first_chunk_never_stored")
     assert f is not None and f.level == "supported"
     assert "4 of 20 prefix lookups" in f.message and "/config 0" in f.message
+
+
+def test_token_sources_separate_local_reuse_from_the_connector(tmp_path: Path) -> None:
+    """The real vLLM 0.32.0 + LMCache MP scrape (tests/fixtures/lmcache_live/vllm_live_mp):
+    vllm:prompt_tokens_by_source{source} (v1/metrics/loggers.py) says how many prompt tokens
+    vLLM's own prefix cache served (kept locally) and how many the KV connector loaded; the
+    constant engine/model labels do not stop the split."""
+    from inferguard.judge._facts import report_facts
+
+    scrape_file = next((FIXTURES / "lmcache_live" / "vllm_live_mp" / "packet" / "inputs"
+                        / "engine_metrics").glob("*.txt"))
+    ts = report_facts(packet(read("engine_metrics", scrape_file))).token_sources
+    assert ts is not None
+    assert (ts.local_compute, ts.local_cache_hit, ts.external_kv_transfer) == (3312, 1280, 640)
+    assert ts.cached_by_source["device"] == ts.local_cache_hit
+    assert ts.cached_by_source["external_unspecified"] == ts.external_kv_transfer
+    assert ts.kv_block_reuse_observations is None
+    hist = ("# HELP vllm:kv_block_reuse_gap_seconds x\n"
+            "# TYPE vllm:kv_block_reuse_gap_seconds histogram\n"
+            'vllm:kv_block_reuse_gap_seconds_bucket{engine="0",le="1.0"} 3.0\n'
+            'vllm:kv_block_reuse_gap_seconds_bucket{engine="0",le="+Inf"} 5.0\n'
+            'vllm:kv_block_reuse_gap_seconds_count{engine="0"} 5.0\n'
+            'vllm:kv_block_reuse_gap_seconds_sum{engine="0"} 9.0\n')
+    with_hist = report_facts(packet(read("engine_metrics", _write(tmp_path, "h.txt", hist))))
+    assert with_hist.token_sources is not None
+    assert with_hist.token_sources.kv_block_reuse_observations == 5.0  # the _count

@@ -155,6 +155,21 @@ class MalformedEvidence(msgspec.Struct, frozen=True):
     problem: str
 
 
+class TokenSources(msgspec.Struct, frozen=True, omit_defaults=True):
+    """Where vLLM's prompt tokens came from (vLLM 0.33.0 loggers.py
+    `vllm:prompt_tokens_by_source`, label `source`): computed, served by vLLM's own prefix
+    cache (kept locally), or loaded through the KV connector (LMCache); and the residency
+    histograms' observation counts when `--kv-cache-metrics` registered them. Local hits are
+    never LMCache's."""
+
+    local_compute: float | None = None
+    local_cache_hit: float | None = None
+    external_kv_transfer: float | None = None
+    cached_by_source: dict[str, float] = msgspec.field(default_factory=dict)
+    kv_block_reuse_observations: float | None = None
+    kv_block_evict_observations: float | None = None
+
+
 class ReportFacts(msgspec.Struct, frozen=True, omit_defaults=True):
     """Everything the rules read besides family results, one typed field per evidence kind."""
 
@@ -173,6 +188,7 @@ class ReportFacts(msgspec.Struct, frozen=True, omit_defaults=True):
     blend: BlendDigest | None = None
     controller: list[ControllerDigest] = msgspec.field(default_factory=list)
     vllm_lmcache: VllmLmcacheDigest | None = None
+    token_sources: TokenSources | None = None
     malformed_evidence: list[MalformedEvidence] = msgspec.field(default_factory=list)
     no_lmcache_configured: list[str] = msgspec.field(default_factory=list)
     engine_health: list[EngineHealth] = msgspec.field(default_factory=list)
@@ -255,7 +271,7 @@ def report_facts(packet: Packet) -> ReportFacts:
         http=http_digest, traces=traces, otel=otel, replay=replays, lookup_hashes=lookups,
         launch_env=launch_env, null_block_ids=null_ids, blend=blend_digest(packet),
         controller=controller_digest(packet),
-        vllm_lmcache=vllm_lmcache_digest(packet),
+        vllm_lmcache=vllm_lmcache_digest(packet), token_sources=token_sources(packet),
         malformed_evidence=[MalformedEvidence(e.kind, source_label(e),
                                               e.problems[0].message if e.problems else "")
                             for e in packet.evidence if e.status == "malformed"],
@@ -353,6 +369,32 @@ def _fam_any(facts: list[MetricsFacts], *names: str) -> FamilyStats | None:
 
 def _label(fam: FamilyStats | None, label: str) -> list[str]:
     return list(fam.labels[label].values) if fam is not None and label in fam.labels else []
+
+
+def token_sources(packet: Packet) -> TokenSources | None:
+    """`TokenSources` from the engine scrapes (summed over scrapes' last values per family:
+    the first scrape that carries a family gives it); None when no scrape has them."""
+    fams = {fam.name.removesuffix("_total"): fam for e in readable(packet, "engine_metrics")
+            if isinstance(e.facts, MetricsFacts) for fam in e.facts.families}
+    by = fams.get("vllm:prompt_tokens_by_source")
+    cached = fams.get("vllm:prompt_tokens_cached_by_source")
+    reuse = fams.get("vllm:kv_block_reuse_gap_seconds")
+    evict = fams.get("vllm:kv_block_idle_before_evict_seconds")
+    if by is None and cached is None and reuse is None and evict is None:
+        return None
+    src = by.label_totals.get("source", {}) if by is not None else {}
+    return TokenSources(
+        local_compute=src.get("local_compute"), local_cache_hit=src.get("local_cache_hit"),
+        external_kv_transfer=src.get("external_kv_transfer"),
+        cached_by_source=dict(sorted(cached.label_totals.get("source", {}).items()))
+        if cached is not None else {},
+        kv_block_reuse_observations=_observations(reuse),
+        kv_block_evict_observations=_observations(evict))
+
+
+def _observations(fam: FamilyStats | None) -> float | None:
+    """A histogram family's observation count (its `_count` samples), None when absent."""
+    return None if fam is None else fam.total
 
 
 def vllm_lmcache_digest(packet: Packet) -> VllmLmcacheDigest | None:
