@@ -32,7 +32,7 @@ from inferguard.judge._catalog import (
 from inferguard.judge._checklist import checklist
 from inferguard.judge._facts import readable, report_facts
 from inferguard.judge._index import MetricsIndex
-from inferguard.judge._mode import ModeDetection, detect_mode, mode_rules_selected
+from inferguard.judge._mode import ModeDetection, detect_mode
 from inferguard.judge._observability import mp_observability, sample_rate
 from inferguard.judge._report import (
     CompatReport,
@@ -208,7 +208,7 @@ def compat(packet: Packet) -> CompatReport:
         detected))
     vreport = version_report(packet)
     versions = vreport.versions
-    selected: list[str] = mode_rules_selected(packet)
+    selected: list[str] = list(detected.rules)
     vnotes: list[str] = []
     local_mp = detected.deployment == "local" and effective == "mp"
     if detected.flavor == "blend":  # spans, /status keys or log lines show a blend server

@@ -85,6 +85,7 @@ class ModeDetection(msgspec.Struct, frozen=True):
     engine: str | None = None
     deployment: str | None = None
     mp_connector: str | None = None
+    rules: list[str] = msgspec.field(default_factory=list)  # version-keyed rows selected
 
 
 class OffloadRule(msgspec.Struct, frozen=True):
@@ -367,16 +368,7 @@ def detect_mode(packet: Packet) -> ModeDetection:
                          "vllm:lmcache_mp_lookup_duration_seconds")
     return ModeDetection(chosen.mode, chosen.confidence, chosen.level, candidates, notes,
                          flavor, engine=engine, deployment=deployment,
-                         mp_connector=mp_connector)
-
-
-def mode_rules_selected(packet: Packet) -> list[str]:
-    """The version-keyed mode rules (offload, SGLang) the packet's evidence selected."""
-    selected: list[str] = []
-    resolve = _resolver(packet, [], version_report(packet).versions, selected)
-    for pseudo, *_ in _signals(packet):
-        resolve(pseudo)
-    return list(dict.fromkeys(selected))
+                         mp_connector=mp_connector, rules=list(dict.fromkeys(selected)))
 
 
 def _launches(packet: Packet) -> list[Launch]:
