@@ -413,3 +413,14 @@ def test_token_sources_separate_local_reuse_from_the_connector(tmp_path: Path) -
     with_hist = report_facts(packet(read("engine_metrics", _write(tmp_path, "h.txt", hist))))
     assert with_hist.token_sources is not None
     assert with_hist.token_sources.kv_block_reuse_observations == 5.0  # the _count
+
+
+def test_offload_flag_without_size_keeps_the_launchs_other_signals(tmp_path: Path) -> None:
+    """A size-less offload flag adds nothing, and the launch's P2P extra config still counts."""
+    cfg = ('{"kv_connector":"LMCacheConnectorV1","kv_role":"kv_both",'
+           '"kv_connector_extra_config":{"enable_p2p":true}}')
+    r = compat(launch(tmp_path, f"vllm serve M --kv-offloading-backend lmcache "
+                                f"--kv-transfer-config '{cfg}'\n"))
+    assert "p2p" in {c.mode for c in r.detected.candidates}
+    assert not any("kv-offloading-backend" in ref.detail for c in r.detected.candidates
+                   for ref in c.evidence)

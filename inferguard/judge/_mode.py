@@ -272,9 +272,9 @@ def _launch_signals(ev: Evidence, f: LaunchFacts
             if launch.kv_role in ("kv_producer", "kv_consumer"):
                 yield "pd", 0.4, ev, f"launch: vLLM kv_role={launch.kv_role}", launch.line
             backend = launch.kv_offloading_backend
-            if backend in ("lmcache", "lmcache_mp"):
-                if launch.flags.get("kv-offloading-size") in (None, True):
-                    continue  # vLLM ignores the backend without a size (see OFFLOAD_RULES)
+            # vLLM ignores the backend without a size (see OFFLOAD_RULES).
+            if backend in ("lmcache", "lmcache_mp") and launch.flags.get(
+                    "kv-offloading-size") not in (None, True):
                 yield (f"{OFFLOAD}:{backend}", 0.5, ev,
                        f"launch: --kv-offloading-backend {backend}", launch.line)
             extra = (launch.flags.get("kv-transfer-config") or {})
