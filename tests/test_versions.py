@@ -424,3 +424,14 @@ def test_offload_flag_without_size_keeps_the_launchs_other_signals(tmp_path: Pat
     assert "p2p" in {c.mode for c in r.detected.candidates}
     assert not any("kv-offloading-backend" in ref.detail for c in r.detected.candidates
                    for ref in c.evidence)
+
+
+def test_caveat_reaches_the_external_hit_rate(tmp_path: Path) -> None:
+    """The vllm#57596 caveat is attached to the external prefix-cache hit rate itself."""
+    ev = [launch(tmp_path, MP_LAUNCH), scrape(tmp_path, MP), _vllm_scrape(tmp_path, False),
+          log(tmp_path, "vLLM server version 0.33.0, serving model M\n")]
+    r = compat(*ev)
+    ext = [x for x in r.rates if x.name == "vllm_external_prefix_cache_hit_rate"]
+    assert ext and "vllm_prompt_logprobs_external_miss" in (ext[0].note or "")
+    others = [x for x in r.rates if x.name != "vllm_external_prefix_cache_hit_rate"]
+    assert all("vllm_prompt_logprobs" not in (x.note or "") for x in others)

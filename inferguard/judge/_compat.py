@@ -10,6 +10,8 @@ the findings (`inferguard.verdict`). It is pure: a function of the packet and it
 
 from __future__ import annotations
 
+import msgspec
+
 from inferguard._packet import Packet, PacketSettings
 from inferguard.evidence._controller import GAUGE_PREFIX as CONTROLLER_PREFIX
 from inferguard.evidence._controller import ControllerFacts
@@ -25,6 +27,7 @@ from inferguard.judge._catalog import (
     GROUPS,
     LMCACHE_PREFIXES,
     OTLP_SHUTDOWN_GONE,
+    Caveat,
     FamilySpec,
     GroupSpec,
     known_names,
@@ -34,6 +37,7 @@ from inferguard.judge._facts import readable, report_facts
 from inferguard.judge._index import MetricsIndex
 from inferguard.judge._mode import ModeDetection, detect_mode
 from inferguard.judge._observability import mp_observability, sample_rate
+from inferguard.judge._rates import Rate, packet_rates
 from inferguard.judge._report import (
     CompatReport,
     EvidenceSummary,
@@ -41,6 +45,7 @@ from inferguard.judge._report import (
     GroupResult,
 )
 from inferguard.judge._versions import holds, spec_product, version_report, with_selected
+from inferguard.prom._names import normalize_name
 
 _LAZY_FAMILIES = frozenset(f.name for f in FAMILIES if f.lazy)
 _EVENT_FAMILIES = frozenset(f.name for f in FAMILIES if "event" in f.applies)
@@ -319,7 +324,18 @@ def compat(packet: Packet) -> CompatReport:
         evidence=[EvidenceSummary(e.kind, source_label(e), e.status, len(e.problems))
                   for e in packet.evidence],
         lmcache_mp_observability=mp_obs, facts=facts,
+        rates=[_with_caveats(rt, caveats) for rt in packet_rates(packet)],
         versions=with_selected(vreport, selected, vnotes), caveats=caveats)
+
+
+def _with_caveats(rate: Rate, caveats: list[Caveat]) -> Rate:
+    """A rate with the counting caveats of the families it divides, in its note."""
+    fams = {normalize_name(rate.numerator_family), normalize_name(rate.denominator_family)}
+    held = [c for c in caveats if fams & {normalize_name(f) for f in c.figures}]
+    if not held:
+        return rate
+    text = "; ".join(f"caveat {c.id}: {c.text} ({c.source.split(';')[0]})" for c in held)
+    return msgspec.structs.replace(rate, note=f"{rate.note}; {text}" if rate.note else text)
 
 
 def _engine_kind(m: MetricsIndex) -> str | None:
