@@ -63,6 +63,9 @@ one{other="z"} 1
 r{reason="a"} 0.1
 r{reason="b"} 0.2
 r{reason="a"} 0.7
+# TYPE two gauge
+two{x="1",y="1"} 1
+two{x="2",y="2"} 2
 # TYPE u untyped
 u 1
 """
@@ -114,10 +117,16 @@ def _buckets(data: list[Any]) -> list[tuple[float, float]]:
 
 def _label_totals(data: list[Any], labels: dict[str, set[str]]
                   ) -> dict[str, dict[str, float]]:
-    """Totals per value of the one label a counter or gauge has (none for 0 or 2+ labels)."""
-    if len(labels) != 1:
+    """Totals per value of the one label a counter or gauge splits by: its only label, or the
+    only one of several whose value varies; none otherwise."""
+    varying = [k for k, v in labels.items() if len(v) > 1]
+    if len(labels) == 1:
+        key = next(iter(labels))
+    elif len(varying) == 1:
+        key = varying[0]
+    else:
         return {}
-    (key, values), = labels.items()
+    values = labels[key]
     if len(values) > MAX_LABEL_VALUES:
         return {}
     acc: dict[str, float] = {}
@@ -157,14 +166,16 @@ def test_columnar_stats_on_edge_cases(backend: str) -> None:
     _check(exp)
     by = {f.name: f for f in family_stats(exp)}
     # Hand-checked: NaN/Inf not in totals, `_created` not a sample, labels in another order
-    # are another series (as written), one label splits totals, two labels do not.
+    # are another series (as written), the one (varying) label splits totals, two do not.
     c = by["c_total"]
     assert (c.samples, c.series, c.nonzero_samples, c.total) == (5, 4, 3, 3.0)
     assert c.label_totals == {"a": {"x": 1.0, 'x"q': 2.0, "z": 0.0}}
     assert by["g"].series == 3 and by["g"].labels["a"] == LabelValues(1, ["1"])
     assert by["h"].buckets == [(0.1, 1.0), (1.0, 5.0)] and by["h"].total == 9.0
     assert by["r"].label_totals == {"reason": {"a": 0.1 + 0.7, "b": 0.2}}
-    assert by["one"].label_totals == {} and by["s"].total == 4.0
+    assert by["one"].label_totals == {"reason": {"a": 0.1 + 0.7, "b": 0.2}}
+    assert by["two"].label_totals == {} and by["g"].label_totals == {}
+    assert by["s"].total == 4.0
 
 
 def test_the_oracle_sees_a_difference() -> None:

@@ -37,8 +37,8 @@ class FamilyStats(msgspec.Struct, frozen=True, omit_defaults=True):
     `total` sums counter and gauge samples, or histogram/summary `_count` samples;
     `_created` samples (timestamps) never count as data. `buckets` are a histogram's
     cumulative counts per finite `le`, summed over series (an outlier shows as the one
-    observation above the rest); `label_totals` split a counter or gauge with exactly one
-    label by its values (`retrieve_noops_total{reason}`)."""
+    observation above the rest); `label_totals` split a counter or gauge by the values of its
+    only label (`retrieve_noops_total{reason}`) or of the only label whose value varies."""
 
     name: str
     type: str

@@ -215,8 +215,8 @@ class FamilyFacts:
     `labels`: per label name (not `le` / `quantile`), how many distinct values and the
     first `keep` in sorted order. `buckets`: a histogram's finite `le` bounds and the sum
     of its finite `_bucket` values per bound, in file order. `label_totals`: a counter or
-    gauge with exactly one label (at most `keep` values): the finite values summed per
-    label value."""
+    gauge split by its only label, or by the only one of several whose value varies (at
+    most `keep` values): the finite values summed per label value."""
 
     name: str
     type: str
@@ -479,20 +479,22 @@ class Exposition:
             keep_ent = ~np.isin(lname, skip) if skip else np.ones(len(ent), np.bool_)
             pairs = np.unique((lname[keep_ent] << 32) | lval[keep_ent])
             labels: dict[str, list[str]] = {}
+            label_id: dict[str, int] = {}
             for pair in pairs.tolist():
-                labels.setdefault(self._str(pair >> 32), []).append(
-                    self._str(pair & 0xFFFFFFFF))
+                label = self._str(pair >> 32)
+                label_id[label] = pair >> 32
+                labels.setdefault(label, []).append(self._str(pair & 0xFFFFFFFF))
             buckets: list[tuple[float, float]] = []
             if typ in _HISTOGRAM_TYPES and le_id is not None:
                 buckets = self._bucket_sums(is_bucket[nid] & finite, owner, lname, lval,
                                             le_id, vals, keep)
             totals: dict[str, dict[str, float]] = {}
-            if typ in ("counter", "gauge") and len(labels) == 1:
-                (key, values), = labels.items()
-                if len(values) <= keep:
-                    sums = self._first_label_sums(finite, owner, lname, lval,
-                                                  int(lname[keep_ent][0]), vals)
-                    totals = {key: dict(sorted(sums.items()))}
+            varying = [k for k, v in labels.items() if len(v) > 1]
+            split = (next(iter(labels)) if len(labels) == 1
+                     else varying[0] if len(varying) == 1 else None)
+            if typ in ("counter", "gauge") and split is not None and len(labels[split]) <= keep:
+                sums = self._first_label_sums(finite, owner, lname, lval, label_id[split], vals)
+                totals = {split: dict(sorted(sums.items()))}
             out.append(FamilyFacts(
                 name, typ, len(rows), series, nonzero, total,
                 {k: (len(v), sorted(v)[:keep]) for k, v in sorted(labels.items())},
