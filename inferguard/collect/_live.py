@@ -16,7 +16,7 @@ from inferguard.evidence._controller import SERVERS, request_paths
 from inferguard.evidence._controller import facts_from_routes as controller_facts
 from inferguard.evidence._controller import route_result as controller_route_result
 from inferguard.evidence._engine_http import ENGINE_HTTP_PATHS, engine_evidence
-from inferguard.evidence._http import ROUTES, facts_from_routes, skipped_routes
+from inferguard.evidence._http import ROUTES, answered, facts_from_routes, skipped_routes
 from inferguard.evidence._http import route_result as http_route_result
 from inferguard.evidence._metrics import read_metrics_bytes
 from inferguard.evidence._model import Evidence, EvidenceKind, EvidenceSource, Problem, status_from
@@ -35,7 +35,7 @@ def collect_http(base_url: str, *, thread_names: Iterable[str] = (), timeout: fl
     answers = fetch(base, paths, timeout=timeout, transport=transport)
     results = [http_route_result(a) for a in answers]
     facts, problems = facts_from_routes(base, results, skipped_routes())
-    reachable = any(r.status_code is not None for r in results)
+    reachable = answered(results)
     src = EvidenceSource.of_bytes(msgspec.json.encode(results), url=base)
     return Evidence(kind="http", source=src,
                     status=status_from(problems, readable=reachable), facts=facts,

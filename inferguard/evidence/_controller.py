@@ -38,10 +38,16 @@ from inferguard.evidence._capture import (
     parse_json,
     read_dir,
 )
-from inferguard.evidence._http import RouteResult, RouteSpec, SkippedRoute
+from inferguard.evidence._http import (
+    RouteResult,
+    RouteSpec,
+    SkippedRoute,
+    answer_problems,
+    sum_redactions,
+)
 from inferguard.evidence._metrics import read_metrics_bytes
 from inferguard.evidence._model import Evidence, EvidenceSource, Problem, status_from
-from inferguard.evidence._redact import redact
+from inferguard.evidence._redact import Tally, redact, redact_text
 from inferguard.prom._model import parse_text
 
 Server = Literal["controller", "internal_api"]
@@ -69,8 +75,10 @@ _COMMON: tuple[RouteSpec, ...] = (
     RouteSpec("GET", "/loglevel", "read", True, "only without parameters (with them it sets)"),
     RouteSpec("GET", "/threads", "read", True, "only as ?name=<thread name> when one is given"),
     RouteSpec("GET", "/controller/workers", "read", True,
-              "503 on an engine's internal API server (no controller manager there)"),
-    RouteSpec("GET", "/controller/key-stats", "read", True, "503 on an engine's server"),
+              "503 on an engine's internal API server (no controller manager there)",
+              expected=(200, 503)),
+    RouteSpec("GET", "/controller/key-stats", "read", True, "503 on an engine's server",
+              expected=(200, 503)),
     RouteSpec("GET", "/env", "sensitive", False,
               "returns the whole process environment; never called"),
     RouteSpec("POST", "/metrics/reset", "mutating", False, "resets metrics"),
@@ -103,12 +111,14 @@ INTERNAL_API_ROUTES: tuple[RouteSpec, ...] = (
               "only as ?names=<allow-listed keys>: the full config may hold credentials"),
     RouteSpec("GET", "/meta", "read", True),
     RouteSpec("GET", "/inference_info", "read", True, "secret-looking values redacted"),
-    RouteSpec("GET", "/inference_version", "read", True, "500 without vLLM"),
+    RouteSpec("GET", "/inference_version", "read", True, "500 without vLLM",
+              expected=(200, 500)),
     RouteSpec("GET", "/lookup/info", "read", True),
     RouteSpec("GET", "/hot_cache/status", "read", True),
     RouteSpec("GET", "/bypass/list", "read", True),
     RouteSpec("GET", "/freeze/status", "read", True),
-    RouteSpec("GET", "/chunk_statistics/status", "read", True, "503 when not enabled"),
+    RouteSpec("GET", "/chunk_statistics/status", "read", True, "503 when not enabled",
+              expected=(200, 503)),
     RouteSpec("GET", "/cache/kvcache/info", "read", True),
     RouteSpec("GET", "/backends", "read", True),
     RouteSpec("GET", "/cache/kvcache/check", "sensitive", False,
@@ -203,6 +213,8 @@ class ControllerFacts(msgspec.Struct, frozen=True, tag="controller", omit_defaul
     instance_id: str | None = None
     route_table_paths: int | None = None
     unknown_routes: list[str] = msgspec.field(default_factory=list)
+    # Everything redacted from the answers (names and counts; `_redact`), summed over routes.
+    redactions: dict[str, int] = msgspec.field(default_factory=dict)
 
     def gauge(self, short: str) -> float | None:
         """A controller gauge by its short name (`registered_workers_count`)."""
@@ -227,12 +239,12 @@ def request_paths(server: str, thread_names: Iterable[str] = ()) -> list[str]:
     return out + [f"/threads?name={n}" for n in thread_names]
 
 
-def filter_conf(conf: Any) -> dict[str, Any]:
+def filter_conf(conf: Any, tally: Tally | None = None) -> dict[str, Any]:
     """Only the allow-listed config keys (a full `/conf` answer may hold credentials)."""
     if not isinstance(conf, dict):
         return {}
     kept = {k: conf[k] for k in CONF_NAMES if k in conf}
-    return dict(redact(kept))
+    return dict(redact(kept, tally=tally))
 
 
 def filtered_capture(name: str, raw: bytes) -> tuple[str, bytes] | None:
@@ -290,6 +302,7 @@ def facts_from_routes(server: str, base_url: str | None, results: Iterable[Route
     results = list(results)
     problems = [Problem(f"{r.method} {r.path}: {r.error}", where=r.path)
                 for r in results if r.error is not None]
+    problems += answer_problems(results, ROUTE_TABLES[server])
     by_path: dict[str, RouteResult] = {}
     for r in results:
         by_path.setdefault(r.path.split("?", 1)[0], r)
@@ -301,6 +314,7 @@ def facts_from_routes(server: str, base_url: str | None, results: Iterable[Route
     f: dict[str, Any] = {"server": server, "base_url": base_url, "routes": results,
                          "skipped": skipped_routes(server), "collected_at": collected_at}
     f["reachable"] = any(r.status_code is not None for r in results) if results else None
+    f["redactions"] = sum_redactions(results)
     oa = json_at(body("/openapi.json"), "paths")
     if isinstance(oa, dict):
         f["route_table_paths"] = len(oa)
@@ -359,19 +373,21 @@ def route_result(a: Answer) -> RouteResult:
     """One answer as kept: JSON parsed and redacted; /metrics without its body (the raw
     scrape is kept as a packet input instead)."""
     if a.error is not None:
-        return RouteResult("GET", a.path, a.url, error=a.error, elapsed_ms=a.elapsed_ms)
+        return RouteResult("GET", a.path, a.url, error=redact_text(a.error),
+                           elapsed_ms=a.elapsed_ms)
     parsed, text, truncated = parse_json(a.raw)
     if a.path == "/metrics":
         return RouteResult("GET", a.path, a.url, a.status, a.content_type, truncated=truncated,
                            elapsed_ms=a.elapsed_ms)
+    tally = Tally()
     if a.path.startswith("/conf"):
-        parsed = filter_conf(parsed)
+        parsed = filter_conf(parsed, tally)
         text = ""
     elif parsed is not None:
-        parsed = redact(parsed)
+        parsed = redact(parsed, tally=tally)
     return RouteResult("GET", a.path, a.url, a.status, a.content_type, json=parsed,
-                       text=None if parsed is not None else text, truncated=truncated,
-                       elapsed_ms=a.elapsed_ms)
+                       text=None if parsed is not None else redact_text(text, tally),
+                       truncated=truncated, elapsed_ms=a.elapsed_ms, redacted=tally.as_dict())
 
 
 def _capture_name(path: str) -> str:
