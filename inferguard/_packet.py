@@ -17,6 +17,7 @@ import datetime as _dt
 import hashlib
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -25,7 +26,14 @@ from typing import Any
 import msgspec
 
 from inferguard._version import __version__
+from inferguard.evidence._capture import read_capped
 from inferguard.evidence._controller import filtered_capture
+from inferguard.evidence._copies import (
+    CAPTURE_KINDS,
+    REDACTED_COPY_KINDS,
+    capture_copy,
+    redacted_lines,
+)
 from inferguard.evidence._model import (
     EVIDENCE_KINDS,
     Evidence,
@@ -34,7 +42,7 @@ from inferguard.evidence._model import (
     Problem,
 )
 from inferguard.evidence._readers import decode_evidence, read_evidence, read_evidence_all
-from inferguard.evidence._redact import filter_env
+from inferguard.evidence._redact import Tally, filter_env
 
 PACKET_SCHEMA = "inferguard.packet/1"
 EVIDENCE_SET_SCHEMA = "inferguard.evidence_set/1"
@@ -81,6 +89,9 @@ class PacketInput(msgspec.Struct, frozen=True, omit_defaults=True):
     sha256: str | None = None
     size: int | None = None
     note: str | None = None
+    # A redacted copy: its own hash, and what was redacted (names and counts, never values).
+    copy_sha256: str | None = None
+    redacted: dict[str, int] = msgspec.field(default_factory=dict)
 
 
 # Inputs that are fingerprinted but never copied, and why.
@@ -159,11 +170,11 @@ class Packet(msgspec.Struct, frozen=True, omit_defaults=True):
         Refuses an existing directory unless `overwrite`; then the old packet is replaced
         by one rename and removed only after the new one is in place."""
         dest = Path(directory)
-        if dest.exists() and not overwrite:
-            raise FileExistsError(f"{dest}: already exists; refusing to overwrite a packet "
-                                  "(choose a new --output-dir, or pass --force)")
+        check_output_dir(dest, overwrite=overwrite)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
+        clean_stale_temps(dest)
+        tmp = Path(tempfile.mkdtemp(prefix=f"{_temp_prefix(dest)}{os.getpid()}-",
+                                    dir=dest.parent))
         try:
             inputs, evidence, problems = self._copy_inputs(
                 tmp, blobs or {}, None if carry_from is None else Path(carry_from))
@@ -176,7 +187,7 @@ class Packet(msgspec.Struct, frozen=True, omit_defaults=True):
             _write_json(tmp / "packet.json", manifest)
             _fsync_dir(tmp)
             if dest.exists():
-                old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+                old = dest.with_name(f"{_temp_prefix(dest)}{os.getpid()}-old")
                 os.rename(dest, old)
                 os.rename(tmp, dest)
                 shutil.rmtree(old, ignore_errors=True)
@@ -208,30 +219,60 @@ class Packet(msgspec.Struct, frozen=True, omit_defaults=True):
                 out.append(msgspec.structs.replace(item, copied_as=rel))
                 continue
             src = Path(item.original)
-            if item.copied_as is not None or not src.exists():
+            if item.copied_as is not None or not (src.exists() or src.is_symlink()):
                 out.append(item)
                 continue
             if item.kind in NOT_COPIED:
                 out.append(msgspec.structs.replace(item, note=NOT_COPIED[item.kind]))
                 continue
+            if src.is_dir():
+                if item.kind not in CAPTURE_KINDS:
+                    out.append(msgspec.structs.replace(
+                        item, note="not copied: a directory, which this reader does not read"))
+                    continue
+                rel = _unique(f"inputs/{item.kind}/{src.name}", used)
+                cc = capture_copy(item.kind, src)
+                (root / rel).mkdir(parents=True, exist_ok=True)
+                for name, data in cc.files:
+                    _write_bytes(root / rel / name, data)
+                note = (f"only the captures the reader accepts were copied; left out: "
+                        f"{', '.join(cc.left_out[:20])}"
+                        + (f" and {len(cc.left_out) - 20} more" if len(cc.left_out) > 20 else "")
+                        if cc.left_out else None)
+                out.append(msgspec.structs.replace(item, copied_as=rel, note=note,
+                                                   redacted=cc.redacted))
+                evidence = _mark_copied(evidence, item.original, rel)
+                continue
+            if item.sha256 is None:
+                out.append(msgspec.structs.replace(
+                    item, note="not copied: the reader did not accept this file (see the "
+                               "evidence's problems)"))
+                continue
             rel = _unique(f"inputs/{item.kind}/{src.name}", used)
             target = root / rel
             target.parent.mkdir(parents=True, exist_ok=True)
-            if src.is_dir():
-                _copy_tree(src, target)
-                out.append(msgspec.structs.replace(item, copied_as=rel))
+            cap = item.size if item.size is not None else 0
+            try:
+                if item.kind in REDACTED_COPY_KINDS:
+                    digest, copy_digest, redacted = _copy_redacted(src, target, cap)
+                else:
+                    digest = copy_digest = _copy_file(src, target, cap)
+                    redacted = {}
+            except (OSError, ValueError) as exc:
+                target.unlink(missing_ok=True)
+                problems.append(Problem(f"{src}: not copied: {exc}", where=str(src)))
+                out.append(msgspec.structs.replace(item, note=f"not copied: {exc}"))
                 continue
-            digest = _copy_file(src, target)
-            if item.sha256 is not None and digest != item.sha256:
+            if digest != item.sha256:
                 problems.append(Problem(f"{src} changed while the packet was written "
                                         f"(parsed sha256 {item.sha256[:12]}…, copied "
                                         f"{digest[:12]}…)", where=str(src)))
-            out.append(msgspec.structs.replace(item, copied_as=rel, sha256=digest,
-                                               size=target.stat().st_size))
-            evidence = [msgspec.structs.replace(
-                e, source=msgspec.structs.replace(e.source, copied_as=rel))
-                if e.source.path == item.original and e.source.copied_as is None else e
-                for e in evidence]
+            out.append(msgspec.structs.replace(
+                item, copied_as=rel, sha256=digest, size=item.size,
+                copy_sha256=copy_digest if copy_digest != digest else None,
+                redacted=redacted,
+                note="copied redacted, line by line" if copy_digest != digest else None))
+            evidence = _mark_copied(evidence, item.original, rel)
         return out, evidence, problems
 
     @staticmethod
@@ -285,6 +326,80 @@ class Packet(msgspec.Struct, frozen=True, omit_defaults=True):
                 problems.append(Problem(f"{rel}: {kind} evidence unreadable: {exc}", where=rel))
         return Packet(settings=manifest.settings, evidence=evidence, inputs=manifest.inputs,
                       problems=problems, created_at=manifest.created_at)
+
+
+def is_packet_dir(path: Path) -> bool:
+    """Does this directory hold an InferGuard packet (its manifest says so)?"""
+    try:
+        doc = msgspec.json.decode(_read_small(path / "packet.json"))
+    except (OSError, ValueError, msgspec.DecodeError):
+        return False
+    return isinstance(doc, dict) and str(doc.get("schema", "")).startswith("inferguard.packet/")
+
+
+def _read_small(path: Path, cap: int = 64 << 20) -> bytes:
+    data, why = read_capped(path, cap, follow=False)
+    if data is None or len(data) > cap:
+        raise ValueError(why or "too large")
+    return data
+
+
+def check_output_dir(dest: Path, *, overwrite: bool) -> None:
+    """Refuse an output directory that cannot be written safely, with a clear error: an
+    existing one without `overwrite`, anything that is not a packet even with it (`--force`
+    replaces packets only), a dangling symlink, a path through a file."""
+    if dest.is_symlink() and not dest.exists():
+        raise FileExistsError(f"{dest}: is a dangling symlink (to {os.readlink(dest)!r}); "
+                              "refusing to write through it (remove it or choose another "
+                              "--output-dir)")
+    if dest.exists():
+        if not overwrite:
+            raise FileExistsError(f"{dest}: already exists; refusing to overwrite a packet "
+                                  "(choose a new --output-dir, or pass --force)")
+        if dest.is_symlink() or not dest.is_dir() or not is_packet_dir(dest):
+            raise FileExistsError(f"{dest}: exists and is not an InferGuard packet (no "
+                                  "packet.json manifest with an inferguard.packet schema); "
+                                  "--force only replaces a packet")
+    for parent in dest.parents:
+        if parent.exists() and not parent.is_dir():
+            raise FileExistsError(f"{dest}: {parent} is not a directory")
+        if parent.exists():
+            break
+
+
+def _temp_prefix(dest: Path) -> str:
+    return f".{dest.name}.inferguard-tmp-"
+
+
+def clean_stale_temps(dest: Path) -> list[Path]:
+    """Remove the temporary directories an earlier writer of `dest` left behind when it was
+    killed (named `.<name>.inferguard-tmp-<pid>-…`; removed when that PID is no longer
+    running). Returns what was removed."""
+    prefix = _temp_prefix(dest)
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(dest.parent))
+    except OSError:
+        return removed
+    for e in entries:
+        if not e.name.startswith(prefix) or not e.is_dir(follow_symlinks=False):
+            continue
+        pid_s = e.name[len(prefix):].split("-", 1)[0]
+        if not pid_s.isdigit() or (int(pid_s) != os.getpid() and _alive(int(pid_s))):
+            continue
+        shutil.rmtree(e.path, ignore_errors=True)
+        removed.append(Path(e.path))
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _reread(root: Path, ev: Evidence) -> Evidence:
@@ -343,16 +458,61 @@ def _carry(base: Path, root: Path, rel: str, problems: list[Problem]) -> None:
         _copy_file(src, dst)
 
 
-def _copy_file(src: Path, dst: Path) -> str:
-    """Copy bytes, fsync, and return the sha256 of what was written."""
+def _mark_copied(evidence: list[Evidence], original: str, rel: str) -> list[Evidence]:
+    return [msgspec.structs.replace(e, source=msgspec.structs.replace(e.source, copied_as=rel))
+            if e.source.path == original and e.source.copied_as is None else e
+            for e in evidence]
+
+
+def _open_regular(src: Path) -> Any:
+    """A regular file opened for reading (non-blocking open: a FIFO never hangs), else
+    ValueError naming what it is."""
+    fd = os.open(src, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    f = os.fdopen(fd, "rb")
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        f.close()
+        raise ValueError("not a regular file (a device, FIFO or socket has no end)")
+    return f
+
+
+def _copy_file(src: Path, dst: Path, cap: int | None = None) -> str:
+    """Copy at most `cap` bytes of a regular file (the bytes its reader accepted), fsync,
+    and return the sha256 of what was written."""
     h = hashlib.sha256()
-    with open(src, "rb") as fi, open(dst, "wb") as fo:
-        for block in iter(lambda: fi.read(1 << 20), b""):
+    left = cap if cap is not None else 1 << 62
+    with _open_regular(src) as fi, open(dst, "wb") as fo:
+        while left > 0:
+            block = fi.read(min(left, 1 << 20))
+            if not block:
+                break
+            left -= len(block)
             h.update(block)
             fo.write(block)
         fo.flush()
         os.fsync(fo.fileno())
     return h.hexdigest()
+
+
+def _copy_redacted(src: Path, dst: Path, cap: int) -> tuple[str, str, dict[str, int]]:
+    """A text input copied line by line with every line redacted: (sha256 of what was read,
+    sha256 of what was written, what was redacted)."""
+    tally = Tally()
+    hi, ho = hashlib.sha256(), hashlib.sha256()
+    with open(dst, "wb") as fo:
+        for line, clean in redacted_lines(src, cap, tally):
+            hi.update(line)
+            ho.update(clean)
+            fo.write(clean)
+        fo.flush()
+        os.fsync(fo.fileno())
+    return hi.hexdigest(), ho.hexdigest(), tally.as_dict()
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def _copy_tree(src: Path, dst: Path) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 
 import msgspec
 
-from inferguard._packet import REPORT_FILE, Packet, PacketInput, PacketSettings
+from inferguard._packet import REPORT_FILE, Packet, PacketInput, PacketSettings, check_output_dir
 from inferguard.collect._live import (
     collect_control_plane,
     collect_engine_http,
@@ -71,9 +71,7 @@ def collect_lmcache(opts: CollectOptions, *, transport: Any = None,
     `REPORT_FILE` inside it (the judgement lives above this layer: `inferguard.collect_and_judge`
     passes `compat`)."""
     out = Path(opts.output_dir)
-    if out.exists() and not opts.overwrite:
-        raise FileExistsError(f"{out}: already exists; refusing to overwrite a packet "
-                              "(choose a new --output-dir, or pass --force)")
+    check_output_dir(out, overwrite=opts.overwrite)  # before any collection starts
     files: list[tuple[str, Sequence[str]]] = [
         ("engine_metrics", opts.engine_metrics_files),
         ("lmcache_metrics", opts.lmcache_metrics_files),

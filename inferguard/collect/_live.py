@@ -18,10 +18,10 @@ from inferguard.evidence._controller import route_result as controller_route_res
 from inferguard.evidence._engine_http import ENGINE_HTTP_PATHS, engine_evidence
 from inferguard.evidence._http import ROUTES, answered, facts_from_routes, skipped_routes
 from inferguard.evidence._http import route_result as http_route_result
-from inferguard.evidence._metrics import read_metrics_bytes
+from inferguard.evidence._metrics import MAX_METRICS_BYTES, read_metrics_bytes
 from inferguard.evidence._model import Evidence, EvidenceKind, EvidenceSource, Problem, status_from
 
-MAX_SCRAPE_BYTES = 256 << 20
+MAX_SCRAPE_BYTES = MAX_METRICS_BYTES  # a scrape is read like a metrics file
 
 
 def collect_http(base_url: str, *, thread_names: Iterable[str] = (), timeout: float = 5.0,

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from inferguard.evidence._model import Problem
+from inferguard.evidence._model import Problem, file_type
 
 BODY_LIMIT = 1 << 20  # larger bodies are truncated and flagged
 HEADERS_LIMIT = 64 << 10  # a captured headers file is read up to this many bytes
@@ -42,7 +42,7 @@ def read_capped(path: str | os.PathLike[str], cap: int, *, follow: bool = True
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            return None, (f"not a regular file ({_file_type(st.st_mode)}): refused "
+            return None, (f"not a regular file ({file_type(st.st_mode)}): refused "
                           "(it has no size and may never end)")
         chunks: list[bytes] = []
         left = cap + 1
@@ -57,12 +57,6 @@ def read_capped(path: str | os.PathLike[str], cap: int, *, follow: bool = True
         return None, f"cannot read file: {exc.strerror or exc}"
     finally:
         os.close(fd)
-
-
-def _file_type(mode: int) -> str:
-    return ("a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode)
-            else "a character device" if stat.S_ISCHR(mode) else "a block device"
-            if stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode) else "not a file")
 
 
 class Answer(NamedTuple):

@@ -29,6 +29,7 @@ from typing import Any, Literal
 import msgspec
 
 from inferguard.evidence._capture import (
+    BODY_LIMIT,
     Answer,
     as_int,
     as_num,
@@ -36,6 +37,7 @@ from inferguard.evidence._capture import (
     capture_names,
     json_at,
     parse_json,
+    read_capped,
     read_dir,
 )
 from inferguard.evidence._http import (
@@ -401,6 +403,13 @@ def detect_server(names: Iterable[str]) -> str:
     return "internal_api" if set(names) & engine else "controller"
 
 
+def accepted_captures(server: str) -> dict[str, str]:
+    """{capture name: route} of the GETs live collection makes on this server (the
+    allow-list applies to captures: `/cache/kvcache/check`, `/env` are never read)."""
+    return {_capture_name(r.path): r.path for r in ROUTE_TABLES[server]
+            if r.method == "GET" and r.collect}
+
+
 def read_controller_capture_dir(path: str | os.PathLike[str], server: str | None = None
                                 ) -> Evidence:
     """A directory of captured answers (GET_<route>.body / .headers) as controller evidence.
@@ -413,8 +422,7 @@ def read_controller_capture_dir(path: str | os.PathLike[str], server: str | None
         return Evidence(kind="controller", source=EvidenceSource(path=str(d)),
                         status="malformed", problems=[found])
     srv = server or detect_server(found)
-    routes = {_capture_name(r.path): r.path for r in ROUTE_TABLES[srv]
-              if r.method == "GET" and r.collect}
+    routes = accepted_captures(srv)
     answers, problems, digest = read_dir(d, found, routes)
     # /conf is only ever asked with its fixed ?names= list.
     answers = [a._replace(path=CONF_PATH) if a.path == "/conf" else a for a in answers]
@@ -442,8 +450,11 @@ def internal_api_scrape(path: str | os.PathLike[str]) -> list[Evidence]:
     d = Path(path)
     body = d / "GET_metrics.body"
     found = capture_names(d)
-    if isinstance(found, Problem) or detect_server(found) != "internal_api" or not body.is_file():
+    if isinstance(found, Problem) or detect_server(found) != "internal_api" \
+            or "metrics" not in found:
         return []
-    data = body.read_bytes()
+    data, _ = read_capped(body, BODY_LIMIT, follow=False)
+    if data is None or len(data) > BODY_LIMIT:  # as live: an over-cap scrape is not kept
+        return []
     return [read_metrics_bytes(data, EvidenceSource.of_bytes(data, path=str(body)),
                                "lmcache_metrics")]

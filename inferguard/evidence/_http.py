@@ -274,7 +274,8 @@ def route_result(a: Answer) -> RouteResult:
     included); /env filtered to LMCache keys."""
     tally = Tally()
     if a.error is not None:
-        return RouteResult("GET", a.path, a.url, error=redact_text(a.error), elapsed_ms=a.elapsed_ms)
+        return RouteResult("GET", a.path, a.url, error=redact_text(a.error),
+                           elapsed_ms=a.elapsed_ms)
     parsed, text, truncated = parse_json(a.raw)
     if a.path == "/env":  # never keep the raw environment
         env, _ = filter_env(parsed, tally)
@@ -424,5 +425,6 @@ def read_http_capture_dir(path: str | os.PathLike[str]) -> Evidence:
     facts = msgspec.structs.replace(facts, ignored_captures=ignored)
     problems += more
     src = EvidenceSource.of_bytes(digest, path=str(d))
-    return Evidence(kind="http", source=src, status=status_from(problems, readable=answered(results)),
+    return Evidence(kind="http", source=src,
+                    status=status_from(problems, readable=answered(results)),
                     facts=facts, problems=problems)

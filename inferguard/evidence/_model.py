@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from typing import Any, Literal
 
 import msgspec
@@ -71,19 +72,54 @@ def status_from(problems: list[Problem], *, readable: bool) -> ParseStatus:
     return "partial" if problems else "ok"
 
 
+class NotRegularFile(ValueError):
+    """An input path that is a directory, device, FIFO or socket (no size, maybe no end)."""
+
+
+def open_input(path: str | os.PathLike[str]) -> Any:
+    """A binary file object for a regular input file. The open is non-blocking (a FIFO
+    never hangs) and fstat-checked: a device, FIFO, socket or directory raises
+    `NotRegularFile` naming what it is; OSError as usual."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise NotRegularFile(f"not a regular file ({file_type(mode)}): refused, since "
+                                 "it has no size and may never end")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, "rb")
+
+
+def file_type(mode: int) -> str:
+    """What a non-regular file is, in words."""
+    return ("a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode)
+            else "a character device" if stat.S_ISCHR(mode) else "a block device"
+            if stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode) else "not a file")
+
+
 def read_source(path: str | os.PathLike[str], *, max_bytes: int | None = None
                 ) -> tuple[bytes | None, EvidenceSource, Problem | None]:
-    """Read a file for a reader, never raising: (data or None, source, problem or None)."""
+    """Read a file for a reader, never raising: (data or None, source, problem or None).
+    Only regular files are read, and never more than `max_bytes` (+1 to see it is over)."""
     p = os.fspath(path)
     try:
-        size = os.path.getsize(p)
-        if max_bytes is not None and size > max_bytes:
-            return None, EvidenceSource(path=p, size=size), Problem(
-                f"file is {size} bytes, over this reader's limit of {max_bytes}")
-        with open(p, "rb") as f:
-            data = f.read()
+        with open_input(p) as f:
+            size = os.fstat(f.fileno()).st_size
+            if max_bytes is not None and size > max_bytes:
+                return None, EvidenceSource(path=p, size=size), Problem(
+                    f"file is {size} bytes, over this reader's limit of {max_bytes}")
+            data = f.read() if max_bytes is None else f.read(max_bytes + 1)
+    except NotRegularFile as exc:
+        return None, EvidenceSource(path=p), Problem(str(exc))
     except OSError as exc:
         return None, EvidenceSource(path=p), Problem(f"cannot read file: {exc.strerror or exc}")
+    if max_bytes is not None and len(data) > max_bytes:  # grew while read
+        return None, EvidenceSource(path=p), Problem(
+            f"file is over this reader's limit of {max_bytes} bytes")
     return data, EvidenceSource.of_bytes(data, path=p), None
 
 
