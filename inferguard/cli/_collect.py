@@ -57,7 +57,11 @@ def add_collect_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     a("--mp-metrics-sample-rate", type=float)
     a("--mp-tracing-enabled", action="store_true")
     a("--mp-trace-recording-enabled", action="store_true")
-    a("--http-timeout", type=float, default=5.0, help="seconds per HTTP request (default 5)")
+    a("--http-timeout", type=float, default=5.0,
+      help="seconds per HTTP request, the whole exchange (default 5)")
+    a("--collect-timeout", type=float, default=120.0,
+      help="seconds for all live requests together (default 120); what is left when it "
+           "passes is recorded as not requested and the packet is still written")
     p.set_defaults(func=_collect)
 
 
@@ -87,7 +91,8 @@ def _collect(args: argparse.Namespace) -> int:
         lmcache_log_files=args.lmcache_log_file, engine_log_files=args.engine_log_file,
         lmcache_trace_files=args.lmcache_trace_file, lmcache_otel_files=args.lmcache_otel_file,
         lookup_hash_paths=args.lmcache_lookup_hash_file, replay_files=args.lmcache_replay_file,
-        launch_files=args.launch_file, settings=settings, http_timeout=args.http_timeout)
+        launch_files=args.launch_file, settings=settings, http_timeout=args.http_timeout,
+        collect_timeout=args.collect_timeout)
     try:
         packet, path = collect_and_judge(opts)
     except (FileExistsError, FileNotFoundError, ValueError) as exc:

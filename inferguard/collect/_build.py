@@ -22,6 +22,7 @@ from typing import Any
 import msgspec
 
 from inferguard._packet import REPORT_FILE, Packet, PacketInput, PacketSettings, check_output_dir
+from inferguard.collect._fetch import Deadline
 from inferguard.collect._live import (
     collect_control_plane,
     collect_engine_http,
@@ -53,6 +54,8 @@ class CollectOptions(msgspec.Struct, frozen=True, omit_defaults=True):
     launch_files: list[str] = msgspec.field(default_factory=list)
     settings: PacketSettings = msgspec.field(default_factory=PacketSettings)
     http_timeout: float = 5.0
+    # The whole collection's deadline (seconds, all requests together); None: no limit.
+    collect_timeout: float | None = 120.0
     overwrite: bool = False
     base_packet: str | None = None
     lmcache_controller_url: str | None = None
@@ -89,6 +92,7 @@ def collect_lmcache(opts: CollectOptions, *, transport: Any = None,
     inputs: list[PacketInput] = []
     blobs: dict[str, bytes] = {}
     base: Packet | None = None
+    deadline = Deadline(opts.collect_timeout)
     if opts.base_packet is not None:
         base = Packet.load(opts.base_packet)
         evidence += base.evidence
@@ -106,19 +110,22 @@ def collect_lmcache(opts: CollectOptions, *, transport: Any = None,
                        ("lmcache_metrics", opts.lmcache_metrics_urls)):
         for url in urls:
             ev, data = scrape_metrics(url, kind, timeout=opts.http_timeout,  # type: ignore[arg-type]
-                                      transport=transport)
+                                      transport=transport, deadline=deadline)
             evidence.append(ev)
             if data is not None:
-                blobs[url] = data
-                inputs.append(PacketInput(kind=ev.kind, original=url, sha256=ev.source.sha256,
-                                          size=ev.source.size))
+                shown = ev.source.url or url
+                blobs[shown] = data
+                inputs.append(PacketInput(kind=ev.kind, original=shown,
+                                          sha256=ev.source.sha256, size=ev.source.size))
     if opts.lmcache_http_base_url:
         evidence.append(collect_http(opts.lmcache_http_base_url,
                                      thread_names=opts.lmcache_http_thread_names,
-                                     timeout=opts.http_timeout, transport=transport))
+                                     timeout=opts.http_timeout, transport=transport,
+                                     deadline=deadline))
     if opts.engine_http_base_url:  # vLLM's /health and /version only
         evidence.append(collect_engine_http(opts.engine_http_base_url,
-                                            timeout=opts.http_timeout, transport=transport))
+                                            timeout=opts.http_timeout, transport=transport,
+                                            deadline=deadline))
     # The controller and an engine's internal API server: same read-only discipline.
     for server, dirs in (("controller", opts.controller_capture_dirs),
                          ("internal_api", opts.internal_api_capture_dirs)):
@@ -134,7 +141,8 @@ def collect_lmcache(opts: CollectOptions, *, transport: Any = None,
                          ("controller", opts.lmcache_controller_url)):
         if live:
             got = collect_control_plane(live, server, thread_names=opts.lmcache_http_thread_names,
-                                        timeout=opts.http_timeout, transport=transport)
+                                        timeout=opts.http_timeout, transport=transport,
+                                        deadline=deadline)
             evidence += got.evidence
             for kind, src, data in got.inputs:
                 blobs[src] = data

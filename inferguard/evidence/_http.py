@@ -300,9 +300,14 @@ def answer_problems(results: Iterable[RouteResult],
     expected = {r.path: r.expected for r in routes if r.method == "GET"}
     out: list[Problem] = []
     for r in results:
-        if r.error is not None or r.status_code is None:
+        if r.error is not None:
             continue
         base = r.path.split("?", 1)[0]
+        if r.status_code is None:  # a capture without headers: judge the body only
+            if r.truncated:
+                out.append(Problem(f"{r.method} {r.path}: body larger than the cap; "
+                                   "truncated", where=r.path))
+            continue
         if r.status_code not in expected.get(base, (200,)):
             kind = "a redirect (not followed)" if 300 <= r.status_code < 400 else "an error"
             out.append(Problem(f"{r.method} {r.path}: answered HTTP {r.status_code}, {kind}",
