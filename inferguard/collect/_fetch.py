@@ -130,8 +130,9 @@ def fetch(base_url: str, paths: Iterable[str], *, timeout: float = 5.0,
                                       (time.perf_counter() - t0) * 1e3))
             except (httpx.HTTPError, OSError) as exc:
                 elapsed = time.perf_counter() - t0
-                what = (f"{type(exc).__name__}: timed out after {elapsed:.1f} s (deadline {budget:g} s "
-                        "for the whole exchange)" if isinstance(exc, httpx.TimeoutException)
+                what = (f"{type(exc).__name__}: timed out after {elapsed:.1f} s (deadline "
+                        f"{budget:g} s for the whole exchange)"
+                        if isinstance(exc, httpx.TimeoutException)
                         else f"{type(exc).__name__}: {redact_text(str(exc))}")
                 out.append(Answer(path, shown + path, None, None, None, b"", elapsed * 1e3,
                                   what))
