@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import os
+import secrets
 import shutil
 import stat
 import tempfile
@@ -42,7 +43,8 @@ from inferguard.evidence._model import (
     Problem,
 )
 from inferguard.evidence._readers import decode_evidence, read_evidence, read_evidence_all
-from inferguard.evidence._redact import Tally, filter_env
+from inferguard.evidence._redact import Tally, filter_env, redact_text
+from inferguard.lct._scrub import scrub_trace
 
 PACKET_SCHEMA = "inferguard.packet/1"
 EVIDENCE_SET_SCHEMA = "inferguard.evidence_set/1"
@@ -160,7 +162,9 @@ class Packet(msgspec.Struct, frozen=True, omit_defaults=True):
     def write(self, directory: str | os.PathLike[str], *, overwrite: bool = False,
               blobs: dict[str, bytes] | None = None,
               extra_files: dict[str, Any] | None = None,
-              carry_from: str | os.PathLike[str] | None = None) -> Path:
+              carry_from: str | os.PathLike[str] | None = None,
+              include_raw_trace: bool = False,
+              fingerprint_key: bytes | None = None) -> Path:
         """Write the packet atomically: copies of the inputs, evidence files, manifest.
 
         `blobs` holds the bytes of inputs that are not files (live scrapes, by URL);
@@ -168,7 +172,10 @@ class Packet(msgspec.Struct, frozen=True, omit_defaults=True):
         `carry_from` is an earlier packet directory whose copies (inputs already
         `copied_as`) are carried over byte for byte, under the same relative paths.
         Refuses an existing directory unless `overwrite`; then the old packet is replaced
-        by one rename and removed only after the new one is in place."""
+        by one rename and removed only after the new one is in place — and only when it is
+        a packet. A trace is copied scrubbed (`lct/_scrub`: chunk hashes replaced by
+        fingerprints keyed with `fingerprint_key`, else a fresh random key that is never
+        written); the raw bytes only with `include_raw_trace`."""
         dest = Path(directory)
         check_output_dir(dest, overwrite=overwrite)
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -177,7 +184,9 @@ class Packet(msgspec.Struct, frozen=True, omit_defaults=True):
                                     dir=dest.parent))
         try:
             inputs, evidence, problems = self._copy_inputs(
-                tmp, blobs or {}, None if carry_from is None else Path(carry_from))
+                tmp, blobs or {}, None if carry_from is None else Path(carry_from),
+                raw_trace=include_raw_trace,
+                key=fingerprint_key if fingerprint_key is not None else secrets.token_bytes(32))
             files = self._write_evidence(tmp, evidence)
             for rel, obj in (extra_files or {}).items():
                 (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -198,7 +207,8 @@ class Packet(msgspec.Struct, frozen=True, omit_defaults=True):
             raise
         return dest
 
-    def _copy_inputs(self, root: Path, blobs: dict[str, bytes], carry_from: Path | None = None
+    def _copy_inputs(self, root: Path, blobs: dict[str, bytes], carry_from: Path | None = None,
+                     *, raw_trace: bool = False, key: bytes = b""
                      ) -> tuple[list[PacketInput], list[Evidence], list[Problem]]:
         """Copy each file input (hash-checked against what was parsed)."""
         out: list[PacketInput] = []
@@ -252,6 +262,27 @@ class Packet(msgspec.Struct, frozen=True, omit_defaults=True):
             target = root / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             cap = item.size if item.size is not None else 0
+            if item.kind == "trace" and not raw_trace:
+                try:
+                    with _open_regular(src):
+                        pass
+                    rep = scrub_trace(src, target, key, redact_config=redact_text)
+                except (OSError, ValueError) as exc:
+                    target.unlink(missing_ok=True)
+                    out.append(msgspec.structs.replace(item, note=f"not copied: {exc}"))
+                    continue
+                out.append(msgspec.structs.replace(
+                    item, copied_as=rel, copy_sha256=_sha256_file(target),
+                    redacted={"chunk_hash": rep.hashes_replaced,
+                              "token_ids": rep.token_ids_zeroed,
+                              **({"sm_config_json": 1} if rep.config_redacted else {})},
+                    note=(f"scrubbed copy: {rep.records} records, chunk hashes replaced by "
+                          "keyed fingerprints (the key is not kept), token ids zeroed"
+                          + (f", {rep.frames_dropped} undecodable frames dropped"
+                             if rep.frames_dropped else "")
+                          + "; the original is referenced by path, size and sha256")))
+                evidence = _mark_copied(evidence, item.original, rel)
+                continue
             try:
                 if item.kind in REDACTED_COPY_KINDS:
                     digest, copy_digest, redacted = _copy_redacted(src, target, cap)
@@ -506,6 +537,14 @@ def _copy_redacted(src: Path, dst: Path, cap: int) -> tuple[str, str, dict[str, 
         fo.flush()
         os.fsync(fo.fileno())
     return hi.hexdigest(), ho.hexdigest(), tally.as_dict()
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _write_bytes(path: Path, data: bytes) -> None:

@@ -59,6 +59,11 @@ def add_collect_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     a("--mp-trace-recording-enabled", action="store_true")
     a("--http-timeout", type=float, default=5.0,
       help="seconds per HTTP request, the whole exchange (default 5)")
+    a("--include-raw-trace", action="store_true",
+      help="copy .lct traces raw (raw chunk hashes included); default: a scrubbed copy")
+    a("--trace-fingerprint-key-file", metavar="PATH",
+      help="key for the scrubbed trace's fingerprints (share it to join two packets); "
+           "default: a fresh random key per packet, never written")
     a("--collect-timeout", type=float, default=120.0,
       help="seconds for all live requests together (default 120); what is left when it "
            "passes is recorded as not requested and the packet is still written")
@@ -92,7 +97,8 @@ def _collect(args: argparse.Namespace) -> int:
         lmcache_trace_files=args.lmcache_trace_file, lmcache_otel_files=args.lmcache_otel_file,
         lookup_hash_paths=args.lmcache_lookup_hash_file, replay_files=args.lmcache_replay_file,
         launch_files=args.launch_file, settings=settings, http_timeout=args.http_timeout,
-        collect_timeout=args.collect_timeout)
+        collect_timeout=args.collect_timeout, include_raw_trace=args.include_raw_trace,
+        trace_fingerprint_key_file=args.trace_fingerprint_key_file)
     try:
         packet, path = collect_and_judge(opts)
     except (FileExistsError, FileNotFoundError, ValueError) as exc:

@@ -56,6 +56,11 @@ class CollectOptions(msgspec.Struct, frozen=True, omit_defaults=True):
     http_timeout: float = 5.0
     # The whole collection's deadline (seconds, all requests together); None: no limit.
     collect_timeout: float | None = 120.0
+    # Copy traces raw (chunk hashes included) instead of scrubbed.
+    include_raw_trace: bool = False
+    # A file holding the key for trace fingerprints, to make two packets joinable on purpose;
+    # without it every packet draws its own random key, never written.
+    trace_fingerprint_key_file: str | None = None
     overwrite: bool = False
     base_packet: str | None = None
     lmcache_controller_url: str | None = None
@@ -158,8 +163,15 @@ def collect_lmcache(opts: CollectOptions, *, transport: Any = None,
     packet = Packet(settings=settings, evidence=evidence, inputs=inputs,
                     problems=base.problems if base is not None else [])
     extra = {} if report is None else {REPORT_FILE: report(packet)}
+    key = None
+    if opts.trace_fingerprint_key_file is not None:
+        key = Path(opts.trace_fingerprint_key_file).read_bytes()
+        if len(key) < 16:
+            raise ValueError(f"{opts.trace_fingerprint_key_file}: a fingerprint key needs at "
+                             f"least 16 bytes (got {len(key)})")
     written = packet.write(out, overwrite=opts.overwrite, blobs=blobs, extra_files=extra,
-                           carry_from=opts.base_packet)
+                           carry_from=opts.base_packet, include_raw_trace=opts.include_raw_trace,
+                           fingerprint_key=key)
     return Packet.load(written), written
 
 
