@@ -298,11 +298,13 @@ class Packet(msgspec.Struct, frozen=True, omit_defaults=True):
                 problems.append(Problem(f"{src} changed while the packet was written "
                                         f"(parsed sha256 {item.sha256[:12]}…, copied "
                                         f"{digest[:12]}…)", where=str(src)))
+            note = ("copied redacted, line by line" if copy_digest != digest else
+                    "raw copy (--include-raw-trace): holds the raw chunk hashes"
+                    if item.kind == "trace" else None)
             out.append(msgspec.structs.replace(
                 item, copied_as=rel, sha256=digest, size=item.size,
                 copy_sha256=copy_digest if copy_digest != digest else None,
-                redacted=redacted,
-                note="copied redacted, line by line" if copy_digest != digest else None))
+                redacted=redacted, note=note))
             evidence = _mark_copied(evidence, item.original, rel)
         return out, evidence, problems
 
