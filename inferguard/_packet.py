@@ -4,11 +4,15 @@ operator declared about the run.
 On disk a packet is a directory:
 
     packet.json                      manifest: schema, settings, inputs (hashes), evidence index
-    inputs/<kind>/<file>             byte-identical copies of every input file
+    inputs/<kind>/<file>             copies of what each reader accepted (`evidence/_copies`):
+                                     byte-identical, or redacted (logs, launch files, capture
+                                     directories), or scrubbed (traces: `lct/_scrub`)
     metrics/<evidence file>.json     evidence per kind, named as the product page names them
 
-`Packet.write` is atomic (a temporary sibling directory, then one rename) and never replaces
-an existing packet unless asked to. Inputs are never modified: they are read and copied.
+`Packet.write` is atomic (a temporary sibling directory named with the writer's PID, which
+the next write removes if that writer died, then one rename) and never replaces an existing
+directory unless asked to, and then only a packet. Inputs are never modified: they are read
+and copied. What a packet may contain: `docs/reliability.md`.
 """
 
 from __future__ import annotations
