@@ -221,8 +221,12 @@ class Packet(msgspec.Struct, frozen=True, omit_defaults=True):
         used: set[str] = {i.copied_as for i in self.inputs if i.copied_as is not None}
         for item in self.inputs:
             if item.copied_as is not None and carry_from is not None:
-                _carry(carry_from, root, item.copied_as, problems)
-                out.append(item)
+                scrubbed = _carry(carry_from, root, item.copied_as, problems, item.kind,
+                                  raw_trace=raw_trace, key=key)
+                out.append(item if scrubbed is None else msgspec.structs.replace(
+                    item, copy_sha256=scrubbed, note="scrubbed copy (carried from the base "
+                    "packet): chunk hashes replaced by keyed fingerprints (the key is not "
+                    "kept); the original is referenced by path, size and sha256"))
                 continue
             if item.original in blobs:
                 name = "".join(c if c.isalnum() or c in "-_." else "_"
@@ -477,22 +481,37 @@ def _unique(rel: str, used: set[str]) -> str:
     return rel
 
 
-def _carry(base: Path, root: Path, rel: str, problems: list[Problem]) -> None:
-    """Carry one copy from an earlier packet, refusing paths that leave it."""
+def _carry(base: Path, root: Path, rel: str, problems: list[Problem], kind: str = "",
+           *, raw_trace: bool = False, key: bytes = b"") -> str | None:
+    """Carry one copy from an earlier packet, refusing paths that leave it, under today's
+    rules: a capture directory through `capture_copy` (an older packet may hold more), a
+    trace scrubbed again unless raw traces were asked for (returns the scrubbed copy's
+    sha256), nothing but regular files."""
     src, dst = base / rel, root / rel
     try:
         src.resolve().relative_to(base.resolve())
     except ValueError:
         problems.append(Problem(f"{rel}: not inside {base}; not carried over", where=rel))
-        return
+        return None
     if not src.exists() or src.is_symlink():
         problems.append(Problem(f"{rel}: missing from {base}; not carried over", where=rel))
-        return
+        return None
     dst.parent.mkdir(parents=True, exist_ok=True)
-    if src.is_dir():
-        _copy_tree(src, dst)
-    else:
-        _copy_file(src, dst)
+    try:
+        if src.is_dir() and kind in CAPTURE_KINDS:
+            dst.mkdir(parents=True, exist_ok=True)
+            for name, data in capture_copy(kind, src).files:
+                _write_bytes(dst / name, data)
+        elif src.is_dir():
+            _copy_tree(src, dst)
+        elif kind == "trace" and not raw_trace:
+            scrub_trace(src, dst, key, redact_config=redact_text)
+            return _sha256_file(dst)
+        else:
+            _copy_file(src, dst)
+    except (OSError, ValueError) as exc:
+        problems.append(Problem(f"{rel}: not carried over: {exc}", where=rel))
+    return None
 
 
 def _mark_copied(evidence: list[Evidence], original: str, rel: str) -> list[Evidence]:
@@ -567,7 +586,7 @@ def _copy_tree(src: Path, dst: Path) -> None:
     dst.mkdir(parents=True, exist_ok=True)
     for entry in sorted(src.iterdir()):
         target = dst / entry.name
-        if entry.is_symlink():
+        if entry.is_symlink() or not (entry.is_dir() or entry.is_file()):
             continue
         if entry.is_dir():
             _copy_tree(entry, target)

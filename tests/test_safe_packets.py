@@ -391,3 +391,27 @@ def _no_env_proxy(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for k in ("HTTP_PROXY", "http_proxy", "ALL_PROXY"):
         monkeypatch.delenv(k, raising=False)
     yield
+
+
+def test_base_packet_copies_are_carried_under_todays_rules(tmp_path: Path) -> None:
+    """An older packet may hold more than today's copy rules allow (a raw trace, a capture
+    of /cache/objects): carried over, it is scrubbed and filtered like a fresh input."""
+    cap = tmp_path / "cap"
+    cap.mkdir()
+    (cap / "GET_healthcheck.body").write_text('{"status": "healthy"}')
+    trace = UPSTREAM / "storage.lct"
+    _, a = collect_lmcache(CollectOptions(output_dir=str(tmp_path / "a"),
+                                          lmcache_http_capture_dirs=[str(cap)],
+                                          lmcache_trace_files=[str(trace)],
+                                          include_raw_trace=True))
+    assert (a / "inputs" / "trace" / "storage.lct").read_bytes() == trace.read_bytes()
+    (a / "inputs" / "http" / "cap" / "GET_cache_objects.body").write_text('{"k": ["AKIA"]}')
+    packet, b = collect_lmcache(CollectOptions(output_dir=str(tmp_path / "b"),
+                                               base_packet=str(a)))
+    assert not (b / "inputs" / "http" / "cap" / "GET_cache_objects.body").exists()
+    assert (b / "inputs" / "http" / "cap" / "GET_healthcheck.body").exists()
+    carried = (b / "inputs" / "trace" / "storage.lct").read_bytes()
+    assert carried != trace.read_bytes() and len(carried) == trace.stat().st_size
+    item = next(i for i in packet.inputs if i.kind == "trace")
+    assert "scrubbed" in (item.note or "") and item.copy_sha256 is not None
+    assert Packet.read(b).of_kind("trace")[0].facts.summary.total_records == 74

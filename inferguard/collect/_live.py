@@ -20,7 +20,7 @@ from inferguard.evidence._http import ROUTES, answered, facts_from_routes, skipp
 from inferguard.evidence._http import route_result as http_route_result
 from inferguard.evidence._metrics import MAX_METRICS_BYTES, read_metrics_bytes
 from inferguard.evidence._model import Evidence, EvidenceKind, EvidenceSource, Problem, status_from
-from inferguard.evidence._redact import redact_url
+from inferguard.evidence._redact import redact_text, redact_url
 
 MAX_SCRAPE_BYTES = MAX_METRICS_BYTES  # a scrape is read like a metrics file
 
@@ -53,7 +53,7 @@ def collect_engine_http(base_url: str, *, timeout: float = 5.0, transport: Any =
                     deadline=deadline)
     base = redact_url(base)
     summary = [{"path": a.path, "status": a.status, "error": a.error,
-                "body": a.raw[:256].decode("utf-8", "replace")} for a in answers]
+                "body": redact_text(a.raw[:256].decode("utf-8", "replace"))} for a in answers]
     return engine_evidence(base, answers,
                            EvidenceSource.of_bytes(msgspec.json.encode(summary), url=base))
 
