@@ -22,7 +22,6 @@ import hashlib
 import os
 import secrets
 import shutil
-import stat
 import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -30,6 +29,7 @@ from typing import Any
 
 import msgspec
 
+from inferguard._files import open_regular_fd
 from inferguard._version import __version__
 from inferguard.evidence._capture import read_capped
 from inferguard.evidence._controller import filtered_capture
@@ -521,14 +521,9 @@ def _mark_copied(evidence: list[Evidence], original: str, rel: str) -> list[Evid
 
 
 def _open_regular(src: Path) -> Any:
-    """A regular file opened for reading (non-blocking open: a FIFO never hangs), else
-    ValueError naming what it is."""
-    fd = os.open(src, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    f = os.fdopen(fd, "rb")
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        f.close()
-        raise ValueError("not a regular file (a device, FIFO or socket has no end)")
-    return f
+    """A regular file opened for reading (`inferguard._files`: a FIFO never hangs), else
+    `NotRegularFile` (an OSError) naming what it is."""
+    return os.fdopen(open_regular_fd(src), "rb")
 
 
 def _copy_file(src: Path, dst: Path, cap: int | None = None) -> str:

@@ -415,3 +415,16 @@ def test_base_packet_copies_are_carried_under_todays_rules(tmp_path: Path) -> No
     item = next(i for i in packet.inputs if i.kind == "trace")
     assert "scrubbed" in (item.note or "") and item.copy_sha256 is not None
     assert Packet.read(b).of_kind("trace")[0].facts.summary.total_records == 74
+
+
+@pytest.mark.parametrize("cmd", [["trace", "info"], ["trace", "stats"], ["metrics", "summary"]])
+def test_cli_refuses_devices_and_fifos(tmp_path: Path, cmd: list[str],
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """The byte readers take input paths too: a FIFO never hangs them, /dev/zero never
+    feeds them without end; a clear error, exit 2."""
+    from inferguard.cli._main import main
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for path in (str(fifo), "/dev/zero"):
+        assert main([*cmd, path]) == 2
+        assert "not a regular file" in capsys.readouterr().err

@@ -11,12 +11,12 @@ import json
 import math
 import os
 import re
-import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from inferguard.evidence._model import Problem, file_type
+from inferguard._files import NotRegularFile, open_regular_fd
+from inferguard.evidence._model import Problem
 
 BODY_LIMIT = 1 << 20  # larger bodies are truncated and flagged
 HEADERS_LIMIT = 64 << 10  # a captured headers file is read up to this many bytes
@@ -27,23 +27,17 @@ def read_capped(path: str | os.PathLike[str], cap: int, *, follow: bool = True
                 ) -> tuple[bytes | None, str | None]:
     """At most `cap` + 1 bytes of a regular file (more means: over the cap), or why not.
 
-    Devices, FIFOs and sockets are refused before a byte is read (they report size 0 and
-    never end, or block): the file is opened non-blocking and checked with fstat. With
-    `follow=False` a symlink is refused too (capture directories: nothing outside them)."""
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
-    if not follow:
-        flags |= getattr(os, "O_NOFOLLOW", 0)
+    Devices, FIFOs and sockets are refused before a byte is read (`inferguard._files`).
+    With `follow=False` a symlink is refused too (capture directories: nothing outside)."""
     try:
-        fd = os.open(path, flags)
+        fd = open_regular_fd(path, follow=follow)
+    except NotRegularFile as exc:
+        return None, exc.strerror
     except OSError as exc:
         if not follow and os.path.islink(path):
             return None, "a symlink: not followed"
         return None, f"cannot read file: {exc.strerror or exc}"
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            return None, (f"not a regular file ({file_type(st.st_mode)}): refused "
-                          "(it has no size and may never end)")
         chunks: list[bytes] = []
         left = cap + 1
         while left > 0:

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
+from inferguard._files import open_regular_fd
 from inferguard.evidence._capture import BODY_LIMIT, HEADERS_LIMIT, capture_names, read_capped
 from inferguard.evidence._controller import accepted_captures as controller_accepted
 from inferguard.evidence._controller import detect_server, filtered_capture
@@ -100,11 +101,7 @@ def redacted_lines(path: str | os.PathLike[str], cap: int, tally: Tally
                    ) -> Iterator[tuple[bytes, bytes]]:
     """(original line, redacted line) of a regular text file, at most `cap` bytes; raises
     OSError/ValueError when the file is not one a reader would accept."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    with os.fdopen(fd, "rb") as f:
-        import stat
-        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-            raise ValueError("not a regular file")
+    with os.fdopen(open_regular_fd(path), "rb") as f:
         left = cap
         for line in f:
             if left <= 0:

@@ -17,11 +17,11 @@ from typing import IO, Any, Literal
 
 import msgspec
 
+from inferguard._files import NotRegularFile
 from inferguard.evidence._model import (
     Evidence,
     EvidenceKind,
     EvidenceSource,
-    NotRegularFile,
     Problem,
     open_input,
 )
@@ -560,7 +560,7 @@ def read_log(path: str | os.PathLike[str], *, role: str = "lmcache") -> Evidence
             ev = read_log_bytes(stream_lines(f, sha), EvidenceSource(path=p), role=role)
             size = f.tell()
     except (NotRegularFile, OSError) as exc:
-        msg = str(exc) if isinstance(exc, NotRegularFile) else \
+        msg = (exc.strerror or str(exc)) if isinstance(exc, NotRegularFile) else \
             f"cannot read file: {exc.strerror or exc}"
         return Evidence(kind="log", source=EvidenceSource(path=p), status="malformed",
                         problems=[Problem(msg)])

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import stat
 from typing import Any, Literal
 
 import msgspec
+
+from inferguard._files import NotRegularFile, open_regular_fd
 
 EVIDENCE_SCHEMA = "inferguard.evidence/1"
 
@@ -72,33 +73,10 @@ def status_from(problems: list[Problem], *, readable: bool) -> ParseStatus:
     return "partial" if problems else "ok"
 
 
-class NotRegularFile(ValueError):
-    """An input path that is a directory, device, FIFO or socket (no size, maybe no end)."""
-
-
 def open_input(path: str | os.PathLike[str]) -> Any:
-    """A binary file object for a regular input file. The open is non-blocking (a FIFO
-    never hangs) and fstat-checked: a device, FIFO, socket or directory raises
-    `NotRegularFile` naming what it is; OSError as usual."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
-    try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise NotRegularFile(f"not a regular file ({file_type(mode)}): refused, since "
-                                 "it has no size and may never end")
-        if hasattr(os, "set_blocking"):
-            os.set_blocking(fd, True)
-    except BaseException:
-        os.close(fd)
-        raise
-    return os.fdopen(fd, "rb")
-
-
-def file_type(mode: int) -> str:
-    """What a non-regular file is, in words."""
-    return ("a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode)
-            else "a character device" if stat.S_ISCHR(mode) else "a block device"
-            if stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode) else "not a file")
+    """A binary file object for a regular input file (`inferguard._files`): a device,
+    FIFO, socket or directory raises `NotRegularFile` naming what it is; OSError as usual."""
+    return os.fdopen(open_regular_fd(path), "rb")
 
 
 def read_source(path: str | os.PathLike[str], *, max_bytes: int | None = None
@@ -114,7 +92,7 @@ def read_source(path: str | os.PathLike[str], *, max_bytes: int | None = None
                     f"file is {size} bytes, over this reader's limit of {max_bytes}")
             data = f.read() if max_bytes is None else f.read(max_bytes + 1)
     except NotRegularFile as exc:
-        return None, EvidenceSource(path=p), Problem(str(exc))
+        return None, EvidenceSource(path=p), Problem(exc.strerror or str(exc))
     except OSError as exc:
         return None, EvidenceSource(path=p), Problem(f"cannot read file: {exc.strerror or exc}")
     if max_bytes is not None and len(data) > max_bytes:  # grew while read

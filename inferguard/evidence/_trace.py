@@ -7,7 +7,8 @@ import os
 
 import msgspec
 
-from inferguard.evidence._model import Evidence, EvidenceSource, NotRegularFile, Problem, open_input
+from inferguard._files import NotRegularFile
+from inferguard.evidence._model import Evidence, EvidenceSource, Problem, open_input
 from inferguard.lct._file import TraceFile, TraceFormatError, TraceSummary
 from inferguard.lct._stats import TraceStatsFinding, trace_stats
 
@@ -34,7 +35,7 @@ def read_trace(path: str | os.PathLike[str]) -> Evidence:
                         problems=[Problem(str(exc), offset=0)])
     except NotRegularFile as exc:
         return Evidence(kind="trace", source=EvidenceSource(path=p), status="malformed",
-                        problems=[Problem(str(exc))])
+                        problems=[Problem(exc.strerror or str(exc))])
     except OSError as exc:
         return Evidence(kind="trace", source=EvidenceSource(path=p), status="malformed",
                         problems=[Problem(f"cannot read file: {exc.strerror or exc}")])
