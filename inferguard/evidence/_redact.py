@@ -21,6 +21,7 @@ same placeholders again, so a packet's redacted copy reads back to the same fact
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 REDACTED = "<redacted>"
@@ -87,13 +88,30 @@ def is_secret_key(key: str) -> bool:
     return _SECRET_KEY.search(key) is not None
 
 
+# Cheap tests that must hold before a rule's regex can match (most text matches none).
+_NEEDS: dict[str, Callable[[str, str], bool]] = {
+    "private_key": lambda s, low: "PRIVATE KEY" in s,
+    "url_userinfo": lambda s, low: "@" in s and "://" in s,
+    "authorization": lambda s, low: "authorization" in low,
+    "bearer": lambda s, low: "bearer" in low or "basic" in low,
+    "token_shape": lambda s, low: any(t in s for t in ("hf_", "sk-", "gh", "xox", "AKIA",
+                                                        "eyJ")),
+}
+# Words one of which any secret key name contains (a superset test, done with `in`).
+_SECRET_WORDS = ("secret", "token", "passw", "credential", "auth", "cookie", "private", "key",
+                 "signature", "session")
+
+
 def redact_text(value: str, tally: Tally | None = None) -> str:
     """A string with every credential shape and secret `name=value` pair redacted."""
+    low = value.lower()
     for name, rx, repl in _SHAPES:
+        if not _NEEDS[name](value, low):
+            continue
         value, n = rx.subn(repl, value)
         if tally is not None:
             tally.add(name, n)
-    if "=" in value or ":" in value or "--" in value:
+    if ("=" in value or ":" in value or "--" in value) and any(w in low for w in _SECRET_WORDS):
         def pair(m: re.Match[str]) -> str:
             if not is_secret_key(m.group("name")):
                 return m.group(0)
