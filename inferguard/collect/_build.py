@@ -2,8 +2,9 @@
 
 Files are read where they are; the packet keeps copies of what each reader accepted
 (redacted or scrubbed where they could leak: `docs/reliability.md`). Live endpoints are
-fetched with bounded waits (per exchange, and for the whole collection): the MP server's allow-listed GET routes (every state-changing route is
-recorded as skipped, never called) and `/metrics` scrapes. Anything that fails — a refused
+fetched with bounded waits (per exchange, and for the whole collection): the MP server's
+allow-listed GET routes (every state-changing route is recorded as skipped, never called)
+and `/metrics` scrapes. Anything that fails — a refused
 connection, a timeout, a 5xx, a body that does not parse — is evidence, not a crash.
 
 `base_packet` starts from an earlier packet: its evidence and copies are carried over and the
