@@ -6,7 +6,7 @@ wire order, the smallest int forms, float64, bin for bytes — the rules upstrea
 encoder follows, so the copy is a valid `.lct` upstream's own `TraceReader` reads):
 
 - every `bin` value in a record's args (in 0.5.6 only `ObjectKey.chunk_hash` is bytes) →
-  HMAC-SHA256(key, value) cut to the same length: a given hash always maps to the same
+  BLAKE2b keyed with the packet's key, as long as the value: a given hash always maps to the same
   fingerprint within one scrub, so record counts, key counts and the per-key reuse
   structure (which key is written, looked up, read again) are unchanged;
 - an events-level key's `chunk_hash_hex` → the hex of the same keyed fingerprint;
@@ -24,7 +24,6 @@ hash thus has unrelated fingerprints in two packets unless a shared key is given
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import os
 import struct
@@ -47,22 +46,33 @@ class ScrubReport(msgspec.Struct, frozen=True):
     config_redacted: bool = False
 
 
+_CACHE_MAX = 1 << 20  # fingerprints remembered (a trace reuses its keys heavily)
+
+
 class _Keyed:
     def __init__(self, key: bytes) -> None:
-        self.key = key
+        # keyed BLAKE2b takes keys up to 64 bytes; a longer one is hashed down first
+        self.key = key if len(key) <= 64 else hashlib.blake2b(key).digest()
         self.hashes = 0
         self.tokens = 0
+        self.cache: dict[bytes, bytes] = {}
 
     def fp(self, raw: bytes) -> bytes:
-        """A keyed fingerprint of a byte string, as long as it (longer ones repeat HMAC
-        blocks with a counter)."""
+        """A keyed fingerprint of a byte string, as long as it (BLAKE2b keyed with the
+        packet's key; a value longer than 64 bytes chains blocks with a counter)."""
         self.hashes += 1
-        out = b""
-        n = 0
-        while len(out) < len(raw):
-            out += hmac.new(self.key, n.to_bytes(4, "big") + raw, hashlib.sha256).digest()
-            n += 1
-        return out[:len(raw)]
+        hit = self.cache.get(raw)
+        if hit is not None:
+            return hit
+        n = len(raw)
+        if 0 < n <= 64:
+            out = hashlib.blake2b(raw, key=self.key, digest_size=n).digest()
+        else:
+            out = b"".join(hashlib.blake2b(i.to_bytes(4, "big") + raw, key=self.key).digest()
+                           for i in range(n // 64 + 1))[:n]
+        if len(self.cache) < _CACHE_MAX:
+            self.cache[raw] = out
+        return out
 
     def walk(self, v: Any, depth: int = 0) -> Any:
         if depth > 200:
@@ -72,6 +82,10 @@ class _Keyed:
         if isinstance(v, list):
             return [self.walk(x, depth + 1) for x in v]
         if isinstance(v, dict):
+            if v.get("__t__") == "ObjectKey":  # the common case, without the general walk
+                key = self._object_key(v)
+                if key is not None:
+                    return key
             out: dict[Any, Any] = {}
             for k, x in v.items():
                 if k == "chunk_hash_hex" and isinstance(x, str):
@@ -84,10 +98,37 @@ class _Keyed:
                 elif k == "token_ids" and isinstance(x, list):
                     self.tokens += len(x)
                     out[k] = [0] * len(x)
+                elif isinstance(x, (int, float, str, bool)) or x is None:
+                    out[k] = x
                 else:
                     out[k] = self.walk(x, depth + 1)
             return out
         return v
+
+    def _object_key(self, v: dict[Any, Any]) -> dict[Any, Any] | None:
+        """An encoded ObjectKey with its hash (and salt) fingerprinted; None when it is not
+        the `{"__t__", "v": {...}}` map the codec writes (then the general walk runs)."""
+        inner = v.get("v")
+        if type(inner) is not dict or len(v) != 2:
+            return None
+        new: dict[Any, Any] = {}
+        cache = self.cache
+        for k, x in inner.items():
+            t = type(x)
+            if t is bytes:
+                hit = cache.get(x)
+                if hit is None:
+                    new[k] = self.fp(x)
+                else:
+                    self.hashes += 1
+                    new[k] = hit
+            elif t is str and k == "cache_salt" and x:
+                new[k] = "salt-" + self.fp(x.encode()).hex()[:16]
+            elif t in (int, str, float, bool) or x is None:
+                new[k] = x
+            else:
+                new[k] = self.walk(x, 1)
+        return {"__t__": "ObjectKey", "v": new}
 
 
 def scrub_trace(src: str | os.PathLike[str], dst: str | os.PathLike[str], key: bytes, *,
