@@ -52,13 +52,20 @@ def upstream_reader(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """Upstream's `TraceReader` from the wheel's own `format.py` and `reader.py`, under
     stub parent packages (no torch, no lmcache runtime)."""
     tmp = tmp_path_factory.mktemp("wheel")
-    whl = _wheel(tmp)
-    if whl is None:
-        pytest.skip("lmcache 0.5.6 wheel not available")
-    src = tmp / "src"
-    with zipfile.ZipFile(whl) as z:
-        for name in ("format.py", "reader.py"):
-            z.extract(_TRACE_PKG + name, src)
+    cache = Path(os.environ.get("INFERGUARD_LIVE_CACHE", Path.home() / ".cache/inferguard-live"))
+    installed = [p for p in sorted(cache.glob(f"venv/lib/python*/site-packages/{_TRACE_PKG}"
+                                              "reader.py"))
+                 if list(p.parents[4].glob("lmcache-0.5.6.dist-info"))]
+    if installed:  # the live stage's upstream environment (lmcache 0.5.6 from its wheel)
+        src = Path(str(installed[0])[:-len(_TRACE_PKG + "reader.py")])
+    else:
+        whl = _wheel(tmp)
+        if whl is None:
+            pytest.skip("lmcache 0.5.6 wheel not available")
+        src = tmp / "src"
+        with zipfile.ZipFile(whl) as z:
+            for name in ("format.py", "reader.py"):
+                z.extract(_TRACE_PKG + name, src)
     saved = {k: v for k, v in sys.modules.items() if k == "lmcache" or k.startswith("lmcache.")}
     for name in ("lmcache", "lmcache.v1", "lmcache.v1.mp_observability",
                  "lmcache.v1.mp_observability.trace"):
