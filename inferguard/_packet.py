@@ -415,7 +415,8 @@ def _temp_prefix(dest: Path) -> str:
 def clean_stale_temps(dest: Path) -> list[Path]:
     """Remove the temporary directories an earlier writer of `dest` left behind when it was
     killed (named `.<name>.inferguard-tmp-<pid>-…`; removed when that PID is no longer
-    running). Returns what was removed."""
+    running). An old packet set aside by `--force` (`…-<pid>-old`) whose replacement never
+    arrived is put back instead. Returns what was removed."""
     prefix = _temp_prefix(dest)
     removed: list[Path] = []
     try:
@@ -427,6 +428,10 @@ def clean_stale_temps(dest: Path) -> list[Path]:
             continue
         pid_s = e.name[len(prefix):].split("-", 1)[0]
         if not pid_s.isdigit() or (int(pid_s) != os.getpid() and _alive(int(pid_s))):
+            continue
+        if e.name.endswith("-old") and not os.path.lexists(dest):
+            # killed between the two renames of --force: the old packet goes back in place
+            os.rename(e.path, dest)
             continue
         shutil.rmtree(e.path, ignore_errors=True)
         removed.append(Path(e.path))

@@ -428,3 +428,13 @@ def test_cli_refuses_devices_and_fifos(tmp_path: Path, cmd: list[str],
     for path in (str(fifo), "/dev/zero"):
         assert main([*cmd, path]) == 2
         assert "not a regular file" in capsys.readouterr().err
+
+
+def test_old_packet_set_aside_by_a_killed_force_is_put_back(tmp_path: Path) -> None:
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    Packet(settings=PacketSettings(), evidence=[]).write(tmp_path / "x")
+    os.rename(tmp_path / "x", tmp_path / f".p.inferguard-tmp-{dead}-old")  # killed here
+    (tmp_path / f".p.inferguard-tmp-{dead}-new").mkdir()
+    assert clean_stale_temps(tmp_path / "p") == [tmp_path / f".p.inferguard-tmp-{dead}-new"]
+    assert (tmp_path / "p" / "packet.json").exists()
