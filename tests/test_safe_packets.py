@@ -21,6 +21,7 @@ from inferguard._packet import Packet, PacketSettings, clean_stale_temps
 from inferguard.collect import CollectOptions, collect_lmcache
 from inferguard.evidence._capture import BODY_LIMIT
 from inferguard.evidence._http import read_http_capture_dir
+from inferguard.evidence._metrics import MAX_METRICS_BYTES
 from inferguard.evidence._readers import read_evidence
 from inferguard.evidence._redact import REDACTED, Tally, filter_env, redact, redact_text
 
@@ -278,16 +279,22 @@ def test_refused_inputs_are_not_copied_and_the_packet_is_written(tmp_path: Path)
     planted = tmp_path / "dir"
     planted.mkdir()
     (planted / "id_rsa").write_text("-----BEGIN OPENSSH PRIVATE KEY-----\nurlpw99\n")
+    huge = tmp_path / "huge.prom"
+    with open(huge, "wb") as f:
+        f.truncate(MAX_METRICS_BYTES + 1)  # sparse: over the cap, costs no disk
     packet, path = collect_lmcache(CollectOptions(
         output_dir=str(tmp_path / "p"), lmcache_trace_files=["/dev/zero"],
         lmcache_log_files=[str(fifo), str(UPSTREAM / "logs" / "mp_server.log")],
-        lmcache_metrics_files=[str(planted)]))
+        lmcache_metrics_files=[str(planted), str(huge)]))
     _assert_no_secret(path)
     assert not list(path.rglob("id_rsa"))
     copied = {i.original: i for i in packet.inputs}
     assert copied["/dev/zero"].copied_as is None and "not copied" in (
         copied["/dev/zero"].note or "")
     assert copied[str(planted)].copied_as is None
+    assert copied[str(huge)].copied_as is None  # over the reader's cap: not copied
+    assert any("over this reader's limit" in p.message
+               for e in packet.of_kind("lmcache_metrics") for p in e.problems)
     assert copied[str(UPSTREAM / "logs" / "mp_server.log")].copied_as is not None
     assert sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) < 50 << 20
 
