@@ -23,7 +23,7 @@ import os
 import secrets
 import shutil
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -168,7 +168,8 @@ class Packet(msgspec.Struct, frozen=True, omit_defaults=True):
               extra_files: dict[str, Any] | None = None,
               carry_from: str | os.PathLike[str] | None = None,
               include_raw_trace: bool = False,
-              fingerprint_key: bytes | None = None) -> Path:
+              fingerprint_key: bytes | None = None,
+              progress: Callable[[int, int], None] | None = None) -> Path:
         """Write the packet atomically: copies of the inputs, evidence files, manifest.
 
         `blobs` holds the bytes of inputs that are not files (live scrapes, by URL);
@@ -179,7 +180,8 @@ class Packet(msgspec.Struct, frozen=True, omit_defaults=True):
         by one rename and removed only after the new one is in place — and only when it is
         a packet. A trace is copied scrubbed (`lct/_scrub`: chunk hashes replaced by
         fingerprints keyed with `fingerprint_key`, else a fresh random key that is never
-        written); the raw bytes only with `include_raw_trace`."""
+        written); the raw bytes only with `include_raw_trace`. `progress(done, total)`
+        is told the bytes of file inputs copied so far (big traces take seconds)."""
         dest = Path(directory)
         check_output_dir(dest, overwrite=overwrite)
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -188,7 +190,7 @@ class Packet(msgspec.Struct, frozen=True, omit_defaults=True):
                                     dir=dest.parent))
         try:
             inputs, evidence, problems = self._copy_inputs(
-                tmp, blobs or {}, None if carry_from is None else Path(carry_from),
+                tmp, blobs or {}, None if carry_from is None else Path(carry_from), progress,
                 raw_trace=include_raw_trace,
                 key=fingerprint_key if fingerprint_key is not None else secrets.token_bytes(32))
             files = self._write_evidence(tmp, evidence)
@@ -212,9 +214,13 @@ class Packet(msgspec.Struct, frozen=True, omit_defaults=True):
         return dest
 
     def _copy_inputs(self, root: Path, blobs: dict[str, bytes], carry_from: Path | None = None,
+                     progress: Callable[[int, int], None] | None = None,
                      *, raw_trace: bool = False, key: bytes = b""
                      ) -> tuple[list[PacketInput], list[Evidence], list[Problem]]:
         """Copy each file input (hash-checked against what was parsed)."""
+        meter = _CopyMeter(progress, sum(
+            i.size or 0 for i in self.inputs
+            if i.copied_as is None and i.original not in blobs and i.kind not in NOT_COPIED))
         out: list[PacketInput] = []
         problems: list[Problem] = []
         evidence = list(self.evidence)
@@ -279,6 +285,7 @@ class Packet(msgspec.Struct, frozen=True, omit_defaults=True):
                     target.unlink(missing_ok=True)
                     out.append(msgspec.structs.replace(item, note=f"not copied: {exc}"))
                     continue
+                meter.add(item.size or 0)
                 out.append(msgspec.structs.replace(
                     item, copied_as=rel, copy_sha256=_sha256_file(target),
                     redacted={"chunk_hash": rep.hashes_replaced,
@@ -293,9 +300,9 @@ class Packet(msgspec.Struct, frozen=True, omit_defaults=True):
                 continue
             try:
                 if item.kind in REDACTED_COPY_KINDS:
-                    digest, copy_digest, redacted = _copy_redacted(src, target, cap)
+                    digest, copy_digest, redacted = _copy_redacted(src, target, cap, meter)
                 else:
-                    digest = copy_digest = _copy_file(src, target, cap)
+                    digest = copy_digest = _copy_file(src, target, cap, meter)
                     redacted = {}
             except (OSError, ValueError) as exc:
                 target.unlink(missing_ok=True)
@@ -353,7 +360,9 @@ class Packet(msgspec.Struct, frozen=True, omit_defaults=True):
         try:
             manifest = msgspec.json.decode((root / "packet.json").read_bytes(), type=Manifest)
         except FileNotFoundError:
-            raise FileNotFoundError(f"{root}: no packet.json (not an InferGuard packet)") from None
+            raise FileNotFoundError(f"{root}: no packet.json (not an InferGuard packet; "
+                                    "`inferguard collect-lmcache --output-dir DIR` writes one)"
+                                    ) from None
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise ValueError(f"{root / 'packet.json'}: not a packet manifest: {exc}") from None
         evidence: list[Evidence] = []
@@ -531,7 +540,22 @@ def _open_regular(src: Path) -> Any:
     return os.fdopen(open_regular_fd(src), "rb")
 
 
-def _copy_file(src: Path, dst: Path, cap: int | None = None) -> str:
+class _CopyMeter:
+    """Bytes copied so far against the inputs' recorded sizes, for a progress callback."""
+
+    def __init__(self, progress: Callable[[int, int], None] | None, total: int) -> None:
+        self.progress = progress
+        self.total = total
+        self.done = 0
+
+    def add(self, n: int) -> None:
+        self.done += n
+        if self.progress is not None:
+            self.progress(self.done, max(self.total, self.done))
+
+
+def _copy_file(src: Path, dst: Path, cap: int | None = None,
+               meter: _CopyMeter | None = None) -> str:
     """Copy at most `cap` bytes of a regular file (the bytes its reader accepted), fsync,
     and return the sha256 of what was written."""
     h = hashlib.sha256()
@@ -544,12 +568,15 @@ def _copy_file(src: Path, dst: Path, cap: int | None = None) -> str:
             left -= len(block)
             h.update(block)
             fo.write(block)
+            if meter is not None:
+                meter.add(len(block))
         fo.flush()
         os.fsync(fo.fileno())
     return h.hexdigest()
 
 
-def _copy_redacted(src: Path, dst: Path, cap: int) -> tuple[str, str, dict[str, int]]:
+def _copy_redacted(src: Path, dst: Path, cap: int, meter: _CopyMeter | None = None
+                   ) -> tuple[str, str, dict[str, int]]:
     """A text input copied line by line with every line redacted: (sha256 of what was read,
     sha256 of what was written, what was redacted)."""
     tally = Tally()
@@ -559,6 +586,8 @@ def _copy_redacted(src: Path, dst: Path, cap: int) -> tuple[str, str, dict[str, 
             hi.update(line)
             ho.update(clean)
             fo.write(clean)
+            if meter is not None:
+                meter.add(len(line))
         fo.flush()
         os.fsync(fo.fileno())
     return hi.hexdigest(), ho.hexdigest(), tally.as_dict()

@@ -74,12 +74,13 @@ class CollectOptions(msgspec.Struct, frozen=True, omit_defaults=True):
 
 
 def collect_lmcache(opts: CollectOptions, *, transport: Any = None,
-                    report: Callable[[Packet], object] | None = None) -> tuple[Packet, Path]:
+                    report: Callable[[Packet], object] | None = None,
+                    progress: Callable[[int, int], None] | None = None) -> tuple[Packet, Path]:
     """Read every input, fetch every live endpoint, and write the packet atomically.
 
     `report`, when given, judges the packet before it is written; its result is stored at
     `REPORT_FILE` inside it (the judgement lives above this layer: `inferguard.collect_and_judge`
-    passes `compat`)."""
+    passes `compat`). `progress(done, total)` follows the copying of file inputs."""
     out = Path(opts.output_dir)
     check_output_dir(out, overwrite=opts.overwrite)  # before any collection starts
     files: list[tuple[str, Sequence[str]]] = [
@@ -173,7 +174,7 @@ def collect_lmcache(opts: CollectOptions, *, transport: Any = None,
                              f"least 16 bytes (got {len(key)})")
     written = packet.write(out, overwrite=opts.overwrite, blobs=blobs, extra_files=extra,
                            carry_from=opts.base_packet, include_raw_trace=opts.include_raw_trace,
-                           fingerprint_key=key)
+                           fingerprint_key=key, progress=progress)
     return Packet.load(written), written
 
 
