@@ -69,7 +69,6 @@ def capture_copy(kind: str, directory: str | os.PathLike[str]) -> CaptureCopy:
         hraw, _ = read_capped(d / hname, HEADERS_LIMIT, follow=False)
         if hraw is not None:
             files.append((hname, redact_bytes(hraw[:HEADERS_LIMIT], tally)))
-    left_out = [x for x in left_out if not any(x == f"GET_{c}.headers" for c in accepted)]
     return CaptureCopy(files, sorted(set(left_out)), tally.as_dict())
 
 
