@@ -15,7 +15,15 @@ from inferguard._version import __version__
 from inferguard.collect import CollectOptions, collect_lmcache
 from inferguard.evidence import Evidence, EvidenceSource, Problem, read_evidence
 from inferguard.findings import Diagnosis, Finding, diagnose
-from inferguard.judge import CompatReport, ModeDetection, compat, detect_mode
+from inferguard.judge import (
+    CompatReport,
+    ModeDetection,
+    Rate,
+    RateWindow,
+    compat,
+    detect_mode,
+    packet_rates,
+)
 from inferguard.lct import (
     TraceAnalysis,
     TraceColumns,
@@ -52,8 +60,11 @@ from inferguard.prom import (
 from inferguard.verdict import (
     Claim,
     Claims,
+    Comparison,
     Verdict,
     collect_and_judge,
+    compare_packet_dirs,
+    compare_packets,
     diagnose_packet,
     judge_packet,
 )
@@ -62,6 +73,7 @@ __all__ = [
     "Claim",
     "Claims",
     "CollectOptions",
+    "Comparison",
     "CompatReport",
     "Diagnosis",
     "Evidence",
@@ -77,6 +89,8 @@ __all__ = [
     "ParseProblem",
     "Problem",
     "PromParseError",
+    "Rate",
+    "RateWindow",
     "Sample",
     "SeriesArray",
     "TraceAnalysis",
@@ -95,6 +109,8 @@ __all__ = [
     "analyze_trace",
     "collect_and_judge",
     "collect_lmcache",
+    "compare_packet_dirs",
+    "compare_packets",
     "compat",
     "detect_mode",
     "diagnose",
@@ -105,6 +121,7 @@ __all__ = [
     "native_backend",
     "normalize_name",
     "otel_to_prometheus",
+    "packet_rates",
     "parse_file",
     "parse_text",
     "read_evidence",
