@@ -1,0 +1,96 @@
+"""The aggregated series a verdict carries for pictures: each trace's timeline, key reuse
+and lifecycle breaks (from the trace reader), one request's spans (from the OTLP reader) and
+counter deltas between consecutive scrapes of the same kind.
+
+Presentation reads these and computes nothing: every number the HTML report draws is here,
+in the verdict JSON the CLI prints. Bounded whatever the input size (`TraceSeries` has at
+most `MAX_POINTS` points, the request at most `MAX_STEPS` spans, deltas the top counters);
+never a raw hash, token id or span id.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from inferguard._packet import Packet
+from inferguard.evidence._metrics import MetricsFacts
+from inferguard.evidence._model import source_label
+from inferguard.evidence._otel import OtelFacts, SpanStep
+from inferguard.evidence._trace import TraceFacts, TraceSeries
+
+MAX_COUNTERS = 12
+"""Counters kept per scrape kind: the ones that moved most between its first and last
+scrape."""
+
+
+class TraceView(msgspec.Struct, frozen=True):
+    source: str
+    series: TraceSeries
+
+
+class RequestView(msgspec.Struct, frozen=True):
+    source: str
+    spans: list[SpanStep]
+
+
+class CounterDeltas(msgspec.Struct, frozen=True, omit_defaults=True):
+    """One counter's increase over each interval between consecutive scrapes (a counter
+    that went down was reset: the interval's increase is its new value)."""
+
+    family: str
+    deltas: list[float]
+    resets: int = 0
+
+
+class ScrapeDeltas(msgspec.Struct, frozen=True, omit_defaults=True):
+    """Consecutive scrapes of one metrics kind, in packet order, and the top counters'
+    increases between them. With fewer than two scrapes there is no interval."""
+
+    kind: str
+    scrapes: list[str]
+    counters: list[CounterDeltas] = msgspec.field(default_factory=list)
+
+
+class Views(msgspec.Struct, frozen=True, omit_defaults=True):
+    traces: list[TraceView] = msgspec.field(default_factory=list)
+    request: RequestView | None = None
+    scrape_deltas: list[ScrapeDeltas] = msgspec.field(default_factory=list)
+
+
+def _deltas(kind: str, scrapes: list[tuple[str, MetricsFacts]]) -> ScrapeDeltas:
+    names = [s for s, _ in scrapes]
+    if len(scrapes) < 2:
+        return ScrapeDeltas(kind, names)
+    totals = [{f.name: f.total for f in m.families if f.type == "counter"} for _, m in scrapes]
+    out = []
+    for fam in sorted(set().union(*totals)):
+        seq = [t.get(fam) for t in totals]
+        deltas, resets = [], 0
+        for prev, cur in zip(seq, seq[1:], strict=False):
+            if prev is None or cur is None:
+                deltas.append(0.0)
+            elif cur < prev:
+                resets += 1
+                deltas.append(cur)
+            else:
+                deltas.append(cur - prev)
+        if any(deltas):
+            out.append(CounterDeltas(fam, deltas, resets))
+    out.sort(key=lambda c: (-sum(c.deltas), c.family))
+    return ScrapeDeltas(kind, names, out[:MAX_COUNTERS])
+
+
+def views_of(packet: Packet) -> Views:
+    """The packet's pictures as data, read off its evidence's facts (no second pass)."""
+    traces = [TraceView(source_label(e), e.facts.series) for e in packet.of_kind("trace")
+              if isinstance(e.facts, TraceFacts) and e.facts.series is not None]
+    request = None
+    for e in packet.of_kind("otel"):
+        if isinstance(e.facts, OtelFacts) and e.facts.example_request:
+            request = RequestView(source_label(e), e.facts.example_request)
+            break
+    by_kind: dict[str, list[tuple[str, MetricsFacts]]] = {}
+    for e in packet.evidence:
+        if isinstance(e.facts, MetricsFacts):
+            by_kind.setdefault(e.kind, []).append((source_label(e), e.facts))
+    return Views(traces, request, [_deltas(k, v) for k, v in sorted(by_kind.items())])
