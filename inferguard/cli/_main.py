@@ -15,6 +15,7 @@ from inferguard._version import __version__
 from inferguard.cli import _trace as _cli_trace
 from inferguard.cli._collect import add_collect_parser
 from inferguard.cli._compat import add_compat_parsers
+from inferguard.cli._report import add_report_parser
 from inferguard.lct._file import TraceFormatError, TraceSummary, summarize_trace
 from inferguard.prom._model import MetricsSummary, summarize_metrics
 
@@ -180,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     msum.set_defaults(func=_metrics_summary)
     add_collect_parser(sub)
     add_compat_parsers(sub)
+    add_report_parser(sub)
     return p
 
 

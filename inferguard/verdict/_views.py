@@ -10,6 +10,8 @@ never a raw hash, token id or span id.
 
 from __future__ import annotations
 
+import itertools
+
 import msgspec
 
 from inferguard._packet import Packet
@@ -66,7 +68,7 @@ def _deltas(kind: str, scrapes: list[tuple[str, MetricsFacts]]) -> ScrapeDeltas:
     for fam in sorted(set().union(*totals)):
         seq = [t.get(fam) for t in totals]
         deltas, resets = [], 0
-        for prev, cur in zip(seq, seq[1:], strict=False):
+        for prev, cur in itertools.pairwise(seq):
             if prev is None or cur is None:
                 deltas.append(0.0)
             elif cur < prev:
