@@ -74,7 +74,7 @@ def _hist(per_key: npt.NDArray[np.int64], scale: float) -> list[float]:
 def _per_second(col: npt.NDArray[np.int64], group: int, point_s: float) -> list[float]:
     pad = (-len(col)) % group
     summed = np.concatenate([col, np.zeros(pad, col.dtype)]).reshape(-1, group).sum(axis=1)
-    return [round(float(x) / point_s, 6) for x in summed.tolist()]
+    return [float(f"{x / point_s:.9g}") for x in summed.tolist()]
 
 
 def trace_series(t: TraceFile, analysis: TraceAnalysis) -> TraceSeries:

@@ -91,16 +91,17 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]], caption: str) -
             f"<tbody>{body}</tbody></table>")
 
 
-def figure(cid: str, caption: str, svg: str, data_table: str) -> str:
-    return (f'<figure id="{cid}" class="chart">{svg}<figcaption>{escape(caption)}'
+def figure(cid: str, title: str, caption: str, svg: str, data_table: str) -> str:
+    return (f'<figure id="{cid}" class="chart"><h3>{escape(title)}</h3>{svg}'
+            f'<figcaption>{escape(caption)}'
             f'</figcaption><details><summary>Data table</summary>{data_table}</details>'
             "</figure>")
 
 
 def empty(cid: str, caption: str, why: str) -> str:
     """A chart with nothing to draw says so, and why (never a blank box)."""
-    return (f'<figure id="{cid}" class="chart empty"><figcaption>{escape(caption)}'
-            f'</figcaption><p class="none">{escape(why)}</p></figure>')
+    return (f'<figure id="{cid}" class="chart empty"><h3>{escape(caption)}</h3>'
+            f'<p class="none">{escape(why)}</p></figure>')
 
 
 def lines(cid: str, title: str, x: Sequence[float], series: Sequence[tuple[str, Sequence[float]]],
@@ -137,7 +138,7 @@ def lines(cid: str, title: str, x: Sequence[float], series: Sequence[tuple[str, 
                  [(py(v), num(v)) for v in yt], _legend([n for n, _ in series]))
     rows = [[num(a)] + [num(ys[j]) if j < len(ys) else "-" for _, ys in series]
             for j, a in enumerate(x)]
-    return figure(cid, caption, svg,
+    return figure(cid, title, caption, svg,
                   table([x_label] + [f"{n} ({y_label})" for n, _ in series], rows, title))
 
 
@@ -172,7 +173,7 @@ def bars(cid: str, title: str, categories: Sequence[str],
     svg = _frame(title, desc, cid, "".join(body), x_label, y_label, xt,
                  [(py(v), num(v)) for v in yt], _legend([n for n, _ in series], markers=True))
     rows = [[c] + [num(ys[j]) for _, ys in series] for j, c in enumerate(categories)]
-    return figure(cid, caption, svg,
+    return figure(cid, title, caption, svg,
                   table([x_label] + [f"{n} ({y_label})" for n, _ in series], rows, title))
 
 
@@ -214,7 +215,7 @@ def strips(cid: str, title: str, rows: Sequence[tuple[str, int, Sequence[float]]
                  f'text-anchor="middle" class="axis">{escape(x_label)}</text></svg>')
     data = table(["kind", "count", f"times shown ({x_label})"],
                  [[n, num(c), ", ".join(num(t) for t in ts)] for n, c, ts in rows], title)
-    return figure(cid, caption, "".join(parts), data)
+    return figure(cid, title, caption, "".join(parts), data)
 
 
 def waterfall(cid: str, title: str, steps: Sequence[tuple[str, int, float, float | None]],
@@ -258,4 +259,4 @@ def waterfall(cid: str, title: str, steps: Sequence[tuple[str, int, float, float
     data = table(["span", "depth", "start (ms)", "duration (ms)"],
                  [[n, str(dp), num(s), num(d) if d is not None else "open"]
                   for n, dp, s, d in steps], title)
-    return figure(cid, caption, "".join(parts), data)
+    return figure(cid, title, caption, "".join(parts), data)
