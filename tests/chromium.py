@@ -12,6 +12,7 @@ is bounded; the browser is stopped by its PID (terminate, then kill).
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -148,9 +149,13 @@ class Browser:
         self.timeout = timeout
         self.profile = tempfile.mkdtemp(prefix="inferguard-chromium-")
         self.log = open(Path(self.profile) / "stderr.log", "w+b")  # noqa: SIM115
+        # The browser is not the code under test: no sanitizer runtime preloaded into it
+        # (fuzz/sanitizer-tests preloads ASan into the test process).
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("LD_PRELOAD", "ASAN_OPTIONS", "UBSAN_OPTIONS")}
         self.proc = subprocess.Popen([exe, *FLAGS, f"--user-data-dir={self.profile}",
                                       "about:blank"], stdout=subprocess.DEVNULL,
-                                     stderr=self.log, start_new_session=True)
+                                     stderr=self.log, start_new_session=True, env=env)
         self.ws: _Socket | None = None
         self._id = 0
         try:
@@ -231,10 +236,8 @@ class Browser:
         self.ws.sock.settimeout(0.1)
         try:
             while time.monotonic() < end:
-                try:
+                with contextlib.suppress(TimeoutError):
                     events.append(json.loads(self.ws.recv()))
-                except (TimeoutError, socket.timeout):
-                    pass
         finally:
             self.ws.sock.settimeout(self.timeout)
         out = PageLoad(url)
@@ -273,9 +276,8 @@ class Browser:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
-        try:  # its helpers (zygote, renderers) share the group we started it in
+        # Its helpers (zygote, renderers) share the process group we started it in.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
         self.log.close()
         shutil.rmtree(self.profile, ignore_errors=True)

@@ -18,12 +18,10 @@ from typing import Any
 import msgspec
 
 from inferguard._version import __version__
-from inferguard.evidence._trace import TraceSeries
 from inferguard.html import _svg
 from inferguard.html._svg import num
-from inferguard.judge._mode import SUPPORTED
 from inferguard.verdict._verdict import Verdict
-from inferguard.verdict._views import ScrapeDeltas, TraceView
+from inferguard.verdict._views import SUPPORTED, ScrapeDeltas, TraceSeries, TraceView
 
 SEVERITIES = ("error", "warning", "info")
 CHART_IDS = ("chart-timeline", "chart-lookups", "chart-evictions", "chart-reuse",

@@ -19,6 +19,13 @@ from inferguard.evidence._metrics import MetricsFacts
 from inferguard.evidence._model import source_label
 from inferguard.evidence._otel import OtelFacts, SpanStep
 from inferguard.evidence._trace import TraceFacts, TraceSeries
+from inferguard.judge._mode import SUPPORTED
+
+__all__ = ["SUPPORTED", "CounterDeltas", "RequestView", "ScrapeDeltas", "SpanStep",
+           "TraceSeries", "TraceView", "Views", "views_of"]
+"""The view types, with the evidence types they hold and the claim level presentation
+tells apart (`SUPPORTED`: decided by measured evidence), so presentation imports only
+`verdict/`."""
 
 MAX_COUNTERS = 12
 """Counters kept per scrape kind: the ones that moved most between its first and last
