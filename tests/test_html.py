@@ -376,3 +376,60 @@ def test_page_size_is_bounded_on_a_big_trace(tmp_path: Path,
     doc = _doc(out.read_text(encoding="utf-8"))
     rows = doc.table("Counter increases between scrapes of lmcache_metrics")
     assert rows[1] == ["1→2", "250"]
+
+
+# ---------------------------------------------------------------------------------------------
+# The series themselves, against a workload whose truth is known (both backends)
+
+
+def test_trace_series_match_the_workload(backend: str, tmp_path: Path) -> None:
+    from collections import Counter
+
+    from inferguard.evidence._trace import REUSE_EDGES, read_trace
+
+    from .trace_truth import generate, oracle, role
+
+    wl = generate(5, 400)
+    path = tmp_path / "t.lct"
+    path.write_bytes(wl.data)
+    s = read_trace(path).facts.series
+    # Records per op: the per-second values times the point width give back the counts.
+    per_role = Counter(role(r.qualname) for r in wl.recs)
+    for op, values in s.ops_per_second.items():
+        assert sum(values) * s.point_s == pytest.approx(per_role[op], rel=1e-6), op
+    assert set(s.ops_per_second) == {r for r, n in per_role.items() if n}
+    # Keys by how many lookup / read records named them, binned by the documented edges.
+    lookups: Counter[Any] = Counter()
+    reads: Counter[Any] = Counter()
+    enters: Counter[Any] = Counter()
+    keys = set()
+    for r in wl.recs:
+        ro = role(r.qualname)
+        for k in r.keys:
+            if k is None:
+                continue
+            keys.add(k)
+            lookups[k] += ro == "submit_prefetch_task"
+            reads[k] += ro == "finish_read_prefetched"
+            enters[k] += ro == "read_prefetched_results.__enter__"
+
+    def binned(count: dict[Any, int]) -> list[float]:
+        out = [0.0] * len(REUSE_EDGES)
+        for k in keys:
+            out[max(i for i, e in enumerate(REUSE_EDGES) if count.get(k, 0) >= e)] += 1
+        return out
+
+    assert s.keys_by_lookups == binned(lookups)
+    assert s.keys_by_reads == binned({k: max(reads[k], enters[k]) for k in keys})
+    assert not s.keys_estimated
+    # Lifecycle breaks: the oracle's counts, and the example times are the records' times.
+    truth = oracle(wl.recs)
+    t_of = {r.offset: r.t for r in wl.recs}
+    got = {b.kind: b for b in s.breaks}
+    want = {k: v for k, v in truth.lifecycle.items() if v[0]}
+    assert set(got) == set(want)
+    for kind, b in got.items():
+        assert b.count == want[kind][0], kind
+        times = [t_of[o] for o in want[kind][1][:len(b.t_s)]]
+        assert [t - b.t_s[0] for t in b.t_s] == pytest.approx(
+            [t - times[0] for t in times], abs=2e-6)  # the series keep microseconds
