@@ -433,3 +433,26 @@ def test_trace_series_match_the_workload(backend: str, tmp_path: Path) -> None:
         times = [t_of[o] for o in want[kind][1][:len(b.t_s)]]
         assert [t - b.t_s[0] for t in b.t_s] == pytest.approx(
             [t - times[0] for t in times], abs=2e-6)  # the series keep microseconds
+
+
+def test_rates_section_renders_rates_with_windows() -> None:
+    from inferguard.html._page import rates_section
+
+    assert "No rates in this report." in rates_section(None)
+    assert "No rates in this report." in rates_section([])
+    rate = {"name": "lmcache_mp_lookup_hit_rate", "title": "LMCache MP lookup hit rate",
+            "target": "http://127.0.0.1:1/metrics", "numerator_family": "hit_total",
+            "denominator_family": "req_total", "numerator": 250.0, "denominator": 1000.0,
+            "value": 0.25, "window": {"kind": "between_scrapes", "label": "scrape 1 → 2",
+                                      "seconds": 30.0, "resets": ["hit_total: went down"]},
+            "level": "measured"}
+    rows = _doc(rates_section([rate, {**rate, "value": None, "target": "t2"}])) \
+        .table("Hit rates (each with its window)")
+    assert rows[1] == ["LMCache MP lookup hit rate", "http://127.0.0.1:1/metrics", "0.25",
+                       "250 hit_total", "1000 req_total",
+                       "scrape 1 → 2 (30 s); resets: hit_total: went down", "measured", ""]
+    assert rows[2][2] == "no rate (nothing asked)"
+    # Anything else is shown field by field.
+    other = _doc(rates_section({"a": 1, "b": {"c": "x"}})).table(
+        "Hit rates (each with its window)")
+    assert other == [["a", "b.c"], ["1", "x"]]

@@ -113,13 +113,27 @@ def _cells(value: Any) -> str:
 
 
 def _rates(v: Verdict) -> str:
-    """Hit rates with their windows, as the report carries them (rendered generically)."""
+    """Hit rates with their windows, as the report carries them (`report.rates`, when the
+    report has them)."""
     rates = getattr(v.report, "rates", None)
+    return rates_section(None if rates is None else msgspec.to_builtins(rates))
+
+
+def _flat(row: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, x in row.items():
+        if isinstance(x, dict):
+            out.update(_flat(x, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = x
+    return out
+
+
+def rates_section(data: Any) -> str:
+    """The rates section from the rates' JSON form: a rate with a `value` and a `window` is
+    shown as value, numerator / denominator, window and level; anything else as its fields."""
     head = '<section id="rates"><h2>Hit rates</h2>'
-    if rates is None:
-        return head + '<p class="none">No rates in this report.</p></section>'
-    data = msgspec.to_builtins(rates)
-    items: list[Any] = [data]
+    items: list[Any] = [data] if data is not None else []
     if isinstance(data, list):
         items = data
     elif isinstance(data, dict) and isinstance(data.get("rates"), list):
@@ -127,10 +141,27 @@ def _rates(v: Verdict) -> str:
     rows = [x for x in items if isinstance(x, dict)]
     if not rows:
         return head + '<p class="none">No rates in this report.</p></section>'
+    if all("value" in x and isinstance(x.get("window"), dict) for x in rows):
+        cells = []
+        for x in rows:
+            win = x["window"]
+            span = f"{win.get('label', '')}" + (f" ({num(win['seconds'])} s)"
+                                                  if win.get("seconds") is not None else "")
+            if win.get("resets"):
+                span += "; resets: " + "; ".join(map(str, win["resets"]))
+            cells.append([str(x.get("title") or x.get("name", "")), str(x.get("target", "")),
+                          "no rate (nothing asked)" if x["value"] is None else num(x["value"]),
+                          f"{num(x.get('numerator'))} {x.get('numerator_family', '')}",
+                          f"{num(x.get('denominator'))} {x.get('denominator_family', '')}",
+                          span, str(x.get("level", "")), str(x.get("note") or "")])
+        return head + _svg.table(
+            ["rate", "target", "value (ratio)", "numerator", "denominator", "window", "level",
+             "note"], cells, "Hit rates (each with its window)") + "</section>"
+    flat = [_flat(x) for x in rows]
     cols: list[str] = []
-    for x in rows:
+    for x in flat:
         cols += [k for k in x if k not in cols]
-    return head + _svg.table(cols, [[_cells(x.get(c)) for c in cols] for x in rows],
+    return head + _svg.table(cols, [[_cells(x.get(c)) for c in cols] for x in flat],
                              "Hit rates (each with its window)") + "</section>"
 
 
