@@ -456,3 +456,30 @@ def test_rates_section_renders_rates_with_windows() -> None:
     other = _doc(rates_section({"a": 1, "b": {"c": "x"}})).table(
         "Hit rates (each with its window)")
     assert other == [["a", "b.c"], ["1", "x"]]
+
+
+@pytest.mark.parametrize("packet", PACKETS, ids=lambda p: p.parent.name)
+def test_the_answer_follows_the_claims(packet: Path) -> None:
+    """The one-line answer says no more than the claims: serving only with a supported
+    `cache_hits` claim, not serving only with `no_cache_hits` or a withheld claim that names
+    contradicting findings, which the answer names."""
+    from inferguard.html import hit_answer
+
+    v = ig.diagnose_packet(packet)
+    answer, tone = hit_answer(v)
+    made = {c.id: c for c in v.claims.made}
+    withheld = {w.id: w for w in v.claims.withheld}
+    if answer.startswith("LMCache is serving hits"):
+        assert made["cache_hits"].level == "supported"
+        assert made["cache_hits"].evidence[0] in answer
+        assert tone == "pos"
+    elif answer.startswith("LMCache is not serving hits"):
+        assert "no_cache_hits" in made or withheld["cache_hits"].codes
+        codes = withheld["cache_hits"].codes if "cache_hits" in withheld else []
+        for code in codes:
+            assert code in answer
+            assert v.diagnosis.finding(code) is not None
+        assert tone == "neg"
+    else:
+        assert "cache_hits" not in made or made["cache_hits"].level != "supported"
+        assert tone == "unk"

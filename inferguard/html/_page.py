@@ -69,7 +69,10 @@ def hit_answer(v: Verdict) -> tuple[str, str]:
                 f"({'; '.join(c.evidence[:3])}).", "neg")
     if (w := withheld.get("cache_hits")) is not None:
         if w.codes:
-            return f"LMCache is not serving hits: {w.reason}.", "neg"
+            many = len(w.codes) > 1
+            return (f"LMCache is not serving hits: the finding{'s' if many else ''} "
+                    f"{', '.join(w.codes)} contradict{'' if many else 's'} it (see Findings).",
+                    "neg")
         return f"Whether LMCache is serving hits cannot be said: {w.reason}.", "unk"
     return "Whether LMCache is serving hits cannot be said from this packet.", "unk"
 
