@@ -34,10 +34,12 @@ class BreakTimes(msgspec.Struct, frozen=True, omit_defaults=True):
 class TraceSeries(msgspec.Struct, frozen=True, omit_defaults=True):
     """A trace's aggregated series for pictures: records per second by op over time, cache
     events per second by kind (events level), keys by how often they were looked up / read,
-    and lifecycle breaks with their times. Bounded: at most MAX_POINTS points, never a key."""
+    and lifecycle breaks with their times. Bounded: at most MAX_POINTS points, never a key.
+    Point i starts at `t_s[i]` and spans `point_s` seconds (the last one `last_point_s`)."""
 
     point_s: float
     t_s: list[float]
+    last_point_s: float
     ops_per_second: dict[str, list[float]]
     events_per_second: dict[str, list[float]] = msgspec.field(default_factory=dict)
     reuse_bins: list[str] = msgspec.field(default_factory=list)
@@ -71,10 +73,16 @@ def _hist(per_key: npt.NDArray[np.int64], scale: float) -> list[float]:
     return [round(float(x) * scale, 3) for x in n.tolist()]
 
 
-def _per_second(col: npt.NDArray[np.int64], group: int, point_s: float) -> list[float]:
+def _per_second(col: npt.NDArray[np.int64], group: int, bucket_s: float) -> list[float]:
+    """Sum `group` buckets per point, per second of the buckets summed (the last point may
+    hold fewer buckets: it is divided by its own width, not the full point's)."""
     pad = (-len(col)) % group
     summed = np.concatenate([col, np.zeros(pad, col.dtype)]).reshape(-1, group).sum(axis=1)
-    return [float(f"{x / point_s:.9g}") for x in summed.tolist()]
+    widths = np.full(len(summed), group * bucket_s)
+    if len(widths):
+        widths[-1] = (group - pad) * bucket_s
+    return [float(f"{x / w:.9g}") for x, w in zip(summed.tolist(), widths.tolist(),
+                                                  strict=True)]
 
 
 def trace_series(t: TraceFile, analysis: TraceAnalysis) -> TraceSeries:
@@ -85,9 +93,10 @@ def trace_series(t: TraceFile, analysis: TraceAnalysis) -> TraceSeries:
     point_s = st.time.bucket_s * group
     t0 = float(a.bucket_start[0]) if nb else 0.0
     starts = [round(float(x) - t0, 6) for x in a.bucket_start[::group].tolist()]
-    ops = {role: _per_second(col, group, point_s) for role, col in a.records_by_role.items()
+    w = st.time.bucket_s
+    ops = {role: _per_second(col, group, w) for role, col in a.records_by_role.items()
            if nb and int(col.sum())}
-    events = {kind: _per_second(col, group, point_s) for kind, col in a.events_by_kind.items()
+    events = {kind: _per_second(col, group, w) for kind, col in a.events_by_kind.items()
               if nb and int(col.sum())}
     scale = 1.0 / a.key_sample_rate if a.key_sample_rate else 1.0
     breaks = []
@@ -99,7 +108,8 @@ def trace_series(t: TraceFile, analysis: TraceAnalysis) -> TraceSeries:
         breaks.append(BreakTimes(kind, int(life.count.value), life.count.exact, times))
     has_keys = len(a.reads_per_key) > 0
     return TraceSeries(
-        point_s=point_s, t_s=starts, ops_per_second=ops, events_per_second=events,
+        point_s=point_s, t_s=starts, last_point_s=(nb - (len(starts) - 1) * group) * w
+        if nb else point_s, ops_per_second=ops, events_per_second=events,
         reuse_bins=[_bin_label(i) for i in range(len(REUSE_EDGES))] if has_keys else [],
         keys_by_lookups=_hist(a.lookups_per_key, scale) if has_keys else [],
         keys_by_reads=_hist(a.reads_per_key, scale) if has_keys else [],
