@@ -486,3 +486,12 @@ def test_the_answer_follows_the_claims(packet: Path) -> None:
     else:
         assert "cache_hits" not in made or made["cache_hits"].level != "supported"
         assert tone == "unk"
+
+
+@pytest.mark.parametrize("packet", PACKETS, ids=lambda p: p.parent.name)
+def test_packets_written_before_the_series_still_load(packet: Path) -> None:
+    """The recorded packets' stored evidence predates `TraceFacts.series` and
+    `OtelFacts.example_request`: every new field has a default, so none is dropped."""
+    stored = ig.Packet.load(packet)
+    assert not [p for p in stored.problems if "unreadable" in p.message], stored.problems
+    assert ig.Packet.read(packet).of_kind("trace") or not (packet / "inputs" / "trace").exists()

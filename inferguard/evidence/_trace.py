@@ -39,7 +39,6 @@ class TraceSeries(msgspec.Struct, frozen=True, omit_defaults=True):
 
     point_s: float
     t_s: list[float]
-    last_point_s: float
     ops_per_second: dict[str, list[float]]
     events_per_second: dict[str, list[float]] = msgspec.field(default_factory=dict)
     reuse_bins: list[str] = msgspec.field(default_factory=list)
@@ -47,6 +46,7 @@ class TraceSeries(msgspec.Struct, frozen=True, omit_defaults=True):
     keys_by_reads: list[float] = msgspec.field(default_factory=list)
     keys_estimated: bool = False
     breaks: list[BreakTimes] = msgspec.field(default_factory=list)
+    last_point_s: float | None = None  # None: the same as point_s
 
 
 class TraceFacts(msgspec.Struct, frozen=True, tag="trace"):
@@ -108,12 +108,12 @@ def trace_series(t: TraceFile, analysis: TraceAnalysis) -> TraceSeries:
         breaks.append(BreakTimes(kind, int(life.count.value), life.count.exact, times))
     has_keys = len(a.reads_per_key) > 0
     return TraceSeries(
-        point_s=point_s, t_s=starts, last_point_s=(nb - (len(starts) - 1) * group) * w
-        if nb else point_s, ops_per_second=ops, events_per_second=events,
+        point_s=point_s, t_s=starts, ops_per_second=ops, events_per_second=events,
         reuse_bins=[_bin_label(i) for i in range(len(REUSE_EDGES))] if has_keys else [],
         keys_by_lookups=_hist(a.lookups_per_key, scale) if has_keys else [],
         keys_by_reads=_hist(a.reads_per_key, scale) if has_keys else [],
-        keys_estimated=a.key_sample_rate < 1.0, breaks=breaks)
+        keys_estimated=a.key_sample_rate < 1.0, breaks=breaks,
+        last_point_s=(nb - (len(starts) - 1) * group) * w if nb else None)
 
 
 def read_trace(path: str | os.PathLike[str]) -> Evidence:

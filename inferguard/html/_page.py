@@ -236,7 +236,8 @@ def _trace_charts(i: int, tv: TraceView) -> dict[str, str]:
     sfx = f"-{i}"
     src = f" ({tv.source})"
     out: dict[str, str] = {}
-    last = (f" (the last {num(s.last_point_s)} s)" if s.last_point_s != s.point_s else "")
+    last = (f" (the last {num(s.last_point_s)} s)"
+            if s.last_point_s not in (None, s.point_s) else "")
     cap_t = (f"Each point sums {num(s.point_s)} s{last} of the trace{src}; "
              "values are records per second over the point.")
     ops = [(_op_label(k), v) for k, v in s.ops_per_second.items()]
