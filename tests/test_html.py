@@ -495,3 +495,39 @@ def test_packets_written_before_the_series_still_load(packet: Path) -> None:
     stored = ig.Packet.load(packet)
     assert not [p for p in stored.problems if "unreadable" in p.message], stored.problems
     assert ig.Packet.read(packet).of_kind("trace") or not (packet / "inputs" / "trace").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# The command's edges
+
+
+def test_report_cli_usage_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report", "--packet", str(ONE)]) == 2
+    assert "give --html" in capsys.readouterr().err
+    assert main(["report", "--packet", str(tmp_path / "nope"), "--html",
+                 str(tmp_path / "x.html")]) == 2
+    assert "error" in capsys.readouterr().err
+    assert not (tmp_path / "x.html").exists()
+    # An unwritable target (its directory is a file): exit 2, the reason said.
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    assert main(["report", "--packet", str(ONE), "--html", str(blocker / "r.html")]) == 2
+    assert "cannot write" in capsys.readouterr().err
+    assert blocker.read_text() == "not a directory"
+
+
+def test_report_cli_replaces_a_page_whole(tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "r.html"
+    out.write_text("old")
+    data = _cli_page(ONE, out, capsys)
+    doc = _doc(out.read_text(encoding="utf-8"))
+    assert json.loads(doc.json_text) == data
+    assert [p.name for p in tmp_path.iterdir()] == ["r.html"]  # no temp file left
+    assert out.stat().st_mode & 0o777 == 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    m = os.umask(0)
+    os.umask(m)
+    return m
