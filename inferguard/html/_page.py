@@ -40,7 +40,7 @@ background:#f2f7fb}.answer.neg{border-color:#D55E00;background:#fdf3ee}
 .answer.unk{border-color:#767676;background:#f4f4f4}
 table{border-collapse:collapse;margin:.5em 0;width:100%}caption{text-align:left;
 font-weight:600;padding:.3em 0}th,td{border:1px solid #ccc;padding:.25em .5em;
-text-align:left;vertical-align:top}th{background:#f0f0f0}td{overflow-wrap:anywhere}
+text-align:left;vertical-align:top}th{background:#f0f0f0}td{overflow-wrap:break-word}
 .sev{font-weight:700;text-transform:uppercase;padding:0 .4em;border-radius:3px}
 .sev-error{background:#D55E00;color:#fff}.sev-warning{background:#E69F00;color:#000}
 .sev-info{background:#56B4E9;color:#000}.finding{border:1px solid #ccc;padding:.4em .8em;
