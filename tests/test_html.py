@@ -259,9 +259,21 @@ def test_page_text_matches_the_verdict_json(tmp_path: Path,
     breaks = doc.table("Lifecycle breaks over time")
     assert {r[0]: _n(r[1]) for r in breaks[1:]} == {b["kind"]: b["count"]
                                                     for b in series["breaks"]}
-    # Rates: none on this report yet, and the page says so.
-    if "rates" not in rep:
+    # Rates: each with its value and window, or the page says there are none.
+    if not rep.get("rates"):
         assert "No rates in this report." in text
+    else:
+        rows = doc.table("Hit rates (each with its window)")[1:]
+        assert len(rows) == len(rep["rates"])
+        for row, rate in zip(rows, rep["rates"], strict=True):
+            assert row[0] == (rate.get("title") or rate["name"])
+            if rate.get("value") is None:
+                assert row[2] == "no rate (nothing asked)"
+            else:
+                assert _n(row[2].split(" ")[0]) == pytest.approx(rate["value"], rel=1e-5)
+            assert _n(row[3].split(" ")[0]) == pytest.approx(rate["numerator"], rel=1e-5)
+            assert _n(row[4].split(" ")[0]) == pytest.approx(rate["denominator"], rel=1e-5)
+            assert row[5].startswith(rate["window"]["label"])
 
 
 def _dl(html: str) -> list[tuple[str, str]]:
@@ -451,7 +463,7 @@ def test_rates_section_renders_rates_with_windows() -> None:
             "level": "measured"}
     rows = _doc(rates_section([rate, {**rate, "value": None, "target": "t2"}])) \
         .table("Hit rates (each with its window)")
-    assert rows[1] == ["LMCache MP lookup hit rate", "http://127.0.0.1:1/metrics", "0.25",
+    assert rows[1] == ["LMCache MP lookup hit rate", "http://127.0.0.1:1/metrics", "0.25 (25%)",
                        "250 hit_total", "1000 req_total",
                        "scrape 1 → 2 (30 s); resets: hit_total: went down", "measured", ""]
     assert rows[2][2] == "no rate (nothing asked)"

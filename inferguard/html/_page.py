@@ -119,7 +119,18 @@ def _rates(v: Verdict) -> str:
     """Hit rates with their windows, as the report carries them (`report.rates`, when the
     report has them)."""
     rates = getattr(v.report, "rates", None)
-    return rates_section(None if rates is None else msgspec.to_builtins(rates))
+    return rates_section(None if rates is None else _plain(rates))
+
+
+def _plain(obj: Any) -> Any:
+    """Structs as dicts with every field, defaults included (`to_builtins` omits them)."""
+    if isinstance(obj, msgspec.Struct):
+        return {k: _plain(x) for k, x in msgspec.structs.asdict(obj).items()}
+    if isinstance(obj, list | tuple):
+        return [_plain(x) for x in obj]
+    if isinstance(obj, dict):
+        return {k: _plain(x) for k, x in obj.items()}
+    return obj
 
 
 def _flat(row: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -153,7 +164,8 @@ def rates_section(data: Any) -> str:
             if win.get("resets"):
                 span += "; resets: " + "; ".join(map(str, win["resets"]))
             cells.append([str(x.get("title") or x.get("name", "")), str(x.get("target", "")),
-                          "no rate (nothing asked)" if x["value"] is None else num(x["value"]),
+                          "no rate (nothing asked)" if x["value"] is None
+                          else f"{num(x['value'])} ({num(round(x['value'] * 100, 2))}%)",
                           f"{num(x.get('numerator'))} {x.get('numerator_family', '')}",
                           f"{num(x.get('denominator'))} {x.get('denominator_family', '')}",
                           span, str(x.get("level", "")), str(x.get("note") or "")])
