@@ -543,3 +543,24 @@ def _umask() -> int:
     m = os.umask(0)
     os.umask(m)
     return m
+
+
+def test_the_page_says_what_the_packet_could_not_read(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    packet = tmp_path / "p"
+    shutil.copytree(ONE, packet)
+    (packet / "metrics" / "lmcache_log_evidence.json").write_text("{")
+    out = tmp_path / "r.html"
+    data = _cli_page(packet, out, capsys)
+    (problem,) = [p for p in data["views"]["packet_problems"]
+                  if p.get("where") == "metrics/lmcache_log_evidence.json"]
+    doc = _doc(out.read_text(encoding="utf-8"))
+    cap = next(c for c, _ in doc.tables if c.startswith("What the packet could not read"))
+    assert f"({data['views']['packet_problem_count']} in all" in cap
+    assert ["metrics/lmcache_log_evidence.json", problem["message"]] in doc.table(cap)
+    # Near miss: the packet as recorded has nothing to say here.
+    _cli_page(ONE, out, capsys)
+    assert not [c for c, _ in _doc(out.read_text(encoding="utf-8")).tables
+                if c.startswith("What the packet could not read")]

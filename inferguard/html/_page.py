@@ -344,9 +344,16 @@ def _pictures(v: Verdict) -> str:
 
 def _evidence(v: Verdict) -> str:
     rows = [[e.kind, e.source, e.status, str(e.problems)] for e in v.report.evidence]
-    return ('<section id="evidence"><h2>Evidence read</h2>'
-            + _svg.table(["kind", "source", "status", "problems"], rows, "Evidence in the packet")
-            + "</section>")
+    out = ['<section id="evidence"><h2>Evidence read</h2>',
+           _svg.table(["kind", "source", "status", "problems"], rows, "Evidence in the packet")
+           if rows else '<p class="none">No evidence was read from this packet.</p>']
+    vw = v.views
+    if vw.packet_problems:
+        out.append(_svg.table(
+            ["where", "problem"], [[p.where or "-", p.message] for p in vw.packet_problems],
+            f"What the packet could not read ({vw.packet_problem_count} in all; the verdict "
+            "is judged without it)"))
+    return "".join(out) + "</section>"
 
 
 def verdict_json(v: Verdict) -> str:

@@ -16,12 +16,12 @@ import msgspec
 
 from inferguard._packet import Packet
 from inferguard.evidence._metrics import MetricsFacts
-from inferguard.evidence._model import source_label
+from inferguard.evidence._model import Problem, source_label
 from inferguard.evidence._otel import OtelFacts, SpanStep
 from inferguard.evidence._trace import TraceFacts, TraceSeries
 from inferguard.judge._mode import SUPPORTED
 
-__all__ = ["SUPPORTED", "CounterDeltas", "RequestView", "ScrapeDeltas", "SpanStep",
+__all__ = ["SUPPORTED", "CounterDeltas", "Problem", "RequestView", "ScrapeDeltas", "SpanStep",
            "TraceSeries", "TraceView", "Views", "views_of"]
 """The view types, with the evidence types they hold and the claim level presentation
 tells apart (`SUPPORTED`: decided by measured evidence), so presentation imports only
@@ -60,10 +60,18 @@ class ScrapeDeltas(msgspec.Struct, frozen=True, omit_defaults=True):
     counters: list[CounterDeltas] = msgspec.field(default_factory=list)
 
 
+MAX_PROBLEMS = 20
+"""Packet problems kept for the page (the first ones; the count says how many in all)."""
+
+
 class Views(msgspec.Struct, frozen=True, omit_defaults=True):
     traces: list[TraceView] = msgspec.field(default_factory=list)
     request: RequestView | None = None
     scrape_deltas: list[ScrapeDeltas] = msgspec.field(default_factory=list)
+    # What the packet itself could not read (a stored evidence file, a missing copy): the
+    # verdict is judged without it, and the page says so.
+    packet_problems: list[Problem] = msgspec.field(default_factory=list)
+    packet_problem_count: int = 0
 
 
 def _deltas(kind: str, scrapes: list[tuple[str, MetricsFacts]]) -> ScrapeDeltas:
@@ -102,4 +110,5 @@ def views_of(packet: Packet) -> Views:
     for e in packet.evidence:
         if isinstance(e.facts, MetricsFacts):
             by_kind.setdefault(e.kind, []).append((source_label(e), e.facts))
-    return Views(traces, request, [_deltas(k, v) for k, v in sorted(by_kind.items())])
+    return Views(traces, request, [_deltas(k, v) for k, v in sorted(by_kind.items())],
+                 list(packet.problems[:MAX_PROBLEMS]), len(packet.problems))
