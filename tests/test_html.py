@@ -564,3 +564,28 @@ def test_the_page_says_what_the_packet_could_not_read(tmp_path: Path,
     _cli_page(ONE, out, capsys)
     assert not [c for c, _ in _doc(out.read_text(encoding="utf-8")).tables
                 if c.startswith("What the packet could not read")]
+
+
+# ---------------------------------------------------------------------------------------------
+# Any other result document (compare, fleet) as a page
+
+
+def test_document_page_in_chromium(browser: Browser, tmp_path: Path) -> None:
+    from inferguard.html import render_document_html
+
+    v = ig.diagnose_packet(FIXTURES / "lmcache_live" / "vllm_live_embedded" / "packet")
+    out = tmp_path / "d.html"
+    out.write_text(render_document_html(v.diagnosis, title="diagnosis"), encoding="utf-8")
+    load = browser.load(out.as_uri())
+    assert not load.errors(), load.errors()
+    assert load.requests == [out.as_uri()]
+    assert v.diagnosis.findings
+    doc = _doc(out.read_text(encoding="utf-8"))
+    rows = doc.table("findings")
+    header = rows[0]
+    for f, row in zip(v.diagnosis.findings, rows[1:], strict=True):
+        cells = dict(zip(header, row, strict=True))
+        assert cells["code"] == f.code and cells["message"] == f.message
+        assert cells["severity"] == f.severity and f.code in load.text
+    assert json.loads(doc.json_text) == msgspec.to_builtins(v.diagnosis)
+    assert "mode" in load.text and v.diagnosis.mode in load.text
