@@ -43,6 +43,18 @@ def _write(path: str, text: str) -> None:
         raise
 
 
+def write_page(path: str, html: str) -> int:
+    """Write a page (atomically) and say so on stderr: 0, or 2 with the reason."""
+    try:
+        _write(path, html)
+    except OSError as exc:
+        print(f"inferguard: error: cannot write {safe_text(path)}: "
+              f"{safe_text(exc.strerror or str(exc))}", file=sys.stderr)
+        return 2
+    print(f"wrote {safe_text(path)}", file=sys.stderr)
+    return 0
+
+
 def _report(args: argparse.Namespace) -> int:
     if not args.html and not args.json:
         print("inferguard: error: give --html OUT.html and/or --json", file=sys.stderr)
@@ -52,14 +64,8 @@ def _report(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"inferguard: error: {safe_text(str(exc))}", file=sys.stderr)
         return 2
-    if args.html:
-        try:
-            _write(args.html, render_html(verdict))
-        except OSError as exc:
-            print(f"inferguard: error: cannot write {safe_text(args.html)}: "
-                  f"{safe_text(exc.strerror or str(exc))}", file=sys.stderr)
-            return 2
-        print(f"wrote {safe_text(args.html)}", file=sys.stderr)
+    if args.html and write_page(args.html, render_html(verdict)) != 0:
+        return 2
     if args.json:
         sys.stdout.write(msgspec.json.format(msgspec.json.encode(verdict), indent=2).decode()
                          + "\n")
