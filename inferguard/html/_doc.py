@@ -24,8 +24,13 @@ def _cell(x: Any) -> str:
         return "-" if x is None else str(x).lower()
     if isinstance(x, int | float):
         return num(x)
-    if isinstance(x, dict | list):
-        return msgspec.json.encode(x).decode()
+    if isinstance(x, dict):
+        if isinstance(x.get("label"), str):  # a window or a target names itself
+            return str(x["label"])
+        return "; ".join(f"{k}: {_cell(v)}" for k, v in x.items()
+                         if v not in (None, [], {}, ""))
+    if isinstance(x, list):
+        return ", ".join(_cell(v) for v in x)
     return str(x)
 
 
@@ -45,6 +50,7 @@ def _section(name: str, value: Any, depth: int, path: str) -> str:
         if not value:
             return (f'<section id="{escape(sid)}"><h{h}>{title}</h{h}>'
                     '<p class="none">none</p></section>')
+        # The table's caption is its title (no heading repeating it).
         if all(isinstance(x, dict) for x in value):
             cols: list[str] = []
             for x in value:
@@ -52,7 +58,7 @@ def _section(name: str, value: Any, depth: int, path: str) -> str:
             table = _svg.table(cols, [[_cell(x.get(c)) for c in cols] for x in value], name)
         else:
             table = _svg.table([name], [[_cell(x)] for x in value], name)
-        return f'<section id="{escape(sid)}"><h{h}>{title}</h{h}>{table}</section>'
+        return f'<section id="{escape(sid)}" class="wide">{table}</section>'
     return (f'<section id="{escape(sid)}"><h{h}>{title}</h{h}><p>{escape(_cell(value))}</p>'
             "</section>")
 

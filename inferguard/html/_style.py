@@ -27,7 +27,7 @@ fill:#333}.axis{font-size:12px;fill:#000}.legend{list-style:none;padding:0;displ
 flex-wrap:wrap;gap:.4em 1.2em;margin:.2em 0}.none{color:#444;font-style:italic}
 .present{color:#006b4f;font-weight:700}.absent{color:#a33a00;font-weight:700}
 dl{display:grid;grid-template-columns:max-content auto;gap:.2em 1em}dt{font-weight:600}
-dd{margin:0}footer{margin-top:3em;color:#555;font-size:.9em}
+dd{margin:0}.wide{overflow-x:auto}caption{font-size:1.05em}footer{margin-top:3em;color:#555;font-size:.9em}
 """
 
 
