@@ -33,7 +33,6 @@ _T = "time since the trace's first record (s)"
 _LOOKUP, _READ = "submit_prefetch_task", "finish_read_prefetched"
 
 
-
 def hit_answer(v: Verdict) -> tuple[str, str]:
     """The one-line answer and its tone (pos, neg, unk), worded from the claims alone."""
     made = {c.id: c for c in v.claims.made}
