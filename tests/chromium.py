@@ -178,9 +178,12 @@ class Browser:
                     import urllib.request
 
                     for _ in range(50):
-                        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list",
-                                                    timeout=5) as r:
-                            targets = json.loads(r.read())
+                        try:
+                            with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list",
+                                                        timeout=5) as r:
+                                targets = json.loads(r.read())
+                        except OSError:  # not listening yet
+                            targets = []
                         pages = [t for t in targets if t.get("type") == "page"]
                         if pages:
                             url: str = pages[0]["webSocketDebuggerUrl"]
