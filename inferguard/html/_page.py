@@ -324,14 +324,18 @@ def _evidence(v: Verdict) -> str:
     return "".join(out) + "</section>"
 
 
-def verdict_json(v: Verdict) -> str:
-    """The verdict as the page embeds it: compact JSON, `<` escaped so no `</script>` ends
-    the block early (JSON parsers read `\\u003c` back as `<`)."""
-    return msgspec.json.encode(v).decode().replace("<", "\\u003c")
+def verdict_json(v: Verdict, document: Any = None) -> str:
+    """The verdict as the page embeds it: compact JSON (of `document`, the verdict's JSON
+    form the caller prints, when given), `<` escaped so no `</script>` ends the block early
+    (JSON parsers read `\\u003c` back as `<`)."""
+    data = msgspec.json.encode(v if document is None else document)
+    return data.decode().replace("<", "\\u003c")
 
 
-def render_html(v: Verdict, *, title: str | None = None) -> str:
-    """The whole page for one verdict (a str of UTF-8 HTML, no external reference)."""
+def render_html(v: Verdict, *, title: str | None = None, document: Any = None) -> str:
+    """The whole page for one verdict (a str of UTF-8 HTML, no external reference).
+    `document` is the verdict's JSON form to embed, when the caller prints one (the CLI
+    passes what `--json` prints, so the page carries exactly that); default: the verdict."""
     head = title or f"InferGuard report: {v.report.detected.mode}"
     parts: Iterable[str] = (
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
@@ -346,6 +350,6 @@ def render_html(v: Verdict, *, title: str | None = None) -> str:
         _evidence(v),
         '<footer>Machine-readable: the <code>script#verdict-json</code> element holds the '
         "verdict (the same JSON as <code>inferguard report --json</code>).</footer>",
-        f'<script type="application/json" id="verdict-json">{verdict_json(v)}</script>',
+        f'<script type="application/json" id="verdict-json">{verdict_json(v, document)}</script>',
         "</body></html>")
     return "\n".join(parts) + "\n"
