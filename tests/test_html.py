@@ -386,7 +386,7 @@ def test_page_size_is_bounded_on_a_big_trace(tmp_path: Path,
     # Two scrapes of one kind: the counter's increase is drawn.
     (deltas,) = data["views"]["scrape_deltas"]
     assert deltas["counters"] == [{"family": "lmcache_mp_lookup_hit_tokens_total",
-                                   "deltas": [250.0]}]
+                                   "deltas": [250.0], "resets": 0}]
     doc = _doc(out.read_text(encoding="utf-8"))
     rows = doc.table("Counter increases between scrapes of lmcache_metrics")
     assert rows[1] == ["1→2", "250"]
