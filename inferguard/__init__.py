@@ -16,7 +16,15 @@ from inferguard.collect import CollectOptions, collect_lmcache
 from inferguard.evidence import Evidence, EvidenceSource, Problem, read_evidence
 from inferguard.findings import Diagnosis, Finding, diagnose
 from inferguard.html import render_html
-from inferguard.judge import CompatReport, ModeDetection, compat, detect_mode
+from inferguard.judge import (
+    CompatReport,
+    ModeDetection,
+    Rate,
+    RateWindow,
+    compat,
+    detect_mode,
+    packet_rates,
+)
 from inferguard.lct import (
     TraceAnalysis,
     TraceColumns,
@@ -53,8 +61,11 @@ from inferguard.prom import (
 from inferguard.verdict import (
     Claim,
     Claims,
+    Comparison,
     Verdict,
     collect_and_judge,
+    compare_packet_dirs,
+    compare_packets,
     diagnose_packet,
     judge_packet,
 )
@@ -63,6 +74,7 @@ __all__ = [
     "Claim",
     "Claims",
     "CollectOptions",
+    "Comparison",
     "CompatReport",
     "Diagnosis",
     "Evidence",
@@ -78,6 +90,8 @@ __all__ = [
     "ParseProblem",
     "Problem",
     "PromParseError",
+    "Rate",
+    "RateWindow",
     "Sample",
     "SeriesArray",
     "TraceAnalysis",
@@ -96,6 +110,8 @@ __all__ = [
     "analyze_trace",
     "collect_and_judge",
     "collect_lmcache",
+    "compare_packet_dirs",
+    "compare_packets",
     "compat",
     "detect_mode",
     "diagnose",
@@ -106,6 +122,7 @@ __all__ = [
     "native_backend",
     "normalize_name",
     "otel_to_prometheus",
+    "packet_rates",
     "parse_file",
     "parse_text",
     "read_evidence",

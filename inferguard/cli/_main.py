@@ -23,7 +23,7 @@ import msgspec
 
 from inferguard._native import native_backend
 from inferguard._version import __version__
-from inferguard.cli import _collect, _compat, _report
+from inferguard.cli import _collect, _compare, _compat, _report, _watch
 from inferguard.cli import _trace as _cli_trace
 from inferguard.cli._common import (
     EXAMPLES,
@@ -248,6 +248,8 @@ COMMANDS: list[Callable[[Any], None]] = [
     _collect.register,
     _compat.register,
     _report.register,
+    _compare.register,
+    _watch.register,
 ]
 """Every subcommand family, in `--help` order: each takes the top-level subparsers."""
 

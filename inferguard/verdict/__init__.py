@@ -1,6 +1,7 @@
 """The verdict: a packet's compat report, its findings, and the claims the findings allow."""
 
 from inferguard.verdict._claims import Claim, Claims, WithheldClaim, derive_claims
+from inferguard.verdict._compare import Comparison, compare_packet_dirs, compare_packets
 from inferguard.verdict._verdict import (
     Verdict,
     collect_and_judge,
@@ -9,5 +10,6 @@ from inferguard.verdict._verdict import (
     judge_report,
 )
 
-__all__ = ["Claim", "Claims", "Verdict", "WithheldClaim", "collect_and_judge", "derive_claims",
-           "diagnose_packet", "judge_packet", "judge_report"]
+__all__ = ["Claim", "Claims", "Comparison", "Verdict", "WithheldClaim", "collect_and_judge",
+           "compare_packet_dirs", "compare_packets", "derive_claims", "diagnose_packet",
+           "judge_packet", "judge_report"]
