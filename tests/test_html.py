@@ -589,3 +589,28 @@ def test_document_page_in_chromium(browser: Browser, tmp_path: Path) -> None:
         assert cells["severity"] == f.severity and f.code in load.text
     assert json.loads(doc.json_text) == msgspec.to_builtins(v.diagnosis)
     assert "mode" in load.text and v.diagnosis.mode in load.text
+
+
+def test_counter_deltas_follow_the_rates_resets(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """Three scrapes of one target: 100 → 350 → 50. The second interval went down, a reset:
+    its increase is the new value (50), as the rates count it; a counter that never moved is
+    not drawn."""
+    paths = []
+    for i, v in enumerate((100, 350, 50)):
+        p = tmp_path / f"s{i}.prom"
+        p.write_text("# TYPE lmcache_mp_lookup_hit_tokens_total counter\n"
+                     f"lmcache_mp_lookup_hit_tokens_total {v}\n"
+                     "# TYPE lmcache_mp_lookup_requested_tokens_total counter\n"
+                     "lmcache_mp_lookup_requested_tokens_total 7\n")
+        paths.append(("lmcache_metrics", p))
+    packet = ig.Packet.from_files(paths).write(tmp_path / "packet")
+    out = tmp_path / "r.html"
+    data = _cli_page(packet, out, capsys)
+    (d,) = data["views"]["scrape_deltas"]
+    assert d["target"] == "lmcache_metrics" and len(d["scrapes"]) == 3
+    assert d["counters"] == [{"family": "lmcache_mp_lookup_hit_tokens_total",
+                              "deltas": [250.0, 50.0], "resets": 1}]
+    rows = _doc(out.read_text(encoding="utf-8")).table(
+        "Counter increases between scrapes of lmcache_metrics")
+    assert rows[1:] == [["1→2", "250"], ["2→3", "50"]]

@@ -270,17 +270,17 @@ def _trace_charts(i: int, tv: TraceView) -> dict[str, str]:
 def _delta_chart(i: int, d: ScrapeDeltas) -> str:
     cid = f"chart-deltas-{i}"
     if len(d.scrapes) < 2:
-        return _svg.empty(cid, f"Counter deltas ({d.kind})",
-                          f"One scrape of {d.kind} ({', '.join(d.scrapes)}): deltas need two "
+        return _svg.empty(cid, f"Counter deltas ({d.target})",
+                          f"One scrape of {d.target} ({', '.join(d.scrapes)}): deltas need two "
                           "scrapes of the same kind.")
     if not d.counters:
-        return _svg.empty(cid, f"Counter deltas ({d.kind})",
-                          f"No counter of {d.kind} moved between its {len(d.scrapes)} scrapes.")
+        return _svg.empty(cid, f"Counter deltas ({d.target})",
+                          f"No counter of {d.target} moved between its {len(d.scrapes)} scrapes.")
     cats = [f"{a + 1}→{a + 2}" for a in range(len(d.scrapes) - 1)]
-    return _svg.bars(cid, f"Counter increases between scrapes of {d.kind}", cats,
+    return _svg.bars(cid, f"Counter increases between scrapes of {d.target}", cats,
                      [(c.family, c.deltas) for c in d.counters[:6]],
                      "scrape interval (n-th to next)", "increase (counter units)",
-                     f"The counters of {d.kind} that moved most, over the scrapes "
+                     f"The counters of {d.target} that moved most, over the scrapes "
                      + "; ".join(f"{n + 1}: {s}" for n, s in enumerate(d.scrapes))
                      + (f" ({len(d.counters)} in the JSON)" if len(d.counters) > 6 else ""))
 

@@ -1,6 +1,7 @@
 """The aggregated series a verdict carries for pictures: each trace's timeline, key reuse
 and lifecycle breaks (from the trace reader), one request's spans (from the OTLP reader) and
-counter deltas between consecutive scrapes of the same kind.
+counter deltas between consecutive scrapes of one target (by `judge._rates`, the rates' own
+definition of a delta and a reset).
 
 Presentation reads these and computes nothing: every number the HTML report draws is here,
 in the verdict JSON the CLI prints. Bounded whatever the input size (`TraceSeries` has at
@@ -16,10 +17,11 @@ import msgspec
 
 from inferguard._packet import Packet
 from inferguard.evidence._metrics import MetricsFacts
-from inferguard.evidence._model import Problem, source_label
+from inferguard.evidence._model import Evidence, Problem, source_label
 from inferguard.evidence._otel import OtelFacts, SpanStep
 from inferguard.evidence._trace import TraceFacts, TraceSeries
 from inferguard.judge._mode import SUPPORTED
+from inferguard.judge._rates import counter_delta, scrape_series
 
 __all__ = ["SUPPORTED", "CounterDeltas", "Problem", "RequestView", "ScrapeDeltas", "SpanStep",
            "TraceSeries", "TraceView", "Views", "views_of"]
@@ -28,7 +30,7 @@ tells apart (`SUPPORTED`: decided by measured evidence), so presentation imports
 `verdict/`."""
 
 MAX_COUNTERS = 12
-"""Counters kept per scrape kind: the ones that moved most between its first and last
+"""Counters kept per scrape target: the ones that moved most between its first and last
 scrape."""
 
 
@@ -43,8 +45,10 @@ class RequestView(msgspec.Struct, frozen=True):
 
 
 class CounterDeltas(msgspec.Struct, frozen=True, omit_defaults=True):
-    """One counter's increase over each interval between consecutive scrapes (a counter
-    that went down was reset: the interval's increase is its new value)."""
+    """One counter's increase over each interval between consecutive scrapes, and how many
+    resets those intervals crossed (`judge._rates.counter_delta`: a counter that went down,
+    or a new process by `process_start_time_seconds` / `service_instance_id`, counts its new
+    value)."""
 
     family: str
     deltas: list[float]
@@ -52,10 +56,11 @@ class CounterDeltas(msgspec.Struct, frozen=True, omit_defaults=True):
 
 
 class ScrapeDeltas(msgspec.Struct, frozen=True, omit_defaults=True):
-    """Consecutive scrapes of one metrics kind, in packet order, and the top counters'
-    increases between them. With fewer than two scrapes there is no interval."""
+    """Consecutive scrapes of one target (its URL; for files, the evidence kind), in packet
+    order, as `judge._rates` groups them, and the top counters' increases between them. With
+    fewer than two scrapes there is no interval."""
 
-    kind: str
+    target: str
     scrapes: list[str]
     counters: list[CounterDeltas] = msgspec.field(default_factory=list)
 
@@ -74,27 +79,25 @@ class Views(msgspec.Struct, frozen=True, omit_defaults=True):
     packet_problem_count: int = 0
 
 
-def _deltas(kind: str, scrapes: list[tuple[str, MetricsFacts]]) -> ScrapeDeltas:
-    names = [s for s, _ in scrapes]
-    if len(scrapes) < 2:
-        return ScrapeDeltas(kind, names)
-    totals = [{f.name: f.total for f in m.families if f.type == "counter"} for _, m in scrapes]
+def _deltas(target: str, series: list[Evidence]) -> ScrapeDeltas:
+    """Each counter's increase over each interval between consecutive scrapes of one target,
+    by `judge._rates.counter_delta` (one definition of a delta and of a reset)."""
+    names = [source_label(e) for e in series]
+    if len(series) < 2:
+        return ScrapeDeltas(target, names)
+    counters = sorted({f.name for e in series if isinstance(e.facts, MetricsFacts)
+                       for f in e.facts.families if f.type == "counter"})
     out = []
-    for fam in sorted(set().union(*totals)):
-        seq = [t.get(fam) for t in totals]
+    for fam in counters:
         deltas, resets = [], 0
-        for prev, cur in itertools.pairwise(seq):
-            if prev is None or cur is None:
-                deltas.append(0.0)
-            elif cur < prev:
-                resets += 1
-                deltas.append(cur)
-            else:
-                deltas.append(cur - prev)
+        for a, b in itertools.pairwise(series):
+            d = counter_delta([a, b], (fam,))
+            deltas.append(d[3] if d is not None else 0.0)
+            resets += len(d[4]) if d is not None else 0
         if any(deltas):
             out.append(CounterDeltas(fam, deltas, resets))
     out.sort(key=lambda c: (-sum(c.deltas), c.family))
-    return ScrapeDeltas(kind, names, out[:MAX_COUNTERS])
+    return ScrapeDeltas(target, names, out[:MAX_COUNTERS])
 
 
 def views_of(packet: Packet) -> Views:
@@ -106,9 +109,5 @@ def views_of(packet: Packet) -> Views:
         if isinstance(e.facts, OtelFacts) and e.facts.example_request:
             request = RequestView(source_label(e), e.facts.example_request)
             break
-    by_kind: dict[str, list[tuple[str, MetricsFacts]]] = {}
-    for e in packet.evidence:
-        if isinstance(e.facts, MetricsFacts):
-            by_kind.setdefault(e.kind, []).append((source_label(e), e.facts))
-    return Views(traces, request, [_deltas(k, v) for k, v in sorted(by_kind.items())],
+    return Views(traces, request, [_deltas(t, v) for t, v in scrape_series(packet).items()],
                  list(packet.problems[:MAX_PROBLEMS]), len(packet.problems))
