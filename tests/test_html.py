@@ -614,3 +614,26 @@ def test_counter_deltas_follow_the_rates_resets(tmp_path: Path,
     rows = _doc(out.read_text(encoding="utf-8")).table(
         "Counter increases between scrapes of lmcache_metrics")
     assert rows[1:] == [["1→2", "250"], ["2→3", "50"]]
+
+
+def test_compare_page_in_chromium(browser: Browser, tmp_path: Path,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    a = FIXTURES / "lmcache_live" / "mp_live_l1" / "packet"
+    b = FIXTURES / "lmcache_live" / "mp_live_l2" / "packet"
+    out = tmp_path / "c.html"
+    capsys.readouterr()
+    assert main(["compare", str(a), str(b), "--json", "--html", str(out)]) == 0
+    data = json.loads(capsys.readouterr().out)
+    load = browser.load(out.as_uri())
+    assert not load.errors(), load.errors()
+    assert load.requests == [out.as_uri()]
+    doc = _doc(out.read_text(encoding="utf-8"))
+    assert json.loads(doc.json_text) == data
+    rows = doc.table("families")
+    names = [r[0] for r in rows[1:]]
+    assert names == [f["name"] for f in data["families"]]
+    rates = doc.table("rates")
+    for row, r in zip(rates[1:], data["rates"], strict=True):
+        assert row[0] == r["name"]
+        if r.get("a") is not None:
+            assert _n(row[1]) == pytest.approx(r["a"], rel=1e-5)

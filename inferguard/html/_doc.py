@@ -63,12 +63,14 @@ def _section(name: str, value: Any, depth: int, path: str) -> str:
             "</section>")
 
 
-def render_document_html(doc: msgspec.Struct, *, title: str) -> str:
-    """One result document as a page (its JSON embedded as `script#document-json`)."""
+def render_document_html(doc: msgspec.Struct, *, title: str, document: Any = None) -> str:
+    """One result document as a page (its JSON embedded as `script#document-json`: of
+    `document`, the JSON form the caller prints, when given)."""
     data_plain = plain(doc)
     body = (_section("summary", data_plain, 0, "root") if isinstance(data_plain, dict)
             else _section("result", data_plain, 0, "root"))
-    data = msgspec.json.encode(doc).decode().replace("<", "\\u003c")
+    data = msgspec.json.encode(doc if document is None else document).decode()
+    data = data.replace("<", "\\u003c")
     return "\n".join((
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
