@@ -137,9 +137,9 @@ def rates_section(data: Any) -> str:
                           f"{num(x.get('numerator'))} {x.get('numerator_family', '')}",
                           f"{num(x.get('denominator'))} {x.get('denominator_family', '')}",
                           span, str(x.get("level", "")), str(x.get("note") or "")])
-        return head + _svg.table(
+        return head + '<div class="wide">' + _svg.table(
             ["rate", "target", "value (ratio)", "numerator", "denominator", "window", "level",
-             "note"], cells, "Hit rates (each with its window)") + "</section>"
+             "note"], cells, "Hit rates (each with its window)") + "</div></section>"
     flat = [_flat(x) for x in rows]
     cols: list[str] = []
     for x in flat:
