@@ -31,6 +31,10 @@ class EndpointStatus(msgspec.Struct, frozen=True, omit_defaults=True):
     detail: str | None = None
 
 
+WATCH_SCHEMA = "inferguard.watch_round/1"
+"""The `schema` of each `watch --json` line."""
+
+
 class WatchTick(msgspec.Struct, frozen=True, omit_defaults=True):
     """One round: when (seconds since the epoch), each endpoint, the last-window rates and
     the changes since the round before."""
@@ -41,6 +45,7 @@ class WatchTick(msgspec.Struct, frozen=True, omit_defaults=True):
     rates: list[Rate]
     changes: list[str] = msgspec.field(default_factory=list)
     packet_dir: str | None = None
+    schema: str = WATCH_SCHEMA
 
 
 def _status(t: Taken) -> EndpointStatus:
