@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # what mypy and readers see; at run time `__getattr__` import
     from inferguard.collect import CollectOptions, collect_lmcache
     from inferguard.evidence import Evidence, EvidenceSource, Problem, read_evidence
     from inferguard.findings import Diagnosis, Finding, diagnose
+    from inferguard.html import render_html
     from inferguard.judge import (
         CompatReport,
         ModeDetection,
@@ -133,6 +134,7 @@ __all__ = [
     "parse_file",
     "parse_text",
     "read_evidence",
+    "render_html",
     "stack_series",
     "summarize_metrics",
     "summarize_trace",
@@ -196,6 +198,7 @@ _WHERE: dict[str, str] = {
     "parse_file": ".prom",
     "parse_text": ".prom",
     "read_evidence": ".evidence",
+    "render_html": ".html",
     "stack_series": ".prom",
     "summarize_metrics": ".prom",
     "summarize_trace": ".lct",

@@ -24,7 +24,7 @@ import msgspec
 
 from inferguard._native import native_backend
 from inferguard._version import __version__
-from inferguard.cli import _collect, _compare, _compat, _watch
+from inferguard.cli import _collect, _compare, _compat, _report, _watch
 from inferguard.cli import _trace as _cli_trace
 from inferguard.cli._common import (
     EXAMPLES,
@@ -256,6 +256,7 @@ COMMANDS: list[Callable[[Any], None]] = [
     _register_metrics,
     _collect.register,
     _compat.register,
+    _report.register,
     _compare.register,
     _watch.register,
 ]
