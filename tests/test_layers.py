@@ -35,6 +35,7 @@ LAYERS: dict[str, int] = {
     "inferguard._version": 0,
     "inferguard._native": 0,
     "inferguard._files": 0,
+    "inferguard._lazy": 0,
     "inferguard._core": 0,
     # 1: byte parsers. Same layer, but they must not import each other (SEPARATE).
     "inferguard.prom": 1,

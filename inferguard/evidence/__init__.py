@@ -6,8 +6,9 @@ Names load on first access: a command reading one kind loads only that reader.
 
 from __future__ import annotations
 
-import importlib as _importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from inferguard import _lazy
 
 if TYPE_CHECKING:
     from inferguard.evidence._controller import ControllerFacts
@@ -87,15 +88,4 @@ _WHERE: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    """Import a name of `__all__` on first use (so one private module costs only itself)."""
-    where = _WHERE.get(name)
-    if where is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    obj = getattr(_importlib.import_module("inferguard.evidence" + where), name)
-    globals()[name] = obj
-    return obj
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = _lazy.exports(__name__, _WHERE, __all__)
