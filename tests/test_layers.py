@@ -263,9 +263,29 @@ def test_no_dynamic_imports() -> None:
     """Only literal `importlib.import_module("inferguard...")` calls, which the graph reads as
     edges; anything computed would hide an edge."""
     dynamic = re.compile(r"\bimport_module\s*\((?!\"inferguard)|\b__import__\s*\(")
-    hits = [str(p.relative_to(REPO)) for p, _ in MODULES.values()
-            if dynamic.search(p.read_text(encoding="utf-8"))]
+    hits = [str(p.relative_to(REPO)) for m, (p, _) in MODULES.items()
+            if m != LAZY and dynamic.search(p.read_text(encoding="utf-8"))]
     assert not hits, f"dynamic imports hide edges from this test: {hits}"
+
+
+LAZY = "inferguard._lazy"
+"""The one computed import: a package's lazy re-exports (its `_WHERE` table)."""
+
+
+def test_lazy_reexports_are_edges_of_the_graph() -> None:
+    """A package handing `_WHERE` to `_lazy.exports` imports those modules on demand: each must
+    also be a literal edge of the package (its TYPE_CHECKING block), so the graph sees it."""
+    users = [m for m, targets in GRAPH.items() if LAZY in targets]
+    assert users, "no package uses inferguard._lazy"
+    for pkg in users:
+        tree = ast.parse(MODULES[pkg][0].read_text(encoding="utf-8"))
+        where = next(node.value for node in ast.walk(tree)
+                     if isinstance(node, ast.AnnAssign | ast.Assign)
+                     and "_WHERE" in ast.unparse(node.target if isinstance(node, ast.AnnAssign)
+                                                 else node.targets[0]))
+        assert isinstance(where, ast.Dict)
+        wanted = {pkg + v.value for v in where.values if isinstance(v, ast.Constant)}
+        assert wanted and wanted <= GRAPH[pkg], (pkg, sorted(wanted - GRAPH[pkg]))
 
 
 def test_no_import_cycles() -> None:
