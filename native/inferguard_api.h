@@ -124,6 +124,18 @@ uint64_t lct_key_fingerprint(const uint8_t *hash, size_t hash_len, const uint8_t
                              size_t model_len, int64_t kv_rank, int64_t group,
                              const uint8_t *salt, size_t salt_len, int has_salt);
 
+/* events.batch rows (lct_events.c): for rows first.. of (offset, length) frames inside
+ * buf (which starts at file offset base), LCT_EV_COLS int64 per row into rows:
+ * [0] 1 decoded / 0 not taken here (decode it with msgspec); then (kind, offset in buf,
+ * length) for event_type, tier, backend, instance_id (kind 0 str, 1 nil, 2 another type,
+ * 3 absent); [13] 1 if incarnation is an int, [14] its value; [15] entries, [16] sum of
+ * int size_bytes, [17] index of the row's first fingerprint in fp (0 = malformed key).
+ * Stops when fp may not hold the next row; returns the row index to continue from. */
+#define LCT_EV_COLS 18
+size_t lct_events_decode(const uint8_t *buf, size_t len, int64_t base, const int64_t *offset,
+                         const uint32_t *length, size_t nrows, size_t first, int64_t *rows,
+                         uint64_t *fp, size_t fp_cap, size_t *fp_n);
+
 /* For each i < n: out[i] = -2 if !use[i]; else the id of fp[i], a new id if there is
  * room, or -1 if the table is full.  Returns how many rows got -1. */
 size_t lct_keytab_intern(lct_keytab *t, const uint64_t *fp, const uint8_t *use, size_t n,

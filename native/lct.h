@@ -20,4 +20,9 @@ struct lct_interner {
 int lct_skip_value(const uint8_t **p, const uint8_t *end);
 int lct_utf8_valid(const uint8_t *s, size_t n);
 
+/* The bytes [*a0, *a1) of a record body's `args` value (the last one); -1 if the body
+ * does not walk as a record map (lct_keys.c, used by lct_events.c). */
+int lct_find_args(const uint8_t *p, const uint8_t *end, const uint8_t **a0,
+                  const uint8_t **a1);
+
 #endif

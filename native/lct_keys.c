@@ -572,3 +572,8 @@ size_t lct_keytab_intern(lct_keytab *t, const uint64_t *fp, const uint8_t *use, 
     }
     return full;
 }
+
+int lct_find_args(const uint8_t *p, const uint8_t *end, const uint8_t **a0,
+                  const uint8_t **a1) {
+    return find_args(p, end, a0, a1);
+}

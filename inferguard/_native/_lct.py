@@ -236,3 +236,39 @@ class NativeKeyTable:
 
     def fingerprints(self) -> npt.NDArray[np.uint64]:
         return self._fps[:self.count].copy()
+
+
+class NativeEventsDecoder:
+    """`lct_events_decode`: events.batch rows decoded in C where their args read
+    unambiguously (row[0] == 1); the rest are left to the msgspec path."""
+
+    COLS = 18
+
+    def __init__(self, fp_capacity: int = 1 << 16) -> None:
+        self._ffi, self._lib = _api()
+        assert int(self._lib.LCT_EV_COLS) == self.COLS
+        self._cap = fp_capacity
+
+    def decode(self, buf: Any, base: int, offset: npt.NDArray[np.int64],
+               length: npt.NDArray[np.uint32]) -> Iterator[tuple[list[list[int]], list[int]]]:
+        """Pieces of (rows, fingerprints), in row order; each row's column 17 indexes the
+        piece's fingerprints."""
+        import numpy as np
+
+        ffi, lib = self._ffi, self._lib
+        off = np.ascontiguousarray(offset, np.int64)
+        ln = np.ascontiguousarray(length, np.uint32)
+        n = len(off)
+        rows = np.empty((max(n, 1), self.COLS), np.int64)
+        fp = np.empty(self._cap, np.uint64)
+        fp_n = ffi.new("size_t *")
+        first = 0
+        with ffi.from_buffer(buf) as cbuf:
+            while first < n:
+                nxt = int(lib.lct_events_decode(
+                    cbuf, len(buf), base, ffi.cast("int64_t *", off.ctypes.data),
+                    ffi.cast("uint32_t *", ln.ctypes.data), n, first,
+                    ffi.cast("int64_t *", rows.ctypes.data),
+                    ffi.cast("uint64_t *", fp.ctypes.data), self._cap, fp_n))
+                yield rows[:nxt - first].tolist(), fp[:int(fp_n[0])].tolist()
+                first = nxt

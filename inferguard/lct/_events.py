@@ -9,8 +9,9 @@ L1 then on L2, with the delay), lifetimes from store to delete per tier, and res
 Keys are fingerprinted like ObjectKeys (`_trace_keys`), from the key's `chunk_hash_hex`
 (hex decoded), model, kv_rank, group and salt. Per-key maps are bounded like the storage
 analytics: exact up to `max_keys` keys, then a uniform hash sample of keys (per-key numbers
-scaled, with their standard errors). Events files are decoded with msgspec in Python on both
-backends, so results are identical.
+scaled, with their standard errors). On the native backend `events.batch` records are decoded
+in C (`native/lct_events.c`) where their args read unambiguously, and with msgspec otherwise;
+both roads feed the same fold (`_fold`), so results are identical.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
+from inferguard._native import Backend
+from inferguard._native._lct import NativeEventsDecoder
 from inferguard.lct import _engine as ts
 from inferguard.lct import _frame as tf
 from inferguard.lct._keys import K_MODEL, K_NOSALT, K_SALT, PyNames, context, fingerprints
@@ -160,8 +163,11 @@ def _i(x: Any) -> int | None:
 class EventsEngine:
     """Fold events records (file order) into EventStats and timeline columns."""
 
-    def __init__(self, timeline: ts.Timeline, max_keys: int = ts.DEFAULT_MAX_KEYS) -> None:
+    def __init__(self, timeline: ts.Timeline, max_keys: int = ts.DEFAULT_MAX_KEYS,
+                 backend: Backend = "python") -> None:
         self.main = timeline
+        self._native = NativeEventsDecoder() if backend == "native" else None
+        self._str: dict[bytes, str] = {}
         self.max_keys = max_keys
         self.level = 0
         self.models = PyNames(K_MODEL)
@@ -220,20 +226,64 @@ class EventsEngine:
             return
         rows = np.flatnonzero((chunk.status != tf.ROW_MALFORMED) & np.isin(chunk.op, list(want)))
         self._cells = []
+        if self._native is not None:
+            rows = self._add_native(chunk, rows, want, tb)
         for i in rows.tolist():
-            off = int(chunk.offset[i])
-            t = float(chunk.t_mono[i])
-            try:
-                args = _DEC_REC(chunk.window.body(off, int(chunk.length[i]))).args
-                if want[int(chunk.op[i])] == "events.lifecycle":
-                    self._lifecycle(_DEC_LIFE(args), off, t)
-                else:
-                    self._batch(_DEC_BATCH(args), off, t, int(tb[i]))
-            except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
-                self.bad_records += 1
+            self._one(chunk, i, want, tb)
         if self._cells:
             b, c, n = (np.array(x, np.int64) for x in zip(*self._cells, strict=True))
             self.tl.add_cells(b, c, n)
+
+    def _add_native(self, chunk: Chunk, rows: npt.NDArray[np.intp], want: dict[int, str],
+                    tb: npt.NDArray[np.int64]) -> npt.NDArray[np.intp]:
+        """Fold the events.batch rows C decodes, in file order; return the rows left for
+        msgspec. Falls back in order: a row C does not take is decoded right there."""
+        assert self._native is not None
+        is_batch = [want[o] == "events.batch" for o in chunk.op[rows].tolist()]
+        win = chunk.window
+        buf = win.buf
+        pos = 0
+        for piece, fps in self._native.decode(buf, win.base, chunk.offset[rows],
+                                              chunk.length[rows]):
+            for r in piece:
+                i = int(rows[pos])
+                if r[0] != 1 or not is_batch[pos]:
+                    self._one(chunk, i, want, tb)  # msgspec, in file order
+                else:
+                    self._fold(self._span(buf, r[1], r[2], r[3], "?"),
+                               self._span(buf, r[4], r[5], r[6], "?"),
+                               self._span(buf, r[7], r[8], r[9], "-"),
+                               self._span(buf, r[10], r[11], r[12], "?"),
+                               r[14] if r[13] else None, int(chunk.offset[i]),
+                               float(chunk.t_mono[i]), int(tb[i]), r[15], r[16],
+                               fps[r[17]:r[17] + r[15]])
+                pos += 1
+        return rows[:0]
+
+    def _span(self, buf: Any, kind: int, off: int, n: int, default: str) -> str:
+        if kind != 0:
+            return default
+        raw = bytes(buf[off:off + n])
+        s = self._str.get(raw)
+        if s is None:
+            s = raw.decode("utf-8")
+            if len(self._str) < 4096:
+                self._str[raw] = s
+        return s
+
+    def _one(self, chunk: Chunk, i: int, want: dict[int, str], tb: npt.NDArray[np.int64]
+             ) -> None:
+        """One record through msgspec (the Python road)."""
+        off = int(chunk.offset[i])
+        t = float(chunk.t_mono[i])
+        try:
+            args = _DEC_REC(chunk.window.body(off, int(chunk.length[i]))).args
+            if want[int(chunk.op[i])] == "events.lifecycle":
+                self._lifecycle(_DEC_LIFE(args), off, t)
+            else:
+                self._batch(_DEC_BATCH(args), off, t, int(tb[i]))
+        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+            self.bad_records += 1
 
     def _instance(self, name: str) -> dict[str, Any]:
         if name not in self.inst and len(self.inst) >= MAX_NAMES:
@@ -321,20 +371,22 @@ class EventsEngine:
         return [f if v else 0 for f, v in zip(fp, valid, strict=True)], sizes
 
     def _batch(self, b: _Batch, off: int, t: float, tb: int) -> None:
+        fps, sizes = self._fps(b.entries)
+        self._fold(_s(b.event_type), _s(b.tier), _s(b.backend, "-"), _s(b.instance_id),
+                   _i(b.incarnation), off, t, tb, len(b.entries), sum(sizes), fps)
+
+    def _fold(self, etype: str, tier: str, backend: str, name: str, inc: int | None,
+              off: int, t: float, tb: int, n: int, size: int, fps: list[int]) -> None:
+        """One decoded batch (either road) into the aggregates."""
         self.batches += 1
-        etype, tier = _s(b.event_type), self._tier(_s(b.tier))
-        backend = _s(b.backend, "-") if b.backend is not None else "-"
-        name = _s(b.instance_id)
-        self._seen_incarnation(name, _i(b.incarnation), off, t)
-        entries = b.entries
-        n = len(entries)
+        tier = self._tier(tier)
+        self._seen_incarnation(name, inc, off, t)
         self.entries += n
         c = self._combo((etype, tier, backend), t)
-        fps, sizes = self._fps(entries)
         if c < MAX_COMBOS:
             self.kind_batches[c] += 1
             self.kind_entries[c] += n
-            self.kind_bytes[c] += sum(sizes)
+            self.kind_bytes[c] += size
             if math.isfinite(t):
                 self.kind_first[c] = t if not math.isfinite(self.kind_first[c]) else min(
                     self.kind_first[c], t)

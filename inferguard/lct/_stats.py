@@ -369,7 +369,7 @@ def _analyze(tfile: TraceFile, backend: Backend | None, max_keys: int, bucket_s:
     extractor = make_extractor(chosen)
     engine = ts.Engine(chosen, max_keys=max_keys, bucket_s=bucket_s, idle_gap_s=idle_gap_s)
     events_level = tfile.header.level == "events"
-    events = EventsEngine(engine.timeline, max_keys) if events_level else None
+    events = EventsEngine(engine.timeline, max_keys, chosen) if events_level else None
     agg = _Aggregate(events_level)
 
     # One thread: a worker thread feeding scan + key extraction ahead of the fold showed

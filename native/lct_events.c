@@ -1,0 +1,326 @@
+/* lct_events.c - the events level (`events.batch` records) decoded in C.
+ *
+ * Only records whose args read unambiguously are decoded here; for anything else the
+ * row gets status 0 and the caller decodes it with msgspec (inferguard/lct/_events.py),
+ * so the result is what the msgspec path gives by construction.  Taken here: args a map
+ * with str keys, no known field twice; scalar values (containers only where the schema
+ * has them: `entries`, each entry's `key`, and arrays of scalars elsewhere); every str
+ * valid UTF-8; chunk_hash_hex only hex digits (at most LCT_EV_MAX_HEX).  Every read is
+ * bounds-checked against the end of the args value. */
+#include "lct.h"
+
+#include <string.h>
+
+#define LCT_EV_MAX_HEX 512
+
+enum { V_STR = 0, V_NIL = 1, V_OTHER = 2, V_ABSENT = 3, V_INT = 4, V_BOOL = 5, V_UBIG = 6 };
+
+typedef struct {
+    int kind;
+    const uint8_t *s; /* V_STR */
+    size_t n;
+    int64_t i; /* V_INT */
+} scal;
+
+static uint64_t bep(const uint8_t *p, int n) {
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++) v = (v << 8) | p[i];
+    return v;
+}
+
+/* One scalar value at *pp: 1 read (consumed), 0 a container/ext or invalid UTF-8 (the
+ * caller falls back), -1 truncated. */
+static int scalar(const uint8_t **pp, const uint8_t *end, scal *v) {
+    const uint8_t *p = *pp;
+    uint8_t op;
+    uint64_t len;
+    int n;
+    if (p >= end) return -1;
+    op = *p++;
+    v->kind = V_OTHER;
+    if (op <= 0x7f) { v->kind = V_INT; v->i = op; goto done; }
+    if (op >= 0xe0) { v->kind = V_INT; v->i = (int64_t)op - 256; goto done; }
+    if (op >= 0xa0 && op <= 0xbf) { len = op & 0x1fu; goto str; }
+    switch (op) {
+    case 0xc0: v->kind = V_NIL; goto done;
+    case 0xc2: case 0xc3: v->kind = V_BOOL; goto done;
+    case 0xd9: case 0xda: case 0xdb:
+        n = op == 0xd9 ? 1 : op == 0xda ? 2 : 4;
+        if (end - p < n) return -1;
+        len = bep(p, n);
+        p += n;
+        goto str;
+    case 0xc4: case 0xc5: case 0xc6: /* bin: a non-str value */
+        n = op == 0xc4 ? 1 : op == 0xc5 ? 2 : 4;
+        if (end - p < n) return -1;
+        len = bep(p, n);
+        p += n;
+        if ((uint64_t)(end - p) < len) return -1;
+        p += len;
+        goto done;
+    case 0xca: n = 4; goto fixed;
+    case 0xcb: n = 8; goto fixed;
+    case 0xcc: case 0xcd: case 0xce: case 0xcf:
+    case 0xd0: case 0xd1: case 0xd2: case 0xd3: {
+        uint64_t u;
+        n = 1 << ((op - 0xcc) & 3);
+        if (end - p < n) return -1;
+        u = bep(p, n);
+        p += n;
+        if (op >= 0xd0) {
+            if (n < 8 && (u >> (8 * n - 1))) u |= ~(uint64_t)0 << (8 * n);
+            memcpy(&v->i, &u, sizeof v->i);
+            v->kind = V_INT;
+        } else if (u > (uint64_t)INT64_MAX) {
+            v->kind = V_UBIG;
+        } else {
+            v->i = (int64_t)u;
+            v->kind = V_INT;
+        }
+        goto done;
+    }
+    default:
+        return 0; /* map, array, ext, 0xc1 */
+    }
+fixed:
+    if (end - p < n) return -1;
+    p += n;
+    goto done;
+str:
+    if ((uint64_t)(end - p) < len) return -1;
+    if (!lct_utf8_valid(p, (size_t)len)) return 0;
+    v->kind = V_STR;
+    v->s = p;
+    v->n = (size_t)len;
+    p += len;
+done:
+    *pp = p;
+    return 1;
+}
+
+/* A map or array header: 1 with the count, 0 another type, -1 truncated. */
+static int container(const uint8_t **pp, const uint8_t *end, int map, uint64_t *count) {
+    const uint8_t *p = *pp;
+    uint8_t fix = map ? 0x80 : 0x90, c16 = map ? 0xde : 0xdc;
+    if (p >= end) return -1;
+    if (*p >= fix && *p <= fix + 0x0f) {
+        *count = *p & 0x0fu;
+        p += 1;
+    } else if (*p == c16 || *p == c16 + 1) {
+        int n = *p == c16 ? 2 : 4;
+        if (end - p - 1 < n) return -1;
+        *count = bep(p + 1, n);
+        p += 1 + n;
+    } else {
+        return 0;
+    }
+    /* each element needs at least one byte */
+    if (*count > (uint64_t)(end - p)) return -1;
+    *pp = p;
+    return 1;
+}
+
+/* A value that is a scalar or an array of scalars (token_ids): 1, else 0/-1. */
+static int flat_value(const uint8_t **pp, const uint8_t *end) {
+    scal v;
+    uint64_t n;
+    int rc = container(pp, end, 0, &n);
+    if (rc < 0) return -1;
+    if (rc == 0) return scalar(pp, end, &v);
+    for (uint64_t i = 0; i < n; i++) {
+        rc = scalar(pp, end, &v);
+        if (rc != 1) return rc;
+    }
+    return 1;
+}
+
+static int str_key(const uint8_t **pp, const uint8_t *end, const uint8_t **k, size_t *kn) {
+    scal v;
+    int rc = scalar(pp, end, &v);
+    if (rc != 1) return rc;
+    if (v.kind != V_STR) return 0;
+    *k = v.s;
+    *kn = v.n;
+    return 1;
+}
+
+static int is(const uint8_t *k, size_t kn, const char *lit) {
+    size_t ln = strlen(lit);
+    return kn == ln && memcmp(k, lit, ln) == 0;
+}
+
+static int hexval(uint8_t c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* The entry's key: 1 with *fp (0 = malformed key, as the Python rules say), 0 fall back,
+ * -1 truncated. */
+static int read_key(const uint8_t **pp, const uint8_t *end, uint64_t *fp) {
+    uint64_t n;
+    scal hh = {V_ABSENT, 0, 0, 0}, model = {V_ABSENT, 0, 0, 0}, rank = {V_ABSENT, 0, 0, 0};
+    scal group = {V_ABSENT, 0, 0, 0}, salt = {V_ABSENT, 0, 0, 0};
+    uint8_t raw[LCT_EV_MAX_HEX / 2];
+    int rc = container(pp, end, 1, &n);
+    if (rc < 0) return -1;
+    if (rc == 0) { /* not a dict: malformed, if it reads as a scalar */
+        scal v;
+        rc = scalar(pp, end, &v);
+        *fp = 0;
+        return rc;
+    }
+    for (uint64_t i = 0; i < n; i++) {
+        const uint8_t *k;
+        size_t kn;
+        scal v, *dst = NULL;
+        rc = str_key(pp, end, &k, &kn);
+        if (rc != 1) return rc;
+        rc = scalar(pp, end, &v);
+        if (rc != 1) return rc;
+        if (is(k, kn, "chunk_hash_hex")) dst = &hh;
+        else if (is(k, kn, "model_name")) dst = &model;
+        else if (is(k, kn, "kv_rank")) dst = &rank;
+        else if (is(k, kn, "object_group_id")) dst = &group;
+        else if (is(k, kn, "cache_salt")) dst = &salt;
+        if (dst) {
+            if (dst->kind != V_ABSENT) return 0; /* duplicate: let msgspec/dict decide */
+            *dst = v;
+        }
+    }
+    *fp = 0;
+    if (hh.kind != V_STR) return 1; /* missing (KeyError) or not a str (TypeError) */
+    if (hh.n > LCT_EV_MAX_HEX) return 0;
+    for (size_t i = 0; i < hh.n; i++)
+        if (hexval(hh.s[i]) < 0) return 0; /* whitespace etc.: bytes.fromhex decides */
+    if (hh.n & 1) return 1; /* odd length: ValueError */
+    for (size_t i = 0; i < hh.n / 2; i++)
+        raw[i] = (uint8_t)(hexval(hh.s[2 * i]) << 4 | hexval(hh.s[2 * i + 1]));
+    if (model.kind != V_STR) return 1;
+    if (rank.kind == V_ABSENT) { rank.kind = V_INT; rank.i = 0; }
+    if (group.kind == V_ABSENT) { group.kind = V_INT; group.i = 0; }
+    if (rank.kind != V_INT || group.kind != V_INT) return 1;
+    *fp = lct_key_fingerprint(raw, hh.n / 2, model.s, model.n, rank.i, group.i,
+                              salt.kind == V_STR ? salt.s : NULL,
+                              salt.kind == V_STR ? salt.n : 0, salt.kind == V_STR);
+    return 1;
+}
+
+/* One entry map: 1 (fp and size added), 0 fall back, -1 truncated. */
+static int read_entry(const uint8_t **pp, const uint8_t *end, uint64_t *fp, int64_t *size) {
+    uint64_t n;
+    int have_key = 0, have_size = 0;
+    int rc = container(pp, end, 1, &n);
+    if (rc != 1) return rc;
+    *fp = 0; /* key absent: None, malformed */
+    *size = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        const uint8_t *k;
+        size_t kn;
+        rc = str_key(pp, end, &k, &kn);
+        if (rc != 1) return rc;
+        if (is(k, kn, "key")) {
+            if (have_key++) return 0;
+            rc = read_key(pp, end, fp);
+        } else if (is(k, kn, "size_bytes")) {
+            scal v;
+            if (have_size++) return 0;
+            rc = scalar(pp, end, &v);
+            if (rc == 1 && v.kind == V_UBIG) return 0;
+            *size = v.kind == V_INT ? v.i : 0;
+        } else {
+            rc = flat_value(pp, end);
+        }
+        if (rc != 1) return rc;
+    }
+    return 1;
+}
+
+static void span(const scal *v, const uint8_t *buf, int64_t *out) {
+    out[0] = v->kind == V_STR ? 0 : v->kind == V_NIL ? 1 : v->kind == V_ABSENT ? 3 : 2;
+    out[1] = v->kind == V_STR ? (int64_t)(v->s - buf) : 0;
+    out[2] = v->kind == V_STR ? (int64_t)v->n : 0;
+}
+
+/* One events.batch args value [p, end): 1 decoded (row filled, fps appended), 0 not
+ * taken here. */
+static int decode_batch(const uint8_t *buf, const uint8_t *p, const uint8_t *end,
+                        int64_t *row, uint64_t *fp, size_t fp_cap, size_t *fp_n) {
+    uint64_t n;
+    scal f[5]; /* event_type, tier, backend, instance_id, incarnation */
+    static const char *const NAMES[5] = {"event_type", "tier", "backend", "instance_id",
+                                         "incarnation"};
+    int have_entries = 0, have_shared = 0;
+    size_t start = *fp_n, count = 0;
+    int64_t total = 0;
+    for (int j = 0; j < 5; j++) f[j].kind = V_ABSENT;
+    if (container(&p, end, 1, &n) != 1) return 0;
+    for (uint64_t i = 0; i < n; i++) {
+        const uint8_t *k;
+        size_t kn;
+        int j, rc;
+        if (str_key(&p, end, &k, &kn) != 1) return 0;
+        for (j = 0; j < 5 && !is(k, kn, NAMES[j]); j++) {}
+        if (j < 5) {
+            scal v;
+            if (f[j].kind != V_ABSENT) return 0;
+            if (scalar(&p, end, &v) != 1) return 0;
+            if (j == 4 && v.kind == V_UBIG) return 0;
+            f[j] = v;
+        } else if (is(k, kn, "entries")) {
+            uint64_t m;
+            if (have_entries++) return 0;
+            if (container(&p, end, 0, &m) != 1) return 0;
+            if (m > fp_cap - *fp_n) return 0;
+            for (uint64_t e = 0; e < m; e++) {
+                int64_t sz;
+                if (read_entry(&p, end, &fp[*fp_n], &sz) != 1) return 0;
+                if ((sz > 0 && total > INT64_MAX - sz) || (sz < 0 && total < INT64_MIN - sz))
+                    return 0;
+                total += sz;
+                (*fp_n)++;
+            }
+            count = (size_t)m;
+        } else {
+            if (is(k, kn, "shared") && have_shared++) return 0;
+            rc = flat_value(&p, end);
+            if (rc != 1) return 0;
+        }
+    }
+    if (p != end) return 0;
+    row[0] = 1;
+    for (int j = 0; j < 4; j++) span(&f[j], buf, row + 1 + 3 * j);
+    row[13] = f[4].kind == V_INT ? 1 : 0;
+    row[14] = f[4].kind == V_INT ? f[4].i : 0;
+    row[15] = (int64_t)count;
+    row[16] = total;
+    row[17] = (int64_t)start;
+    return 1;
+}
+
+size_t lct_events_decode(const uint8_t *buf, size_t len, int64_t base, const int64_t *offset,
+                         const uint32_t *length, size_t nrows, size_t first, int64_t *rows,
+                         uint64_t *fp, size_t fp_cap, size_t *fp_n) {
+    size_t i;
+    *fp_n = 0;
+    for (i = first; i < nrows; i++) {
+        int64_t *row = rows + LCT_EV_COLS * (i - first);
+        const uint8_t *a0, *a1;
+        size_t before = *fp_n;
+        int64_t rel = offset[i] - base;
+        memset(row, 0, LCT_EV_COLS * sizeof *row);
+        if (rel < 0 || (uint64_t)rel > len || len - (size_t)rel < 4 ||
+            len - (size_t)rel - 4 < length[i])
+            continue; /* not inside this buffer: status 0, the caller decides */
+        if (lct_find_args(buf + rel + 4, buf + rel + 4 + length[i], &a0, &a1)) continue;
+        /* A row whose entries may not fit: stop so the caller can flush, unless it is
+         * the first (then it falls back, which keeps the loop moving). */
+        if ((size_t)(a1 - a0) > fp_cap - *fp_n && *fp_n > 0) break;
+        if (!decode_batch(buf, a0, a1, row, fp, fp_cap, fp_n)) {
+            memset(row, 0, LCT_EV_COLS * sizeof *row);
+            *fp_n = before;
+        }
+    }
+    return i;
+}
