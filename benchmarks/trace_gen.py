@@ -81,3 +81,82 @@ def write_storage_trace(path: Path, target_bytes: int, seed: int = 7, *,
                 buf.clear()
         f.write(buf)
     return records
+
+
+def write_events_trace(path: Path, target_bytes: int, seed: int = 11, *,
+                       entries_per_batch: int = 32, token_ids: int = 0,
+                       reuse: float = 0.6) -> int:
+    """Write an events-level trace (`--trace-level events`) of at least `target_bytes`;
+    returns the number of records. Batches as the 0.5.x coordinator sink writes them (the
+    CacheEventBatch wire form, `entries_per_batch` entries of `token_ids` token ids each):
+    L1 stores of new keys (or, with probability `reuse`, accesses of earlier ones), L2
+    write-through of part of them, L1 evictions (deletes), and an occasional restart."""
+    import msgspec
+
+    rng = random.Random(seed)
+    enc = msgspec.msgpack.Encoder()
+    t = 0.0
+    records = 0
+    keys = 0
+    seq = 0
+    inc = 1
+    toks = list(range(1000, 1000 + token_ids))
+
+    def entry(k: int, size: int) -> dict[str, object]:
+        return {"key": {"chunk_hash_hex": hashlib.sha256(k.to_bytes(8, "little")).hexdigest(),
+                        "model_name": "Qwen/Qwen3-8B", "kv_rank": 0x01000100,
+                        "object_group_id": 0, "cache_salt": ""},
+                "size_bytes": size, "token_ids": toks, "token_offset": -1}
+
+    def rec(qualname: str, args: dict[str, object]) -> bytes:
+        body = enc.encode({"type": "record", "t_mono": t, "t_wall": 1_800_000_000.0 + t,
+                           "qualname": qualname, "args": args})
+        return struct.pack(">I", len(body)) + body
+
+    def life(phase: str) -> bytes:
+        args: dict[str, object] = {"phase": phase, "instance_id": "lmcache-0"}
+        if phase == "start":
+            args |= {"incarnation": inc, "ip": "10.0.0.7", "http_port": 8000, "mq_port": 5555}
+        return rec("events.lifecycle", args)
+
+    def batch(etype: str, tier: str, backend: str, ks: list[int], size: int) -> bytes:
+        nonlocal seq
+        seq += 1
+        return rec("events.batch", {
+            "instance_id": "lmcache-0", "incarnation": inc, "seq": seq, "event_type": etype,
+            "tier": tier, "backend": backend, "entries": [entry(k, size) for k in ks],
+            "shared": False, "ts": 1_800_000_000.0 + t, "capacity_bytes": 64 << 30,
+            "capacity_revision": 0})
+
+    meta = {"instance_id": "lmcache-0", "cache_event_schema_version": 1,
+            "lmcache_version": "0.5.6"}
+    with path.open("wb") as f:
+        f.write(w.frame(w.header(level="events", level_meta=meta,
+                                 config={"chunk_size": 256, "l1_size_gb": 64})))
+        written = f.tell()
+        buf = bytearray(life("start"))
+        while written + len(buf) < target_bytes:
+            t += rng.expovariate(200.0)
+            n = entries_per_batch
+            r = rng.random()
+            if r < 0.005:  # a restart
+                buf += life("stop")
+                inc += 1
+                out = life("start")
+            elif keys and r < 0.005 + reuse * 0.5:
+                out = batch("access", "l1", "", [rng.randrange(keys) for _ in range(n)], 0)
+            elif keys > n and r < 0.75:
+                lo = rng.randrange(max(1, keys - 4 * n), keys)
+                tier, be, et = rng.choice([("l2", "fs", "store"), ("l1", "dram", "delete")])
+                out = batch(et, tier, be, [min(keys - 1, lo + i) for i in range(n)], 1 << 21)
+            else:
+                out = batch("store", "l1", "dram", list(range(keys, keys + n)), 1 << 21)
+                keys += n
+            buf += out
+            records += 1
+            if len(buf) >= 1 << 22:
+                f.write(buf)
+                written += len(buf)
+                buf.clear()
+        f.write(buf)
+    return records

@@ -38,6 +38,14 @@ def lct_seeds(out: Path) -> None:
     _put(out, w.trace(w.record("events.lifecycle", {"phase": "start", "instance_id": "a"},
                                0.0, 1.0), head=w.header(level="events",
                                                         level_meta={"instance_id": "a"})))
+    entries = [{"key": {"chunk_hash_hex": f"{k:064x}", "model_name": "m", "kv_rank": 0,
+                        "object_group_id": 0, "cache_salt": "s" if k & 1 else None},
+                "size_bytes": 4096, "token_ids": [1, 2], "token_offset": -1} for k in range(3)]
+    _put(out, w.trace(w.record("events.batch", {
+        "instance_id": "a", "incarnation": 1, "seq": 1, "event_type": "store", "tier": "l1",
+        "backend": "dram", "entries": entries, "shared": False, "ts": 1.0,
+        "capacity_bytes": 10, "capacity_revision": 0}, 0.5, 1.5),
+        head=w.header(level="events", level_meta={"instance_id": "a"})))
     for op in ("submit_prefetch_task", "finish_read_prefetched", "finish_write"):
         _put(out, w.frame(w.storage_record(op, 2, 0.5)))
 

@@ -25,4 +25,9 @@ int lct_utf8_valid(const uint8_t *s, size_t n);
 int lct_find_args(const uint8_t *p, const uint8_t *end, const uint8_t **a0,
                   const uint8_t **a1);
 
+/* The fingerprint in two steps (lct_keys.c): the context hash, then the key's. */
+uint64_t lct_key_context(const uint8_t *model, size_t model_len, int64_t kv_rank, int64_t group,
+                         const uint8_t *salt, size_t salt_len, int has_salt);
+uint64_t lct_key_fingerprint_ctx(const uint8_t *hash, size_t hash_len, uint64_t ctx);
+
 #endif

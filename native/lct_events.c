@@ -88,7 +88,11 @@ fixed:
     goto done;
 str:
     if ((uint64_t)(end - p) < len) return -1;
-    if (!lct_utf8_valid(p, (size_t)len)) return 0;
+    {
+        uint8_t any = 0;
+        for (uint64_t i = 0; i < len; i++) any |= p[i];
+        if ((any & 0x80) && !lct_utf8_valid(p, (size_t)len)) return 0;
+    }
     v->kind = V_STR;
     v->s = p;
     v->n = (size_t)len;
@@ -156,9 +160,43 @@ static int hexval(uint8_t c) {
     return -1;
 }
 
+/* The context hash of the last key (consecutive keys share model, rank, group, salt). */
+typedef struct {
+    int have;
+    const uint8_t *model, *salt;
+    size_t model_n, salt_n;
+    int has_salt;
+    int64_t rank, group;
+    uint64_t ctx;
+} ctx_cache;
+
+static int same(const uint8_t *a, size_t an, const uint8_t *b, size_t bn) {
+    return an == bn && (an == 0 || memcmp(a, b, an) == 0);
+}
+
+static uint64_t key_fp(ctx_cache *c, const uint8_t *hash, size_t hn, const scal *model,
+                       int64_t rank, int64_t group, const scal *salt) {
+    int has_salt = salt->kind == V_STR;
+    if (!(c->have && c->rank == rank && c->group == group && c->has_salt == has_salt &&
+          same(c->model, c->model_n, model->s, model->n) &&
+          (!has_salt || same(c->salt, c->salt_n, salt->s, salt->n)))) {
+        c->have = 1;
+        c->model = model->s;
+        c->model_n = model->n;
+        c->salt = has_salt ? salt->s : NULL;
+        c->salt_n = has_salt ? salt->n : 0;
+        c->has_salt = has_salt;
+        c->rank = rank;
+        c->group = group;
+        c->ctx = lct_key_context(model->s, model->n, rank, group, c->salt, c->salt_n,
+                                 has_salt);
+    }
+    return lct_key_fingerprint_ctx(hash, hn, c->ctx);
+}
+
 /* The entry's key: 1 with *fp (0 = malformed key, as the Python rules say), 0 fall back,
  * -1 truncated. */
-static int read_key(const uint8_t **pp, const uint8_t *end, uint64_t *fp) {
+static int read_key(const uint8_t **pp, const uint8_t *end, ctx_cache *cc, uint64_t *fp) {
     uint64_t n;
     scal hh = {V_ABSENT, 0, 0, 0}, model = {V_ABSENT, 0, 0, 0}, rank = {V_ABSENT, 0, 0, 0};
     scal group = {V_ABSENT, 0, 0, 0}, salt = {V_ABSENT, 0, 0, 0};
@@ -201,14 +239,13 @@ static int read_key(const uint8_t **pp, const uint8_t *end, uint64_t *fp) {
     if (rank.kind == V_ABSENT) { rank.kind = V_INT; rank.i = 0; }
     if (group.kind == V_ABSENT) { group.kind = V_INT; group.i = 0; }
     if (rank.kind != V_INT || group.kind != V_INT) return 1;
-    *fp = lct_key_fingerprint(raw, hh.n / 2, model.s, model.n, rank.i, group.i,
-                              salt.kind == V_STR ? salt.s : NULL,
-                              salt.kind == V_STR ? salt.n : 0, salt.kind == V_STR);
+    *fp = key_fp(cc, raw, hh.n / 2, &model, rank.i, group.i, &salt);
     return 1;
 }
 
 /* One entry map: 1 (fp and size added), 0 fall back, -1 truncated. */
-static int read_entry(const uint8_t **pp, const uint8_t *end, uint64_t *fp, int64_t *size) {
+static int read_entry(const uint8_t **pp, const uint8_t *end, ctx_cache *cc, uint64_t *fp,
+                      int64_t *size) {
     uint64_t n;
     int have_key = 0, have_size = 0;
     int rc = container(pp, end, 1, &n);
@@ -222,7 +259,7 @@ static int read_entry(const uint8_t **pp, const uint8_t *end, uint64_t *fp, int6
         if (rc != 1) return rc;
         if (is(k, kn, "key")) {
             if (have_key++) return 0;
-            rc = read_key(pp, end, fp);
+            rc = read_key(pp, end, cc, fp);
         } else if (is(k, kn, "size_bytes")) {
             scal v;
             if (have_size++) return 0;
@@ -246,7 +283,8 @@ static void span(const scal *v, const uint8_t *buf, int64_t *out) {
 /* One events.batch args value [p, end): 1 decoded (row filled, fps appended), 0 not
  * taken here. */
 static int decode_batch(const uint8_t *buf, const uint8_t *p, const uint8_t *end,
-                        int64_t *row, uint64_t *fp, size_t fp_cap, size_t *fp_n) {
+                        ctx_cache *cc, int64_t *row, uint64_t *fp, size_t fp_cap,
+                        size_t *fp_n) {
     uint64_t n;
     scal f[5]; /* event_type, tier, backend, instance_id, incarnation */
     static const char *const NAMES[5] = {"event_type", "tier", "backend", "instance_id",
@@ -275,7 +313,7 @@ static int decode_batch(const uint8_t *buf, const uint8_t *p, const uint8_t *end
             if (m > fp_cap - *fp_n) return 0;
             for (uint64_t e = 0; e < m; e++) {
                 int64_t sz;
-                if (read_entry(&p, end, &fp[*fp_n], &sz) != 1) return 0;
+                if (read_entry(&p, end, cc, &fp[*fp_n], &sz) != 1) return 0;
                 if ((sz > 0 && total > INT64_MAX - sz) || (sz < 0 && total < INT64_MIN - sz))
                     return 0;
                 total += sz;
@@ -303,6 +341,8 @@ size_t lct_events_decode(const uint8_t *buf, size_t len, int64_t base, const int
                          const uint32_t *length, size_t nrows, size_t first, int64_t *rows,
                          uint64_t *fp, size_t fp_cap, size_t *fp_n) {
     size_t i;
+    ctx_cache cc;
+    memset(&cc, 0, sizeof cc);
     *fp_n = 0;
     for (i = first; i < nrows; i++) {
         int64_t *row = rows + LCT_EV_COLS * (i - first);
@@ -317,7 +357,7 @@ size_t lct_events_decode(const uint8_t *buf, size_t len, int64_t base, const int
         /* A row whose entries may not fit: stop so the caller can flush, unless it is
          * the first (then it falls back, which keeps the loop moving). */
         if ((size_t)(a1 - a0) > fp_cap - *fp_n && *fp_n > 0) break;
-        if (!decode_batch(buf, a0, a1, row, fp, fp_cap, fp_n)) {
+        if (!decode_batch(buf, a0, a1, &cc, row, fp, fp_cap, fp_n)) {
             memset(row, 0, LCT_EV_COLS * sizeof *row);
             *fp_n = before;
         }

@@ -78,6 +78,16 @@ uint64_t lct_key_fingerprint(const uint8_t *hash, size_t hash_len, const uint8_t
     return finish_fp(lct_hash_bytes(hash, hash_len, ctx));
 }
 
+uint64_t lct_key_context(const uint8_t *model, size_t model_len, int64_t kv_rank, int64_t group,
+                         const uint8_t *salt, size_t salt_len, int has_salt) {
+    return context(lct_hash_bytes(model, model_len, K_MODEL), kv_rank, group,
+                   has_salt ? lct_hash_bytes(salt, salt_len, K_SALT) : K_NOSALT);
+}
+
+uint64_t lct_key_fingerprint_ctx(const uint8_t *hash, size_t hash_len, uint64_t ctx) {
+    return finish_fp(lct_hash_bytes(hash, hash_len, ctx));
+}
+
 /* -------------------------------------------------------- extraction state */
 
 struct lct_keyx {

@@ -244,7 +244,7 @@ class NativeEventsDecoder:
 
     COLS = 18
 
-    def __init__(self, fp_capacity: int = 1 << 16) -> None:
+    def __init__(self, fp_capacity: int = 1 << 20) -> None:
         self._ffi, self._lib = _api()
         assert int(self._lib.LCT_EV_COLS) == self.COLS
         self._cap = fp_capacity

@@ -250,13 +250,14 @@ class EventsEngine:
                 if r[0] != 1 or not is_batch[pos]:
                     self._one(chunk, i, want, tb)  # msgspec, in file order
                 else:
+                    fps_r = fps[r[17]:r[17] + r[15]]
+                    self.bad_keys += fps_r.count(0)  # 0: a malformed key (C never gives 0)
                     self._fold(self._span(buf, r[1], r[2], r[3], "?"),
                                self._span(buf, r[4], r[5], r[6], "?"),
                                self._span(buf, r[7], r[8], r[9], "-"),
                                self._span(buf, r[10], r[11], r[12], "?"),
                                r[14] if r[13] else None, int(chunk.offset[i]),
-                               float(chunk.t_mono[i]), int(tb[i]), r[15], r[16],
-                               fps[r[17]:r[17] + r[15]])
+                               float(chunk.t_mono[i]), int(tb[i]), r[15], r[16], fps_r)
                 pos += 1
         return rows[:0]
 
