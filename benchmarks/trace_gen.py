@@ -109,6 +109,8 @@ def write_events_trace(path: Path, target_bytes: int, seed: int = 11, *,
                 "size_bytes": size, "token_ids": toks, "token_offset": -1}
 
     def rec(qualname: str, args: dict[str, object]) -> bytes:
+        nonlocal records
+        records += 1
         body = enc.encode({"type": "record", "t_mono": t, "t_wall": 1_800_000_000.0 + t,
                            "qualname": qualname, "args": args})
         return struct.pack(">I", len(body)) + body
@@ -153,7 +155,6 @@ def write_events_trace(path: Path, target_bytes: int, seed: int = 11, *,
                 out = batch("store", "l1", "dram", list(range(keys, keys + n)), 1 << 21)
                 keys += n
             buf += out
-            records += 1
             if len(buf) >= 1 << 22:
                 f.write(buf)
                 written += len(buf)
