@@ -148,17 +148,14 @@ static int str_key(const uint8_t **pp, const uint8_t *end, const uint8_t **k, si
     return 1;
 }
 
-static int is(const uint8_t *k, size_t kn, const char *lit) {
-    size_t ln = strlen(lit);
-    return kn == ln && memcmp(k, lit, ln) == 0;
-}
+/* k[0..kn) == the string literal `lit` (its length known at compile time). */
+#define IS(k, kn, lit) ((kn) == sizeof(lit) - 1 && memcmp((k), (lit), sizeof(lit) - 1) == 0)
 
-static int hexval(uint8_t c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
+/* Hex digit value + 1 (0: not a hex digit). */
+static const uint8_t HEX1[256] = {
+    ['0'] = 1, ['1'] = 2, ['2'] = 3, ['3'] = 4, ['4'] = 5, ['5'] = 6, ['6'] = 7, ['7'] = 8,
+    ['8'] = 9, ['9'] = 10, ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15,
+    ['f'] = 16, ['A'] = 11, ['B'] = 12, ['C'] = 13, ['D'] = 14, ['E'] = 15, ['F'] = 16};
 
 /* The context hash of the last key (consecutive keys share model, rank, group, salt). */
 typedef struct {
@@ -217,11 +214,11 @@ static int read_key(const uint8_t **pp, const uint8_t *end, ctx_cache *cc, uint6
         if (rc != 1) return rc;
         rc = scalar(pp, end, &v);
         if (rc != 1) return rc;
-        if (is(k, kn, "chunk_hash_hex")) dst = &hh;
-        else if (is(k, kn, "model_name")) dst = &model;
-        else if (is(k, kn, "kv_rank")) dst = &rank;
-        else if (is(k, kn, "object_group_id")) dst = &group;
-        else if (is(k, kn, "cache_salt")) dst = &salt;
+        if (IS(k, kn, "chunk_hash_hex")) dst = &hh;
+        else if (IS(k, kn, "model_name")) dst = &model;
+        else if (IS(k, kn, "kv_rank")) dst = &rank;
+        else if (IS(k, kn, "object_group_id")) dst = &group;
+        else if (IS(k, kn, "cache_salt")) dst = &salt;
         if (dst) {
             if (dst->kind != V_ABSENT) return 0; /* duplicate: let msgspec/dict decide */
             *dst = v;
@@ -230,11 +227,18 @@ static int read_key(const uint8_t **pp, const uint8_t *end, ctx_cache *cc, uint6
     *fp = 0;
     if (hh.kind != V_STR) return 1; /* missing (KeyError) or not a str (TypeError) */
     if (hh.n > LCT_EV_MAX_HEX) return 0;
-    for (size_t i = 0; i < hh.n; i++)
-        if (hexval(hh.s[i]) < 0) return 0; /* whitespace etc.: bytes.fromhex decides */
+    {
+        uint8_t bad = 0;
+        size_t i;
+        for (i = 0; i + 1 < hh.n; i += 2) {
+            uint8_t a = HEX1[hh.s[i]], b = HEX1[hh.s[i + 1]];
+            bad |= (uint8_t)(!a | !b);
+            raw[i / 2] = (uint8_t)(((a - 1) & 0x0f) << 4 | ((b - 1) & 0x0f));
+        }
+        if (i < hh.n) bad |= (uint8_t)!HEX1[hh.s[i]];
+        if (bad) return 0; /* whitespace etc.: bytes.fromhex decides */
+    }
     if (hh.n & 1) return 1; /* odd length: ValueError */
-    for (size_t i = 0; i < hh.n / 2; i++)
-        raw[i] = (uint8_t)(hexval(hh.s[2 * i]) << 4 | hexval(hh.s[2 * i + 1]));
     if (model.kind != V_STR) return 1;
     if (rank.kind == V_ABSENT) { rank.kind = V_INT; rank.i = 0; }
     if (group.kind == V_ABSENT) { group.kind = V_INT; group.i = 0; }
@@ -257,10 +261,10 @@ static int read_entry(const uint8_t **pp, const uint8_t *end, ctx_cache *cc, uin
         size_t kn;
         rc = str_key(pp, end, &k, &kn);
         if (rc != 1) return rc;
-        if (is(k, kn, "key")) {
+        if (IS(k, kn, "key")) {
             if (have_key++) return 0;
             rc = read_key(pp, end, cc, fp);
-        } else if (is(k, kn, "size_bytes")) {
+        } else if (IS(k, kn, "size_bytes")) {
             scal v;
             if (have_size++) return 0;
             rc = scalar(pp, end, &v);
@@ -287,8 +291,6 @@ static int decode_batch(const uint8_t *buf, const uint8_t *p, const uint8_t *end
                         size_t *fp_n) {
     uint64_t n;
     scal f[5]; /* event_type, tier, backend, instance_id, incarnation */
-    static const char *const NAMES[5] = {"event_type", "tier", "backend", "instance_id",
-                                         "incarnation"};
     int have_entries = 0, have_shared = 0;
     size_t start = *fp_n, count = 0;
     int64_t total = 0;
@@ -299,14 +301,15 @@ static int decode_batch(const uint8_t *buf, const uint8_t *p, const uint8_t *end
         size_t kn;
         int j, rc;
         if (str_key(&p, end, &k, &kn) != 1) return 0;
-        for (j = 0; j < 5 && !is(k, kn, NAMES[j]); j++) {}
+        j = IS(k, kn, "event_type") ? 0 : IS(k, kn, "tier") ? 1 : IS(k, kn, "backend") ? 2
+            : IS(k, kn, "instance_id") ? 3 : IS(k, kn, "incarnation") ? 4 : 5;
         if (j < 5) {
             scal v;
             if (f[j].kind != V_ABSENT) return 0;
             if (scalar(&p, end, &v) != 1) return 0;
             if (j == 4 && v.kind == V_UBIG) return 0;
             f[j] = v;
-        } else if (is(k, kn, "entries")) {
+        } else if (IS(k, kn, "entries")) {
             uint64_t m;
             if (have_entries++) return 0;
             if (container(&p, end, 0, &m) != 1) return 0;
@@ -321,7 +324,7 @@ static int decode_batch(const uint8_t *buf, const uint8_t *p, const uint8_t *end
             }
             count = (size_t)m;
         } else {
-            if (is(k, kn, "shared") && have_shared++) return 0;
+            if (IS(k, kn, "shared") && have_shared++) return 0;
             rc = flat_value(&p, end);
             if (rc != 1) return 0;
         }
