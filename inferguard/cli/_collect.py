@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from inferguard._packet import MODES, PacketSettings
+from inferguard.cli._fleet import add_prometheus_args, collect_from_prometheus
 from inferguard.collect import CollectOptions
 from inferguard.evidence._logs import safe_text
 from inferguard.verdict._verdict import collect_and_judge
@@ -58,10 +59,13 @@ def add_collect_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     a("--mp-tracing-enabled", action="store_true")
     a("--mp-trace-recording-enabled", action="store_true")
     a("--http-timeout", type=float, default=5.0, help="seconds per HTTP request (default 5)")
+    add_prometheus_args(p, collect=True)  # --prometheus-url: one packet per instance
     p.set_defaults(func=_collect)
 
 
 def _collect(args: argparse.Namespace) -> int:
+    if args.prometheus_url:
+        return collect_from_prometheus(args)
     settings = PacketSettings(
         expected_mode=args.expect_mode, l2_configured=args.l2_configured,
         mp_prometheus_port=args.mp_prometheus_port,

@@ -15,6 +15,8 @@ from inferguard._version import __version__
 from inferguard.cli import _trace as _cli_trace
 from inferguard.cli._collect import add_collect_parser
 from inferguard.cli._compat import add_compat_parsers
+from inferguard.cli._fleet import add_fleet_parser
+from inferguard.cli._query import add_query_parser
 from inferguard.lct._file import TraceFormatError, TraceSummary, summarize_trace
 from inferguard.prom._model import MetricsSummary, summarize_metrics
 
@@ -180,6 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     msum.set_defaults(func=_metrics_summary)
     add_collect_parser(sub)
     add_compat_parsers(sub)
+    add_fleet_parser(sub)
+    add_query_parser(sub)
     return p
 
 
