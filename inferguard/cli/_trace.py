@@ -15,7 +15,7 @@ import msgspec
 from inferguard.findings._codes import trace_code_spec
 from inferguard.lct._engine import DEFAULT_MAX_KEYS
 from inferguard.lct._events import Count, EventStats
-from inferguard.lct._export import export_trace
+from inferguard.lct._export import PARQUET_TABLES, export_parquet, export_trace
 from inferguard.lct._file import TraceFormatError
 from inferguard.lct._stats import BreakdownRow, LifecycleCount, TraceStats, analyze_trace
 
@@ -238,7 +238,21 @@ def _stats(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     progress = Progress()
+    args.tables_given = args.tables is not None
+    if args.tables is None:
+        args.tables = "ops,timeline,records"
     tables = tuple(t.strip() for t in args.tables.split(",") if t.strip())
+    if args.format == "parquet":  # Hive-partitioned dataset (inferguard[fleet])
+        try:
+            paths = export_parquet(args.file, args.output, node=args.node or "",
+                                   instance=args.instance or args.node or "",
+                                   tables=tables if args.tables_given else PARQUET_TABLES,
+                                   bucket_s=args.bucket_s, max_exact_keys=args.max_exact_keys)
+        except (TraceFormatError, OSError, ValueError, ImportError) as exc:
+            return _fail(exc)
+        for p in paths:
+            print(p)
+        return 0
     try:
         paths = export_trace(args.file, args.output, args.format, tables=tables,
                              bucket_s=args.bucket_s, max_exact_keys=args.max_exact_keys,
@@ -274,10 +288,14 @@ def register(tsub: Any) -> None:
     export = tsub.add_parser("export", help="per-op table, timeline and raw record columns as "
                              "CSV, JSON lines or .npz")
     _common(export)
-    export.add_argument("--format", required=True, choices=["csv", "jsonl", "npz"])
+    export.add_argument("--format", required=True, choices=["csv", "jsonl", "npz", "parquet"],
+                        help="parquet: DIR/<table>/node=NODE/trace.parquet (inferguard[fleet])")
+    export.add_argument("--node", help="parquet: this trace's node (the partition value)")
+    export.add_argument("--instance", help="parquet: the instance column (default: --node)")
     export.add_argument("-o", "--output", default=".", metavar="DIR",
                         help="directory for trace_<table>.<format> (default .)")
-    export.add_argument("--tables", default="ops,timeline,records",
+    export.add_argument("--tables", default=None,
                         help="comma-separated: ops, timeline, records, keys (default: the "
-                             "first three; keys = one row per ObjectKey, fingerprints only)")
+                             "first three; keys = one row per ObjectKey, fingerprints only; "
+                             "parquet: ops, timeline, keys, lifecycle, all by default)")
     export.set_defaults(func=_export)

@@ -154,7 +154,7 @@ def list_targets(base_url: str, *, match: Sequence[str] = (), engine_match: Sequ
                 t = active.get(key) or PromTarget(
                     job=key[0], instance=key[1], labels={"job": key[0], "instance": key[1]},
                     health="gone", last_error="not an active target of this Prometheus")
-                chosen[key] = msgspec.structs.replace(t, role=role)  # type: ignore[arg-type]
+                chosen[key] = msgspec.structs.replace(t, role=role)
     return sorted(chosen.values(), key=lambda t: (t.instance, t.job))
 
 

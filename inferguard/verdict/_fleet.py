@@ -225,3 +225,42 @@ def collect_prometheus_packets(opts: FleetOptions, output_dir: str | os.PathLike
                                extra_files={REPORT_FILE: compat(pp.packet)})
         written.append((g.name, path))
     return written
+
+
+FLEET_COLUMNS = ("instance", "jobs", "judged", "reason", "mode", "level", "hit_rate",
+                 "hit_rate_window", "worst_code", "worst_severity", "finding_codes", "models",
+                 "malformed_evidence", "evaluated_at", "window_s")
+
+
+def fleet_columns(report: FleetReport) -> dict[str, list[Any]]:
+    """The fleet rows as columns (one per FleetRow field, plus when and over which window)."""
+    cols: dict[str, list[Any]] = {k: [] for k in FLEET_COLUMNS}
+    for row in report.rows:
+        for k in FLEET_COLUMNS:
+            if k == "evaluated_at":
+                cols[k].append(report.evaluated_at)
+            elif k == "window_s":
+                cols[k].append(report.window_s)
+            else:
+                cols[k].append(getattr(row, k))
+    return cols
+
+
+def write_fleet_parquet(report: FleetReport, root: str | os.PathLike[str]) -> list[Path]:
+    """The rows as Parquet, `root/fleet/node=<instance>/fleet-<time>.parquet`: one dataset
+    with trace exports under the same root (re-runs add files: a history per instance)."""
+    import pyarrow as pa
+
+    from inferguard.lct._export import partition_dir, write_parquet_columns
+
+    cols = fleet_columns(report)
+    types = {"hit_rate": pa.float64(), "window_s": pa.float64(),
+             "jobs": pa.list_(pa.string()), "finding_codes": pa.list_(pa.string()),
+             "models": pa.list_(pa.string())}
+    stamp = f"{report.evaluated_at:.3f}".replace(".", "_")
+    out = []
+    for i, row in enumerate(report.rows):
+        one = {k: [v[i]] for k, v in cols.items()}
+        out.append(write_parquet_columns(partition_dir(root, "fleet", row.instance)
+                                         / f"fleet-{stamp}.parquet", one, types))
+    return out
