@@ -35,6 +35,7 @@ from inferguard.evidence._model import Evidence, EvidenceSource, Problem
 API_PATHS = ("/api/v1/targets", "/api/v1/series", "/api/v1/targets/metadata",
              "/api/v1/query", "/api/v1/query_range")
 MAX_API_BYTES = 256 << 20
+LOOKBACK_S = 300.0  # Prometheus' default lookback: a sample older than this is not "now"
 # Series Prometheus itself writes for every target (never in the target's exposition).
 SYNTHETIC = frozenset({"up", "scrape_duration_seconds", "scrape_samples_scraped",
                        "scrape_samples_post_metric_relabeling", "scrape_series_added",
@@ -144,7 +145,8 @@ def list_targets(base_url: str, *, match: Sequence[str] = (), engine_match: Sequ
     chosen: dict[tuple[str, str], PromTarget] = {}
     for role, selectors in (("lmcache", match), ("engine", engine_match)):
         for sel in selectors:
-            found = _get(base, "/api/v1/series", [("match[]", sel), ("start", f"{end - 300:.3f}"),
+            found = _get(base, "/api/v1/series", [("match[]", sel),
+                                                  ("start", f"{end - LOOKBACK_S:.3f}"),
                                                   ("end", f"{end:.3f}")],
                          timeout=timeout, transport=transport)
             for s in found or []:
@@ -229,10 +231,11 @@ def _le_key(labels: dict[str, str]) -> float:
 
 
 def exposition_text(samples: Iterable[tuple[dict[str, str], str]], meta: dict[str, _Meta],
-                    target: PromTarget, timestamp_ms: int | None = None) -> bytes:
+                    target: PromTarget, timestamp_ms: int | None = None,
+                    with_empty: bool = True) -> bytes:
     """The Prometheus text (0.0.4) exposition of one target from API samples: every family
-    the target's metadata names (with or without samples), then series without metadata;
-    Prometheus' own per-target series left out."""
+    the target's metadata names (`with_empty`: also those without samples), then series
+    without metadata; Prometheus' own per-target series left out."""
     fams: dict[str, list[tuple[str, dict[str, str], str]]] = {n: [] for n in sorted(meta)}
     loose: dict[str, list[tuple[str, dict[str, str], str]]] = {}
     for metric, value in samples:
@@ -249,6 +252,8 @@ def exposition_text(samples: Iterable[tuple[dict[str, str], str]], meta: dict[st
     ts = "" if timestamp_ms is None else f" {timestamp_ms}"
     out: list[str] = []
     for fam, rows in [*fams.items(), *sorted(loose.items())]:
+        if not rows and not with_empty:
+            continue
         m = meta.get(fam)
         if m is not None:
             if m.help:
@@ -258,7 +263,7 @@ def exposition_text(samples: Iterable[tuple[dict[str, str], str]], meta: dict[st
         rows.sort(key=lambda r: (sorted((k, v) for k, v in r[1].items() if k != "le"),
                                  r[0], _le_key(r[1])))
         for name, labels, value in rows:
-            body = ",".join(f'{k}="{_esc_label(v)}"' for k, v in labels.items())
+            body = ",".join(f'{k}="{_esc_label(v)}"' for k, v in sorted(labels.items()))
             out.append(f"{name}{{{body}}} {value}{ts}" if body else f"{name} {value}{ts}")
     return ("\n".join(out) + "\n").encode() if out else b""
 
@@ -317,9 +322,14 @@ def target_evidence(base_url: str, target: PromTarget, *, at: float | None = Non
     blobs: dict[str, bytes] = {}
     names = {str(m.get("__name__", "")) for rows in points.values() for m, _ in rows} | set(meta)
     kind = kind_of[_role_of(target, names)]
+    # The metadata is the target's latest scrape: a family it names without samples is
+    # known to exist only for an exposition of now (not for a window's start, nor the past).
+    now = time.time()
+    latest = max(points)
     for t, rows in points.items():
         text = exposition_text(((dict(m), str(v)) for m, v in rows), meta, target,
-                               timestamp_ms=round(t * 1000))
+                               timestamp_ms=round(t * 1000),
+                               with_empty=t == latest and now - t <= LOOKBACK_S)
         url = (f"{base}/api/v1/query?query={urllib.parse.quote(sel)}&time={t:.3f}"
                f"#{target.instance}")
         if not text:

@@ -1,0 +1,300 @@
+"""A real Prometheus server scrapes local servers that serve real recorded LMCache 0.5.6 and
+vLLM /metrics bodies under several instance labels; what `collect-lmcache --prometheus-url`
+and `fleet` make of them must equal what the same bodies give when read as files.
+
+Prometheus' data model has one loss, and it is the only difference allowed: a label with an
+empty value is no label (upstream's `cache_salt=""`), so the file road's stats are compared
+with their empty-valued labels taken out, and the verdicts are compared whole.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from inferguard import Packet, PacketSettings
+from inferguard.cli import main
+from inferguard.collect import scrape_metrics
+from inferguard.collect._prometheus import (
+    PromTarget,
+    exposition_text,
+    group_targets,
+    list_targets,
+    prometheus_packet,
+)
+from inferguard.evidence._metrics import FamilyStats, LabelValues, MetricsFacts, read_metrics
+from inferguard.verdict import Verdict, judge_packet
+from inferguard.verdict._fleet import FleetOptions, judge_fleet
+from tests.http_fake import RecordingServer, Reply
+from tests.prom_server import PrometheusServer, PromTargetSpec, free_port, require_prometheus
+
+FIX = Path(__file__).parent / "fixtures"
+LIVE = FIX / "lmcache_live"
+# instance label -> (job, body, evidence kind): real recorded bodies (upstream 0.5.6 runs).
+BODIES: dict[str, tuple[str, Path, str]] = {
+    "mp-l1:9000": ("lmcache-mp", FIX / "lmcache-0.5.6/metrics/mp-l1-storage-trace/"
+                   "metrics_after.txt", "lmcache_metrics"),
+    "mp-l1-idle:9000": ("lmcache-mp", FIX / "lmcache-0.5.6/metrics/mp-l1-storage-trace/"
+                        "metrics_before.txt", "lmcache_metrics"),
+    "blend:9000": ("lmcache-mp", FIX / "lmcache-0.5.6/metrics/blend-prometheus/"
+                   "metrics_final.txt", "lmcache_metrics"),
+    "live-l2:9000": ("lmcache-mp", LIVE / "mp_live_l2/packet/inputs/lmcache_metrics/"
+                     "127.0.0.1_33989_metrics.txt", "lmcache_metrics"),
+    "vllm-mp:8000": ("vllm", LIVE / "vllm_live_mp/packet/inputs/engine_metrics/"
+                     "127.0.0.1_36687_metrics.txt", "engine_metrics"),
+    "vllm-embedded:8000": ("vllm", LIVE / "vllm_live_embedded/packet/inputs/engine_metrics/"
+                           "127.0.0.1_50273_metrics.txt", "engine_metrics"),
+}
+DOWN = "gone-node:9000"  # a target on a port nobody listens on
+# Serves `before`, switched to `after` by the window test. Its own target: Prometheus keeps a
+# family's metadata for 10 scrapes after it disappeared, so a body that shrinks is not
+# compared with a file until then (docs/fleet.md, "What the API cannot say").
+SWITCH = "switch:9000"
+BEFORE = FIX / "lmcache-0.5.6/metrics/mp-l1-storage-trace/metrics_before.txt"
+AFTER = BEFORE.with_name("metrics_after.txt")
+MATCH = ['{job=~"lmcache.*"}']
+ENGINE_MATCH = ['{job="vllm"}']
+
+
+class Fleet:
+    """The body server, its switchable bodies, and the Prometheus scraping it."""
+
+    def __init__(self, prom: PrometheusServer, served: dict[str, bytes]) -> None:
+        self.prom, self.served = prom, served
+        self.url = prom.url
+
+
+@pytest.fixture(scope="module")
+def fleet() -> Iterator[Fleet]:
+    binary = require_prometheus()
+    served = {inst: body.read_bytes() for inst, (_, body, _) in BODIES.items()}
+    served[SWITCH] = BEFORE.read_bytes()
+    lock = threading.Lock()
+
+    def answer(path: str) -> Reply:
+        inst = path.split("/")[1]
+        with lock:
+            body = served.get(inst)
+        if body is None:
+            return Reply(404, b"no such instance", "text/plain")
+        return Reply(200, body, "text/plain; version=0.0.4; charset=utf-8")
+
+    with RecordingServer(answer) as srv:
+        addr = srv.url.split("//", 1)[1]
+        specs = [PromTargetSpec(job, inst, addr, f"/{inst}/metrics")
+                 for inst, (job, _, _) in BODIES.items()]
+        specs.append(PromTargetSpec("lmcache-mp", DOWN, f"127.0.0.1:{free_port()}"))
+        specs.append(PromTargetSpec("switching", SWITCH, addr, f"/{SWITCH}/metrics"))
+        prom = PrometheusServer(binary, specs)
+        prom.start()
+        try:
+            prom.wait_scraped(len(specs) - 1)  # the down target is "scraped" too, failing
+            prom.wait_scraped(len(specs))
+            f = Fleet(prom, served)
+            f.lock = lock  # type: ignore[attr-defined]
+            yield f
+        finally:
+            print("---- prometheus log ----\n" + prom.log())  # shown when a test failed
+            prom.stop()
+
+
+def _without_empty_labels(f: FamilyStats) -> FamilyStats:
+    """The file road's stats as Prometheus can hold them: empty-valued labels are no labels."""
+    labels = {k: LabelValues(len([v for v in lv.values if v]), [v for v in lv.values if v])
+              for k, lv in f.labels.items() if any(lv.values)}
+    return msgspec.structs.replace(f, labels=labels)
+
+
+def _assert_same(api: FamilyStats, fil: FamilyStats, where: object) -> None:
+    want = _without_empty_labels(fil)
+    if want.labels != fil.labels and not fil.label_totals and api.label_totals:
+        # Dropping the empty label left one label: the reader now splits totals by it.
+        (split,) = api.label_totals.values()
+        assert math.isclose(math.fsum(split.values()), api.total), where
+        api = msgspec.structs.replace(api, label_totals={})
+    assert api == want, where
+
+
+def _stats(ev: Any) -> dict[str, FamilyStats]:
+    assert isinstance(ev.facts, MetricsFacts), ev
+    return {f.name: f for f in ev.facts.families}
+
+
+def _verdict_key(v: Verdict) -> dict[str, Any]:
+    """Everything a verdict says, but the evidence's own names (paths vs URLs)."""
+    r = v.report
+    return {
+        "mode": (r.detected.mode, r.detected.level, r.detected.confidence, r.detected.flavor),
+        "families": [(f.name, f.status, f.total, f.samples, f.nonzero_samples)
+                     for f in r.families],
+        "groups": [(g.id, g.status, g.populated, g.zero, g.missing) for g in r.groups],
+        "missing_required": r.missing_required, "zero_required": r.zero_required,
+        "checklist": [(c.description, c.present) for c in r.checklist],
+        "findings": [(f.code, f.severity, f.level) for f in v.diagnosis.findings],
+        "claims": [(c.id, c.level, c.decided_by) for c in v.claims.made],
+        "withheld": [w.id for w in v.claims.withheld],
+    }
+
+
+def _api_packets(f: Fleet) -> dict[str, Packet]:
+    targets = list_targets(f.url, match=MATCH, engine_match=ENGINE_MATCH)
+    return {g.name: prometheus_packet(f.url, g).packet for g in group_targets(targets)}
+
+
+def test_targets_listed_with_roles_and_health(fleet: Fleet) -> None:
+    targets = {t.instance: t for t in list_targets(fleet.url, match=MATCH,
+                                                   engine_match=ENGINE_MATCH)}
+    assert set(targets) == {*BODIES, DOWN}  # SWITCH's job matches neither selector
+    for inst, (job, _, kind) in BODIES.items():
+        assert targets[inst].job == job and targets[inst].health == "up"
+        assert targets[inst].role == ("engine" if kind == "engine_metrics" else "lmcache")
+    assert targets[DOWN].health == "down" and targets[DOWN].last_error
+    only_engines = list_targets(fleet.url, engine_match=ENGINE_MATCH)
+    assert {t.instance for t in only_engines} == {"vllm-mp:8000", "vllm-embedded:8000"}
+
+
+def test_api_family_stats_equal_the_file_reader(fleet: Fleet) -> None:
+    packets = _api_packets(fleet)
+    for inst, (_, body, kind) in BODIES.items():
+        (api_ev,) = packets[inst].evidence
+        file_ev = read_metrics(body, kind)  # type: ignore[arg-type]
+        assert api_ev.kind == kind and api_ev.status == file_ev.status == "ok", api_ev.problems
+        api, fil = _stats(api_ev), _stats(file_ev)
+        assert set(api) == set(fil), inst
+        for name, fs in fil.items():
+            _assert_same(api[name], fs, (inst, name))
+        assert api_ev.facts.service_instance_ids == file_ev.facts.service_instance_ids
+
+
+def test_api_verdict_equals_the_file_verdict(fleet: Fleet) -> None:
+    packets = _api_packets(fleet)
+    modes = set()
+    for inst, (_, body, kind) in BODIES.items():
+        file_v = judge_packet(Packet.from_files([(kind, body)]))
+        api_v = judge_packet(packets[inst])
+        assert _verdict_key(api_v) == _verdict_key(file_v), inst
+        modes.add(api_v.report.detected.mode)
+    assert len(modes) >= 2  # the bodies are not all the same case
+
+
+def test_down_target_judged_like_a_refused_scrape(fleet: Fleet) -> None:
+    (ev,) = _api_packets(fleet)[DOWN].evidence
+    assert ev.status == "malformed" and "down" in ev.problems[0].message
+    refused, _ = scrape_metrics(f"http://127.0.0.1:{free_port()}/metrics", "lmcache_metrics",
+                                timeout=2)
+    assert _verdict_key(judge_packet(Packet(settings=PacketSettings(), evidence=[ev]))) == \
+        _verdict_key(judge_packet(Packet(settings=PacketSettings(), evidence=[refused])))
+
+
+def test_window_gives_the_samples_at_both_ends(fleet: Fleet) -> None:
+    """Serve `before`, then switch to `after`: a window across the switch holds both."""
+    inst, before, after = SWITCH, BEFORE, AFTER
+    n = len(BODIES) + 2
+    fleet.prom.wait_scraped(n, after=time.time())
+    t_start = time.time()
+    with fleet.lock:  # type: ignore[attr-defined]
+        fleet.served[inst] = after.read_bytes()
+    try:
+        fleet.prom.wait_scraped(n, after=time.time())
+        t_end = time.time()
+        opts = FleetOptions(prometheus_url=fleet.url, instance=inst, at=t_end,
+                            window_s=t_end - t_start)
+        outcome = judge_fleet(opts)
+        (row,) = outcome.report.rows
+        assert row.judged and row.instance == inst
+        from inferguard.verdict._fleet import fleet_groups, group_packet
+
+        (g,) = fleet_groups(opts, at=t_end)
+        pp = group_packet(opts, g, at=t_end)
+        first, last = pp.packet.evidence
+        for ev, body in ((first, before), (last, after)):
+            fil, api = _stats(read_metrics(body)), _stats(ev)
+            assert set(api) == set(fil)
+            for name, fs in fil.items():
+                _assert_same(api[name], fs, (body.name, name))
+        hit = "lmcache_mp_lookup_hit_tokens_total"
+        assert hit not in _stats(first) and _stats(last)[hit].total > 0  # as the files say
+    finally:
+        with fleet.lock:  # type: ignore[attr-defined]
+            fleet.served[inst] = before.read_bytes()
+
+
+def test_collect_cli_writes_one_packet_per_instance(fleet: Fleet, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "packets"
+    argv = ["collect-lmcache", "--output-dir", str(out), "--prometheus-url", fleet.url]
+    argv += [x for m in MATCH for x in ("--match", m)]
+    argv += [x for m in ENGINE_MATCH for x in ("--engine-match", m)]
+    assert main(argv) == 0
+    dirs = sorted(p.name for p in out.iterdir())
+    assert len(dirs) == len(BODIES) + 1  # SWITCH's job matches neither selector
+    for inst, (_, body, kind) in BODIES.items():
+        d = out / "".join(c if c.isalnum() or c in "-_." else "_" for c in inst)
+        # Re-read from the packet's own copy: the same verdict as the file.
+        assert _verdict_key(judge_packet(Packet.read(d))) == \
+            _verdict_key(judge_packet(Packet.from_files([(kind, body)])))
+    assert main(argv) == 2  # never overwrites
+    one = tmp_path / "one"
+    assert main(["collect-lmcache", "--output-dir", str(one), "--prometheus-url", fleet.url,
+                 "--instance", "blend:9000"]) == 0
+    assert [p.name for p in one.iterdir()] == ["blend_9000"]
+
+
+def test_fleet_cli_rows_rollup_and_fail_on(fleet: Fleet,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["fleet", "--prometheus-url", fleet.url, "--json"]
+    assert main(argv) == 0
+    doc = json.loads(capsys.readouterr().out)
+    rows = {r["instance"]: r for r in doc["rows"]}
+    assert set(rows) == {*BODIES, DOWN, SWITCH}  # no selector: every active target
+    for inst, (_, body, kind) in BODIES.items():
+        v = judge_packet(Packet.from_files([(kind, body)]))
+        assert rows[inst]["judged"] and rows[inst]["mode"] == v.report.detected.mode
+        assert rows[inst]["level"] == v.report.detected.level
+        assert rows[inst].get("finding_codes", []) == sorted({f.code for f in v.diagnosis.findings})
+        worst = v.diagnosis.findings[0].code if v.diagnosis.findings else None
+        assert rows[inst].get("worst_code") == worst
+    assert rows[DOWN]["malformed_evidence"] == 1 and "down" in rows[DOWN]["reason"]
+    modes: dict[str, int] = {}
+    for r in rows.values():
+        modes[r["mode"]] = modes.get(r["mode"], 0) + 1
+    assert doc["by_mode"] == dict(sorted(modes.items()))
+    for code, n in doc["by_finding"].items():
+        assert n == sum(code in r.get("finding_codes", []) for r in rows.values())
+    errors = [i for i, r in rows.items() if r.get("worst_severity") == "error"]
+    code = main(["fleet", "--prometheus-url", fleet.url, "--fail-on", "error-finding"])
+    text = capsys.readouterr()
+    assert code == (1 if errors else 0)
+    for inst in BODIES:
+        assert inst in text.out
+    assert "hit rate" in text.out and "by mode:" in text.out
+
+
+def test_unlistable_server_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with RecordingServer(lambda p: Reply(200, b"not json", "text/plain")) as srv:
+        assert main(["fleet", "--prometheus-url", srv.url]) == 2
+        assert srv.requests == [("GET", "/api/v1/targets?state=active")]
+    assert "not a Prometheus API answer" in capsys.readouterr().err
+
+
+def test_exposition_text_is_the_target_view() -> None:
+    """Target labels go, `exported_*` come back, Prometheus' own series are left out."""
+    t = PromTarget(job="j", instance="i:1", labels={"job": "j", "instance": "i:1", "node": "n"})
+    meta = {"c_total": msgspec.convert({"type": "counter", "help": "a\nb"},
+                                        type=__import__("inferguard.collect._prometheus",
+                                                        fromlist=["_Meta"])._Meta)}
+    text = exposition_text([({"__name__": "c_total", "job": "j", "instance": "i:1",
+                              "node": "n", "exported_instance": "own", "x": 'q"'}, "3"),
+                            ({"__name__": "up", "job": "j", "instance": "i:1"}, "1")],
+                           meta, t).decode()
+    assert text == ('# HELP c_total a\\nb\n# TYPE c_total counter\n'
+                    'c_total{instance="own",x="q\\""} 3\n')
+    assert not math.isnan(float(text.split()[-1]))
