@@ -91,6 +91,15 @@ class PromPacket(msgspec.Struct, frozen=True):
 
 # -- the API -------------------------------------------------------------------------------
 
+def shared_transport() -> Any:
+    """One httpx transport for a whole fleet run: every request (from every worker thread)
+    shares its connection pool, where a client of its own per request costs ~70 ms to set
+    up (measured; `benchmarks/bench_fleet.py`). The caller closes it."""
+    import httpx
+
+    return httpx.HTTPTransport()
+
+
 def _get(base: str, path: str, params: Sequence[tuple[str, str]], *, timeout: float,
          transport: Any) -> Any:
     """GET one API route; the `data` member of a success answer, else PromError."""

@@ -29,6 +29,7 @@ from inferguard.collect._prometheus import (
     group_targets,
     list_targets,
     prometheus_packet,
+    shared_transport,
 )
 from inferguard.evidence._metrics import MetricsFacts
 from inferguard.judge._compat import compat
@@ -150,6 +151,16 @@ def judge_fleet(opts: FleetOptions, *, transport: Any = None,
         raise ValueError(f"concurrency must be at least 1, got {opts.concurrency}")
     at = float(opts.at if opts.at is not None else clock())
     _window(opts, at)  # a bad window is a usage error before any request
+    own = transport is None
+    transport = shared_transport() if own else transport
+    try:
+        return _judge_all(opts, at, transport)
+    finally:
+        if own:
+            transport.close()
+
+
+def _judge_all(opts: FleetOptions, at: float, transport: Any) -> FleetOutcome:
     groups = fleet_groups(opts, at=at, transport=transport)
 
     starts: dict[str, float] = {}
@@ -214,6 +225,17 @@ def collect_prometheus_packets(opts: FleetOptions, output_dir: str | os.PathLike
                               "(choose a new --output-dir, or pass --force)")
     at = float(opts.at if opts.at is not None else clock())
     _window(opts, at)
+    own = transport is None
+    transport = shared_transport() if own else transport
+    try:
+        return _write_all(opts, out, at, overwrite, transport)
+    finally:
+        if own:
+            transport.close()
+
+
+def _write_all(opts: FleetOptions, out: Path, at: float, overwrite: bool, transport: Any
+               ) -> list[tuple[str, Path]]:
     groups = fleet_groups(opts, at=at, transport=transport)
     if opts.instance is not None and not groups:
         raise ValueError(f"no target with {opts.group_label}={opts.instance!r} matches")
