@@ -298,3 +298,37 @@ def test_exposition_text_is_the_target_view() -> None:
     assert text == ('# HELP c_total a\\nb\n# TYPE c_total counter\n'
                     'c_total{instance="own",x="q\\""} 3\n')
     assert not math.isnan(float(text.split()[-1]))
+
+
+def test_slow_instance_is_a_row_saying_why() -> None:
+    """An instance whose answers do not come in time is a row that says so; the others are
+    judged (a fake API: the timing is what is tested, not Prometheus)."""
+    body = BODIES["mp-l1:9000"][1].read_bytes().decode()
+    samples = []
+    for line in body.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            samples.append({"metric": {"__name__": name.split("{")[0]}, "value": [1, value]})
+    targets = {"status": "success", "data": {"activeTargets": [
+        {"labels": {"job": "j", "instance": i}, "health": "up", "lastError": "",
+         "scrapeUrl": f"http://{i}/metrics"} for i in ("fast:1", "slow:1")]}}
+
+    def answer(path: str) -> Reply:
+        if path.startswith("/api/v1/targets?"):
+            return Reply(200, json.dumps(targets).encode())
+        if path.startswith("/api/v1/targets/metadata"):
+            return Reply(200, b'{"status":"success","data":[]}')
+        if "slow" in path:
+            time.sleep(1.5)
+        return Reply(200, json.dumps({"status": "success", "data": {
+            "resultType": "vector", "result": samples}}).encode())
+
+    with RecordingServer(answer) as srv:
+        out = judge_fleet(FleetOptions(prometheus_url=srv.url, instance_timeout=0.5,
+                                       timeout=5))
+        assert all(m == "GET" for m, _ in srv.requests)
+    rows = {r.instance: r for r in out.report.rows}
+    assert rows["fast:1"].judged and rows["fast:1"].mode is not None
+    assert not rows["slow:1"].judged and "not judged within 0.5 s" in (rows["slow:1"].reason
+                                                                         or "")
+    assert out.report.unjudged == 1 and set(out.verdicts) == {"fast:1"}

@@ -94,10 +94,25 @@ class PromPacket(msgspec.Struct, frozen=True):
 def shared_transport() -> Any:
     """One httpx transport for a whole fleet run: every request (from every worker thread)
     shares its connection pool, where a client of its own per request costs ~70 ms to set
-    up (measured; `benchmarks/bench_fleet.py`). The caller closes it."""
+    up (measured; `benchmarks/bench_fleet.py`). A client closing at the end of its request
+    must not close the pool under the other threads: `close()` is a no-op, the run calls
+    `close_shared()` once at its end."""
     import httpx
 
-    return httpx.HTTPTransport()
+    class SharedTransport(httpx.BaseTransport):
+        def __init__(self) -> None:
+            self._inner = httpx.HTTPTransport()
+
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            return self._inner.handle_request(request)
+
+        def close(self) -> None:
+            pass
+
+        def close_shared(self) -> None:
+            self._inner.close()
+
+    return SharedTransport()
 
 
 def _get(base: str, path: str, params: Sequence[tuple[str, str]], *, timeout: float,

@@ -157,7 +157,7 @@ def judge_fleet(opts: FleetOptions, *, transport: Any = None,
         return _judge_all(opts, at, transport)
     finally:
         if own:
-            transport.close()
+            transport.close_shared()
 
 
 def _judge_all(opts: FleetOptions, at: float, transport: Any) -> FleetOutcome:
@@ -231,7 +231,7 @@ def collect_prometheus_packets(opts: FleetOptions, output_dir: str | os.PathLike
         return _write_all(opts, out, at, overwrite, transport)
     finally:
         if own:
-            transport.close()
+            transport.close_shared()
 
 
 def _write_all(opts: FleetOptions, out: Path, at: float, overwrite: bool, transport: Any
