@@ -238,9 +238,13 @@ def test_collect_cli_writes_one_packet_per_instance(fleet: Fleet, tmp_path: Path
     assert len(dirs) == len(BODIES) + 1  # SWITCH's job matches neither selector
     for inst, (_, body, kind) in BODIES.items():
         d = out / "".join(c if c.isalnum() or c in "-_." else "_" for c in inst)
-        # Re-read from the packet's own copy: the same verdict as the file.
+        # The packet as written and read back: the same verdict as the file.
         assert _verdict_key(judge_packet(Packet.read(d))) == \
             _verdict_key(judge_packet(Packet.from_files([(kind, body)])))
+        # The copy kept in the packet reads back to the evidence it holds.
+        (copy,) = (d / "inputs" / kind).iterdir()
+        (ev,) = Packet.load(d).evidence
+        assert _stats(read_metrics(copy, kind)) == _stats(ev)  # type: ignore[arg-type]
     assert main(argv) == 2  # never overwrites
     one = tmp_path / "one"
     assert main(["collect-lmcache", "--output-dir", str(one), "--prometheus-url", fleet.url,

@@ -7,8 +7,8 @@ its series from `/api/v1/query` or `/api/v1/query_range`, with the labels Promet
 to the target removed and `exported_*` labels given back their own names) and read by the
 very reader that reads a `/metrics` file (`read_metrics_bytes`). A counter read through the
 API and one read from the target's `/metrics` therefore give the same `FamilyStats`, the same
-family status and the same verdict. The synthesised text is kept as the packet input, so a
-packet re-read later is judged from it like any scrape.
+family status and the same verdict. The synthesised text is kept byte for byte as the
+packet's input copy, as a live scrape's body is (docs/fleet.md lists what the API loses).
 
 A window (`start`, `end`) gives two expositions of each target, one at each end (the
 samples the rates need); an instant gives one. A target Prometheus reports down is a failed
@@ -354,8 +354,10 @@ def target_evidence(base_url: str, target: PromTarget, *, at: float | None = Non
         text = exposition_text(((dict(m), str(v)) for m, v in rows), meta, target,
                                timestamp_ms=round(t * 1000),
                                with_empty=t == latest and now - t <= LOOKBACK_S)
-        url = (f"{base}/api/v1/query?query={urllib.parse.quote(sel)}&time={t:.3f}"
-               f"#{target.instance}")
+        # One URL per target (a window's two expositions are two scrapes of one target, as
+        # the rates group them); the packet input names the time too (one copy each).
+        url = f"{base}/api/v1/query?query={urllib.parse.quote(sel)}"
+        original = f"{url}&time={t:.3f}"
         if not text:
             evidence.append(Evidence(kind=kind, source=EvidenceSource(url=url),  # type: ignore[arg-type]
                                      status="malformed",
@@ -364,9 +366,9 @@ def target_evidence(base_url: str, target: PromTarget, *, at: float | None = Non
             continue
         ev = read_metrics_bytes(text, EvidenceSource.of_bytes(text, url=url), kind)  # type: ignore[arg-type]
         evidence.append(ev)
-        inputs.append(PacketInput(kind=ev.kind, original=url, sha256=ev.source.sha256,
+        inputs.append(PacketInput(kind=ev.kind, original=original, sha256=ev.source.sha256,
                                   size=ev.source.size))
-        blobs[url] = text
+        blobs[original] = text
     return evidence, inputs, blobs
 
 
