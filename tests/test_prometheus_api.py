@@ -58,6 +58,11 @@ DOWN = "gone-node:9000"  # a target on a port nobody listens on
 # family's metadata for 10 scrapes after it disappeared, so a body that shrinks is not
 # compared with a file until then (docs/fleet.md, "What the API cannot say").
 SWITCH = "switch:9000"
+# The LMCache MP server and the vLLM of one live run, two targets with one `node` label.
+PAIR = {"pair-lmcache:9000": ("pair-lmcache", LIVE / "vllm_live_mp/packet/inputs/"
+                              "lmcache_metrics/127.0.0.1_49795_metrics.txt", "lmcache_metrics"),
+        "pair-vllm:8000": ("pair-vllm", LIVE / "vllm_live_mp/packet/inputs/engine_metrics/"
+                           "127.0.0.1_36687_metrics.txt", "engine_metrics")}
 BEFORE = FIX / "lmcache-0.5.6/metrics/mp-l1-storage-trace/metrics_before.txt"
 AFTER = BEFORE.with_name("metrics_after.txt")
 MATCH = ['{job=~"lmcache.*"}']
@@ -77,6 +82,7 @@ def fleet() -> Iterator[Fleet]:
     binary = require_prometheus()
     served = {inst: body.read_bytes() for inst, (_, body, _) in BODIES.items()}
     served[SWITCH] = BEFORE.read_bytes()
+    served |= {inst: body.read_bytes() for inst, (_, body, _) in PAIR.items()}
     lock = threading.Lock()
 
     def answer(path: str) -> Reply:
@@ -93,6 +99,8 @@ def fleet() -> Iterator[Fleet]:
                  for inst, (job, _, _) in BODIES.items()]
         specs.append(PromTargetSpec("lmcache-mp", DOWN, f"127.0.0.1:{free_port()}"))
         specs.append(PromTargetSpec("switching", SWITCH, addr, f"/{SWITCH}/metrics"))
+        specs += [PromTargetSpec(job, inst, addr, f"/{inst}/metrics", {"node": "node-7"})
+                  for inst, (job, _, _) in PAIR.items()]
         prom = PrometheusServer(binary, specs)
         prom.start()
         try:
@@ -197,7 +205,7 @@ def test_down_target_judged_like_a_refused_scrape(fleet: Fleet) -> None:
 def test_window_gives_the_samples_at_both_ends(fleet: Fleet) -> None:
     """Serve `before`, then switch to `after`: a window across the switch holds both."""
     inst, before, after = SWITCH, BEFORE, AFTER
-    n = len(BODIES) + 2
+    n = len(BODIES) + 2 + len(PAIR)
     fleet.prom.wait_scraped(n, after=time.time())
     t_start = time.time()
     with fleet.lock:  # type: ignore[attr-defined]
@@ -258,7 +266,7 @@ def test_fleet_cli_rows_rollup_and_fail_on(fleet: Fleet,
     assert main(argv) == 0
     doc = json.loads(capsys.readouterr().out)
     rows = {r["instance"]: r for r in doc["rows"]}
-    assert set(rows) == {*BODIES, DOWN, SWITCH}  # no selector: every active target
+    assert set(rows) == {*BODIES, DOWN, SWITCH, *PAIR}  # no selector: every active target
     for inst, (_, body, kind) in BODIES.items():
         v = judge_packet(Packet.from_files([(kind, body)]))
         assert rows[inst]["judged"] and rows[inst]["mode"] == v.report.detected.mode
@@ -336,3 +344,40 @@ def test_slow_instance_is_a_row_saying_why() -> None:
     assert not rows["slow:1"].judged and "not judged within 0.5 s" in (rows["slow:1"].reason
                                                                          or "")
     assert out.report.unjudged == 1 and set(out.verdicts) == {"fast:1"}
+
+
+def test_group_label_pairs_an_mp_server_with_its_engine(fleet: Fleet) -> None:
+    """`--group-label node`: the two targets of one node are one packet, judged like the
+    two files of that run given together."""
+    targets = list_targets(fleet.url, match=['{job="pair-lmcache"}'],
+                           engine_match=['{job="pair-vllm"}'])
+    (group,) = group_targets(targets, "node")
+    assert group.name == "node-7" and {t.instance for t in group.targets} == set(PAIR)
+    packet = prometheus_packet(fleet.url, group).packet
+    assert sorted(e.kind for e in packet.evidence) == ["engine_metrics", "lmcache_metrics"]
+    files = Packet.from_files([(kind, body) for _, body, kind in PAIR.values()])
+    v_api, v_file = judge_packet(packet), judge_packet(files)
+    assert _verdict_key(v_api) == _verdict_key(v_file)
+    # Grouped, the node says more than either target alone (the vLLM↔LMCache join).
+    alone = [judge_packet(prometheus_packet(fleet.url, g).packet)
+             for g in group_targets(targets)]
+    assert len(alone) == 2
+    for v in alone:
+        assert _verdict_key(v) != _verdict_key(v_api)
+    assert "lmcache_vllm_hits_reconciled" in {f.code for f in v_api.diagnosis.findings}
+
+
+def test_fleet_parquet_and_ready_query(fleet: Fleet, tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("pyarrow", reason="pyarrow not installed (pip install '.[fleet]')")
+    pytest.importorskip("duckdb", reason="duckdb not installed (pip install '.[fleet]')")
+    ds = tmp_path / "ds"
+    assert main(["fleet", "--prometheus-url", fleet.url, "--match", MATCH[0],
+                 "--engine-match", ENGINE_MATCH[0], "--json", "--parquet", str(ds)]) == 0
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    assert main(["query", str(ds), "SELECT node, instance, mode, judged FROM fleet "
+                 "ORDER BY instance", "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert [(r["instance"], r["mode"], r["judged"]) for r in got] == sorted(
+        (r["instance"], r.get("mode"), r["judged"]) for r in rows)
+    assert all(r["node"] == r["instance"] for r in got)
