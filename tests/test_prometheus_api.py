@@ -381,3 +381,16 @@ def test_fleet_parquet_and_ready_query(fleet: Fleet, tmp_path: Path,
     assert [(r["instance"], r["mode"], r["judged"]) for r in got] == sorted(
         (r["instance"], r.get("mode"), r["judged"]) for r in rows)
     assert all(r["node"] == r["instance"] for r in got)
+
+
+def test_window_older_than_the_data_is_a_note_not_damage(fleet: Fleet) -> None:
+    """A window that starts before Prometheus held the target: the start is said, not
+    counted as a damaged scrape; the verdict is the one of the end alone."""
+    inst = "mp-l1:9000"
+    out = judge_fleet(FleetOptions(prometheus_url=fleet.url, instance=inst, window_s=86400))
+    (row,) = out.report.rows
+    assert row.judged and row.malformed_evidence == 0
+    assert row.notes and "no samples at the window start" in row.notes[0]
+    _, body, kind = BODIES[inst]
+    want = judge_packet(Packet.from_files([(kind, body)]))
+    assert _verdict_key(out.verdicts[inst]) == _verdict_key(want)

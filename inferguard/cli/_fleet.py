@@ -86,21 +86,25 @@ def render_fleet(r: FleetReport) -> str:
     win = f"; window {r.window_s:g} s" if r.window_s else ""
     out = [f"fleet: {len(r.rows)} instances from {r.prometheus_url} at {_when(r.evaluated_at)}"
            + win]
-    width = max([len("instance"), *(len(x.instance) for x in r.rows)])
-    out.append(f"{'instance':<{width}}  {'mode':<12} {'level':<10} {'hit rate':>8}  "
+    w = max([len("instance"), *(len(x.instance) for x in r.rows)])
+    wm = max([len("mode"), *(len(x.mode or "-") for x in r.rows)])
+    wl = max([len("level"), *(len(x.level or "-") for x in r.rows)])
+    out.append(f"{'instance':<{w}}  {'mode':<{wm}}  {'level':<{wl}}  {'hit rate':>8}  "
                "worst finding")
     for x in r.rows:
         if not x.judged:
-            out.append(f"{x.instance:<{width}}  {'-':<12} {'-':<10} {'-':>8}  "
+            out.append(f"{x.instance:<{w}}  {'-':<{wm}}  {'-':<{wl}}  {'-':>8}  "
                        f"not judged: {x.reason}")
             continue
         rate = "n/a" if x.hit_rate is None else f"{x.hit_rate:.1%}"
         worst = (f"{x.worst_severity.upper()} {x.worst_code}" if x.worst_code
                  and x.worst_severity else "none")
-        line = f"{x.instance:<{width}}  {x.mode or '-':<12} {x.level or '-':<10} {rate:>8}  {worst}"
+        line = (f"{x.instance:<{w}}  {x.mode or '-':<{wm}}  {x.level or '-':<{wl}}  "
+                f"{rate:>8}  {worst}")
         if x.reason:
             line += f"  ({x.reason})"
         out.append(line)
+        out += [f"{'':<{w}}  note: {n}" for n in x.notes]
     out.append("")
     out.append("by mode: " + (", ".join(f"{m}={n}" for m, n in r.by_mode.items()) or "none"))
     out.append("by finding (instances):" + ("" if r.by_finding else " none"))

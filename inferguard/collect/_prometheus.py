@@ -17,6 +17,7 @@ scrape (`malformed`, with Prometheus' `lastError`), as a refused `/metrics` GET 
 
 from __future__ import annotations
 
+import datetime as _dt
 import math
 import re
 import time
@@ -87,6 +88,16 @@ class PromPacket(msgspec.Struct, frozen=True):
     targets: list[PromTarget]
     packet: Packet
     blobs: dict[str, bytes]
+    notes: list[str] = msgspec.field(default_factory=list)
+
+
+class TargetEvidence(msgspec.Struct, frozen=True):
+    """One target's evidence, its packet inputs and their bytes, and what to tell."""
+
+    evidence: list[Evidence]
+    inputs: list[PacketInput] = msgspec.field(default_factory=list)
+    blobs: dict[str, bytes] = msgspec.field(default_factory=dict)
+    notes: list[str] = msgspec.field(default_factory=list)
 
 
 # -- the API -------------------------------------------------------------------------------
@@ -300,8 +311,7 @@ def _role_of(t: PromTarget, names: Iterable[str]) -> Role:
 
 def target_evidence(base_url: str, target: PromTarget, *, at: float | None = None,
                     window: PromWindow | None = None, timeout: float = 5.0,
-                    transport: Any = None) -> tuple[list[Evidence], list[PacketInput],
-                                                    dict[str, bytes]]:
+                    transport: Any = None) -> TargetEvidence:
     """The evidence of one target: one exposition at `at` (default: now) or one at each end
     of `window`, each read by the `/metrics` reader. Never raises: an API failure or a
     target that is down is `malformed` evidence saying so."""
@@ -311,11 +321,11 @@ def target_evidence(base_url: str, target: PromTarget, *, at: float | None = Non
     if target.health == "down" or target.health == "gone":
         kind = kind_of[target.role or "lmcache"]
         why = "down" if target.health == "down" else "gone"
-        return [Evidence(kind=kind, source=EvidenceSource(url=where),  # type: ignore[arg-type]
-                         status="malformed",
-                         problems=[Problem(f"scrape failed: Prometheus reports the target "
-                                           f"{why}: {target.last_error or 'no error given'}",
-                                           where=where)])], [], {}
+        return TargetEvidence([Evidence(
+            kind=kind, source=EvidenceSource(url=where),  # type: ignore[arg-type]
+            status="malformed",
+            problems=[Problem(f"scrape failed: Prometheus reports the target {why}: "
+                              f"{target.last_error or 'no error given'}", where=where)])])
     sel = _selector({"job": target.job, "instance": target.instance})
     try:
         meta = _metadata(base, target, timeout=timeout, transport=transport)
@@ -338,9 +348,9 @@ def target_evidence(base_url: str, target: PromTarget, *, at: float | None = Non
                     points[at_ts].append((r["metric"], v))
     except (PromError, KeyError, TypeError, IndexError, AttributeError) as exc:
         kind = kind_of[target.role or "lmcache"]
-        return [Evidence(kind=kind, source=EvidenceSource(url=where),  # type: ignore[arg-type]
-                         status="malformed",
-                         problems=[Problem(f"Prometheus API: {exc}", where=where)])], [], {}
+        return TargetEvidence([Evidence(
+            kind=kind, source=EvidenceSource(url=where),  # type: ignore[arg-type]
+            status="malformed", problems=[Problem(f"Prometheus API: {exc}", where=where)])])
     evidence: list[Evidence] = []
     inputs: list[PacketInput] = []
     blobs: dict[str, bytes] = {}
@@ -350,6 +360,7 @@ def target_evidence(base_url: str, target: PromTarget, *, at: float | None = Non
     # known to exist only for an exposition of now (not for a window's start, nor the past).
     now = time.time()
     latest = max(points)
+    notes: list[str] = []
     for t, rows in points.items():
         text = exposition_text(((dict(m), str(v)) for m, v in rows), meta, target,
                                timestamp_ms=round(t * 1000),
@@ -358,6 +369,14 @@ def target_evidence(base_url: str, target: PromTarget, *, at: float | None = Non
         # the rates group them); the packet input names the time too (one copy each).
         url = f"{base}/api/v1/query?query={urllib.parse.quote(sel)}"
         original = f"{url}&time={t:.3f}"
+        if not text and t != latest and any(points[latest]):
+            # The window starts before Prometheus held this target: no scrape to count
+            # from, which is not a damaged scrape (the rates then say "since start").
+            when = _dt.datetime.fromtimestamp(t, _dt.timezone.utc).isoformat(
+                timespec="seconds")
+            notes.append(f"{target.instance}: no samples at the window start ({when}); "
+                         "the window begins at the first sample")
+            continue
         if not text:
             evidence.append(Evidence(kind=kind, source=EvidenceSource(url=url),  # type: ignore[arg-type]
                                      status="malformed",
@@ -369,7 +388,7 @@ def target_evidence(base_url: str, target: PromTarget, *, at: float | None = Non
         inputs.append(PacketInput(kind=ev.kind, original=original, sha256=ev.source.sha256,
                                   size=ev.source.size))
         blobs[original] = text
-    return evidence, inputs, blobs
+    return TargetEvidence(evidence, inputs, blobs, notes)
 
 
 def prometheus_packet(base_url: str, group: PromGroup, *, at: float | None = None,
@@ -379,11 +398,13 @@ def prometheus_packet(base_url: str, group: PromGroup, *, at: float | None = Non
     evidence: list[Evidence] = []
     inputs: list[PacketInput] = []
     blobs: dict[str, bytes] = {}
+    notes: list[str] = []
     for t in group.targets:
-        ev, inp, bl = target_evidence(base_url, t, at=at, window=window, timeout=timeout,
-                                      transport=transport)
-        evidence += ev
-        inputs += inp
-        blobs |= bl
+        got = target_evidence(base_url, t, at=at, window=window, timeout=timeout,
+                              transport=transport)
+        evidence += got.evidence
+        inputs += got.inputs
+        blobs |= got.blobs
+        notes += got.notes
     packet = Packet(settings=settings or PacketSettings(), evidence=evidence, inputs=inputs)
-    return PromPacket(group.name, group.targets, packet, blobs)
+    return PromPacket(group.name, group.targets, packet, blobs, notes)

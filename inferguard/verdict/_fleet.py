@@ -71,6 +71,7 @@ class FleetRow(msgspec.Struct, frozen=True, omit_defaults=True):
     finding_codes: list[str] = msgspec.field(default_factory=list)
     models: list[str] = msgspec.field(default_factory=list)
     malformed_evidence: int = 0
+    notes: list[str] = msgspec.field(default_factory=list)
     seconds: float = 0.0
 
 
@@ -141,7 +142,7 @@ def _row(group: PromGroup, pp: PromPacket, v: Verdict, seconds: float) -> FleetR
         worst_code=worst.code if worst else None,
         worst_severity=worst.severity if worst else None,
         finding_codes=sorted({f.code for f in findings}), models=_models(v, pp),
-        malformed_evidence=bad, seconds=round(seconds, 3))
+        malformed_evidence=bad, notes=pp.notes, seconds=round(seconds, 3))
 
 
 def judge_fleet(opts: FleetOptions, *, transport: Any = None,
