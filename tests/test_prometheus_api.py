@@ -297,6 +297,18 @@ def test_unlistable_server_is_a_usage_error(capsys: pytest.CaptureFixture[str]) 
     assert "not a Prometheus API answer" in capsys.readouterr().err
 
 
+def test_collect_from_prometheus_never_drops_other_inputs(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    log = tmp_path / "server.log"
+    log.write_text("x\n")
+    with RecordingServer(lambda p: Reply(500, b"")) as srv:
+        assert main(["collect-lmcache", "--output-dir", str(tmp_path / "out"),
+                     "--prometheus-url", srv.url, "--lmcache-log-file", str(log)]) == 2
+        assert srv.requests == []  # refused before any request
+    assert "--lmcache-log-file" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 def test_exposition_text_is_the_target_view() -> None:
     """Target labels go, `exported_*` come back, Prometheus' own series are left out."""
     t = PromTarget(job="j", instance="i:1", labels={"job": "j", "instance": "i:1", "node": "n"})

@@ -152,8 +152,20 @@ def _fleet(args: argparse.Namespace) -> int:
     return 0
 
 
+_PROM_FLAGS = {"prometheus_url", "match", "engine_match", "instance", "group_label", "window",
+               "at", "output_dir", "force", "http_timeout", "expect_mode", "l2_configured",
+               "func", "command"}
+
+
 def collect_from_prometheus(args: argparse.Namespace) -> int:
     """`collect-lmcache --prometheus-url`: one packet per instance under --output-dir."""
+    other = sorted("--" + k.replace("_", "-") for k, v in vars(args).items()
+                   if k not in _PROM_FLAGS and v not in (None, False, [], ""))
+    if other:  # never drop an input silently
+        print("inferguard: error: --prometheus-url builds one packet per instance from the "
+              f"API alone; it does not take {', '.join(other)} (collect those into a packet "
+              "of their own)", file=sys.stderr)
+        return 2
     opts = msgspec.structs.replace(options_from_args(args), timeout=args.http_timeout,
                                    settings=PacketSettings(expected_mode=args.expect_mode,
                                                            l2_configured=args.l2_configured))
@@ -163,6 +175,8 @@ def collect_from_prometheus(args: argparse.Namespace) -> int:
         print(f"inferguard: error: {safe_text(str(exc))}", file=sys.stderr)
         return 2
     print(f"{len(written)} packets written under {safe_text(args.output_dir)}")
-    for name, path in written:
+    for name, path, notes in written:
         print(f"  {safe_text(name)}: {safe_text(str(path))}")
+        for n in notes:
+            print(f"      note: {safe_text(n)}")
     return 0

@@ -406,5 +406,7 @@ def prometheus_packet(base_url: str, group: PromGroup, *, at: float | None = Non
         inputs += got.inputs
         blobs |= got.blobs
         notes += got.notes
-    packet = Packet(settings=settings or PacketSettings(), evidence=evidence, inputs=inputs)
+    # The notes go into the packet's manifest too (what was left out, said where it is kept).
+    packet = Packet(settings=settings or PacketSettings(), evidence=evidence, inputs=inputs,
+                    problems=[Problem(n, where=base_url) for n in notes])
     return PromPacket(group.name, group.targets, packet, blobs, notes)

@@ -217,9 +217,9 @@ def _slug(name: str) -> str:
 
 def collect_prometheus_packets(opts: FleetOptions, output_dir: str | os.PathLike[str], *,
                                overwrite: bool = False, transport: Any = None,
-                               clock: Any = time.time) -> list[tuple[str, Path]]:
+                               clock: Any = time.time) -> list[tuple[str, Path, list[str]]]:
     """`collect-lmcache --prometheus-url`: one packet per group under `output_dir/<group>/`,
-    each with its compat report stored. Returns (group, path) pairs."""
+    each with its compat report stored. Returns (group, path, notes) triples."""
     out = Path(output_dir)
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out}: already exists; refusing to overwrite packets "
@@ -236,17 +236,17 @@ def collect_prometheus_packets(opts: FleetOptions, output_dir: str | os.PathLike
 
 
 def _write_all(opts: FleetOptions, out: Path, at: float, overwrite: bool, transport: Any
-               ) -> list[tuple[str, Path]]:
+               ) -> list[tuple[str, Path, list[str]]]:
     groups = fleet_groups(opts, at=at, transport=transport)
     if opts.instance is not None and not groups:
         raise ValueError(f"no target with {opts.group_label}={opts.instance!r} matches")
-    written: list[tuple[str, Path]] = []
+    written: list[tuple[str, Path, list[str]]] = []
     out.mkdir(parents=True, exist_ok=True)
     for g in groups:
         pp = group_packet(opts, g, at=at, transport=transport)
         path = pp.packet.write(out / _slug(g.name), overwrite=overwrite, blobs=pp.blobs,
                                extra_files={REPORT_FILE: compat(pp.packet)})
-        written.append((g.name, path))
+        written.append((g.name, path, pp.notes))
     return written
 
 
