@@ -258,6 +258,10 @@ def test_collect_cli_writes_one_packet_per_instance(fleet: Fleet, tmp_path: Path
     assert main(["collect-lmcache", "--output-dir", str(one), "--prometheus-url", fleet.url,
                  "--instance", "blend:9000"]) == 0
     assert [p.name for p in one.iterdir()] == ["blend_9000"]
+    assert main(["collect-lmcache", "--output-dir", str(tmp_path / "none"), "--prometheus-url",
+                 fleet.url, "--instance", "no-such:1"]) == 2
+    assert main(["fleet", "--prometheus-url", fleet.url, "--instance", "no-such:1"]) == 2
+    assert "no target with instance='no-such:1'" in capsys.readouterr().err
 
 
 def test_fleet_cli_rows_rollup_and_fail_on(fleet: Fleet,

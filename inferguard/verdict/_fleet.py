@@ -163,6 +163,8 @@ def judge_fleet(opts: FleetOptions, *, transport: Any = None,
 
 def _judge_all(opts: FleetOptions, at: float, transport: Any) -> FleetOutcome:
     groups = fleet_groups(opts, at=at, transport=transport)
+    if opts.instance is not None and not groups:
+        raise ValueError(f"no target with {opts.group_label}={opts.instance!r} matches")
 
     starts: dict[str, float] = {}
 
