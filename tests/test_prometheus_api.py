@@ -412,3 +412,37 @@ def test_window_older_than_the_data_is_a_note_not_damage(fleet: Fleet) -> None:
     _, body, kind = BODIES[inst]
     want = judge_packet(Packet.from_files([(kind, body)]))
     assert _verdict_key(out.verdicts[inst]) == _verdict_key(want)
+
+
+def test_concurrency_is_bounded() -> None:
+    """At most --concurrency instances are asked at once, and more than one is (a fake API
+    counts the queries in flight; the first waits for a second, so they overlap if allowed)."""
+    names = [f"n{i}:1" for i in range(6)]
+    targets = {"status": "success", "data": {"activeTargets": [
+        {"labels": {"job": "j", "instance": i}, "health": "up"} for i in names]}}
+    lock = threading.Lock()
+    state = {"now": 0, "max": 0}
+    overlap = threading.Event()
+
+    def answer(path: str) -> Reply:
+        if path.startswith("/api/v1/targets?"):
+            return Reply(200, json.dumps(targets).encode())
+        if path.startswith("/api/v1/targets/metadata"):
+            return Reply(200, b'{"status":"success","data":[]}')
+        with lock:
+            state["now"] += 1
+            state["max"] = max(state["max"], state["now"])
+            if state["now"] >= 2:
+                overlap.set()
+        overlap.wait(3)  # the first query waits for a second one: they overlap if allowed
+        time.sleep(0.1)
+        with lock:
+            state["now"] -= 1
+        return Reply(200, json.dumps({"status": "success", "data": {
+            "resultType": "vector", "result": [
+                {"metric": {"__name__": "x_total"}, "value": [1, "1"]}]}}).encode())
+
+    with RecordingServer(answer) as srv:
+        out = judge_fleet(FleetOptions(prometheus_url=srv.url, concurrency=2))
+    assert [r.instance for r in out.report.rows] == names and out.report.unjudged == 0
+    assert state["max"] == 2
