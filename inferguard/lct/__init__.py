@@ -1,7 +1,13 @@
 """`.lct` trace recordings: bytes → frames → typed records, columnar scan, summary, key rows,
 analytics and export (native C scan with a pure-Python twin giving identical results)."""
 
-from inferguard.lct._export import ExportFormat, export_trace
+from inferguard.lct._export import (
+    READY_QUERIES,
+    ExportFormat,
+    export_parquet,
+    export_trace,
+    query_dataset,
+)
 from inferguard.lct._file import (
     TraceColumns,
     TraceFile,
@@ -24,6 +30,7 @@ from inferguard.lct._stats import (
 )
 
 __all__ = [
+    "READY_QUERIES",
     "ExportFormat",
     "TraceAnalysis",
     "TraceColumns",
@@ -37,8 +44,10 @@ __all__ = [
     "TraceStatsFinding",
     "TraceSummary",
     "analyze_trace",
+    "export_parquet",
     "export_trace",
     "iter_key_columns",
+    "query_dataset",
     "summarize_trace",
     "trace_findings",
     "trace_stats",
