@@ -12,7 +12,6 @@ The hit-rate column is a seam: the figure belongs to the report's rates (issue #
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import os
 import time
 from collections import Counter
@@ -162,6 +161,8 @@ def judge_fleet(opts: FleetOptions, *, transport: Any = None,
 
 
 def _judge_all(opts: FleetOptions, at: float, transport: Any) -> FleetOutcome:
+    import concurrent.futures as cf  # here: start-up of every other command stays lean
+
     groups = fleet_groups(opts, at=at, transport=transport)
     if opts.instance is not None and not groups:
         raise ValueError(f"no target with {opts.group_label}={opts.instance!r} matches")
