@@ -66,6 +66,14 @@ PAIR = {"pair-lmcache:9000": ("pair-lmcache", LIVE / "vllm_live_mp/packet/inputs
                            "127.0.0.1_36687_metrics.txt", "engine_metrics")}
 BEFORE = FIX / "lmcache-0.5.6/metrics/mp-l1-storage-trace/metrics_before.txt"
 AFTER = BEFORE.with_name("metrics_after.txt")
+# The same recorded bodies served as OpenMetrics (what prometheus_client answers a Prometheus
+# 2.x scraper: counter families without `_total`, and from 0.23 on `:` escaped to `_` in
+# sample names), made by prometheus_client's own parser and OpenMetrics exposition.
+OM = {"om-vllm-embedded:8000": BODIES["vllm-embedded:8000"],
+      "om-vllm-mp:8000": BODIES["vllm-mp:8000"],
+      "om-mp-l1:9000": BODIES["mp-l1:9000"],
+      "om-escaped-vllm-embedded:8000": BODIES["vllm-embedded:8000"]}
+OM_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 MATCH = ['{job=~"lmcache.*"}']
 ENGINE_MATCH = ['{job="vllm"}']
 
@@ -84,6 +92,8 @@ def fleet() -> Iterator[Fleet]:
     served = {inst: body.read_bytes() for inst, (_, body, _) in BODIES.items()}
     served[SWITCH] = BEFORE.read_bytes()
     served |= {inst: body.read_bytes() for inst, (_, body, _) in PAIR.items()}
+    served |= {inst: openmetrics(body, escaped="escaped" in inst)
+               for inst, (_, body, _) in OM.items()}
     lock = threading.Lock()
 
     def answer(path: str) -> Reply:
@@ -92,6 +102,8 @@ def fleet() -> Iterator[Fleet]:
             body = served.get(inst)
         if body is None:
             return Reply(404, b"no such instance", "text/plain")
+        if inst in OM:
+            return Reply(200, body, OM_TYPE)
         return Reply(200, body, "text/plain; version=0.0.4; charset=utf-8")
 
     with RecordingServer(answer) as srv:
@@ -102,6 +114,7 @@ def fleet() -> Iterator[Fleet]:
         specs.append(PromTargetSpec("switching", SWITCH, addr, f"/{SWITCH}/metrics"))
         specs += [PromTargetSpec(job, inst, addr, f"/{inst}/metrics", {"node": "node-7"})
                   for inst, (job, _, _) in PAIR.items()]
+        specs += [PromTargetSpec("om", inst, addr, f"/{inst}/metrics") for inst in OM]
         prom = PrometheusServer(binary, specs)
         prom.start()
         try:
@@ -113,6 +126,31 @@ def fleet() -> Iterator[Fleet]:
         finally:
             print("---- prometheus log ----\n" + prom.log())  # shown when a test failed
             prom.stop()
+
+
+def openmetrics(body: Path, escaped: bool = False) -> bytes:
+    """A recorded text body as prometheus_client serves it to an OpenMetrics scraper;
+    `escaped`: with `:` written `_` in sample names but not in HELP/TYPE, as prometheus_client
+    >= 0.23 answers Prometheus 2.x (shared/reference/embedded-engines.md, "Colons")."""
+    from prometheus_client.openmetrics.exposition import generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+    from prometheus_client.registry import CollectorRegistry
+
+    families = list(text_string_to_metric_families(body.read_text()))
+
+    class Recorded:
+        def collect(self) -> list[Any]:
+            return families
+
+    registry = CollectorRegistry()
+    registry.register(Recorded())  # type: ignore[arg-type]
+    data: bytes = generate_latest(registry)
+    if escaped:
+        data = b"\n".join(line if line.startswith(b"#") else
+                          line.split(b"{", 1)[0].split(b" ", 1)[0].replace(b":", b"_")
+                          + line[len(line.split(b"{", 1)[0].split(b" ", 1)[0]):]
+                          for line in data.split(b"\n"))
+    return data
 
 
 def _without_empty_labels(f: FamilyStats) -> FamilyStats:
@@ -206,7 +244,7 @@ def test_down_target_judged_like_a_refused_scrape(fleet: Fleet) -> None:
 def test_window_gives_the_samples_at_both_ends(fleet: Fleet) -> None:
     """Serve `before`, then switch to `after`: a window across the switch holds both."""
     inst, before, after = SWITCH, BEFORE, AFTER
-    n = len(BODIES) + 2 + len(PAIR)
+    n = len(BODIES) + 2 + len(PAIR) + len(OM)
     fleet.prom.wait_scraped(n, after=time.time())
     t_start = time.time()
     with fleet.lock:  # type: ignore[attr-defined]
@@ -271,7 +309,7 @@ def test_fleet_cli_rows_rollup_and_fail_on(fleet: Fleet,
     assert main(argv) == 0
     doc = json.loads(capsys.readouterr().out)
     rows = {r["instance"]: r for r in doc["rows"]}
-    assert set(rows) == {*BODIES, DOWN, SWITCH, *PAIR}  # no selector: every active target
+    assert set(rows) == {*BODIES, DOWN, SWITCH, *PAIR, *OM}  # no selector: every target
     for inst, (_, body, kind) in BODIES.items():
         v = judge_packet(Packet.from_files([(kind, body)]))
         assert rows[inst]["judged"] and rows[inst]["mode"] == v.report.detected.mode
@@ -446,3 +484,25 @@ def test_concurrency_is_bounded() -> None:
         out = judge_fleet(FleetOptions(prometheus_url=srv.url, concurrency=2))
     assert [r.instance for r in out.report.rows] == names and out.report.unjudged == 0
     assert state["max"] == 2
+
+
+def test_openmetrics_scrape_same_verdict_as_the_text_file(fleet: Fleet) -> None:
+    """Prometheus scraping OpenMetrics (OM counter names, escaped `:`) still gives the text
+    file's families and verdict: the API road writes the 0.0.4 names back."""
+    targets = list_targets(fleet.url, engine_match=['{job="om"}'])
+    packets = {g.name: prometheus_packet(fleet.url, g).packet for g in group_targets(targets)}
+    assert set(packets) == set(OM)
+    for inst, (_, body, _) in OM.items():  # the OpenMetrics forms really differ
+        om = openmetrics(body, escaped="escaped" in inst)
+        assert om.endswith(b"# EOF\n") and b"_total counter\n" not in om
+    esc = openmetrics(OM["om-escaped-vllm-embedded:8000"][1], escaped=True)
+    assert b"\nlmcache_" in esc and b"\nlmcache:" not in esc and b"# TYPE lmcache:" in esc
+    for inst, (_, body, kind) in OM.items():
+        (ev,) = packets[inst].evidence
+        fil = _stats(read_metrics(body, kind))  # type: ignore[arg-type]
+        api = _stats(ev)
+        assert set(api) == set(fil), inst
+        for name, fs in fil.items():
+            _assert_same(api[name], fs, (inst, name))
+        want = judge_packet(Packet.from_files([("engine_metrics", body)]))
+        assert _verdict_key(judge_packet(packets[inst])) == _verdict_key(want), inst

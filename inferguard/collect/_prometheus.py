@@ -230,16 +230,28 @@ def _metadata(base: str, t: PromTarget, *, timeout: float, transport: Any) -> di
     return out
 
 
-def _family_of(name: str, meta: dict[str, _Meta]) -> str | None:
-    if name in meta:
-        return name
-    for fam_type, suffixes in _SUFFIXES.items():
-        for suf in suffixes:
-            if name.endswith(suf):
-                base = name[: -len(suf)]
-                if base in meta and meta[base].type == fam_type:
-                    return base
+def _family_of(name: str, meta: dict[str, _Meta], escaped: dict[str, str]
+               ) -> tuple[str, str] | None:
+    """(metadata family, suffix) of a sample name. OpenMetrics scrapes name a counter's
+    family without `_total`, and prometheus_client >= 0.23 escapes `:` to `_` in sample
+    names (not in HELP/TYPE) for Prometheus 2.x: both are matched to their family."""
+    for table in (meta, escaped):
+        if name in table:
+            return (escaped.get(name, name) if table is escaped else name), ""
+        for fam_type, suffixes in _SUFFIXES.items():
+            for suf in suffixes:
+                if name.endswith(suf):
+                    base = name[: -len(suf)]
+                    fam = (escaped.get(base) if table is escaped else base) or ""
+                    if fam in meta and meta[fam].type == fam_type:
+                        return fam, suf
     return None
+
+
+# OpenMetrics types as the text format 0.0.4 writes them (prometheus_client's own mapping).
+_TEXT_TYPE = {"counter": "counter", "gauge": "gauge", "histogram": "histogram",
+              "summary": "summary", "untyped": "untyped", "unknown": "untyped",
+              "info": "gauge", "stateset": "gauge", "gaugehistogram": "histogram"}
 
 
 _NAME_OK = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
@@ -273,17 +285,18 @@ def exposition_text(samples: Iterable[tuple[dict[str, str], str]], meta: dict[st
     without metadata; Prometheus' own per-target series left out."""
     fams: dict[str, list[tuple[str, dict[str, str], str]]] = {n: [] for n in sorted(meta)}
     loose: dict[str, list[tuple[str, dict[str, str], str]]] = {}
+    escaped = {n.replace(":", "_"): n for n in meta if ":" in n}
     for metric, value in samples:
         name = metric.get("__name__", "")
         if not name or not _NAME_OK.match(name):
             continue
-        fam = _family_of(name, meta)
-        if fam is None:
+        hit = _family_of(name, meta, escaped)
+        if hit is None:
             if name in SYNTHETIC:
                 continue
             loose.setdefault(name, []).append((name, _own_labels(metric, target), value))
-        else:
-            fams[fam].append((name, _own_labels(metric, target), value))
+        elif hit[1] != "_created":  # a timestamp, never data (the reader drops it too)
+            fams[hit[0]].append((hit[0] + hit[1], _own_labels(metric, target), value))
     ts = "" if timestamp_ms is None else f" {timestamp_ms}"
     out: list[str] = []
     for fam, rows in [*fams.items(), *sorted(loose.items())]:
@@ -291,10 +304,17 @@ def exposition_text(samples: Iterable[tuple[dict[str, str], str]], meta: dict[st
             continue
         m = meta.get(fam)
         if m is not None:
+            # The 0.0.4 family name: an OpenMetrics counter `x` is `x_total`, an info `x_info`.
+            text_name = fam
+            if m.type == "counter" and not fam.endswith("_total"):
+                text_name = fam + "_total"
+            elif m.type == "info" and not fam.endswith("_info"):
+                text_name = fam + "_info"
             if m.help:
-                out.append(f"# HELP {fam} " + m.help.replace("\\", "\\\\").replace("\n", "\\n"))
-            if m.type in ("counter", "gauge", "histogram", "summary", "untyped"):
-                out.append(f"# TYPE {fam} {m.type}")
+                out.append(f"# HELP {text_name} "
+                           + m.help.replace("\\", "\\\\").replace("\n", "\\n"))
+            if m.type in _TEXT_TYPE:
+                out.append(f"# TYPE {text_name} {_TEXT_TYPE[m.type]}")
         rows.sort(key=lambda r: (sorted((k, v) for k, v in r[1].items() if k != "le"),
                                  r[0], _le_key(r[1])))
         for name, labels, value in rows:
