@@ -116,7 +116,8 @@ def group_packet(opts: FleetOptions, group: PromGroup, *, at: float,
                              settings=opts.settings, timeout=opts.timeout, transport=transport)
 
 
-def _models(v: Verdict, pp: PromPacket) -> list[str]:
+def _models(pp: PromPacket) -> list[str]:
+    """The `model_name` label values the packet's scrapes carry (at most 16)."""
     out: set[str] = set()
     for ev in pp.packet.evidence:
         if isinstance(ev.facts, MetricsFacts):
@@ -140,7 +141,7 @@ def _row(group: PromGroup, pp: PromPacket, v: Verdict, seconds: float) -> FleetR
         hit_rate=None, hit_rate_window=None,  # seam: the report's rates (#15)
         worst_code=worst.code if worst else None,
         worst_severity=worst.severity if worst else None,
-        finding_codes=sorted({f.code for f in findings}), models=_models(v, pp),
+        finding_codes=sorted({f.code for f in findings}), models=_models(pp),
         malformed_evidence=bad, notes=pp.notes, seconds=round(seconds, 3))
 
 
