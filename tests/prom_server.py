@@ -97,7 +97,9 @@ class PrometheusServer:
              f"--web.listen-address=127.0.0.1:{self.port}",
              "--storage.tsdb.retention.time=1h", "--log.level=warn"],
             stdout=self._log, stderr=subprocess.STDOUT, cwd=self.dir,
-            stdin=subprocess.DEVNULL)
+            stdin=subprocess.DEVNULL,
+            # Not ours under test: no sanitizer runtimes preloaded into it (fuzz/sanitizer-tests).
+            env={k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "ASAN_OPTIONS")})
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
