@@ -2,6 +2,10 @@
 
 When no C compiler (or no Python headers) is present, the package installs without
 `inferguard._core` and runs on its pure-Python path; `inferguard.native_backend()` says so.
+
+The extension uses only CPython's limited API (cffi compiles with Py_LIMITED_API and names it
+`_core.abi3.so`), so the wheel is tagged `cp310-abi3`: one wheel for CPython 3.10 and later.
+The metadata (version included, read from inferguard/_version.py) lives in pyproject.toml.
 """
 
 from __future__ import annotations
@@ -38,4 +42,5 @@ class OptionalBuildExt(build_ext):
 setup(
     cffi_modules=["native/build_native.py:ffibuilder"],
     cmdclass={"build_ext": OptionalBuildExt},
+    options={"bdist_wheel": {"py_limited_api": "cp310"}},
 )

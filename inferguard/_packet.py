@@ -18,7 +18,7 @@ import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -149,7 +149,8 @@ class Packet(msgspec.Struct, frozen=True, omit_defaults=True):
     def write(self, directory: str | os.PathLike[str], *, overwrite: bool = False,
               blobs: dict[str, bytes] | None = None,
               extra_files: dict[str, Any] | None = None,
-              carry_from: str | os.PathLike[str] | None = None) -> Path:
+              carry_from: str | os.PathLike[str] | None = None,
+              progress: Callable[[int, int], None] | None = None) -> Path:
         """Write the packet atomically: copies of the inputs, evidence files, manifest.
 
         `blobs` holds the bytes of inputs that are not files (live scrapes, by URL);
@@ -157,7 +158,8 @@ class Packet(msgspec.Struct, frozen=True, omit_defaults=True):
         `carry_from` is an earlier packet directory whose copies (inputs already
         `copied_as`) are carried over byte for byte, under the same relative paths.
         Refuses an existing directory unless `overwrite`; then the old packet is replaced
-        by one rename and removed only after the new one is in place."""
+        by one rename and removed only after the new one is in place. `progress(done, total)`
+        is told the bytes of file inputs copied so far (big traces take seconds)."""
         dest = Path(directory)
         if dest.exists() and not overwrite:
             raise FileExistsError(f"{dest}: already exists; refusing to overwrite a packet "
@@ -166,7 +168,7 @@ class Packet(msgspec.Struct, frozen=True, omit_defaults=True):
         tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
         try:
             inputs, evidence, problems = self._copy_inputs(
-                tmp, blobs or {}, None if carry_from is None else Path(carry_from))
+                tmp, blobs or {}, None if carry_from is None else Path(carry_from), progress)
             files = self._write_evidence(tmp, evidence)
             for rel, obj in (extra_files or {}).items():
                 (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -187,9 +189,13 @@ class Packet(msgspec.Struct, frozen=True, omit_defaults=True):
             raise
         return dest
 
-    def _copy_inputs(self, root: Path, blobs: dict[str, bytes], carry_from: Path | None = None
+    def _copy_inputs(self, root: Path, blobs: dict[str, bytes], carry_from: Path | None = None,
+                     progress: Callable[[int, int], None] | None = None,
                      ) -> tuple[list[PacketInput], list[Evidence], list[Problem]]:
         """Copy each file input (hash-checked against what was parsed)."""
+        meter = _CopyMeter(progress, sum(
+            i.size or 0 for i in self.inputs
+            if i.copied_as is None and i.original not in blobs and i.kind not in NOT_COPIED))
         out: list[PacketInput] = []
         problems: list[Problem] = []
         evidence = list(self.evidence)
@@ -221,7 +227,7 @@ class Packet(msgspec.Struct, frozen=True, omit_defaults=True):
                 _copy_tree(src, target)
                 out.append(msgspec.structs.replace(item, copied_as=rel))
                 continue
-            digest = _copy_file(src, target)
+            digest = _copy_file(src, target, meter)
             if item.sha256 is not None and digest != item.sha256:
                 problems.append(Problem(f"{src} changed while the packet was written "
                                         f"(parsed sha256 {item.sha256[:12]}…, copied "
@@ -271,7 +277,9 @@ class Packet(msgspec.Struct, frozen=True, omit_defaults=True):
         try:
             manifest = msgspec.json.decode((root / "packet.json").read_bytes(), type=Manifest)
         except FileNotFoundError:
-            raise FileNotFoundError(f"{root}: no packet.json (not an InferGuard packet)") from None
+            raise FileNotFoundError(f"{root}: no packet.json (not an InferGuard packet; "
+                                    "`inferguard collect-lmcache --output-dir DIR` writes one)"
+                                    ) from None
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise ValueError(f"{root / 'packet.json'}: not a packet manifest: {exc}") from None
         evidence: list[Evidence] = []
@@ -343,13 +351,29 @@ def _carry(base: Path, root: Path, rel: str, problems: list[Problem]) -> None:
         _copy_file(src, dst)
 
 
-def _copy_file(src: Path, dst: Path) -> str:
+class _CopyMeter:
+    """Bytes copied so far against the inputs' recorded sizes, for a progress callback."""
+
+    def __init__(self, progress: Callable[[int, int], None] | None, total: int) -> None:
+        self.progress = progress
+        self.total = total
+        self.done = 0
+
+    def add(self, n: int) -> None:
+        self.done += n
+        if self.progress is not None:
+            self.progress(self.done, max(self.total, self.done))
+
+
+def _copy_file(src: Path, dst: Path, meter: _CopyMeter | None = None) -> str:
     """Copy bytes, fsync, and return the sha256 of what was written."""
     h = hashlib.sha256()
     with open(src, "rb") as fi, open(dst, "wb") as fo:
         for block in iter(lambda: fi.read(1 << 20), b""):
             h.update(block)
             fo.write(block)
+            if meter is not None:
+                meter.add(len(block))
         fo.flush()
         os.fsync(fo.fileno())
     return h.hexdigest()

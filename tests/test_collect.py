@@ -266,7 +266,9 @@ def test_base_packet_missing_is_a_usage_error(tmp_path: Path,
     code = main(["collect-lmcache", "--output-dir", str(tmp_path / "out"), "--base-packet",
                  str(tmp_path / "nope"), "--lmcache-log-file",
                  str(UPSTREAM / "logs" / "mp_server.log")])
-    assert code == 2 and "no packet.json" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert code == 2 and "--base-packet" in err and "no such file" in err
+    assert err.count("\n") == 1  # one line naming the flag and the path
     assert not (tmp_path / "out").exists()
 
 

@@ -308,13 +308,22 @@ def test_fleet_cli_rows_rollup_and_fail_on(fleet: Fleet,
     argv = ["fleet", "--prometheus-url", fleet.url, "--json"]
     assert main(argv) == 0
     doc = json.loads(capsys.readouterr().out)
+    # The document matches the schema shipped for it (stable keys: every field written).
+    from importlib import resources
+
+    from tests.jsonschema_subset import validate
+
+    schema = json.loads(resources.files("inferguard").joinpath(
+        "schemas", "fleet.v1.json").read_text())
+    assert doc["schema"] == "inferguard.fleet/1"
+    validate(doc, schema)
     rows = {r["instance"]: r for r in doc["rows"]}
     assert set(rows) == {*BODIES, DOWN, SWITCH, *PAIR, *OM}  # no selector: every target
     for inst, (_, body, kind) in BODIES.items():
         v = judge_packet(Packet.from_files([(kind, body)]))
         assert rows[inst]["judged"] and rows[inst]["mode"] == v.report.detected.mode
         assert rows[inst]["level"] == v.report.detected.level
-        assert rows[inst].get("finding_codes", []) == sorted({f.code for f in v.diagnosis.findings})
+        assert rows[inst]["finding_codes"] == sorted({f.code for f in v.diagnosis.findings})
         worst = v.diagnosis.findings[0].code if v.diagnosis.findings else None
         assert rows[inst].get("worst_code") == worst
     assert rows[DOWN]["malformed_evidence"] == 1 and "down" in rows[DOWN]["reason"]
@@ -323,7 +332,7 @@ def test_fleet_cli_rows_rollup_and_fail_on(fleet: Fleet,
         modes[r["mode"]] = modes.get(r["mode"], 0) + 1
     assert doc["by_mode"] == dict(sorted(modes.items()))
     for code, n in doc["by_finding"].items():
-        assert n == sum(code in r.get("finding_codes", []) for r in rows.values())
+        assert n == sum(code in r["finding_codes"] for r in rows.values())
     errors = [i for i, r in rows.items() if r.get("worst_severity") == "error"]
     code = main(["fleet", "--prometheus-url", fleet.url, "--fail-on", "error-finding"])
     text = capsys.readouterr()

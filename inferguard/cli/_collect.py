@@ -3,27 +3,43 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from inferguard._packet import MODES, PacketSettings
+from inferguard.cli._common import EXAMPLES, HelpFormatter, Progress, error, path_type
 from inferguard.cli._fleet import add_prometheus_args, collect_from_prometheus
 from inferguard.collect import CollectOptions
 from inferguard.evidence._logs import safe_text
 from inferguard.verdict._verdict import collect_and_judge
 
 
-def add_collect_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `collect-lmcache` to the top-level subcommands."""
     p = sub.add_parser(
         "collect-lmcache", help="build an evidence packet from files and live LMCache endpoints",
-        description="Read-only: state-changing HTTP routes are recorded as skipped, never called.")
+        description="Build an evidence packet (a directory lmcache-compat and "
+                    "diagnose-bottleneck judge) from files, capture directories and live "
+                    "endpoints. Read-only: state-changing HTTP routes are recorded as skipped, "
+                    "never called. Give at least one source.",
+        epilog=EXAMPLES + "  inferguard collect-lmcache --output-dir pkt \\\n"
+               "      --lmcache-http-base-url http://127.0.0.1:8080 \\\n"
+               "      --lmcache-metrics-url http://127.0.0.1:8080/metrics \\\n"
+               "      --engine-metrics-url http://127.0.0.1:8000/metrics \\\n"
+               "      --lmcache-log-file lmcache_server.log --launch-file launch.txt\n"
+               "  inferguard lmcache-compat --packet pkt\n"
+               "  inferguard collect-lmcache --output-dir fleet-pkts --prometheus-url "
+               "http://prom:9090 --match '{job=~\"lmcache.*\"}' --window 300\n",
+        formatter_class=HelpFormatter)
     a = p.add_argument
-    a("--output-dir", required=True, help="packet directory to create (must not exist)")
+    a("--output-dir", required=True, metavar="DIR",
+      help="packet directory to create (must not exist)")
     a("--force", action="store_true", help="replace an existing packet directory")
-    a("--base-packet", metavar="DIR",
+    a("--base-packet", metavar="DIR", type=path_type("--base-packet", "dir"),
       help="start from an earlier packet: carry its evidence and copies, add these inputs")
 
-    def many(flag: str, help: str, metavar: str = "PATH") -> None:
-        p.add_argument(flag, action="append", default=[], metavar=metavar, help=help)
+    def many(flag: str, help: str, kind: str = "file") -> None:
+        metavar = "DIR" if kind == "dir" else "PATH"
+        p.add_argument(flag, action="append", default=[], metavar=metavar,
+                       type=path_type(flag, kind), help=help + " (repeatable)")
 
     many("--engine-metrics-file", "vLLM/SGLang /metrics text")
     many("--lmcache-metrics-file", "LMCache /metrics text")
@@ -34,38 +50,60 @@ def add_collect_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     a("--lmcache-http-base-url", metavar="URL", help="MP server HTTP API, e.g. http://127.0.0.1:8080")
     a("--lmcache-http-thread-name", action="append", default=[], metavar="NAME",
       help="also GET /threads?name=NAME (e.g. eviction, EventBus)")
-    many("--lmcache-http-capture-dir", "captured GET_<route>.body/.headers files")
+    many("--lmcache-http-capture-dir", "captured GET_<route>.body/.headers files", "dir")
     a("--lmcache-controller-url", metavar="URL",
       help="lmcache_controller HTTP API (read-only GETs, /metrics included)")
     a("--lmcache-internal-api-url", metavar="URL",
       help="an engine's LMCache internal API server (read-only GETs, /metrics included)")
-    many("--lmcache-controller-capture-dir", "captured controller GET_<route>.body/.headers")
-    many("--lmcache-internal-api-capture-dir", "captured internal API GET_<route> answers")
+    many("--lmcache-controller-capture-dir", "captured controller GET_<route>.body/.headers",
+         "dir")
+    many("--lmcache-internal-api-capture-dir", "captured internal API GET_<route> answers", "dir")
     a("--engine-http-base-url", metavar="URL",
       help="vLLM OpenAI server, e.g. http://127.0.0.1:8000 (GET /health and /version only)")
-    many("--engine-http-capture-dir", "captured vLLM GET_health / GET_version answers")
+    many("--engine-http-capture-dir", "captured vLLM GET_health / GET_version answers", "dir")
     many("--lmcache-log-file", "LMCache server log")
     many("--engine-log-file", "vLLM/SGLang log")
     many("--lmcache-trace-file", ".lct trace recording")
     many("--lmcache-otel-file", "OTLP JSON lines (spans)")
-    many("--lmcache-lookup-hash-file", "lookup_hashes_*.jsonl file or directory")
+    many("--lmcache-lookup-hash-file", "lookup_hashes_*.jsonl file or directory", "either")
     many("--lmcache-replay-file", "trace replay output (JSON, JSONL, CSV, stdout)")
     many("--launch-file", "launch command lines / environment excerpt")
-    a("--expect-mode", choices=MODES, help="the mode the run was meant to use")
+    a("--expect-mode", choices=MODES, metavar="MODE",
+      help=f"the mode the run was meant to use ({', '.join(MODES)})")
     a("--l2-configured", action="store_true", help="the run configured an MP L2 adapter")
-    a("--mp-prometheus-port", type=int)
-    a("--mp-event-bus-queue-size", type=int)
-    a("--mp-metrics-sample-rate", type=float)
-    a("--mp-tracing-enabled", action="store_true")
-    a("--mp-trace-recording-enabled", action="store_true")
-    a("--http-timeout", type=float, default=5.0, help="seconds per HTTP request (default 5)")
+    a("--mp-prometheus-port", type=int, metavar="PORT",
+      help="the MP server's --prometheus-port, when not in the evidence")
+    a("--mp-event-bus-queue-size", type=int, metavar="N",
+      help="the MP server's EventBus queue size, when not in the evidence")
+    a("--mp-metrics-sample-rate", type=float, metavar="RATE",
+      help="the MP server's --metrics-sample-rate (0..1), when not in the evidence")
+    a("--mp-tracing-enabled", action="store_true",
+      help="the MP server ran with OpenTelemetry tracing on")
+    a("--mp-trace-recording-enabled", action="store_true",
+      help="the MP server recorded a .lct trace")
+    a("--http-timeout", type=float, default=5.0, metavar="SECONDS",
+      help="seconds per HTTP request (default 5)")
     add_prometheus_args(p, collect=True)  # --prometheus-url: one packet per instance
-    p.set_defaults(func=_collect)
+    p.set_defaults(func=_collect, heavy=True)
+
+
+_SOURCES = ("base_packet", "engine_metrics_file", "lmcache_metrics_file", "engine_metrics_url",
+            "lmcache_metrics_url", "lmcache_http_base_url", "lmcache_http_capture_dir",
+            "lmcache_controller_url", "lmcache_internal_api_url",
+            "lmcache_controller_capture_dir", "lmcache_internal_api_capture_dir",
+            "engine_http_base_url", "engine_http_capture_dir", "lmcache_log_file",
+            "engine_log_file", "lmcache_trace_file", "lmcache_otel_file",
+            "lmcache_lookup_hash_file", "lmcache_replay_file", "launch_file")
+"""The arguments that bring evidence; a packet needs at least one."""
 
 
 def _collect(args: argparse.Namespace) -> int:
-    if args.prometheus_url:
-        return collect_from_prometheus(args)
+    if args.prometheus_url:  # one packet per instance, from the API alone
+        return collect_from_prometheus(args, [n for n in _SOURCES if getattr(args, n)])
+    if not any(getattr(args, name) for name in _SOURCES):
+        return error("collect-lmcache: no evidence source given (a file, capture directory, "
+                     "URL, --prometheus-url or --base-packet); see "
+                     "`inferguard collect-lmcache --help`")
     settings = PacketSettings(
         expected_mode=args.expect_mode, l2_configured=args.l2_configured,
         mp_prometheus_port=args.mp_prometheus_port,
@@ -92,11 +130,13 @@ def _collect(args: argparse.Namespace) -> int:
         lmcache_trace_files=args.lmcache_trace_file, lmcache_otel_files=args.lmcache_otel_file,
         lookup_hash_paths=args.lmcache_lookup_hash_file, replay_files=args.lmcache_replay_file,
         launch_files=args.launch_file, settings=settings, http_timeout=args.http_timeout)
+    progress = Progress(label="copying inputs ")
     try:
-        packet, path = collect_and_judge(opts)
+        packet, path = collect_and_judge(opts, progress=progress)
     except (FileExistsError, FileNotFoundError, ValueError) as exc:
-        print(f"inferguard: error: {safe_text(str(exc))}", file=sys.stderr)
-        return 2
+        progress.close()
+        return error(str(exc))
+    progress.close()
     print(f"packet written: {path}")
     for ev in packet.evidence:
         where = ev.source.path or ev.source.url or "-"

@@ -14,6 +14,7 @@ import sys
 import msgspec
 
 from inferguard._packet import MODES, Packet, PacketSettings
+from inferguard.cli._common import EXAMPLES, HelpFormatter, emit_json, path_type
 from inferguard.evidence._logs import safe_text
 from inferguard.evidence._model import Evidence
 from inferguard.evidence._readers import load_evidence_set, read_evidence
@@ -25,39 +26,75 @@ FAIL_CLASSES = ("missing-required", "zero-required", "mode-mismatch", "malformed
                 "error-finding", "never")
 
 
-def add_compat_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("lmcache-compat", help="judge LMCache telemetry: families, mode, claims")
+FAIL_HELP = ("exit 1 when this holds (repeatable): missing-required / zero-required "
+             "families, mode-mismatch with --expect-mode, malformed-evidence, error-finding; "
+             "never = always 0")
 
-    def many(flag: str, help: str) -> None:
-        p.add_argument(flag, action="append", default=[], metavar="PATH", help=help)
 
-    p.add_argument("--packet", metavar="DIR", help="a packet written by collect-lmcache")
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `lmcache-compat` and `diagnose-bottleneck` to the top-level subcommands."""
+    p = sub.add_parser(
+        "lmcache-compat", help="judge LMCache telemetry: families, mode, checklist, claims",
+        description="Judge a packet (from collect-lmcache) and/or evidence files: each metric "
+                    "family populated / zero / missing, the detected mode and what decided "
+                    "it, the evidence checklist, the claims the evidence allows, findings.",
+        epilog=EXAMPLES + "  inferguard lmcache-compat --packet examples/vllm-lmcache-mp/packet\n"
+               "  inferguard lmcache-compat --lmcache-metrics-file lmcache.txt "
+               "--engine-metrics-file vllm.txt --expect-mode mp --fail-on missing-required\n"
+               "  inferguard lmcache-compat --packet pkt --json > verdict.json\n",
+        formatter_class=HelpFormatter)
+
+    def many(flag: str, help: str, kind: str = "file") -> None:
+        p.add_argument(flag, action="append", default=[], metavar="PATH",
+                       type=path_type(flag, kind), help=help + " (repeatable)")
+
+    p.add_argument("--packet", metavar="DIR", type=path_type("--packet", "dir"),
+                   help="a packet directory written by collect-lmcache")
     many("--engine-metrics-file", "vLLM/SGLang /metrics text")
     many("--lmcache-metrics-file", "LMCache /metrics text")
     for kind in ("http", "log", "trace", "otel", "lookup-hash", "controller"):
-        many(f"--lmcache-{kind}-evidence-file", f"{kind} evidence JSON (collect-lmcache output)")
+        many(f"--lmcache-{kind}-evidence-file",
+             f"{kind} evidence JSON (as collect-lmcache writes under metrics/)")
     many("--lmcache-log-file", "LMCache server log (raw)")
-    many("--lmcache-trace-file", ".lct trace (raw)")
+    many("--lmcache-trace-file", ".lct trace recording (raw)")
     many("--lmcache-otel-file", "OTLP JSON lines (raw)")
-    many("--launch-file", "launch command lines / env excerpt")
-    p.add_argument("--expect-mode", choices=MODES)
+    many("--launch-file", "launch command lines / environment excerpt")
+    p.add_argument("--expect-mode", choices=MODES, metavar="MODE",
+                   help="the mode the run was meant to use; the report says whether it "
+                        f"matches ({', '.join(MODES)})")
     p.add_argument("--l2-configured", action="store_true",
                    help="the run configured an MP L2 adapter (else L2 is not_applicable)")
-    p.add_argument("--mp-prometheus-port", type=int)
-    p.add_argument("--mp-event-bus-queue-size", type=int)
-    p.add_argument("--mp-metrics-sample-rate", type=float)
-    p.add_argument("--mp-tracing-enabled", action="store_true")
-    p.add_argument("--mp-trace-recording-enabled", action="store_true")
+    p.add_argument("--mp-prometheus-port", type=int, metavar="PORT",
+                   help="the MP server's --prometheus-port, when not in the evidence")
+    p.add_argument("--mp-event-bus-queue-size", type=int, metavar="N",
+                   help="the MP server's EventBus queue size, when not in the evidence")
+    p.add_argument("--mp-metrics-sample-rate", type=float, metavar="RATE",
+                   help="the MP server's --metrics-sample-rate (0..1), when not in the evidence")
+    p.add_argument("--mp-tracing-enabled", action="store_true",
+                   help="the MP server ran with OpenTelemetry tracing on")
+    p.add_argument("--mp-trace-recording-enabled", action="store_true",
+                   help="the MP server recorded a .lct trace")
     p.add_argument("--fail-on", action="append", default=[], choices=FAIL_CLASSES,
-                   help="exit 1 when this holds (repeatable)")
-    p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.set_defaults(func=_compat)
+                   metavar="CLASS", help=FAIL_HELP)
+    p.add_argument("--json", action="store_true",
+                   help="print the verdict as JSON (schema inferguard.verdict/1)")
+    p.set_defaults(func=_compat, heavy=True)
 
-    d = sub.add_parser("diagnose-bottleneck", help="findings with stable codes from a packet")
-    d.add_argument("--packet", metavar="DIR", required=True)
-    d.add_argument("--json", action="store_true")
-    d.add_argument("--fail-on", action="append", default=[], choices=FAIL_CLASSES)
-    d.set_defaults(func=_diagnose)
+    d = sub.add_parser(
+        "diagnose-bottleneck", help="findings with stable codes, re-judged from a packet",
+        description="Re-judge a packet's evidence with today's rules and print the findings: "
+                    "stable codes, severity, evidence level, what was seen, the next step.",
+        epilog=EXAMPLES + "  inferguard diagnose-bottleneck --packet "
+               "examples/vllm-lmcache-mp/packet\n"
+               "  inferguard diagnose-bottleneck --packet pkt --json --fail-on error-finding\n",
+        formatter_class=HelpFormatter)
+    d.add_argument("--packet", metavar="DIR", required=True, type=path_type("--packet", "dir"),
+                   help="a packet directory written by collect-lmcache")
+    d.add_argument("--json", action="store_true",
+                   help="print the findings as JSON (schema inferguard.diagnosis/1)")
+    d.add_argument("--fail-on", action="append", default=[], choices=FAIL_CLASSES,
+                   metavar="CLASS", help=FAIL_HELP)
+    d.set_defaults(func=_diagnose, heavy=True)
 
 
 def _packet_from_args(args: argparse.Namespace) -> Packet:
@@ -183,10 +220,6 @@ def render_diagnosis(d: Diagnosis) -> str:
     return "\n".join(safe_text(line) for line in diagnosis_lines(d))
 
 
-def _emit(obj: object) -> None:
-    sys.stdout.write(msgspec.json.format(msgspec.json.encode(obj), indent=2).decode() + "\n")
-
-
 def _compat(args: argparse.Namespace) -> int:
     if not (args.packet or any(v for k, v in vars(args).items() if k.endswith("_file"))):
         print("inferguard: error: give --packet or at least one evidence file", file=sys.stderr)
@@ -198,7 +231,7 @@ def _compat(args: argparse.Namespace) -> int:
         return 2
     verdict = judge_packet(packet)
     if args.json:
-        _emit(verdict)
+        emit_json(verdict)
     else:
         print(render_report(verdict))
     failed = failed_classes(verdict.report, verdict.diagnosis, args.fail_on)
@@ -215,9 +248,12 @@ def _diagnose(args: argparse.Namespace) -> int:
         print(f"inferguard: error: {safe_text(str(exc))}", file=sys.stderr)
         return 2
     if args.json:
-        _emit(verdict.diagnosis)
+        emit_json(verdict.diagnosis)
     else:
         print(f"mode={verdict.diagnosis.mode}")
         print(render_diagnosis(verdict.diagnosis))
     failed = failed_classes(verdict.report, verdict.diagnosis, args.fail_on)
-    return 1 if failed else 0
+    if failed:
+        print(f"inferguard: failing on: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0

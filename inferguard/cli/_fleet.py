@@ -15,10 +15,12 @@ import sys
 import msgspec
 
 from inferguard._packet import MODES, PacketSettings
+from inferguard.cli._common import EXAMPLES, HelpFormatter, emit_json, error
 from inferguard.cli._compat import FAIL_CLASSES, failed_classes
 from inferguard.collect._prometheus import PromError
 from inferguard.evidence._logs import safe_text
 from inferguard.verdict._fleet import (
+    FLEET_SCHEMA,
     FleetOptions,
     FleetOutcome,
     FleetReport,
@@ -34,7 +36,8 @@ def add_prometheus_args(p: argparse.ArgumentParser, *, collect: bool = False) ->
     """The Prometheus-source flags (shared by `fleet` and `collect-lmcache`)."""
     a = p.add_argument
     a("--prometheus-url", metavar="URL", required=not collect,
-      help="a Prometheus HTTP API (or Thanos/Mimir/VictoriaMetrics), read-only GETs")
+      help="a Prometheus HTTP API (or Thanos/Mimir/VictoriaMetrics), read-only GETs"
+           + ("; builds one packet per instance under --output-dir" if collect else ""))
     a("--match", action="append", default=[], metavar="SELECTOR",
       help="series selector of LMCache targets, e.g. '{job=~\"lmcache.*\"}' (repeatable; "
            "none: every active target)")
@@ -47,24 +50,44 @@ def add_prometheus_args(p: argparse.ArgumentParser, *, collect: bool = False) ->
       help="also the samples at the window's start (rates need both ends)")
     a("--at", type=float, metavar="UNIX_SECONDS", help="evaluate at this time (default: now)")
     if not collect:
-        a("--concurrency", type=int, default=8, help="instances judged at once (default 8)")
-        a("--http-timeout", type=float, default=5.0, help="seconds per request (default 5)")
-        a("--instance-timeout", type=float, default=30.0,
+        a("--concurrency", type=int, default=8, metavar="N",
+          help="instances judged at once (default 8)")
+        a("--http-timeout", type=float, default=5.0, metavar="SECONDS",
+          help="seconds per request (default 5)")
+        a("--instance-timeout", type=float, default=30.0, metavar="SECONDS",
           help="seconds per instance before its row says it was not judged (default 30)")
 
 
-def add_fleet_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("fleet", help="judge every instance a Prometheus server knows",
-                       description="One row per instance (mode, level, hit rate, worst "
-                       "finding) and a roll-up. Read-only.")
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `fleet` to the top-level subcommands."""
+    p = sub.add_parser(
+        "fleet", help="judge every instance a Prometheus server knows",
+        description="Judge every instance a Prometheus server (or anything speaking its HTTP "
+                    "API) knows, each as one packet: one row per instance (mode, level, hit "
+                    "rate over the window, worst finding) and a roll-up (instances per mode "
+                    "and per finding code). Read-only GETs; bounded concurrency and timeouts; "
+                    "an instance that cannot be judged is a row saying why (docs/fleet.md).",
+        epilog=EXAMPLES + "  inferguard fleet --prometheus-url http://prom:9090\n"
+               "  inferguard fleet --prometheus-url http://prom:9090 --match "
+               "'{job=~\"lmcache.*\"}' --engine-match '{job=\"vllm\"}' --window 300 --json\n"
+               "  inferguard fleet --prometheus-url http://prom:9090 --group-label node "
+               "--fail-on error-finding --fail-on unjudged --parquet dataset/\n"
+               "\nexit codes: 0 done, 1 a --fail-on condition holds for some instance, 2 bad "
+               "usage or the server cannot list its targets\n",
+        formatter_class=HelpFormatter)
     add_prometheus_args(p)
-    p.add_argument("--expect-mode", choices=MODES, help="the mode every instance should use")
+    p.add_argument("--expect-mode", choices=MODES, metavar="MODE",
+                   help=f"the mode every instance should use ({', '.join(MODES)})")
     p.add_argument("--fail-on", action="append", default=[], choices=FLEET_FAIL_CLASSES,
-                   help="exit 1 when this holds for some instance (repeatable)")
-    p.add_argument("--json", action="store_true", help="print the fleet report as JSON")
+                   metavar="CLASS",
+                   help="exit 1 when this holds for some instance (repeatable): "
+                        + ", ".join(FLEET_FAIL_CLASSES))
+    p.add_argument("--json", action="store_true",
+                   help=f"print the fleet report as JSON (schema {FLEET_SCHEMA})")
     p.add_argument("--parquet", metavar="DIR",
-                   help="also write the rows as a Parquet dataset (needs inferguard[fleet])")
-    p.set_defaults(func=_fleet)
+                   help="also write the rows as a Parquet dataset, DIR/fleet/node=<instance>/ "
+                        "(needs inferguard[fleet])")
+    p.set_defaults(func=_fleet, heavy=True)
 
 
 def options_from_args(args: argparse.Namespace) -> FleetOptions:
@@ -131,17 +154,14 @@ def _fleet(args: argparse.Namespace) -> int:
     try:
         outcome = judge_fleet(options_from_args(args))
     except (PromError, ValueError) as exc:
-        print(f"inferguard: error: {safe_text(str(exc))}", file=sys.stderr)
-        return 2
+        return error(str(exc))
     if args.parquet:
         try:
             write_fleet_parquet(outcome.report, args.parquet)
-        except ImportError as exc:
-            print(f"inferguard: error: {safe_text(str(exc))}", file=sys.stderr)
-            return 2
+        except (ImportError, OSError) as exc:
+            return error(str(exc))
     if args.json:
-        sys.stdout.write(msgspec.json.format(msgspec.json.encode(outcome.report),
-                                             indent=2).decode() + "\n")
+        emit_json(outcome.report)
     else:
         print(render_fleet(outcome.report))
     failed = fleet_failures(outcome, args.fail_on)
@@ -152,28 +172,20 @@ def _fleet(args: argparse.Namespace) -> int:
     return 0
 
 
-_PROM_FLAGS = {"prometheus_url", "match", "engine_match", "instance", "group_label", "window",
-               "at", "output_dir", "force", "http_timeout", "expect_mode", "l2_configured",
-               "func", "command"}
-
-
-def collect_from_prometheus(args: argparse.Namespace) -> int:
-    """`collect-lmcache --prometheus-url`: one packet per instance under --output-dir."""
-    other = sorted("--" + k.replace("_", "-") for k, v in vars(args).items()
-                   if k not in _PROM_FLAGS and v not in (None, False, [], ""))
-    if other:  # never drop an input silently
-        print("inferguard: error: --prometheus-url builds one packet per instance from the "
-              f"API alone; it does not take {', '.join(other)} (collect those into a packet "
-              "of their own)", file=sys.stderr)
-        return 2
+def collect_from_prometheus(args: argparse.Namespace, others: list[str]) -> int:
+    """`collect-lmcache --prometheus-url`: one packet per instance under --output-dir;
+    `others` are the other evidence sources given (refused: never dropped silently)."""
+    if others:
+        flags = ", ".join("--" + n.replace("_", "-") for n in others)
+        return error(f"--prometheus-url builds one packet per instance from the API alone; it "
+                     f"does not take {flags} (collect those into a packet of their own)")
     opts = msgspec.structs.replace(options_from_args(args), timeout=args.http_timeout,
                                    settings=PacketSettings(expected_mode=args.expect_mode,
                                                            l2_configured=args.l2_configured))
     try:
         written = collect_prometheus_packets(opts, args.output_dir, overwrite=args.force)
-    except (PromError, ValueError, FileExistsError) as exc:
-        print(f"inferguard: error: {safe_text(str(exc))}", file=sys.stderr)
-        return 2
+    except (PromError, ValueError, OSError) as exc:
+        return error(str(exc))
     print(f"{len(written)} packets written under {safe_text(args.output_dir)}")
     for name, path, notes in written:
         print(f"  {safe_text(name)}: {safe_text(str(path))}")

@@ -1,9 +1,20 @@
-"""The `inferguard` command: parses arguments, calls the library, prints. No logic here."""
+"""The `inferguard` command: parses arguments, calls the library, prints. No logic here.
+
+Subcommands register themselves: each module under `inferguard/cli/` offers a
+`register(sub)` that adds its parsers to the top-level subparsers, and `COMMANDS` below lists
+them in `--help` order. A new command is a new module plus one line in `COMMANDS`.
+
+Exit codes: 0 done, 1 a --fail-on condition holds, 2 bad usage or unreadable input,
+130 interrupted (Ctrl-C). A closed output pipe (`| head`) ends quietly.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
+import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -12,11 +23,19 @@ import msgspec
 
 from inferguard._native import native_backend
 from inferguard._version import __version__
+from inferguard.cli import _collect, _compat, _fleet, _query
 from inferguard.cli import _trace as _cli_trace
-from inferguard.cli._collect import add_collect_parser
-from inferguard.cli._compat import add_compat_parsers
-from inferguard.cli._fleet import add_fleet_parser
-from inferguard.cli._query import add_query_parser
+from inferguard.cli._common import (
+    EXAMPLES,
+    HelpFormatter,
+    UsageError,
+    backend_notice,
+    emit_json,
+    error,
+)
+from inferguard.cli._common import safe as _safe
+from inferguard.evidence._source import InputError, binary_offset, local_input
+from inferguard.judge._catalog import CATALOG_VERSIONS
 from inferguard.lct._file import TraceFormatError, TraceSummary, summarize_trace
 from inferguard.prom._model import MetricsSummary, summarize_metrics
 
@@ -98,25 +117,27 @@ def _fmt(t: float | None) -> str:
         return repr(t)
 
 
-def _safe(text: str) -> str:
-    """Never echo control characters from input data to a terminal."""
-    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
-
-
 def _print_summary(load: Callable[[str], Any], render: Callable[[Any], str],
                    args: argparse.Namespace, errors: tuple[type[Exception], ...]) -> int:
-    """Summarise one file and print it as text or JSON; input errors exit 2."""
+    """Summarise one file (`-` = stdin, gzip read transparently) and print it as text or
+    JSON; input errors exit 2. The summary names the file as the user wrote it."""
+    caught: tuple[type[Exception], ...] = (InputError, *errors)
     try:
-        summary = load(args.file)
-    except errors as exc:
-        print(f"inferguard: error: {_safe(str(exc))}", file=sys.stderr)
-        return 2
+        with local_input(args.file) as local:
+            summary = load(local)
+    except caught as exc:
+        return error(str(exc))
+    if local != args.file:
+        summary = msgspec.structs.replace(summary, path=_shown(args.file))
     if args.json:
-        sys.stdout.write(msgspec.json.format(msgspec.json.encode(summary), indent=2).decode())
-        sys.stdout.write("\n")
+        emit_json(summary)
     else:
         print(render(summary))
     return 0
+
+
+def _shown(path: str) -> str:
+    return "<stdin>" if path == "-" else path
 
 
 def _trace_info(args: argparse.Namespace) -> int:
@@ -157,46 +178,141 @@ def render_metrics_summary(s: MetricsSummary) -> str:
     return "\n".join(out)
 
 
+def _text_metrics(path: str) -> MetricsSummary:
+    """summarize_metrics, refusing binary content (a NUL byte) up front."""
+    at = binary_offset(path)
+    if at is not None:
+        raise InputError(f"{_shown(path)}: binary content (NUL byte at offset {at}); expected "
+                         "Prometheus or OpenMetrics text")
+    return summarize_metrics(path)
+
+
 def _metrics_summary(args: argparse.Namespace) -> int:
-    return _print_summary(summarize_metrics, render_metrics_summary, args, (OSError,))
+    return _print_summary(_text_metrics, render_metrics_summary, args, (OSError,))
+
+
+_FILE_HELP = "the file to read; '-' reads standard input; gzip content is read transparently"
+
+
+def _register_trace(sub: Any) -> None:
+    """`inferguard trace info|stats|export`."""
+    trace = sub.add_parser(
+        "trace", help="LMCache MP trace recordings (.lct): summary, cache behaviour, export",
+        description="Read LMCache MP trace recordings (.lct files written by `lmcache server "
+                    "--trace-recording`).",
+        epilog=EXAMPLES + "  inferguard trace info examples/lmcache-0.5.6-storage.lct\n"
+               "  inferguard trace stats run.lct --json\n",
+        formatter_class=HelpFormatter)
+    tsub = trace.add_subparsers(dest="trace_command", required=True, metavar="COMMAND")
+    info = tsub.add_parser(
+        "info", help="summarise a .lct file (upstream `lmcache trace info`, plus integrity)",
+        description="Summarise a .lct trace: upstream `lmcache trace info`'s fields, then "
+                    "wall-clock bounds, records/s, keys per op and an integrity section.",
+        epilog=EXAMPLES + "  inferguard trace info examples/lmcache-0.5.6-storage.lct\n"
+               "  gzip -dc run.lct.gz | inferguard trace info - --json\n",
+        formatter_class=HelpFormatter)
+    info.add_argument("file", metavar="FILE", help=_FILE_HELP)
+    info.add_argument("--json", action="store_true",
+                      help="print the summary as JSON (schema inferguard.trace_summary/1)")
+    info.set_defaults(func=_trace_info, heavy=True)
+    _cli_trace.register(tsub)  # trace stats, trace export
+
+
+def _register_metrics(sub: Any) -> None:
+    """`inferguard metrics summary`."""
+    metrics = sub.add_parser(
+        "metrics", help="Prometheus / OpenMetrics text (/metrics scrapes)",
+        description="Read Prometheus text 0.0.4 or OpenMetrics 1.0 scrapes.",
+        epilog=EXAMPLES + "  inferguard metrics summary scrape.txt\n"
+               "  curl -s http://127.0.0.1:8000/metrics | inferguard metrics summary -\n",
+        formatter_class=HelpFormatter)
+    msub = metrics.add_subparsers(dest="metrics_command", required=True, metavar="COMMAND")
+    msum = msub.add_parser(
+        "summary", help="families by type, series, all-zero and LMCache families, problems",
+        description="Summarise one scrape: families by type, series and samples, all-zero "
+                    "families, LMCache-looking families, and every parse problem with its "
+                    "line.",
+        epilog=EXAMPLES + "  inferguard metrics summary scrape.txt\n"
+               "  inferguard metrics summary scrape.txt.gz --json\n"
+               "  curl -s http://127.0.0.1:8000/metrics | inferguard metrics summary -\n",
+        formatter_class=HelpFormatter)
+    msum.add_argument("file", metavar="FILE", help=_FILE_HELP)
+    msum.add_argument("--json", action="store_true",
+                      help="print the summary as JSON (schema inferguard.metrics_summary/1)")
+    msum.set_defaults(func=_metrics_summary, heavy=True)
+
+
+COMMANDS: list[Callable[[Any], None]] = [
+    _register_trace,
+    _register_metrics,
+    _collect.register,
+    _compat.register,
+    _fleet.register,
+    _query.register,
+]
+"""Every subcommand family, in `--help` order: each takes the top-level subparsers."""
+
+
+def version_text() -> str:
+    """`inferguard --version`: the version, the active backend, the upstream releases the
+    catalog was derived from."""
+    backend = native_backend()
+    note = "" if backend == "native" else " (pure Python: slower; built without a C compiler?)"
+    lines = [f"inferguard {__version__}", f"backend: {backend}{note}",
+             "catalog derived from:"]
+    lines += [f"  {name} {versions}" for name, versions in CATALOG_VERSIONS]
+    return "\n".join(lines)
+
+
+DESCRIPTION = ("Tell, from evidence alone, whether LMCache is really running under vLLM or "
+               "SGLang, in which mode, and what its telemetry proves.")
+EPILOG = (EXAMPLES
+          + "  inferguard lmcache-compat --packet examples/vllm-lmcache-mp/packet\n"
+          "  inferguard diagnose-bottleneck --packet examples/vllm-lmcache-mp/packet --json\n"
+          "  inferguard collect-lmcache --output-dir pkt --lmcache-metrics-url "
+          "http://127.0.0.1:8080/metrics --lmcache-log-file server.log\n"
+          "  inferguard trace info examples/lmcache-0.5.6-storage.lct\n"
+          "\nexit codes: 0 done, 1 a --fail-on condition holds, 2 bad usage or unreadable "
+          "input, 130 interrupted\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="inferguard", description=__doc__)
-    p.add_argument("--version", action="version",
-                   version=f"inferguard {__version__} ({native_backend()} backend)")
-    sub = p.add_subparsers(dest="command", required=True)
-    trace = sub.add_parser("trace", help="LMCache MP trace recordings (.lct)")
-    tsub = trace.add_subparsers(dest="trace_command", required=True)
-    info = tsub.add_parser("info", help="summarise a .lct file (upstream `lmcache trace info`+)")
-    info.add_argument("file", metavar="FILE")
-    info.add_argument("--json", action="store_true", help="print the summary as JSON")
-    info.set_defaults(func=_trace_info)
-    _cli_trace.register(tsub)  # trace stats, trace export
-    metrics = sub.add_parser("metrics", help="Prometheus / OpenMetrics text (/metrics files)")
-    msub = metrics.add_subparsers(dest="metrics_command", required=True)
-    msum = msub.add_parser("summary", help="families by type, series, all-zero and LMCache "
-                           "families, parse problems")
-    msum.add_argument("file", metavar="FILE")
-    msum.add_argument("--json", action="store_true", help="print the summary as JSON")
-    msum.set_defaults(func=_metrics_summary)
-    add_collect_parser(sub)
-    add_compat_parsers(sub)
-    add_fleet_parser(sub)
-    add_query_parser(sub)
+    p = argparse.ArgumentParser(prog="inferguard", description=DESCRIPTION, epilog=EPILOG,
+                                formatter_class=HelpFormatter)
+    p.add_argument("--version", action="version", version=version_text(),
+                   help="print the version, the backend and the upstream versions known")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for register in COMMANDS:
+        register(sub)
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        code: int = args.func(args)
-    except BrokenPipeError:
-        # The reader went away (`| head`): not an error of ours; silence the flush at exit.
-        import os
-
+def _quiet_stdout() -> None:
+    """The reader went away: point stdout at /dev/null so the flush at exit stays silent."""
+    with contextlib.suppress(OSError, ValueError):
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        try:
+            args = build_parser().parse_args(argv)
+        except UsageError as exc:
+            return error(str(exc))
+        if getattr(args, "heavy", False):
+            backend_notice()
+        code: int = args.func(args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # `| head`: not an error of ours.
+        _quiet_stdout()
         return 0
+    except KeyboardInterrupt:
+        # Ctrl-C: no traceback; 128 + SIGINT as shells report it.
+        with contextlib.suppress(OSError):
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+        return 128 + signal.SIGINT
     return code
 
 

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
-from typing import Any, TextIO
+from typing import Any
 
 import msgspec
 
+from inferguard.cli._common import EXAMPLES, HelpFormatter, Progress, emit_json
+from inferguard.cli._common import safe as _safe
+from inferguard.evidence._source import InputError, local_input
 from inferguard.findings._codes import trace_code_spec
 from inferguard.lct._engine import DEFAULT_MAX_KEYS
 from inferguard.lct._events import Count, EventStats
@@ -24,11 +26,6 @@ _LABEL = 28
 
 def _row(label: str, value: object, indent: int = 2) -> str:
     return f"{' ' * indent}{label + ':':<{_LABEL}}{value}"
-
-
-def _safe(text: str) -> str:
-    """Never echo control characters from input data to a terminal."""
-    return "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in text)
 
 
 def _c(c: Count) -> str:
@@ -179,85 +176,59 @@ def render_trace_stats(s: TraceStats) -> str:
     return "\n".join(out)
 
 
-class Progress:
-    """A one-line progress bar on stderr, only when stderr is a terminal."""
-
-    def __init__(self, stream: TextIO | None = None, min_interval: float = 0.1) -> None:
-        self.stream = stream or sys.stderr
-        self.enabled = self.stream.isatty()
-        self.t0 = time.monotonic()
-        self.last = 0.0
-        self.min_interval = min_interval
-        self.shown = False
-
-    def __call__(self, done: int, total: int) -> None:
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        if now - self.last < self.min_interval and done < total:
-            return
-        self.last = now
-        frac = done / total if total else 1.0
-        width = 30
-        bar = "#" * int(frac * width) + "." * (width - int(frac * width))
-        rate = done / max(now - self.t0, 1e-9) / 1e9
-        self.stream.write(f"\r[{bar}] {100 * frac:5.1f}%  {done / 1e9:.2f}/{total / 1e9:.2f} GB"
-                          f"  {rate:.2f} GB/s")
-        self.stream.flush()
-        self.shown = True
-
-    def close(self) -> None:
-        if self.shown:
-            self.stream.write("\n")
-            self.stream.flush()
-
-
 def _fail(exc: BaseException) -> int:
     print(f"inferguard: error: {_safe(str(exc))}", file=sys.stderr)
     return 2
 
 
 def _stats(args: argparse.Namespace) -> int:
-    progress = Progress()
+    progress = Progress(enabled=not args.json, label="trace stats ")
     try:
-        analysis = analyze_trace(args.file, max_exact_keys=args.max_exact_keys,
-                                 bucket_s=args.bucket_s, idle_gap_s=args.idle_gap_s,
-                                 progress=progress)
-    except (TraceFormatError, OSError, ValueError) as exc:
+        with local_input(args.file) as local:
+            analysis = analyze_trace(local, max_exact_keys=args.max_exact_keys,
+                                     bucket_s=args.bucket_s, idle_gap_s=args.idle_gap_s,
+                                     progress=progress)
+    except (InputError, TraceFormatError, OSError, ValueError) as exc:
         progress.close()
         return _fail(exc)
     progress.close()
+    stats = analysis.stats
+    if local != args.file:
+        shown = "<stdin>" if args.file == "-" else args.file
+        stats = msgspec.structs.replace(
+            stats, path=shown, summary=msgspec.structs.replace(stats.summary, path=shown))
     if args.json:
-        sys.stdout.write(msgspec.json.format(msgspec.json.encode(analysis.stats),
-                                             indent=2).decode())
-        sys.stdout.write("\n")
+        emit_json(stats)
     else:
-        print(render_trace_stats(analysis.stats))
+        print(render_trace_stats(stats))
     return 0
 
 
 def _export(args: argparse.Namespace) -> int:
-    progress = Progress()
+    progress = Progress(label="trace export ")
     args.tables_given = args.tables is not None
     if args.tables is None:
         args.tables = "ops,timeline,records"
     tables = tuple(t.strip() for t in args.tables.split(",") if t.strip())
     if args.format == "parquet":  # Hive-partitioned dataset (inferguard[fleet])
         try:
-            paths = export_parquet(args.file, args.output, node=args.node or "",
-                                   instance=args.instance or args.node or "",
-                                   tables=tables if args.tables_given else PARQUET_TABLES,
-                                   bucket_s=args.bucket_s, max_exact_keys=args.max_exact_keys)
-        except (TraceFormatError, OSError, ValueError, ImportError) as exc:
+            with local_input(args.file) as local:
+                paths = export_parquet(local, args.output, node=args.node or "",
+                                       instance=args.instance or args.node or "",
+                                       tables=tables if args.tables_given else PARQUET_TABLES,
+                                       bucket_s=args.bucket_s,
+                                       max_exact_keys=args.max_exact_keys)
+        except (InputError, TraceFormatError, OSError, ValueError, ImportError) as exc:
             return _fail(exc)
         for p in paths:
             print(p)
         return 0
     try:
-        paths = export_trace(args.file, args.output, args.format, tables=tables,
-                             bucket_s=args.bucket_s, max_exact_keys=args.max_exact_keys,
-                             progress=progress)
-    except (TraceFormatError, OSError, ValueError) as exc:
+        with local_input(args.file) as local:
+            paths = export_trace(local, args.output, args.format, tables=tables,
+                                 bucket_s=args.bucket_s, max_exact_keys=args.max_exact_keys,
+                                 progress=progress)
+    except (InputError, TraceFormatError, OSError, ValueError) as exc:
         progress.close()
         return _fail(exc)
     progress.close()
@@ -267,7 +238,9 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("file", metavar="FILE")
+    p.add_argument("file", metavar="FILE", help="the .lct file; '-' reads standard input (spooled "
+                   "to a temporary file: the reader needs random access); gzip read "
+                   "transparently")
     p.add_argument("--bucket-s", type=float, default=1.0, metavar="SECONDS",
                    help="timeline bucket width (default 1s; doubled if the trace needs more "
                         "than 131072 buckets)")
@@ -278,24 +251,46 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def register(tsub: Any) -> None:
     """Add `stats` and `export` to the `inferguard trace` subcommands."""
-    stats = tsub.add_parser("stats", help="cache behaviour from a .lct: keys, reuse, "
-                            "lifecycles, breakdowns, time, findings")
+    stats = tsub.add_parser(
+        "stats", help="cache behaviour from a .lct: keys, reuse, lifecycles, breakdowns, time",
+        description="Cache behaviour from a trace: keys written / looked up / read, reuse, "
+                    "lifecycle breaks with byte offsets, breakdowns, timeline, bursts, idle "
+                    "gaps, findings. Progress on stderr when it is a terminal (not with --json).",
+        epilog=EXAMPLES + "  inferguard trace stats examples/lmcache-0.5.6-storage.lct\n"
+               "  inferguard trace stats run.lct --json --max-exact-keys 100000\n",
+        formatter_class=HelpFormatter)
     _common(stats)
     stats.add_argument("--idle-gap-s", type=float, default=1.0, metavar="SECONDS",
                        help="report gaps between records at least this long (default 1s)")
-    stats.add_argument("--json", action="store_true", help="print the result as JSON")
-    stats.set_defaults(func=_stats, idle_gap_s=1.0)
-    export = tsub.add_parser("export", help="per-op table, timeline and raw record columns as "
-                             "CSV, JSON lines or .npz")
+    stats.add_argument("--json", action="store_true",
+                       help="print the result as JSON (schema inferguard.trace_stats/1)")
+    stats.set_defaults(func=_stats, idle_gap_s=1.0, heavy=True)
+    export = tsub.add_parser(
+        "export", help="per-op table, timeline and raw record columns as CSV, JSONL, .npz "
+        "or Parquet",
+        description="Write trace_<table>.<format> files: the per-op table (upstream "
+                    "trace_replay_ops.csv columns where they mean the same), the timeline, raw "
+                    "record columns, optionally per-key fingerprints. Prints each path written. "
+                    "--format parquet writes a Hive-partitioned dataset of many nodes "
+                    "(docs/fleet.md).",
+        epilog=EXAMPLES + "  inferguard trace export examples/lmcache-0.5.6-storage.lct "
+               "--format csv -o out/\n"
+               "  inferguard trace export run.lct --format npz --tables ops,keys\n"
+               "  inferguard trace export run.lct --format parquet -o dataset/ --node node-a\n",
+        formatter_class=HelpFormatter)
     _common(export)
     export.add_argument("--format", required=True, choices=["csv", "jsonl", "npz", "parquet"],
-                        help="parquet: DIR/<table>/node=NODE/trace.parquet (inferguard[fleet])")
-    export.add_argument("--node", help="parquet: this trace's node (the partition value)")
-    export.add_argument("--instance", help="parquet: the instance column (default: --node)")
+                        help="output format: csv, jsonl (JSON lines), npz (numpy arrays) or "
+                             "parquet (DIR/<table>/node=NODE/trace.parquet, a Hive-partitioned "
+                             "dataset; needs inferguard[fleet])")
+    export.add_argument("--node", metavar="NODE",
+                        help="parquet: this trace's node (the partition value; required)")
+    export.add_argument("--instance", metavar="NAME",
+                        help="parquet: the instance column (default: --node)")
     export.add_argument("-o", "--output", default=".", metavar="DIR",
                         help="directory for trace_<table>.<format> (default .)")
     export.add_argument("--tables", default=None,
                         help="comma-separated: ops, timeline, records, keys (default: the "
                              "first three; keys = one row per ObjectKey, fingerprints only; "
                              "parquet: ops, timeline, keys, lifecycle, all by default)")
-    export.set_defaults(func=_export)
+    export.set_defaults(func=_export, heavy=True)

@@ -64,12 +64,13 @@ class CollectOptions(msgspec.Struct, frozen=True, omit_defaults=True):
 
 
 def collect_lmcache(opts: CollectOptions, *, transport: Any = None,
-                    report: Callable[[Packet], object] | None = None) -> tuple[Packet, Path]:
+                    report: Callable[[Packet], object] | None = None,
+                    progress: Callable[[int, int], None] | None = None) -> tuple[Packet, Path]:
     """Read every input, fetch every live endpoint, and write the packet atomically.
 
     `report`, when given, judges the packet before it is written; its result is stored at
     `REPORT_FILE` inside it (the judgement lives above this layer: `inferguard.collect_and_judge`
-    passes `compat`)."""
+    passes `compat`). `progress(done, total)` follows the copying of file inputs."""
     out = Path(opts.output_dir)
     if out.exists() and not opts.overwrite:
         raise FileExistsError(f"{out}: already exists; refusing to overwrite a packet "
@@ -153,7 +154,7 @@ def collect_lmcache(opts: CollectOptions, *, transport: Any = None,
                     problems=base.problems if base is not None else [])
     extra = {} if report is None else {REPORT_FILE: report(packet)}
     written = packet.write(out, overwrite=opts.overwrite, blobs=blobs, extra_files=extra,
-                           carry_from=opts.base_packet)
+                           carry_from=opts.base_packet, progress=progress)
     return Packet.load(written), written
 
 

