@@ -96,10 +96,14 @@ def fleet() -> Iterator[Fleet]:
                for inst, (_, body, _) in OM.items()}
     lock = threading.Lock()
 
+    log: list[tuple[float, str, bytes]] = []  # when each body was served (the window test)
+
     def answer(path: str) -> Reply:
         inst = path.split("/")[1]
         with lock:
             body = served.get(inst)
+            if body is not None:
+                log.append((time.time(), inst, body))
         if body is None:
             return Reply(404, b"no such instance", "text/plain")
         if inst in OM:
@@ -122,6 +126,7 @@ def fleet() -> Iterator[Fleet]:
             prom.wait_scraped(len(specs))
             f = Fleet(prom, served)
             f.lock = lock  # type: ignore[attr-defined]
+            f.log = log  # type: ignore[attr-defined]
             yield f
         finally:
             print("---- prometheus log ----\n" + prom.log())  # shown when a test failed
@@ -246,9 +251,12 @@ def test_window_gives_the_samples_at_both_ends(fleet: Fleet) -> None:
     inst, before, after = SWITCH, BEFORE, AFTER
     n = len(BODIES) + 2 + len(PAIR) + len(OM)
     fleet.prom.wait_scraped(n, after=time.time())
-    t_start = time.time()
     with fleet.lock:  # type: ignore[attr-defined]
         fleet.served[inst] = after.read_bytes()
+        # The window starts when `before` was last served: that scrape's sample (stamped at
+        # its start, a moment earlier) is the last one at or before it, whatever the load.
+        old = BEFORE.read_bytes()
+        t_start = max(t for t, i, b in fleet.log if i == inst and b == old)  # type: ignore[attr-defined]
     try:
         fleet.prom.wait_scraped(n, after=time.time())
         t_end = time.time()
