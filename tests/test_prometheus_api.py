@@ -119,7 +119,7 @@ def fleet() -> Iterator[Fleet]:
         specs += [PromTargetSpec(job, inst, addr, f"/{inst}/metrics", {"node": "node-7"})
                   for inst, (job, _, _) in PAIR.items()]
         specs += [PromTargetSpec("om", inst, addr, f"/{inst}/metrics") for inst in OM]
-        prom = PrometheusServer(binary, specs)
+        prom = PrometheusServer(binary, specs, interval="2s")  # 2 s: slack for a loaded machine
         prom.start()
         try:
             prom.wait_scraped(len(specs) - 1)  # the down target is "scraped" too, failing
