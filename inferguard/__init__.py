@@ -15,7 +15,15 @@ from inferguard._version import __version__
 from inferguard.collect import CollectOptions, collect_lmcache
 from inferguard.evidence import Evidence, EvidenceSource, Problem, read_evidence
 from inferguard.findings import Diagnosis, Finding, diagnose
-from inferguard.judge import CompatReport, ModeDetection, compat, detect_mode
+from inferguard.judge import (
+    CompatReport,
+    ModeDetection,
+    Rate,
+    RateWindow,
+    compat,
+    detect_mode,
+    packet_rates,
+)
 from inferguard.lct import (
     TraceAnalysis,
     TraceColumns,
@@ -54,11 +62,14 @@ from inferguard.prom import (
 from inferguard.verdict import (
     Claim,
     Claims,
+    Comparison,
     FleetOptions,
     FleetReport,
     FleetRow,
     Verdict,
     collect_and_judge,
+    compare_packet_dirs,
+    compare_packets,
     diagnose_packet,
     judge_fleet,
     judge_packet,
@@ -68,6 +79,7 @@ __all__ = [
     "Claim",
     "Claims",
     "CollectOptions",
+    "Comparison",
     "CompatReport",
     "Diagnosis",
     "Evidence",
@@ -86,6 +98,8 @@ __all__ = [
     "ParseProblem",
     "Problem",
     "PromParseError",
+    "Rate",
+    "RateWindow",
     "Sample",
     "SeriesArray",
     "TraceAnalysis",
@@ -104,6 +118,8 @@ __all__ = [
     "analyze_trace",
     "collect_and_judge",
     "collect_lmcache",
+    "compare_packet_dirs",
+    "compare_packets",
     "compat",
     "detect_mode",
     "diagnose",
@@ -116,6 +132,7 @@ __all__ = [
     "native_backend",
     "normalize_name",
     "otel_to_prometheus",
+    "packet_rates",
     "parse_file",
     "parse_text",
     "query_dataset",

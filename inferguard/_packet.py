@@ -314,6 +314,11 @@ def _reread(root: Path, ev: Evidence) -> Evidence:
     if role is not None and hasattr(fresh.facts, "role"):
         fresh = msgspec.structs.replace(fresh, facts=msgspec.structs.replace(fresh.facts,
                                                                              role=role))
+    # When a scrape was taken is not in its bytes: keep what was recorded with it.
+    when = getattr(ev.facts, "scraped_at", None)
+    if when is not None and getattr(fresh.facts, "scraped_at", 0) is None:
+        fresh = msgspec.structs.replace(fresh, facts=msgspec.structs.replace(
+            fresh.facts, scraped_at=when))
     return msgspec.structs.replace(fresh, source=msgspec.structs.replace(
         ev.source, sha256=fresh.source.sha256 or ev.source.sha256,
         size=fresh.source.size if fresh.source.size is not None else ev.source.size))

@@ -326,6 +326,8 @@ def _documents() -> Iterator[tuple[str, list[str]]]:
                 files += [flag, str(f)]
         if files:
             yield "inferguard.verdict/1", ["lmcache-compat", *files, "--json"]
+    for p in LIVE_PACKETS:
+        yield "inferguard.compare/1", ["compare", str(PACKET), str(p), "--json"]
 
 
 DOC_CASES = list(_documents())
@@ -343,9 +345,32 @@ def test_every_json_output_validates_against_its_shipped_schema(
     validate(doc, _shipped_schema(schema_id))
 
 
-# Documents whose command needs a live server: validated where that server runs
-# (`fleet --json`: tests/test_prometheus_api.py, against a real Prometheus).
-SERVER_DOCUMENTS = {"inferguard.fleet/1"}
+def test_watch_json_lines_validate_against_the_shipped_schema(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """`watch --json` against a local server that answers twice, then 404s: one document per
+    round, every one valid (the failed round too)."""
+    from .http_fake import RecordingServer, Reply
+
+    served = iter([b"# TYPE lmcache_mp_lookup_hit_tokens_total counter\n"
+                   b'lmcache_mp_lookup_hit_tokens_total{model_name="m"} 5\n'] * 2)
+
+    def answer(path: str) -> Reply:
+        body = next(served, None)
+        return Reply(404, b"") if body is None else Reply(200, body, "text/plain")
+
+    with RecordingServer(answer) as srv:
+        assert main(["watch", "--lmcache-metrics-url", srv.url + "/metrics", "--rounds", "3",
+                     "--interval", "0.01", "--json"]) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
+    assert len(lines) == 3 and [d["endpoints"][0]["up"] for d in lines] == [True, True, False]
+    for doc in lines:
+        assert doc["schema"] == "inferguard.watch_round/1"
+        validate(doc, _shipped_schema("inferguard.watch_round/1"))
+
+
+# Documents validated where their command can run (a live server, rounds over time):
+# `watch --json` above; `fleet --json` in tests/test_prometheus_api.py, on a real Prometheus.
+SERVER_DOCUMENTS = {"inferguard.watch_round/1", "inferguard.fleet/1"}
 
 
 def test_the_schemas_cover_every_json_command_and_are_not_stale() -> None:

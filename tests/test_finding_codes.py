@@ -944,6 +944,68 @@ def _(tmp: Path, fire: bool) -> ig.Packet:
                                    kind="engine_http"))
 
 
+# why hits are zero, which hit counter to trust (findings/_rules_hits.py)
+
+
+@case("lmcache_mp_unreachable")
+def _(tmp: Path, fire: bool) -> ig.Packet:
+    # lmcache 0.5.6 integration/vllm/vllm_multi_process_adapter.py,
+    # LMCacheMPSchedulerAdapter._mark_lookup_timed_out. Near miss: the server answered (the
+    # adapter's own "became healthy" line, no timeout).
+    line = ("LOOKUP to tcp://127.0.0.1:5555 timed out after 30.0s. Marking server as "
+            "unhealthy." if fire else "LMCache MP server became healthy")
+    return packet(mp(tmp), log(tmp, line, name="vllm.log"))
+
+
+@case("lmcache_mp_shm_fallback")
+def _(tmp: Path, fire: bool) -> ig.Packet:
+    # lmcache 0.5.6 v1/multiprocess/server.py, run_cache_server. Near miss: only the check's
+    # own info line (the capacity was enough).
+    lines = ["Checking if shm capacity is larger than L1 request"]
+    if fire:
+        lines.append("Insufficient /dev/shm capacity: need 21474836480 bytes, have 67108864 "
+                     "bytes. Disabling SHM, falling back to pickle.")
+    return packet(mp(tmp), log(tmp, *lines))
+
+
+@case("lmcache_prefix_already_local")
+def _(tmp: Path, fire: bool) -> ig.Packet:
+    # Embedded counters (lmcache 0.5.6 observability.py: num_lookup_hits from
+    # on_lookup_finished, num_hit_tokens from on_retrieve_finished). Near miss: the lookups'
+    # hits were retrieved.
+    rows = {"lmcache:num_lookup_tokens": ("counter", 512),
+            "lmcache:num_lookup_hits": ("counter", 256),
+            "lmcache:num_requested_tokens": ("counter", 512),
+            "lmcache:num_hit_tokens": ("counter", 0 if fire else 256),
+            "lmcache:num_vllm_hit_tokens": ("counter", 256)}
+    return packet(launch(tmp, V1_LAUNCH), scrape(tmp, rows, "engine_metrics"))
+
+
+@case("lmcache_embedded_hits_reconciled")
+def _(tmp: Path, fire: bool) -> ig.Packet:
+    # Embedded LMCache and vLLM both count loaded tokens, and agree. Near miss: no vLLM
+    # external-hit counter in the scrape (nothing to reconcile).
+    rows: dict[str, Any] = {"lmcache:num_lookup_hits": ("counter", 256),
+                            "lmcache:num_requested_tokens": ("counter", 512),
+                            "lmcache:num_hit_tokens": ("counter", 128)}
+    if fire:
+        rows.update({"vllm:external_prefix_cache_queries_total": 512,
+                     "vllm:external_prefix_cache_hits_total": 128})
+    return packet(launch(tmp, V1_LAUNCH), scrape(tmp, rows, "engine_metrics"))
+
+
+@case("lmcache_hit_counters_disagree")
+def _(tmp: Path, fire: bool) -> ig.Packet:
+    # vLLM says the connector loaded 128 tokens, embedded LMCache says it retrieved none.
+    # Near miss: both say 128.
+    rows = {"lmcache:num_lookup_hits": ("counter", 256),
+            "lmcache:num_requested_tokens": ("counter", 512),
+            "lmcache:num_hit_tokens": ("counter", 0 if fire else 128),
+            "vllm:external_prefix_cache_queries_total": 512,
+            "vllm:external_prefix_cache_hits_total": 128}
+    return packet(launch(tmp, V1_LAUNCH), scrape(tmp, rows, "engine_metrics"))
+
+
 # Codes no packet can produce (none today): code -> why.
 UNREACHABLE: dict[str, str] = {}
 

@@ -33,7 +33,7 @@ from inferguard.collect._prometheus import (
 )
 from inferguard.evidence._metrics import FamilyStats, LabelValues, MetricsFacts, read_metrics
 from inferguard.verdict import Verdict, judge_packet
-from inferguard.verdict._fleet import FleetOptions, judge_fleet
+from inferguard.verdict._fleet import ROW_RATES, FleetOptions, judge_fleet
 from tests.http_fake import RecordingServer, Reply
 from tests.prom_server import PrometheusServer, PromTargetSpec, free_port, require_prometheus
 
@@ -277,6 +277,18 @@ def test_window_gives_the_samples_at_both_ends(fleet: Fleet) -> None:
                 _assert_same(api[name], fs, (body.name, name))
         hit = "lmcache_mp_lookup_hit_tokens_total"
         assert hit not in _stats(first) and _stats(last)[hit].total > 0  # as the files say
+        # The row's hit rate is the report's rate between the two scrapes: the same figure
+        # as the two files' rate (judge/_rates.py), with the scrapes' own times.
+        files = judge_packet(Packet.from_files([("lmcache_metrics", before),
+                                                ("lmcache_metrics", after)]))
+        want = next(r for r in files.report.rates if r.name == "lmcache_mp_lookup_hit_rate")
+        got = next(r for r in outcome.verdicts[inst].report.rates if r.name == want.name)
+        assert (got.numerator, got.denominator, got.value) == \
+            (want.numerator, want.denominator, want.value)
+        assert want.value is not None and want.window.kind == got.window.kind == "between_scrapes"
+        assert got.window.seconds is not None and 0 < got.window.seconds <= t_end - t_start
+        assert row.hit_rate == want.value and row.hit_rate_name == want.name
+        assert first.facts.scraped_at is not None and first.facts.scraped_at <= t_start
     finally:
         with fleet.lock:  # type: ignore[attr-defined]
             fleet.served[inst] = before.read_bytes()
@@ -334,6 +346,9 @@ def test_fleet_cli_rows_rollup_and_fail_on(fleet: Fleet,
         assert rows[inst]["finding_codes"] == sorted({f.code for f in v.diagnosis.findings})
         worst = v.diagnosis.findings[0].code if v.diagnosis.findings else None
         assert rows[inst].get("worst_code") == worst
+        rate = next((r for n in ROW_RATES for r in v.report.rates if r.name == n), None)
+        assert rows[inst]["hit_rate"] == (rate.value if rate else None), inst
+        assert rows[inst]["hit_rate_name"] == (rate.name if rate else None), inst
     assert rows[DOWN]["malformed_evidence"] == 1 and "down" in rows[DOWN]["reason"]
     modes: dict[str, int] = {}
     for r in rows.values():

@@ -15,6 +15,7 @@ import msgspec
 
 from inferguard._packet import MODES, Packet, PacketSettings
 from inferguard.cli._common import EXAMPLES, HelpFormatter, emit_json, path_type
+from inferguard.cli._rates import rate_lines
 from inferguard.evidence._logs import safe_text
 from inferguard.evidence._model import Evidence
 from inferguard.evidence._readers import load_evidence_set, read_evidence
@@ -158,6 +159,7 @@ def render_report(v: Verdict) -> str:
            + (f" flavor={r.detected.flavor}" if r.detected.flavor else "")
            + (f" expected={r.expected_mode} match={r.mode_match}" if r.expected_mode else "")]
     out += [f"  note: {n}" for n in r.detected.notes]
+    out += rate_lines(r.rates)
     out.append("")
     out.append(f"{'group':<22} {'status':<15} {'pop':>4} {'zero':>4} {'miss':>4}  "
                "required  reason")

@@ -127,6 +127,8 @@ def render_fleet(r: FleetReport) -> str:
         if x.reason:
             line += f"  ({x.reason})"
         out.append(line)
+        if x.hit_rate_window:
+            out.append(f"{'':<{w}}  {x.hit_rate_name}: {x.hit_rate_window}")
         out += [f"{'':<{w}}  note: {n}" for n in x.notes]
     out.append("")
     out.append("by mode: " + (", ".join(f"{m}={n}" for m, n in r.by_mode.items()) or "none"))

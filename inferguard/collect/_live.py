@@ -102,9 +102,13 @@ def collect_control_plane(base_url: str, server: str, *, thread_names: Iterable[
 
 
 def scrape_metrics(url: str, kind: EvidenceKind, *, timeout: float = 5.0,
-                   transport: Any = None) -> tuple[Evidence, bytes | None]:
-    """GET a /metrics URL; returns the evidence and the bytes (None when nothing came)."""
+                   transport: Any = None, clock: Any = time.time
+                   ) -> tuple[Evidence, bytes | None]:
+    """GET a /metrics URL; returns the evidence and the bytes (None when nothing came).
+    The scrape's time (`MetricsFacts.scraped_at`) is this machine's clock when the answer
+    came (sub-second, unlike the server's `date:` header)."""
     (a,) = fetch(url, [""], timeout=timeout, transport=transport, limit=MAX_SCRAPE_BYTES)
+    when = float(clock())
     if a.status is None:
         return Evidence(kind=kind, source=EvidenceSource(url=url), status="malformed",
                         problems=[Problem(f"scrape failed: {a.error}", where=url)]), None
@@ -116,4 +120,4 @@ def scrape_metrics(url: str, kind: EvidenceKind, *, timeout: float = 5.0,
         return Evidence(kind=kind, source=source, status="malformed",
                         problems=[Problem(f"scrape larger than {MAX_SCRAPE_BYTES} bytes",
                                           where=url)]), None
-    return read_metrics_bytes(a.raw, source, kind), a.raw
+    return read_metrics_bytes(a.raw, source, kind, when), a.raw

@@ -5,7 +5,9 @@ Same road, same verdict: what the API returns for one target is written back as 
 Prometheus text exposition that target served (its families from `/api/v1/targets/metadata`,
 its series from `/api/v1/query` or `/api/v1/query_range`, with the labels Prometheus attached
 to the target removed and `exported_*` labels given back their own names) and read by the
-very reader that reads a `/metrics` file (`read_metrics_bytes`). A counter read through the
+very reader that reads a `/metrics` file (`read_metrics_bytes`), with the time Prometheus
+scraped them (the timestamp of the target's `up` sample, as `MetricsFacts.scraped_at`: the
+rates' windows use it). A counter read through the
 API and one read from the target's `/metrics` therefore give the same `FamilyStats`, the same
 family status and the same verdict. The synthesised text is kept byte for byte as the
 packet's input copy, as a live scrape's body is (docs/fleet.md lists what the API loses).
@@ -323,6 +325,32 @@ def exposition_text(samples: Iterable[tuple[dict[str, str], str]], meta: dict[st
     return ("\n".join(out) + "\n").encode() if out else b""
 
 
+def _scrape_times(base: str, sel: str, times: list[float], window: PromWindow | None, *,
+                  timeout: float, transport: Any) -> dict[float, float]:
+    """When the samples read at each evaluation time were scraped (the timestamp of the
+    target's `up` sample, which Prometheus writes with every scrape): the scrape time the
+    rates' windows need, not the evaluation time. A time with no sample is left out."""
+    query = f"timestamp(up{sel})"
+    out: dict[float, float] = {}
+    if window is None:
+        (t,) = times
+        data = _get(base, "/api/v1/query", [("query", query), ("time", f"{t:.3f}")],
+                    timeout=timeout, transport=transport)
+        for r in (data or {}).get("result", []):
+            out[t] = float(r["value"][1])
+        return out
+    step = max(window.end - window.start, 0.001)
+    data = _get(base, "/api/v1/query_range",
+                [("query", query), ("start", f"{window.start:.3f}"),
+                 ("end", f"{window.end:.3f}"), ("step", f"{step:.3f}")],
+                timeout=timeout, transport=transport)
+    for r in (data or {}).get("result", []):
+        for ts, v in r.get("values", []):
+            at = window.start if abs(float(ts) - window.start) < step / 2 else window.end
+            out[at] = float(v)
+    return out
+
+
 def _role_of(t: PromTarget, names: Iterable[str]) -> Role:
     if t.role is not None:
         return t.role
@@ -371,6 +399,11 @@ def target_evidence(base_url: str, target: PromTarget, *, at: float | None = Non
         return TargetEvidence([Evidence(
             kind=kind, source=EvidenceSource(url=where),  # type: ignore[arg-type]
             status="malformed", problems=[Problem(f"Prometheus API: {exc}", where=where)])])
+    try:  # auxiliary: without it the scrapes' times are unknown, the facts stand
+        scraped = _scrape_times(base, sel, list(points), window, timeout=timeout,
+                                transport=transport)
+    except (PromError, KeyError, TypeError, IndexError, AttributeError, ValueError):
+        scraped = {}
     evidence: list[Evidence] = []
     inputs: list[PacketInput] = []
     blobs: dict[str, bytes] = {}
@@ -382,8 +415,10 @@ def target_evidence(base_url: str, target: PromTarget, *, at: float | None = Non
     latest = max(points)
     notes: list[str] = []
     for t, rows in points.items():
+        when_scraped = scraped.get(t)
         text = exposition_text(((dict(m), str(v)) for m, v in rows), meta, target,
-                               timestamp_ms=round(t * 1000),
+                               timestamp_ms=None if when_scraped is None
+                               else round(when_scraped * 1000),
                                with_empty=t == latest and now - t <= LOOKBACK_S)
         # One URL per target (a window's two expositions are two scrapes of one target, as
         # the rates group them); the packet input names the time too (one copy each).
@@ -403,7 +438,8 @@ def target_evidence(base_url: str, target: PromTarget, *, at: float | None = Non
                                      problems=[Problem("Prometheus holds no samples of this "
                                                        "target at this time", where=url)]))
             continue
-        ev = read_metrics_bytes(text, EvidenceSource.of_bytes(text, url=url), kind)  # type: ignore[arg-type]
+        ev = read_metrics_bytes(text, EvidenceSource.of_bytes(text, url=url),
+                                kind, when_scraped)  # type: ignore[arg-type]
         evidence.append(ev)
         inputs.append(PacketInput(kind=ev.kind, original=original, sha256=ev.source.sha256,
                                   size=ev.source.size))

@@ -22,7 +22,7 @@ Category = Literal[
     "mp_server", "mp_connector", "embedded_vllm", "stale_connector", "offload_flag",
     "sglang_lmcache", "sglang_hicache", "p2p", "controller", "pd", "lifecycle", "hash_seed",
     "eviction", "allocation_failure", "tracing", "error", "blend", "control_plane",
-    "degraded"]
+    "degraded", "hit_cause"]
 
 MAX_LINE = 2000          # longer lines are cut (and counted) before matching
 EXAMPLES_PER_HINT = 20   # hints keep this many matching lines each, and count the rest
@@ -224,7 +224,8 @@ LOG_HINTS: tuple[LogHint, ...] = (
             "an LMCache lookup RPC timed out (the request waited, then recomputed)"),
     # hashing
     LogHint("none_hash", "hash_seed",
-            r"Initialized NONE_HASH=(?P<value>\S+)|Using default NONE_HASH=(?P<default>\S+)",
+            r"(?:Initialized|Computed) NONE_HASH=(?P<value>\S+)|"
+            r"Using default NONE_HASH=(?P<default>\S+)",
             "hash-chain root: must be identical across sharing processes"),
     LogHint("hash_seed_warning", "hash_seed",
             r"PYTHONHASHSEED not set|Using builtin hash without PYTHONHASHSEED|"
@@ -269,6 +270,53 @@ LOG_HINTS: tuple[LogHint, ...] = (
             r"retrieve ops=(?P<retrieve_ops>\d+) tokens=(?P<retrieve_tokens>\d+) "
             r"size=(?P<retrieve_gb>[\d.]+)GB avg_copy=(?P<retrieve_gbps>[\d.]+GB/s|n/a)",
             "L0<->L1 transfer stats (lmcache-driven path only, --enable-extra-logging)"),
+    # Why hits are zero or missing (issue #15). Each row is an upstream line, verbatim up to
+    # its %-arguments; the file and function are named beside it (lmcache 0.5.6 wheel unless
+    # said; vLLM 0.33.0 ships its own copies of the connector lines).
+    # v1/multiprocess/server.py run_cache_server: /dev/shm smaller than L1 at MP start.
+    LogHint("mp_shm_insufficient", "hit_cause",
+            r"Insufficient /dev/shm capacity: need (?P<need>\d+) bytes, have (?P<have>\d+) "
+            r"bytes\. Disabling SHM, falling back to pickle",
+            "MP server started without shared memory (/dev/shm too small): transfers are "
+            "pickled"),
+    # v1/multiprocess/modules/lookup.py LookupModule.end_session: END_SESSION for a request
+    # the server never looked up (a prompt shorter than one chunk, or a restarted server).
+    LogHint("mp_session_not_found", "hit_cause",
+            r"Session (?P<request>\S+) not found, skipping touch",
+            "the MP server ended a session it never had: the request was never looked up"),
+    # integration/vllm/vllm_multi_process_adapter.py _raise_server_unreachable.
+    LogHint("mp_server_unreachable", "hit_cause",
+            r"Cannot reach the LMCache MP server at '(?P<url>[^']*)' within (?P<secs>[\d.]+)s",
+            "the engine could not reach the LMCache MP server"),
+    # vllm_multi_process_adapter.py LMCacheMPSchedulerAdapter._mark_lookup_timed_out.
+    LogHint("mp_lookup_timed_out", "hit_cause",
+            r"LOOKUP to (?P<url>\S+) timed out after (?P<secs>[\d.]+)s\. Marking server as "
+            r"unhealthy", "an engine LOOKUP RPC to the MP server timed out"),
+    # vllm_multi_process_adapter.py LMCacheMPSchedulerAdapter.check_lookup_result.
+    LogHint("mp_prefetch_status_timed_out", "hit_cause",
+            r"QUERY_PREFETCH_STATUS to (?P<url>\S+) timed out\. Marking unhealthy",
+            "an engine prefetch-status RPC to the MP server timed out"),
+    # vllm_multi_process_adapter.py HeartbeatThread._execute.
+    LogHint("mp_server_degraded", "hit_cause",
+            r"LMCache server is unhealthy .{1,3} entering degraded mode",
+            "the engine marked the MP server unhealthy and runs without it (recompute)"),
+    # sdk/context.py LMCacheSDKContext.retrieve: fewer tokens than one chunk.
+    LogHint("tokens_below_chunk", "hit_cause",
+            r"Number of tokens \((?P<tokens>\d+)\) is less than chunk size "
+            r"\((?P<chunk>\d+)\); returning None",
+            "a request shorter than one chunk: nothing can hit"),
+    # integration/vllm/vllm_v1_adapter.py LMCacheConnectorV1Impl.get_num_new_matched_tokens
+    # (vLLM 0.33.0: kv_connector/v1/lmcache_integration/vllm_v1_adapter.py, same name):
+    # LMCache hit, but vLLM's own prefix cache already held those tokens.
+    LogHint("embedded_prefix_already_local", "hit_cause",
+            r"LMCache hit tokens: (?P<hit>[1-9]\d*), (?:but )?need to load: (?P<load>0|-\d+)"
+            r"(?!\d)",
+            "LMCache hit, but vLLM already held the prefix (need to load <= 0)", amount="hit"),
+    # integration/vllm/lmcache_mp_connector.py LMCacheMPConnector.get_num_new_matched_tokens
+    # (vLLM 0.33.0 kv_connector/v1/lmcache_mp_connector.py, same function; debug level).
+    LogHint("mp_prefix_already_local", "hit_cause",
+            r"vLLM hit is: (?P<vllm_hit>\d+), Need to load is 0\b",
+            "the MP lookup found nothing vLLM did not already hold (need to load 0)"),
 )
 
 _COMPILED = [(h, re.compile(h.pattern)) for h in LOG_HINTS]
@@ -283,6 +331,8 @@ _PREFILTER = re.compile(
     r"Timeout occurred|post_init")
 # Fragments of hints added later (kept apart so the line above stays as it was).
 _PREFILTER = re.compile(_PREFILTER.pattern + r"|L1 memory usage|L0<->L1 stats")
+_PREFILTER = re.compile(_PREFILTER.pattern + r"|/dev/shm|skipping touch|Cannot reach the LMCache|"
+                        r" timed out|unhealthy|less than chunk size|need to load|Need to load")
 
 
 _AMOUNT = {h.id: h.amount for h in LOG_HINTS}

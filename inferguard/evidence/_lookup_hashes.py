@@ -9,6 +9,7 @@ and per-model aggregates.
 
 from __future__ import annotations
 
+import array
 import hashlib
 import json
 import os
@@ -17,12 +18,17 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import numpy as np
 
+from inferguard.evidence._lru import LruResult, replay_lru
 from inferguard.evidence._model import Evidence, EvidenceSource, Problem, status_from
 
 MAX_DISTINCT = 5_000_000   # distinct chunk digests counted exactly; beyond, counting stops
 MAX_PROBLEMS = 100
 FILE_NAME = re.compile(r"^lookup_hashes_(\d{8}_\d{6})_(\d{6})\.jsonl$")
+# Achievable hit rate: LRU capacities (in chunks) as fractions of the distinct chunks seen,
+# when the caller names none; an unbounded cache is always replayed too.
+DEFAULT_LRU_FRACTIONS = (0.1, 0.25, 0.5)
 
 
 class ModelLookups(msgspec.Struct, frozen=True):
@@ -61,6 +67,9 @@ class LookupHashFacts(msgspec.Struct, frozen=True, tag="lookup_hash", omit_defau
     files_lost_at_least: int = 0         # counters absent from 0..max (leading + inner)
     reused_counters: list[int] = msgspec.field(default_factory=list)  # renumbered after restart
     counts_at_least: bool = False        # files were lost: lookups/chunks are lower bounds
+    # The lookups replayed through LRU caches (evidence/_lru.py): the token hit rate each
+    # capacity, and an unbounded cache (capacity None, last), would have reached.
+    achievable: list[LruResult] = msgspec.field(default_factory=list)
 
 
 class _Acc:
@@ -79,6 +88,12 @@ class _Acc:
         self.seq_total = self.seq_max = self.chunks = 0
         self.t_min: float | None = None
         self.t_max: float | None = None
+        # The replay sequence: dense ids per (model, chunk) and, per lookup, its arrival
+        # time, id span, chunk size and length. Ids are equality only: no hash survives.
+        self.dense: dict[bytes, int] = {}
+        self.ids = array.array("q")
+        self.replay_off = False  # more distinct chunks than MAX_DISTINCT: no replay
+        self.replay: list[tuple[float, int, int, int, int]] = []
 
     def digest(self, value: str) -> bytes:
         return hashlib.blake2b(value.encode("utf-8", "replace"), digest_size=12,
@@ -115,8 +130,13 @@ class _Acc:
         if isinstance(ts, (int, float)) and not isinstance(ts, bool):
             self.t_min = ts if self.t_min is None else min(self.t_min, ts)
             self.t_max = ts if self.t_max is None else max(self.t_max, ts)
+        first = len(self.ids)
+        mdig = self.digest(model)
+        replay = not self.replay_off
         for i, h in enumerate(hashes):
             dig = self.digest(str(h))
+            if replay:
+                self.ids.append(self.dense.setdefault(mdig + dig, len(self.dense)))
             if dig in self.seen:
                 self.repeated += 1
                 if i == 0:
@@ -126,12 +146,46 @@ class _Acc:
                     self.overflow = True
                 else:
                     self.seen.add(dig)
+        if replay and len(self.dense) > MAX_DISTINCT:
+            self.replay_off, replay = True, False
+            self.dense.clear()
+            self.ids = array.array("q")
+            self.replay.clear()
+        if replay:
+            self.replay.append((
+                ts if isinstance(ts, (int, float)) and not isinstance(ts, bool) else 0.0,
+                first, len(self.ids),
+                cs if isinstance(cs, int) and not isinstance(cs, bool) else 0, seq))
         return None
 
 
-def read_lookup_hashes(paths: list[str | os.PathLike[str]] | str | os.PathLike[str]
-                       ) -> Evidence:
-    """Read one file, a list of files, or a directory of `lookup_hashes_*.jsonl`."""
+    def achievable(self, capacities: list[int] | None) -> list[LruResult]:
+        """Replay the lookups (timestamp order, as upstream's simulator sorts them)."""
+        if not self.replay:
+            return []
+        ids = np.frombuffer(self.ids, np.int64) if len(self.ids) else np.zeros(0, np.int64)
+        ts = np.asarray([r[0] for r in self.replay], np.float64)
+        order = np.argsort(ts, kind="stable")
+        spans = [self.replay[i] for i in order.tolist()]
+        begin = np.asarray([a for _, a, _, _, _ in spans], np.int64)
+        lengths = np.asarray([b - a for _, a, b, _, _ in spans], np.int64)
+        offsets = np.zeros(len(spans) + 1, np.int64)
+        offsets[1:] = np.cumsum(lengths)
+        # Gather each lookup's ids in arrival order (one vectorised index, no slice list).
+        flat = ids[np.repeat(begin - offsets[:-1], lengths)
+                   + np.arange(int(offsets[-1]), dtype=np.int64)]
+        if capacities is None:
+            capacities = sorted({max(1, int(len(self.dense) * f))
+                                 for f in DEFAULT_LRU_FRACTIONS})
+        return replay_lru(flat, offsets, np.asarray([c for *_, c, _ in spans], np.int64),
+                          np.asarray([n for *_, n in spans], np.int64), capacities)
+
+
+def read_lookup_hashes(paths: list[str | os.PathLike[str]] | str | os.PathLike[str],
+                       lru_capacities: list[int] | None = None) -> Evidence:
+    """Read one file, a list of files, or a directory of `lookup_hashes_*.jsonl`.
+    `lru_capacities` (chunks) are the LRU sizes the achievable hit rate is replayed at
+    (default: fractions of the distinct chunks seen, `DEFAULT_LRU_FRACTIONS`)."""
     if isinstance(paths, (str, os.PathLike)):
         p = Path(paths)
         files = sorted(p.glob("lookup_hashes_*.jsonl")) if p.is_dir() else [p]
@@ -185,7 +239,11 @@ def read_lookup_hashes(paths: list[str | os.PathLike[str]] | str | os.PathLike[s
         lookups_with_seen_prefix=acc.seen_prefix,
         first_timestamp=acc.t_min, last_timestamp=acc.t_max, rotation_counters=counters,
         missing_rotation_counters=missing, rotated_away_counters=leading,
-        files_lost_at_least=lost, reused_counters=reused, counts_at_least=lost > 0)
+        files_lost_at_least=lost, reused_counters=reused, counts_at_least=lost > 0,
+        achievable=acc.achievable(lru_capacities))
+    if acc.replay_off:
+        problems.append(Problem(f"more than {MAX_DISTINCT} distinct chunks: no achievable "
+                                "hit-rate replay"))
     if acc.overflow:
         problems.append(Problem(f"more than {MAX_DISTINCT} distinct chunks: distinct and "
                                 "repeated counts omitted"))

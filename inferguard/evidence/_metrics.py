@@ -9,6 +9,7 @@ from typing import Any
 
 import msgspec
 
+from inferguard.evidence._capture import http_date
 from inferguard.evidence._model import (
     Evidence,
     EvidenceKind,
@@ -53,11 +54,16 @@ class FamilyStats(msgspec.Struct, frozen=True, omit_defaults=True):
 
 
 class MetricsFacts(msgspec.Struct, frozen=True, tag="metrics", omit_defaults=True):
-    """A Prometheus/OpenMetrics scrape: its summary, per-family stats, and who exported it."""
+    """A Prometheus/OpenMetrics scrape: its summary, per-family stats, and who exported it.
+
+    `scraped_at` (seconds since the epoch) is when the scrape was taken, when that is known:
+    the answer's `date:` header (live), or the `date:` line of a `<name>.headers` file saved
+    beside a scrape file; None otherwise (rate windows then have no duration)."""
 
     summary: MetricsSummary
     service_instance_ids: list[str] = msgspec.field(default_factory=list)
     families: list[FamilyStats] = msgspec.field(default_factory=list)
+    scraped_at: float | None = None
 
     def family(self, name: str) -> FamilyStats | None:
         return next((f for f in self.families if f.name == name), None)
@@ -122,7 +128,8 @@ def _label_totals(data: list[Any], labels: dict[str, set[str]]
     return {key: dict(sorted(acc.items()))}
 
 
-def read_metrics_bytes(data: bytes, source: EvidenceSource, kind: EvidenceKind) -> Evidence:
+def read_metrics_bytes(data: bytes, source: EvidenceSource, kind: EvidenceKind,
+                       scraped_at: float | None = None) -> Evidence:
     exp = parse_text(data, path=source.path or source.url or "<metrics>")
     summary = exp.summary()
     ids: set[str] = set()
@@ -135,7 +142,7 @@ def read_metrics_bytes(data: bytes, source: EvidenceSource, kind: EvidenceKind) 
         problems.append(Problem(f"{summary.problem_count - len(problems)} more problems"))
     status = status_from(problems, readable=summary.families > 0 or not problems)
     return Evidence(kind=kind, source=source, status=status,
-                    facts=MetricsFacts(summary, sorted(ids), family_stats(exp)),
+                    facts=MetricsFacts(summary, sorted(ids), family_stats(exp), scraped_at),
                     problems=problems)
 
 
@@ -145,6 +152,23 @@ def read_metrics(path: str | os.PathLike[str], kind: EvidenceKind = "lmcache_met
     if data is None:
         assert problem is not None
         return Evidence(kind=kind, source=source, status="malformed", problems=[problem])
-    return read_metrics_bytes(data, source, kind)
+    return read_metrics_bytes(data, source, kind, headers_date(path))
+
+
+def headers_date(path: str | os.PathLike[str]) -> float | None:
+    """The `date:` of the response headers saved beside a scrape file (`x.headers` for
+    `x.txt` or `x`), or None when there is no such file or line."""
+    p = os.fspath(path)
+    stem = p[:-4] if p.endswith(".txt") else p
+    try:
+        with open(stem + ".headers", "rb") as f:
+            head = f.read(65536).decode("latin-1")
+    except OSError:
+        return None
+    for line in head.splitlines():
+        name, sep, value = line.partition(":")
+        if sep and name.strip().lower() == "date":
+            return http_date(value.strip())
+    return None
 
 

@@ -100,6 +100,32 @@ FINDING_CODES: dict[str, CodeSpec] = {
         "read the engine log for LMCache's initialisation error; lmcache 0.5.6 has no "
         "in-process vLLM connector for CPU (use lmcache server with LMCacheMPConnector); until "
         "fixed every lookup waits for an RPC timeout and the prompt is recomputed"),
+    # Why hits are zero, and which hit counter to trust (issue #15; findings/_rules_hits.py).
+    "lmcache_mp_unreachable": CodeSpec(
+        "error", "the engine could not reach the LMCache MP server (unreachable, RPC timeouts "
+        "or degraded mode): its requests were recomputed",
+        "check that `lmcache server` runs and listens on the host/port in "
+        "kv_connector_extra_config (lmcache.mp.host/port); raise lmcache.mp timeouts only "
+        "after the server answers"),
+    "lmcache_mp_shm_fallback": CodeSpec(
+        "warning", "the MP server started without shared memory (/dev/shm smaller than L1): "
+        "transfers fall back to pickle",
+        "enlarge /dev/shm (docker --shm-size, a larger tmpfs) to at least --l1-size-gb, or "
+        "lower --l1-size-gb, then restart the server"),
+    "lmcache_prefix_already_local": CodeSpec(
+        "info", "LMCache lookups hit, but vLLM already held those prefixes: nothing was "
+        "loaded, which is not zero hits",
+        "expected while vLLM's GPU prefix cache still holds the prefix; LMCache pays off once "
+        "vLLM evicts it (longer runs, more distinct prefixes)"),
+    "lmcache_embedded_hits_reconciled": CodeSpec(
+        "info", "embedded LMCache: lookup hits, retrieved tokens and vLLM's external hits "
+        "count different things",
+        "lmcache:num_lookup_hits counts every lookup hit (also prefixes vLLM held); "
+        "lmcache:num_hit_tokens and vllm:external_prefix_cache_hits count tokens loaded"),
+    "lmcache_hit_counters_disagree": CodeSpec(
+        "warning", "two counts of the same hits contradict each other",
+        "trust the measured counter of the scraped process (named in the message); collect "
+        "the log and the scrape from the same run, after the same traffic"),
     "lmcache_vllm_hits_reconciled": CodeSpec(
         "info", "vLLM's external prefix-cache hits and LMCache's lookup hit tokens differ by "
         "design", "vLLM counts tokens the connector loaded; LMCache counts every lookup hit, "

@@ -10,6 +10,7 @@ from inferguard.findings import (  # noqa: F401 - importing registers the rules
     _rules_engine,
     _rules_engine_health,
     _rules_evidence,
+    _rules_hits,
     _rules_mode,
     _rules_mp,
     _rules_trace,

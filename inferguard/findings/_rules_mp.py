@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 from inferguard.findings._reads import has_mp_scrape, hints_of, total_of
 from inferguard.findings._registry import Finding, finding, rule
+from inferguard.findings._rules_hits import zero_hit_cause
 from inferguard.judge._mode import INFERRED, MISSING_SIGNAL, PARTIAL, SUPPORTED
 from inferguard.judge._report import CompatReport
 
@@ -83,8 +84,11 @@ def zero_hits(r: CompatReport) -> Iterator[Finding]:
                      ("vllm:external_prefix_cache_queries", "vllm:external_prefix_cache_hits")):
         lookups = total_of(r, req)
         if lookups > 0 and r.family(hit) is not None and total_of(r, hit) == 0:
+            cause = zero_hit_cause(r)
             yield finding("lmcache_zero_hits_after_warmup",
-                          f"{req}={lookups:g} but {hit}=0", SUPPORTED, [req, hit])
+                          f"{req}={lookups:g} but {hit}=0"
+                          + (f"; most likely cause: {cause}" if cause else ""), SUPPORTED,
+                          [req, hit])
             return
 
 

@@ -33,6 +33,7 @@ from inferguard.judge._facts import readable, report_facts
 from inferguard.judge._index import MetricsIndex
 from inferguard.judge._mode import detect_mode
 from inferguard.judge._observability import mp_observability, sample_rate
+from inferguard.judge._rates import packet_rates
 from inferguard.judge._report import (
     CompatReport,
     EvidenceSummary,
@@ -261,7 +262,7 @@ def compat(packet: Packet) -> CompatReport:
         zero_required=zero_req, checklist=items, coverage=coverage,
         evidence=[EvidenceSummary(e.kind, source_label(e), e.status, len(e.problems))
                   for e in packet.evidence],
-        lmcache_mp_observability=mp_obs, facts=facts)
+        lmcache_mp_observability=mp_obs, facts=facts, rates=packet_rates(packet))
 
 
 def _engine_kind(m: MetricsIndex) -> str | None:

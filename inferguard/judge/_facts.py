@@ -37,6 +37,7 @@ class HttpDigest(msgspec.Struct, frozen=True, omit_defaults=True):
     l1_usage_ratio: float | None = None
     num_l2_adapters: int | None = None
     env_pythonhashseed: str | None = None
+    chunk_size: int | None = None  # /status: tokens per chunk (shorter prompts never hit)
 
 
 class TraceAnalyticsFinding(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -209,7 +210,8 @@ def report_facts(packet: Packet) -> ReportFacts:
         hf = http[0]
         http_digest = HttpDigest(hf.healthy, hf.version, hf.periodic_threads_healthy,
                                  list(hf.unhealthy_threads), hf.l1_usage_ratio,
-                                 hf.num_l2_adapters, hf.env.get("PYTHONHASHSEED"))
+                                 hf.num_l2_adapters, hf.env.get("PYTHONHASHSEED"),
+                                 hf.chunk_size)
     traces = []
     for e in packet.of_kind("trace"):
         tf = e.facts if isinstance(e.facts, TraceFacts) else None

@@ -10,6 +10,7 @@ import msgspec
 from inferguard._packet import PacketSettings
 from inferguard.judge._facts import ReportFacts
 from inferguard.judge._mode import ModeDetection
+from inferguard.judge._rates import Rate
 
 COMPAT_SCHEMA = "inferguard.lmcache_compat/1"
 
@@ -121,6 +122,8 @@ class CompatReport(msgspec.Struct, frozen=True, omit_defaults=True):
     evidence: list[EvidenceSummary]
     lmcache_mp_observability: MpObservability | None = None
     facts: ReportFacts = msgspec.field(default_factory=ReportFacts)
+    # Hit rates with their windows (judge/_rates.py; docs/rates.md): one per target and rate.
+    rates: list[Rate] = msgspec.field(default_factory=list)
     schema: str = COMPAT_SCHEMA
 
     def family(self, name: str) -> FamilyResult | None:

@@ -6,8 +6,11 @@ Each group of targets (default: one per `instance` label) becomes a packet throu
 (bounded by `concurrency`), each request bounded by `timeout` and each instance by
 `instance_timeout`; an instance that cannot be judged is a row saying why, never a crash.
 
-The hit-rate column is a seam: the figure belongs to the report's rates (issue #15,
-`judge/_rates.py`); until the report carries one this row says `n/a` (`hit_rate=None`).
+The hit-rate column is the report's own rate (`CompatReport.rates`, `judge/_rates.py`):
+LMCache's hit rate where the instance has one (MP lookup, MP prompt, embedded retrieve,
+embedded lookup), else vLLM's external (KV connector) prefix-cache hit rate; over the window
+when `window_s` is given (two scrapes of each target), else since process start. No
+denominator growth is no rate (`n/a`), never a 0 %.
 """
 
 from __future__ import annotations
@@ -36,6 +39,11 @@ from inferguard.verdict._verdict import Verdict, judge_packet
 
 FLEET_SCHEMA = "inferguard.fleet/1"
 _SEVERITY_RANK = {"error": 0, "warning": 1, "info": 2}
+# The row's hit rate: the first of these the report has (shares and vLLM's own GPU prefix
+# cache are not LMCache hit rates).
+ROW_RATES = ("lmcache_mp_lookup_hit_rate", "lmcache_mp_prompt_hit_rate",
+             "lmcache_embedded_hit_rate", "lmcache_embedded_lookup_hit_rate",
+             "vllm_external_prefix_cache_hit_rate")
 
 
 class FleetOptions(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -64,6 +72,7 @@ class FleetRow(msgspec.Struct, frozen=True, omit_defaults=True):
     mode: str | None = None
     level: str | None = None
     hit_rate: float | None = None
+    hit_rate_name: str | None = None
     hit_rate_window: str | None = None
     worst_code: str | None = None
     worst_severity: str | None = None
@@ -132,13 +141,15 @@ def _row(group: PromGroup, pp: PromPacket, v: Verdict, seconds: float) -> FleetR
     findings = sorted(v.diagnosis.findings, key=lambda f: _SEVERITY_RANK.get(f.severity, 9))
     worst = findings[0] if findings else None
     bad = sum(1 for e in pp.packet.evidence if e.status == "malformed")
+    rate = next((r for name in ROW_RATES for r in v.report.rates if r.name == name), None)
     reason = None
     if bad == len(pp.packet.evidence):
         reason = "; ".join(p.message for e in pp.packet.evidence for p in e.problems[:1])
     return FleetRow(
         instance=group.name, jobs=sorted({t.job for t in group.targets}), judged=True,
         reason=reason, mode=v.report.detected.mode, level=v.report.detected.level,
-        hit_rate=None, hit_rate_window=None,  # seam: the report's rates (#15)
+        hit_rate=rate.value if rate else None, hit_rate_name=rate.name if rate else None,
+        hit_rate_window=rate.window.label if rate else None,
         worst_code=worst.code if worst else None,
         worst_severity=worst.severity if worst else None,
         finding_codes=sorted({f.code for f in findings}), models=_models(pp),
@@ -255,8 +266,8 @@ def _write_all(opts: FleetOptions, out: Path, at: float, overwrite: bool, transp
 
 
 FLEET_COLUMNS = ("instance", "jobs", "judged", "reason", "mode", "level", "hit_rate",
-                 "hit_rate_window", "worst_code", "worst_severity", "finding_codes", "models",
-                 "malformed_evidence", "evaluated_at", "window_s")
+                 "hit_rate_name", "hit_rate_window", "worst_code", "worst_severity",
+                 "finding_codes", "models", "malformed_evidence", "evaluated_at", "window_s")
 
 
 def fleet_columns(report: FleetReport) -> dict[str, list[Any]]:
