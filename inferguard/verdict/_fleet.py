@@ -293,6 +293,8 @@ def write_fleet_parquet(report: FleetReport, root: str | os.PathLike[str]) -> li
 
     cols = fleet_columns(report)
     types = {"hit_rate": pa.float64(), "window_s": pa.float64(),
+             **{k: pa.string() for k in ("reason", "mode", "level", "hit_rate_name",
+                                         "hit_rate_window", "worst_code", "worst_severity")},
              "jobs": pa.list_(pa.string()), "finding_codes": pa.list_(pa.string()),
              "models": pa.list_(pa.string())}
     stamp = f"{report.evaluated_at:.3f}".replace(".", "_")
