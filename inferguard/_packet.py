@@ -33,6 +33,7 @@ from inferguard.evidence._model import (
     EvidenceSource,
     Problem,
 )
+from inferguard.evidence._otel import strip_token_ids
 from inferguard.evidence._readers import decode_evidence, read_evidence, read_evidence_all
 from inferguard.evidence._redact import filter_env
 
@@ -227,13 +228,14 @@ class Packet(msgspec.Struct, frozen=True, omit_defaults=True):
                 _copy_tree(src, target)
                 out.append(msgspec.structs.replace(item, copied_as=rel))
                 continue
-            digest = _copy_file(src, target, meter)
+            digest, note = _copy_input(item.kind, src, target, meter)
             if item.sha256 is not None and digest != item.sha256:
                 problems.append(Problem(f"{src} changed while the packet was written "
                                         f"(parsed sha256 {item.sha256[:12]}…, copied "
                                         f"{digest[:12]}…)", where=str(src)))
             out.append(msgspec.structs.replace(item, copied_as=rel, sha256=digest,
-                                               size=target.stat().st_size))
+                                               size=target.stat().st_size,
+                                               note=note or item.note))
             evidence = [msgspec.structs.replace(
                 e, source=msgspec.structs.replace(e.source, copied_as=rel))
                 if e.source.path == item.original and e.source.copied_as is None else e
@@ -368,6 +370,32 @@ class _CopyMeter:
         self.done += n
         if self.progress is not None:
             self.progress(self.done, max(self.total, self.done))
+
+
+def _copy_input(kind: str, src: Path, dst: Path, meter: _CopyMeter | None = None
+                ) -> tuple[str, str | None]:
+    """Copy one file input: (sha256 of the bytes read, a note when the copy differs). An
+    OTLP export's prompt token ids (`--enable-token-trace` spans) are replaced in the copy;
+    the readers never keep them either, so the copy judges the same."""
+    if kind != "otel":
+        return _copy_file(src, dst, meter), None
+    data = src.read_bytes()
+    stripped, n = strip_token_ids(data)
+    if not n:
+        return _copy_file(src, dst, meter), None
+    _write_bytes(dst, stripped)
+    if meter is not None:
+        meter.add(len(data))
+    return (hashlib.sha256(data).hexdigest(),
+            f"copy differs from the original: {n} token-id attribute(s) removed "
+            "(prompt token ids are user content); sha256 is the original's")
+
+
+def _write_bytes(dst: Path, data: bytes) -> None:
+    with open(dst, "wb") as fo:
+        fo.write(data)
+        fo.flush()
+        os.fsync(fo.fileno())
 
 
 def _copy_file(src: Path, dst: Path, meter: _CopyMeter | None = None) -> str:

@@ -892,6 +892,28 @@ def _(tmp: Path, fire: bool) -> ig.Packet:
     return packet(lct(tmp, *stored(0, 1.0), *tail, *stored(1, 5.0), *read_back(1, 6.0)))
 
 
+@case("lmcache_mp_first_chunk_never_stored")
+def _(tmp: Path, fire: bool) -> ig.Packet:
+    # Real 0.5.7rc2 storage traces (tests/fixtures/lmcache-0.5.7rc2): run A, the server's
+    # default --null-block-id 0 (lmcache_driven_transfer.py::all_null_chunk_masks skips chunk
+    # 0 of the bench's sequential allocation); near miss: run A2, --null-block-id -1.
+    run = "mp-l1-storage-trace" if fire else "mp-lmcache-driven"
+    return packet(read("trace", FIXTURES / "lmcache-0.5.7rc2" / run / "storage.lct"))
+
+
+def test_first_chunk_gap_read_back_stays_quiet(tmp_path: Path) -> None:
+    """Near miss by construction: lookups stored without their first key whose first key is
+    then read back are not the null-block miss (the prefix was served after all)."""
+    gap = [rec("submit_prefetch_task", 1.0, 0, 4), rec("reserve_write", 1.1, 1, 3),
+           rec("finish_write", 1.2, 1, 3)]
+    fired = ig.judge_packet(packet(lct(tmp_path, *gap, name="a.lct"))).diagnosis.codes()
+    assert "lmcache_mp_first_chunk_never_stored" in fired
+    served = [*gap, rec("submit_prefetch_task", 2.0, 0, 4),
+              rec("finish_read_prefetched", 2.1, 0, 4)]
+    quiet = ig.judge_packet(packet(lct(tmp_path, *served, name="b.lct"))).diagnosis.codes()
+    assert "lmcache_mp_first_chunk_never_stored" not in quiet
+
+
 @case("lmcache_trace_events_restarts")
 def _(tmp: Path, fire: bool) -> ig.Packet:
     # Events level. Near miss: the server ran once (one incarnation).

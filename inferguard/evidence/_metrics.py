@@ -39,8 +39,8 @@ class FamilyStats(msgspec.Struct, frozen=True, omit_defaults=True):
     `total` sums counter and gauge samples, or histogram/summary `_count` samples;
     `_created` samples (timestamps) never count as data. `buckets` are a histogram's
     cumulative counts per finite `le`, summed over series (an outlier shows as the one
-    observation above the rest); `label_totals` split a counter or gauge with exactly one
-    label by its values (`retrieve_noops_total{reason}`)."""
+    observation above the rest); `label_totals` split a counter or gauge by the values of its
+    only label (`retrieve_noops_total{reason}`) or of the only label whose value varies."""
 
     name: str
     type: str
@@ -114,10 +114,17 @@ def _buckets(data: list[Any]) -> list[tuple[float, float]]:
 
 def _label_totals(data: list[Any], labels: dict[str, set[str]]
                   ) -> dict[str, dict[str, float]]:
-    """Totals per value of the one label a counter or gauge has (none for 0 or 2+ labels)."""
-    if len(labels) != 1:
+    """Totals per value of the one label a counter or gauge splits by: its only label, or the
+    only one of several whose value varies (vLLM's `{engine, model_name, source}` splits by
+    `source` when one engine and one model show); none otherwise."""
+    varying = [k for k, v in labels.items() if len(v) > 1]
+    if len(labels) == 1:
+        key = next(iter(labels))
+    elif len(varying) == 1:
+        key = varying[0]
+    else:
         return {}
-    (key, values), = labels.items()
+    values = labels[key]
     if len(values) > MAX_LABEL_VALUES:
         return {}
     acc: dict[str, float] = {}

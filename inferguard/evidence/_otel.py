@@ -14,6 +14,7 @@ import binascii
 import json
 import math
 import os
+import re
 from typing import Any
 
 import msgspec
@@ -22,6 +23,8 @@ from inferguard.evidence._model import Evidence, EvidenceSource, Problem, read_s
 
 MAX_SPAN_NAMES = 1000
 MAX_PROBLEMS = 100
+# Span attributes holding prompt token ids (user content): counted, never kept or copied.
+TOKEN_ID_ATTRIBUTES = frozenset(["lmcache.input_ids"])
 
 
 class SpanSummary(msgspec.Struct, frozen=True):
@@ -98,6 +101,11 @@ class OtelFacts(msgspec.Struct, frozen=True, tag="otel", omit_defaults=True):
     root_spans: dict[str, int] = msgspec.field(default_factory=dict)
     orphan_spans: int = 0
     metric_lines: int = 0
+    # `--enable-token-trace` (LMCache 0.5.7 subscribers/tracing/mp_server.py): spans whose
+    # `lmcache.input_ids` attribute holds prompt token ids. Only how many and how long.
+    token_id_spans: int = 0
+    token_ids_total: int = 0
+    token_ids_max: int = 0
     metric_names: list[str] = msgspec.field(default_factory=list)
     metrics: list[OtlpMetric] = msgspec.field(default_factory=list)
     orphans_by_name: dict[str, int] = msgspec.field(default_factory=dict)
@@ -294,6 +302,7 @@ def read_otel_bytes(data: bytes, source: EvidenceSource) -> Evidence:
     gap_parents: dict[str, tuple[str, float | None]] = {}  # span id -> (name, duration)
     gap_children: list[tuple[str, str, float]] = []  # (parent id, name, condition value)
     metric_lines = span_lines = 0
+    token_spans = token_total = token_max = 0
     for n, doc in docs:
         if not isinstance(doc, dict):
             problems.append(Problem("line is not a JSON object", line=n))
@@ -375,6 +384,12 @@ def read_otel_bytes(data: bytes, source: EvidenceSource) -> Evidence:
                     except RecursionError:
                         problems.append(Problem("span attributes nested too deeply", line=n))
                         attrs = {}
+                    for tok_attr in TOKEN_ID_ATTRIBUTES & attrs.keys():
+                        ids = attrs.pop(tok_attr)
+                        n_ids = len(ids) if isinstance(ids, list) else _stripped_count(ids)
+                        token_spans += 1
+                        token_total += n_ids
+                        token_max = max(token_max, n_ids)
                     for k, v in attrs.items():
                         num = _number(v)
                         if num is not None and k != "session_id":
@@ -421,7 +436,8 @@ def read_otel_bytes(data: bytes, source: EvidenceSource) -> Evidence:
         metric_names=sorted(metric_names),
         metrics=[om for _, om in sorted(metric_data.items())],
         orphans_by_name=dict(sorted(orphan_names.items())),
-        gaps=_span_gaps(gap_parents, gap_children))
+        gaps=_span_gaps(gap_parents, gap_children), token_id_spans=token_spans,
+        token_ids_total=token_total, token_ids_max=token_max)
     readable = bool(span_lines or metric_lines)
     return Evidence(kind="otel", source=source, status=status_from(problems, readable=readable),
                     facts=facts if readable else None, problems=problems)
@@ -468,6 +484,75 @@ def _add_metric(acc: dict[str, tuple[OtlpMetric, bool]], m: dict[str, Any]) -> N
         total += prev[0].total
     acc[name] = (OtlpMetric(name, kind, prometheus_name(name, unit or "", kind, monotonic),
                             unit or "", monotonic, points, nonzero, total), delta)
+
+
+_STRIPPED = re.compile(r"^<(\d+) token ids removed by inferguard>$")
+
+
+def _stripped_count(v: Any) -> int:
+    """How many ids a value replaced by `strip_token_ids` held (so a packet's copy reads
+    the same counts as the original)."""
+    m = _STRIPPED.match(v) if isinstance(v, str) else None
+    return int(m.group(1)) if m else 0
+
+
+def _strip(node: Any) -> int:
+    """Replace every token-id attribute value inside one OTLP JSON document, in place, by a
+    string naming how many ids it held; returns how many attributes were replaced."""
+    n = 0
+    stack = [node]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, dict):
+            if x.get("key") in TOKEN_ID_ATTRIBUTES and "value" in x:
+                v = _value(x["value"])
+                count = len(v) if isinstance(v, list) else 0
+                x["value"] = {"stringValue": f"<{count} token ids removed by inferguard>"}
+                n += 1
+                continue
+            for k in TOKEN_ID_ATTRIBUTES & x.keys():  # a plain {"lmcache.input_ids": [...]}
+                x[k] = "<token ids removed by inferguard>"
+                n += 1
+            stack.extend(x.values())
+        elif isinstance(x, list):
+            stack.extend(x)
+    return n
+
+
+def strip_token_ids(data: bytes) -> tuple[bytes, int]:
+    """An OTLP JSON / JSONL export with the values of token-id attributes (`lmcache.input_ids`
+    of `mp.request.trace` spans) replaced, for the packet's copy: the prompt's token ids are
+    user content and never leave the reader. Every other byte of a line without them is kept;
+    a line that holds them but is not JSON is dropped whole (with the export parsed as one
+    document first). Returns (bytes, attributes or lines removed)."""
+    if b"input_ids" not in data:
+        return data, 0
+    out: list[bytes] = []
+    removed = 0
+    bad: list[int] = []
+    lines = data.splitlines(keepends=True)
+    for i, line in enumerate(lines):
+        if b"input_ids" not in line:
+            out.append(line)
+            continue
+        try:
+            doc = json.loads(line)
+        except (ValueError, RecursionError):
+            bad.append(i)
+            out.append(b"")
+            continue
+        n = _strip(doc)
+        removed += n
+        end = line[len(line.rstrip(b"\r\n")):]
+        out.append(json.dumps(doc, separators=(",", ":")).encode() + end if n else line)
+    if bad:
+        try:
+            whole = json.loads(data)
+        except (ValueError, RecursionError):
+            return b"".join(out), removed + len(bad)
+        n = _strip(whole)
+        return json.dumps(whole).encode() + b"\n", n
+    return b"".join(out), removed
 
 
 def read_otel(path: str | os.PathLike[str]) -> Evidence:

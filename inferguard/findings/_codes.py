@@ -27,6 +27,12 @@ FINDING_CODES: dict[str, CodeSpec] = {
         "warning", "the engine runs without any LMCache connector",
         "add --kv-transfer-config with LMCacheMPConnector (and an lmcache server), "
         "--kv-offloading-backend lmcache, or SGLang --enable-lmcache, then collect again"),
+    "lmcache_mp_first_chunk_never_stored": CodeSpec(
+        "error", "lmcache-driven stores skip each prompt's first chunk, so its prefix "
+        "lookups always miss",
+        "start lmcache server with --null-block-id -1 (its default 0 makes engine block 0 "
+        "absent KV; 0.5.7's `lmcache bench server` sequential allocation puts chunk 0 there), "
+        "or have the driver never allocate the null block"),
     "lmcache_mode_mismatch": CodeSpec(
         "error", "the evidence shows a different LMCache mode than expected",
         "check the connector in the vLLM/SGLang launch and which server the metrics came from"),

@@ -140,6 +140,25 @@ def event_bus(r: CompatReport) -> Iterator[Finding]:
                       ["lmcache_mp_event_bus_dropped_events_total"])
 
 
+@rule(emits=("lmcache_mp_first_chunk_never_stored",))
+def first_chunk_never_stored(r: CompatReport) -> Iterator[Finding]:
+    """A storage trace where prefix lookups were followed by a reserve_write of every key but
+    the first, the first key never written and never read back (LMCache 0.5.7
+    lmcache_driven_transfer.py::all_null_chunk_masks with --null-block-id 0)."""
+    for t in r.facts.traces:
+        g = t.first_chunk_gaps
+        if g is None or not g.gap_lookups or g.gap_lookups_read:
+            continue
+        flag = ", ".join(sorted(set(r.facts.null_block_ids)))
+        yield finding("lmcache_mp_first_chunk_never_stored",
+                      f"{t.source}: {g.gap_lookups} of {g.lookups} prefix lookups were stored "
+                      "without their first chunk (reserve_write with one key fewer than the "
+                      "lookup) and none was read back, first at offset "
+                      f"{g.first_offset}"
+                      + (f"; lmcache server --null-block-id: {flag}" if flag else ""),
+                      SUPPORTED, [t.source])
+
+
 @rule(emits=("lmcache_mp_server_unhealthy",))
 def health(r: CompatReport) -> Iterator[Finding]:
     h = r.facts.http

@@ -25,6 +25,17 @@ Conditions (`applies`):
   event           appears only when its event happens (an eviction, a failure, a timeout)
   legacy          older LMCache versions only
   never           documented upstream but never registered by any release
+  kv_cache_metrics  vLLM runs with --kv-cache-metrics (ObservabilityConfig.kv_cache_metrics)
+  nans_in_logits  vLLM runs with VLLM_COMPUTE_NANS_IN_LOGITS set
+  watermark       vLLM runs with a watermark_config
+  lora            vLLM runs with LoRA (--enable-lora)
+  external_mp_connector  vLLM runs LMCache's own LMCacheMPConnector, not its builtin fallback
+
+Versions (`versions`, a spec such as `lmcache>=0.5.7`): the family is registered only by the
+versions the spec names (`judge/_versions.py`); when the packet states a version outside it,
+the family is `not_applicable` with that reason, and the report lists the versions seen and
+the version-keyed rows they selected. No stated version: the newest known rules (the family is
+expected). `CAVEATS` are version-keyed counting caveats attached to the figures they affect.
 """
 
 from __future__ import annotations
@@ -41,7 +52,7 @@ Surface = Literal["lmcache_mp", "lmcache", "lmcache_blend", "vllm", "sglang", "s
                   "lmcache_controller"]
 
 
-HitScope = Literal["", "lmcache", "connector", "engine_local"]
+HitScope = Literal["", "lmcache", "connector", "engine_local", "request"]
 
 
 class FamilySpec(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -61,6 +72,18 @@ class FamilySpec(msgspec.Struct, frozen=True, omit_defaults=True):
     hit_scope: HitScope = ""
     dead: str = ""
     role: str = ""
+    versions: str = ""
+
+
+class Caveat(msgspec.Struct, frozen=True):
+    """A version-specific counting caveat: for the versions `holds_for` names, the figures
+    (family names) miscount in the way `text` says; `source` is where upstream shows it."""
+
+    id: str
+    holds_for: str
+    figures: tuple[str, ...]
+    text: str
+    source: str
 
 
 class GroupSpec(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -103,8 +126,13 @@ GROUPS: tuple[GroupSpec, ...] = (
     GroupSpec("vllm_prefix_cache", "vLLM prefix cache and external (connector) hits", "vllm",
               ("mp", "embedded_vllm")),
     GroupSpec("vllm_scheduler", "vLLM scheduler and latency", "vllm"),
-    GroupSpec("vllm_lmcache_mp", "vLLM-side MP connector (lmcache 0.5.6)", "vllm"),
-    GroupSpec("sglang_cache", "SGLang cache and scheduler", "sglang", ("embedded_sglang",)),
+    GroupSpec("vllm_requests", "vLLM per-request histograms and counters", "vllm"),
+    GroupSpec("vllm_kv_residency", "vLLM KV block residency (--kv-cache-metrics, sampled)",
+              "vllm", note="blocks vLLM kept and reused itself: local reuse, not LMCache"),
+    GroupSpec("vllm_lmcache_mp", "vLLM-side MP connector (LMCache's LMCacheMPConnector)",
+              "vllm", note="the lookup histogram comes from LMCache's own connector only; "
+                           "vLLM's builtin fallback registers none"),
+    GroupSpec("sglang_cache", "SGLang cache and scheduler", "sglang", ("mp", "embedded_sglang")),
     GroupSpec("sglang_hicache", "SGLang HiCache / storage (not LMCache proof)", "sglang_hicache"),
 )
 
@@ -183,6 +211,17 @@ FAMILIES: tuple[FamilySpec, ...] = tuple([
     *_f("mp_lookup_tokens", "counter",
         f"{_MP}lookup_hit_l1_tokens_total {_MP}lookup_hit_l2_tokens_total "
         f"{_MP}lookup_hit_l1_keys_total {_MP}lookup_hit_l2_keys_total", applies=("non_blend",)),
+    # 0.5.7 (subscribers/metrics/lookup.py, meter lmcache.lookup): the whole prompt (sub-chunk
+    # tail included) and the prefix served by the engine's prefix cache or LMCache.
+    FamilySpec(f"{_MP}lookup_prompt_tokens_total", "mp_lookup_tokens", "counter",
+               ("lmcache_mp.lookup_prompt",), applies=("non_blend",), versions="lmcache>=0.5.7",
+               note="0.5.7: every prompt token a lookup saw, the sub-chunk tail included"),
+    FamilySpec(f"{_MP}lookup_request_hit_tokens_total", "mp_lookup_tokens", "counter",
+               ("lmcache_mp.lookup_request_hit",), applies=("non_blend",),
+               versions="lmcache>=0.5.7", hits_of=f"{_MP}lookup_prompt_tokens_total",
+               hit_scope="request",
+               note="0.5.7: prefix served by the engine's prefix cache or LMCache (request-level "
+                    "hit rate over the whole prompt; not LMCache-only)"),
     FamilySpec(f"{_MP}lookup_early_exit_requests_total", "mp_lookup_tokens", "counter",
                applies=("event",), note="reason: no_gpu_context, empty_chunk_hashes, ..."),
     # L0 lifecycle (GPU, sampled)
@@ -383,16 +422,65 @@ FAMILIES: tuple[FamilySpec, ...] = tuple([
                note="present with any KV connector (0.32 CPU runs: LMCacheConnectorV1 and "
                     "LMCacheMPConnector alike), so no PD evidence by itself"),
     FamilySpec("vllm:time_to_first_token_seconds", "vllm_scheduler", "histogram", lazy=False),
+    # vLLM 0.33.0 vllm/v1/metrics/loggers.py (PrometheusStatLogger.__init__): the rest of the
+    # families it registers, with the configuration each needs.
+    *_f("vllm_scheduler", "gauge", "vllm:num_requests_waiting_by_reason vllm:engine_sleep_state",
+        lazy=False),
+    FamilySpec("vllm:corrupted_requests", "vllm_scheduler", "counter", lazy=False,
+               applies=("nans_in_logits",),
+               note="requests with NaNs in logits; registered only with "
+                    "VLLM_COMPUTE_NANS_IN_LOGITS"),
+    FamilySpec("vllm:watermark_requests", "vllm_scheduler", "counter", lazy=False,
+               applies=("watermark",), note="only with a watermark_config"),
+    FamilySpec("vllm:lora_requests_info", "vllm_scheduler", "gauge", lazy=False,
+               applies=("lora",)),
+    *_f("vllm_scheduler", "counter", "vllm:mm_cache_queries vllm:mm_cache_hits "
+        "vllm:admission_rejections", lazy=False),
+    FamilySpec("vllm:prompt_tokens_by_source", "vllm_prefix_cache", "counter", lazy=False,
+               note="label source: local_compute / local_cache_hit / external_kv_transfer",
+               role="prompt_by_source"),
+    FamilySpec("vllm:prompt_tokens_cached_by_source", "vllm_prefix_cache", "counter",
+               lazy=False, role="cached_by_source",
+               note="label source: device / host / disk / p2p / external_unspecified; sums to "
+                    "prefix_cache_hits + external_prefix_cache_hits"),
+    FamilySpec("vllm:request_success", "vllm_requests", "counter", lazy=False),
+    *_f("vllm_requests", "histogram",
+        "vllm:request_prompt_tokens vllm:request_generation_tokens vllm:iteration_tokens_total "
+        "vllm:request_max_num_generation_tokens vllm:request_params_n "
+        "vllm:request_params_max_tokens vllm:inter_token_latency_seconds "
+        "vllm:request_time_per_output_token_seconds vllm:e2e_request_latency_seconds "
+        "vllm:request_queue_time_seconds vllm:request_inference_time_seconds "
+        "vllm:request_prefill_time_seconds vllm:request_decode_time_seconds "
+        "vllm:request_num_preemptions vllm:request_prefill_kv_computed_tokens", lazy=False),
+    FamilySpec("vllm:kv_block_lifetime_seconds", "vllm_kv_residency", "histogram", lazy=False,
+               sampled=True, applies=("kv_cache_metrics",),
+               note="allocation to eviction of vLLM's own KV blocks (--kv-cache-metrics-sample)"),
+    FamilySpec("vllm:kv_block_idle_before_evict_seconds", "vllm_kv_residency", "histogram",
+               lazy=False, sampled=True, applies=("kv_cache_metrics",), role="local_evict",
+               note="idle time before vLLM evicted a block: what it could no longer keep"),
+    FamilySpec("vllm:kv_block_reuse_gap_seconds", "vllm_kv_residency", "histogram",
+               lazy=False, sampled=True, applies=("kv_cache_metrics",), role="local_reuse",
+               note="gaps between accesses of blocks vLLM kept: reuse served locally, not by "
+                    "LMCache"),
     FamilySpec("vllm:lmcache_mp_lookup_duration_seconds", "vllm_lmcache_mp", "histogram",
-               note="lmcache 0.5.6 only"),
+               applies=("external_mp_connector",),
+               note="LMCache's LMCacheMPConnector.build_prom_metrics (lmcache_mp_metrics.py, "
+                    "0.5.6 and 0.5.7); vLLM's builtin fallback returns None"),
     *_f("vllm_lmcache_mp", "counter",
-        "vllm:lmcache_mp_kv_events_generated_total vllm:lmcache_mp_kv_events_drained_total",
-        note="worker processes: needs a shared PROMETHEUS_MULTIPROC_DIR"),
+        "vllm:lmcache_mp_kv_events_generated_total vllm:lmcache_mp_kv_events_drained_total "
+        "vllm:lmcache_mp_kv_event_batches_total vllm:lmcache_mp_kv_event_resyncs_total",
+        note="LMCache's vllm_multi_process_adapter.py (module-level prometheus_client); worker "
+             "processes: needs a shared PROMETHEUS_MULTIPROC_DIR"),
+    FamilySpec("vllm:lmcache_mp_kv_events_buffered", "vllm_lmcache_mp", "gauge",
+               note="LMCache's vllm_multi_process_adapter.py; needs PROMETHEUS_MULTIPROC_DIR"),
     # SGLang
     FamilySpec("sglang:cache_hit_rate", "sglang_cache", "gauge", lazy=False, core=True),
     *_f("sglang_cache", "gauge", "sglang:num_running_reqs sglang:num_queue_reqs sglang:token_usage",
         lazy=False),
-    FamilySpec("sglang:cached_tokens_total", "sglang_cache", "counter", lazy=False),
+    FamilySpec("sglang:cached_tokens_total", "sglang_cache", "counter", lazy=False,
+               note="0.5.23: label cache_source device / host / storage"),
+    *_f("sglang_cache", "counter", "sglang:prompt_tokens_total sglang:evicted_tokens_total",
+        lazy=False),
     *_f("sglang_hicache", "gauge", "sglang:hicache_host_used_tokens "
         "sglang:hicache_host_total_tokens", lazy=False),
     *_f("sglang_hicache", "counter", "sglang:load_back_tokens_total "
@@ -401,6 +489,26 @@ FAMILIES: tuple[FamilySpec, ...] = tuple([
 ])
 
 GROUP_BY_ID = {g.id: g for g in GROUPS}
+
+# Version-specific counting caveats (data): attached to the figures they affect for the
+# versions they hold for.
+CAVEATS: tuple[Caveat, ...] = (
+    Caveat("vllm_prompt_logprobs_external_miss", "vllm>=0.33.0",
+           ("vllm:external_prefix_cache_queries", "vllm:external_prefix_cache_hits"),
+           "with a KV connector, a request that skips reading the prefix cache (prompt_logprobs, "
+           "token_embed / token_classify / plugin pooling) is counted as a full external "
+           "prefix-cache miss: queries grow by its prompt, hits by nothing, so the external hit "
+           "rate reads low for such traffic",
+           "vllm#57596 (open; fix vllm#57597); vLLM 0.33.0 vllm/v1/core/sched/scheduler.py "
+           "Scheduler.schedule zeroes ext_tokens for skip_reading_prefix_cache and still "
+           "records request.num_tokens - num_new_local_computed_tokens as queries"),
+    Caveat("lmcache_lookup_prompt_tail", "lmcache>=0.5.7",
+           ("lmcache_mp_lookup_prompt_tokens_total",),
+           "counts the whole prompt, the sub-chunk tail included, so it exceeds "
+           "lmcache_mp_lookup_requested_tokens_total (chunk-aligned); divide hit tokens by the "
+           "counter of the same definition",
+           "LMCache 0.5.7 mp_observability/subscribers/metrics/lookup.py"),
+)
 
 # Observable gauges whose callback reports no data point once their owner has closed, and the
 # upstream call that deregisters the owner (lmcache 0.5.6: `L1Manager.close()` pops it from
@@ -444,6 +552,8 @@ def _check() -> None:
     unknown = {f.group for f in FAMILIES} - set(GROUP_BY_ID)
     assert not unknown, f"families in unknown groups: {unknown}"
     assert set(OTLP_SHUTDOWN_GONE) <= set(names), set(OTLP_SHUTDOWN_GONE) - set(names)
+    bad = {n for c in CAVEATS for n in c.figures} - set(names)
+    assert not bad, f"caveats on unknown families: {bad}"
 
 
 _check()

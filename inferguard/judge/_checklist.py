@@ -14,12 +14,16 @@ from inferguard.evidence._logs import AMOUNT_HINTS, LogFacts
 from inferguard.evidence._model import source_label
 from inferguard.judge._facts import readable
 from inferguard.judge._index import MetricsIndex
+from inferguard.judge._mode import ModeDetection
 from inferguard.judge._report import (
     ChecklistItem,
 )
 
 
-def checklist(packet: Packet, mode: str, m: MetricsIndex) -> list[ChecklistItem]:
+def checklist(packet: Packet, mode: str, m: MetricsIndex,
+              detected: ModeDetection | None = None) -> list[ChecklistItem]:
+    """The items for `mode`; for MP, shaped by the engine (vLLM or SGLang's `sglang:*`
+    surface) and the deployment (`local`: no standalone server to check)."""
     kinds = {e.kind: e for e in reversed(packet.evidence) if e.status in ("ok", "partial")}
     http = [e.facts for e in readable(packet, "http") if isinstance(e.facts, HttpFacts)]
     launch = [lf for e in readable(packet, "launch_config") if isinstance(e.facts, LaunchFacts)
@@ -48,22 +52,40 @@ def checklist(packet: Packet, mode: str, m: MetricsIndex) -> list[ChecklistItem]
     seeds = {lf_env for e in readable(packet, "launch_config") if isinstance(e.facts, LaunchFacts)
              for lf_env in [e.facts.env.get("PYTHONHASHSEED")] if lf_env is not None}
     if mode == "mp":
-        return [
+        sglang = detected is not None and detected.engine == "sglang"
+        local = detected is not None and detected.deployment == "local"
+        name = "SGLang" if sglang else "vLLM"
+        connector = (
+            item("mp_connector", "SGLang --enable-lmcache (UnifiedLMCacheMPConnector) with "
+                 "mp_host/mp_port in --lmcache-config-file",
+                 [f"launch line {x.line}" for x in launch
+                  if x.program == "sglang" and x.lmcache_enabled]
+                 + [source_label(e) for e in logs if isinstance(e.facts, LogFacts)
+                    and e.facts.count("sglang_mp_connector")])
+            if sglang else
+            item("mp_connector", "vLLM connector config showing LMCacheMPConnector",
+                 [f"launch line {x.line}" for x in launch
+                  if (x.kv_connector or "").startswith("LMCacheMPConnector")
+                  or x.kv_offloading_backend in ("lmcache", "lmcache_mp")]
+                 + log_has("mp_connector")))
+        server = [] if local else [
             item("lmcache_server_launch", "lmcache server command and config",
                  [f"launch line {x.line}" for x in launch if x.program == "lmcache_server"]
                  + log_has("mp_server")),
-            item("mp_connector", "vLLM connector config showing LMCacheMPConnector",
-                 [f"launch line {x.line}" for x in launch
-                  if (x.kv_connector or "").startswith("LMCacheMPConnector")]
-                 + log_has("mp_connector")),
             item("lmcache_healthcheck", "LMCache healthcheck",
                  [f"/healthcheck healthy={h.healthy}" for h in http if h.healthy is True]),
-            item("engine_healthcheck", "vLLM healthcheck",
+            item("lmcache_metrics", "LMCache /metrics", lm),
+            item("lmcache_logs", "LMCache server logs", log_has("mp_server"))]
+        return [
+            *server[:1],
+            connector,
+            *server[1:2],
+            item("engine_healthcheck", f"{name} healthcheck",
                  [f"{source_label(e)}: /health 200" for e in packet.of_kind("engine_http")
                   if isinstance(e.facts, EngineHealthFacts) and e.facts.healthy]),
-            item("lmcache_metrics", "LMCache /metrics", lm),
-            item("engine_metrics", "vLLM /metrics", em),
-            item("lmcache_logs", "LMCache server logs", log_has("mp_server")),
+            *server[2:3],
+            item("engine_metrics", f"{name} /metrics", em),
+            *server[3:],
             item("otel_or_trace", "OTel / trace recording / replay artifacts (optional)",
                  [source_label(kinds[k]) for k in ("otel", "trace", "trace_replay") if k in kinds]),
         ]

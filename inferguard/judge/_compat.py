@@ -10,6 +10,8 @@ the findings (`inferguard.verdict`). It is pure: a function of the packet and it
 
 from __future__ import annotations
 
+import msgspec
+
 from inferguard._packet import Packet, PacketSettings
 from inferguard.evidence._controller import GAUGE_PREFIX as CONTROLLER_PREFIX
 from inferguard.evidence._controller import ControllerFacts
@@ -20,10 +22,12 @@ from inferguard.evidence._metrics import MetricsFacts
 from inferguard.evidence._model import source_label
 from inferguard.evidence._otel import OtelFacts
 from inferguard.judge._catalog import (
+    CAVEATS,
     FAMILIES,
     GROUPS,
     LMCACHE_PREFIXES,
     OTLP_SHUTDOWN_GONE,
+    Caveat,
     FamilySpec,
     GroupSpec,
     known_names,
@@ -31,15 +35,17 @@ from inferguard.judge._catalog import (
 from inferguard.judge._checklist import checklist
 from inferguard.judge._facts import readable, report_facts
 from inferguard.judge._index import MetricsIndex
-from inferguard.judge._mode import detect_mode
+from inferguard.judge._mode import ModeDetection, detect_mode
 from inferguard.judge._observability import mp_observability, sample_rate
-from inferguard.judge._rates import packet_rates
+from inferguard.judge._rates import Rate, packet_rates
 from inferguard.judge._report import (
     CompatReport,
     EvidenceSummary,
     FamilyResult,
     GroupResult,
 )
+from inferguard.judge._versions import holds, spec_product, version_report, with_selected
+from inferguard.prom._names import normalize_name
 
 _LAZY_FAMILIES = frozenset(f.name for f in FAMILIES if f.lazy)
 _EVENT_FAMILIES = frozenset(f.name for f in FAMILIES if "event" in f.applies)
@@ -57,6 +63,29 @@ SURFACES: dict[str, tuple[str, ...]] = {
     "unknown": ("lmcache_mp", "lmcache", "lmcache_blend", "vllm", "sglang", "sglang_hicache",
                 "lmcache_controller"),
 }
+
+
+def _vllm_conditions(launch: list[LaunchFacts], logs: list[LogFacts], m: MetricsIndex,
+                     detected: ModeDetection) -> dict[str, bool]:
+    """vLLM's configuration-gated families (0.33.0 loggers.py): what the launch line, its
+    environment or the family itself shows."""
+    vllm = [x for lf in launch for x in lf.launches if x.program == "vllm"]
+    env = {k: v for lf in launch for k, v in lf.env.items()}
+
+    def seen(cond: str) -> bool:
+        return any(m.get(f) is not None for f in FAMILIES if cond in f.applies)
+
+    return {
+        "kv_cache_metrics": any(x.flags.get("kv-cache-metrics") not in (None, "false", "False")
+                                for x in vllm) or seen("kv_cache_metrics"),
+        # vllm/envs.py reads VLLM_COMPUTE_NANS_IN_LOGITS as "1"/"true" (bool(int(...)) form)
+        "nans_in_logits": env.get("VLLM_COMPUTE_NANS_IN_LOGITS", "").lower() in ("1", "true")
+        or seen("nans_in_logits"),
+        "watermark": seen("watermark"),
+        "lora": any("enable-lora" in x.flags for x in vllm) or seen("lora"),
+        "external_mp_connector": detected.mp_connector != "builtin"
+        or seen("external_mp_connector"),
+    }
 
 
 def _conditions(packet: Packet, m: MetricsIndex, settings: PacketSettings) -> dict[str, bool]:
@@ -178,12 +207,21 @@ def compat(packet: Packet) -> CompatReport:
     effective = expected or detected.mode
     m = MetricsIndex(packet)
     cond = _conditions(packet, m, settings)
+    cond.update(_vllm_conditions(
+        [e.facts for e in readable(packet, "launch_config") if isinstance(e.facts, LaunchFacts)],
+        [e.facts for e in readable(packet, "log") if isinstance(e.facts, LogFacts)], m,
+        detected))
+    vreport = version_report(packet)
+    versions = vreport.versions
+    selected: list[str] = list(detected.rules)
+    vnotes: list[str] = []
+    local_mp = detected.deployment == "local" and effective == "mp"
     if detected.flavor == "blend":  # spans, /status keys or log lines show a blend server
         cond["blend"], cond["non_blend"] = True, False
     surfaces = set(SURFACES.get(effective, SURFACES["unknown"]))
     if effective == "mp" and not cond["blend"]:
         surfaces.discard("lmcache_blend")
-    engine = _engine_kind(m)
+    engine = _engine_kind(m) or detected.engine
     if engine == "vllm" or (engine is None and effective != "embedded_sglang"):
         surfaces.discard("sglang")
         surfaces.discard("sglang_hicache")
@@ -202,8 +240,16 @@ def compat(packet: Packet) -> CompatReport:
         g = groups_by_id[spec.group]
         in_surface = g.surface in surfaces
         required = (spec.core and effective in g.required_for and in_surface
-                    and not _engine_surface_absent(g, m))
+                    and not _engine_surface_absent(g, m)
+                    and not (local_mp and g.surface in _PUSHED_SURFACES))
         hit = m.get(spec)
+        gate = holds(spec.versions, versions) if spec.versions else None
+        if spec.versions and gate is not None:
+            selected.append(f"family:{spec.name}:{spec.versions}"
+                            + ("" if gate else " (not this version)"))
+        elif spec.versions and hit is None and in_surface:
+            vnotes.append(f"no {spec_product(spec.versions)} version in the evidence: "
+                          f"families of {spec.versions} are expected (the newest known rules)")
         unmet = [c for c in spec.applies if not cond.get(c, False)]
         if hit is not None:
             fam, ev = hit
@@ -223,6 +269,14 @@ def compat(packet: Packet) -> CompatReport:
             continue
         if not in_surface:
             status, expl = "not_applicable", f"not part of the {effective} surface"
+        elif gate is False:
+            product = spec_product(spec.versions)
+            status, expl = "not_applicable", (f"registered only by {spec.versions}; this run is "
+                                              f"{product} {versions[product]}")
+        elif local_mp and g.surface in _PUSHED_SURFACES:
+            status, expl = "not_applicable", (
+                "lmcache.mp.deployment=local: LMCache runs as shards inside the vLLM workers, "
+                "with no standalone lmcache server whose /metrics would carry this family")
         elif "never" in spec.applies:
             status, expl = "not_applicable", spec.note
         elif unmet and unmet != ["event"]:
@@ -246,13 +300,20 @@ def compat(packet: Packet) -> CompatReport:
     missing_req = [r.name for r in results if r.required and r.status == "missing"
                    and not (idle and r.name in _LAZY_FAMILIES) and r.name not in excused]
     zero_req = [] if idle else [r.name for r in results if r.required and r.status == "zero"]
-    items = checklist(packet, effective, m)
+    items = checklist(packet, effective, m, detected)
     # Mode unknown: there is no mode whose evidence a checklist could cover.
     coverage = (round(sum(c.present for c in items) / len(items), 3)
                 if items and effective != "unknown" else None)
     mp_obs = mp_observability(packet, m, settings, sampling) if (
         effective == "mp" or m.sources["lmcache_metrics"]) else None
     facts = report_facts(packet)
+    caveats = []
+    for c in CAVEATS:
+        ok = holds(c.holds_for, versions)
+        present = [r for r in results if r.name in c.figures and r.status in ("populated", "zero")]
+        if present and ok is not False:
+            caveats.append(c)
+            selected.append(f"caveat:{c.id}:{c.holds_for}" + ("" if ok else " (no version seen)"))
     return CompatReport(
         detected=detected, expected_mode=expected, effective_mode=effective,
         # The detected mode only: a weaker candidate never makes a declared mode match.
@@ -262,7 +323,19 @@ def compat(packet: Packet) -> CompatReport:
         zero_required=zero_req, checklist=items, coverage=coverage,
         evidence=[EvidenceSummary(e.kind, source_label(e), e.status, len(e.problems))
                   for e in packet.evidence],
-        lmcache_mp_observability=mp_obs, facts=facts, rates=packet_rates(packet))
+        lmcache_mp_observability=mp_obs, facts=facts,
+        rates=[_with_caveats(rt, caveats) for rt in packet_rates(packet)],
+        versions=with_selected(vreport, selected, vnotes), caveats=caveats)
+
+
+def _with_caveats(rate: Rate, caveats: list[Caveat]) -> Rate:
+    """A rate with the counting caveats of the families it divides, in its note."""
+    fams = {normalize_name(rate.numerator_family), normalize_name(rate.denominator_family)}
+    held = [c for c in caveats if fams & {normalize_name(f) for f in c.figures}]
+    if not held:
+        return rate
+    text = "; ".join(f"caveat {c.id}: {c.text} ({c.source.split(';')[0]})" for c in held)
+    return msgspec.structs.replace(rate, note=f"{rate.note}; {text}" if rate.note else text)
 
 
 def _engine_kind(m: MetricsIndex) -> str | None:
@@ -287,7 +360,14 @@ def _unmet_text(unmet: list[str]) -> str:
              "blend": "CacheBlend server only (--engine-type blend)",
              "non_blend": "a CacheBlend server: CB lookups do not feed lmcache_mp_lookup_*",
              "p2p": "P2P not enabled", "p2p_serving": "recorded only by a P2P serving peer",
-             "legacy": "older LMCache versions only"}
+             "legacy": "older LMCache versions only",
+             "kv_cache_metrics": "vLLM registers it only with --kv-cache-metrics",
+             "nans_in_logits": "vLLM registers it only with VLLM_COMPUTE_NANS_IN_LOGITS",
+             "watermark": "vLLM registers it only with a watermark_config",
+             "lora": "vLLM registers it only with LoRA enabled",
+             "external_mp_connector": "builtin fallback in use: vLLM's "
+                                      "LMCacheMPConnectorUpstream.build_prom_metrics() returns "
+                                      "None (only LMCache's own connector registers it)"}
     return "; ".join(words.get(u, u) for u in unmet if u != "event")
 
 

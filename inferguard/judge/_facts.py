@@ -21,7 +21,7 @@ from inferguard.evidence._metrics import FamilyStats, MetricsFacts
 from inferguard.evidence._model import Evidence, source_label
 from inferguard.evidence._otel import OtelFacts
 from inferguard.evidence._replay import ReplayFacts
-from inferguard.evidence._trace import TraceFacts
+from inferguard.evidence._trace import FirstChunkGaps, TraceFacts
 from inferguard.judge._blend import BlendDigest, blend_digest
 from inferguard.judge._controller import ControllerDigest, controller_digest
 from inferguard.prom._names import normalize_name
@@ -60,6 +60,7 @@ class TraceDigest(msgspec.Struct, frozen=True, omit_defaults=True):
     ops: dict[str, int] = msgspec.field(default_factory=dict)
     first_problem_offset: int | None = None
     analytics: list[TraceAnalyticsFinding] = msgspec.field(default_factory=list)
+    first_chunk_gaps: FirstChunkGaps | None = None
 
 
 class OtelDigest(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -155,6 +156,21 @@ class MalformedEvidence(msgspec.Struct, frozen=True):
     problem: str
 
 
+class TokenSources(msgspec.Struct, frozen=True, omit_defaults=True):
+    """Where vLLM's prompt tokens came from (vLLM 0.33.0 loggers.py
+    `vllm:prompt_tokens_by_source`, label `source`): computed, served by vLLM's own prefix
+    cache (kept locally), or loaded through the KV connector (LMCache); and the residency
+    histograms' observation counts when `--kv-cache-metrics` registered them. Local hits are
+    never LMCache's."""
+
+    local_compute: float | None = None
+    local_cache_hit: float | None = None
+    external_kv_transfer: float | None = None
+    cached_by_source: dict[str, float] = msgspec.field(default_factory=dict)
+    kv_block_reuse_observations: float | None = None
+    kv_block_evict_observations: float | None = None
+
+
 class ReportFacts(msgspec.Struct, frozen=True, omit_defaults=True):
     """Everything the rules read besides family results, one typed field per evidence kind."""
 
@@ -167,9 +183,13 @@ class ReportFacts(msgspec.Struct, frozen=True, omit_defaults=True):
     replay: list[ReplayDigest] = msgspec.field(default_factory=list)
     lookup_hashes: list[LookupHashDigest] = msgspec.field(default_factory=list)
     launch_env: dict[str, list[str]] = msgspec.field(default_factory=dict)
+    # The MP server's null block id: `lmcache server --null-block-id` per launch line and
+    # /config mp.null_block_id per HTTP capture ("launch 0", "/config 0").
+    null_block_ids: list[str] = msgspec.field(default_factory=list)
     blend: BlendDigest | None = None
     controller: list[ControllerDigest] = msgspec.field(default_factory=list)
     vllm_lmcache: VllmLmcacheDigest | None = None
+    token_sources: TokenSources | None = None
     malformed_evidence: list[MalformedEvidence] = msgspec.field(default_factory=list)
     no_lmcache_configured: list[str] = msgspec.field(default_factory=list)
     engine_health: list[EngineHealth] = msgspec.field(default_factory=list)
@@ -222,7 +242,8 @@ def report_facts(packet: Packet) -> ReportFacts:
             ops={_op_name(o.qualname): o.count for o in summary.ops} if summary else {},
             first_problem_offset=e.problems[0].offset if e.problems else None,
             analytics=[TraceAnalyticsFinding(f.code, f.evidence, f.detail, f.offsets[:5])
-                       for f in tf.analytics] if tf is not None else []))
+                       for f in tf.analytics] if tf is not None else [],
+            first_chunk_gaps=tf.first_chunk_gaps if tf is not None else None))
     spans = [e.facts for e in readable(packet, "otel") if isinstance(e.facts, OtelFacts)]
     otel = OtelDigest(sum(s.span_count for s in spans),
                       sorted({x.name for s in spans for x in s.spans}),
@@ -238,6 +259,10 @@ def report_facts(packet: Packet) -> ReportFacts:
                for e in readable(packet, "lookup_hash")
                if isinstance(lf := e.facts, LookupHashFacts)]
     launch_env: dict[str, list[str]] = {}
+    null_ids = [f"launch {x.flags.get('null-block-id', 'default (0)')}" for e in readable(
+        packet, "launch_config") if isinstance(e.facts, LaunchFacts) for x in e.facts.launches
+        if x.program == "lmcache_server"] + [
+        f"/config {h.null_block_id}" for h in http if h.null_block_id is not None]
     for e in readable(packet, "launch_config"):
         assert isinstance(e.facts, LaunchFacts)
         for k, v in e.facts.env.items():
@@ -246,8 +271,9 @@ def report_facts(packet: Packet) -> ReportFacts:
         log_hints=hints, log_values={k: sorted(set(v)) for k, v in values.items()},
         log_positive=positive,
         http=http_digest, traces=traces, otel=otel, replay=replays, lookup_hashes=lookups,
-        launch_env=launch_env, blend=blend_digest(packet), controller=controller_digest(packet),
-        vllm_lmcache=vllm_lmcache_digest(packet),
+        launch_env=launch_env, null_block_ids=null_ids, blend=blend_digest(packet),
+        controller=controller_digest(packet),
+        vllm_lmcache=vllm_lmcache_digest(packet), token_sources=token_sources(packet),
         malformed_evidence=[MalformedEvidence(e.kind, source_label(e),
                                               e.problems[0].message if e.problems else "")
                             for e in packet.evidence if e.status == "malformed"],
@@ -345,6 +371,32 @@ def _fam_any(facts: list[MetricsFacts], *names: str) -> FamilyStats | None:
 
 def _label(fam: FamilyStats | None, label: str) -> list[str]:
     return list(fam.labels[label].values) if fam is not None and label in fam.labels else []
+
+
+def token_sources(packet: Packet) -> TokenSources | None:
+    """`TokenSources` from the engine scrapes (summed over scrapes' last values per family:
+    the first scrape that carries a family gives it); None when no scrape has them."""
+    fams = {fam.name.removesuffix("_total"): fam for e in readable(packet, "engine_metrics")
+            if isinstance(e.facts, MetricsFacts) for fam in e.facts.families}
+    by = fams.get("vllm:prompt_tokens_by_source")
+    cached = fams.get("vllm:prompt_tokens_cached_by_source")
+    reuse = fams.get("vllm:kv_block_reuse_gap_seconds")
+    evict = fams.get("vllm:kv_block_idle_before_evict_seconds")
+    if by is None and cached is None and reuse is None and evict is None:
+        return None
+    src = by.label_totals.get("source", {}) if by is not None else {}
+    return TokenSources(
+        local_compute=src.get("local_compute"), local_cache_hit=src.get("local_cache_hit"),
+        external_kv_transfer=src.get("external_kv_transfer"),
+        cached_by_source=dict(sorted(cached.label_totals.get("source", {}).items()))
+        if cached is not None else {},
+        kv_block_reuse_observations=_observations(reuse),
+        kv_block_evict_observations=_observations(evict))
+
+
+def _observations(fam: FamilyStats | None) -> float | None:
+    """A histogram family's observation count (its `_count` samples), None when absent."""
+    return None if fam is None else fam.total
 
 
 def vllm_lmcache_digest(packet: Packet) -> VllmLmcacheDigest | None:

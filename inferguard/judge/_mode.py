@@ -20,7 +20,7 @@ from inferguard._packet import Packet
 from inferguard.evidence._controller import GAUGE_PREFIX as CONTROLLER_PREFIX
 from inferguard.evidence._controller import ControllerFacts
 from inferguard.evidence._http import HttpFacts
-from inferguard.evidence._launch import LaunchFacts
+from inferguard.evidence._launch import Launch, LaunchFacts
 from inferguard.evidence._logs import LogFacts
 from inferguard.evidence._metrics import MetricsFacts
 from inferguard.evidence._model import Evidence, source_label
@@ -29,6 +29,7 @@ from inferguard.evidence._trace import TraceFacts
 from inferguard.judge._blend import FLAVOR as BLEND_FLAVOR
 from inferguard.judge._blend import blend_signals
 from inferguard.judge._catalog import FAMILIES
+from inferguard.judge._versions import NEWEST_READ, holds, version_report
 from inferguard.prom._names import normalize_name
 
 MODE_SCHEMA = "inferguard.mode_detection/1"
@@ -37,6 +38,7 @@ MODE_SCHEMA = "inferguard.mode_detection/1"
 OFFLOAD = "?offload"      # vLLM --kv-offloading-backend lmcache: MP or in-process connector
 EMBEDDED = "?embedded"    # lmcache:* in a scrape: in-process in vLLM/SGLang, or a standalone
                           # LMCacheEngine worker (lmcache.v1.standalone) when no engine shows
+SGLANG = "?sglang"        # sglang --enable-lmcache: MP (0.5.23) or the old in-process adapter
 _CONNECTOR_HITS = tuple(f for f in FAMILIES if f.hit_scope == "connector")
 THRESHOLD = 0.3
 
@@ -66,7 +68,12 @@ class ModeCandidate(msgspec.Struct, frozen=True):
 
 
 class ModeDetection(msgspec.Struct, frozen=True):
-    """The chosen mode; `flavor` refines it (`blend`: an MP server with --engine-type blend)."""
+    """The chosen mode; `flavor` refines it (`blend`: an MP server with --engine-type blend).
+
+    `engine` is the engine the packet shows (vllm / sglang); for MP, `deployment` is
+    `external` (a standalone `lmcache server`) or `local` (vLLM main's in-worker shards,
+    `lmcache.mp.deployment: local`), and `mp_connector` which LMCacheMPConnector vLLM
+    resolved (`external`: LMCache's own; `builtin`: vLLM's fallback), when the evidence says."""
 
     mode: str
     confidence: float
@@ -75,6 +82,57 @@ class ModeDetection(msgspec.Struct, frozen=True):
     notes: list[str]
     flavor: str | None = None
     schema: str = MODE_SCHEMA
+    engine: str | None = None
+    deployment: str | None = None
+    mp_connector: str | None = None
+    rules: list[str] = msgspec.field(default_factory=list)  # version-keyed rows selected
+
+
+class OffloadRule(msgspec.Struct, frozen=True):
+    """What `--kv-offloading-backend BACKEND` (with `--kv-offloading-size`) makes vLLM create,
+    for the vLLM versions `holds_for` names; `source` is where upstream says so."""
+
+    backend: str
+    holds_for: str
+    connector: str
+    mode: str
+    deployment: str | None
+    source: str
+
+
+# vLLM's offload shortcut, by version (data, not branches). The flag does nothing without
+# --kv-offloading-size (`VllmConfig._post_init_kv_transfer_config` returns first).
+OFFLOAD_RULES: tuple[OffloadRule, ...] = (
+    OffloadRule("lmcache", "vllm<0.32", "LMCacheConnectorV1", "embedded_vllm", None,
+                "before vllm#42865 the shortcut set LMCacheConnectorV1 (versions not read)"),
+    OffloadRule("lmcache", "vllm>=0.32,<=0.33.0", "LMCacheMPConnector", "mp", "external",
+                "vLLM 0.33.0 vllm/config/vllm.py::VllmConfig._post_init_kv_transfer_config "
+                "(vllm#42865; the 0.32.0 live run did the same)"),
+    OffloadRule("lmcache", "vllm>0.33.0", "LMCacheConnectorV1", "embedded_vllm", None,
+                "vLLM main after 0.33 (not a release): `lmcache` is LMCacheConnectorV1 again"),
+    OffloadRule("lmcache_mp", "vllm>0.33.0", "LMCacheMPConnector", "mp", "local",
+                "vLLM main after 0.33 (not a release): lmcache.mp.deployment=local, "
+                "LMCacheMPLocalConnector (lmcache_mp_utils.py::get_lmcache_mp_deployment)"),
+)
+
+
+class SglangRule(msgspec.Struct, frozen=True):
+    """What `sglang --enable-lmcache` builds, for the SGLang versions `holds_for` names."""
+
+    holds_for: str
+    mode: str
+    source: str
+
+
+SGLANG_RULES: tuple[SglangRule, ...] = (
+    SglangRule("sglang<0.5.23", "embedded_sglang",
+               "older SGLang: LMCRadixCache with the in-process LMCacheLayerwiseConnector "
+               "(versions before 0.5.23 not read)"),
+    SglangRule("sglang>=0.5.23", "mp",
+               "SGLang 0.5.23 sglang/srt/mem_cache/registry.py builds LMCacheUnifiedRadixCache "
+               "with lmcache.integration.sglang.unified_lmcache_mp_connector."
+               "UnifiedLMCacheMPConnector against a standalone `lmcache server`"),
+)
 
 
 @dataclass
@@ -184,7 +242,10 @@ def _log_signals(ev: Evidence, f: LogFacts
             yield "mp", 0.4, ev, f"log: {h.meaning} ({h.count}x)", h.first_line
             continue
         if h.category == "offload_flag":
-            yield OFFLOAD, 0.2, ev, f"log: {h.meaning}", h.first_line
+            yield f"{OFFLOAD}:lmcache", 0.2, ev, f"log: {h.meaning}", h.first_line
+            continue
+        if h.id == "sglang_enable_lmcache":
+            yield SGLANG, 0.4, ev, f"log: {h.meaning} ({h.count}x)", h.first_line
             continue
         if h.id in ("embedded_lookup", "embedded_retrieved", "embedded_stored"):
             yield "embedded_vllm", 0.2, ev, f"log: {h.meaning} ({h.count}x)", h.first_line
@@ -210,15 +271,19 @@ def _launch_signals(ev: Evidence, f: LaunchFacts
                 yield "embedded_vllm", 0.5, ev, f"launch: vLLM kv_connector={conn}", launch.line
             if launch.kv_role in ("kv_producer", "kv_consumer"):
                 yield "pd", 0.4, ev, f"launch: vLLM kv_role={launch.kv_role}", launch.line
-            if launch.kv_offloading_backend == "lmcache":
-                yield OFFLOAD, 0.2, ev, "launch: --kv-offloading-backend lmcache", launch.line
+            backend = launch.kv_offloading_backend
+            # vLLM ignores the backend without a size (see OFFLOAD_RULES).
+            if backend in ("lmcache", "lmcache_mp") and launch.flags.get(
+                    "kv-offloading-size") not in (None, True):
+                yield (f"{OFFLOAD}:{backend}", 0.5, ev,
+                       f"launch: --kv-offloading-backend {backend}", launch.line)
             extra = (launch.flags.get("kv-transfer-config") or {})
             cfg = extra.get("kv_connector_extra_config") if isinstance(extra, dict) else None
             if isinstance(cfg, dict) and cfg.get("enable_p2p") in (True, "true", "True"):
                 yield "p2p", 0.3, ev, "launch: enable_p2p in kv_connector_extra_config", \
                     launch.line
         elif launch.program == "sglang" and launch.lmcache_enabled:
-            yield "embedded_sglang", 0.5, ev, "launch: sglang --enable-lmcache", launch.line
+            yield SGLANG, 0.5, ev, "launch: sglang --enable-lmcache", launch.line
 
 
 def _level(kinds: set[str]) -> str:
@@ -234,11 +299,13 @@ def detect_mode(packet: Packet) -> ModeDetection:
     """The mode the evidence supports, with every candidate and what it rests on."""
     cands: dict[str, _Cand] = {}
     notes: list[str] = []
-    resolve = _resolver(packet, notes)
+    selected: list[str] = []
+    versions = version_report(packet).versions
+    resolve = _resolver(packet, notes, versions, selected)
     for pseudo, weight, ev, detail, line in _signals(packet):
-        for mode in resolve(pseudo):
+        for mode, factor in resolve(pseudo):
             c = cands.setdefault(mode, _Cand())
-            c.weight += weight
+            c.weight += weight * factor
             c.kinds.add(ev.kind)
             c.refs.append(EvidenceRef(ev.kind, source_label(ev), detail, line))
     denied = _p2p_denied(packet)
@@ -285,8 +352,81 @@ def detect_mode(packet: Packet) -> ModeDetection:
         notes.append("CacheBlend server (lmcache server --engine-type blend): judged on "
                      "lmcache_blend_*; CB lookups do not feed lmcache_mp_lookup_* (" +
                      "; ".join(blend[:3]) + ")")
+    engine = _engine_of(packet)
+    deployment = mp_connector = None
+    if chosen.mode in ("mp", "p2p", "pd") or "mp" in {c.mode for c in base[:1]}:
+        deployment = _deployment(packet, versions)
+        mp_connector = _mp_connector(packet)
+        if deployment == "local":
+            notes.append("lmcache.mp.deployment=local (vLLM main, not a release): LMCache MP "
+                         "shards run inside the vLLM workers; no standalone lmcache server, "
+                         "its HTTP API or its /metrics are expected")
+        if mp_connector == "builtin":
+            notes.append("vLLM runs its builtin LMCacheMPConnectorUpstream (the log says it "
+                         "fell back or LMCACHE_USE_UPSTREAM_MP forced it): its "
+                         "build_prom_metrics() returns None, so no "
+                         "vllm:lmcache_mp_lookup_duration_seconds")
     return ModeDetection(chosen.mode, chosen.confidence, chosen.level, candidates, notes,
-                         flavor)
+                         flavor, engine=engine, deployment=deployment,
+                         mp_connector=mp_connector, rules=list(dict.fromkeys(selected)))
+
+
+def _launches(packet: Packet) -> list[Launch]:
+    return [x for e in packet.evidence if e.status in ("ok", "partial")
+            and isinstance(e.facts, LaunchFacts) for x in e.facts.launches]
+
+
+def _deployment(packet: Packet, versions: dict[str, str]) -> str | None:
+    """`local` when a vLLM launch asks for in-worker shards (`lmcache.mp.deployment: local`
+    in kv_connector_extra_config, or the lmcache_mp offload backend), `external` when it
+    says external or a standalone MP server shows itself; None when nothing says."""
+    for x in _launches(packet):
+        if x.program != "vllm":
+            continue
+        if x.mp_deployment in ("local", "external"):
+            return x.mp_deployment
+        if x.kv_offloading_backend == "lmcache_mp" and x.flags.get("kv-offloading-size") \
+                not in (None, True):
+            rule, _ = _offload_rule("lmcache_mp", versions)
+            if rule is not None and rule.deployment:
+                return rule.deployment
+    if any(x.program == "lmcache_server" for x in _launches(packet)):
+        return "external"
+    for e in packet.evidence:
+        f = e.facts
+        if e.status not in ("ok", "partial"):
+            continue
+        if isinstance(f, HttpFacts) and f.reachable:
+            return "external"
+        if isinstance(f, LogFacts) and "mp_server" in f.categories():
+            return "external"
+        if isinstance(f, MetricsFacts) and any(fam.name.startswith("lmcache_mp_")
+                                               for fam in f.families):
+            return "external"
+    return None
+
+
+def _mp_connector(packet: Packet) -> str | None:
+    """Which LMCacheMPConnector vLLM resolved, from its log lines (vLLM 0.33.0
+    lmcache_mp_connector.py `_resolve_lmcache_mp_connector`), else from
+    LMCACHE_USE_UPSTREAM_MP in the launch environment (forces the builtin one)."""
+    ext = builtin = 0
+    for e in packet.evidence:
+        f = e.facts
+        if e.status in ("ok", "partial") and isinstance(f, LogFacts):
+            ext += f.count("vllm_mp_connector_external")
+            builtin += f.count("vllm_mp_connector_builtin")
+    if ext and builtin:
+        return "mixed"
+    if ext or builtin:
+        return "external" if ext else "builtin"
+    for e in packet.evidence:
+        f = e.facts
+        if e.status in ("ok", "partial") and isinstance(f, LaunchFacts) \
+                and f.env.get("LMCACHE_USE_UPSTREAM_MP") not in (None, ""):
+            # upstream tests the variable's truth as a string: "0" forces it too
+            return "builtin"
+    return None
 
 
 # Evidence kinds that measure P2P (an HTTP answer, a scrape, the controller's worker list);
@@ -310,37 +450,100 @@ def _p2p_denied(packet: Packet) -> list[str]:
     return out
 
 
-def _resolver(packet: Packet, notes: list[str]) -> Callable[[str], tuple[str, ...]]:
+def _offload_rule(backend: str, versions: dict[str, str]) -> tuple[OffloadRule | None, bool]:
+    """The offload rule for this backend and the vLLM version seen: (rule, assumed). With no
+    vLLM version the newest release read (`NEWEST_READ`) is assumed; a backend that release
+    lacks takes its newest rule."""
+    rows = [r for r in OFFLOAD_RULES if r.backend == backend]
+    if not rows:
+        return None, False
+    if "vllm" in versions:
+        return next((r for r in rows if holds(r.holds_for, versions)), None), False
+    assumed = {"vllm": NEWEST_READ["vllm"]}
+    return next((r for r in rows if holds(r.holds_for, assumed)), rows[-1]), True
+
+
+def _sglang_rule(versions: dict[str, str]) -> tuple[SglangRule, bool]:
+    if "sglang" in versions:
+        hit = next((r for r in SGLANG_RULES if holds(r.holds_for, versions)), None)
+        if hit is not None:
+            return hit, False
+    assumed = {"sglang": NEWEST_READ["sglang"]}
+    return next(r for r in SGLANG_RULES if holds(r.holds_for, assumed)), True
+
+
+Resolved = tuple[tuple[str, float], ...]  # (mode, weight factor)
+
+
+def _resolver(packet: Packet, notes: list[str], versions: dict[str, str],
+              selected: list[str]) -> Callable[[str], Resolved]:
     """Map the pseudo-modes of hinted signals to real modes, from what else the packet says:
-    the offload flag to the connector the engine log says it created (else both candidates),
-    a scrape's `lmcache:*` families to the engine the packet shows (else a standalone
-    LMCacheEngine worker)."""
+    the offload flag to the connector the engine log says it created, else to what the vLLM
+    version makes of it (`OFFLOAD_RULES`); `sglang --enable-lmcache` to the connector the
+    SGLang log names, else to what the SGLang version builds (`SGLANG_RULES`); a scrape's
+    `lmcache:*` families to the engine the packet shows (else a standalone LMCacheEngine
+    worker). A rule picked without a stated version weighs less, and a note says so."""
     logs = [e.facts for e in packet.evidence if isinstance(e.facts, LogFacts)
             and e.status in ("ok", "partial")]
     created = sorted({m for lf in logs for cat, m in (("mp_connector", "mp"),
                                                        ("embedded_vllm", "embedded_vllm"))
                       if cat in lf.categories()})
-    offload: tuple[str, ...] = tuple(created) if len(created) == 1 else ("embedded_vllm", "mp")
+    sglang_created = sorted(
+        {m for lf in logs for hid, m in (("sglang_mp_connector", "mp"),
+                                         ("sglang_layerwise_connector", "embedded_sglang"),
+                                         ("sglang_lmc_radix_cache", "embedded_sglang"))
+         if lf.count(hid)})
     engine = _engine_of(packet)
     embedded = {"vllm": "embedded_vllm", "sglang": "embedded_sglang"}.get(
         engine or "", "standalone_worker")
     said: set[str] = set()
 
-    def resolve(mode: str) -> tuple[str, ...]:
-        if mode == OFFLOAD:
-            if len(created) == 1 and "offload" not in said:
-                said.add("offload")
-                notes.append(f"--kv-offloading-backend lmcache: the engine log shows it "
-                             f"created the {created[0]} connector")
-            return offload
+    def once(key: str, text: str) -> None:
+        if key not in said:
+            said.add(key)
+            notes.append(text)
+
+    def resolve(mode: str) -> Resolved:
+        if mode.startswith(OFFLOAD):
+            backend = mode.partition(":")[2] or "lmcache"
+            if len(created) == 1:
+                once("offload", f"--kv-offloading-backend {backend}: the engine log shows it "
+                                f"created the {created[0]} connector")
+                return ((created[0], 1.0),)
+            rule, assumed = _offload_rule(backend, versions)
+            if rule is None:
+                return (("embedded_vllm", 0.4), ("mp", 0.4))
+            selected.append(f"offload:{rule.backend}:{rule.holds_for}")
+            if assumed:
+                once("offload", f"--kv-offloading-backend {backend}: no vLLM version in the "
+                                f"evidence; vLLM {NEWEST_READ['vllm']} (the newest release "
+                                f"read) would create {rule.connector} ({rule.source})")
+                return ((rule.mode, 0.6),)
+            once("offload", f"--kv-offloading-backend {backend}: vLLM {versions['vllm']} "
+                            f"creates {rule.connector} ({rule.source})")
+            return ((rule.mode, 1.0),)
+        if mode == SGLANG:
+            if len(sglang_created) == 1:
+                once("sglang", f"sglang --enable-lmcache: the SGLang log shows the "
+                               f"{sglang_created[0]} connector")
+                return ((sglang_created[0], 1.0),)
+            srule, assumed = _sglang_rule(versions)
+            selected.append(f"sglang:{srule.holds_for}")
+            if assumed:
+                once("sglang", "sglang --enable-lmcache: no SGLang version in the evidence; "
+                               f"SGLang {NEWEST_READ['sglang']} (the newest read) is "
+                               f"{srule.mode} ({srule.source})")
+                return ((srule.mode, 0.6),)
+            once("sglang", f"sglang --enable-lmcache: SGLang {versions['sglang']} is "
+                           f"{srule.mode} ({srule.source})")
+            return ((srule.mode, 1.0),)
         if mode == EMBEDDED:
-            if embedded == "standalone_worker" and "worker" not in said:
-                said.add("worker")
-                notes.append("lmcache:* families without any vLLM/SGLang evidence: a "
-                             "standalone LMCacheEngine worker (lmcache.v1.standalone), not "
-                             "an engine's in-process LMCache")
-            return (embedded,)
-        return (mode,)
+            if embedded == "standalone_worker":
+                once("worker", "lmcache:* families without any vLLM/SGLang evidence: a "
+                               "standalone LMCacheEngine worker (lmcache.v1.standalone), not "
+                               "an engine's in-process LMCache")
+            return ((embedded, 1.0),)
+        return ((mode, 1.0),)
     return resolve
 
 

@@ -8,9 +8,11 @@ from typing import Literal
 import msgspec
 
 from inferguard._packet import PacketSettings
+from inferguard.judge._catalog import Caveat
 from inferguard.judge._facts import ReportFacts
 from inferguard.judge._mode import ModeDetection
 from inferguard.judge._rates import Rate
+from inferguard.judge._versions import VersionReport
 
 COMPAT_SCHEMA = "inferguard.lmcache_compat/1"
 
@@ -125,6 +127,8 @@ class CompatReport(msgspec.Struct, frozen=True, omit_defaults=True):
     # Hit rates with their windows (judge/_rates.py; docs/rates.md): one per target and rate.
     rates: list[Rate] = msgspec.field(default_factory=list)
     schema: str = COMPAT_SCHEMA
+    versions: VersionReport | None = None
+    caveats: list[Caveat] = msgspec.field(default_factory=list)
 
     def family(self, name: str) -> FamilyResult | None:
         return next((f for f in self.families if f.name == name), None)

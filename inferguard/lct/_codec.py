@@ -72,13 +72,30 @@ class GroupedObjectKeys(msgspec.Struct, frozen=True):
     sliding_window_size: int
 
 
+class MemoryTags(msgspec.Struct, frozen=True):
+    """An L1 manager's or L2 adapter's memory tags (LMCache 0.5.7 `distributed/api.py`
+    MemoryTags; trace tag `MemoryTags`, payload `{segment, residency}` as enum values)."""
+
+    segment: str
+    residency: str
+
+
+# LMCache 0.5.7 distributed/api.py: MemorySegment and MemoryResidency values.
+MEMORY_SEGMENTS = frozenset(["vram", "dram", "cxl", "gds", "storage"])
+MEMORY_RESIDENCIES = frozenset(["local", "remote", "dummy"])
+
+
 class PrefetchTaskSpec(msgspec.Struct, frozen=True):
-    """The `spec` argument of `submit_prefetch_task` in 0.5.x."""
+    """The `spec` argument of `submit_prefetch_task` in 0.5.x. Trace schema 2 (0.5.7) adds
+    the memory-tag filters: None (no filter) or a frozenset of `MemoryTags` (empty: none
+    allowed); schema-1 specs have neither and read as None."""
 
     key_groups: tuple[Any, ...]
     num_kv_readers: int
     fetching_policy: Any
     lock_mode: Any
+    allowed_l1_memory_tags: frozenset[MemoryTags] | None = None
+    allowed_l2_memory_tags: frozenset[MemoryTags] | None = None
 
 
 class PrefetchRequestSpec(msgspec.Struct, frozen=True):
@@ -155,6 +172,29 @@ def _grouped(v: Any) -> GroupedObjectKeys:
     )
 
 
+def _memory_tags(v: Any) -> MemoryTags:
+    """0.5.7 codecs.py `_dec_memory_tags`: both keys, each a member's value."""
+    if not isinstance(v, dict):
+        raise TypeError("MemoryTags payload")
+    seg, res = _str(v["segment"]), _str(v["residency"])
+    if seg not in MEMORY_SEGMENTS or res not in MEMORY_RESIDENCIES:
+        raise ValueError("not a MemorySegment / MemoryResidency value")
+    return MemoryTags(seg, res)
+
+
+def _allowed_tags(v: Any) -> frozenset[MemoryTags] | None:
+    """0.5.7 codecs.py `_dec_allowed_tags`: None stays None, a list becomes a frozenset of
+    decoded MemoryTags (any other member fails the whole spec, as upstream's decode does)."""
+    if v is None:
+        return None
+    if not isinstance(v, list):
+        raise TypeError("allowed memory tags")
+    out = [unwrap(t) for t in v]
+    if not all(isinstance(t, MemoryTags) for t in out):
+        raise TypeError("allowed memory tags member")
+    return frozenset(out)
+
+
 def _task_spec(v: Any) -> PrefetchTaskSpec:
     if not isinstance(v, dict) or not isinstance(v.get("key_groups"), list):
         raise TypeError("PrefetchTaskSpec payload")
@@ -163,6 +203,8 @@ def _task_spec(v: Any) -> PrefetchTaskSpec:
         num_kv_readers=_int(v["num_kv_readers"]),
         fetching_policy=unwrap(v.get("fetching_policy")),
         lock_mode=unwrap(v.get("lock_mode")),
+        allowed_l1_memory_tags=_allowed_tags(v.get("allowed_l1_memory_tags")),
+        allowed_l2_memory_tags=_allowed_tags(v.get("allowed_l2_memory_tags")),
     )
 
 
@@ -196,6 +238,7 @@ _DECODERS: dict[str, Any] = {
     "MemoryLayoutDesc": _layout,
     "GroupedObjectKeys": _grouped,
     "PrefetchTaskSpec": _task_spec,
+    "MemoryTags": _memory_tags,
     "PrefetchRequestSpec": lambda v: PrefetchRequestSpec(_fields(v)),
     "PrefetchHandle": lambda v: PrefetchHandle(_fields(v)),
     "AttnWindowDesc": _attn,
