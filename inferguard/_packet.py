@@ -4,11 +4,15 @@ operator declared about the run.
 On disk a packet is a directory:
 
     packet.json                      manifest: schema, settings, inputs (hashes), evidence index
-    inputs/<kind>/<file>             byte-identical copies of every input file
+    inputs/<kind>/<file>             copies of what each reader accepted (`evidence/_copies`):
+                                     byte-identical, or redacted (logs, launch files, capture
+                                     directories), or scrubbed (traces: `lct/_scrub`)
     metrics/<evidence file>.json     evidence per kind, named as the product page names them
 
-`Packet.write` is atomic (a temporary sibling directory, then one rename) and never replaces
-an existing packet unless asked to. Inputs are never modified: they are read and copied.
+`Packet.write` is atomic (a temporary sibling directory named with the writer's PID, which
+the next write removes if that writer died, then one rename) and never replaces an existing
+directory unless asked to, and then only a packet. Inputs are never modified: they are read
+and copied. What a packet may contain: `docs/reliability.md`.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import os
+import secrets
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
@@ -24,8 +29,16 @@ from typing import Any
 
 import msgspec
 
+from inferguard._files import open_regular_fd
 from inferguard._version import __version__
+from inferguard.evidence._capture import read_capped
 from inferguard.evidence._controller import filtered_capture
+from inferguard.evidence._copies import (
+    CAPTURE_KINDS,
+    REDACTED_COPY_KINDS,
+    capture_copy,
+    redacted_lines,
+)
 from inferguard.evidence._model import (
     EVIDENCE_KINDS,
     Evidence,
@@ -35,7 +48,8 @@ from inferguard.evidence._model import (
 )
 from inferguard.evidence._otel import strip_token_ids
 from inferguard.evidence._readers import decode_evidence, read_evidence, read_evidence_all
-from inferguard.evidence._redact import filter_env
+from inferguard.evidence._redact import Tally, filter_env, redact_text
+from inferguard.lct._scrub import scrub_trace
 
 PACKET_SCHEMA = "inferguard.packet/1"
 EVIDENCE_SET_SCHEMA = "inferguard.evidence_set/1"
@@ -82,6 +96,9 @@ class PacketInput(msgspec.Struct, frozen=True, omit_defaults=True):
     sha256: str | None = None
     size: int | None = None
     note: str | None = None
+    # A redacted copy: its own hash, and what was redacted (names and counts, never values).
+    copy_sha256: str | None = None
+    redacted: dict[str, int] = msgspec.field(default_factory=dict)
 
 
 # Inputs that are fingerprinted but never copied, and why.
@@ -151,6 +168,8 @@ class Packet(msgspec.Struct, frozen=True, omit_defaults=True):
               blobs: dict[str, bytes] | None = None,
               extra_files: dict[str, Any] | None = None,
               carry_from: str | os.PathLike[str] | None = None,
+              include_raw_trace: bool = False,
+              fingerprint_key: bytes | None = None,
               progress: Callable[[int, int], None] | None = None) -> Path:
         """Write the packet atomically: copies of the inputs, evidence files, manifest.
 
@@ -159,17 +178,22 @@ class Packet(msgspec.Struct, frozen=True, omit_defaults=True):
         `carry_from` is an earlier packet directory whose copies (inputs already
         `copied_as`) are carried over byte for byte, under the same relative paths.
         Refuses an existing directory unless `overwrite`; then the old packet is replaced
-        by one rename and removed only after the new one is in place. `progress(done, total)`
+        by one rename and removed only after the new one is in place — and only when it is
+        a packet. A trace is copied scrubbed (`lct/_scrub`: chunk hashes replaced by
+        fingerprints keyed with `fingerprint_key`, else a fresh random key that is never
+        written); the raw bytes only with `include_raw_trace`. `progress(done, total)`
         is told the bytes of file inputs copied so far (big traces take seconds)."""
         dest = Path(directory)
-        if dest.exists() and not overwrite:
-            raise FileExistsError(f"{dest}: already exists; refusing to overwrite a packet "
-                                  "(choose a new --output-dir, or pass --force)")
+        check_output_dir(dest, overwrite=overwrite)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
+        clean_stale_temps(dest)
+        tmp = Path(tempfile.mkdtemp(prefix=f"{_temp_prefix(dest)}{os.getpid()}-",
+                                    dir=dest.parent))
         try:
             inputs, evidence, problems = self._copy_inputs(
-                tmp, blobs or {}, None if carry_from is None else Path(carry_from), progress)
+                tmp, blobs or {}, None if carry_from is None else Path(carry_from), progress,
+                raw_trace=include_raw_trace,
+                key=fingerprint_key if fingerprint_key is not None else secrets.token_bytes(32))
             files = self._write_evidence(tmp, evidence)
             for rel, obj in (extra_files or {}).items():
                 (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -179,7 +203,7 @@ class Packet(msgspec.Struct, frozen=True, omit_defaults=True):
             _write_json(tmp / "packet.json", manifest)
             _fsync_dir(tmp)
             if dest.exists():
-                old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+                old = dest.with_name(f"{_temp_prefix(dest)}{os.getpid()}-old")
                 os.rename(dest, old)
                 os.rename(tmp, dest)
                 shutil.rmtree(old, ignore_errors=True)
@@ -192,6 +216,7 @@ class Packet(msgspec.Struct, frozen=True, omit_defaults=True):
 
     def _copy_inputs(self, root: Path, blobs: dict[str, bytes], carry_from: Path | None = None,
                      progress: Callable[[int, int], None] | None = None,
+                     *, raw_trace: bool = False, key: bytes = b""
                      ) -> tuple[list[PacketInput], list[Evidence], list[Problem]]:
         """Copy each file input (hash-checked against what was parsed)."""
         meter = _CopyMeter(progress, sum(
@@ -203,8 +228,12 @@ class Packet(msgspec.Struct, frozen=True, omit_defaults=True):
         used: set[str] = {i.copied_as for i in self.inputs if i.copied_as is not None}
         for item in self.inputs:
             if item.copied_as is not None and carry_from is not None:
-                _carry(carry_from, root, item.copied_as, problems)
-                out.append(item)
+                scrubbed = _carry(carry_from, root, item.copied_as, problems, item.kind,
+                                  raw_trace=raw_trace, key=key)
+                out.append(item if scrubbed is None else msgspec.structs.replace(
+                    item, copy_sha256=scrubbed, note="scrubbed copy (carried from the base "
+                    "packet): chunk hashes replaced by keyed fingerprints (the key is not "
+                    "kept); the original is referenced by path, size and sha256"))
                 continue
             if item.original in blobs:
                 name = "".join(c if c.isalnum() or c in "-_." else "_"
@@ -215,31 +244,90 @@ class Packet(msgspec.Struct, frozen=True, omit_defaults=True):
                 out.append(msgspec.structs.replace(item, copied_as=rel))
                 continue
             src = Path(item.original)
-            if item.copied_as is not None or not src.exists():
+            if item.copied_as is not None or not (src.exists() or src.is_symlink()):
                 out.append(item)
                 continue
             if item.kind in NOT_COPIED:
                 out.append(msgspec.structs.replace(item, note=NOT_COPIED[item.kind]))
                 continue
+            if src.is_dir():
+                if item.kind not in CAPTURE_KINDS:
+                    out.append(msgspec.structs.replace(
+                        item, note="not copied: a directory, which this reader does not read"))
+                    continue
+                rel = _unique(f"inputs/{item.kind}/{src.name}", used)
+                cc = capture_copy(item.kind, src)
+                (root / rel).mkdir(parents=True, exist_ok=True)
+                for name, data in cc.files:
+                    _write_bytes(root / rel / name, data)
+                note = (f"only the captures the reader accepts were copied; left out: "
+                        f"{', '.join(cc.left_out[:20])}"
+                        + (f" and {len(cc.left_out) - 20} more" if len(cc.left_out) > 20 else "")
+                        if cc.left_out else None)
+                out.append(msgspec.structs.replace(item, copied_as=rel, note=note,
+                                                   redacted=cc.redacted))
+                evidence = _mark_copied(evidence, item.original, rel)
+                continue
+            if item.sha256 is None:
+                out.append(msgspec.structs.replace(
+                    item, note="not copied: the reader did not accept this file (see the "
+                               "evidence's problems)"))
+                continue
             rel = _unique(f"inputs/{item.kind}/{src.name}", used)
             target = root / rel
             target.parent.mkdir(parents=True, exist_ok=True)
-            if src.is_dir():
-                _copy_tree(src, target)
-                out.append(msgspec.structs.replace(item, copied_as=rel))
+            cap = item.size if item.size is not None else 0
+            if item.kind == "trace" and not raw_trace:
+                try:
+                    with _open_regular(src):
+                        pass
+                    rep = scrub_trace(src, target, key, redact_config=redact_text)
+                except (OSError, ValueError) as exc:
+                    target.unlink(missing_ok=True)
+                    out.append(msgspec.structs.replace(item, note=f"not copied: {exc}"))
+                    continue
+                meter.add(item.size or 0)
+                out.append(msgspec.structs.replace(
+                    item, copied_as=rel, copy_sha256=_sha256_file(target),
+                    redacted={"chunk_hash": rep.hashes_replaced,
+                              "token_ids": rep.token_ids_zeroed,
+                              **({"sm_config_json": 1} if rep.config_redacted else {})},
+                    note=(f"scrubbed copy: {rep.records} records, chunk hashes replaced by "
+                          "keyed fingerprints (the key is not kept), token ids zeroed"
+                          + (f", {rep.frames_dropped} undecodable frames dropped"
+                             if rep.frames_dropped else "")
+                          + "; the original is referenced by path, size and sha256")))
+                evidence = _mark_copied(evidence, item.original, rel)
                 continue
-            digest, note = _copy_input(item.kind, src, target, meter)
-            if item.sha256 is not None and digest != item.sha256:
+            try:
+                if item.kind in REDACTED_COPY_KINDS:
+                    digest, copy_digest, redacted = _copy_redacted(src, target, cap, meter)
+                elif item.kind == "otel":
+                    digest, copy_digest, redacted = _copy_otel(src, target, cap, meter)
+                else:
+                    digest = copy_digest = _copy_file(src, target, cap, meter)
+                    redacted = {}
+            except (OSError, ValueError) as exc:
+                target.unlink(missing_ok=True)
+                problems.append(Problem(f"{src}: not copied: {exc}", where=str(src)))
+                out.append(msgspec.structs.replace(item, note=f"not copied: {exc}"))
+                continue
+            if digest != item.sha256:
                 problems.append(Problem(f"{src} changed while the packet was written "
                                         f"(parsed sha256 {item.sha256[:12]}…, copied "
                                         f"{digest[:12]}…)", where=str(src)))
-            out.append(msgspec.structs.replace(item, copied_as=rel, sha256=digest,
-                                               size=target.stat().st_size,
-                                               note=note or item.note))
-            evidence = [msgspec.structs.replace(
-                e, source=msgspec.structs.replace(e.source, copied_as=rel))
-                if e.source.path == item.original and e.source.copied_as is None else e
-                for e in evidence]
+            note = ("copy differs from the original: "
+                    f"{redacted.get('token_ids', 0)} token-id attribute(s) removed (prompt "
+                    "token ids are user content); sha256 is the original's"
+                    if item.kind == "otel" and copy_digest != digest else
+                    "copied redacted, line by line" if copy_digest != digest else
+                    "raw copy (--include-raw-trace): holds the raw chunk hashes"
+                    if item.kind == "trace" else None)
+            out.append(msgspec.structs.replace(
+                item, copied_as=rel, sha256=digest, size=item.size,
+                copy_sha256=copy_digest if copy_digest != digest else None,
+                redacted=redacted, note=note))
+            evidence = _mark_copied(evidence, item.original, rel)
         return out, evidence, problems
 
     @staticmethod
@@ -297,6 +385,85 @@ class Packet(msgspec.Struct, frozen=True, omit_defaults=True):
                       problems=problems, created_at=manifest.created_at)
 
 
+def is_packet_dir(path: Path) -> bool:
+    """Does this directory hold an InferGuard packet (its manifest says so)?"""
+    try:
+        doc = msgspec.json.decode(_read_small(path / "packet.json"))
+    except (OSError, ValueError, msgspec.DecodeError):
+        return False
+    return isinstance(doc, dict) and str(doc.get("schema", "")).startswith("inferguard.packet/")
+
+
+def _read_small(path: Path, cap: int = 64 << 20) -> bytes:
+    data, why = read_capped(path, cap, follow=False)
+    if data is None or len(data) > cap:
+        raise ValueError(why or "too large")
+    return data
+
+
+def check_output_dir(dest: Path, *, overwrite: bool) -> None:
+    """Refuse an output directory that cannot be written safely, with a clear error: an
+    existing one without `overwrite`, anything that is not a packet even with it (`--force`
+    replaces packets only), a dangling symlink, a path through a file."""
+    if dest.is_symlink() and not dest.exists():
+        raise FileExistsError(f"{dest}: is a dangling symlink (to {os.readlink(dest)!r}); "
+                              "refusing to write through it (remove it or choose another "
+                              "--output-dir)")
+    if dest.exists():
+        if not overwrite:
+            raise FileExistsError(f"{dest}: already exists; refusing to overwrite a packet "
+                                  "(choose a new --output-dir, or pass --force)")
+        if dest.is_symlink() or not dest.is_dir() or not is_packet_dir(dest):
+            raise FileExistsError(f"{dest}: exists and is not an InferGuard packet (no "
+                                  "packet.json manifest with an inferguard.packet schema); "
+                                  "--force only replaces a packet")
+    for parent in dest.parents:
+        if parent.exists() and not parent.is_dir():
+            raise FileExistsError(f"{dest}: {parent} is not a directory")
+        if parent.exists():
+            break
+
+
+def _temp_prefix(dest: Path) -> str:
+    return f".{dest.name}.inferguard-tmp-"
+
+
+def clean_stale_temps(dest: Path) -> list[Path]:
+    """Remove the temporary directories an earlier writer of `dest` left behind when it was
+    killed (named `.<name>.inferguard-tmp-<pid>-…`; removed when that PID is no longer
+    running). An old packet set aside by `--force` (`…-<pid>-old`) whose replacement never
+    arrived is put back instead. Returns what was removed."""
+    prefix = _temp_prefix(dest)
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(dest.parent))
+    except OSError:
+        return removed
+    for e in entries:
+        if not e.name.startswith(prefix) or not e.is_dir(follow_symlinks=False):
+            continue
+        pid_s = e.name[len(prefix):].split("-", 1)[0]
+        if not pid_s.isdigit() or (int(pid_s) != os.getpid() and _alive(int(pid_s))):
+            continue
+        if e.name.endswith("-old") and not os.path.lexists(dest):
+            # killed between the two renames of --force: the old packet goes back in place
+            os.rename(e.path, dest)
+            continue
+        shutil.rmtree(e.path, ignore_errors=True)
+        removed.append(Path(e.path))
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _reread(root: Path, ev: Evidence) -> Evidence:
     """One evidence read again from its copy in the packet, keeping where it came from; the
     stored one when there is no copy (or it cannot be read: that is said)."""
@@ -340,22 +507,49 @@ def _unique(rel: str, used: set[str]) -> str:
     return rel
 
 
-def _carry(base: Path, root: Path, rel: str, problems: list[Problem]) -> None:
-    """Carry one copy from an earlier packet, refusing paths that leave it."""
+def _carry(base: Path, root: Path, rel: str, problems: list[Problem], kind: str = "",
+           *, raw_trace: bool = False, key: bytes = b"") -> str | None:
+    """Carry one copy from an earlier packet, refusing paths that leave it, under today's
+    rules: a capture directory through `capture_copy` (an older packet may hold more), a
+    trace scrubbed again unless raw traces were asked for (returns the scrubbed copy's
+    sha256), nothing but regular files."""
     src, dst = base / rel, root / rel
     try:
         src.resolve().relative_to(base.resolve())
     except ValueError:
         problems.append(Problem(f"{rel}: not inside {base}; not carried over", where=rel))
-        return
+        return None
     if not src.exists() or src.is_symlink():
         problems.append(Problem(f"{rel}: missing from {base}; not carried over", where=rel))
-        return
+        return None
     dst.parent.mkdir(parents=True, exist_ok=True)
-    if src.is_dir():
-        _copy_tree(src, dst)
-    else:
-        _copy_file(src, dst)
+    try:
+        if src.is_dir() and kind in CAPTURE_KINDS:
+            dst.mkdir(parents=True, exist_ok=True)
+            for name, data in capture_copy(kind, src).files:
+                _write_bytes(dst / name, data)
+        elif src.is_dir():
+            _copy_tree(src, dst)
+        elif kind == "trace" and not raw_trace:
+            scrub_trace(src, dst, key, redact_config=redact_text)
+            return _sha256_file(dst)
+        else:
+            _copy_file(src, dst)
+    except (OSError, ValueError) as exc:
+        problems.append(Problem(f"{rel}: not carried over: {exc}", where=rel))
+    return None
+
+
+def _mark_copied(evidence: list[Evidence], original: str, rel: str) -> list[Evidence]:
+    return [msgspec.structs.replace(e, source=msgspec.structs.replace(e.source, copied_as=rel))
+            if e.source.path == original and e.source.copied_as is None else e
+            for e in evidence]
+
+
+def _open_regular(src: Path) -> Any:
+    """A regular file opened for reading (`inferguard._files`: a FIFO never hangs), else
+    `NotRegularFile` (an OSError) naming what it is."""
+    return os.fdopen(open_regular_fd(src), "rb")
 
 
 class _CopyMeter:
@@ -372,37 +566,34 @@ class _CopyMeter:
             self.progress(self.done, max(self.total, self.done))
 
 
-def _copy_input(kind: str, src: Path, dst: Path, meter: _CopyMeter | None = None
-                ) -> tuple[str, str | None]:
-    """Copy one file input: (sha256 of the bytes read, a note when the copy differs). An
-    OTLP export's prompt token ids (`--enable-token-trace` spans) are replaced in the copy;
-    the readers never keep them either, so the copy judges the same."""
-    if kind != "otel":
-        return _copy_file(src, dst, meter), None
-    data = src.read_bytes()
+def _copy_otel(src: Path, dst: Path, cap: int, meter: _CopyMeter | None = None
+               ) -> tuple[str, str, dict[str, int]]:
+    """An OTLP export copied with its prompt token ids (`--enable-token-trace` spans)
+    replaced: (sha256 of what was read, sha256 of what was written, what was removed). The
+    readers never keep token ids either, so the copy judges the same. OTel inputs are capped
+    (docs/reliability.md), so the capped bytes are held whole."""
+    with _open_regular(src) as fi:
+        data = fi.read(cap if cap else -1)
     stripped, n = strip_token_ids(data)
-    if not n:
-        return _copy_file(src, dst, meter), None
     _write_bytes(dst, stripped)
     if meter is not None:
         meter.add(len(data))
-    return (hashlib.sha256(data).hexdigest(),
-            f"copy differs from the original: {n} token-id attribute(s) removed "
-            "(prompt token ids are user content); sha256 is the original's")
+    return (hashlib.sha256(data).hexdigest(), hashlib.sha256(stripped).hexdigest(),
+            {"token_ids": n} if n else {})
 
 
-def _write_bytes(dst: Path, data: bytes) -> None:
-    with open(dst, "wb") as fo:
-        fo.write(data)
-        fo.flush()
-        os.fsync(fo.fileno())
-
-
-def _copy_file(src: Path, dst: Path, meter: _CopyMeter | None = None) -> str:
-    """Copy bytes, fsync, and return the sha256 of what was written."""
+def _copy_file(src: Path, dst: Path, cap: int | None = None,
+               meter: _CopyMeter | None = None) -> str:
+    """Copy at most `cap` bytes of a regular file (the bytes its reader accepted), fsync,
+    and return the sha256 of what was written."""
     h = hashlib.sha256()
-    with open(src, "rb") as fi, open(dst, "wb") as fo:
-        for block in iter(lambda: fi.read(1 << 20), b""):
+    left = cap if cap is not None else 1 << 62
+    with _open_regular(src) as fi, open(dst, "wb") as fo:
+        while left > 0:
+            block = fi.read(min(left, 1 << 20))
+            if not block:
+                break
+            left -= len(block)
             h.update(block)
             fo.write(block)
             if meter is not None:
@@ -412,6 +603,39 @@ def _copy_file(src: Path, dst: Path, meter: _CopyMeter | None = None) -> str:
     return h.hexdigest()
 
 
+def _copy_redacted(src: Path, dst: Path, cap: int, meter: _CopyMeter | None = None
+                   ) -> tuple[str, str, dict[str, int]]:
+    """A text input copied line by line with every line redacted: (sha256 of what was read,
+    sha256 of what was written, what was redacted)."""
+    tally = Tally()
+    hi, ho = hashlib.sha256(), hashlib.sha256()
+    with open(dst, "wb") as fo:
+        for line, clean in redacted_lines(src, cap, tally):
+            hi.update(line)
+            ho.update(clean)
+            fo.write(clean)
+            if meter is not None:
+                meter.add(len(line))
+        fo.flush()
+        os.fsync(fo.fileno())
+    return hi.hexdigest(), ho.hexdigest(), tally.as_dict()
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
 def _copy_tree(src: Path, dst: Path) -> None:
     """Copy a directory input (bytes only, fresh permissions). A raw `/env` capture is
     never copied: only its filtered form is written, as the HTTP reader keeps it; nor is a
@@ -419,7 +643,7 @@ def _copy_tree(src: Path, dst: Path) -> None:
     dst.mkdir(parents=True, exist_ok=True)
     for entry in sorted(src.iterdir()):
         target = dst / entry.name
-        if entry.is_symlink():
+        if entry.is_symlink() or not (entry.is_dir() or entry.is_file()):
             continue
         if entry.is_dir():
             _copy_tree(entry, target)

@@ -150,7 +150,11 @@ def test_packet_from_files_roundtrip_and_inputs_untouched(tmp_path: Path) -> Non
     for item in packet.inputs:
         if item.kind == "lookup_hash":
             assert item.copied_as is None and item.note and "raw chunk hashes" in item.note
+        elif item.kind == "trace":  # a scrubbed copy (#21): the original by path/size/sha256
+            assert item.sha256 == _sha(Path(item.original))
+            assert item.copy_sha256 == _sha(path / item.copied_as) != item.sha256
         elif item.kind != "http":
+            assert item.copy_sha256 is None, item  # nothing to redact: byte-identical
             assert _sha(path / item.copied_as) == item.sha256 == _sha(Path(item.original))
     again = Packet.load(path)
     for kind, src in (("trace", UPSTREAM / "storage.lct"), ("lmcache_metrics", METRICS),
@@ -252,7 +256,7 @@ def test_base_packet_carries_live_evidence_and_adds_closed_files(
     assert scrape.copied_as is not None
     assert (out / scrape.copied_as).read_bytes() == METRICS.read_bytes()
     trace = next(i for i in packet.inputs if i.kind == "trace")
-    assert trace.copied_as is not None and _sha(out / trace.copied_as) == trace.sha256
+    assert trace.copied_as is not None and _sha(out / trace.copied_as) == trace.copy_sha256
     report = json.loads((out / "metrics" / "lmcache_compat_report.json").read_text())
     assert report["detected"]["mode"] == "mp"
     assert [t["records"] for t in report["facts"]["traces"]] == [74]

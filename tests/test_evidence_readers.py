@@ -45,23 +45,31 @@ def test_http_capture_facts() -> None:
     assert ("POST", "/cache/clear") in skipped and ("POST", "/run_script") in skipped
     assert ("DELETE", "/cache/objects") in skipped and ("POST", "/metrics/reset") in skipped
     codes = {r.path: r.status_code for r in f.routes}
-    assert codes["/reconfigure/dax/l1/status"] == 409 and codes["/cache/objects"] == 503
+    assert codes["/reconfigure/dax/l1/status"] == 409
+    # The live collector never GETs /cache/objects (raw cache keys) or every thread's stack:
+    # a capture of them is neither read nor copied (issue #21).
+    assert "/cache/objects" not in codes and "/threads" not in codes
+    assert f.ignored_captures == ["GET_cache_objects.body", "GET_threads.body"]
 
 
 def test_http_capture_templated_and_query_routes() -> None:
     """Real captures (0.5.7rc2 server; its route table equals 0.5.6's) of templated routes
     (/periodic-threads/{thread_name}, /quota/{cache_salt}, /reconfigure/{backend}/l2/status,
-    /cache/prefetches/{request_id}) and a query string (/cache/objects?tier=l1): all known,
-    so the evidence stays ok."""
+    /cache/prefetches/{request_id}) and a query string (/cache/objects?tier=l1): all known
+    (no unknown capture), so the evidence stays ok; none is a route live collection GETs,
+    so none is read (the live allow-list applies to captures too)."""
     ev = roundtrip(read_http_capture_dir(FIXTURES / "lmcache-0.5.7rc2" / "http"))
     assert ev.status == "ok" and ev.problems == []
     f = ev.facts
     assert isinstance(f, HttpFacts) and f.unknown_routes == []
     codes = {r.path: r.status_code for r in f.routes}
-    assert codes["/periodic-threads/lmcache-mp-worker-reaper"] == 200
-    assert codes["/quota/nosuchsalt"] == 200 and codes["/reconfigure/fs/l2/status"] == 200
-    assert codes["/cache/objects?tier=l1"] == 400 and "/cache/prefetches/req-0-cold" in codes
-    assert "/periodic-threads/DeviceHostFuncDispatcher" in codes
+    ignored = set(f.ignored_captures)
+    for name in ("periodic-threads_lmcache-mp-worker-reaper", "quota_nosuchsalt",
+                 "reconfigure_fs_l2_status", "cache_objects_tier_l1",
+                 "cache_prefetches_req-0-cold", "periodic-threads_DeviceHostFuncDispatcher"):
+        assert f"GET_{name}.body" in ignored, name
+    assert not any(p.startswith(("/cache/", "/periodic-threads/", "/quota/nosuchsalt"))
+                   for p in codes)
 
 
 @pytest.mark.parametrize(("name", "path"), [

@@ -34,6 +34,7 @@ LAYERS: dict[str, int] = {
     # 0: the version and the C core (its loader/glue and the compiled cffi module itself).
     "inferguard._version": 0,
     "inferguard._native": 0,
+    "inferguard._files": 0,
     "inferguard._core": 0,
     # 1: byte parsers. Same layer, but they must not import each other (SEPARATE).
     "inferguard.prom": 1,

@@ -82,7 +82,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     a("--mp-trace-recording-enabled", action="store_true",
       help="the MP server recorded a .lct trace")
     a("--http-timeout", type=float, default=5.0, metavar="SECONDS",
-      help="seconds per HTTP request (default 5)")
+      help="seconds per HTTP request, the whole exchange: connect, headers and body "
+           "(default 5)")
+    a("--collect-timeout", type=float, default=120.0, metavar="SECONDS",
+      help="seconds for all live requests together (default 120); what is left when it "
+           "passes is recorded as not requested and the packet is still written")
+    a("--include-raw-trace", action="store_true",
+      help="copy .lct traces raw (raw chunk hashes included); default: a scrubbed copy "
+           "whose chunk hashes are keyed fingerprints")
+    a("--trace-fingerprint-key-file", metavar="PATH",
+      help="key (16+ bytes) for the scrubbed traces' fingerprints, to make two packets "
+           "joinable on purpose; default: a fresh random key per packet, never written")
     add_prometheus_args(p, collect=True)  # --prometheus-url: one packet per instance
     p.set_defaults(func=_collect, heavy=True)
 
@@ -129,7 +139,9 @@ def _collect(args: argparse.Namespace) -> int:
         lmcache_log_files=args.lmcache_log_file, engine_log_files=args.engine_log_file,
         lmcache_trace_files=args.lmcache_trace_file, lmcache_otel_files=args.lmcache_otel_file,
         lookup_hash_paths=args.lmcache_lookup_hash_file, replay_files=args.lmcache_replay_file,
-        launch_files=args.launch_file, settings=settings, http_timeout=args.http_timeout)
+        launch_files=args.launch_file, settings=settings, http_timeout=args.http_timeout,
+        collect_timeout=args.collect_timeout, include_raw_trace=args.include_raw_trace,
+        trace_fingerprint_key_file=args.trace_fingerprint_key_file)
     progress = Progress(label="copying inputs ")
     try:
         packet, path = collect_and_judge(opts, progress=progress)

@@ -101,11 +101,11 @@ def render_trace_summary(s: TraceSummary) -> str:
     out.append(_row("negative_t_mono", i.negative_t_mono, 6))
     out.append(_row("t_mono_decreases", i.t_mono_decreases, 6))
     for f in i.findings:
-        out.append(f"      - {f.kind} at offset {f.offset}: {_safe(f.detail)}")
+        out.append(f"      - {f.kind} at offset {f.offset}: {f.detail}")
     if i.findings_omitted:
         out.append(f"      ... {i.findings_omitted} more findings (see --json)")
     out.append(_row("backend", s.backend, 4))
-    return "\n".join(out)
+    return "\n".join(_safe(line) for line in out)  # escaped once, here
 
 
 def _fmt(t: float | None) -> str:
@@ -148,7 +148,7 @@ def _trace_info(args: argparse.Namespace) -> int:
 def render_metrics_summary(s: MetricsSummary) -> str:
     """Text form of `inferguard metrics summary`."""
     fmt = {"prometheus": "prometheus (text 0.0.4)", "openmetrics": "openmetrics (1.0)"}
-    out = [f"Metrics file: {_safe(s.path)}",
+    out = [f"Metrics file: {s.path}",
            _row("format", fmt.get(s.format, s.format)),
            _row("size_bytes", s.size_bytes),
            _row("families", s.families),
@@ -160,22 +160,22 @@ def render_metrics_summary(s: MetricsSummary) -> str:
     out.append("  lmcache families:" + ("" if s.lmcache else " (none)"))
     for flavour, names in s.lmcache.items():
         out.append(f"    {flavour} ({len(names)}):")
-        out += [f"      {_safe(n)}" for n in names]
+        out += [f"      {n}" for n in names]
     out.append(f"  all-zero families ({len(s.all_zero)}):")
-    out += [f"    {_safe(n)}" for n in s.all_zero]
+    out += [f"    {n}" for n in s.all_zero]
     out.append(f"  families without samples ({len(s.no_samples)}):")
-    out += [f"    {_safe(n)}" for n in s.no_samples]
+    out += [f"    {n}" for n in s.no_samples]
     out.append("  families (type / series / samples):")
     width = max((len(f.name) for f in s.family_list), default=0)
-    out += [f"    {_safe(f.name):<{width}}  {f.type:<14} {f.series:>7} {f.samples:>8}"
+    out += [f"    {f.name:<{width}}  {f.type:<14} {f.series:>7} {f.samples:>8}"
             + ("  all zero" if f.all_zero else "") for f in s.family_list]
     out.append(f"  problems: {s.problem_count or 'none'}")
     for p in s.problems:
-        out.append(f"    {_safe(str(p))}")
-        out.append(f"      | {_safe(p.text)}")
+        out.append(f"    {p!s}")
+        out.append(f"      | {p.text}")
     if s.problem_count > len(s.problems):
         out.append(f"    ... {s.problem_count - len(s.problems)} more problems (see --json)")
-    return "\n".join(out)
+    return "\n".join(_safe(line) for line in out)  # escaped once, here
 
 
 def _text_metrics(path: str) -> MetricsSummary:

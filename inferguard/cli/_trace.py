@@ -50,7 +50,7 @@ def _breakdown(title: str, rows: list[BreakdownRow]) -> list[str]:
         return []
     out = [f"  by {title} (key rows / distinct keys / reads of written / lookups of written):"]
     for r in rows:
-        label = _safe(r.value)
+        label = r.value
         if r.world_size is not None:
             label += (f" (world_size={r.world_size} global_rank={r.global_rank} "
                       f"local_world_size={r.local_world_size} local_rank={r.local_rank})")
@@ -65,7 +65,7 @@ def _events(e: EventStats) -> list[str]:
         out.append(_row("undecodable / bad keys", f"{e.undecodable_records} / "
                         f"{e.malformed_keys}", 4))
     out.append("    per type/tier/backend (batches / entries / bytes):")
-    out += [f"      {_safe(k.event_type)}/{_safe(k.tier)}/{_safe(k.backend)}: {k.batches} / "
+    out += [f"      {k.event_type}/{k.tier}/{k.backend}: {k.batches} / "
             f"{k.entries} / {k.bytes}" for k in e.kinds]
     f = e.flow
     out.append("    L1 -> L2 flow:")
@@ -81,10 +81,10 @@ def _events(e: EventStats) -> list[str]:
     for t in e.lifetimes:
         lt = t.lifetime_s
         q = "-" if lt.p50 is None else f"{lt.p50:.3f}s / {lt.p99:.3f}s"
-        out.append(f"      {_safe(t.tier)}: {t.stored} / {t.deleted} / {_c(t.alive_at_end)} / {q}")
+        out.append(f"      {t.tier}: {t.stored} / {t.deleted} / {_c(t.alive_at_end)} / {q}")
     out.append(_row("deletes of unstored keys", _c(e.deletes_of_unstored), 4))
     out.append("    instances:")
-    out += [f"      {_safe(i.instance_id)}: incarnations={i.incarnations} restarts={i.restarts}"
+    out += [f"      {i.instance_id}: incarnations={i.incarnations} restarts={i.restarts}"
             f" starts={i.starts} stops={i.stops}" for i in e.instances]
     return out
 
@@ -93,7 +93,7 @@ def render_trace_stats(s: TraceStats) -> str:
     """The text form of `inferguard trace stats`."""
     sm = s.summary
     k = s.keys
-    out = [f"Trace file: {_safe(s.path)}",
+    out = [f"Trace file: {s.path}",
            _row("level", sm.header.level),
            _row("size_bytes", s.size_bytes),
            _row("total_records", sm.total_records),
@@ -137,7 +137,7 @@ def render_trace_stats(s: TraceStats) -> str:
     out.append("  ops (records / key rows / key rows of written keys):")
     for o in s.ops:
         w = "-" if o.key_rows_of_written is None else _c(o.key_rows_of_written)
-        out.append(f"    {_safe(o.qualname)}: {o.count} / {o.key_rows} / {w}")
+        out.append(f"    {o.qualname}: {o.count} / {o.key_rows} / {w}")
     b = s.breakdowns
     out += _breakdown("model", b.model)
     out += _breakdown("kv_rank", b.kv_rank)
@@ -168,12 +168,12 @@ def render_trace_stats(s: TraceStats) -> str:
         spec = trace_code_spec(f.code)
         out.append(f"    - {f.code} ({spec.severity}, {f.evidence}): {_c(f.count)}{where}")
         out.append(f"      {spec.title}")
-        out.append(f"      {_safe(f.detail)}")
+        out.append(f"      {f.detail}")
     integ = sm.integrity
     out.append(_row("integrity", "ok" if integ.ok else
                     f"PROBLEMS ({len(integ.findings) + integ.findings_omitted} findings; "
                     "see `inferguard trace info`)"))
-    return "\n".join(out)
+    return "\n".join(_safe(line) for line in out)  # escaped once, here
 
 
 def _fail(exc: BaseException) -> int:

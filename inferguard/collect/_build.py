@@ -1,8 +1,10 @@
 """`collect-lmcache`: build a packet from files and live endpoints, read-only.
 
-Files are read where they are and copied byte for byte into the packet. Live endpoints are
-fetched with timeouts: the MP server's allow-listed GET routes (every state-changing route is
-recorded as skipped, never called) and `/metrics` scrapes. Anything that fails — a refused
+Files are read where they are; the packet keeps copies of what each reader accepted
+(redacted or scrubbed where they could leak: `docs/reliability.md`). Live endpoints are
+fetched with bounded waits (per exchange, and for the whole collection): the MP server's
+allow-listed GET routes (every state-changing route is recorded as skipped, never called)
+and `/metrics` scrapes. Anything that fails — a refused
 connection, a timeout, a 5xx, a body that does not parse — is evidence, not a crash.
 
 `base_packet` starts from an earlier packet: its evidence and copies are carried over and the
@@ -21,7 +23,8 @@ from typing import Any
 
 import msgspec
 
-from inferguard._packet import REPORT_FILE, Packet, PacketInput, PacketSettings
+from inferguard._packet import REPORT_FILE, Packet, PacketInput, PacketSettings, check_output_dir
+from inferguard.collect._fetch import Deadline
 from inferguard.collect._live import (
     collect_control_plane,
     collect_engine_http,
@@ -53,6 +56,13 @@ class CollectOptions(msgspec.Struct, frozen=True, omit_defaults=True):
     launch_files: list[str] = msgspec.field(default_factory=list)
     settings: PacketSettings = msgspec.field(default_factory=PacketSettings)
     http_timeout: float = 5.0
+    # The whole collection's deadline (seconds, all requests together); None: no limit.
+    collect_timeout: float | None = 120.0
+    # Copy traces raw (chunk hashes included) instead of scrubbed.
+    include_raw_trace: bool = False
+    # A file holding the key for trace fingerprints, to make two packets joinable on purpose;
+    # without it every packet draws its own random key, never written.
+    trace_fingerprint_key_file: str | None = None
     overwrite: bool = False
     base_packet: str | None = None
     lmcache_controller_url: str | None = None
@@ -72,9 +82,7 @@ def collect_lmcache(opts: CollectOptions, *, transport: Any = None,
     `REPORT_FILE` inside it (the judgement lives above this layer: `inferguard.collect_and_judge`
     passes `compat`). `progress(done, total)` follows the copying of file inputs."""
     out = Path(opts.output_dir)
-    if out.exists() and not opts.overwrite:
-        raise FileExistsError(f"{out}: already exists; refusing to overwrite a packet "
-                              "(choose a new --output-dir, or pass --force)")
+    check_output_dir(out, overwrite=opts.overwrite)  # before any collection starts
     files: list[tuple[str, Sequence[str]]] = [
         ("engine_metrics", opts.engine_metrics_files),
         ("lmcache_metrics", opts.lmcache_metrics_files),
@@ -92,6 +100,7 @@ def collect_lmcache(opts: CollectOptions, *, transport: Any = None,
     inputs: list[PacketInput] = []
     blobs: dict[str, bytes] = {}
     base: Packet | None = None
+    deadline = Deadline(opts.collect_timeout)
     if opts.base_packet is not None:
         base = Packet.load(opts.base_packet)
         evidence += base.evidence
@@ -109,19 +118,22 @@ def collect_lmcache(opts: CollectOptions, *, transport: Any = None,
                        ("lmcache_metrics", opts.lmcache_metrics_urls)):
         for url in urls:
             ev, data = scrape_metrics(url, kind, timeout=opts.http_timeout,  # type: ignore[arg-type]
-                                      transport=transport)
+                                      transport=transport, deadline=deadline)
             evidence.append(ev)
             if data is not None:
-                blobs[url] = data
-                inputs.append(PacketInput(kind=ev.kind, original=url, sha256=ev.source.sha256,
-                                          size=ev.source.size))
+                shown = ev.source.url or url
+                blobs[shown] = data
+                inputs.append(PacketInput(kind=ev.kind, original=shown,
+                                          sha256=ev.source.sha256, size=ev.source.size))
     if opts.lmcache_http_base_url:
         evidence.append(collect_http(opts.lmcache_http_base_url,
                                      thread_names=opts.lmcache_http_thread_names,
-                                     timeout=opts.http_timeout, transport=transport))
+                                     timeout=opts.http_timeout, transport=transport,
+                                     deadline=deadline))
     if opts.engine_http_base_url:  # vLLM's /health and /version only
         evidence.append(collect_engine_http(opts.engine_http_base_url,
-                                            timeout=opts.http_timeout, transport=transport))
+                                            timeout=opts.http_timeout, transport=transport,
+                                            deadline=deadline))
     # The controller and an engine's internal API server: same read-only discipline.
     for server, dirs in (("controller", opts.controller_capture_dirs),
                          ("internal_api", opts.internal_api_capture_dirs)):
@@ -137,7 +149,8 @@ def collect_lmcache(opts: CollectOptions, *, transport: Any = None,
                          ("controller", opts.lmcache_controller_url)):
         if live:
             got = collect_control_plane(live, server, thread_names=opts.lmcache_http_thread_names,
-                                        timeout=opts.http_timeout, transport=transport)
+                                        timeout=opts.http_timeout, transport=transport,
+                                        deadline=deadline)
             evidence += got.evidence
             for kind, src, data in got.inputs:
                 blobs[src] = data
@@ -153,8 +166,15 @@ def collect_lmcache(opts: CollectOptions, *, transport: Any = None,
     packet = Packet(settings=settings, evidence=evidence, inputs=inputs,
                     problems=base.problems if base is not None else [])
     extra = {} if report is None else {REPORT_FILE: report(packet)}
+    key = None
+    if opts.trace_fingerprint_key_file is not None:
+        key = Path(opts.trace_fingerprint_key_file).read_bytes()
+        if len(key) < 16:
+            raise ValueError(f"{opts.trace_fingerprint_key_file}: a fingerprint key needs at "
+                             f"least 16 bytes (got {len(key)})")
     written = packet.write(out, overwrite=opts.overwrite, blobs=blobs, extra_files=extra,
-                           carry_from=opts.base_packet, progress=progress)
+                           carry_from=opts.base_packet, include_raw_trace=opts.include_raw_trace,
+                           fingerprint_key=key, progress=progress)
     return Packet.load(written), written
 
 

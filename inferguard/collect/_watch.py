@@ -20,6 +20,7 @@ import msgspec
 from inferguard._packet import Packet, PacketInput, PacketSettings
 from inferguard.collect._live import collect_engine_http, collect_http, scrape_metrics
 from inferguard.evidence._model import Evidence
+from inferguard.evidence._redact import redact_url
 
 
 class WatchEndpoints(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -54,11 +55,14 @@ def scrape_round(ep: WatchEndpoints, n: int, *, timeout: float = 5.0, transport:
         for url in urls:
             ev, data = scrape_metrics(url, kind, timeout=timeout,  # type: ignore[arg-type]
                                       transport=transport, clock=clock)
-            out.append(Taken(url, ev, f"{url}#{n}" if data is not None else None, data))
+            shown = redact_url(url)  # credentials in a URL are used, never written
+            out.append(Taken(shown, ev, f"{shown}#{n}" if data is not None else None, data))
     for base in ep.engine_http:
-        out.append(Taken(base, collect_engine_http(base, timeout=timeout, transport=transport)))
+        out.append(Taken(redact_url(base), collect_engine_http(base, timeout=timeout,
+                                                               transport=transport)))
     for base in ep.lmcache_http:
-        out.append(Taken(base, collect_http(base, timeout=timeout, transport=transport)))
+        out.append(Taken(redact_url(base), collect_http(base, timeout=timeout,
+                                                        transport=transport)))
     return out
 
 

@@ -9,15 +9,48 @@ from __future__ import annotations
 import email.utils
 import json
 import math
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from inferguard._files import NotRegularFile, open_regular_fd
 from inferguard.evidence._model import Problem
 
 BODY_LIMIT = 1 << 20  # larger bodies are truncated and flagged
+HEADERS_LIMIT = 64 << 10  # a captured headers file is read up to this many bytes
 _CAPTURE = re.compile(r"^GET_(.+?)\.body(\.filtered\.json)?$")
+
+
+def read_capped(path: str | os.PathLike[str], cap: int, *, follow: bool = True
+                ) -> tuple[bytes | None, str | None]:
+    """At most `cap` + 1 bytes of a regular file (more means: over the cap), or why not.
+
+    Devices, FIFOs and sockets are refused before a byte is read (`inferguard._files`).
+    With `follow=False` a symlink is refused too (capture directories: nothing outside)."""
+    try:
+        fd = open_regular_fd(path, follow=follow)
+    except NotRegularFile as exc:
+        return None, exc.strerror
+    except OSError as exc:
+        if not follow and os.path.islink(path):
+            return None, "a symlink: not followed"
+        return None, f"cannot read file: {exc.strerror or exc}"
+    try:
+        chunks: list[bytes] = []
+        left = cap + 1
+        while left > 0:
+            b = os.read(fd, min(left, 1 << 20))
+            if not b:
+                break
+            chunks.append(b)
+            left -= len(b)
+        return b"".join(chunks), None
+    except OSError as exc:
+        return None, f"cannot read file: {exc.strerror or exc}"
+    finally:
+        os.close(fd)
 
 
 class Answer(NamedTuple):
@@ -86,12 +119,28 @@ def parse_json(raw: bytes) -> tuple[Any, str, bool]:
 
 
 def capture_names(d: Path) -> dict[str, str] | Problem:
-    """{capture name: body file name} of a capture directory, or the problem listing it."""
+    """{capture name: body file name} of a capture directory, or the problem listing it.
+    Only regular files count: a symlink is never followed (it could point out of the
+    directory, at `/dev/zero` or a secret), a FIFO or device never opened."""
     try:
-        names = sorted(p.name for p in d.iterdir())
+        entries = sorted(os.scandir(d), key=lambda e: e.name)
     except OSError as exc:
         return Problem(f"cannot list directory: {exc.strerror or exc}")
-    return {m.group(1): n for n in names if (m := _CAPTURE.match(n))}
+    return {m.group(1): e.name for e in entries
+            if (m := _CAPTURE.match(e.name)) and e.is_file(follow_symlinks=False)}
+
+
+def not_followed(d: Path) -> list[Problem]:
+    """Capture-looking entries of a directory that are not regular files (symlinks, FIFOs,
+    devices): each a problem, never read."""
+    try:
+        entries = sorted(os.scandir(d), key=lambda e: e.name)
+    except OSError:
+        return []
+    return [Problem(f"{e.name}: {'a symlink' if e.is_symlink() else 'not a regular file'}; "
+                    "not read (captures are read only from regular files inside the "
+                    "directory)", where=e.name)
+            for e in entries if e.name.startswith("GET_") and not e.is_file(follow_symlinks=False)]
 
 
 def read_dir(d: Path, found: Mapping[str, str], routes: Mapping[str, str]
@@ -101,20 +150,23 @@ def read_dir(d: Path, found: Mapping[str, str], routes: Mapping[str, str]
     `found` is `capture_names(d)`; `routes` maps capture names to route paths. Status and
     content type come from `GET_<name>.headers` (first line and headers), the date too."""
     answers: list[Answer] = []
-    problems: list[Problem] = []
+    problems: list[Problem] = not_followed(d)
     digest: list[bytes] = []
     for cap, fname in sorted(found.items()):
         route = routes.get(cap)
         if route is None:
             problems.append(Problem(f"unknown capture {fname!r}", where=fname))
             continue
-        raw = (d / fname).read_bytes()
+        raw, why = read_capped(d / fname, BODY_LIMIT, follow=False)
+        if raw is None:
+            problems.append(Problem(f"{fname}: {why}", where=fname))
+            continue
         digest.append(fname.encode() + b"\0" + raw)
         status = ctype = None
         date: float | None = None
-        hdr = d / f"GET_{cap}.headers"
-        if hdr.exists():
-            lines = hdr.read_text("utf-8", "replace").splitlines()
+        hraw, _ = read_capped(d / f"GET_{cap}.headers", HEADERS_LIMIT, follow=False)
+        if hraw is not None:
+            lines = hraw[:HEADERS_LIMIT].decode("utf-8", "replace").splitlines()
             sm = re.match(r"^HTTP/\S+\s+(\d{3})", lines[0]) if lines else None
             status = int(sm.group(1)) if sm else None
             for line in lines[1:]:

@@ -29,6 +29,7 @@ from typing import Any, Literal
 import msgspec
 
 from inferguard.evidence._capture import (
+    BODY_LIMIT,
     Answer,
     as_int,
     as_num,
@@ -36,12 +37,19 @@ from inferguard.evidence._capture import (
     capture_names,
     json_at,
     parse_json,
+    read_capped,
     read_dir,
 )
-from inferguard.evidence._http import RouteResult, RouteSpec, SkippedRoute
+from inferguard.evidence._http import (
+    RouteResult,
+    RouteSpec,
+    SkippedRoute,
+    answer_problems,
+    sum_redactions,
+)
 from inferguard.evidence._metrics import read_metrics_bytes
 from inferguard.evidence._model import Evidence, EvidenceSource, Problem, status_from
-from inferguard.evidence._redact import redact
+from inferguard.evidence._redact import Tally, redact, redact_text
 from inferguard.prom._model import parse_text
 
 Server = Literal["controller", "internal_api"]
@@ -69,8 +77,10 @@ _COMMON: tuple[RouteSpec, ...] = (
     RouteSpec("GET", "/loglevel", "read", True, "only without parameters (with them it sets)"),
     RouteSpec("GET", "/threads", "read", True, "only as ?name=<thread name> when one is given"),
     RouteSpec("GET", "/controller/workers", "read", True,
-              "503 on an engine's internal API server (no controller manager there)"),
-    RouteSpec("GET", "/controller/key-stats", "read", True, "503 on an engine's server"),
+              "503 on an engine's internal API server (no controller manager there)",
+              expected=(200, 503)),
+    RouteSpec("GET", "/controller/key-stats", "read", True, "503 on an engine's server",
+              expected=(200, 503)),
     RouteSpec("GET", "/env", "sensitive", False,
               "returns the whole process environment; never called"),
     RouteSpec("POST", "/metrics/reset", "mutating", False, "resets metrics"),
@@ -103,12 +113,14 @@ INTERNAL_API_ROUTES: tuple[RouteSpec, ...] = (
               "only as ?names=<allow-listed keys>: the full config may hold credentials"),
     RouteSpec("GET", "/meta", "read", True),
     RouteSpec("GET", "/inference_info", "read", True, "secret-looking values redacted"),
-    RouteSpec("GET", "/inference_version", "read", True, "500 without vLLM"),
+    RouteSpec("GET", "/inference_version", "read", True, "500 without vLLM",
+              expected=(200, 500)),
     RouteSpec("GET", "/lookup/info", "read", True),
     RouteSpec("GET", "/hot_cache/status", "read", True),
     RouteSpec("GET", "/bypass/list", "read", True),
     RouteSpec("GET", "/freeze/status", "read", True),
-    RouteSpec("GET", "/chunk_statistics/status", "read", True, "503 when not enabled"),
+    RouteSpec("GET", "/chunk_statistics/status", "read", True, "503 when not enabled",
+              expected=(200, 503)),
     RouteSpec("GET", "/cache/kvcache/info", "read", True),
     RouteSpec("GET", "/backends", "read", True),
     RouteSpec("GET", "/cache/kvcache/check", "sensitive", False,
@@ -203,6 +215,8 @@ class ControllerFacts(msgspec.Struct, frozen=True, tag="controller", omit_defaul
     instance_id: str | None = None
     route_table_paths: int | None = None
     unknown_routes: list[str] = msgspec.field(default_factory=list)
+    # Everything redacted from the answers (names and counts; `_redact`), summed over routes.
+    redactions: dict[str, int] = msgspec.field(default_factory=dict)
 
     def gauge(self, short: str) -> float | None:
         """A controller gauge by its short name (`registered_workers_count`)."""
@@ -227,12 +241,12 @@ def request_paths(server: str, thread_names: Iterable[str] = ()) -> list[str]:
     return out + [f"/threads?name={n}" for n in thread_names]
 
 
-def filter_conf(conf: Any) -> dict[str, Any]:
+def filter_conf(conf: Any, tally: Tally | None = None) -> dict[str, Any]:
     """Only the allow-listed config keys (a full `/conf` answer may hold credentials)."""
     if not isinstance(conf, dict):
         return {}
     kept = {k: conf[k] for k in CONF_NAMES if k in conf}
-    return dict(redact(kept))
+    return dict(redact(kept, tally=tally))
 
 
 def filtered_capture(name: str, raw: bytes) -> tuple[str, bytes] | None:
@@ -290,6 +304,7 @@ def facts_from_routes(server: str, base_url: str | None, results: Iterable[Route
     results = list(results)
     problems = [Problem(f"{r.method} {r.path}: {r.error}", where=r.path)
                 for r in results if r.error is not None]
+    problems += answer_problems(results, ROUTE_TABLES[server])
     by_path: dict[str, RouteResult] = {}
     for r in results:
         by_path.setdefault(r.path.split("?", 1)[0], r)
@@ -301,6 +316,7 @@ def facts_from_routes(server: str, base_url: str | None, results: Iterable[Route
     f: dict[str, Any] = {"server": server, "base_url": base_url, "routes": results,
                          "skipped": skipped_routes(server), "collected_at": collected_at}
     f["reachable"] = any(r.status_code is not None for r in results) if results else None
+    f["redactions"] = sum_redactions(results)
     oa = json_at(body("/openapi.json"), "paths")
     if isinstance(oa, dict):
         f["route_table_paths"] = len(oa)
@@ -359,19 +375,21 @@ def route_result(a: Answer) -> RouteResult:
     """One answer as kept: JSON parsed and redacted; /metrics without its body (the raw
     scrape is kept as a packet input instead)."""
     if a.error is not None:
-        return RouteResult("GET", a.path, a.url, error=a.error, elapsed_ms=a.elapsed_ms)
+        return RouteResult("GET", a.path, a.url, error=redact_text(a.error),
+                           elapsed_ms=a.elapsed_ms)
     parsed, text, truncated = parse_json(a.raw)
     if a.path == "/metrics":
         return RouteResult("GET", a.path, a.url, a.status, a.content_type, truncated=truncated,
                            elapsed_ms=a.elapsed_ms)
+    tally = Tally()
     if a.path.startswith("/conf"):
-        parsed = filter_conf(parsed)
+        parsed = filter_conf(parsed, tally)
         text = ""
     elif parsed is not None:
-        parsed = redact(parsed)
+        parsed = redact(parsed, tally=tally)
     return RouteResult("GET", a.path, a.url, a.status, a.content_type, json=parsed,
-                       text=None if parsed is not None else text, truncated=truncated,
-                       elapsed_ms=a.elapsed_ms)
+                       text=None if parsed is not None else redact_text(text, tally),
+                       truncated=truncated, elapsed_ms=a.elapsed_ms, redacted=tally.as_dict())
 
 
 def _capture_name(path: str) -> str:
@@ -383,6 +401,13 @@ def detect_server(names: Iterable[str]) -> str:
     engine = {_capture_name(r.path) for r in INTERNAL_API_ROUTES if r.collect} - {
         _capture_name(r.path) for r in CONTROLLER_ROUTES}
     return "internal_api" if set(names) & engine else "controller"
+
+
+def accepted_captures(server: str) -> dict[str, str]:
+    """{capture name: route} of the GETs live collection makes on this server (the
+    allow-list applies to captures: `/cache/kvcache/check`, `/env` are never read)."""
+    return {_capture_name(r.path): r.path for r in ROUTE_TABLES[server]
+            if r.method == "GET" and r.collect}
 
 
 def read_controller_capture_dir(path: str | os.PathLike[str], server: str | None = None
@@ -397,8 +422,7 @@ def read_controller_capture_dir(path: str | os.PathLike[str], server: str | None
         return Evidence(kind="controller", source=EvidenceSource(path=str(d)),
                         status="malformed", problems=[found])
     srv = server or detect_server(found)
-    routes = {_capture_name(r.path): r.path for r in ROUTE_TABLES[srv]
-              if r.method == "GET" and r.collect}
+    routes = accepted_captures(srv)
     answers, problems, digest = read_dir(d, found, routes)
     # /conf is only ever asked with its fixed ?names= list.
     answers = [a._replace(path=CONF_PATH) if a.path == "/conf" else a for a in answers]
@@ -426,8 +450,11 @@ def internal_api_scrape(path: str | os.PathLike[str]) -> list[Evidence]:
     d = Path(path)
     body = d / "GET_metrics.body"
     found = capture_names(d)
-    if isinstance(found, Problem) or detect_server(found) != "internal_api" or not body.is_file():
+    if isinstance(found, Problem) or detect_server(found) != "internal_api" \
+            or "metrics" not in found:
         return []
-    data = body.read_bytes()
+    data, _ = read_capped(body, BODY_LIMIT, follow=False)
+    if data is None or len(data) > BODY_LIMIT:  # as live: an over-cap scrape is not kept
+        return []
     return [read_metrics_bytes(data, EvidenceSource.of_bytes(data, path=str(body)),
                                "lmcache_metrics")]

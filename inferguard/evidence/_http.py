@@ -25,7 +25,7 @@ from inferguard.evidence._capture import (
     read_dir,
 )
 from inferguard.evidence._model import Evidence, EvidenceSource, Problem, status_from
-from inferguard.evidence._redact import filter_env
+from inferguard.evidence._redact import Tally, filter_env, redact, redact_text
 
 Access = Literal["read", "sensitive", "mutating", "destructive", "dangerous"]
 
@@ -39,6 +39,8 @@ class RouteSpec(msgspec.Struct, frozen=True):
     collect: bool
     note: str = ""
     query: tuple[str, ...] = ()  # query parameters the route's handler declares
+    # Statuses upstream answers when all is as it should be (anything else is a problem).
+    expected: tuple[int, ...] = (200,)
 
 
 ROUTES: tuple[RouteSpec, ...] = (
@@ -53,7 +55,8 @@ ROUTES: tuple[RouteSpec, ...] = (
     RouteSpec("GET", "/periodic-threads", "read", True),
     RouteSpec("GET", "/periodic-threads-health", "read", True),
     RouteSpec("GET", "/quota", "read", True),
-    RouteSpec("GET", "/reconfigure/dax/l1/status", "read", True),
+    RouteSpec("GET", "/reconfigure/dax/l1/status", "read", True,
+              "409 when L1 is not Device-DAX backed", expected=(200, 409)),
     RouteSpec("GET", "/openapi.json", "read", True, "route table: detects version drift"),
     RouteSpec("GET", "/loglevel", "read", True, "only without parameters (with them it sets)",
               ("logger_name", "level")),
@@ -99,6 +102,8 @@ class RouteResult(msgspec.Struct, frozen=True, omit_defaults=True):
     truncated: bool = False
     error: str | None = None
     elapsed_ms: float | None = None
+    # What was redacted from this answer: rule / key names and counts, never values.
+    redacted: dict[str, int] = msgspec.field(default_factory=dict)
 
 
 class SkippedRoute(msgspec.Struct, frozen=True):
@@ -157,6 +162,10 @@ class HttpFacts(msgspec.Struct, frozen=True, tag="http", omit_defaults=True):
     # `/config` storage_manager.l2_adapter_config.adapters entries that are a Python repr
     # string ("<…FSL2AdapterConfig object at 0x…>", 0.5.7) instead of a dict: unreadable.
     l2_adapter_config_reprs: int = 0
+    # Everything redacted from the answers (names and counts; `_redact`), summed over routes.
+    redactions: dict[str, int] = msgspec.field(default_factory=dict)
+    # Capture files of routes live collection never GETs: neither read nor copied.
+    ignored_captures: list[str] = msgspec.field(default_factory=list)
 
 
 def skipped_routes() -> list[SkippedRoute]:
@@ -177,6 +186,8 @@ def facts_from_routes(base_url: str | None, results: Iterable[RouteResult],
             problems.append(Problem(f"{r.method} {r.path}: {r.error}", where=r.path))
     f: dict[str, Any] = {"base_url": base_url, "routes": results, "skipped": skipped}
     f["reachable"] = any(r.status_code is not None for r in results) if results else None
+    problems += answer_problems(results)
+    f["redactions"] = sum_redactions(results)
 
     def body(path: str) -> Any:
         r = by_path.get(path)
@@ -284,17 +295,67 @@ def facts_from_routes(base_url: str | None, results: Iterable[RouteResult],
 
 
 def route_result(a: Answer) -> RouteResult:
-    """One answer as kept: JSON parsed when it is JSON; /env only filtered."""
+    """One answer as kept: JSON parsed when it is JSON, every value redacted (`/config`
+    included); /env filtered to LMCache keys."""
+    tally = Tally()
     if a.error is not None:
-        return RouteResult("GET", a.path, a.url, error=a.error, elapsed_ms=a.elapsed_ms)
+        return RouteResult("GET", a.path, a.url, error=redact_text(a.error),
+                           elapsed_ms=a.elapsed_ms)
     parsed, text, truncated = parse_json(a.raw)
     if a.path == "/env":  # never keep the raw environment
-        env, _ = filter_env(parsed)
+        env, _ = filter_env(parsed, tally)
         return RouteResult("GET", a.path, a.url, a.status, a.content_type, json=env,
-                           truncated=truncated, elapsed_ms=a.elapsed_ms)
+                           truncated=truncated, elapsed_ms=a.elapsed_ms,
+                           redacted=tally.as_dict())
+    parsed = redact(parsed, tally=tally)
     return RouteResult("GET", a.path, a.url, a.status, a.content_type, json=parsed,
-                       text=None if parsed is not None else text, truncated=truncated,
-                       elapsed_ms=a.elapsed_ms)
+                       text=None if parsed is not None else redact_text(text, tally),
+                       truncated=truncated, elapsed_ms=a.elapsed_ms, redacted=tally.as_dict())
+
+
+# Routes whose answer is text, not JSON (every other collected route answers JSON).
+TEXT_ROUTES = ("/threads", "/metrics", "/", "/loglevel")
+
+
+def answer_problems(results: Iterable[RouteResult],
+                    routes: Iterable[RouteSpec] = ROUTES) -> list[Problem]:
+    """What an answer itself says went wrong: a status upstream does not answer when all is
+    well (a 500, a redirect, which is never followed), a JSON route whose body is not JSON,
+    a body cut at the size cap."""
+    expected = {r.path: r.expected for r in routes if r.method == "GET"}
+    out: list[Problem] = []
+    for r in results:
+        if r.error is not None:
+            continue
+        base = r.path.split("?", 1)[0]
+        if r.status_code is None:  # a capture without headers: judge the body only
+            if r.truncated:
+                out.append(Problem(f"{r.method} {r.path}: body larger than the cap; "
+                                   "truncated", where=r.path))
+            continue
+        if r.status_code not in expected.get(base, (200,)):
+            kind = "a redirect (not followed)" if 300 <= r.status_code < 400 else "an error"
+            out.append(Problem(f"{r.method} {r.path}: answered HTTP {r.status_code}, {kind}",
+                               where=r.path))
+        elif r.truncated:
+            out.append(Problem(f"{r.method} {r.path}: body larger than the cap; truncated",
+                               where=r.path))
+        elif r.json is None and base not in TEXT_ROUTES and r.text is not None:
+            out.append(Problem(f"{r.method} {r.path}: answer is not valid JSON", where=r.path))
+    return out
+
+
+def answered(results: Iterable[RouteResult]) -> bool:
+    """Did any route give a usable answer (2xx, or captured without headers; not cut)?"""
+    return any(r.error is None and not r.truncated
+               and (r.status_code is None or 200 <= r.status_code < 300) for r in results)
+
+
+def sum_redactions(results: Iterable[RouteResult]) -> dict[str, int]:
+    tally = Tally()
+    for r in results:
+        tally.merge(r.redacted)
+    return tally.as_dict()
 
 
 # Capture files as harnesses save them: GET_<name>.body + GET_<name>.headers.
@@ -357,18 +418,43 @@ def capture_path(name: str) -> str | None:
     return None
 
 
+def collected(path: str) -> bool:
+    """Would live collection GET this concrete path? (The allow-list, for captures too.)"""
+    base, _, query = path.partition("?")
+    if base == "/threads":
+        return query.startswith("name=") and "&" not in query
+    if base == "/loglevel" and query:
+        return False
+    return any(r.method == "GET" and r.collect and r.path == base and base != "/metrics"
+               for r in ROUTES)
+
+
+def accepted_captures(found: dict[str, str]) -> tuple[dict[str, str], list[str]]:
+    """({capture name: route} the live collector would also fetch, [names it would not]):
+    a capture of `/cache/objects` (raw cache keys), all-thread stacks or `/metrics` is
+    neither read nor copied."""
+    routes = {cap: p for cap in found if (p := capture_path(cap)) is not None}
+    return ({c: p for c, p in routes.items() if collected(p)},
+            sorted(found[c] for c, p in routes.items() if not collected(p)))
+
+
 def read_http_capture_dir(path: str | os.PathLike[str]) -> Evidence:
-    """Read a directory of captured answers (GET_<route>.body / .headers) into evidence."""
+    """Read a directory of captured answers (GET_<route>.body / .headers) into evidence:
+    only the routes live collection would GET, only regular files, each body capped."""
     d = Path(path)
     found = capture_names(d)
     if isinstance(found, Problem):
         return Evidence(kind="http", source=EvidenceSource(path=str(d)), status="malformed",
                         problems=[found])
-    routes = {cap: p for cap in found if (p := capture_path(cap)) is not None}
-    answers, problems, digest = read_dir(d, found, routes)
+    routes, ignored = accepted_captures(found)
+    answers, problems, digest = read_dir(d, {c: f for c, f in found.items()
+                                             if c in routes or capture_path(c) is None},
+                                         routes)
     results = [route_result(a) for a in answers]
     facts, more = facts_from_routes(None, results, skipped_routes())
+    facts = msgspec.structs.replace(facts, ignored_captures=ignored)
     problems += more
     src = EvidenceSource.of_bytes(digest, path=str(d))
-    return Evidence(kind="http", source=src, status=status_from(problems, readable=bool(results)),
+    return Evidence(kind="http", source=src,
+                    status=status_from(problems, readable=answered(results)),
                     facts=facts, problems=problems)

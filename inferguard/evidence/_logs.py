@@ -9,14 +9,23 @@ of what a process *said*; they prove behaviour only together with metrics (see d
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
-from collections.abc import Iterator
-from typing import Literal
+from collections.abc import Iterable, Iterator
+from typing import IO, Any, Literal
 
 import msgspec
 
-from inferguard.evidence._model import Evidence, EvidenceKind, EvidenceSource, Problem, read_source
+from inferguard._files import NotRegularFile
+from inferguard.evidence._model import (
+    Evidence,
+    EvidenceKind,
+    EvidenceSource,
+    Problem,
+    open_input,
+)
+from inferguard.evidence._redact import redact_text
 
 Category = Literal[
     "mp_server", "mp_connector", "embedded_vllm", "stale_connector", "offload_flag",
@@ -441,8 +450,9 @@ def _positive(value: str | None) -> bool:
         return False
 
 
-def _lines(data: bytes) -> Iterator[tuple[int, str, bool]]:
-    for n, raw in enumerate(data.splitlines(), 1):
+def _lines(data: bytes | Iterable[bytes]) -> Iterator[tuple[int, str, bool]]:
+    raws = data.splitlines() if isinstance(data, bytes) else data
+    for n, raw in enumerate(raws, 1):
         try:
             text = raw.decode("utf-8")
             bad = False
@@ -529,9 +539,43 @@ class _StartScan:
                             self.vllm)
 
 
-def read_log_bytes(data: bytes, source: EvidenceSource, *, role: str = "lmcache",
-                   kind: EvidenceKind = "log") -> Evidence:
-    """Scan log bytes for hints. Never raises; binary garbage just matches nothing."""
+MAX_RAW_LINE = 64 << 10  # bytes of one line kept while streaming (the rest is skipped)
+BLOCK = 1 << 20
+
+
+def stream_lines(f: IO[bytes], sha: Any) -> Iterator[bytes]:
+    """The lines of a binary file as `bytes.splitlines` gives them, read in 1 MiB blocks:
+    memory stays bounded by the block and `MAX_RAW_LINE` (a longer line keeps its first
+    `MAX_RAW_LINE` bytes), whatever the file size. Every byte read is fed to `sha`."""
+    part = bytearray()
+    over = False
+    while True:
+        block = f.read(BLOCK)
+        if not block:
+            break
+        sha.update(block)
+        start = 0
+        while True:
+            nl = block.find(b"\n", start)
+            if nl < 0:
+                if not over:
+                    part += block[start:start + MAX_RAW_LINE - len(part)]
+                    over = len(part) >= MAX_RAW_LINE
+                break
+            if not over:
+                part += block[start:nl][:MAX_RAW_LINE - len(part)]
+            yield from (bytes(part).splitlines() or [b""])
+            part.clear()
+            over = False
+            start = nl + 1
+    if part:
+        yield from bytes(part).splitlines()
+
+
+def read_log_bytes(data: bytes | Iterable[bytes], source: EvidenceSource, *,
+                   role: str = "lmcache", kind: EvidenceKind = "log") -> Evidence:
+    """Scan log bytes (or an iterable of lines) for hints. Never raises; binary garbage
+    just matches nothing. Example lines are redacted (`_redact`) before they are kept."""
     found: dict[str, list[HintMatch]] = {}
     counts: dict[str, int] = {}
     positive: dict[str, int] = {}
@@ -562,7 +606,7 @@ def read_log_bytes(data: bytes, source: EvidenceSource, *, role: str = "lmcache"
             ex = found.setdefault(hint.id, [])
             if len(ex) < EXAMPLES_PER_HINT:
                 values = {k: safe_text(v) for k, v in m.groupdict().items() if v is not None}
-                ex.append(HintMatch(n, safe_text(text.strip()), values))
+                ex.append(HintMatch(n, safe_text(redact_text(text.strip())), values))
     hints = [HintSummary(h.id, h.category, h.meaning, counts[h.id], first[h.id], last[h.id],
                          found[h.id], positive.get(h.id, 0) if h.amount else None)
              for h in LOG_HINTS if h.id in counts]
@@ -578,9 +622,18 @@ def read_log_bytes(data: bytes, source: EvidenceSource, *, role: str = "lmcache"
 
 
 def read_log(path: str | os.PathLike[str], *, role: str = "lmcache") -> Evidence:
-    """Read one log file (LMCache server, vLLM, SGLang) into hint evidence."""
-    data, source, problem = read_source(path)
-    if data is None:
-        assert problem is not None
-        return Evidence(kind="log", source=source, status="malformed", problems=[problem])
-    return read_log_bytes(data, source, role=role)
+    """Read one log file (LMCache server, vLLM, SGLang) into hint evidence, streamed line
+    by line (memory does not grow with the file); only a regular file is read."""
+    p = os.fspath(path)
+    sha = hashlib.sha256()
+    try:
+        with open_input(p) as f:
+            ev = read_log_bytes(stream_lines(f, sha), EvidenceSource(path=p), role=role)
+            size = f.tell()
+    except (NotRegularFile, OSError) as exc:
+        msg = (exc.strerror or str(exc)) if isinstance(exc, NotRegularFile) else \
+            f"cannot read file: {exc.strerror or exc}"
+        return Evidence(kind="log", source=EvidenceSource(path=p), status="malformed",
+                        problems=[Problem(msg)])
+    return msgspec.structs.replace(ev, source=EvidenceSource(path=p, sha256=sha.hexdigest(),
+                                                             size=size))

@@ -21,10 +21,11 @@ import msgspec
 import numpy as np
 
 from inferguard.evidence._lru import LruResult, replay_lru
-from inferguard.evidence._model import Evidence, EvidenceSource, Problem, status_from
+from inferguard.evidence._model import Evidence, EvidenceSource, Problem, read_source, status_from
 
 MAX_DISTINCT = 5_000_000   # distinct chunk digests counted exactly; beyond, counting stops
 MAX_PROBLEMS = 100
+MAX_FILE_BYTES = 64 << 20  # one rotated lookup-hash file (upstream rotates far smaller)
 FILE_NAME = re.compile(r"^lookup_hashes_(\d{8}_\d{6})_(\d{6})\.jsonl$")
 # Achievable hit rate: LRU capacities (in chunks) as fractions of the distinct chunks seen,
 # when the caller names none; an unbounded cache is always replayed too.
@@ -203,10 +204,10 @@ def read_lookup_hashes(paths: list[str | os.PathLike[str]] | str | os.PathLike[s
         if m:
             counters.append(int(m.group(2)))
             named.append((m.group(1), int(m.group(2))))
-        try:
-            data = f.read_bytes()
-        except OSError as exc:
-            problems.append(Problem(f"cannot read {f}: {exc.strerror or exc}", where=str(f)))
+        data, _src, prob = read_source(f, max_bytes=MAX_FILE_BYTES)
+        if data is None:
+            assert prob is not None
+            problems.append(Problem(f"cannot read {f}: {prob.message}", where=str(f)))
             continue
         sha.update(f.name.encode() + b"\0" + data)
         size += len(data)

@@ -20,7 +20,9 @@ from inferguard.evidence._model import (
 )
 from inferguard.prom._model import Exposition, MetricsSummary, parse_text
 
-MAX_METRICS_BYTES = 1 << 30
+# A parsed exposition takes ~10-12x its size in memory: 32 MiB keeps a read < 512 MB
+# (real /metrics answers are far smaller: vLLM's is ~100 KB, a fleet's few MB).
+MAX_METRICS_BYTES = 32 << 20
 
 
 MAX_LABEL_VALUES = 64

@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 import msgspec
 
+from inferguard._files import NotRegularFile, open_regular_fd
+
 EVIDENCE_SCHEMA = "inferguard.evidence/1"
 
 EvidenceKind = Literal[
@@ -71,19 +73,31 @@ def status_from(problems: list[Problem], *, readable: bool) -> ParseStatus:
     return "partial" if problems else "ok"
 
 
+def open_input(path: str | os.PathLike[str]) -> Any:
+    """A binary file object for a regular input file (`inferguard._files`): a device,
+    FIFO, socket or directory raises `NotRegularFile` naming what it is; OSError as usual."""
+    return os.fdopen(open_regular_fd(path), "rb")
+
+
 def read_source(path: str | os.PathLike[str], *, max_bytes: int | None = None
                 ) -> tuple[bytes | None, EvidenceSource, Problem | None]:
-    """Read a file for a reader, never raising: (data or None, source, problem or None)."""
+    """Read a file for a reader, never raising: (data or None, source, problem or None).
+    Only regular files are read, and never more than `max_bytes` (+1 to see it is over)."""
     p = os.fspath(path)
     try:
-        size = os.path.getsize(p)
-        if max_bytes is not None and size > max_bytes:
-            return None, EvidenceSource(path=p, size=size), Problem(
-                f"file is {size} bytes, over this reader's limit of {max_bytes}")
-        with open(p, "rb") as f:
-            data = f.read()
+        with open_input(p) as f:
+            size = os.fstat(f.fileno()).st_size
+            if max_bytes is not None and size > max_bytes:
+                return None, EvidenceSource(path=p, size=size), Problem(
+                    f"file is {size} bytes, over this reader's limit of {max_bytes}")
+            data = f.read() if max_bytes is None else f.read(max_bytes + 1)
+    except NotRegularFile as exc:
+        return None, EvidenceSource(path=p), Problem(exc.strerror or str(exc))
     except OSError as exc:
         return None, EvidenceSource(path=p), Problem(f"cannot read file: {exc.strerror or exc}")
+    if max_bytes is not None and len(data) > max_bytes:  # grew while read
+        return None, EvidenceSource(path=p), Problem(
+            f"file is over this reader's limit of {max_bytes} bytes")
     return data, EvidenceSource.of_bytes(data, path=p), None
 
 

@@ -22,6 +22,8 @@ import msgspec
 from inferguard.evidence._model import Evidence, EvidenceSource, Problem, read_source, status_from
 
 MAX_SPAN_NAMES = 1000
+# OTLP JSON lines are parsed whole (~14x the file in memory): 32 MiB keeps a read < 512 MB.
+MAX_OTEL_BYTES = 32 << 20
 MAX_PROBLEMS = 100
 # Span attributes holding prompt token ids (user content): counted, never kept or copied.
 TOKEN_ID_ATTRIBUTES = frozenset(["lmcache.input_ids"])
@@ -556,7 +558,8 @@ def strip_token_ids(data: bytes) -> tuple[bytes, int]:
 
 
 def read_otel(path: str | os.PathLike[str]) -> Evidence:
-    data, source, problem = read_source(path)
+    """An OTLP JSON-lines file (at most `MAX_OTEL_BYTES`, a regular file) as evidence."""
+    data, source, problem = read_source(path, max_bytes=MAX_OTEL_BYTES)
     if data is None:
         assert problem is not None
         return Evidence(kind="otel", source=source, status="malformed", problems=[problem])

@@ -2,29 +2,85 @@
 reaches a packet, a report or a copy.
 
 Every reader that keeps text an operator did not write for InferGuard (process environment,
-`/conf` and `/inference_info` answers, launch flags) goes through here. A key is secret when
-its name looks like a credential (`SECRET`, `TOKEN`, `PASSW`, `AUTH`, `API_KEY`, `*_KEY`, ...);
-its value is replaced by `REDACTED` (`token` but not `tokens`: `max_num_batched_tokens` is
-a count, not a credential). URL userinfo (`scheme://user:pass@host`) is removed from
-any string value. The patterns were three near-copies in the HTTP, controller and launch
-readers; their union is kept here, so nothing that was redacted before is kept now.
+`/config`, `/conf` and `/inference_info` answers, capture bodies, launch flags, log and
+launch copies, base URLs) goes through here. Two rules, always both:
+
+- by key: a key (env variable, JSON key, flag name, `key=value` pair) whose name looks like a
+  credential (`SECRET`, `TOKEN`, `PASSW`, `AUTH`, `COOKIE`, `API_KEY`, `*_KEY`, ...) has its
+  value replaced by `<redacted>` (`token` but not `tokens`: `max_num_batched_tokens` is a
+  count, not a credential);
+- by value shape, in any string: URL userinfo (`scheme://user:pass@host`), `Bearer`/`Basic`/
+  `Token` credentials, `Authorization: ...` headers, PEM private keys, and the well-known
+  token shapes (`hf_…`, `sk-…`, `ghp_…`, `AKIA…`, JWTs).
+
+What was redacted is recorded in a `Tally` — rule names (and key names, which are not
+secret) with counts, never a value. Redacting redacted text changes nothing, and counts the
+same placeholders again, so a packet's redacted copy reads back to the same facts.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 REDACTED = "<redacted>"
 _SECRET_KEY = re.compile(
-    r"(secret|token(?!s)|passw|credential|auth|cookie|private|api[-_]?key|_key$|^key)",
+    r"(secret|token(?!s)|passw|credential|auth|cookie|private|api[-_]?key|_key$|^key$|"
+    r"signature|session[-_]?id)",
     re.IGNORECASE)
-_URL_USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s]+@", re.IGNORECASE)
 # Keys of a process environment worth keeping; everything else is dropped (counted only).
 _ENV_KEEP = re.compile(
     r"^(LMCACHE_|VLLM_|SGLANG_|OTEL_|PYTHONHASHSEED$|PROMETHEUS_MULTIPROC_DIR$|DO_NOT_TRACK$|"
     r"CUDA_VISIBLE_DEVICES$|HF_HUB_OFFLINE$|TRANSFORMERS_OFFLINE$|UCX_|NIXL_)")
 MAX_DEPTH = 64
+MAX_NAMES = 200  # distinct names a tally keeps; the rest are counted under "other"
+
+_P = re.escape(REDACTED)
+# (rule name, pattern, replacement). Each pattern also matches its own replacement, so
+# counts are the same when a redacted copy is read again.
+_SHAPES: tuple[tuple[str, re.Pattern[str], str], ...] = (
+    ("private_key", re.compile(
+        r"-----BEGIN ([A-Z0-9 ]*)PRIVATE KEY-----.*?(?:-----END \1PRIVATE KEY-----|\Z)",
+        re.DOTALL), r"-----BEGIN \1PRIVATE KEY-----" + REDACTED + r"-----END \1PRIVATE KEY-----"),
+    ("url_userinfo", re.compile(r"(?P<s>\b[a-z][a-z0-9+.-]*://)[^/@\s\"'<>]*(?:" + _P
+                                + r")?[^/@\s\"'<>]*@", re.IGNORECASE), r"\g<s>" + REDACTED + "@"),
+    ("authorization", re.compile(
+        r"(?P<k>\b(?:proxy-)?authorization\b[\"']?\s*[:=]\s*[\"']?)(?:(?:bearer|basic|token|"
+        r"digest|negotiate)\s+)?(?:" + _P + r"|[^\s,;&\"']+)", re.IGNORECASE),
+     r"\g<k>" + REDACTED),
+    ("bearer", re.compile(r"(?P<k>\b(?:bearer|basic)\s+)(?:" + _P
+                          + r"|[A-Za-z0-9._~+/=-]{8,})", re.IGNORECASE), r"\g<k>" + REDACTED),
+    ("token_shape", re.compile(
+        r"\b(?:hf_[A-Za-z0-9]{20,}|sk-[A-Za-z0-9_-]{20,}|gh[pousr]_[A-Za-z0-9]{20,}|"
+        r"xox[abpr]-[A-Za-z0-9-]{10,}|AKIA[0-9A-Z]{16}|"
+        r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,})\b"), REDACTED),
+)
+# `name=value` / `name: value` / `--flag value` in free text: redacted when `name` is secret.
+_PAIR = re.compile(
+    r"(?P<k>(?P<dash>--)?(?P<name>[A-Za-z_][A-Za-z0-9_.-]{0,80})[\"']?"
+    r"(?(dash)(?:=|\s+)|\s*(?:=|:\s)\s*)[\"']?)(?P<v>" + _P + r"|[^\s,;&\"'<>]+)")
+
+
+class Tally:
+    """What one read redacted: rule and key names with counts (never a value)."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+
+    def add(self, name: str, n: int = 1) -> None:
+        if n <= 0:
+            return
+        if name not in self.counts and len(self.counts) >= MAX_NAMES:
+            name = "other"
+        self.counts[name] = self.counts.get(name, 0) + n
+
+    def merge(self, other: dict[str, int]) -> None:
+        for k, v in other.items():
+            self.add(k, v)
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(sorted(self.counts.items()))
 
 
 def is_secret_key(key: str) -> bool:
@@ -32,30 +88,66 @@ def is_secret_key(key: str) -> bool:
     return _SECRET_KEY.search(key) is not None
 
 
-def redact_text(value: str) -> str:
-    """A string with URL credentials removed (`redis://user:pass@h` → `redis://<redacted>@h`)."""
-    if "@" not in value:
-        return value
-    return _URL_USERINFO.sub(lambda m: f"{m.group('scheme')}{REDACTED}@", value)
+# Cheap tests that must hold before a rule's regex can match (most text matches none).
+_NEEDS: dict[str, Callable[[str, str], bool]] = {
+    "private_key": lambda s, low: "PRIVATE KEY" in s,
+    "url_userinfo": lambda s, low: "@" in s and "://" in s,
+    "authorization": lambda s, low: "authorization" in low,
+    "bearer": lambda s, low: "bearer" in low or "basic" in low,
+    "token_shape": lambda s, low: any(t in s for t in ("hf_", "sk-", "gh", "xox", "AKIA",
+                                                        "eyJ")),
+}
+# Words one of which any secret key name contains (a superset test, done with `in`).
+_SECRET_WORDS = ("secret", "token", "passw", "credential", "auth", "cookie", "private", "key",
+                 "signature", "session")
 
 
-def redact(obj: Any, depth: int = 0) -> Any:
-    """A JSON value with secret-looking keys' values and URL credentials removed (bounded
+def redact_text(value: str, tally: Tally | None = None) -> str:
+    """A string with every credential shape and secret `name=value` pair redacted."""
+    low = value.lower()
+    for name, rx, repl in _SHAPES:
+        if not _NEEDS[name](value, low):
+            continue
+        value, n = rx.subn(repl, value)
+        if tally is not None:
+            tally.add(name, n)
+    if ("=" in value or ":" in value or "--" in value) and any(w in low for w in _SECRET_WORDS):
+        def pair(m: re.Match[str]) -> str:
+            if not is_secret_key(m.group("name")):
+                return m.group(0)
+            if tally is not None:
+                tally.add(f"key:{m.group('name')}")
+            return m.group("k") + REDACTED
+        value = _PAIR.sub(pair, value)
+    return value
+
+
+def redact(obj: Any, depth: int = 0, tally: Tally | None = None) -> Any:
+    """A JSON value with secret-looking keys' values and credential shapes removed (bounded
     depth: anything nested deeper than 64 levels becomes None)."""
     if depth > MAX_DEPTH:
         return None
     if isinstance(obj, dict):
-        return {str(k): REDACTED if is_secret_key(str(k)) else redact(v, depth + 1)
-                for k, v in obj.items()}
+        out: dict[str, Any] = {}
+        for k, v in obj.items():
+            key = str(k)
+            if is_secret_key(key) and v is not None and v != "" and not isinstance(v, bool):
+                if tally is not None:
+                    tally.add(f"key:{key}")
+                out[key] = REDACTED
+            else:
+                out[key] = redact(v, depth + 1, tally)
+        return out
     if isinstance(obj, list):
-        return [redact(v, depth + 1) for v in obj]
+        return [redact(v, depth + 1, tally) for v in obj]
     if isinstance(obj, str):
-        return redact_text(obj)
+        return redact_text(obj, tally)
     return obj
 
 
-def filter_env(env: Any) -> tuple[dict[str, str], int]:
-    """Keep LMCache-relevant variables, redact secret-looking ones; count the dropped rest."""
+def filter_env(env: Any, tally: Tally | None = None) -> tuple[dict[str, str], int]:
+    """Keep LMCache-relevant variables, redact secret-looking ones by name and every value
+    by shape (a token inside `OTEL_EXPORTER_OTLP_HEADERS`); count the dropped rest."""
     if not isinstance(env, dict):
         return {}, 0
     kept: dict[str, str] = {}
@@ -63,5 +155,23 @@ def filter_env(env: Any) -> tuple[dict[str, str], int]:
         key = str(k)
         if not _ENV_KEEP.match(key):
             continue
-        kept[key] = REDACTED if is_secret_key(key) else redact_text(str(v))
+        if is_secret_key(key):
+            if tally is not None:
+                tally.add(f"key:{key}")
+            kept[key] = REDACTED
+        else:
+            kept[key] = redact_text(str(v), tally)
     return dict(sorted(kept.items())), len(env) - len(kept)
+
+
+def redact_url(url: str) -> str:
+    """A URL as it may be written down: without userinfo, query secrets redacted."""
+    return redact_text(url)
+
+
+def redact_bytes(data: bytes, tally: Tally | None = None) -> bytes:
+    """Text bytes (a log or launch file line) redacted; undecodable bytes kept as they are
+    where nothing was redacted (the line is returned unchanged when no rule matched)."""
+    text = data.decode("utf-8", "surrogateescape")
+    out = redact_text(text, tally)
+    return data if out == text else out.encode("utf-8", "surrogateescape")

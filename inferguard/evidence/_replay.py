@@ -21,6 +21,9 @@ import msgspec
 
 from inferguard.evidence._model import Evidence, EvidenceSource, Problem, read_source, status_from
 
+# Replay output is read whole (a stdout log or a JSON/CSV table): capped like OTel.
+MAX_REPLAY_BYTES = 32 << 20
+
 CSV_HEADER = ["qualname", "count", "errors", "mean_ms", "p50_ms", "p90_ms", "p99_ms", "min_ms",
               "max_ms"]
 
@@ -236,7 +239,7 @@ def _code_pct(lat: list[float], p: int) -> float | None:
 
 
 def read_replay(path: str | os.PathLike[str]) -> Evidence:
-    data, source, problem = read_source(path)
+    data, source, problem = read_source(path, max_bytes=MAX_REPLAY_BYTES)
     if data is None:
         assert problem is not None
         return Evidence(kind="trace_replay", source=source, status="malformed",

@@ -8,7 +8,8 @@ import os
 import msgspec
 import numpy as np
 
-from inferguard.evidence._model import Evidence, EvidenceSource, Problem
+from inferguard._files import NotRegularFile
+from inferguard.evidence._model import Evidence, EvidenceSource, Problem, open_input
 from inferguard.lct._file import TraceFile, TraceFormatError, TraceSummary
 from inferguard.lct._stats import TraceStatsFinding, iter_key_columns, trace_stats
 
@@ -107,7 +108,8 @@ def read_trace(path: str | os.PathLike[str]) -> Evidence:
     """A `.lct` file as evidence; a damaged trace is partial, a non-trace malformed."""
     p = os.fspath(path)
     try:
-        size = os.path.getsize(p)
+        with open_input(p) as f:  # a device or FIFO is refused before it is mapped
+            size = os.fstat(f.fileno()).st_size
         with TraceFile(p) as t:
             stats = trace_stats(t)
             gaps = first_chunk_gaps(t, p)
@@ -115,6 +117,9 @@ def read_trace(path: str | os.PathLike[str]) -> Evidence:
     except TraceFormatError as exc:
         return Evidence(kind="trace", source=EvidenceSource(path=p), status="malformed",
                         problems=[Problem(str(exc), offset=0)])
+    except NotRegularFile as exc:
+        return Evidence(kind="trace", source=EvidenceSource(path=p), status="malformed",
+                        problems=[Problem(exc.strerror or str(exc))])
     except OSError as exc:
         return Evidence(kind="trace", source=EvidenceSource(path=p), status="malformed",
                         problems=[Problem(f"cannot read file: {exc.strerror or exc}")])

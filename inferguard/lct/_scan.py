@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from inferguard._files import open_regular_fd
 from inferguard._native import Backend
 from inferguard._native._lct import NativeFrameScanner
 from inferguard._native._protocols import FrameRows, FrameScanner
@@ -80,7 +81,7 @@ class Source:
             self.size = self._buf.nbytes
         else:
             self.name = os.fspath(source)
-            self._fd = os.open(self.name, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+            self._fd = open_regular_fd(self.name)  # a device or FIFO is refused, never mapped
             try:
                 self.size = os.fstat(self._fd).st_size
             except BaseException:

@@ -45,6 +45,7 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
+from inferguard._files import open_regular_fd
 from inferguard._native import Backend, resolve_backend
 from inferguard.prom import _tokens as pt
 from inferguard.prom._names import lmcache_flavour, names_match, normalize_name, otel_to_prometheus
@@ -557,8 +558,9 @@ def parse_text(data: bytes | bytearray | memoryview | str, *, path: str = "<text
 def parse_file(path: str | os.PathLike[str], *, strict: bool = False,
                format: Format | Literal["auto"] = "auto", exemplars: bool = True,
                backend: Backend | None = None) -> Exposition:
-    """Read and parse a metrics file (see parse_text)."""
-    with open(path, "rb") as f:
+    """Read and parse a metrics file (see parse_text); only a regular file (a device or a
+    FIFO raises `NotRegularFile`, an OSError)."""
+    with os.fdopen(open_regular_fd(path), "rb") as f:
         data = f.read()
     return parse_text(data, path=os.fspath(path), strict=strict, format=format,
                       exemplars=exemplars, backend=backend)
