@@ -15,6 +15,7 @@ from inferguard._version import __version__
 from inferguard.collect import CollectOptions, collect_lmcache
 from inferguard.evidence import Evidence, EvidenceSource, Problem, read_evidence
 from inferguard.findings import Diagnosis, Finding, diagnose
+from inferguard.html import render_html
 from inferguard.judge import (
     CompatReport,
     ModeDetection,
@@ -137,6 +138,7 @@ __all__ = [
     "parse_text",
     "query_dataset",
     "read_evidence",
+    "render_html",
     "stack_series",
     "summarize_metrics",
     "summarize_trace",

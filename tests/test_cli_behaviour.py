@@ -316,6 +316,7 @@ def _documents() -> Iterator[tuple[str, list[str]]]:
     for p in [PACKET, *LIVE_PACKETS]:
         yield "inferguard.verdict/1", ["lmcache-compat", "--packet", str(p), "--json"]
         yield "inferguard.diagnosis/1", ["diagnose-bottleneck", "--packet", str(p), "--json"]
+        yield "inferguard.verdict/1", ["report", "--packet", str(p), "--json"]
     modes = FIX / "lmcache_live" / "modes"
     for d in sorted(x for x in modes.iterdir() if x.is_dir()):
         files = []
@@ -450,8 +451,8 @@ def test_progress_on_a_terminal_never_in_json_or_a_pipe(tmp_path: Path) -> None:
 
 
 def test_a_directory_that_is_no_packet_names_the_command_that_writes_one(tmp_path: Path) -> None:
-    for cmd in ("lmcache-compat", "diagnose-bottleneck"):
-        err = run(cmd, "--packet", str(tmp_path), check_rc=2).stderr.decode()
+    for cmd, *more in (("lmcache-compat",), ("diagnose-bottleneck",), ("report", "--json")):
+        err = run(cmd, "--packet", str(tmp_path), *more, check_rc=2).stderr.decode()
         assert err.count("\n") == 1 and "no packet.json" in err
         assert "inferguard collect-lmcache" in err and "run lmcache-compat" not in err
 

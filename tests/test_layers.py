@@ -51,7 +51,9 @@ LAYERS: dict[str, int] = {
     "inferguard.findings": 6,
     # 7: the whole judgement of one packet as library calls.
     "inferguard.verdict": 7,
-    # 8: the command line.
+    # 8: presentation: the verdict as an HTML page (reads verdict/ outputs, judges nothing),
+    # and the command line, which may use it (html must not import cli: same layer, SEPARATE).
+    "inferguard.html": 8,
     "inferguard.cli": 8,
     "inferguard.__main__": 8,
     # 9: the public face (re-exports only). Importing it from inside counts as going up.
@@ -65,6 +67,7 @@ not in this table fails `test_every_module_has_a_layer` instead of silently land
 SEPARATE: set[tuple[str, str]] = {
     ("inferguard.lct", "inferguard.prom"),
     ("inferguard.prom", "inferguard.lct"),
+    ("inferguard.html", "inferguard.cli"),
 }
 """Same-layer subpackages that must not import each other."""
 
@@ -280,7 +283,9 @@ def test_allowed_upward_edges_still_exist() -> None:
     assert not stale, f"ALLOWED_UPWARD entries that are gone (delete them): {stale}"
 
 
-CLI_FILES = sorted((PACKAGE / "cli").rglob("*.py"))
+CLI_FILES = sorted((PACKAGE / "cli").rglob("*.py")) + sorted((PACKAGE / "html").rglob("*.py"))
+"""The CLI and presentation (`inferguard/html/`): neither judges."""
+HTML_READS = ("inferguard.verdict", "inferguard.html", "inferguard._version")
 
 
 @pytest.mark.parametrize("path", CLI_FILES, ids=lambda p: str(p.relative_to(REPO)))
@@ -290,6 +295,15 @@ def test_cli_does_not_judge(path: Path) -> None:
     hits = [name for name, rx in CLI_FORBIDDEN.items()
             if rx.search(text) and (rel, name) not in CLI_ALLOWED]
     assert not hits, f"{rel} does judgement the CLI must leave to judge/findings/_verdict: {hits}"
+
+
+def test_html_reads_only_verdict_outputs() -> None:
+    """Presentation consumes what `verdict/` returns; it imports nothing that computes."""
+    bad = {m: sorted(t for t in targets if not t.startswith(HTML_READS))
+           for m, targets in GRAPH.items() if m.startswith("inferguard.html")}
+    bad = {m: t for m, t in bad.items() if t}
+    assert not bad, f"inferguard/html imports beyond verdict/: {bad}"
+    assert "inferguard.verdict._verdict" in GRAPH["inferguard.html._page"]
 
 
 def test_cli_allowed_entries_still_exist() -> None:

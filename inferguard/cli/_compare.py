@@ -8,8 +8,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from inferguard.cli._common import EXAMPLES, HelpFormatter, emit_json, path_type
+from inferguard.cli._common import EXAMPLES, HelpFormatter, emit_json, path_type, to_document
+from inferguard.cli._report import write_page
 from inferguard.evidence._logs import safe_text
+from inferguard.html import render_document_html
 from inferguard.verdict._compare import Comparison, compare_packet_dirs
 
 
@@ -23,13 +25,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                     "appeared or cleared, mode and settings, TTFT per quantile. Exit 1 with "
                     "--fail-on regression when B regressed.",
         epilog=EXAMPLES + "  inferguard compare before-pkt after-pkt\n"
-               "  inferguard compare before-pkt after-pkt --json --fail-on regression\n",
+               "  inferguard compare before-pkt after-pkt --json --fail-on regression\n"
+               "  inferguard compare before-pkt after-pkt --html compare.html\n",
         formatter_class=HelpFormatter)
     p.add_argument("a", metavar="A", type=path_type("A", "dir"),
                    help="the baseline packet directory")
     p.add_argument("b", metavar="B", type=path_type("B", "dir"),
                    help="the packet judged against A")
     p.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    p.add_argument("--html", metavar="OUT.html",
+                   help="also write the comparison as one self-contained HTML page")
     p.add_argument("--fail-on", action="append", default=[], choices=("regression",),
                    help="exit 1 when B regressed against A")
     p.set_defaults(func=_compare)
@@ -83,6 +88,9 @@ def _compare(args: argparse.Namespace) -> int:
         c = compare_packet_dirs(args.a, args.b)
     except (OSError, ValueError) as exc:
         print(f"inferguard: error: {safe_text(str(exc))}", file=sys.stderr)
+        return 2
+    if args.html and write_page(args.html, render_document_html(
+            c, title=f"InferGuard compare: {c.a} → {c.b}", document=to_document(c))) != 0:
         return 2
     if args.json:
         emit_json(c)

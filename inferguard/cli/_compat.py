@@ -216,8 +216,24 @@ def version_lines(r: CompatReport) -> list[str]:
     out = [f"versions: {seen}"
            + (f" (deployment={r.detected.deployment})" if r.detected.deployment else "")
            + (f" (MP connector: {r.detected.mp_connector})" if r.detected.mp_connector else "")]
-    if vr.selected:
-        out.append("  rules selected: " + _cut(vr.selected))
+    gated_out: dict[str, list[str]] = {}
+    gated_in: dict[str, list[str]] = {}
+    rules: list[str] = []
+    for sel in vr.selected:  # "family:NAME:SPEC[ (not this version)]" or another rule id
+        kind, _, rest = sel.partition(":")
+        name, _, spec = rest.partition(":")
+        if kind != "family" or not spec:
+            rules.append(sel)
+            continue
+        out_of_range = spec.endswith(" (not this version)")
+        spec = spec.removesuffix(" (not this version)")
+        (gated_out if out_of_range else gated_in).setdefault(spec, []).append(name)
+    for spec, names in gated_out.items():
+        out.append(f"  not expected at these versions ({spec}): " + _cut(names))
+    for spec, names in gated_in.items():
+        out.append(f"  expected at these versions ({spec}): " + _cut(names))
+    if rules:
+        out.append("  rules selected: " + _cut(rules))
     out += [f"  note: {n}" for n in vr.notes]
     out += [f"  caveat {c.id} ({', '.join(c.figures)}): {c.text}" for c in r.caveats]
     return out

@@ -23,7 +23,7 @@ import msgspec
 
 from inferguard._native import native_backend
 from inferguard._version import __version__
-from inferguard.cli import _collect, _compare, _compat, _fleet, _query, _watch
+from inferguard.cli import _collect, _compare, _compat, _fleet, _query, _report, _watch
 from inferguard.cli import _trace as _cli_trace
 from inferguard.cli._common import (
     EXAMPLES,
@@ -247,6 +247,7 @@ COMMANDS: list[Callable[[Any], None]] = [
     _register_metrics,
     _collect.register,
     _compat.register,
+    _report.register,
     _compare.register,
     _watch.register,
     _fleet.register,

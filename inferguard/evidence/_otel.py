@@ -90,6 +90,20 @@ class OtlpMetric(msgspec.Struct, frozen=True, omit_defaults=True):
         return "histogram" if "istogram" in self.kind else self.kind
 
 
+class SpanStep(msgspec.Struct, frozen=True, omit_defaults=True):
+    """One span of the example request: its name, depth in the tree, start (ms since the
+    request's first span started) and duration (None while open). No ids."""
+
+    name: str
+    depth: int
+    start_ms: float
+    duration_ms: float | None = None
+
+
+MAX_STEPS = 60
+"""Most spans kept for the example request (a waterfall, not an export)."""
+
+
 class OtelFacts(msgspec.Struct, frozen=True, tag="otel", omit_defaults=True):
     """Span summaries by name, the tree's edges, and what else the export held."""
 
@@ -112,6 +126,8 @@ class OtelFacts(msgspec.Struct, frozen=True, tag="otel", omit_defaults=True):
     metrics: list[OtlpMetric] = msgspec.field(default_factory=list)
     orphans_by_name: dict[str, int] = msgspec.field(default_factory=dict)
     gaps: list[SpanGap] = msgspec.field(default_factory=list)
+    # The spans of one request (the trace with the most spans; the first such in the file).
+    example_request: list[SpanStep] = msgspec.field(default_factory=list)
 
     def span(self, name: str) -> SpanSummary | None:
         return next((s for s in self.spans if s.name == name), None)
@@ -303,6 +319,7 @@ def read_otel_bytes(data: bytes, source: EvidenceSource) -> Evidence:
     encodings: set[str] = set()
     gap_parents: dict[str, tuple[str, float | None]] = {}  # span id -> (name, duration)
     gap_children: list[tuple[str, str, float]] = []  # (parent id, name, condition value)
+    timed: list[tuple[str, str | None, str | None, str, int, int]] = []
     metric_lines = span_lines = 0
     token_spans = token_total = token_max = 0
     for n, doc in docs:
@@ -406,6 +423,8 @@ def read_otel_bytes(data: bytes, source: EvidenceSource) -> Evidence:
                     if pid and name in _GAP_CHILDREN:
                         gap_children.append((pid, name, _gap_value(name, attrs)))
                     parents.append((pid, name, tid or ""))
+                    if tid and start:
+                        timed.append((tid, sid, pid, name, start, end))
     edges: dict[tuple[str, str], int] = {}
     roots: dict[str, int] = {}
     orphans = 0
@@ -439,10 +458,36 @@ def read_otel_bytes(data: bytes, source: EvidenceSource) -> Evidence:
         metrics=[om for _, om in sorted(metric_data.items())],
         orphans_by_name=dict(sorted(orphan_names.items())),
         gaps=_span_gaps(gap_parents, gap_children), token_id_spans=token_spans,
-        token_ids_total=token_total, token_ids_max=token_max)
+        token_ids_total=token_total, token_ids_max=token_max,
+        example_request=_example_request(timed))
     readable = bool(span_lines or metric_lines)
     return Evidence(kind="otel", source=source, status=status_from(problems, readable=readable),
                     facts=facts if readable else None, problems=problems)
+
+
+def _example_request(timed: list[tuple[str, str | None, str | None, str, int, int]]
+                     ) -> list[SpanStep]:
+    """The spans of the trace with the most spans, in start order, with their depth."""
+    per: dict[str, int] = {}
+    for row in timed:
+        per[row[0]] = per.get(row[0], 0) + 1
+    if not per:
+        return []
+    best = max(per, key=lambda t: per[t])  # first seen wins a tie (dicts keep order)
+    rows = sorted((r for r in timed if r[0] == best), key=lambda r: r[4])
+    parent = {r[1]: r[2] for r in rows if r[1]}
+
+    def depth(sid: str | None) -> int:
+        d, seen = 0, set()
+        while sid and (p := parent.get(sid)) and p in parent and p not in seen:
+            seen.add(p)
+            sid, d = p, d + 1
+        return d
+
+    t0 = rows[0][4]
+    return [SpanStep(name, depth(sid), round((start - t0) / 1e6, 3),
+                     round((end - start) / 1e6, 3) if end and end >= start else None)
+            for _, sid, _, name, start, end in rows[:MAX_STEPS]]
 
 
 def _gap_value(name: str, attrs: dict[str, Any]) -> float:

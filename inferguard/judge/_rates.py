@@ -165,7 +165,7 @@ def _window(series: Sequence[Evidence], resets: list[str]) -> RateWindow:
     assert isinstance(last.facts, MetricsFacts)
     if len(series) == 1:
         return RateWindow("since_process_start", source_label(last),
-                          f"since process start (one scrape: {source_label(last)})")
+                          "since process start (one scrape)")
     first = series[0]
     assert isinstance(first.facts, MetricsFacts)
     t0, t1 = first.facts.scraped_at, last.facts.scraped_at

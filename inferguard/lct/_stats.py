@@ -20,10 +20,11 @@ error beside it (`Count.stderr`).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import struct
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -60,6 +61,7 @@ __all__ = [
     "TraceStatsFinding",
     "analyze_trace",
     "iter_key_columns",
+    "record_times",
     "trace_findings",
     "trace_stats",
 ]
@@ -268,6 +270,12 @@ class TraceStatsArrays:
     new_keys: npt.NDArray[np.float64]
     records_by_role: dict[str, npt.NDArray[np.int64]]
     events_by_kind: dict[str, npt.NDArray[np.int64]]
+    # Per tracked key (a hash sample of keys once past max_exact_keys): how many lookup and
+    # read records named it; `key_sample_rate` scales a count of keys back to the trace.
+    lookups_per_key: npt.NDArray[np.int64] = field(
+        default_factory=lambda: np.zeros(0, np.int64))
+    reads_per_key: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    key_sample_rate: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -438,6 +446,11 @@ def _distinct(keys: ts.Keys, idx: int, mask: npt.NDArray[np.bool_] | None) -> Co
     return Count(round(e), False, ts.HLL_STDERR * e, "hyperloglog")
 
 
+def record_times(tfile: TraceFile, offsets: list[int]) -> list[float | None]:
+    """t_mono of the records at a handful of byte offsets (each re-read from the file)."""
+    return [_frame_time(tfile, o) for o in offsets]
+
+
 def _frame_time(tfile: TraceFile, offset: int | None) -> float | None:
     """t_mono of the record at `offset` (re-read; used for a handful of offsets)."""
     if offset is None or offset < 0:
@@ -524,6 +537,10 @@ def _build(tfile: TraceFile, backend: str, summary: TraceSummary, eng: ts.Engine
     ops = _ops(eng, summary, op_names, c, keys, sc)
     breakdowns = _breakdowns(eng, models, salts, c, keys, sc)
     time, arrays = _time(eng, keys, sc, burst_factor, events)
+    arrays = dataclasses.replace(
+        arrays, lookups_per_key=c[:, ts.C_LOOKUP].astype(np.int64),
+        reads_per_key=np.maximum(c[:, ts.C_READ], c[:, ts.C_ENTER]).astype(np.int64),
+        key_sample_rate=sc.p)
     ev = events.result() if events is not None else None
     stats = TraceStats(
         schema=STATS_SCHEMA, path=tfile.path, size_bytes=tfile.size, backend=backend,

@@ -19,6 +19,7 @@ from inferguard.findings._registry import Diagnosis
 from inferguard.judge._compat import compat
 from inferguard.judge._report import CompatReport
 from inferguard.verdict._claims import Claims, derive_claims
+from inferguard.verdict._views import Views, views_of
 
 VERDICT_SCHEMA = "inferguard.verdict/1"
 
@@ -30,6 +31,8 @@ class Verdict(msgspec.Struct, frozen=True):
     diagnosis: Diagnosis
     claims: Claims
     schema: str = VERDICT_SCHEMA
+    # The aggregated series for pictures (empty when judged from a report alone).
+    views: Views = msgspec.field(default_factory=Views)
 
 
 def judge_report(report: CompatReport) -> Verdict:
@@ -40,7 +43,7 @@ def judge_report(report: CompatReport) -> Verdict:
 
 def judge_packet(packet: Packet) -> Verdict:
     """Judge a packet: its compat report, every finding rule over it, then the claims."""
-    return judge_report(compat(packet))
+    return msgspec.structs.replace(judge_report(compat(packet)), views=views_of(packet))
 
 
 def diagnose_packet(directory: str | os.PathLike[str]) -> Verdict:
