@@ -14,6 +14,7 @@ import math
 import os
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -257,8 +258,18 @@ def test_window_gives_the_samples_at_both_ends(fleet: Fleet) -> None:
         # its start, a moment earlier) is the last one at or before it, whatever the load.
         old = BEFORE.read_bytes()
         t_start = max(t for t, i, b in fleet.log if i == inst and b == old)  # type: ignore[attr-defined]
+    t_switch = time.time()
     try:
-        fleet.prom.wait_scraped(n, after=time.time())
+        # Until a scrape taken after the switch is queryable (its `up` sample is committed
+        # with its samples; `lastScrape` says only that it started).
+        deadline = time.monotonic() + 30
+        while True:
+            q = urllib.parse.quote(f'timestamp(up{{instance="{inst}"}})')
+            res = fleet.prom.api(f"/api/v1/query?query={q}")["result"]
+            if res and float(res[0]["value"][1]) > t_switch:
+                break
+            assert time.monotonic() < deadline, fleet.prom.log()
+            time.sleep(0.2)
         t_end = time.time()
         opts = FleetOptions(prometheus_url=fleet.url, instance=inst, at=t_end,
                             window_s=t_end - t_start)
@@ -538,3 +549,15 @@ def test_openmetrics_scrape_same_verdict_as_the_text_file(fleet: Fleet) -> None:
             _assert_same(api[name], fs, (inst, name))
         want = judge_packet(Packet.from_files([("engine_metrics", body)]))
         assert _verdict_key(judge_packet(packets[inst])) == _verdict_key(want), inst
+
+
+def test_range_query_lands_on_both_ends() -> None:
+    """Start and end rounded to milliseconds apart from the step lost the end point
+    (100.001 + 5.000 > 105.000): the step is the difference of the rounded ends."""
+    from inferguard.collect._prometheus import PromWindow, _range_params
+
+    for start, end in ((100.0006, 105.0004), (100.0004, 105.0006), (1.7e9 + 0.0005, 1.7e9 + 3)):
+        p = dict(_range_params(PromWindow(start, end)))
+        s_ms, e_ms = round(float(p["start"]) * 1000), round(float(p["end"]) * 1000)
+        assert s_ms + round(float(p["step"]) * 1000) == e_ms
+        assert abs(e_ms / 1000 - end) <= 0.0011 and abs(s_ms / 1000 - start) <= 0.0006

@@ -325,6 +325,21 @@ def exposition_text(samples: Iterable[tuple[dict[str, str], str]], meta: dict[st
     return ("\n".join(out) + "\n").encode() if out else b""
 
 
+def _range_params(window: PromWindow) -> list[tuple[str, str]]:
+    """start, end and step of a range query that evaluates at exactly both ends: in whole
+    milliseconds, as Prometheus steps (`start + step` rounded apart from `end` by a
+    millisecond would lose the end point)."""
+    s_ms, e_ms = round(window.start * 1000), round(window.end * 1000)
+    step_ms = max(e_ms - s_ms, 1)
+    return [("start", f"{s_ms / 1000:.3f}"), ("end", f"{(s_ms + step_ms) / 1000:.3f}"),
+            ("step", f"{step_ms / 1000:.3f}")]
+
+
+def _which_end(ts: float, window: PromWindow) -> float:
+    """The window end an answer's evaluation time stands for."""
+    return window.start if abs(ts - window.start) < abs(ts - window.end) else window.end
+
+
 def _scrape_times(base: str, sel: str, times: list[float], window: PromWindow | None, *,
                   timeout: float, transport: Any) -> dict[float, float]:
     """When the samples read at each evaluation time were scraped (the timestamp of the
@@ -339,14 +354,11 @@ def _scrape_times(base: str, sel: str, times: list[float], window: PromWindow | 
         for r in (data or {}).get("result", []):
             out[t] = float(r["value"][1])
         return out
-    step = max(window.end - window.start, 0.001)
-    data = _get(base, "/api/v1/query_range",
-                [("query", query), ("start", f"{window.start:.3f}"),
-                 ("end", f"{window.end:.3f}"), ("step", f"{step:.3f}")],
+    data = _get(base, "/api/v1/query_range", [("query", query), *_range_params(window)],
                 timeout=timeout, transport=transport)
     for r in (data or {}).get("result", []):
         for ts, v in r.get("values", []):
-            at = window.start if abs(float(ts) - window.start) < step / 2 else window.end
+            at = _which_end(float(ts), window)
             out[at] = float(v)
     return out
 
@@ -383,16 +395,13 @@ def target_evidence(base_url: str, target: PromTarget, *, at: float | None = Non
                         timeout=timeout, transport=transport)
             points = {t: [(r["metric"], r["value"][1]) for r in (data or {}).get("result", [])]}
         else:
-            step = max(window.end - window.start, 0.001)
             data = _get(base, "/api/v1/query_range",
-                        [("query", sel), ("start", f"{window.start:.3f}"),
-                         ("end", f"{window.end:.3f}"), ("step", f"{step:.3f}")],
+                        [("query", sel), *_range_params(window)],
                         timeout=timeout, transport=transport)
             points = {window.start: [], window.end: []}
             for r in (data or {}).get("result", []):
                 for ts, v in r.get("values", []):
-                    at_ts = window.start if abs(float(ts) - window.start) < step / 2 \
-                        else window.end
+                    at_ts = _which_end(float(ts), window)
                     points[at_ts].append((r["metric"], v))
     except (PromError, KeyError, TypeError, IndexError, AttributeError) as exc:
         kind = kind_of[target.role or "lmcache"]
@@ -416,10 +425,12 @@ def target_evidence(base_url: str, target: PromTarget, *, at: float | None = Non
     notes: list[str] = []
     for t, rows in points.items():
         when_scraped = scraped.get(t)
-        text = exposition_text(((dict(m), str(v)) for m, v in rows), meta, target,
-                               timestamp_ms=None if when_scraped is None
-                               else round(when_scraped * 1000),
-                               with_empty=t == latest and now - t <= LOOKBACK_S)
+        # No sample at all at this time: nothing was scraped then (the metadata alone would
+        # make families look present without samples).
+        text = b"" if not rows else exposition_text(
+            ((dict(m), str(v)) for m, v in rows), meta, target,
+            timestamp_ms=None if when_scraped is None else round(when_scraped * 1000),
+            with_empty=t == latest and now - t <= LOOKBACK_S)
         # One URL per target (a window's two expositions are two scrapes of one target, as
         # the rates group them); the packet input names the time too (one copy each).
         url = f"{base}/api/v1/query?query={urllib.parse.quote(sel)}"
