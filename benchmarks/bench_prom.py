@@ -95,6 +95,35 @@ def test_numpy_view(benchmark: Any, exposition: tuple[bytes, str, int]) -> None:
     _record("native_numpy", benchmark, len(data))
 
 
+@pytest.mark.skipif(not native_available(), reason="native backend not built")
+def test_summary_work(benchmark: Any, exposition: tuple[bytes, str, int]) -> None:
+    """The work of `inferguard metrics summary`: native parse plus the summary."""
+    data, _, samples = exposition
+    s = benchmark.pedantic(lambda: parse_text(data, backend="native").summary(),
+                           rounds=10, iterations=1, warmup_rounds=1)
+    assert s.samples == samples
+    _record("summary_work", benchmark, len(data))
+
+
+@pytest.mark.skipif(not native_available(), reason="native backend not built")
+def test_compat_work(benchmark: Any, exposition: tuple[bytes, str, int]) -> None:
+    """The work of `inferguard lmcache-compat --engine-metrics-file`: the scrape read as
+    evidence (parse, summary, per-family stats) and the whole judgement of the packet."""
+    from inferguard import Packet, PacketSettings, judge_packet
+    from inferguard.evidence import EvidenceSource
+    from inferguard.evidence._metrics import read_metrics_bytes
+
+    data, _, _ = exposition
+
+    def work() -> Any:
+        ev = read_metrics_bytes(data, EvidenceSource(path="scrape.prom"), "engine_metrics")
+        return judge_packet(Packet(settings=PacketSettings(), evidence=[ev]))
+
+    v = benchmark.pedantic(work, rounds=5, iterations=1, warmup_rounds=1)
+    assert v.report.evidence
+    _record("compat_work", benchmark, len(data))
+
+
 def test_report_ratios(exposition: tuple[bytes, str, int]) -> None:
     """Print the same-run ratios (only when timings were taken)."""
     if "prometheus_client" not in RESULTS:
@@ -103,7 +132,8 @@ def test_report_ratios(exposition: tuple[bytes, str, int]) -> None:
     ref = RESULTS["prometheus_client"]
     lines = [f"exposition {len(data) / 1e6:.2f} MB, {samples} samples, {LABEL_SETS} label sets"
              f"; prometheus_client {ref * 1e3:.1f} ms"]
-    for name in ("native", "python", "native_objects", "native_numpy"):
+    for name in ("native", "python", "native_objects", "native_numpy", "summary_work",
+                 "compat_work"):
         if name in RESULTS:
             t = RESULTS[name]
             lines.append(f"{name}: {t * 1e3:.1f} ms ({len(data) / t / 1e6:.0f} MB/s), "

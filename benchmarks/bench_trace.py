@@ -10,66 +10,22 @@ claims) or full (default: 1 GiB for timing, 4 GiB for peak memory).
 from __future__ import annotations
 
 import os
-import struct
 import subprocess
 import sys
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import pytest
 
 from inferguard import native_available, summarize_trace
 
+from .references import reference_trace_info
 from .trace_gen import write_storage_trace
 
 SCALE = os.environ.get("INFERGUARD_BENCH_SCALE", "full")
 TIMING_BYTES = (4 << 20) if SCALE == "smoke" else (1 << 30)
 RSS_BYTES = (8 << 20) if SCALE == "smoke" else (4 << 30)
 RESULTS: dict[str, float] = {}
-
-
-class _Header(msgspec.Struct, tag="header"):
-    magic: bytes
-    format_version: int
-    level: str
-    trace_schema_version: int
-    t_mono_start: float
-    t_wall_start: float
-    sm_config_json: str
-    sm_config_digest: str
-    level_meta: dict[str, Any] = {}
-
-
-class _Record(msgspec.Struct, tag="record"):
-    t_mono: float
-    t_wall: float
-    qualname: str
-    args: dict[str, Any]
-
-
-def reference_trace_info(path: Path) -> tuple[int, dict[str, int], float]:
-    """What upstream's reader and `trace info` do per record (written from the format docs)."""
-    dec_header = msgspec.msgpack.Decoder(_Header)
-    dec_record = msgspec.msgpack.Decoder(_Record)
-    counts: Counter[str] = Counter()
-    max_mono = 0.0
-    with path.open("rb") as f:
-        (n,) = struct.unpack(">I", f.read(4))
-        dec_header.decode(f.read(n))
-        while True:
-            prefix = f.read(4)
-            if len(prefix) < 4:
-                break
-            (n,) = struct.unpack(">I", prefix)
-            body = f.read(n)
-            if len(body) < n:
-                break
-            rec = dec_record.decode(body)
-            counts[rec.qualname] += 1
-            max_mono = max(max_mono, rec.t_mono)
-    return sum(counts.values()), dict(counts), max_mono
 
 
 @pytest.fixture(scope="session")

@@ -30,6 +30,7 @@ from typing import Any
 import msgspec
 
 from inferguard._files import open_regular_fd
+from inferguard._modes import MODES as MODES
 from inferguard._version import __version__
 from inferguard.evidence._capture import read_capped
 from inferguard.evidence._controller import filtered_capture
@@ -55,8 +56,6 @@ PACKET_SCHEMA = "inferguard.packet/1"
 EVIDENCE_SET_SCHEMA = "inferguard.evidence_set/1"
 # Where a packet keeps the compat report written with it (collect-lmcache).
 REPORT_FILE = "metrics/lmcache_compat_report.json"
-MODES = ("mp", "embedded_vllm", "embedded_sglang", "p2p", "pd", "controller_only",
-         "standalone_worker", "unknown")
 
 # Evidence file names under metrics/ (the product page's names where it gives them).
 EVIDENCE_FILES: dict[str, str] = {

@@ -219,9 +219,13 @@ def _blocked_reading_stdin(pid: int, deadline: float) -> None:
 
 def test_sigint_exits_130_without_traceback() -> None:
     """Ctrl-C while a command reads a pipe: exit 130, nothing but a newline on stderr."""
+    # A terminal delivers Ctrl-C to a process whose SIGINT is at its default; a parent that
+    # runs in the background of a non-interactive shell (a CI runner started with `&`)
+    # passes SIGINT down ignored, so restore the default in the child, as a terminal has it.
     proc = subprocess.Popen([sys.executable, "-m", "inferguard.cli", "trace", "stats", "-"],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, cwd=REPO)
+                            stderr=subprocess.PIPE, cwd=REPO,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert proc.stdin is not None
     proc.stdin.write(TRACE.read_bytes()[:100])
     proc.stdin.flush()

@@ -35,6 +35,7 @@ LAYERS: dict[str, int] = {
     "inferguard._version": 0,
     "inferguard._native": 0,
     "inferguard._files": 0,
+    "inferguard._lazy": 0,
     "inferguard._core": 0,
     # 1: byte parsers. Same layer, but they must not import each other (SEPARATE).
     "inferguard.prom": 1,
@@ -43,6 +44,8 @@ LAYERS: dict[str, int] = {
     "inferguard.evidence": 2,
     # 3: the packet (a set of evidence plus settings, read/written as a directory).
     "inferguard._packet": 3,
+    # 3: the mode names a packet declares (a table the CLI reads without loading the packet).
+    "inferguard._modes": 3,
     # 4: collection (talks to live servers, writes a packet).
     "inferguard.collect": 4,
     # 5: judgement: mode detection and the compat report.
@@ -260,9 +263,29 @@ def test_no_dynamic_imports() -> None:
     """Only literal `importlib.import_module("inferguard...")` calls, which the graph reads as
     edges; anything computed would hide an edge."""
     dynamic = re.compile(r"\bimport_module\s*\((?!\"inferguard)|\b__import__\s*\(")
-    hits = [str(p.relative_to(REPO)) for p, _ in MODULES.values()
-            if dynamic.search(p.read_text(encoding="utf-8"))]
+    hits = [str(p.relative_to(REPO)) for m, (p, _) in MODULES.items()
+            if m != LAZY and dynamic.search(p.read_text(encoding="utf-8"))]
     assert not hits, f"dynamic imports hide edges from this test: {hits}"
+
+
+LAZY = "inferguard._lazy"
+"""The one computed import: a package's lazy re-exports (its `_WHERE` table)."""
+
+
+def test_lazy_reexports_are_edges_of_the_graph() -> None:
+    """A package handing `_WHERE` to `_lazy.exports` imports those modules on demand: each must
+    also be a literal edge of the package (its TYPE_CHECKING block), so the graph sees it."""
+    users = [m for m, targets in GRAPH.items() if LAZY in targets]
+    assert users, "no package uses inferguard._lazy"
+    for pkg in users:
+        tree = ast.parse(MODULES[pkg][0].read_text(encoding="utf-8"))
+        where = next(node.value for node in ast.walk(tree)
+                     if isinstance(node, ast.AnnAssign | ast.Assign)
+                     and "_WHERE" in ast.unparse(node.target if isinstance(node, ast.AnnAssign)
+                                                 else node.targets[0]))
+        assert isinstance(where, ast.Dict)
+        wanted = {pkg + v.value for v in where.values if isinstance(v, ast.Constant)}
+        assert wanted and wanted <= GRAPH[pkg], (pkg, sorted(wanted - GRAPH[pkg]))
 
 
 def test_no_import_cycles() -> None:

@@ -17,24 +17,37 @@ from typing import Literal
 
 Backend = Literal["native", "python"]
 
-try:
-    # By name: the module is untyped (`Any` inside the glue modules `_lct` and `_prom`).
-    _core_module: ModuleType | None = importlib.import_module("inferguard._core")
-    _import_error: str | None = None
-except ImportError as exc:  # no compiler at install time, or a broken build
-    _core_module = None
-    _import_error = str(exc)
+_core_module: ModuleType | None = None
+_import_error: str | None = None
+_loaded = False
+
+
+def _load() -> ModuleType | None:
+    """Import the compiled core once, on first use (start-up does not pay for it)."""
+    global _core_module, _import_error, _loaded
+    if not _loaded:
+        try:
+            # By name: the module is untyped (`Any` inside the glue modules `_lct`, `_prom`).
+            _core_module = importlib.import_module("inferguard._core")
+        except ImportError as exc:  # no compiler at install time, or a broken build
+            _import_error = str(exc)
+        _loaded = True
+    return _core_module
+
+
+def _disabled() -> bool:
+    return os.environ.get("INFERGUARD_NO_NATIVE", "") not in ("", "0")
 
 
 def native_available() -> bool:
     """True when the compiled C core was built and imports."""
-    return _core_module is not None
+    return _load() is not None
 
 
 def native_backend() -> Backend:
     """The backend the library uses now: "native", or "python" if the core is missing
     or `INFERGUARD_NO_NATIVE` is set to anything but "" or "0"."""
-    if _core_module is None or os.environ.get("INFERGUARD_NO_NATIVE", "") not in ("", "0"):
+    if _disabled() or _load() is None:
         return "python"
     return "native"
 
@@ -43,7 +56,7 @@ def resolve_backend(requested: Backend | None) -> Backend:
     """Turn an optional explicit request into a backend, refusing "native" when absent."""
     if requested is None:
         return native_backend()
-    if requested == "native" and _core_module is None:
+    if requested == "native" and _load() is None:
         raise RuntimeError(f"the native backend is not available: {_import_error}")
     if requested not in ("native", "python"):
         raise ValueError(f"unknown backend {requested!r}; expected 'native' or 'python'")
@@ -53,6 +66,7 @@ def resolve_backend(requested: Backend | None) -> Backend:
 def core() -> ModuleType:
     """The compiled module (for the glue modules only); call only after resolve_backend()
     returned "native"."""
-    if _core_module is None:
+    mod = _load()
+    if mod is None:
         raise RuntimeError(f"the native backend is not available: {_import_error}")
-    return _core_module
+    return mod

@@ -8,10 +8,11 @@ protocol of `_protocols` (numpy arrays in, typed rows out) that the pure-Python 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import numpy.typing as npt
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 from inferguard._native import core
 from inferguard._native._protocols import FrameRows, KeyRows, ScannedFrames
@@ -55,6 +56,8 @@ class NativeFrameScanner:
 
     def scan(self, buf: Any, pos: int, base: int, capacity: int, end: int | None = None
              ) -> tuple[int, int, FrameRows | None]:
+        import numpy as np
+
         ffi, lib = self._ffi, self._lib
         o, ln = np.empty(capacity, np.int64), np.empty(capacity, np.uint32)
         tm, tw = np.empty(capacity, np.float64), np.empty(capacity, np.float64)
@@ -83,6 +86,32 @@ class NativeFrameScanner:
                                              st[:n])
 
 
+    def scan_lists(self, buf: bytes, pos: int, base: int, capacity: int,
+                   rows: Any) -> tuple[int, int]:
+        """`scan` into the Python lists of a `_frame.Rows` (no numpy: small traces, fast
+        start-up); same rows, same stop reasons."""
+        ffi, lib = self._ffi, self._lib
+        o, ln = ffi.new("int64_t[]", capacity), ffi.new("uint32_t[]", capacity)
+        tm, tw = ffi.new("double[]", capacity), ffi.new("double[]", capacity)
+        op, nk = ffi.new("int32_t[]", capacity), ffi.new("int32_t[]", capacity)
+        st = ffi.new("uint8_t[]", capacity)
+        cols = ffi.new("lct_columns *")
+        cols.offset, cols.length, cols.t_mono, cols.t_wall = o, ln, tm, tw
+        cols.op, cols.nkeys, cols.status = op, nk, st
+        cols.capacity = capacity
+        cols.count = 0
+        cpos = ffi.new("size_t *", pos)
+        with ffi.from_buffer(buf) as cbuf:
+            stop = int(lib.lct_scan(cbuf, len(buf), cpos, base, self._interner, cols))
+        if stop < 0:
+            raise MemoryError("lct_scan: out of memory")
+        n = int(cols.count)
+        for dst, src in ((rows.offset, o), (rows.length, ln), (rows.t_mono, tm),
+                         (rows.t_wall, tw), (rows.op, op), (rows.nkeys, nk), (rows.status, st)):
+            dst += ffi.unpack(src, n)
+        return stop, int(cpos[0])
+
+
 def _slice(k: KeyRows, a: int, b: int) -> KeyRows:
     return KeyRows(k.row[a:b], k.fp[a:b], k.model[a:b], k.salt[a:b], k.kv_rank[a:b],
                    k.group[a:b], k.status[a:b])
@@ -106,6 +135,8 @@ class NativeKeyExtractor:
                 _names(ffi, lib, lib.lct_keyx_names(self._x, 1)))
 
     def extract(self, chunk: ScannedFrames) -> Iterator[KeyRows]:
+        import numpy as np
+
         ffi, lib = self._ffi, self._lib
         n = len(chunk.offset)
         offset = np.ascontiguousarray(chunk.offset)
@@ -150,6 +181,8 @@ class NativeKeyTable:
     """`lct_keytab` (a `KeyTable`): the same ids as the Python twin, in numpy memory."""
 
     def __init__(self, capacity: int) -> None:
+        import numpy as np
+
         self._ffi, self._lib = _api()
         self._fps = np.empty(0, np.uint64)
         self._slots = np.empty(0, np.int32)
@@ -167,6 +200,8 @@ class NativeKeyTable:
     def rebuild(self, fps: npt.NDArray[np.uint64], capacity: int) -> None:
         """Start over with these fingerprints (ids 0..n-1 in this order); the arrays are
         reused when the capacity is unchanged."""
+        import numpy as np
+
         ffi = self._ffi
         bits = max(1, (2 * max(1, capacity) - 1).bit_length())
         if len(self._fps) != max(1, capacity) or len(self._slots) != 1 << bits:
@@ -186,6 +221,8 @@ class NativeKeyTable:
 
     def intern(self, fp: npt.NDArray[np.uint64], use: npt.NDArray[np.bool_]
                ) -> tuple[npt.NDArray[np.int32], int]:
+        import numpy as np
+
         ffi, lib = self._ffi, self._lib
         fp = np.ascontiguousarray(fp, np.uint64)
         u8 = np.ascontiguousarray(use, np.uint8)

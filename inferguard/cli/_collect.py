@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING as _TYPE_CHECKING
 
-from inferguard._packet import MODES, PacketSettings
+from inferguard._modes import MODES
+
+if _TYPE_CHECKING:
+    pass
+
 from inferguard.cli._common import EXAMPLES, HelpFormatter, Progress, error, path_type
 from inferguard.cli._fleet import add_prometheus_args, collect_from_prometheus
-from inferguard.collect import CollectOptions
-from inferguard.evidence._logs import safe_text
-from inferguard.verdict._verdict import collect_and_judge
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -110,6 +112,11 @@ _SOURCES = ("base_packet", "engine_metrics_file", "lmcache_metrics_file", "engin
 def _collect(args: argparse.Namespace) -> int:
     if args.prometheus_url:  # one packet per instance, from the API alone
         return collect_from_prometheus(args, [n for n in _SOURCES if getattr(args, n)])
+    from inferguard._packet import PacketSettings
+    from inferguard.collect import CollectOptions
+    from inferguard.evidence._logs import safe_text
+    from inferguard.verdict._verdict import collect_and_judge
+
     if not any(getattr(args, name) for name in _SOURCES):
         return error("collect-lmcache: no evidence source given (a file, capture directory, "
                      "URL, --prometheus-url or --base-packet); see "

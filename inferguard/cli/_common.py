@@ -7,12 +7,16 @@ import argparse
 import os
 import sys
 import time
+from typing import TYPE_CHECKING as _TYPE_CHECKING
 from typing import Any, TextIO
 
 import msgspec
 
 from inferguard._native import native_backend
-from inferguard.evidence._source import input_problem
+
+if _TYPE_CHECKING:
+    pass
+
 
 EXAMPLES = "examples:\n"
 
@@ -35,8 +39,9 @@ class UsageError(Exception):
 def path_type(flag: str, kind: str = "file") -> Any:
     """An argparse `type=` that refuses a path that cannot be read as `kind` ("file", "dir",
     "either"); the path itself is kept as the user wrote it."""
-
     def check(value: str) -> str:
+        from inferguard.evidence._source import input_problem
+
         if value == "-":
             raise UsageError(f"{flag} -: standard input is read only where one file is read "
                              "(trace info/stats/export, metrics summary); give a path")

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 from inferguard.cli._common import EXAMPLES, HelpFormatter, emit_json, path_type, to_document
-from inferguard.cli._report import write_page
-from inferguard.evidence._logs import safe_text
-from inferguard.html import render_document_html
-from inferguard.verdict._compare import Comparison, compare_packet_dirs
+
+if _TYPE_CHECKING:
+    from inferguard.verdict._compare import Comparison
+
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -50,6 +51,8 @@ def _s(v: float | None) -> str:
 
 def render_comparison(c: Comparison) -> str:
     """The human view: mode, rates (with windows), families, findings, settings, TTFT."""
+    from inferguard.evidence._logs import safe_text
+
     out = [f"A: {c.a}", f"B: {c.b}", f"mode: {c.mode_a} → {c.mode_b}", ""]
     out.append(f"{'rate':<44} {'A':>7} {'B':>7} {'change':>8}  windows")
     for r in c.rates:
@@ -84,6 +87,11 @@ def render_comparison(c: Comparison) -> str:
 
 
 def _compare(args: argparse.Namespace) -> int:
+    from inferguard.cli._report import write_page
+    from inferguard.evidence._logs import safe_text
+    from inferguard.html import render_document_html
+    from inferguard.verdict._compare import compare_packet_dirs
+
     try:
         c = compare_packet_dirs(args.a, args.b)
     except (OSError, ValueError) as exc:

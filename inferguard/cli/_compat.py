@@ -10,18 +10,21 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 import msgspec
 
-from inferguard._packet import MODES, Packet, PacketSettings
+from inferguard._modes import MODES
+
+if _TYPE_CHECKING:
+    from inferguard._packet import Packet
+    from inferguard.evidence._model import Evidence
+    from inferguard.findings._registry import Diagnosis
+    from inferguard.judge._report import CompatReport
+    from inferguard.verdict._verdict import Verdict
+
 from inferguard.cli._common import EXAMPLES, HelpFormatter, emit_json, path_type
 from inferguard.cli._rates import rate_lines
-from inferguard.evidence._logs import safe_text
-from inferguard.evidence._model import Evidence
-from inferguard.evidence._readers import load_evidence_set, read_evidence
-from inferguard.findings._registry import Diagnosis
-from inferguard.judge._report import CompatReport
-from inferguard.verdict._verdict import Verdict, diagnose_packet, judge_packet
 
 FAIL_CLASSES = ("missing-required", "zero-required", "mode-mismatch", "malformed-evidence",
                 "error-finding", "never")
@@ -99,6 +102,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _packet_from_args(args: argparse.Namespace) -> Packet:
+    from inferguard._packet import Packet, PacketSettings
+    from inferguard.evidence._readers import load_evidence_set, read_evidence
+
     evidence: list[Evidence] = []
     settings = PacketSettings()
     if args.packet:
@@ -153,6 +159,8 @@ def _cut(items: list[str], n: int = 12) -> str:
 def render_report(v: Verdict) -> str:
     """The human `lmcache-compat` view: mode, groups with reasons, checklist, claims (made and
     withheld), findings. Every line is escaped once, at the end."""
+    from inferguard.evidence._logs import safe_text
+
     r = v.report
     out = [f"detected_mode={r.detected.mode} confidence={r.detected.confidence:g} "
            f"level={r.detected.level}"
@@ -252,10 +260,15 @@ def diagnosis_lines(d: Diagnosis) -> list[str]:
 
 
 def render_diagnosis(d: Diagnosis) -> str:
+    from inferguard.evidence._logs import safe_text
+
     return "\n".join(safe_text(line) for line in diagnosis_lines(d))
 
 
 def _compat(args: argparse.Namespace) -> int:
+    from inferguard.evidence._logs import safe_text
+    from inferguard.verdict._verdict import judge_packet
+
     if not (args.packet or any(v for k, v in vars(args).items() if k.endswith("_file"))):
         print("inferguard: error: give --packet or at least one evidence file", file=sys.stderr)
         return 2
@@ -277,6 +290,9 @@ def _compat(args: argparse.Namespace) -> int:
 
 
 def _diagnose(args: argparse.Namespace) -> int:
+    from inferguard.evidence._logs import safe_text
+    from inferguard.verdict._verdict import diagnose_packet
+
     try:
         verdict = diagnose_packet(args.packet)
     except (OSError, ValueError) as exc:

@@ -11,23 +11,15 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import sys
+from typing import TYPE_CHECKING as _TYPE_CHECKING
 
-import msgspec
-
-from inferguard._packet import MODES, PacketSettings
+from inferguard._modes import MODES
 from inferguard.cli._common import EXAMPLES, HelpFormatter, emit_json, error
+from inferguard.cli._common import safe as safe_text
 from inferguard.cli._compat import FAIL_CLASSES, failed_classes
-from inferguard.collect._prometheus import PromError
-from inferguard.evidence._logs import safe_text
-from inferguard.verdict._fleet import (
-    FLEET_SCHEMA,
-    FleetOptions,
-    FleetOutcome,
-    FleetReport,
-    collect_prometheus_packets,
-    judge_fleet,
-    write_fleet_parquet,
-)
+
+if _TYPE_CHECKING:
+    from inferguard.verdict._fleet import FleetOptions, FleetOutcome, FleetReport
 
 FLEET_FAIL_CLASSES = (*FAIL_CLASSES, "unjudged")
 
@@ -83,7 +75,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="exit 1 when this holds for some instance (repeatable): "
                         + ", ".join(FLEET_FAIL_CLASSES))
     p.add_argument("--json", action="store_true",
-                   help=f"print the fleet report as JSON (schema {FLEET_SCHEMA})")
+                   help="print the fleet report as JSON (schema inferguard.fleet/1)")
     p.add_argument("--parquet", metavar="DIR",
                    help="also write the rows as a Parquet dataset, DIR/fleet/node=<instance>/ "
                         "(needs inferguard[fleet])")
@@ -91,6 +83,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def options_from_args(args: argparse.Namespace) -> FleetOptions:
+    from inferguard._packet import PacketSettings
+    from inferguard.verdict._fleet import FleetOptions
+
     return FleetOptions(
         prometheus_url=args.prometheus_url, match=args.match, engine_match=args.engine_match,
         instance=args.instance, group_label=args.group_label, at=args.at,
@@ -153,6 +148,9 @@ def fleet_failures(outcome: FleetOutcome, classes: list[str]) -> dict[str, list[
 
 
 def _fleet(args: argparse.Namespace) -> int:
+    from inferguard.collect._prometheus import PromError
+    from inferguard.verdict._fleet import judge_fleet, write_fleet_parquet
+
     try:
         outcome = judge_fleet(options_from_args(args))
     except (PromError, ValueError) as exc:
@@ -177,6 +175,12 @@ def _fleet(args: argparse.Namespace) -> int:
 def collect_from_prometheus(args: argparse.Namespace, others: list[str]) -> int:
     """`collect-lmcache --prometheus-url`: one packet per instance under --output-dir;
     `others` are the other evidence sources given (refused: never dropped silently)."""
+    import msgspec
+
+    from inferguard._packet import PacketSettings
+    from inferguard.collect._prometheus import PromError
+    from inferguard.verdict._fleet import collect_prometheus_packets
+
     if others:
         flags = ", ".join("--" + n.replace("_", "-") for n in others)
         return error(f"--prometheus-url builds one packet per instance from the API alone; it "

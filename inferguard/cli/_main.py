@@ -17,6 +17,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING as _TYPE_CHECKING
 from typing import Any
 
 import msgspec
@@ -34,10 +35,11 @@ from inferguard.cli._common import (
     error,
 )
 from inferguard.cli._common import safe as _safe
-from inferguard.evidence._source import InputError, binary_offset, local_input
-from inferguard.judge._catalog import CATALOG_VERSIONS
-from inferguard.lct._file import TraceFormatError, TraceSummary, summarize_trace
-from inferguard.prom._model import MetricsSummary, summarize_metrics
+
+if _TYPE_CHECKING:
+    from inferguard.lct._file import TraceSummary
+    from inferguard.prom._model import MetricsSummary
+
 
 _LABEL = 28
 
@@ -121,6 +123,8 @@ def _print_summary(load: Callable[[str], Any], render: Callable[[Any], str],
                    args: argparse.Namespace, errors: tuple[type[Exception], ...]) -> int:
     """Summarise one file (`-` = stdin, gzip read transparently) and print it as text or
     JSON; input errors exit 2. The summary names the file as the user wrote it."""
+    from inferguard.evidence._source import InputError, local_input
+
     caught: tuple[type[Exception], ...] = (InputError, *errors)
     try:
         with local_input(args.file) as local:
@@ -141,6 +145,8 @@ def _shown(path: str) -> str:
 
 
 def _trace_info(args: argparse.Namespace) -> int:
+    from inferguard.lct._file import TraceFormatError, summarize_trace
+
     return _print_summary(summarize_trace, render_trace_summary, args,
                           (TraceFormatError, OSError))
 
@@ -180,6 +186,9 @@ def render_metrics_summary(s: MetricsSummary) -> str:
 
 def _text_metrics(path: str) -> MetricsSummary:
     """summarize_metrics, refusing binary content (a NUL byte) up front."""
+    from inferguard.evidence._source import InputError, binary_offset
+    from inferguard.prom._model import summarize_metrics
+
     at = binary_offset(path)
     if at is not None:
         raise InputError(f"{_shown(path)}: binary content (NUL byte at offset {at}); expected "
@@ -259,6 +268,8 @@ COMMANDS: list[Callable[[Any], None]] = [
 def version_text() -> str:
     """`inferguard --version`: the version, the active backend, the upstream releases the
     catalog was derived from."""
+    from inferguard.judge._catalog import CATALOG_VERSIONS
+
     backend = native_backend()
     note = "" if backend == "native" else " (pure Python: slower; built without a C compiler?)"
     lines = [f"inferguard {__version__}", f"backend: {backend}{note}",
@@ -279,10 +290,19 @@ EPILOG = (EXAMPLES
           "input, 130 interrupted\n")
 
 
+class _Version(argparse.Action):
+    """`--version`: computed when asked (it loads the C core and the catalog)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        sys.stdout.write(version_text() + "\n")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="inferguard", description=DESCRIPTION, epilog=EPILOG,
                                 formatter_class=HelpFormatter)
-    p.add_argument("--version", action="version", version=version_text(),
+    p.add_argument("--version", action=_Version, nargs=0,
                    help="print the version, the backend and the upstream versions known")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for register in COMMANDS:

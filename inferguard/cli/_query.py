@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 
 from inferguard.cli._common import EXAMPLES, HelpFormatter, emit_json, error
-from inferguard.evidence._logs import safe_text
-from inferguard.lct._export import READY_QUERIES, query_dataset
+from inferguard.cli._common import safe as safe_text
+from inferguard.lct._queries import READY_QUERIES
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -32,6 +32,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _query(args: argparse.Namespace) -> int:
+    from inferguard.lct._export import query_dataset
+
     if (args.sql is None) == (args.ready is None):
         return error("query: give SQL or --ready NAME (one of them)")
     sql = args.sql if args.sql is not None else READY_QUERIES[args.ready][1]

@@ -4,8 +4,11 @@ shared by `lmcache-compat`, `compare` and `watch` (the caller escapes each line 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING as _TYPE_CHECKING
 
-from inferguard.judge._rates import Rate
+if _TYPE_CHECKING:
+    from inferguard.judge._rates import Rate
+
 
 
 def _n(v: float) -> str:

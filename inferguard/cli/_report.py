@@ -10,6 +10,7 @@ import argparse
 import os
 import sys
 import tempfile
+from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 from inferguard.cli._common import (
     EXAMPLES,
@@ -20,8 +21,10 @@ from inferguard.cli._common import (
     safe,
     to_document,
 )
-from inferguard.html import render_html
-from inferguard.verdict._verdict import diagnose_packet
+
+if _TYPE_CHECKING:
+    pass
+
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -74,6 +77,9 @@ def write_page(path: str, html: str) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    from inferguard.html import render_html
+    from inferguard.verdict._verdict import diagnose_packet
+
     if not args.html and not args.json:
         return error("report: give --html OUT.html and/or --json")
     try:

@@ -7,19 +7,19 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING as _TYPE_CHECKING
 from typing import Any
 
 import msgspec
 
 from inferguard.cli._common import EXAMPLES, HelpFormatter, Progress, emit_json
 from inferguard.cli._common import safe as _safe
-from inferguard.evidence._source import InputError, local_input
-from inferguard.findings._codes import trace_code_spec
-from inferguard.lct._engine import DEFAULT_MAX_KEYS
-from inferguard.lct._events import Count, EventStats
-from inferguard.lct._export import PARQUET_TABLES, export_parquet, export_trace
-from inferguard.lct._file import TraceFormatError
-from inferguard.lct._stats import BreakdownRow, LifecycleCount, TraceStats, analyze_trace
+
+if _TYPE_CHECKING:
+    from inferguard.lct._events import Count, EventStats
+    from inferguard.lct._stats import BreakdownRow, LifecycleCount, TraceStats
+
+from inferguard.lct._limits import DEFAULT_MAX_KEYS
 
 _LABEL = 28
 
@@ -91,6 +91,8 @@ def _events(e: EventStats) -> list[str]:
 
 def render_trace_stats(s: TraceStats) -> str:
     """The text form of `inferguard trace stats`."""
+    from inferguard.findings._codes import trace_code_spec
+
     sm = s.summary
     k = s.keys
     out = [f"Trace file: {s.path}",
@@ -182,6 +184,10 @@ def _fail(exc: BaseException) -> int:
 
 
 def _stats(args: argparse.Namespace) -> int:
+    from inferguard.evidence._source import InputError, local_input
+    from inferguard.lct._file import TraceFormatError
+    from inferguard.lct._stats import analyze_trace
+
     progress = Progress(enabled=not args.json, label="trace stats ")
     try:
         with local_input(args.file) as local:
@@ -205,6 +211,10 @@ def _stats(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from inferguard.evidence._source import InputError, local_input
+    from inferguard.lct._export import PARQUET_TABLES, export_parquet, export_trace
+    from inferguard.lct._file import TraceFormatError
+
     progress = Progress(label="trace export ")
     args.tables_given = args.tables is not None
     if args.tables is None:

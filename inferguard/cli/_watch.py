@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 import msgspec
 
 from inferguard.cli._common import EXAMPLES, HelpFormatter, to_document
 from inferguard.cli._rates import rate_lines
-from inferguard.collect._watch import WatchEndpoints
-from inferguard.evidence._logs import safe_text
-from inferguard.verdict._watch import Watcher, WatchTick
+
+if _TYPE_CHECKING:
+    from inferguard.verdict._watch import WatchTick
+
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -64,6 +66,10 @@ def tick_lines(t: WatchTick) -> list[str]:
 
 
 def _watch(args: argparse.Namespace) -> int:
+    from inferguard.collect._watch import WatchEndpoints
+    from inferguard.evidence._logs import safe_text
+    from inferguard.verdict._watch import Watcher
+
     ep = WatchEndpoints(args.lmcache_metrics_url, args.engine_metrics_url,
                         args.engine_http_base_url, args.lmcache_http_base_url)
     duration = args.duration if args.duration is not None else (

@@ -27,6 +27,7 @@ from inferguard._native import Backend
 from inferguard._native._protocols import KeyRows, KeyTable
 from inferguard.lct import _frame as tf
 from inferguard.lct._keys import KEY_OK, fmix64, make_key_table
+from inferguard.lct._limits import DEFAULT_MAX_KEYS as DEFAULT_MAX_KEYS
 from inferguard.lct._scan import Chunk
 
 # -- roles ------------------------------------------------------------------------------------
@@ -69,29 +70,63 @@ F_PEND_LOOKUP_STORED = 1
 F_PEND_RESERVE_STORED = 2
 F_HAS_BUCKET = 4
 
-DEFAULT_MAX_KEYS = 1 << 19  # ~100 bytes a key: ~50 MiB at the limit
 EXAMPLES = 20
 SORT_BITS = 20  # piece rows < 2**SORT_BITS (KEY_ROWS is 2**18)
 NO_BUCKET = np.iinfo(np.int64).min
 
 
 class Examples:
-    """The first `n` distinct byte offsets seen (in offset order), with a total count."""
+    """The first `n` distinct byte offsets seen (in offset order).
+
+    Offsets of a sampled key set are kept by the key's survival class (the trailing zero
+    bits of its fingerprint: a key stays tracked while the sampling level is at most that),
+    the first `n` of each class, so once the level rises the examples are exactly the
+    first `n` among the keys still tracked, wherever the pieces happened to end (the counts
+    they illustrate are taken over those keys too). Offsets added without fingerprints
+    belong to every level."""
 
     def __init__(self, n: int = EXAMPLES) -> None:
         self.n = n
-        self.offsets = np.empty(0, np.int64)
+        self.level = 0
+        self._by_class: dict[int, npt.NDArray[np.int64]] = {}
 
-    def add(self, offsets: npt.NDArray[np.int64]) -> None:
+    @property
+    def offsets(self) -> npt.NDArray[np.int64]:
+        parts = [a for t, a in self._by_class.items() if t >= self.level]
+        if len(parts) == 1:
+            return parts[0]
+        return np.unique(np.concatenate(parts))[:self.n] if parts else np.empty(0, np.int64)
+
+    def add(self, offsets: npt.NDArray[np.int64],
+            cls: npt.NDArray[np.uint8] | None = None) -> None:
+        """Offsets, with the survival class of each one's key (None: every level)."""
         if not len(offsets):
             return
-        if len(self.offsets) == self.n and int(offsets.min()) > int(self.offsets[-1]):
+        if cls is None:
+            self._merge(_ALWAYS, offsets)
             return
-        both = np.sort(np.concatenate([self.offsets, offsets.astype(np.int64)]))
-        keep = np.empty(len(both), np.bool_)
-        keep[0] = True
-        np.not_equal(both[1:], both[:-1], out=keep[1:])
-        self.offsets = both[keep][:self.n]
+        for t in np.unique(cls).tolist():
+            if t >= self.level:
+                self._merge(t, offsets[cls == t])
+
+    def _merge(self, t: int, offsets: npt.NDArray[np.int64]) -> None:
+        have = self._by_class.get(t)
+        if have is None:
+            self._by_class[t] = np.unique(offsets.astype(np.int64))[:self.n]
+        elif len(have) < self.n or int(offsets.min()) < int(have[-1]):
+            self._by_class[t] = np.unique(np.concatenate([have, offsets.astype(np.int64)])
+                                          )[:self.n]
+
+
+_ALWAYS = 65  # the class of offsets that belong to every sampling level
+
+
+def survival_class(fp: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint8]:
+    """Trailing zero bits of each fingerprint (64 for 0): the key is tracked while the
+    sampling level (keep `fp & (2**level - 1) == 0`) is at most this."""
+    low = fp & (~fp + np.uint64(1))  # the lowest set bit (0 for 0)
+    out: npt.NDArray[np.uint8] = np.where(low == 0, 64, 63 - _clz64(low)).astype(np.uint8)
+    return out
 
 
 # -- HyperLogLog --------------------------------------------------------------------------------
@@ -249,6 +284,7 @@ class Keys:
         self.flags = np.zeros(max_keys, np.uint8)
         self.cls = np.zeros(max_keys, np.int32)
         self.first_bucket = np.zeros(max_keys, np.int64)  # valid where F_HAS_BUCKET
+        self.survival = np.zeros(max_keys, np.uint8)  # survival_class of each key
         self.hll: list[HyperLogLog] | None = None  # all, written, looked up, read, reserved
         self.examples = {name: Examples() for name in (
             "unserved_stored", "unserved_cold", "unfinished_stored", "unfinished_new",
@@ -289,11 +325,13 @@ class Keys:
             self.hll[3].add(fps[(c[:, C_READ] > 0) | (c[:, C_ENTER] > 0)])
             self.hll[4].add(fps[c[:, C_RESERVE] > 0])
         self.level += 1
+        for ex in self.examples.values():
+            ex.level = self.level
         keep: npt.NDArray[np.bool_] = (fps & self._mask()) == 0
         k = int(np.count_nonzero(keep))
         # Compact in place, one array at a time (no copy of the whole state).
         for a in (*self.cnt, self.pend_lookup, self.pend_reserve, self.flags, self.cls,
-                  self.first_bucket):
+                  self.first_bucket, self.survival):
             a[:k] = a[:n][keep]
             a[k:n] = 0
         self.table.rebuild(fps[keep], self.max_keys)
@@ -307,6 +345,9 @@ class Keys:
             use = ok & ((k.fp & self._mask()) == 0) if self.level else ok
             ids, full = self.table.intern(k.fp, use)
             if not full:
+                new = ids >= before
+                if new.any():
+                    self.survival[ids[new]] = survival_class(k.fp[new])
                 return ids, before
             before = int(np.count_nonzero(self._raise_level()[:before]))
 
@@ -353,7 +394,8 @@ class Keys:
             cnt[c][u] += per[:, ro, 1].astype(np.uint32)
         unstored_reads = (r == ROLE_READ) & ~wb
         if unstored_reads.any():
-            self.examples["read_unstored"].add(o[unstored_reads])
+            self.examples["read_unstored"].add(o[unstored_reads],
+                                               self.survival[sid[unstored_reads]])
         self._lookups(sid, r, o, wb)
         self._reserves(sid, r, o, wb)
 
@@ -431,7 +473,7 @@ class Keys:
               example: str) -> None:
         if len(ids):
             np.add.at(self.cnt[c], ids, np.uint32(1))  # same dtype: the fast path
-            self.examples[example].add(offsets)
+            self.examples[example].add(offsets, self.survival[ids])
 
     def finish(self) -> None:
         """End of trace: pending lookups were never read, pending reserves never finished."""

@@ -12,19 +12,23 @@ Damage never aborts a read: it becomes a `TraceFinding` beside everything still 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 import os
 import struct
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
-import numpy as np
-import numpy.typing as npt
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 from inferguard._native import Backend, resolve_backend
+from inferguard._native._lct import NativeFrameScanner
 from inferguard.lct import _frame as tf
 from inferguard.lct._codec import unwrap
 from inferguard.lct._scan import (
@@ -62,6 +66,10 @@ KNOWN_FORMAT_VERSIONS = frozenset([1])
 KNOWN_SCHEMA_VERSIONS = frozenset([1, 2])
 KNOWN_LEVELS = frozenset(["storage", "events"])
 MAX_FINDINGS = 1000
+# A trace this small is summarised from one scan into Python lists, without numpy: a
+# `trace info` on it costs little more than the interpreter's start-up. Any damage (a
+# malformed or cut frame, a special row) sends it down the general path instead.
+SMALL_TRACE_BYTES = 1 << 20
 PathOrBuffer = str | os.PathLike[str] | bytes | bytearray | memoryview
 
 _BE32 = struct.Struct(">I")
@@ -203,6 +211,7 @@ class TraceColumns:
     @property
     def records(self) -> npt.NDArray[np.bool_]:
         """Mask of rows that are decodable records."""
+
         mask: npt.NDArray[np.bool_] = self.status != tf.ROW_MALFORMED
         return mask
 
@@ -376,6 +385,8 @@ class TraceFile:
     def records(self, *, unwrap_args: bool = True,
                 backend: Backend | None = None) -> Iterator[TraceRecord]:
         """Decoded records in file order; damaged frames are skipped (see `scan()`)."""
+        import numpy as np
+
         findings = FindingLog(MAX_FINDINGS)
         chunks, _ = self._chunks(backend, findings)
         for chunk in chunks:
@@ -395,12 +406,16 @@ class TraceFile:
 
     def scan(self, *, backend: Backend | None = None) -> TraceColumns:
         """All frames as numpy columns (the hot path; no Python object per record)."""
+        import numpy as np
+
         findings = FindingLog(MAX_FINDINGS)
         chunks, kernel = self._chunks(backend, findings)
         parts = list(chunks)
         names = tuple(kernel.names())
 
         def cat(field: str, dtype: Any) -> Any:
+            import numpy as np
+
             if not parts:
                 return np.empty(0, dtype)
             return np.concatenate([getattr(c, field) for c in parts])
@@ -414,6 +429,10 @@ class TraceFile:
     def summary(self, *, backend: Backend | None = None) -> TraceSummary:
         """Aggregate the whole trace in one bounded-memory pass."""
         chosen = resolve_backend(backend)
+        if self.size <= SMALL_TRACE_BYTES:
+            small = self._small_summary(chosen)
+            if small is not None:
+                return small
         findings = FindingLog(MAX_FINDINGS)
         chunks, kernel = self._chunks(chosen, findings)
         agg = _Aggregate(self.header.level == "events")
@@ -421,6 +440,30 @@ class TraceFile:
             agg.add(chunk, kernel)
         return agg.result(self, chosen, kernel.names(), self._header_findings + findings,
                           findings.omitted, findings.omitted_skipped)
+
+
+    def _small_summary(self, backend: Backend) -> TraceSummary | None:
+        """The summary of a clean small trace from one list scan (same rows as the general
+        path's, on the same backend), or None when any frame is damaged."""
+        data = self._src.read(0, self.size)
+        rows = tf.Rows()
+        start = self._records_start
+        if backend == "native":
+            scanner = NativeFrameScanner()
+            stop, pos = tf.STOP_FULL, start
+            while stop == tf.STOP_FULL:
+                stop, pos = scanner.scan_lists(data, pos, 0, 1 << 16, rows)
+            names = scanner.names()
+        else:
+            interner = tf.PyInterner()
+            stop, pos = tf.scan_python(data, start, 0, interner, self.size, rows)
+            names = list(interner.names)
+        if (stop != tf.STOP_END or pos != self.size or any(rows.status)
+                or (rows.op and min(rows.op) < 0)):
+            return None
+        agg = _SmallAggregate(self.header.level == "events")
+        agg.add_rows(rows, len(names), data, names)
+        return agg.result(self, backend, names, list(self._header_findings))
 
 
 def summarize_trace(source: PathOrBuffer, *, backend: Backend | None = None) -> TraceSummary:
@@ -433,9 +476,7 @@ class _Aggregate:
     """Streaming per-chunk aggregation for `TraceFile.summary()`."""
 
     def __init__(self, events_level: bool) -> None:
-        self.counts = np.zeros(0, np.int64)
-        self.keys = np.zeros(0, np.int64)
-        self.keys_max = np.zeros(0, np.int64)
+        self._zeros()
         self.special: Counter[int] = Counter()
         self.special_keys: Counter[int] = Counter()
         self.special_max: dict[int, int] = {}
@@ -446,7 +487,16 @@ class _Aggregate:
         self.wall_min = self.wall_max = math.nan
         self.events = _EventsAggregate() if events_level else None
 
+    def _zeros(self) -> None:
+        import numpy as np
+
+        self.counts: Any = np.zeros(0, np.int64)
+        self.keys: Any = np.zeros(0, np.int64)
+        self.keys_max: Any = np.zeros(0, np.int64)
+
     def _grow(self, n: int) -> None:
+        import numpy as np
+
         if n > len(self.counts):
             pad = n - len(self.counts)
             self.counts = np.concatenate([self.counts, np.zeros(pad, np.int64)])
@@ -454,6 +504,8 @@ class _Aggregate:
             self.keys_max = np.concatenate([self.keys_max, np.zeros(pad, np.int64)])
 
     def add(self, c: Chunk, kernel: Any) -> None:
+        import numpy as np
+
         self.frames += len(c.status)
         rec = c.status != tf.ROW_MALFORMED
         self.malformed += int(len(rec) - np.count_nonzero(rec))
@@ -522,9 +574,50 @@ class _Aggregate:
             t_mono_first=_opt(self.mono_first), t_mono_last=_opt(self.mono_last),
             wall_start=_opt(self.wall_min), wall_end=_opt(self.wall_max),
             records_per_second=(self.records / span) if span > 0 else None,
-            keys_total=int(self.keys.sum()) + sum(self.special_keys.values()), ops=ops,
+            keys_total=int(sum(self.keys)) + sum(self.special_keys.values()), ops=ops,
             events=self.events.result() if self.events is not None else None,
             integrity=integrity)
+
+
+class _SmallAggregate(_Aggregate):
+    """`_Aggregate` over one clean scan held in Python lists (ROW_OK rows only), no numpy."""
+
+    def _zeros(self) -> None:
+        self.counts, self.keys, self.keys_max = [], [], []
+
+    def _grow(self, n: int) -> None:
+        pad = n - len(self.counts)
+        if pad > 0:
+            self.counts += [0] * pad
+            self.keys += [0] * pad
+            self.keys_max += [0] * pad
+
+    def add_rows(self, rows: tf.Rows, nops: int, data: bytes, names: list[str]) -> None:
+        self._grow(nops)
+        n = len(rows.op)
+        self.frames += n
+        self.records += n
+        counts, keys, kmax = self.counts, self.keys, self.keys_max
+        for o, k in zip(rows.op, rows.nkeys, strict=True):
+            counts[o] += 1
+            keys[o] += k
+            if k > kmax[o]:
+                kmax[o] = k
+        tm = [t for t in rows.t_mono if not math.isnan(t)]
+        tw = [t for t in rows.t_wall if not math.isnan(t)]
+        self.nan_ts += 2 * n - len(tm) - len(tw)
+        if tm:
+            self.neg_mono += sum(1 for t in tm if t < 0)
+            self.decreases += sum(1 for a, b in itertools.pairwise(tm) if b < a)
+            self.mono_first, self.mono_last = tm[0], tm[-1]
+            self.mono_min, self.mono_max = min(tm), max(tm)
+        if tw:
+            self.wall_min, self.wall_max = min(tw), max(tw)
+        if self.events is not None:
+            wanted = {i for i, q in enumerate(names) if q in _EVENT_OPS}
+            for o, off, flen in zip(rows.op, rows.offset, rows.length, strict=True):
+                if o in wanted:
+                    self.events.add_body(names[o], data[off + 4:off + 4 + flen])
 
 
 def _ratio(a: int, b: int) -> float:
@@ -533,6 +626,9 @@ def _ratio(a: int, b: int) -> float:
 
 def _opt(x: float) -> float | None:
     return None if math.isnan(x) else x
+
+
+_EVENT_OPS = ("events.batch", "events.lifecycle")
 
 
 class _EventsAggregate:
@@ -549,17 +645,23 @@ class _EventsAggregate:
         self._ids: dict[str, int] | None = None
 
     def add(self, c: Chunk, rec: npt.NDArray[np.bool_], kernel: Any) -> None:
+        import numpy as np
+
         names = kernel.names()
-        wanted = {i for i, n in enumerate(names) if n in ("events.batch", "events.lifecycle")}
+        wanted = {i for i, n in enumerate(names) if n in _EVENT_OPS}
         if not wanted:
             return
         rows = np.flatnonzero(rec & np.isin(c.op, list(wanted)))
         for i in rows:
-            try:
-                raw = msgspec.msgpack.decode(c.window.body(int(c.offset[i]), int(c.length[i])))
-                self._fold(names[int(c.op[i])], raw.get("args") or {})
-            except (msgspec.DecodeError, RecursionError, ValueError, TypeError, AttributeError):
-                self.bad += 1
+            self.add_body(names[int(c.op[i])], c.window.body(int(c.offset[i]), int(c.length[i])))
+
+    def add_body(self, qualname: str, body: bytes) -> None:
+        """Fold one events record's body (an undecodable one is counted, not raised)."""
+        try:
+            raw = msgspec.msgpack.decode(body)
+            self._fold(qualname, raw.get("args") or {})
+        except (msgspec.DecodeError, RecursionError, ValueError, TypeError, AttributeError):
+            self.bad += 1
 
     def _fold(self, qualname: str, args: dict[str, Any]) -> None:
         if qualname == "events.lifecycle":

@@ -13,12 +13,14 @@ import os
 import struct
 import threading
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import numpy.typing as npt
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+    import numpy.typing as npt
 
 from inferguard._files import open_regular_fd
 from inferguard._native import Backend
@@ -187,6 +189,8 @@ class PythonFrameScanner:
 
     def scan(self, buf: Any, pos: int, base: int, capacity: int, end: int | None = None
              ) -> tuple[int, int, FrameRows | None]:
+        import numpy as np
+
         rows = tf.Rows()
         view = buf if end is None else memoryview(buf)[:end]
         stop, pos = tf.scan_python(view, pos, base, self.interner, capacity, rows)
@@ -223,6 +227,8 @@ class Kernel:
 
     def adopt(self, chunks: list[Chunk], other: Kernel) -> list[Chunk]:
         """Re-express `other`'s op ids in this kernel's interner, as if scanned here."""
+        import numpy as np
+
         mapping = np.array([self._scanner.intern(n.encode("utf-8")) for n in other.names()]
                            + [-1], dtype=np.int32)
         out = []
@@ -290,6 +296,8 @@ def _pool() -> ThreadPoolExecutor:
     global _executor
     with _executor_lock:
         if _executor is None:
+            from concurrent.futures import ThreadPoolExecutor
+
             _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inferguard-scan")
         return _executor
 
@@ -340,6 +348,8 @@ def _explain(body: bytes) -> str:
 
 def _note_malformed(findings: list[Finding], chunk: Chunk) -> None:
     """One finding per malformed frame of the chunk, explained while the log keeps them."""
+    import numpy as np
+
     bad = np.flatnonzero(chunk.status == tf.ROW_MALFORMED)
     for k, i in enumerate(bad):
         if isinstance(findings, FindingLog) and len(findings) >= findings.limit:

@@ -1,21 +1,31 @@
 """Prometheus / OpenMetrics text: bytes → tokens (native C with a pure-Python twin) → a
-columnar exposition with lookups, a numpy view and a summary."""
+columnar exposition with lookups, a numpy view and a summary.
 
-from inferguard.prom._model import (
-    Exemplar,
-    Exposition,
-    MetricFamily,
-    MetricsSummary,
-    ParseProblem,
-    PromParseError,
-    Sample,
-    SeriesArray,
-    parse_file,
-    parse_text,
-    stack_series,
-    summarize_metrics,
-)
-from inferguard.prom._names import normalize_name, otel_to_prometheus
+Names load on first access.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from inferguard import _lazy
+
+if TYPE_CHECKING:
+    from inferguard.prom._model import (
+        Exemplar,
+        Exposition,
+        MetricFamily,
+        MetricsSummary,
+        ParseProblem,
+        PromParseError,
+        Sample,
+        SeriesArray,
+        parse_file,
+        parse_text,
+        stack_series,
+        summarize_metrics,
+    )
+    from inferguard.prom._names import normalize_name, otel_to_prometheus
 
 __all__ = [
     "Exemplar",
@@ -33,3 +43,23 @@ __all__ = [
     "stack_series",
     "summarize_metrics",
 ]
+
+_WHERE: dict[str, str] = {
+    "Exemplar": "._model",
+    "Exposition": "._model",
+    "MetricFamily": "._model",
+    "MetricsSummary": "._model",
+    "ParseProblem": "._model",
+    "PromParseError": "._model",
+    "Sample": "._model",
+    "SeriesArray": "._model",
+    "normalize_name": "._names",
+    "otel_to_prometheus": "._names",
+    "parse_file": "._model",
+    "parse_text": "._model",
+    "stack_series": "._model",
+    "summarize_metrics": "._model",
+}
+
+
+__getattr__, __dir__ = _lazy.exports(__name__, _WHERE, __all__)

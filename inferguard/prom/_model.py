@@ -35,6 +35,7 @@ monotonicity, `_count` equal to the `+Inf` bucket, negative counters, duplicate 
 from __future__ import annotations
 
 import heapq
+import math
 import os
 import re
 from collections.abc import Callable, Sequence
@@ -203,6 +204,47 @@ class SeriesArray:
     timestamps: npt.NDArray[np.float64]
     family: npt.NDArray[np.int32]
     index: dict[SeriesKey, int]
+
+
+@dataclass(frozen=True)
+class FamilyFacts:
+    """Per-family figures computed on the columns, without a Python object per sample
+    (what the metrics evidence keeps of a family; `Exposition.family_facts`).
+
+    `_created` samples never count. `total`: finite values of the counted samples (all of
+    them, or the `_count` ones of a histogram / summary), summed exactly (`math.fsum`).
+    `labels`: per label name (not `le` / `quantile`), how many distinct values and the
+    first `keep` in sorted order. `buckets`: a histogram's finite `le` bounds and the sum
+    of its finite `_bucket` values per bound, in file order. `label_totals`: a counter or
+    gauge split by its only label, or by the only one of several whose value varies (at
+    most `keep` values): the finite values summed per label value."""
+
+    name: str
+    type: str
+    samples: int
+    series: int
+    nonzero_samples: int
+    total: float
+    labels: dict[str, tuple[int, list[str]]]
+    buckets: list[tuple[float, float]]
+    label_totals: dict[str, dict[str, float]]
+
+
+_HISTOGRAM_TYPES = ("histogram", "gaugehistogram")
+_COUNTED_TYPES = ("histogram", "gaugehistogram", "summary")
+
+
+def _distinct_sequences(head: npt.NDArray[np.int64], first: npt.NDArray[np.int64],
+                        count: npt.NDArray[np.int64], items: npt.NDArray[np.int64]) -> int:
+    """How many distinct (head[i], items[first[i]:first[i] + count[i]]) there are (exact:
+    rows of equal length form one matrix; its distinct rows are counted after a lexsort)."""
+    n = 0
+    for c in np.unique(count).tolist():
+        rows = np.flatnonzero(count == c)
+        key = np.column_stack([head[rows], items[first[rows][:, None] + np.arange(c)]])
+        key = key[np.lexsort(key.T[::-1])]
+        n += 1 + int(np.count_nonzero(np.any(key[1:] != key[:-1], axis=1)))
+    return n
 
 
 @dataclass
@@ -389,13 +431,112 @@ class Exposition:
         return {k: tuple(sorted(v)) for k, v in out.items()}
 
     def series_counts(self) -> npt.NDArray[np.intp]:
-        """Distinct series (name + label set, in any label order) per family, by index."""
-        pl = self._pairs()
-        seen = {(f, nid, tuple(sorted(pl[a:a + c]))) for f, nid, a, c in zip(
-            self.family_index.tolist(), self._s_name.tolist(), self._s_lab_first.tolist(),
-            self._s_lab_count.tolist(), strict=True)}
-        fams = np.fromiter((k[0] for k in seen), np.intp, len(seen))
-        return np.bincount(fams, minlength=len(self._fams))
+        """Distinct series (name + label set, in any label order) per family, by index.
+
+        Columnar and exact: samples with the same number of labels form one matrix
+        [family, name, sorted label pairs...], and its distinct rows are the series."""
+        nf = len(self._fams)
+        counts = self._s_lab_count
+        pairs = (self._lab_name.astype(np.int64) << 32) | self._lab_value.astype(np.int64)
+        fams: list[npt.NDArray[np.int64]] = [np.zeros(0, np.int64)]
+        for c in np.unique(counts).tolist():
+            rows = np.flatnonzero(counts == c)
+            labels = np.sort(pairs[self._s_lab_first[rows][:, None] + np.arange(c)], axis=1)
+            key = np.column_stack([self.family_index[rows].astype(np.int64),
+                                   self._s_name[rows].astype(np.int64), labels])
+            key = key[np.lexsort(key.T[::-1])]
+            first = np.ones(len(key), np.bool_)
+            first[1:] = np.any(key[1:] != key[:-1], axis=1)
+            fams.append(key[first, 0])
+        return np.bincount(np.concatenate(fams), minlength=nf)
+
+    def family_facts(self, keep: int = 64) -> list[FamilyFacts]:
+        """`FamilyFacts` of every family, in order, computed on the columns."""
+        names = self._names
+        created = np.array([n.endswith("_created") for n in names] or [False])
+        is_count = np.array([n.endswith("_count") for n in names] or [False])
+        is_bucket = np.array([n.endswith("_bucket") for n in names] or [False])
+        canon = self._canonical_ids()
+        skip = [i for i in (self._str_id("le"), self._str_id("quantile")) if i is not None]
+        le_id = self._str_id("le")
+        out = []
+        for fi, (name, typ, _help, _unit, _line) in enumerate(self._fams):
+            rows = self._rows_of(fi)
+            rows = rows[~created[self._s_name[rows]]]
+            nid = self._s_name[rows].astype(np.int64)
+            vals = self.values[rows]
+            finite = np.isfinite(vals)
+            counted = is_count[nid] if typ in _COUNTED_TYPES else np.ones(len(rows), np.bool_)
+            total = math.fsum(vals[counted & finite].tolist())
+            nonzero = int(np.count_nonzero((vals != 0) & ~np.isnan(vals)))
+            cnt = self._s_lab_count[rows]
+            ent = _ranges(self._s_lab_first[rows], cnt)
+            owner = np.repeat(np.arange(len(rows)), cnt)
+            lname = self._lab_name[ent].astype(np.int64)
+            lval = canon[self._lab_value[ent]]
+            series = 0 if not len(rows) else _distinct_sequences(
+                nid, np.cumsum(cnt) - cnt, cnt, (lname << 32) | lval)
+            # Label values (le / quantile aside): distinct (name, value) pairs.
+            keep_ent = ~np.isin(lname, skip) if skip else np.ones(len(ent), np.bool_)
+            pairs = np.unique((lname[keep_ent] << 32) | lval[keep_ent])
+            labels: dict[str, list[str]] = {}
+            label_id: dict[str, int] = {}
+            for pair in pairs.tolist():
+                label = self._str(pair >> 32)
+                label_id[label] = pair >> 32
+                labels.setdefault(label, []).append(self._str(pair & 0xFFFFFFFF))
+            buckets: list[tuple[float, float]] = []
+            if typ in _HISTOGRAM_TYPES and le_id is not None:
+                buckets = self._bucket_sums(is_bucket[nid] & finite, owner, lname, lval,
+                                            le_id, vals, keep)
+            totals: dict[str, dict[str, float]] = {}
+            varying = [k for k, v in labels.items() if len(v) > 1]
+            split = (next(iter(labels)) if len(labels) == 1
+                     else varying[0] if len(varying) == 1 else None)
+            if typ in ("counter", "gauge") and split is not None and len(labels[split]) <= keep:
+                sums = self._first_label_sums(finite, owner, lname, lval, label_id[split], vals)
+                totals = {split: dict(sorted(sums.items()))}
+            out.append(FamilyFacts(
+                name, typ, len(rows), series, nonzero, total,
+                {k: (len(v), sorted(v)[:keep]) for k, v in sorted(labels.items())},
+                buckets, totals))
+        return out
+
+    def _first_entry(self, use: npt.NDArray[np.bool_], owner: npt.NDArray[np.intp],
+                     lname: npt.NDArray[np.int64], label: int
+                     ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+        """(sample, entry) of the first `label` entry of each used sample that has one."""
+        hit = np.flatnonzero((lname == label) & use[owner])
+        samples, at = np.unique(owner[hit], return_index=True)
+        return samples, hit[at]
+
+    def _bucket_sums(self, use: npt.NDArray[np.bool_], owner: npt.NDArray[np.intp],
+                     lname: npt.NDArray[np.int64], lval: npt.NDArray[np.int64], le: int,
+                     vals: npt.NDArray[np.float64], keep: int) -> list[tuple[float, float]]:
+        samples, entry = self._first_entry(use, owner, lname, le)
+        ids, inv = np.unique(lval[entry], return_inverse=True)
+        bound_of = np.array([_float_or_nan(self._str(i)) for i in ids.tolist()] or [0.0])
+        bound = bound_of[inv.reshape(-1)] if len(ids) else np.zeros(0)
+        ok = np.isfinite(bound)
+        bounds, where = np.unique(bound[ok], return_inverse=True)
+        sums = np.bincount(where.reshape(-1), weights=vals[samples[ok]],
+                           minlength=len(bounds))
+        return list(zip(bounds[:keep].tolist(), sums[:keep].tolist(), strict=True))
+
+    def _first_label_sums(self, use: npt.NDArray[np.bool_], owner: npt.NDArray[np.intp],
+                          lname: npt.NDArray[np.int64], lval: npt.NDArray[np.int64],
+                          label: int, vals: npt.NDArray[np.float64]) -> dict[str, float]:
+        samples, entry = self._first_entry(use, owner, lname, label)
+        ids, inv = np.unique(lval[entry], return_inverse=True)
+        sums = np.bincount(inv.reshape(-1), weights=vals[samples], minlength=len(ids))
+        return {self._str(i): s for i, s in zip(ids.tolist(), sums.tolist(), strict=True)}
+
+    def _canonical_ids(self) -> npt.NDArray[np.int64]:
+        """Per string id, the first id whose unescaped text is the same (two spellings of
+        one label value are one value)."""
+        first: dict[str, int] = {}
+        return np.array([first.setdefault(self._str(i), i) for i in range(len(self._strs_raw))]
+                        or [0], np.int64)
 
     def to_numpy(self) -> SeriesArray:
         """Values as a float64 array with a series index, for bulk comparison."""
@@ -474,6 +615,13 @@ class Exposition:
             all_zero=[b.name for b in briefs if b.all_zero],
             no_samples=[b.name for b in briefs if b.samples == 0], lmcache=lm,
             problems=list(self.problems[:max_problems]), problem_count=len(self.problems))
+
+
+def _float_or_nan(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return math.nan
 
 
 class _PairCache(dict[int, tuple[str, str]]):

@@ -1,0 +1,69 @@
+"""Start-up stays light: `import inferguard`, `import inferguard.cli` and `inferguard --help`
+load none of the heavy layers (numpy, the C core, httpx, prometheus_client, the evidence,
+judgement, findings and verdict layers); each command imports what it needs when it runs.
+Checked in a fresh interpreter, from its `sys.modules`, not by timing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+HEAVY = ("numpy", "inferguard._core", "_cffi_backend", "httpx", "prometheus_client",
+         "inferguard.evidence", "inferguard.judge", "inferguard.findings",
+         "inferguard.verdict", "inferguard.collect", "inferguard._packet",
+         "inferguard.lct._stats", "inferguard.lct._engine", "inferguard.prom._model")
+
+_PROBE = """
+import json, sys
+{body}
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def _loaded(body: str) -> set[str]:
+    proc = subprocess.run([sys.executable, "-c", _PROBE.format(body=body)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return set(json.loads(proc.stdout.splitlines()[-1]))
+
+
+def _heavy(mods: set[str]) -> list[str]:
+    return sorted(m for m in mods if any(m == h or m.startswith(h + ".") for h in HEAVY))
+
+
+@pytest.mark.parametrize("body", [
+    "import inferguard",
+    "import inferguard.cli",
+    "from inferguard.cli import build_parser; build_parser()",
+    # --help prints and exits; the probe then reads what it loaded.
+    "import contextlib, io\nfrom inferguard.cli import main\n"
+    "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+    "    main(['--help'])",
+])
+def test_start_up_loads_no_heavy_module(body: str) -> None:
+    mods = _loaded(body)
+    assert "inferguard" in mods
+    assert _heavy(mods) == []
+
+
+def test_the_probe_sees_heavy_modules_when_they_load() -> None:
+    # Near miss: a public name reached through the top level does load its layer.
+    mods = _loaded("import inferguard; inferguard.compat")
+    assert {"inferguard.judge", "numpy"} <= set(_heavy(mods)) | mods
+
+
+def test_lazy_public_names_resolve_to_the_defining_objects() -> None:
+    mods = _loaded("import inferguard, inferguard.lct._file as f\n"
+                   "assert inferguard.TraceSummary is f.TraceSummary\n"
+                   "assert inferguard.TraceSummary.__module__ == 'inferguard'")
+    assert "inferguard.lct._file" in mods
+
+
+def test_an_unknown_attribute_is_an_attribute_error() -> None:
+    import inferguard
+
+    with pytest.raises(AttributeError, match="no_such_name"):
+        _ = inferguard.no_such_name  # type: ignore[attr-defined]
