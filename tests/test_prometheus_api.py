@@ -561,3 +561,33 @@ def test_range_query_lands_on_both_ends() -> None:
         s_ms, e_ms = round(float(p["start"]) * 1000), round(float(p["end"]) * 1000)
         assert s_ms + round(float(p["step"]) * 1000) == e_ms
         assert abs(e_ms / 1000 - end) <= 0.0011 and abs(s_ms / 1000 - start) <= 0.0006
+
+
+def test_fleet_html_page_embeds_the_printed_document(fleet: Fleet, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """`fleet --html` writes one page whose embedded JSON is the document `--json` printed and
+    whose text names every instance; in headless Chromium (when installed) it loads with no
+    error and fetches nothing."""
+    from tests.chromium import REQUIRED_ENV, Browser, find_chromium
+    from tests.test_html import _doc
+
+    out = tmp_path / "fleet.html"
+    assert main(["fleet", "--prometheus-url", fleet.url, "--json", "--html", str(out)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    page = out.read_text(encoding="utf-8")
+    doc = _doc(page)
+    assert json.loads(doc.json_text) == printed
+    for row in printed["rows"]:
+        assert row["instance"] in doc.text
+    if find_chromium() is None:
+        if os.environ.get(REQUIRED_ENV) == "1":
+            pytest.fail(f"{REQUIRED_ENV}=1 but chromium is not installed")
+        return
+    b = Browser()
+    try:
+        load = b.load(out.as_uri())
+        assert not load.errors(), load.errors()
+        assert load.requests == [out.as_uri()]
+        assert all(row["instance"] in load.text for row in printed["rows"])
+    finally:
+        b.close()

@@ -14,7 +14,7 @@ import sys
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 from inferguard._modes import MODES
-from inferguard.cli._common import EXAMPLES, HelpFormatter, emit_json, error
+from inferguard.cli._common import EXAMPLES, HelpFormatter, emit_json, error, to_document
 from inferguard.cli._common import safe as safe_text
 from inferguard.cli._compat import FAIL_CLASSES, failed_classes
 
@@ -76,6 +76,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         + ", ".join(FLEET_FAIL_CLASSES))
     p.add_argument("--json", action="store_true",
                    help="print the fleet report as JSON (schema inferguard.fleet/1)")
+    p.add_argument("--html", metavar="OUT.html",
+                   help="also write the fleet report as one self-contained HTML page (its JSON "
+                        "embedded)")
     p.add_argument("--parquet", metavar="DIR",
                    help="also write the rows as a Parquet dataset, DIR/fleet/node=<instance>/ "
                         "(needs inferguard[fleet])")
@@ -160,6 +163,14 @@ def _fleet(args: argparse.Namespace) -> int:
             write_fleet_parquet(outcome.report, args.parquet)
         except (ImportError, OSError) as exc:
             return error(str(exc))
+    if args.html:
+        from inferguard.cli._report import write_page
+        from inferguard.html import render_document_html
+
+        page = render_document_html(outcome.report, title="InferGuard fleet",
+                                    document=to_document(outcome.report))
+        if write_page(args.html, page) != 0:
+            return 2
     if args.json:
         emit_json(outcome.report)
     else:
