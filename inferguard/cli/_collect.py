@@ -11,6 +11,7 @@ if _TYPE_CHECKING:
     pass
 
 from inferguard.cli._common import EXAMPLES, HelpFormatter, Progress, error, path_type
+from inferguard.cli._fleet import add_prometheus_args, collect_from_prometheus
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -26,7 +27,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                "      --lmcache-metrics-url http://127.0.0.1:8080/metrics \\\n"
                "      --engine-metrics-url http://127.0.0.1:8000/metrics \\\n"
                "      --lmcache-log-file lmcache_server.log --launch-file launch.txt\n"
-               "  inferguard lmcache-compat --packet pkt\n",
+               "  inferguard lmcache-compat --packet pkt\n"
+               "  inferguard collect-lmcache --output-dir fleet-pkts --prometheus-url "
+               "http://prom:9090 --match '{job=~\"lmcache.*\"}' --window 300\n",
         formatter_class=HelpFormatter)
     a = p.add_argument
     a("--output-dir", required=True, metavar="DIR",
@@ -92,6 +95,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     a("--trace-fingerprint-key-file", metavar="PATH",
       help="key (16+ bytes) for the scrubbed traces' fingerprints, to make two packets "
            "joinable on purpose; default: a fresh random key per packet, never written")
+    add_prometheus_args(p, collect=True)  # --prometheus-url: one packet per instance
     p.set_defaults(func=_collect, heavy=True)
 
 
@@ -106,6 +110,8 @@ _SOURCES = ("base_packet", "engine_metrics_file", "lmcache_metrics_file", "engin
 
 
 def _collect(args: argparse.Namespace) -> int:
+    if args.prometheus_url:  # one packet per instance, from the API alone
+        return collect_from_prometheus(args, [n for n in _SOURCES if getattr(args, n)])
     from inferguard._packet import PacketSettings
     from inferguard.collect import CollectOptions
     from inferguard.evidence._logs import safe_text
@@ -113,7 +119,8 @@ def _collect(args: argparse.Namespace) -> int:
 
     if not any(getattr(args, name) for name in _SOURCES):
         return error("collect-lmcache: no evidence source given (a file, capture directory, "
-                     "URL or --base-packet); see `inferguard collect-lmcache --help`")
+                     "URL, --prometheus-url or --base-packet); see "
+                     "`inferguard collect-lmcache --help`")
     settings = PacketSettings(
         expected_mode=args.expect_mode, l2_configured=args.l2_configured,
         mp_prometheus_port=args.mp_prometheus_port,

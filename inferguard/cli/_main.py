@@ -24,7 +24,7 @@ import msgspec
 
 from inferguard._native import native_backend
 from inferguard._version import __version__
-from inferguard.cli import _collect, _compare, _compat, _report, _watch
+from inferguard.cli import _collect, _compare, _compat, _fleet, _query, _report, _watch
 from inferguard.cli import _trace as _cli_trace
 from inferguard.cli._common import (
     EXAMPLES,
@@ -259,6 +259,8 @@ COMMANDS: list[Callable[[Any], None]] = [
     _report.register,
     _compare.register,
     _watch.register,
+    _fleet.register,
+    _query.register,
 ]
 """Every subcommand family, in `--help` order: each takes the top-level subparsers."""
 

@@ -27,6 +27,7 @@ from inferguard.lct._stats import STATS_SCHEMA, TraceStats
 from inferguard.prom._model import SUMMARY_SCHEMA as METRICS_SUMMARY_SCHEMA
 from inferguard.prom._model import MetricsSummary
 from inferguard.verdict._compare import COMPARE_SCHEMA, Comparison
+from inferguard.verdict._fleet import FLEET_SCHEMA, FleetReport
 from inferguard.verdict._verdict import VERDICT_SCHEMA, Verdict
 from inferguard.verdict._watch import WATCH_SCHEMA, WatchTick
 
@@ -38,6 +39,7 @@ DOCUMENTS: dict[str, type[msgspec.Struct]] = {
     DIAGNOSIS_SCHEMA: Diagnosis,          # diagnose-bottleneck --json
     COMPARE_SCHEMA: Comparison,           # compare --json
     WATCH_SCHEMA: WatchTick,              # watch --json (one document per line)
+    FLEET_SCHEMA: FleetReport,            # fleet --json
 }
 """Schema id (`name/version`, the document's `schema` field) -> its top-level type."""
 

@@ -212,11 +212,27 @@ def _stats(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     from inferguard.evidence._source import InputError, local_input
-    from inferguard.lct._export import export_trace
+    from inferguard.lct._export import PARQUET_TABLES, export_parquet, export_trace
     from inferguard.lct._file import TraceFormatError
 
     progress = Progress(label="trace export ")
+    args.tables_given = args.tables is not None
+    if args.tables is None:
+        args.tables = "ops,timeline,records"
     tables = tuple(t.strip() for t in args.tables.split(",") if t.strip())
+    if args.format == "parquet":  # Hive-partitioned dataset (inferguard[fleet])
+        try:
+            with local_input(args.file) as local:
+                paths = export_parquet(local, args.output, node=args.node or "",
+                                       instance=args.instance or args.node or "",
+                                       tables=tables if args.tables_given else PARQUET_TABLES,
+                                       bucket_s=args.bucket_s,
+                                       max_exact_keys=args.max_exact_keys)
+        except (InputError, TraceFormatError, OSError, ValueError, ImportError) as exc:
+            return _fail(exc)
+        for p in paths:
+            print(p)
+        return 0
     try:
         with local_input(args.file) as local:
             paths = export_trace(local, args.output, args.format, tables=tables,
@@ -260,20 +276,31 @@ def register(tsub: Any) -> None:
                        help="print the result as JSON (schema inferguard.trace_stats/1)")
     stats.set_defaults(func=_stats, idle_gap_s=1.0, heavy=True)
     export = tsub.add_parser(
-        "export", help="per-op table, timeline and raw record columns as CSV, JSONL or .npz",
+        "export", help="per-op table, timeline and raw record columns as CSV, JSONL, .npz "
+        "or Parquet",
         description="Write trace_<table>.<format> files: the per-op table (upstream "
                     "trace_replay_ops.csv columns where they mean the same), the timeline, raw "
-                    "record columns, optionally per-key fingerprints. Prints each path written.",
+                    "record columns, optionally per-key fingerprints. Prints each path written. "
+                    "--format parquet writes a Hive-partitioned dataset of many nodes "
+                    "(docs/fleet.md).",
         epilog=EXAMPLES + "  inferguard trace export examples/lmcache-0.5.6-storage.lct "
                "--format csv -o out/\n"
-               "  inferguard trace export run.lct --format npz --tables ops,keys\n",
+               "  inferguard trace export run.lct --format npz --tables ops,keys\n"
+               "  inferguard trace export run.lct --format parquet -o dataset/ --node node-a\n",
         formatter_class=HelpFormatter)
     _common(export)
-    export.add_argument("--format", required=True, choices=["csv", "jsonl", "npz"],
-                        help="output format: csv, jsonl (JSON lines) or npz (numpy arrays)")
+    export.add_argument("--format", required=True, choices=["csv", "jsonl", "npz", "parquet"],
+                        help="output format: csv, jsonl (JSON lines), npz (numpy arrays) or "
+                             "parquet (DIR/<table>/node=NODE/trace.parquet, a Hive-partitioned "
+                             "dataset; needs inferguard[fleet])")
+    export.add_argument("--node", metavar="NODE",
+                        help="parquet: this trace's node (the partition value; required)")
+    export.add_argument("--instance", metavar="NAME",
+                        help="parquet: the instance column (default: --node)")
     export.add_argument("-o", "--output", default=".", metavar="DIR",
                         help="directory for trace_<table>.<format> (default .)")
-    export.add_argument("--tables", default="ops,timeline,records",
+    export.add_argument("--tables", default=None,
                         help="comma-separated: ops, timeline, records, keys (default: the "
-                             "first three; keys = one row per ObjectKey, fingerprints only)")
+                             "first three; keys = one row per ObjectKey, fingerprints only; "
+                             "parquet: ops, timeline, keys, lifecycle, all by default)")
     export.set_defaults(func=_export, heavy=True)

@@ -10,6 +10,18 @@ from inferguard.collect._live import (
     collect_http,
     scrape_metrics,
 )
+from inferguard.collect._prometheus import (
+    PromError,
+    PromGroup,
+    PromPacket,
+    PromTarget,
+    PromWindow,
+    group_targets,
+    list_targets,
+    prometheus_packet,
+)
 
-__all__ = ["CollectOptions", "ControlPlaneCapture", "collect_control_plane", "collect_http",
-           "collect_lmcache", "fetch", "scrape_metrics"]
+__all__ = ["CollectOptions", "ControlPlaneCapture", "PromError", "PromGroup", "PromPacket",
+           "PromTarget", "PromWindow", "collect_control_plane", "collect_http",
+           "collect_lmcache", "fetch", "group_targets", "list_targets", "prometheus_packet",
+           "scrape_metrics"]

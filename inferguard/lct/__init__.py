@@ -11,7 +11,12 @@ from typing import TYPE_CHECKING
 from inferguard import _lazy
 
 if TYPE_CHECKING:
-    from inferguard.lct._export import ExportFormat, export_trace
+    from inferguard.lct._export import (
+        ExportFormat,
+        export_parquet,
+        export_trace,
+        query_dataset,
+    )
     from inferguard.lct._file import (
         TraceColumns,
         TraceFile,
@@ -22,6 +27,7 @@ if TYPE_CHECKING:
         TraceSummary,
         summarize_trace,
     )
+    from inferguard.lct._queries import READY_QUERIES
     from inferguard.lct._stats import (
         TraceAnalysis,
         TraceStats,
@@ -34,6 +40,7 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
+    "READY_QUERIES",
     "ExportFormat",
     "TraceAnalysis",
     "TraceColumns",
@@ -47,14 +54,19 @@ __all__ = [
     "TraceStatsFinding",
     "TraceSummary",
     "analyze_trace",
+    "export_parquet",
     "export_trace",
     "iter_key_columns",
+    "query_dataset",
     "summarize_trace",
     "trace_findings",
     "trace_stats",
 ]
 
 _WHERE: dict[str, str] = {
+    "READY_QUERIES": "._queries",
+    "export_parquet": "._export",
+    "query_dataset": "._export",
     "ExportFormat": "._export",
     "TraceAnalysis": "._stats",
     "TraceColumns": "._file",

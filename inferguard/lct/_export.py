@@ -244,3 +244,150 @@ def _npz_keys(z: zipfile.ZipFile, source: PathOrBuffer, backend: Backend | None)
     _spool(z, "keys", _KEY_DTYPES, parts())
     _npz_put(z, "keys_models", np.array(last[0].models if last else (), dtype=np.str_))
     _npz_put(z, "keys_salts", np.array(last[0].salts if last else (), dtype=np.str_))
+
+
+# -- Parquet: columnar tables for many nodes (optional extra inferguard[fleet]) --------------
+
+PARQUET_TABLES = ("ops", "timeline", "keys", "lifecycle")
+_LIFECYCLE_RULES = ("unfinished_writes", "redundant_reserves", "finish_without_reserve",
+                    "open_read_contexts", "exits_without_enter", "unserved_prefetches",
+                    "cold_lookups_unread", "reads_without_lookup")
+
+
+def _pyarrow() -> Any:
+    try:
+        import pyarrow
+        import pyarrow.parquet
+    except ImportError:
+        raise ImportError("Parquet export needs pyarrow: pip install 'inferguard[fleet]'"
+                          ) from None
+    return pyarrow
+
+
+def partition_dir(root: str | os.PathLike[str], table: str, node: str) -> Path:
+    """`root/<table>/node=<node>/`: Hive partitioning, so many nodes' exports under one root
+    form one dataset per table (the value is percent-encoded where it is not a plain name)."""
+    import urllib.parse
+
+    return Path(root) / table / f"node={urllib.parse.quote(node, safe='-_.:@')}"
+
+
+def trace_columns(source: PathOrBuffer, *, backend: Backend | None = None,
+                  bucket_s: float = 1.0, max_exact_keys: int = ts.DEFAULT_MAX_KEYS
+                  ) -> dict[str, dict[str, list[Any]]]:
+    """The small tables as columns (ops, timeline, lifecycle): what the Parquet export
+    writes, before any Parquet (the per-key table is streamed, see `iter_key_columns`)."""
+    with TraceFile(source) as tfile:
+        analysis = analyze_trace(tfile, backend=backend, bucket_s=bucket_s,
+                                 max_exact_keys=max_exact_keys)
+    ops = [_op_row(o) for o in analysis.stats.ops]
+    timeline = _timeline_columns(analysis.arrays)
+    life = analysis.stats.lifecycle
+    rules = [(r, getattr(life, r)) for r in _LIFECYCLE_RULES]
+    return {
+        "ops": {k: [o[k] for o in ops] for k in OPS_COLUMNS},
+        "timeline": {k: v.tolist() for k, v in timeline.items()},
+        "lifecycle": {"rule": [r for r, _ in rules],
+                      "count": [c.count.value for _, c in rules],
+                      "exact": [c.count.exact for _, c in rules],
+                      "first_offset": [c.first_offset for _, c in rules]},
+    }
+
+
+def write_parquet_columns(path: Path, columns: dict[str, list[Any]],
+                          types: dict[str, Any] | None = None) -> Path:
+    """One Parquet file from columns (atomic: written beside, then renamed)."""
+    pa = _pyarrow()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fields = {k: pa.array(v, type=(types or {}).get(k)) for k, v in columns.items()}
+    tmp = path.with_name(path.name + ".tmp")
+    pa.parquet.write_table(pa.table(fields), tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def export_parquet(source: PathOrBuffer, root: str | os.PathLike[str], *, node: str,
+                   instance: str = "", tables: tuple[str, ...] = PARQUET_TABLES,
+                   backend: Backend | None = None, bucket_s: float = 1.0,
+                   max_exact_keys: int = ts.DEFAULT_MAX_KEYS) -> list[Path]:
+    """Write the trace's tables as Parquet under `root/<table>/node=<node>/trace.parquet`,
+    each row carrying `instance` (the node is the partition: readers add the column). The
+    per-key table holds fingerprints only (64-bit, never the raw chunk hashes) and is
+    streamed chunk by chunk (bounded memory)."""
+    pa = _pyarrow()
+    unknown = set(tables) - set(PARQUET_TABLES)
+    if unknown:
+        raise ValueError(f"unknown tables: {sorted(unknown)}")
+    if not node:
+        raise ValueError("a Parquet export needs a node name (--node)")
+    small = trace_columns(source, backend=backend, bucket_s=bucket_s,
+                          max_exact_keys=max_exact_keys)
+    written: list[Path] = []
+    for table in tables:
+        path = partition_dir(root, table, node) / "trace.parquet"
+        if table == "keys":
+            written.append(_keys_parquet(pa, source, backend, path, instance))
+            continue
+        cols = small[table]
+        n = len(next(iter(cols.values()))) if cols else 0
+        written.append(write_parquet_columns(path, {"instance": [instance] * n, **cols}))
+    return written
+
+
+def _keys_parquet(pa: Any, source: PathOrBuffer, backend: Backend | None, path: Path,
+                  instance: str) -> Path:
+    schema = pa.schema([("instance", pa.string()), ("offset", pa.int64()),
+                        ("fingerprint", pa.uint64()), ("model_name", pa.string()),
+                        ("kv_rank", pa.int64()), ("object_group_id", pa.int64()),
+                        ("cache_salt", pa.string()), ("status", pa.uint8())])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with pa.parquet.ParquetWriter(tmp, schema) as w:
+        for kc in iter_key_columns(source, backend=backend):
+            n = len(kc.offset)
+            models = np.array([*kc.models, None], dtype=object)
+            salts = np.array([*kc.salts, None], dtype=object)
+            w.write_table(pa.table({
+                "instance": pa.array([instance] * n, pa.string()),
+                "offset": pa.array(kc.offset, pa.int64()),
+                "fingerprint": pa.array(kc.fingerprint, pa.uint64()),
+                "model_name": pa.array(models[np.where(kc.model >= 0, kc.model, -1)],
+                                       pa.string()),
+                "kv_rank": pa.array(kc.kv_rank, pa.int64()),
+                "object_group_id": pa.array(kc.object_group_id, pa.int64()),
+                "cache_salt": pa.array(salts[np.where(kc.salt >= 0, kc.salt, -1)],
+                                       pa.string()),
+                "status": pa.array(kc.status, pa.uint8())}, schema=schema))
+    os.replace(tmp, path)
+    return path
+
+
+# -- DuckDB over a dataset ------------------------------------------------------------------
+
+DATASET_TABLES = (*PARQUET_TABLES, "fleet")
+
+
+def query_dataset(root: str | os.PathLike[str], sql: str
+                  ) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Run SQL with DuckDB over a dataset root: each table directory present under it
+    (`ops`, `timeline`, `keys`, `lifecycle`, `fleet`) is a view of its Parquet files with
+    the `node=` partition as a column. Returns (column names, rows)."""
+    try:
+        import duckdb
+    except ImportError:
+        raise ImportError("queries need duckdb: pip install 'inferguard[fleet]'") from None
+    base = Path(root)
+    if not base.is_dir():
+        raise FileNotFoundError(f"{base}: not a dataset directory")
+    con = duckdb.connect(":memory:")
+    try:
+        for table in DATASET_TABLES:
+            if any((base / table).glob("node=*/*.parquet")):
+                pattern = str(base / table / "node=*" / "*.parquet").replace("'", "''")
+                con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{pattern}', "
+                            "hive_partitioning = true, union_by_name = true)")
+        cur = con.execute(sql)
+        names = [d[0] for d in (cur.description or [])]
+        return names, list(cur.fetchall())
+    finally:
+        con.close()
