@@ -1,0 +1,133 @@
+"""`inferguard watch` against the real LMCache 0.5.6 server: a bounded run of four rounds with
+`lmcache bench server` traffic between them. Every round finds the server up, a later window's
+`lmcache_mp_lookup_hit_rate` has lookups and hits, each window's numerator and denominator
+equal the counter deltas summed here from the raw scrapes the packet stored, the packet judged
+afterwards gives the same run rates, and only GETs were sent (the server's own access log).
+
+Runs only with INFERGUARD_LIVE=1 (CI's live stage), on the upstream venv
+`scripts/live-lmcache-packet` builds or reuses; everything on 127.0.0.1, stopped by PID.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import inferguard as ig
+from inferguard.collect._watch import WatchEndpoints
+from inferguard.verdict._watch import Watcher
+
+from ..live_checks import script
+
+pytestmark = pytest.mark.skipif(
+    os.environ.get("INFERGUARD_LIVE") != "1",
+    reason="live LMCache watch run: set INFERGUARD_LIVE=1 (builds or reuses the upstream "
+           "venv; see docs/live-packet.md)")
+
+RATE = "lmcache_mp_lookup_hit_rate"
+HIT, REQ = "lmcache_mp_lookup_hit_tokens_total", "lmcache_mp_lookup_requested_tokens_total"
+
+
+def _total(text: str, family: str) -> float:
+    """Sum of a counter's samples in an exposition, read independently of InferGuard."""
+    pat = re.compile(rf"^{re.escape(family)}(?:\{{[^}}]*\}})?\s+(\S+)", re.M)
+    return sum(float(v) for v in pat.findall(text))
+
+
+@pytest.fixture(scope="module")
+def live() -> Iterator[dict[str, Any]]:
+    mod = script()
+    venv = mod.ensure_env()
+    work = Path(tempfile.mkdtemp(prefix="inferguard-live-watch-"))
+    (work / "home").mkdir()
+    (work / "tmp").mkdir()
+    env = mod.server_env(work / "home", work / "tmp")
+    lmcache = str(venv / "bin" / "lmcache")
+    procs = mod.Procs(work / "pids.txt")
+    zmq_port, http_port = mod.free_port(), mod.free_port()
+    while http_port == zmq_port:
+        http_port = mod.free_port()
+    base = f"http://127.0.0.1:{http_port}"
+    server = procs.start("lmcache-server", [
+        lmcache, "server", "--instance-id", "inferguard-live-watch", "--host", "127.0.0.1",
+        "--port", str(zmq_port), "--http-host", "127.0.0.1", "--http-port", str(http_port),
+        "--eviction-policy", "LRU", "--chunk-size", str(mod.CHUNK_SIZE),
+        "--supported-transfer-mode", "auto", "--metrics-sample-rate", "1.0",
+        "--l1-size-gb", "0.25"], env=env, log_path=work / "server.log")
+    benches = iter([(64, 2), (64, 2), (128, 3)])  # the repeat looks up what the first stored
+
+    def traffic(_seconds: float) -> None:
+        """Watcher's sleep between rounds: one bench run instead of idling."""
+        tokens, end = next(benches)
+        i = len(list(work.glob("bench*.out")))
+        rc = procs.run(f"bench{i}", [
+            lmcache, "bench", "server", "--rpc-url", f"tcp://127.0.0.1:{zmq_port}",
+            "--url", mod.DEAD_URL, "--mode", "cpu", "--transfer-mode", "engine_driven",
+            "--kvcache-shape-spec", mod.KV_SPEC, "--num-tokens", str(tokens),
+            "--start", "0", "--end", str(end), "--interval", "0.1"],
+            env=env, log_path=work / f"bench{i}.out", timeout=mod.BENCH_TIMEOUT_S)
+        assert rc == 0, (work / f"bench{i}.out").read_text()[-3000:]
+        time.sleep(1.0)  # let the counters settle before the next scrape
+
+    try:
+        deadline = time.monotonic() + mod.READY_TIMEOUT_S
+        while mod._get(base + "/healthcheck") != 200:
+            assert server.poll() is None, (work / "server.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "lmcache server not ready"
+            time.sleep(0.3)
+        out = work / "watch-packet"
+        w = Watcher(WatchEndpoints(lmcache_metrics=[base + "/metrics"],
+                                   lmcache_http=[base]),
+                    interval=1.0, rounds=4, timeout=10.0, packet_dir=str(out), sleep=traffic)
+        ticks = list(w.run())
+        yield {"ticks": ticks, "run_rates": w.run_rates(), "packet": out,
+               "log": work / "server.log"}
+    finally:
+        mod.Procs.stop(server)
+        print("---- lmcache server log (tail) ----\n"
+              + (work / "server.log").read_text(errors="replace")[-3000:])
+
+
+def test_every_round_finds_the_server_up(live: dict[str, Any]) -> None:
+    ticks = live["ticks"]
+    assert len(ticks) == 4
+    assert all(e.up for t in ticks for e in t.endpoints), [t.endpoints for t in ticks]
+
+
+def test_window_rates_are_the_deltas_of_the_stored_scrapes(live: dict[str, Any]) -> None:
+    packet = ig.Packet.read(live["packet"])
+    scrapes = [e for e in packet.evidence if e.kind == "lmcache_metrics"]
+    assert len(scrapes) == 4 and all(e.status == "ok" for e in scrapes)
+    # The raw bodies as stored: inputs/lmcache_metrics/<host>_<port>_metrics_<round>.txt
+    stored = sorted((Path(live["packet"]) / "inputs" / "lmcache_metrics").glob("*.txt"),
+                    key=lambda f: int(f.stem.rsplit("_", 1)[1]))
+    assert len(stored) == 4, stored
+    texts = [f.read_text() for f in stored]
+    hits = [_total(t, HIT) for t in texts]
+    reqs = [_total(t, REQ) for t in texts]
+    assert reqs[-1] > reqs[0] and hits[-1] > hits[0], (hits, reqs)  # warm traffic hit
+    hit_windows = 0
+    for i, tick in enumerate(live["ticks"][1:], start=1):
+        r = next(r for r in tick.rates if r.name == RATE)
+        assert r.window.kind == "between_scrapes"
+        assert (r.numerator, r.denominator) == (hits[i] - hits[i - 1], reqs[i] - reqs[i - 1])
+        hit_windows += bool(r.denominator and r.numerator)
+    assert hit_windows >= 1
+    run = next(r for r in live["run_rates"] if r.name == RATE)
+    assert (run.numerator, run.denominator) == (hits[-1] - hits[0], reqs[-1] - reqs[0])
+    again = next(r for r in ig.compat(packet).rates if r.name == RATE)
+    assert (again.numerator, again.denominator) == (run.numerator, run.denominator)
+
+
+def test_watch_sent_only_gets(live: dict[str, Any]) -> None:
+    """The server's access log (uvicorn) lists every request InferGuard made."""
+    log = Path(live["log"]).read_text(errors="replace")
+    methods = re.findall(r'"(GET|POST|PUT|DELETE|PATCH) /', log)
+    assert methods and set(methods) == {"GET"}, sorted(set(methods))
