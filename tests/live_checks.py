@@ -162,3 +162,68 @@ def check_isolation(result: dict[str, Any]) -> None:
     assert net["machine_id_written"] is False and net["home_files"] == []
     if result["netns"]:
         assert result["interfaces_besides_lo"] == []
+
+
+class LiveMpServer:
+    """A real `lmcache server` (0.5.6, the script's cached venv) on 127.0.0.1 for the live
+    tests that drive it themselves (watch, Prometheus): free ports, readiness polled on
+    `/healthcheck`, `bench(tokens, end)` for `lmcache bench server` traffic, stopped by PID
+    with its log tail printed. Use as a context manager."""
+
+    def __init__(self, instance_id: str, prefix: str) -> None:
+        import tempfile
+
+        self.mod = mod = script()
+        self.lmcache = str(mod.ensure_env() / "bin" / "lmcache")
+        self.work = Path(tempfile.mkdtemp(prefix=prefix))
+        (self.work / "home").mkdir()
+        (self.work / "tmp").mkdir()
+        self.env = mod.server_env(self.work / "home", self.work / "tmp")
+        self.procs = mod.Procs(self.work / "pids.txt")
+        self.zmq_port, self.http_port = mod.free_port(), mod.free_port()
+        while self.http_port == self.zmq_port:
+            self.http_port = mod.free_port()
+        self.base = f"http://127.0.0.1:{self.http_port}"
+        self.log = self.work / "server.log"
+        self.instance_id = instance_id
+        self._benches = 0
+
+    def __enter__(self) -> LiveMpServer:
+        import time
+
+        mod = self.mod
+        self.server = self.procs.start("lmcache-server", [
+            self.lmcache, "server", "--instance-id", self.instance_id, "--host", "127.0.0.1",
+            "--port", str(self.zmq_port), "--http-host", "127.0.0.1",
+            "--http-port", str(self.http_port), "--eviction-policy", "LRU",
+            "--chunk-size", str(mod.CHUNK_SIZE), "--supported-transfer-mode", "auto",
+            "--metrics-sample-rate", "1.0", "--l1-size-gb", "0.25"],
+            env=self.env, log_path=self.log)
+        try:
+            deadline = time.monotonic() + mod.READY_TIMEOUT_S
+            while mod._get(self.base + "/healthcheck") != 200:
+                assert self.server.poll() is None, self.log.read_text()[-3000:]
+                assert time.monotonic() < deadline, "lmcache server not ready"
+                time.sleep(0.3)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def bench(self, tokens: int, end: int) -> None:
+        """One `lmcache bench server` run (engine-driven, CPU), bounded by the script's cap."""
+        mod, i = self.mod, self._benches
+        self._benches += 1
+        out = self.work / f"bench{i}.out"
+        rc = self.procs.run(f"bench{i}", [
+            self.lmcache, "bench", "server", "--rpc-url", f"tcp://127.0.0.1:{self.zmq_port}",
+            "--url", mod.DEAD_URL, "--mode", "cpu", "--transfer-mode", "engine_driven",
+            "--kvcache-shape-spec", mod.KV_SPEC, "--num-tokens", str(tokens),
+            "--start", "0", "--end", str(end), "--interval", "0.1"],
+            env=self.env, log_path=out, timeout=mod.BENCH_TIMEOUT_S)
+        assert rc == 0, out.read_text()[-3000:]
+
+    def __exit__(self, *_exc: object) -> None:
+        self.mod.Procs.stop(self.server)
+        print("---- lmcache server log (tail) ----\n"
+              + self.log.read_text(errors="replace")[-3000:])

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +23,7 @@ import inferguard as ig
 from inferguard.collect._watch import WatchEndpoints
 from inferguard.verdict._watch import Watcher
 
-from ..live_checks import script
+from ..live_checks import LiveMpServer
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("INFERGUARD_LIVE") != "1",
@@ -43,56 +42,20 @@ def _total(text: str, family: str) -> float:
 
 @pytest.fixture(scope="module")
 def live() -> Iterator[dict[str, Any]]:
-    mod = script()
-    venv = mod.ensure_env()
-    work = Path(tempfile.mkdtemp(prefix="inferguard-live-watch-"))
-    (work / "home").mkdir()
-    (work / "tmp").mkdir()
-    env = mod.server_env(work / "home", work / "tmp")
-    lmcache = str(venv / "bin" / "lmcache")
-    procs = mod.Procs(work / "pids.txt")
-    zmq_port, http_port = mod.free_port(), mod.free_port()
-    while http_port == zmq_port:
-        http_port = mod.free_port()
-    base = f"http://127.0.0.1:{http_port}"
-    server = procs.start("lmcache-server", [
-        lmcache, "server", "--instance-id", "inferguard-live-watch", "--host", "127.0.0.1",
-        "--port", str(zmq_port), "--http-host", "127.0.0.1", "--http-port", str(http_port),
-        "--eviction-policy", "LRU", "--chunk-size", str(mod.CHUNK_SIZE),
-        "--supported-transfer-mode", "auto", "--metrics-sample-rate", "1.0",
-        "--l1-size-gb", "0.25"], env=env, log_path=work / "server.log")
-    benches = iter([(64, 2), (64, 2), (128, 3)])  # the repeat looks up what the first stored
+    with LiveMpServer("inferguard-live-watch", "inferguard-live-watch-") as srv:
+        benches = iter([(64, 2), (64, 2), (128, 3)])  # the repeat looks up what the first stored
 
-    def traffic(_seconds: float) -> None:
-        """Watcher's sleep between rounds: one bench run instead of idling."""
-        tokens, end = next(benches)
-        i = len(list(work.glob("bench*.out")))
-        rc = procs.run(f"bench{i}", [
-            lmcache, "bench", "server", "--rpc-url", f"tcp://127.0.0.1:{zmq_port}",
-            "--url", mod.DEAD_URL, "--mode", "cpu", "--transfer-mode", "engine_driven",
-            "--kvcache-shape-spec", mod.KV_SPEC, "--num-tokens", str(tokens),
-            "--start", "0", "--end", str(end), "--interval", "0.1"],
-            env=env, log_path=work / f"bench{i}.out", timeout=mod.BENCH_TIMEOUT_S)
-        assert rc == 0, (work / f"bench{i}.out").read_text()[-3000:]
-        time.sleep(1.0)  # let the counters settle before the next scrape
+        def traffic(_seconds: float) -> None:
+            """Watcher's sleep between rounds: one bench run instead of idling."""
+            srv.bench(*next(benches))
+            time.sleep(1.0)  # let the counters settle before the next scrape
 
-    try:
-        deadline = time.monotonic() + mod.READY_TIMEOUT_S
-        while mod._get(base + "/healthcheck") != 200:
-            assert server.poll() is None, (work / "server.log").read_text()[-3000:]
-            assert time.monotonic() < deadline, "lmcache server not ready"
-            time.sleep(0.3)
-        out = work / "watch-packet"
-        w = Watcher(WatchEndpoints(lmcache_metrics=[base + "/metrics"],
-                                   lmcache_http=[base]),
+        out = srv.work / "watch-packet"
+        w = Watcher(WatchEndpoints(lmcache_metrics=[srv.base + "/metrics"],
+                                   lmcache_http=[srv.base]),
                     interval=1.0, rounds=4, timeout=10.0, packet_dir=str(out), sleep=traffic)
         ticks = list(w.run())
-        yield {"ticks": ticks, "run_rates": w.run_rates(), "packet": out,
-               "log": work / "server.log"}
-    finally:
-        mod.Procs.stop(server)
-        print("---- lmcache server log (tail) ----\n"
-              + (work / "server.log").read_text(errors="replace")[-3000:])
+        yield {"ticks": ticks, "run_rates": w.run_rates(), "packet": out, "log": srv.log}
 
 
 def test_every_round_finds_the_server_up(live: dict[str, Any]) -> None:
