@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ import pytest
 from inferguard.evidence._lookup_hashes import read_lookup_hashes
 from inferguard.evidence._lru import replay_lru
 from tests.lookup_gen import generate_lookups
+from tests.test_lru import reference
 
 SCALE = os.environ.get("INFERGUARD_BENCH_SCALE", "full")
 LINES = 5_000 if SCALE == "smoke" else 1_000_000 if SCALE == "full" else int(SCALE)
@@ -40,26 +40,9 @@ def lookup_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _lru_passes(lookups: list[tuple[list[Any], int]], caps: list[int]) -> list[int]:
-    out = []
-    for cap in [*caps, None]:
-        cache: OrderedDict[Any, None] = OrderedDict()
-        hit = 0
-        for keys, chunk in lookups:
-            prefix = 0
-            for k in keys:
-                if k not in cache:
-                    break
-                prefix += 1
-            hit += prefix * chunk
-            for k in keys:
-                if k in cache:
-                    cache.move_to_end(k)
-                else:
-                    if cap is not None and len(cache) >= cap:
-                        cache.popitem(last=False)
-                    cache[k] = None
-        out.append(hit)
-    return out
+    """The reference: one straightforward OrderedDict LRU pass per capacity, then unbounded
+    (the same reference the tests check `replay_lru` against)."""
+    return [reference(lookups, cap) for cap in [*caps, None]]
 
 
 def _naive_read(d: Path) -> list[int]:
