@@ -227,3 +227,48 @@ class LiveMpServer:
         self.mod.Procs.stop(self.server)
         print("---- lmcache server log (tail) ----\n"
               + self.log.read_text(errors="replace")[-3000:])
+
+
+def run_script(args: list[str], out: Path, timeout_s: float) -> dict[str, Any]:
+    """Run scripts/live-lmcache-packet with `args --out OUT` in its own session, bounded by
+    `timeout_s` (then every PID it recorded is killed); its summary.json plus `exit`."""
+    import json
+    import os
+    import signal
+    import subprocess
+
+    import pytest
+
+    proc = subprocess.Popen([sys.executable, str(SCRIPT), *args, "--out", str(out)],
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+        for pids in out.glob("*/pids.txt"):  # everything it started, by PID
+            script().kill_recorded(pids)
+        pytest.fail(f"{SCRIPT.name} did not finish within {timeout_s:.0f} s")
+    if not (out / "summary.json").exists():
+        pytest.fail(f"{SCRIPT.name} exited {proc.returncode} without a summary (its output "
+                    "above says why: the environment build or a scenario's server log)")
+    summary: dict[str, Any] = json.loads((out / "summary.json").read_text())
+    summary["exit"] = proc.returncode
+    return summary
+
+
+def scenario_result(run: dict[str, Any], name: str) -> dict[str, Any]:
+    """One scenario's entry of the script's summary, which must have succeeded."""
+    res: dict[str, Any] = next(r for r in run["scenarios"] if r["scenario"] == name)
+    assert res["ok"], res.get("error")
+    return res
+
+
+def scenario_report(res: dict[str, Any]) -> CompatReport:
+    """The verdict `lmcache-compat --fail-on missing-required --json` printed in the run."""
+    import json
+
+    import msgspec
+
+    doc = json.loads((Path(res["work"]) / "compat.out").read_text())
+    return msgspec.convert(doc["report"], CompatReport)

@@ -11,28 +11,26 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import pytest
 
 from inferguard._packet import Packet
 from inferguard.findings import diagnose
-from inferguard.judge._report import CompatReport
 
 from ..live_checks import (
     SCENARIOS,
-    SCRIPT,
     check_bench_totals,
     check_http_requests,
     check_isolation,
     check_spans,
     check_trace,
     check_verdict,
+    run_script,
+    scenario_report,
+    scenario_result,
     script,
 )
 
@@ -47,34 +45,11 @@ RUN_TIMEOUT_S = 1800  # a cold environment build included
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     out = tmp_path_factory.mktemp("live")
-    proc = subprocess.Popen([sys.executable, str(SCRIPT), "--out", str(out)],
-                            stdin=subprocess.DEVNULL, start_new_session=True)
-    try:
-        proc.wait(RUN_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(30)
-        for pids in out.glob("*/pids.txt"):  # everything it started, by PID
-            script().kill_recorded(pids)
-        pytest.fail(f"{SCRIPT.name} did not finish within {RUN_TIMEOUT_S} s")
-    if not (out / "summary.json").exists():
-        pytest.fail(f"{SCRIPT.name} exited {proc.returncode} without a summary (its output "
-                    "above says why: the environment build or a scenario's server log)")
-    summary: dict[str, Any] = json.loads((out / "summary.json").read_text())
-    summary["exit"] = proc.returncode
-    return summary
+    return run_script([], out, RUN_TIMEOUT_S)
 
 
-def _scenario(run: dict[str, Any], name: str) -> dict[str, Any]:
-    res: dict[str, Any] = next(r for r in run["scenarios"] if r["scenario"] == name)
-    assert res["ok"], res.get("error")
-    return res
-
-
-def _report(res: dict[str, Any]) -> CompatReport:
-    """The verdict `lmcache-compat --fail-on missing-required --json` printed in the run."""
-    doc = json.loads((Path(res["work"]) / "compat.out").read_text())
-    return msgspec.convert(doc["report"], CompatReport)
+_scenario = scenario_result
+_report = scenario_report
 
 
 def test_script_succeeded(run: dict[str, Any]) -> None:

@@ -15,21 +15,24 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import pytest
 
 from inferguard._packet import Packet
 from inferguard.evidence._otel import OtelFacts
 from inferguard.evidence._trace import TraceFacts
-from inferguard.judge._report import CompatReport
 
-from ..live_checks import SCRIPT, check_http_requests, check_trace, script
+from ..live_checks import (
+    check_http_requests,
+    check_trace,
+    run_script,
+    scenario_report,
+    scenario_result,
+    script,
+)
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("INFERGUARD_LIVE") != "1",
@@ -43,33 +46,12 @@ VERSION = "0.5.7rc2"
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     out = tmp_path_factory.mktemp("live057")
-    proc = subprocess.Popen([sys.executable, str(SCRIPT), "--lmcache-version", VERSION,
-                             "--scenario", "l1", "--scenario", "otel", "--out", str(out)],
-                            stdin=subprocess.DEVNULL, start_new_session=True)
-    try:
-        proc.wait(RUN_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(30)
-        for pids in out.glob("*/pids.txt"):
-            script().kill_recorded(pids)
-        pytest.fail(f"{SCRIPT.name} did not finish within {RUN_TIMEOUT_S} s")
-    if not (out / "summary.json").exists():
-        pytest.fail(f"{SCRIPT.name} exited {proc.returncode} without a summary")
-    summary: dict[str, Any] = json.loads((out / "summary.json").read_text())
-    summary["exit"] = proc.returncode
-    return summary
+    return run_script(["--lmcache-version", VERSION, "--scenario", "l1", "--scenario", "otel"],
+                      out, RUN_TIMEOUT_S)
 
 
-def _scenario(run: dict[str, Any], name: str) -> dict[str, Any]:
-    res: dict[str, Any] = next(r for r in run["scenarios"] if r["scenario"] == name)
-    assert res["ok"], res.get("error")
-    return res
-
-
-def _report(res: dict[str, Any]) -> CompatReport:
-    doc = json.loads((Path(res["work"]) / "compat.out").read_text())
-    return msgspec.convert(doc["report"], CompatReport)
+_scenario = scenario_result
+_report = scenario_report
 
 
 def test_script_succeeded_on_057(run: dict[str, Any]) -> None:
