@@ -142,6 +142,71 @@ size_t lct_keytab_intern(lct_keytab *t, const uint64_t *fp, const uint8_t *use, 
                          int32_t *out);
 
 /* ------------------------------------------------------------------------
+ * The per-key fold of the trace analytics (lct_fold.c); its pure-Python twin is
+ * inferguard/lct/_engine.py.  The caller owns every array: per-key state for
+ * max_keys keys (cnt is 14 rows of max_keys counters), the HyperLogLog registers
+ * (5 x 16384, NULL while exact), the examples (first LCT_FOLD_EXAMPLES offsets per
+ * example kind and survival class) and the per-(class, role) row counts.
+ * ------------------------------------------------------------------------ */
+
+#define LCT_FOLD_EXAMPLES 20
+#define LCT_FOLD_KINDS 7
+#define LCT_FOLD_CLASSES 66
+
+typedef struct {
+    uint32_t *cnt;
+    int64_t *pend_lookup;  /* pending offset + 1, 0: none */
+    int64_t *pend_reserve;
+    uint8_t *flags;
+    int32_t *cls;
+    int64_t *first_bucket;
+    uint8_t *survival;
+    uint8_t *hll;
+    int64_t *ex_off;       /* LCT_FOLD_KINDS x LCT_FOLD_CLASSES x LCT_FOLD_EXAMPLES */
+    uint8_t *ex_n;         /* LCT_FOLD_KINDS x LCT_FOLD_CLASSES */
+    int64_t *class_roles;  /* nclasses x 8 */
+    uint32_t nclasses;
+    uint32_t max_keys;
+    uint32_t count;        /* keys in the table (ids 0..count-1) */
+    uint32_t level;        /* the sampling level */
+} lct_keystate;
+
+/* One piece of key rows (file order) and the records of its chunk. */
+typedef struct {
+    size_t n;
+    const int32_t *row;     /* key row -> record index (< nrec) */
+    const uint64_t *fp;
+    const uint8_t *status;  /* LCT_KEY_* */
+    const int32_t *ids;     /* key id (< count), negative: not tracked */
+    const int32_t *cls;     /* class id (< nclasses) of ok rows */
+    uint32_t before;        /* ids at or above it are new in this piece */
+    size_t nrec;
+    const uint8_t *rrole;   /* per record: lifecycle role (< 8) */
+    const int64_t *offset;  /* per record: byte offset */
+    const int64_t *tb;      /* per record: base timeline bucket (INT64_MIN: none) */
+    uint64_t *keysets;      /* per record: sum of mixed fingerprints of enter/exit rows, or NULL */
+} lct_fold_piece;
+
+/* Fold one piece into the state: 0, or negative (nothing changed) when an index is out
+ * of range: -1 state, -2 row or role, -3 class, -4 id. */
+int lct_fold_keys(lct_keystate *s, const lct_fold_piece *p);
+
+/* read_prefetched_results contexts: an exit closes the newest open enter of the same key
+ * multiset; at most LCT_CTX_MAX open at once (more: untracked). */
+#define LCT_CTX_MAX 65536
+typedef struct lct_ctx lct_ctx;
+lct_ctx *lct_ctx_new(void);
+void lct_ctx_free(lct_ctx *c);
+/* Match n records; writes the offsets of exits that closed nothing to alone (room for n),
+ * returns how many. */
+size_t lct_ctx_add(lct_ctx *c, size_t n, const uint64_t *keysets, const uint8_t *is_enter,
+                   const int64_t *off, const double *t, int64_t *alone);
+/* [open, untracked, exits alone] */
+void lct_ctx_counts(const lct_ctx *c, int64_t *out3);
+/* The open contexts (offset, t), up to cap; returns how many. */
+size_t lct_ctx_open(const lct_ctx *c, int64_t *off, double *t, size_t cap);
+
+/* ------------------------------------------------------------------------
  * Prometheus text 0.0.4 and OpenMetrics 1.0 (prom.c).  prom_scan() splits a
  * buffer into lines and writes one row per line into caller-supplied flat
  * columns: kind, interned metric name, interned label name/value ids, value

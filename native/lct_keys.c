@@ -553,6 +553,14 @@ size_t lct_keytab_intern(lct_keytab *t, const uint64_t *fp, const uint8_t *use, 
     for (size_t i = 0; i < n; i++) {
         uint64_t f = fp[i];
         uint32_t j;
+#if defined(__GNUC__) || defined(__clang__)
+        /* A later row's slot, asked for early (the table is far bigger than the caches). */
+        if (i + 16 < n) __builtin_prefetch(t->slots + (uint32_t)(fp[i + 16] >> shift));
+        if (i + 8 < n) {
+            int32_t ahead = t->slots[(uint32_t)(fp[i + 8] >> shift)];
+            if (ahead >= 0 && (uint32_t)ahead < t->count) __builtin_prefetch(t->fps + ahead);
+        }
+#endif
         if (!use[i]) {
             out[i] = -2;
             continue;

@@ -1,4 +1,5 @@
-"""Glue to native/lct.c and native/lct_keys.c: frame scan, ObjectKey rows, key table.
+"""Glue to native/lct.c, lct_keys.c and lct_fold.c: frame scan, ObjectKey rows, key table,
+the per-key fold and the read-context matching.
 
 The only module that touches the cffi objects of the lct_* API. Each class implements a
 protocol of `_protocols` (numpy arrays in, typed rows out) that the pure-Python twins in
@@ -272,3 +273,159 @@ class NativeEventsDecoder:
                     ffi.cast("uint64_t *", fp.ctypes.data), self._cap, fp_n))
                 yield rows[:nxt - first].tolist(), fp[:int(fp_n[0])].tolist()
                 first = nxt
+
+
+def _ptr(ffi: Any, ctype: str, a: Any) -> Any:
+    """A C pointer into a C-contiguous numpy array (checked: a copy would be lost)."""
+    if not a.flags.c_contiguous:
+        raise ValueError("lct_fold: array not contiguous")
+    return ffi.cast(ctype, a.ctypes.data)
+
+
+class NativeKeyFold:
+    """`lct_fold_keys` over per-key arrays the caller owns (a `KeyFolder`); the examples
+    (first offsets per kind and survival class) live here. Twin: `_engine.Keys.fold` and
+    `Engine._piece`'s numpy steps."""
+
+    KINDS, CLASSES, EXAMPLES = 7, 66, 20
+
+    def __init__(self, cnt: Any, pend_lookup: Any, pend_reserve: Any, flags: Any, cls: Any,
+                 first_bucket: Any, survival: Any) -> None:
+        import numpy as np
+
+        self._ffi, self._lib = _api()
+        lib = self._lib
+        assert (int(lib.LCT_FOLD_KINDS), int(lib.LCT_FOLD_CLASSES),
+                int(lib.LCT_FOLD_EXAMPLES)) == (self.KINDS, self.CLASSES, self.EXAMPLES)
+        max_keys = len(flags)
+        for a, dt in ((pend_lookup, np.int64), (pend_reserve, np.int64), (flags, np.uint8),
+                      (cls, np.int32), (first_bucket, np.int64), (survival, np.uint8)):
+            if a.dtype != dt or len(a) != max_keys:
+                raise ValueError("lct_fold: per-key array of the wrong type or size")
+        if cnt.dtype != np.uint32 or cnt.shape != (14, max_keys):
+            raise ValueError("lct_fold: counters of the wrong type or shape")
+        self._arrays = (cnt, pend_lookup, pend_reserve, flags, cls, first_bucket, survival)
+        self.ex_off = np.zeros((self.KINDS, self.CLASSES, self.EXAMPLES), np.int64)
+        self.ex_n = np.zeros((self.KINDS, self.CLASSES), np.uint8)
+        ffi = self._ffi
+        st = ffi.new("lct_keystate *")
+        st.cnt = _ptr(ffi, "uint32_t *", cnt)
+        st.pend_lookup = _ptr(ffi, "int64_t *", pend_lookup)
+        st.pend_reserve = _ptr(ffi, "int64_t *", pend_reserve)
+        st.flags = _ptr(ffi, "uint8_t *", flags)
+        st.cls = _ptr(ffi, "int32_t *", cls)
+        st.first_bucket = _ptr(ffi, "int64_t *", first_bucket)
+        st.survival = _ptr(ffi, "uint8_t *", survival)
+        st.ex_off = _ptr(ffi, "int64_t *", self.ex_off)
+        st.ex_n = _ptr(ffi, "uint8_t *", self.ex_n)
+        st.max_keys = max_keys
+        self._st = st
+        self._piece = ffi.new("lct_fold_piece *")
+
+    def fold(self, k: KeyRows, ids: npt.NDArray[np.int32], cls: npt.NDArray[np.int32],
+             before: int, count: int, level: int, rrole: npt.NDArray[np.uint8],
+             offset: npt.NDArray[np.int64], tb: npt.NDArray[np.int64],
+             keysets: npt.NDArray[np.uint64] | None, class_roles: npt.NDArray[np.int64],
+             hll: npt.NDArray[np.uint8] | None) -> None:
+        """Fold one piece (see lct_fold_piece in inferguard_api.h)."""
+        import numpy as np
+
+        ffi, lib = self._ffi, self._lib
+        n, nrec = len(k.row), len(rrole)
+        row = np.ascontiguousarray(k.row, np.int32)
+        fp = np.ascontiguousarray(k.fp, np.uint64)
+        status = np.ascontiguousarray(k.status, np.uint8)
+        ids = np.ascontiguousarray(ids, np.int32)
+        cls = np.ascontiguousarray(cls, np.int32)
+        rrole = np.ascontiguousarray(rrole, np.uint8)
+        offset = np.ascontiguousarray(offset, np.int64)
+        tb = np.ascontiguousarray(tb, np.int64)
+        if not (len(fp) == len(status) == len(ids) == len(cls) == n
+                and len(offset) == len(tb) == nrec and class_roles.dtype == np.int64
+                and class_roles.ndim == 2 and class_roles.shape[1] == 8
+                and (keysets is None or (keysets.dtype == np.uint64 and len(keysets) == nrec))
+                and (hll is None or (hll.dtype == np.uint8 and hll.shape == (5, 1 << 14)))):
+            raise ValueError("lct_fold: piece arrays of the wrong type or size")
+        st, p = self._st, self._piece
+        st.hll = ffi.NULL if hll is None else _ptr(ffi, "uint8_t *", hll)
+        st.class_roles = _ptr(ffi, "int64_t *", class_roles)
+        st.nclasses = len(class_roles)
+        st.count = count
+        st.level = level
+        p.n, p.nrec, p.before = n, nrec, before
+        p.row = _ptr(ffi, "int32_t *", row)
+        p.fp = _ptr(ffi, "uint64_t *", fp)
+        p.status = _ptr(ffi, "uint8_t *", status)
+        p.ids = _ptr(ffi, "int32_t *", ids)
+        p.cls = _ptr(ffi, "int32_t *", cls)
+        p.rrole = _ptr(ffi, "uint8_t *", rrole)
+        p.offset = _ptr(ffi, "int64_t *", offset)
+        p.tb = _ptr(ffi, "int64_t *", tb)
+        p.keysets = ffi.NULL if keysets is None else _ptr(ffi, "uint64_t *", keysets)
+        rc = int(lib.lct_fold_keys(st, p))
+        if rc:
+            raise RuntimeError(f"lct_fold_keys: inconsistent piece ({rc})")
+
+    def examples(self) -> list[list[npt.NDArray[np.int64]]]:
+        """Per kind, per survival class: the first offsets (sorted, distinct)."""
+        return [[self.ex_off[i, t, :int(self.ex_n[i, t])] for t in range(self.CLASSES)]
+                for i in range(self.KINDS)]
+
+
+class NativeContextMatcher:
+    """`lct_ctx` (a `ContextMatcher`): exits close the newest open enter of the same key
+    multiset. Twin: `_engine.PythonContextMatcher`."""
+
+    def __init__(self) -> None:
+        self._ffi, self._lib = _api()
+        ptr = self._lib.lct_ctx_new()
+        if ptr == self._ffi.NULL:
+            raise MemoryError("lct_ctx_new failed")
+        self._c = self._ffi.gc(ptr, self._lib.lct_ctx_free)
+        self._counts = self._ffi.new("int64_t[3]")
+
+    def _count(self, i: int) -> int:
+        self._lib.lct_ctx_counts(self._c, self._counts)
+        return int(self._counts[i])
+
+    @property
+    def n_open(self) -> int:
+        return self._count(0)
+
+    @property
+    def untracked(self) -> int:
+        return self._count(1)
+
+    @property
+    def exit_alone(self) -> int:
+        return self._count(2)
+
+    def match(self, keysets: npt.NDArray[np.uint64], is_enter: npt.NDArray[np.bool_],
+              off: npt.NDArray[np.int64], t: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
+        import numpy as np
+
+        ffi = self._ffi
+        n = len(keysets)
+        ks = np.ascontiguousarray(keysets, np.uint64)
+        ent = np.ascontiguousarray(is_enter, np.uint8)
+        o = np.ascontiguousarray(off, np.int64)
+        tm = np.ascontiguousarray(t, np.float64)
+        if not (len(ent) == len(o) == len(tm) == n):
+            raise ValueError("lct_ctx_add: arrays of different lengths")
+        alone = np.empty(max(n, 1), np.int64)
+        got = int(self._lib.lct_ctx_add(self._c, n, _ptr(ffi, "uint64_t *", ks),
+                                        _ptr(ffi, "uint8_t *", ent),
+                                        _ptr(ffi, "int64_t *", o),
+                                        _ptr(ffi, "double *", tm),
+                                        _ptr(ffi, "int64_t *", alone)))
+        return alone[:got]
+
+    def open_contexts(self) -> list[tuple[int, float]]:
+        import numpy as np
+
+        ffi = self._ffi
+        n = self.n_open
+        o, t = np.empty(max(n, 1), np.int64), np.empty(max(n, 1), np.float64)
+        got = int(self._lib.lct_ctx_open(self._c, _ptr(ffi, "int64_t *", o),
+                                         _ptr(ffi, "double *", t), n))
+        return list(zip(o[:got].tolist(), t[:got].tolist(), strict=True))

@@ -142,6 +142,29 @@ class KeyTable(Protocol):
         ...
 
 
+class ContextMatcher(Protocol):
+    """read_prefetched_results contexts: an __exit__ closes the most recent open __enter__
+    of the same key multiset; at most 2**16 open (more are untracked)."""
+
+    @property
+    def n_open(self) -> int: ...
+
+    @property
+    def untracked(self) -> int: ...
+
+    @property
+    def exit_alone(self) -> int: ...
+
+    def match(self, keysets: npt.NDArray[np.uint64], is_enter: npt.NDArray[np.bool_],
+              off: npt.NDArray[np.int64], t: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
+        """Match records in file order; the offsets of exits that closed nothing."""
+        ...
+
+    def open_contexts(self) -> list[tuple[int, float]]:
+        """(offset, t_mono) of every context still open, in no particular order."""
+        ...
+
+
 # -- Prometheus text --------------------------------------------------------------------------
 
 

@@ -18,17 +18,20 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from inferguard._native import Backend
-from inferguard._native._protocols import KeyRows, KeyTable
+from inferguard._native._protocols import ContextMatcher, KeyRows, KeyTable
 from inferguard.lct import _frame as tf
 from inferguard.lct._keys import KEY_OK, fmix64, make_key_table
 from inferguard.lct._limits import DEFAULT_MAX_KEYS as DEFAULT_MAX_KEYS
 from inferguard.lct._scan import Chunk
+
+if TYPE_CHECKING:
+    from inferguard._native._lct import NativeKeyFold
 
 # -- roles ------------------------------------------------------------------------------------
 
@@ -109,6 +112,11 @@ class Examples:
             if t >= self.level:
                 self._merge(t, offsets[cls == t])
 
+    def merge_class(self, t: int, offsets: npt.NDArray[np.int64]) -> None:
+        """Offsets of keys of survival class t (the native fold's examples)."""
+        if len(offsets) and t >= self.level:
+            self._merge(t, offsets)
+
     def _merge(self, t: int, offsets: npt.NDArray[np.int64]) -> None:
         have = self._by_class.get(t)
         if have is None:
@@ -141,8 +149,8 @@ class HyperLogLog:
 
     The bucket is the top 14 bits; the rank is 1 + the leading zeros of the other 50."""
 
-    def __init__(self) -> None:
-        self.reg = np.zeros(HLL_M, np.uint8)
+    def __init__(self, reg: npt.NDArray[np.uint8] | None = None) -> None:
+        self.reg = np.zeros(HLL_M, np.uint8) if reg is None else reg
 
     def add(self, fp: npt.NDArray[np.uint64]) -> None:
         if not len(fp):
@@ -286,6 +294,14 @@ class Keys:
         self.first_bucket = np.zeros(max_keys, np.int64)  # valid where F_HAS_BUCKET
         self.survival = np.zeros(max_keys, np.uint8)  # survival_class of each key
         self.hll: list[HyperLogLog] | None = None  # all, written, looked up, read, reserved
+        self.hll_reg: npt.NDArray[np.uint8] | None = None  # their registers, one array
+        # The native backend folds pieces in C (lct_fold.c) over these same arrays; this
+        # numpy code is its twin (and the python backend's fold).
+        self.native: NativeKeyFold | None = None
+        if backend == "native":
+            from inferguard._native._lct import NativeKeyFold
+            self.native = NativeKeyFold(self.cnt, self.pend_lookup, self.pend_reserve,
+                                        self.flags, self.cls, self.first_bucket, self.survival)
         self.examples = {name: Examples() for name in (
             "unserved_stored", "unserved_cold", "unfinished_stored", "unfinished_new",
             "finish_no_reserve", "read_no_lookup", "read_unstored")}
@@ -317,7 +333,8 @@ class Keys:
         n = self.count
         fps = self.table.fingerprints()
         if self.hll is None:  # exactness ends here: sketch every key seen so far
-            self.hll = [HyperLogLog() for _ in range(5)]
+            self.hll_reg = np.zeros((5, HLL_M), np.uint8)
+            self.hll = [HyperLogLog(self.hll_reg[i]) for i in range(5)]
             c = self.counters()
             self.hll[0].add(fps)
             self.hll[1].add(fps[c[:, C_WRITE] > 0])
@@ -328,23 +345,29 @@ class Keys:
         for ex in self.examples.values():
             ex.level = self.level
         keep: npt.NDArray[np.bool_] = (fps & self._mask()) == 0
-        k = int(np.count_nonzero(keep))
-        # Compact in place, one array at a time (no copy of the whole state).
+        idx = np.flatnonzero(keep)
+        k = len(idx)
+        # Compact in place, one array at a time (no copy of the whole state); the kept
+        # ids are increasing, so taking them in order never reads an overwritten entry.
         for a in (*self.cnt, self.pend_lookup, self.pend_reserve, self.flags, self.cls,
                   self.first_bucket, self.survival):
-            a[:k] = a[:n][keep]
+            a[:k] = a.take(idx)
             a[k:n] = 0
-        self.table.rebuild(fps[keep], self.max_keys)
+        self.table.rebuild(fps[idx], self.max_keys)
         return keep
 
-    def intern(self, k: KeyRows, ok: npt.NDArray[np.bool_]) -> tuple[npt.NDArray[np.int32], int]:
+    def intern(self, k: KeyRows, ok: npt.NDArray[np.bool_], survival: bool = True
+               ) -> tuple[npt.NDArray[np.int32], int]:
         """Ids per row (negative: not tracked) and how many keys existed before this piece
-        (ids at or above it are new)."""
+        (ids at or above it are new); sets the new keys' survival classes unless told not
+        to (the native fold does it)."""
         before = self.count
         while True:
             use = ok & ((k.fp & self._mask()) == 0) if self.level else ok
             ids, full = self.table.intern(k.fp, use)
             if not full:
+                if not survival:
+                    return ids, before
                 new = ids >= before
                 if new.any():
                     self.survival[ids[new]] = survival_class(k.fp[new])
@@ -477,6 +500,11 @@ class Keys:
 
     def finish(self) -> None:
         """End of trace: pending lookups were never read, pending reserves never finished."""
+        if self.native is not None:  # the C fold's examples, same kinds in the same order
+            for kept, by_class in zip(self.examples.values(), self.native.examples(),
+                                      strict=True):
+                for t, offs in enumerate(by_class):
+                    kept.merge_class(t, offs)
         n = self.count
         pl = self.pend_lookup[:n] - 1
         st = (self.flags[:n] & F_PEND_LOOKUP_STORED) != 0
@@ -652,17 +680,47 @@ _K_SET = np.uint64(0x3C6EF372FE94F82B)
 
 class Contexts:
     """read_prefetched_results contexts matched per record: an __exit__ closes the most
-    recent open __enter__ with the same key multiset (as a `with` block would)."""
+    recent open __enter__ with the same key multiset (as a `with` block would); the
+    matching runs in C on the native backend (lct_fold.c), else in PythonContextMatcher."""
+
+    def __init__(self, backend: Backend = "python") -> None:
+        self.matcher: ContextMatcher
+        if backend == "native":
+            from inferguard._native._lct import NativeContextMatcher
+            self.matcher = NativeContextMatcher()
+        else:
+            self.matcher = PythonContextMatcher()
+        self.exit_examples = Examples()
+
+    @property
+    def untracked(self) -> int:
+        return self.matcher.untracked
+
+    @property
+    def exit_alone(self) -> int:
+        return self.matcher.exit_alone
+
+    def add(self, keysets: npt.NDArray[np.uint64], is_enter: npt.NDArray[np.bool_],
+            off: npt.NDArray[np.int64], t: npt.NDArray[np.float64]) -> None:
+        alone = self.matcher.match(keysets, is_enter, off, t)
+        if len(alone):
+            self.exit_examples.add(alone)
+
+    def leaked(self) -> list[tuple[int, float]]:
+        return sorted(self.matcher.open_contexts())
+
+
+class PythonContextMatcher:
+    """The pure-Python `ContextMatcher` (twin of lct_ctx in native/lct_fold.c)."""
 
     def __init__(self) -> None:
         self.open: dict[int, list[tuple[int, float]]] = {}
         self.n_open = 0
         self.untracked = 0
         self.exit_alone = 0
-        self.exit_examples = Examples()
 
-    def add(self, keysets: npt.NDArray[np.uint64], is_enter: npt.NDArray[np.bool_],
-            off: npt.NDArray[np.int64], t: npt.NDArray[np.float64]) -> None:
+    def match(self, keysets: npt.NDArray[np.uint64], is_enter: npt.NDArray[np.bool_],
+              off: npt.NDArray[np.int64], t: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
         opened = self.open
         alone: list[int] = []
         for ks, ent, o, tm in zip(keysets.tolist(), is_enter.tolist(), off.tolist(),
@@ -683,11 +741,10 @@ class Contexts:
                 else:
                     self.exit_alone += 1
                     alone.append(o)
-        if alone:
-            self.exit_examples.add(np.array(alone, np.int64))
+        return np.array(alone, np.int64)
 
-    def leaked(self) -> list[tuple[int, float]]:
-        return sorted(x for stack in self.open.values() for x in stack)
+    def open_contexts(self) -> list[tuple[int, float]]:
+        return [x for stack in self.open.values() for x in stack]
 
 
 # -- the engine ------------------------------------------------------------------------------
@@ -722,7 +779,7 @@ class Engine:
         self.classes = Classes()
         self.timeline = Timeline(bucket_s)
         self.gaps = Gaps(idle_gap_s)
-        self.contexts = Contexts()
+        self.contexts = Contexts(backend)
         self.ops = OpRows()
         self.special_rows: dict[int, list[int]] = {}  # status -> [key rows, malformed]
         self.role_of_op = np.array([ROLE_OTHER], np.uint8)  # last entry: "no op id"
@@ -804,18 +861,10 @@ class Engine:
         nbad = n - int(np.count_nonzero(ok))
         self.malformed_keys += nbad
         row = k.row
-        role = rrole[row]
-        op = chunk.op[row]
-        off = chunk.offset[row]
-        kb = tb[row]
-        if keysets is not None:
-            cm = (role == ROLE_ENTER) | (role == ROLE_EXIT)
-            if cm.any():
-                np.add.at(keysets, row[cm], fmix64(k.fp[cm] ^ _K_SET))
         all_ok = nbad == 0
         if not all_ok:  # malformed key rows per op (key rows per op come from nkeys)
             bad_rows = row[~ok]
-            bad_op = op[~ok]
+            bad_op = chunk.op[bad_rows]
             named = bad_op >= 0
             if named.any():
                 size = int(bad_op[named].max()) + 1
@@ -829,11 +878,23 @@ class Engine:
         if size > len(self.class_roles):
             self.class_roles = np.concatenate([self.class_roles, np.zeros(
                 (size - len(self.class_roles), NROLES), np.int64)])
+        keys = self.keys
+        if keys.native is not None:  # the rest of this method, in C (lct_fold.c)
+            ids, before = keys.intern(k, ok, survival=False)
+            keys.native.fold(k, ids, cls, before, keys.count, keys.level, rrole,
+                             chunk.offset, tb, keysets, self.class_roles, keys.hll_reg)
+            return
+        role = rrole[row]
+        off = chunk.offset[row]
+        kb = tb[row]
+        if keysets is not None:
+            cm = (role == ROLE_ENTER) | (role == ROLE_EXIT)
+            if cm.any():
+                np.add.at(keysets, row[cm], fmix64(k.fp[cm] ^ _K_SET))
         code = cls.astype(np.int64) * NROLES + role
         self.class_roles[:size] += np.bincount(code if all_ok else code[ok],
                                                minlength=size * NROLES).reshape(size, NROLES)
         # per-key state
-        keys = self.keys
         ids, before = keys.intern(k, ok)
         if keys.hll is not None:
             keys.sketch(k.fp[ok], role[ok])
