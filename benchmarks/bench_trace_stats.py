@@ -127,6 +127,29 @@ def test_stats_native_one_thread(benchmark: Any, stats_trace: tuple[Path, int, s
     _record(f"{shape}/native_one_thread", benchmark, path.stat().st_size)
 
 
+@pytest.mark.skipif(not native_available(), reason="native backend not built")
+def test_stats_native_numpy_fold(benchmark: Any, stats_trace: tuple[Path, int, str],
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The native pass with the per-key fold and context matching in numpy / Python (the
+    twin of native/lct_fold.c), as before the fold moved to C: what the C fold gains."""
+    from inferguard.lct import _engine
+
+    init = _engine.Keys.__init__
+
+    def twin(self: Any, backend: Any, max_keys: int) -> None:
+        init(self, backend, max_keys)
+        self.native = None
+
+    monkeypatch.setattr(_engine.Keys, "__init__", twin)
+    contexts = _engine.Contexts
+    monkeypatch.setattr(_engine, "Contexts", lambda backend: contexts("python"))
+    path, records, shape = stats_trace
+    a = benchmark.pedantic(analyze_trace, args=(path,), kwargs={"backend": "native"},
+                           rounds=3, iterations=1)
+    assert a.stats.summary.total_records == records
+    _record(f"{shape}/native_numpy_fold", benchmark, path.stat().st_size)
+
+
 def test_stats_python(benchmark: Any, stats_trace: tuple[Path, int, str]) -> None:
     path, records, shape = stats_trace
     a = benchmark.pedantic(analyze_trace, args=(path,), kwargs={"backend": "python"},
@@ -184,7 +207,7 @@ def test_report_ratios() -> None:
             continue
         lines.append(f"{shape}: file {size / 2**30:.2f} GiB; reference {ref:.3f}s "
                      f"({size / ref / 1e9:.2f} GB/s)")
-        for name in ("native", "native_one_thread", "python"):
+        for name in ("native", "native_one_thread", "native_numpy_fold", "python"):
             t = RESULTS.get(f"{shape}/{name}")
             if t is not None:
                 lines.append(f"  analytics {name}: {t:.3f}s ({size / t / 1e9:.2f} GB/s), "

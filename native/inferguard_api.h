@@ -191,6 +191,9 @@ typedef struct {
  * of range: -1 state, -2 row or role, -3 class, -4 id. */
 int lct_fold_keys(lct_keystate *s, const lct_fold_piece *p);
 
+/* Add fingerprints to one HyperLogLog's 16384 registers (p = 14, as _engine.HyperLogLog). */
+void lct_hll_add(uint8_t *reg, const uint64_t *fp, size_t n);
+
 /* read_prefetched_results contexts: an exit closes the newest open enter of the same key
  * multiset; at most LCT_CTX_MAX open at once (more: untracked). */
 #define LCT_CTX_MAX 65536

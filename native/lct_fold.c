@@ -74,6 +74,10 @@ static void hll_add(uint8_t *reg, uint64_t fp) {
     if (reg[idx] < rank) reg[idx] = (uint8_t)rank;
 }
 
+void lct_hll_add(uint8_t *reg, const uint64_t *fp, size_t n) {
+    for (size_t i = 0; i < n; i++) hll_add(reg, fp[i]);
+}
+
 /* The first LCT_FOLD_EXAMPLES distinct offsets of one (example, survival class), sorted. */
 static void example(lct_keystate *s, int kind, uint8_t cls, int64_t off) {
     size_t at = ((size_t)kind * LCT_FOLD_CLASSES + cls);

@@ -366,6 +366,16 @@ class NativeKeyFold:
         if rc:
             raise RuntimeError(f"lct_fold_keys: inconsistent piece ({rc})")
 
+    def hll_add(self, reg: npt.NDArray[np.uint8], fp: npt.NDArray[np.uint64]) -> None:
+        """`HyperLogLog.add` in C (same registers)."""
+        import numpy as np
+
+        if reg.dtype != np.uint8 or reg.shape != (1 << 14,):
+            raise ValueError("lct_hll_add: registers of the wrong type or size")
+        f = np.ascontiguousarray(fp, np.uint64)
+        self._lib.lct_hll_add(_ptr(self._ffi, "uint8_t *", reg),
+                              _ptr(self._ffi, "uint64_t *", f), len(f))
+
     def examples(self) -> list[list[npt.NDArray[np.int64]]]:
         """Per kind, per survival class: the first offsets (sorted, distinct)."""
         return [[self.ex_off[i, t, :int(self.ex_n[i, t])] for t in range(self.CLASSES)]

@@ -336,11 +336,14 @@ class Keys:
             self.hll_reg = np.zeros((5, HLL_M), np.uint8)
             self.hll = [HyperLogLog(self.hll_reg[i]) for i in range(5)]
             c = self.counters()
-            self.hll[0].add(fps)
-            self.hll[1].add(fps[c[:, C_WRITE] > 0])
-            self.hll[2].add(fps[c[:, C_LOOKUP] > 0])
-            self.hll[3].add(fps[(c[:, C_READ] > 0) | (c[:, C_ENTER] > 0)])
-            self.hll[4].add(fps[c[:, C_RESERVE] > 0])
+            for h, sel in zip(self.hll, (None, c[:, C_WRITE] > 0, c[:, C_LOOKUP] > 0,
+                                         (c[:, C_READ] > 0) | (c[:, C_ENTER] > 0),
+                                         c[:, C_RESERVE] > 0), strict=True):
+                part = fps if sel is None else fps[sel]
+                if self.native is not None:
+                    self.native.hll_add(h.reg, part)
+                else:
+                    h.add(part)
         self.level += 1
         for ex in self.examples.values():
             ex.level = self.level
@@ -594,6 +597,30 @@ class Timeline:
             wt = None if isinstance(w, int) else np.asarray(w)[ok]
             self.data[:, col] += np.bincount(rel, weights=wt, minlength=size).astype(np.int64)
 
+    def add_records(self, base_idx: npt.NDArray[np.int64], length: npt.NDArray[np.uint32],
+                    role: npt.NDArray[np.uint8], nkeys: npt.NDArray[np.int32]) -> None:
+        """Records, bytes (frame length + 4), records per role and key rows per bucket
+        (one sizing and one bucket index for the four columns)."""
+        ok = base_idx != NO_BUCKET
+        if not ok.any():
+            return
+        every = bool(ok.all())
+        bi = base_idx if every else base_idx[ok]
+        self.add(bi, [])  # sizes the buckets
+        rel = (bi >> self.shift) - self.lo
+        size = len(self.data)
+        d = self.data
+        d[:, TL_RECORDS] += np.bincount(rel, minlength=size)
+        ln = length if every else length[ok]
+        d[:, TL_BYTES] += np.bincount(rel, weights=ln.astype(np.float64) + 4,
+                                      minlength=size).astype(np.int64)
+        nk = nkeys if every else nkeys[ok]
+        d[:, TL_KEY_ROWS] += np.bincount(rel, weights=nk.astype(np.float64),
+                                         minlength=size).astype(np.int64)
+        r = role if every else role[ok]
+        d[:, TL_ROLE0:TL_ROLE0 + NROLES] += np.bincount(
+            rel * NROLES + r, minlength=size * NROLES).reshape(size, NROLES)
+
     def add_codes(self, base_idx: npt.NDArray[np.int64], codes: npt.NDArray[np.int64],
                   weights: npt.NDArray[Any] | None = None) -> None:
         """Add 1 (or weights[i]) to (bucket of base_idx[i], column codes[i])."""
@@ -805,11 +832,7 @@ class Engine:
         tb = self.timeline.base_index(np.where(rec, chunk.t_mono, np.nan))
         self.last_tb = tb
         tl = self.timeline
-        tl.add_codes(tb, np.full(len(tb), TL_RECORDS, np.int64))
-        tl.add_codes(tb, np.full(len(tb), TL_BYTES, np.int64),
-                     chunk.length.astype(np.float64) + 4)
-        tl.add_codes(tb, TL_ROLE0 + rrole.astype(np.int64))
-        tl.add_codes(tb, np.full(len(tb), TL_KEY_ROWS, np.int64), chunk.nkeys.astype(np.float64))
+        tl.add_records(tb, chunk.length, rrole, chunk.nkeys)
         self.gaps.add(chunk.t_mono[rec], chunk.offset[rec])
         self._op_times(chunk, rec)
         ctx_rows = np.flatnonzero(rec & ((rrole == ROLE_ENTER) | (rrole == ROLE_EXIT)))
