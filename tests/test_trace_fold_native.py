@@ -225,3 +225,28 @@ def test_hyperloglog_registers_equal_the_twin() -> None:
     py.add(fp)
     keys.native.hll_add(nat.reg, fp)
     assert np.array_equal(py.reg, nat.reg) and py.reg.max() == 64 - ts.HLL_P + 1
+
+
+# -- the first-chunk digest, taken from the analytics pass -------------------------------------
+
+
+@pytest.mark.parametrize("limit", [50_000, 37, 1])
+def test_first_chunk_tap_equals_the_second_scan(lifecycle: Path, limit: int,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from inferguard.evidence import _trace as et
+    from inferguard.lct._file import TraceFile
+    from inferguard.lct._stats import analyze_trace
+
+    monkeypatch.setattr(et, "MAX_GAP_RECORDS", limit)  # the limit inside a chunk, or past it
+    monkeypatch.setattr(_trace_scan, "CHUNK_ROWS", 301)
+    fixtures = Path(__file__).parent / "fixtures"
+    gaps = 0
+    for path in [lifecycle, *sorted(fixtures.rglob("storage.lct"))]:
+        for backend in ("python", "native"):
+            with TraceFile(path) as t:
+                tap = et.FirstChunkTap()
+                analyze_trace(t, backend=backend, tap=tap)  # type: ignore[arg-type]
+                got = tap.result(t)
+                assert got == et.first_chunk_gaps(t, path), (path, backend)
+                gaps += got.gap_lookups if got is not None else 0
+    assert gaps > 0 or limit < 50_000  # the 0.5.7rc2 null-block run has some

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -94,6 +95,52 @@ _LOOKUP, _RESERVE, _READ = ("StorageManager.submit_prefetch_task", "StorageManag
                             "StorageManager.finish_read_prefetched")
 
 
+class FirstChunkTap:
+    """`first_chunk_gaps` taken from the analytics pass (a `KeyTap`): the same records
+    (the first MAX_GAP_RECORDS readable ones) and key rows, with no second scan or key
+    extraction. `first_chunk_gaps` below is its reference."""
+
+    def __init__(self) -> None:
+        self.records_read = 0
+        self.kind: dict[int, str] = {}
+        self.offs: list[np.ndarray] = []
+        self.fps: list[np.ndarray] = []
+        self._cur: np.ndarray | None = None
+
+    def chunk(self, chunk: Any, op_names: list[str]) -> None:
+        self._cur = None
+        if self.records_read >= MAX_GAP_RECORDS:
+            return
+        take = np.flatnonzero(chunk.status == 0)[:MAX_GAP_RECORDS - self.records_read]
+        self.records_read += len(take)
+        wanted = np.array([q.endswith((_LOOKUP, _RESERVE, _READ)) for q in op_names] + [False],
+                          np.bool_)
+        op = chunk.op[take]
+        take = take[wanted[np.where(op >= 0, op, len(op_names))]]
+        if not len(take):
+            return
+        for o, i in zip(chunk.offset[take].tolist(), chunk.op[take].tolist(), strict=True):
+            self.kind[o] = op_names[i]
+        cur = np.zeros(len(chunk.offset), np.bool_)
+        cur[take] = True
+        self._cur = cur
+
+    def keys(self, chunk: Any, k: Any) -> None:
+        if self._cur is None:
+            return
+        m = self._cur[k.row]
+        if m.any():
+            self.offs.append(chunk.offset[k.row[m]])
+            self.fps.append(k.fp[m])
+
+    def result(self, t: TraceFile) -> FirstChunkGaps | None:
+        if t.header.level != "storage":
+            return None
+        if not self.records_read:
+            return FirstChunkGaps()
+        return _gap_digest(self.kind, self.offs, self.fps, self.records_read)
+
+
 def first_chunk_gaps(t: TraceFile, source: str | os.PathLike[str] | bytes
                      ) -> FirstChunkGaps | None:
     """The first-chunk-never-stored digest of a storage-level trace (None for other levels),
@@ -116,6 +163,16 @@ def first_chunk_gaps(t: TraceFile, source: str | os.PathLike[str] | bytes
         fps.append(kc.fingerprint)
         if len(kc.offset) and int(kc.offset[-1]) > last:
             break
+    if offs:
+        off = np.concatenate(offs)
+        keep = off <= last
+        offs, fps = [off[keep]], [np.concatenate(fps)[keep]]
+    return _gap_digest(kind, offs, fps, len(rec))
+
+
+def _gap_digest(kind: dict[int, str], offs: list[np.ndarray], fps: list[np.ndarray],
+                records_read: int) -> FirstChunkGaps:
+    """The digest over the key rows (file order) of the records in `kind`."""
     lookups: list[tuple[int, tuple[int, ...]]] = []
     reserves: set[tuple[int, ...]] = set()
     written: set[int] = set()
@@ -124,8 +181,6 @@ def first_chunk_gaps(t: TraceFile, source: str | os.PathLike[str] | bytes
     if offs:
         off = np.concatenate(offs)
         fp = np.concatenate(fps)
-        keep = off <= last
-        off, fp = off[keep], fp[keep]
         cuts = np.flatnonzero(np.diff(off)) + 1
         starts = np.concatenate([[0], cuts]).astype(np.int64) if len(off) else cuts
         for o, keys in zip(off[starts].tolist(), np.split(fp, cuts), strict=True):
@@ -146,7 +201,7 @@ def first_chunk_gaps(t: TraceFile, source: str | os.PathLike[str] | bytes
     return FirstChunkGaps(
         lookups=len(lookups), writes=n_reserves, gap_lookups=len(gaps),
         gap_lookups_read=sum(1 for _, ks in gaps if ks[0] in read),
-        first_offset=gaps[0][0] if gaps else None, records_read=len(rec))
+        first_offset=gaps[0][0] if gaps else None, records_read=records_read)
 
 
 def _bin_label(i: int) -> str:
@@ -213,9 +268,10 @@ def read_trace(path: str | os.PathLike[str]) -> Evidence:
         with open_input(p) as f:  # a device or FIFO is refused before it is mapped
             size = os.fstat(f.fileno()).st_size
         with TraceFile(p) as t:
-            analysis = analyze_trace(t)
+            tap = FirstChunkTap()
+            analysis = analyze_trace(t, tap=tap)
             series = trace_series(t, analysis)
-            gaps = first_chunk_gaps(t, p)
+            gaps = tap.result(t)
         stats = analysis.stats
         summary = stats.summary
     except TraceFormatError as exc:

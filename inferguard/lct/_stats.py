@@ -25,19 +25,20 @@ import math
 import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 import numpy as np
 import numpy.typing as npt
 
 from inferguard._native import Backend, resolve_backend
+from inferguard._native._protocols import KeyRows
 from inferguard.lct import _engine as ts
 from inferguard.lct import _frame as tf
 from inferguard.lct._events import Count, EventsEngine, EventStats
 from inferguard.lct._file import MAX_FINDINGS, PathOrBuffer, TraceFile, TraceSummary, _Aggregate
 from inferguard.lct._keys import make_extractor
-from inferguard.lct._scan import FindingLog, Kernel
+from inferguard.lct._scan import Chunk, FindingLog, Kernel
 
 __all__ = [
     "EVIDENCE_LEVELS",
@@ -69,6 +70,15 @@ __all__ = [
 STATS_SCHEMA = "inferguard.trace_stats/1"
 EVIDENCE_LEVELS = ("supported", "partial", "missing_signal", "inferred_without_engine_metrics")
 ProgressFn = Callable[[int, int], None]
+
+
+class KeyTap(Protocol):
+    """Sees the analytics pass's chunks and key rows as they go by (file order), so a
+    digest that needs them takes them from this one pass instead of a second scan."""
+
+    def chunk(self, chunk: Chunk, op_names: list[str]) -> None: ...
+
+    def keys(self, chunk: Chunk, k: KeyRows) -> None: ...
 # A lifecycle break this close to the end of the trace may just be in flight.
 IN_FLIGHT_S = 1.0
 
@@ -336,14 +346,16 @@ def _names_cached(kernel: Kernel) -> Callable[[], list[str]]:
 def analyze_trace(source: PathOrBuffer | TraceFile, *, backend: Backend | None = None,
                   max_exact_keys: int = ts.DEFAULT_MAX_KEYS, bucket_s: float = 1.0,
                   idle_gap_s: float = 1.0, burst_factor: float = 4.0,
-                  progress: ProgressFn | None = None) -> TraceAnalysis:
-    """Run the full analytics pass over a trace (a path, bytes, or an open TraceFile)."""
+                  progress: ProgressFn | None = None, tap: KeyTap | None = None
+                  ) -> TraceAnalysis:
+    """Run the full analytics pass over a trace (a path, bytes, or an open TraceFile);
+    `tap` sees every chunk and key row on the way."""
     if isinstance(source, TraceFile):
         return _analyze(source, backend, max_exact_keys, bucket_s, idle_gap_s, burst_factor,
-                        progress)
+                        progress, tap)
     with TraceFile(source) as tfile:
         return _analyze(tfile, backend, max_exact_keys, bucket_s, idle_gap_s, burst_factor,
-                        progress)
+                        progress, tap)
 
 
 def trace_stats(source: PathOrBuffer | TraceFile, *, backend: Backend | None = None,
@@ -360,8 +372,8 @@ def trace_findings(stats: TraceStats) -> list[TraceStatsFinding]:
 
 
 def _analyze(tfile: TraceFile, backend: Backend | None, max_keys: int, bucket_s: float,
-             idle_gap_s: float, burst_factor: float, progress: ProgressFn | None
-             ) -> TraceAnalysis:
+             idle_gap_s: float, burst_factor: float, progress: ProgressFn | None,
+             tap: KeyTap | None = None) -> TraceAnalysis:
     chosen = resolve_backend(backend)
     raw_findings = FindingLog(MAX_FINDINGS)  # bounded, like TraceFile.summary()
     chunks, kernel = tfile._chunks(chosen, raw_findings)
@@ -378,7 +390,11 @@ def _analyze(tfile: TraceFile, backend: Backend | None, max_keys: int, bucket_s:
     for chunk in chunks:
         op_names = names()
         agg.add(chunk, kernel)
-        engine.add(chunk, op_names, extractor.extract(chunk))
+        pieces = extractor.extract(chunk)
+        if tap is not None:
+            tap.chunk(chunk, op_names)
+            pieces = _tapped(tap, chunk, pieces)
+        engine.add(chunk, op_names, pieces)
         if events is not None:
             events.add(chunk, op_names, engine.last_tb)
         if progress is not None:
@@ -389,6 +405,12 @@ def _analyze(tfile: TraceFile, backend: Backend | None, max_keys: int, bucket_s:
     models, salts = extractor.names()
     return _build(tfile, chosen, summary, engine, events, kernel.names(), models, salts,
                   burst_factor)
+
+
+def _tapped(tap: KeyTap, chunk: Chunk, pieces: Iterator[KeyRows]) -> Iterator[KeyRows]:
+    for k in pieces:
+        tap.keys(chunk, k)
+        yield k
 
 
 # -- turning numbers into results -----------------------------------------------------------
