@@ -56,7 +56,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     ks.level = 0;
     /* pieces: [n][n x (row, role, status, id, cls, fp byte)] while bytes last; byte 0xff
      * as n ends them */
-    while (at < size && data[at] != 0xff) {
+    int pieces = 0;
+    while (at < size && data[at] != 0xff && pieces++ < 8) { /* few pieces: fast inputs */
         size_t n = data[at++] % (ROWS + 1);
         int32_t row[ROWS], ids[ROWS], cls[ROWS];
         uint64_t fp[ROWS], keysets[NREC] = {0};
@@ -106,13 +107,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     if (at < size) at++;
     {
-        lct_ctx *c = lct_ctx_new();
+        lct_ctx *c;
         uint64_t keys[64];
         uint8_t ent[64];
         int64_t off[64], alone[64], counts[3], open_off[64];
         double t[64], open_t[64];
         int64_t enters = 0, exits = 0, nalone = 0;
         size_t m = 0, got;
+        if (at >= size) return 0;
+        if (size - at > 1024) size = at + 1024; /* a bounded stream: fast inputs */
+        c = lct_ctx_new();
         if (!c) return 0;
         for (; at < size; at++) {
             keys[m] = (uint64_t)(data[at] >> 1) % 5;
