@@ -129,9 +129,13 @@ uint64_t lct_key_fingerprint(const uint8_t *hash, size_t hash_len, const uint8_t
  * [0] 1 decoded / 0 not taken here (decode it with msgspec); then (kind, offset in buf,
  * length) for event_type, tier, backend, instance_id (kind 0 str, 1 nil, 2 another type,
  * 3 absent); [13] 1 if incarnation is an int, [14] its value; [15] entries, [16] sum of
- * int size_bytes, [17] index of the row's first fingerprint in fp (0 = malformed key).
+ * int size_bytes, [17] index of the row's first fingerprint in fp (0 = malformed key);
+ * for the summary's lenient events block: [18] 1 if it is reproduced from this row (the
+ * record in canonical layout; every size_bytes an int or absent, incarnation an int or
+ * absent, bool() of shared and of each token_ids known), [19] bool(shared), [20] entries
+ * with a truthy token_ids.
  * Stops when fp may not hold the next row; returns the row index to continue from. */
-#define LCT_EV_COLS 18
+#define LCT_EV_COLS 21
 size_t lct_events_decode(const uint8_t *buf, size_t len, int64_t base, const int64_t *offset,
                          const uint32_t *length, size_t nrows, size_t first, int64_t *rows,
                          uint64_t *fp, size_t fp_cap, size_t *fp_n);

@@ -13,7 +13,8 @@
 
 #define LCT_EV_MAX_HEX 512
 
-enum { V_STR = 0, V_NIL = 1, V_OTHER = 2, V_ABSENT = 3, V_INT = 4, V_BOOL = 5, V_UBIG = 6 };
+enum { V_STR = 0, V_NIL = 1, V_OTHER = 2, V_ABSENT = 3, V_INT = 4, V_BOOL = 5, V_UBIG = 6,
+       V_BIN = 7 };
 
 typedef struct {
     int kind;
@@ -43,7 +44,7 @@ static int scalar(const uint8_t **pp, const uint8_t *end, scal *v) {
     if (op >= 0xa0 && op <= 0xbf) { len = op & 0x1fu; goto str; }
     switch (op) {
     case 0xc0: v->kind = V_NIL; goto done;
-    case 0xc2: case 0xc3: v->kind = V_BOOL; goto done;
+    case 0xc2: case 0xc3: v->kind = V_BOOL; v->i = op == 0xc3; goto done;
     case 0xd9: case 0xda: case 0xdb:
         n = op == 0xd9 ? 1 : op == 0xda ? 2 : 4;
         if (end - p < n) return -1;
@@ -57,6 +58,8 @@ static int scalar(const uint8_t **pp, const uint8_t *end, scal *v) {
         p += n;
         if ((uint64_t)(end - p) < len) return -1;
         p += len;
+        v->kind = V_BIN;
+        v->n = (size_t)len;
         goto done;
     case 0xca: n = 4; goto fixed;
     case 0xcb: n = 8; goto fixed;
@@ -131,6 +134,37 @@ static int flat_value(const uint8_t **pp, const uint8_t *end) {
     int rc = container(pp, end, 0, &n);
     if (rc < 0) return -1;
     if (rc == 0) return scalar(pp, end, &v);
+    for (uint64_t i = 0; i < n; i++) {
+        rc = scalar(pp, end, &v);
+        if (rc != 1) return rc;
+    }
+    return 1;
+}
+
+/* Python's bool() of a scalar as msgspec decodes it: 0/1, or -1 where this file does not
+ * reproduce it (floats; the summary then decodes the record with msgspec). */
+static int truth(const scal *v) {
+    switch (v->kind) {
+    case V_NIL: case V_ABSENT: return 0;
+    case V_BOOL: case V_INT: return v->i != 0;
+    case V_UBIG: return 1;
+    case V_STR: case V_BIN: return v->n != 0;
+    default: return -1;
+    }
+}
+
+/* flat_value, also giving bool() of the value (an array: non-empty). */
+static int flat_truth(const uint8_t **pp, const uint8_t *end, int *t) {
+    scal v;
+    uint64_t n;
+    int rc = container(pp, end, 0, &n);
+    if (rc < 0) return -1;
+    if (rc == 0) {
+        rc = scalar(pp, end, &v);
+        *t = rc == 1 ? truth(&v) : -1;
+        return rc;
+    }
+    *t = n != 0;
     for (uint64_t i = 0; i < n; i++) {
         rc = scalar(pp, end, &v);
         if (rc != 1) return rc;
@@ -247,11 +281,18 @@ static int read_key(const uint8_t **pp, const uint8_t *end, ctx_cache *cc, uint6
     return 1;
 }
 
+/* What the summary's lenient events block needs from the entries (lct_events_decode's
+ * columns 18-20): ok = its int()/bool() of every size_bytes / token_ids is reproduced. */
+typedef struct {
+    int ok;
+    int64_t tokens; /* entries whose token_ids is truthy */
+} sum_info;
+
 /* One entry map: 1 (fp and size added), 0 fall back, -1 truncated. */
 static int read_entry(const uint8_t **pp, const uint8_t *end, ctx_cache *cc, uint64_t *fp,
-                      int64_t *size) {
+                      int64_t *size, sum_info *si) {
     uint64_t n;
-    int have_key = 0, have_size = 0;
+    int have_key = 0, have_size = 0, have_tok = 0;
     int rc = container(pp, end, 1, &n);
     if (rc != 1) return rc;
     *fp = 0; /* key absent: None, malformed */
@@ -269,7 +310,13 @@ static int read_entry(const uint8_t **pp, const uint8_t *end, ctx_cache *cc, uin
             if (have_size++) return 0;
             rc = scalar(pp, end, &v);
             if (rc == 1 && v.kind == V_UBIG) return 0;
+            if (rc == 1 && v.kind != V_INT) si->ok = 0; /* int(x) of a float, bool, ... */
             *size = v.kind == V_INT ? v.i : 0;
+        } else if (IS(k, kn, "token_ids")) {
+            int t = 0;
+            rc = flat_truth(pp, end, &t);
+            if (have_tok++ || t < 0) si->ok = 0;
+            else if (t) si->tokens++;
         } else {
             rc = flat_value(pp, end);
         }
@@ -291,7 +338,8 @@ static int decode_batch(const uint8_t *buf, const uint8_t *p, const uint8_t *end
                         size_t *fp_n) {
     uint64_t n;
     scal f[5]; /* event_type, tier, backend, instance_id, incarnation */
-    int have_entries = 0, have_shared = 0;
+    int have_entries = 0, have_shared = 0, shared = 0;
+    sum_info si = {1, 0};
     size_t start = *fp_n, count = 0;
     int64_t total = 0;
     for (int j = 0; j < 5; j++) f[j].kind = V_ABSENT;
@@ -316,20 +364,28 @@ static int decode_batch(const uint8_t *buf, const uint8_t *p, const uint8_t *end
             if (m > fp_cap - *fp_n) return 0;
             for (uint64_t e = 0; e < m; e++) {
                 int64_t sz;
-                if (read_entry(&p, end, cc, &fp[*fp_n], &sz) != 1) return 0;
+                if (read_entry(&p, end, cc, &fp[*fp_n], &sz, &si) != 1) return 0;
                 if ((sz > 0 && total > INT64_MAX - sz) || (sz < 0 && total < INT64_MIN - sz))
                     return 0;
                 total += sz;
                 (*fp_n)++;
             }
             count = (size_t)m;
+        } else if (IS(k, kn, "shared")) {
+            if (have_shared++) return 0;
+            if (flat_truth(&p, end, &shared) != 1) return 0;
+            if (shared < 0) si.ok = 0;
         } else {
-            if (IS(k, kn, "shared") && have_shared++) return 0;
             rc = flat_value(&p, end);
             if (rc != 1) return 0;
         }
     }
     if (p != end) return 0;
+    /* int(incarnation) is reproduced for an int or an absent one (0), not a bool or float */
+    if (f[4].kind != V_INT && f[4].kind != V_ABSENT) si.ok = 0;
+    row[18] = si.ok;
+    row[19] = shared > 0;
+    row[20] = si.tokens;
     row[0] = 1;
     for (int j = 0; j < 4; j++) span(&f[j], buf, row + 1 + 3 * j);
     row[13] = f[4].kind == V_INT ? 1 : 0;
@@ -338,6 +394,29 @@ static int decode_batch(const uint8_t *buf, const uint8_t *p, const uint8_t *end
     row[16] = total;
     row[17] = (int64_t)start;
     return 1;
+}
+
+/* The record is {"type": "record", "t_mono": f64, "t_wall": f64, "qualname": str,
+ * "args": ...} in that order, with args at a0 (lct_scan checked the qualname's UTF-8):
+ * then msgspec decodes the whole body exactly when it decodes args. */
+static int canonical(const uint8_t *p, const uint8_t *a0) {
+    static const uint8_t head[] = {0x85, 0xa4, 't', 'y', 'p', 'e', 0xa6, 'r', 'e', 'c', 'o',
+                                   'r', 'd', 0xa6, 't', '_', 'm', 'o', 'n', 'o', 0xcb};
+    static const uint8_t wall[] = {0xa6, 't', '_', 'w', 'a', 'l', 'l', 0xcb};
+    static const uint8_t qual[] = {0xa8, 'q', 'u', 'a', 'l', 'n', 'a', 'm', 'e'};
+    static const uint8_t args[] = {0xa4, 'a', 'r', 'g', 's'};
+    const size_t fixed = sizeof head + 8 + sizeof wall + 8 + sizeof qual;
+    size_t avail = (size_t)(a0 - p), hdr, qn;
+    const uint8_t *q = p + fixed;
+    if (avail < fixed + 1 + sizeof args) return 0;
+    if (memcmp(p, head, sizeof head) || memcmp(p + sizeof head + 8, wall, sizeof wall) ||
+        memcmp(p + sizeof head + 8 + sizeof wall + 8, qual, sizeof qual))
+        return 0;
+    if (*q >= 0xa0 && *q <= 0xbf) { hdr = 1; qn = *q & 0x1fu; }
+    else if (*q == 0xd9 && avail >= fixed + 2) { hdr = 2; qn = q[1]; }
+    else return 0;
+    if (avail - fixed != hdr + qn + sizeof args) return 0;
+    return memcmp(q + hdr + qn, args, sizeof args) == 0;
 }
 
 size_t lct_events_decode(const uint8_t *buf, size_t len, int64_t base, const int64_t *offset,
@@ -363,6 +442,8 @@ size_t lct_events_decode(const uint8_t *buf, size_t len, int64_t base, const int
         if (!decode_batch(buf, a0, a1, &cc, row, fp, fp_cap, fp_n)) {
             memset(row, 0, LCT_EV_COLS * sizeof *row);
             *fp_n = before;
+        } else if (!canonical(buf + rel + 4, a0)) {
+            row[18] = 0; /* other record fields: the summary's full decode decides */
         }
     }
     return i;

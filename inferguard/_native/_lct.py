@@ -242,7 +242,7 @@ class NativeEventsDecoder:
     """`lct_events_decode`: events.batch rows decoded in C where their args read
     unambiguously (row[0] == 1); the rest are left to the msgspec path."""
 
-    COLS = 18
+    COLS = 21
 
     def __init__(self, fp_capacity: int = 1 << 20) -> None:
         self._ffi, self._lib = _api()
@@ -250,25 +250,44 @@ class NativeEventsDecoder:
         self._cap = fp_capacity
 
     def decode(self, buf: Any, base: int, offset: npt.NDArray[np.int64],
-               length: npt.NDArray[np.uint32]) -> Iterator[tuple[list[list[int]], list[int]]]:
-        """Pieces of (rows, fingerprints), in row order; each row's column 17 indexes the
-        piece's fingerprints."""
+               length: npt.NDArray[np.uint32]
+               ) -> Iterator[tuple[npt.NDArray[np.int64], npt.NDArray[np.uint64]]]:
+        """Pieces of (rows, fingerprints) as numpy arrays, in row order; each row's column
+        17 indexes the piece's fingerprints."""
         import numpy as np
 
         ffi, lib = self._ffi, self._lib
         off = np.ascontiguousarray(offset, np.int64)
         ln = np.ascontiguousarray(length, np.uint32)
         n = len(off)
-        rows = np.empty((max(n, 1), self.COLS), np.int64)
-        fp = np.empty(self._cap, np.uint64)
         fp_n = ffi.new("size_t *")
         first = 0
         with ffi.from_buffer(buf) as cbuf:
             while first < n:
+                rows = np.empty((n - first, self.COLS), np.int64)
+                fp = np.empty(self._cap, np.uint64)
                 nxt = int(lib.lct_events_decode(
                     cbuf, len(buf), base, ffi.cast("int64_t *", off.ctypes.data),
                     ffi.cast("uint32_t *", ln.ctypes.data), n, first,
                     ffi.cast("int64_t *", rows.ctypes.data),
                     ffi.cast("uint64_t *", fp.ctypes.data), self._cap, fp_n))
-                yield rows[:nxt - first].tolist(), fp[:int(fp_n[0])].tolist()
+                yield rows[:nxt - first], fp[:int(fp_n[0])]
                 first = nxt
+
+    def decode_all(self, buf: Any, base: int, offset: npt.NDArray[np.int64],
+                   length: npt.NDArray[np.uint32]
+                   ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint64]]:
+        """Every row at once; column 17 indexes the one fingerprint array returned."""
+        import numpy as np
+
+        rows, fps, at = [], [], 0
+        for r, f in self.decode(buf, base, offset, length):
+            r[:, 17] += at
+            rows.append(r)
+            fps.append(f)
+            at += len(f)
+        if not rows:
+            return np.empty((0, self.COLS), np.int64), np.empty(0, np.uint64)
+        if len(rows) == 1:
+            return rows[0], fps[0]
+        return np.concatenate(rows), np.concatenate(fps)

@@ -26,6 +26,7 @@ import numpy.typing as npt
 from inferguard._native import Backend
 from inferguard._native._lct import NativeEventsDecoder
 from inferguard.lct import _engine as ts
+from inferguard.lct import _evrows
 from inferguard.lct import _frame as tf
 from inferguard.lct._keys import K_MODEL, K_NOSALT, K_SALT, PyNames, context, fingerprints
 from inferguard.lct._scan import Chunk
@@ -167,7 +168,7 @@ class EventsEngine:
                  backend: Backend = "python") -> None:
         self.main = timeline
         self._native = NativeEventsDecoder() if backend == "native" else None
-        self._str: dict[bytes, str] = {}
+        self._spans = _evrows.Spans()
         self.max_keys = max_keys
         self.level = 0
         self.models = PyNames(K_MODEL)
@@ -219,58 +220,51 @@ class EventsEngine:
 
     # -- records -------------------------------------------------------------------------
 
-    def add(self, chunk: Chunk, op_names: list[str], tb: npt.NDArray[np.int64]) -> None:
-        want = {i: n for i, n in enumerate(op_names) if n in ("events.batch",
-                                                               "events.lifecycle")}
-        if not want:
+    def decode(self, chunk: Chunk, op_names: list[str]) -> _evrows.EventRows | None:
+        """The chunk's events records, decoded in C on the native backend (shared with
+        the summary's events block)."""
+        return _evrows.decode(self._native, chunk, op_names)
+
+    def add(self, chunk: Chunk, op_names: list[str], tb: npt.NDArray[np.int64],
+            ev: _evrows.EventRows | None = None) -> None:
+        if ev is None:
+            ev = self.decode(chunk, op_names)
+        if ev is None:
             return
-        rows = np.flatnonzero((chunk.status != tf.ROW_MALFORMED) & np.isin(chunk.op, list(want)))
+        want = {i: n for i, n in enumerate(op_names) if n in _evrows.EVENT_OPS}
         self._cells = []
-        if self._native is not None:
-            rows = self._add_native(chunk, rows, want, tb)
-        for i in rows.tolist():
-            self._one(chunk, i, want, tb)
+        if ev.rows is not None:
+            self._add_native(chunk, ev, want, tb)
+        else:
+            for i in ev.idx.tolist():
+                self._one(chunk, i, want, tb)
         if self._cells:
             b, c, n = (np.array(x, np.int64) for x in zip(*self._cells, strict=True))
             self.tl.add_cells(b, c, n)
 
-    def _add_native(self, chunk: Chunk, rows: npt.NDArray[np.intp], want: dict[int, str],
-                    tb: npt.NDArray[np.int64]) -> npt.NDArray[np.intp]:
-        """Fold the events.batch rows C decodes, in file order; return the rows left for
-        msgspec. Falls back in order: a row C does not take is decoded right there."""
-        assert self._native is not None
-        is_batch = [want[o] == "events.batch" for o in chunk.op[rows].tolist()]
-        win = chunk.window
-        buf = win.buf
-        pos = 0
-        for piece, fps in self._native.decode(buf, win.base, chunk.offset[rows],
-                                              chunk.length[rows]):
-            for r in piece:
-                i = int(rows[pos])
-                if r[0] != 1 or not is_batch[pos]:
-                    self._one(chunk, i, want, tb)  # msgspec, in file order
-                else:
-                    fps_r = fps[r[17]:r[17] + r[15]]
-                    self.bad_keys += fps_r.count(0)  # 0: a malformed key (C never gives 0)
-                    self._fold(self._span(buf, r[1], r[2], r[3], "?"),
-                               self._span(buf, r[4], r[5], r[6], "?"),
-                               self._span(buf, r[7], r[8], r[9], "-"),
-                               self._span(buf, r[10], r[11], r[12], "?"),
-                               r[14] if r[13] else None, int(chunk.offset[i]),
-                               float(chunk.t_mono[i]), int(tb[i]), r[15], r[16], fps_r)
-                pos += 1
-        return rows[:0]
-
-    def _span(self, buf: Any, kind: int, off: int, n: int, default: str) -> str:
-        if kind != 0:
-            return default
-        raw = bytes(buf[off:off + n])
-        s = self._str.get(raw)
-        if s is None:
-            s = raw.decode("utf-8")
-            if len(self._str) < 4096:
-                self._str[raw] = s
-        return s
+    def _add_native(self, chunk: Chunk, ev: _evrows.EventRows, want: dict[int, str],
+                    tb: npt.NDArray[np.int64]) -> None:
+        """Fold the events.batch rows C decoded, in file order; a row C did not take is
+        decoded right there with msgspec."""
+        buf = chunk.window.buf
+        span = self._spans.get
+        fps = ev.fps
+        idx = ev.idx.tolist()
+        offs = chunk.offset[ev.idx].tolist()
+        tms = chunk.t_mono[ev.idx].tolist()
+        tbs = tb[ev.idx].tolist()
+        for pos, r in enumerate(ev.rows.tolist()):
+            if r[0] != 1:
+                self._one(chunk, idx[pos], want, tb)  # msgspec, in file order
+                continue
+            fps_r = fps[r[17]:r[17] + r[15]]
+            self.bad_keys += r[15] - int(np.count_nonzero(fps_r))  # 0: a malformed key
+            self._fold(span(buf, r[2], r[3]) if r[1] == 0 else "?",
+                       span(buf, r[5], r[6]) if r[4] == 0 else "?",
+                       span(buf, r[8], r[9]) if r[7] == 0 else "-",
+                       span(buf, r[11], r[12]) if r[10] == 0 else "?",
+                       r[14] if r[13] else None, offs[pos], tms[pos], tbs[pos], r[15], r[16],
+                       fps_r)
 
     def _one(self, chunk: Chunk, i: int, want: dict[int, str], tb: npt.NDArray[np.int64]
              ) -> None:
