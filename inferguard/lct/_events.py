@@ -27,7 +27,6 @@ from inferguard._native import Backend
 from inferguard._native._lct import NativeEventsDecoder
 from inferguard.lct import _engine as ts
 from inferguard.lct import _evrows
-from inferguard.lct import _frame as tf
 from inferguard.lct._keys import K_MODEL, K_NOSALT, K_SALT, PyNames, context, fingerprints
 from inferguard.lct._scan import Chunk
 

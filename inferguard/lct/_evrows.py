@@ -81,4 +81,6 @@ class Spans:
 def ok_for_summary(rows: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
     """Rows whose lenient summary fold is reproduced from the C columns: decoded, [18] set,
     and every name field a str, nil or absent (str() of another type is left to Python)."""
-    return (rows[:, 0] == 1) & (rows[:, 18] == 1) & (rows[:, [1, 4, 7, 10]] != 2).all(axis=1)
+    ok: npt.NDArray[np.bool_] = ((rows[:, 0] == 1) & (rows[:, 18] == 1)
+                                 & (rows[:, [1, 4, 7, 10]] != 2).all(axis=1))
+    return ok
