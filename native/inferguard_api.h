@@ -140,6 +140,22 @@ size_t lct_events_decode(const uint8_t *buf, size_t len, int64_t base, const int
                          const uint32_t *length, size_t nrows, size_t first, int64_t *rows,
                          uint64_t *fp, size_t fp_cap, size_t *fp_n);
 
+/* The per-key part of the events fold (lct_evfold.c; twin: EventsEngine._fold's loops).
+ * lct_evfold_batch folds one batch of key fingerprints (0 = malformed, skipped) of event
+ * LCT_EV_STORE / LCT_EV_DELETE on tier id `tier` (0 = "l1", 1 = "l2") at time t, writing
+ * the durations it yields (L1 -> L2 delays for a store, lifetimes for a delete; at most
+ * n) into vals; returns how many, or -1 out of memory.  counts: level, keys ever on L1,
+ * on L2, L1-then-L2 keys, L2-without-L1 keys, deletes of unstored keys. */
+#define LCT_EV_STORE 1
+#define LCT_EV_DELETE 2
+typedef struct lct_evfold lct_evfold;
+lct_evfold *lct_evfold_new(uint64_t max_keys);
+void lct_evfold_free(lct_evfold *f);
+int64_t lct_evfold_batch(lct_evfold *f, int op, int32_t tier, double t, const uint64_t *fps,
+                         size_t n, double *vals);
+void lct_evfold_counts(const lct_evfold *f, int64_t *out);
+int64_t lct_evfold_alive(const lct_evfold *f, int32_t tier);
+
 /* For each i < n: out[i] = -2 if !use[i]; else the id of fp[i], a new id if there is
  * room, or -1 if the table is full.  Returns how many rows got -1. */
 size_t lct_keytab_intern(lct_keytab *t, const uint64_t *fp, const uint8_t *use, size_t n,

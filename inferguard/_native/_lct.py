@@ -291,3 +291,48 @@ class NativeEventsDecoder:
         if len(rows) == 1:
             return rows[0], fps[0]
         return np.concatenate(rows), np.concatenate(fps)
+
+
+class NativeEventsFold:
+    """`lct_evfold`: the per-key part of the events fold (twin: the loops of
+    `EventsEngine._fold`): first store times per (tier, key), keys ever on L1 / L2, the
+    sample level, flow and delete counters."""
+
+    STORE, DELETE = 1, 2
+
+    def __init__(self, max_keys: int) -> None:
+        self._ffi, self._lib = _api()
+        assert (int(self._lib.LCT_EV_STORE), int(self._lib.LCT_EV_DELETE)) == (1, 2)
+        ptr = self._lib.lct_evfold_new(max(0, min(max_keys, (1 << 62))))
+        if ptr == self._ffi.NULL:
+            raise MemoryError("lct_evfold_new failed")
+        self._f = self._ffi.gc(ptr, self._lib.lct_evfold_free)
+        self._cap = 0
+        self._buf: Any = None
+        self._out = self._ffi.new("int64_t[6]")
+
+    def batch(self, op: int, tier: int, t: float, fps: npt.NDArray[np.uint64]) -> list[float]:
+        """Fold one batch's fingerprints; the durations it yields, in entry order."""
+        import numpy as np
+
+        ffi = self._ffi
+        n = len(fps)
+        if n > self._cap or self._buf is None:
+            self._cap = max(n, 2 * self._cap, 64)
+            self._buf = ffi.new("double[]", self._cap)
+        fps = np.ascontiguousarray(fps, np.uint64)
+        got = int(self._lib.lct_evfold_batch(self._f, op, tier, t,
+                                             ffi.cast("uint64_t *", fps.ctypes.data), n,
+                                             self._buf))
+        if got < 0:
+            raise MemoryError("lct_evfold_batch: out of memory")
+        return ffi.unpack(self._buf, got) if got else []
+
+    def counts(self) -> tuple[int, int, int, int, int, int]:
+        """level, keys ever on L1, on L2, L1-then-L2, L2-without-L1, deletes of unstored."""
+        self._lib.lct_evfold_counts(self._f, self._out)
+        o = self._out
+        return int(o[0]), int(o[1]), int(o[2]), int(o[3]), int(o[4]), int(o[5])
+
+    def alive(self, tier: int) -> int:
+        return int(self._lib.lct_evfold_alive(self._f, tier))

@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from inferguard._native import Backend
-from inferguard._native._lct import NativeEventsDecoder
+from inferguard._native._lct import NativeEventsDecoder, NativeEventsFold
 from inferguard.lct import _engine as ts
 from inferguard.lct import _evrows
 from inferguard.lct._keys import K_MODEL, K_NOSALT, K_SALT, PyNames, context, fingerprints
@@ -167,6 +167,9 @@ class EventsEngine:
                  backend: Backend = "python") -> None:
         self.main = timeline
         self._native = NativeEventsDecoder() if backend == "native" else None
+        # the per-key maps in C on the native backend (the Python loops below: its twin)
+        self._cfold = NativeEventsFold(max_keys) if backend == "native" else None
+        self._tid: dict[str, int] = {"l1": 0, "l2": 1}  # tier ids of the C fold
         self._spans = _evrows.Spans()
         self.max_keys = max_keys
         self.level = 0
@@ -370,7 +373,8 @@ class EventsEngine:
                    _i(b.incarnation), off, t, tb, len(b.entries), sum(sizes), fps)
 
     def _fold(self, etype: str, tier: str, backend: str, name: str, inc: int | None,
-              off: int, t: float, tb: int, n: int, size: int, fps: list[int]) -> None:
+              off: int, t: float, tb: int, n: int, size: int,
+              fps: list[int] | npt.NDArray[np.uint64]) -> None:
         """One decoded batch (either road) into the aggregates."""
         self.batches += 1
         tier = self._tier(tier)
@@ -388,6 +392,9 @@ class EventsEngine:
                     self.kind_last[c], t)
         if tb != ts.NO_BUCKET:
             self._cells.append((tb, c, n))
+        if self._cfold is not None:
+            self._fold_c(etype, tier, t, n, fps)
+            return
         m = self._mask()
         if etype == "store":
             self.stores[tier] = self.stores.get(tier, 0) + n
@@ -422,6 +429,36 @@ class EventsEngine:
                 elif math.isfinite(t - t0):
                     self._keep(lives, t - t0)
 
+    def _fold_c(self, etype: str, tier: str, t: float, n: int, fps: Any) -> None:
+        """The per-key part of `_fold` in C (same state, same durations in the same order)."""
+        assert self._cfold is not None
+        if etype not in ("store", "delete"):
+            return
+        self.stored.setdefault(tier, {})  # the tier registry (the maps themselves are in C)
+        tid = self._tid.setdefault(tier, len(self._tid))
+        arr = fps if isinstance(fps, np.ndarray) else np.array(fps, np.uint64)
+        if etype == "store":
+            self.stores[tier] = self.stores.get(tier, 0) + n
+            self._keep_many(self.delay, self._cfold.batch(self._cfold.STORE, tid, t, arr))
+        else:
+            self.deletes[tier] = self.deletes.get(tier, 0) + n
+            lives = self.life.setdefault(tier, [])
+            self._keep_many(lives, self._cfold.batch(self._cfold.DELETE, tid, t, arr))
+
+    def _keep_many(self, values: list[float], vals: list[float]) -> None:
+        """`_keep` of each value in turn (decimating at exactly the same points)."""
+        i = 0
+        while i < len(vals):
+            part = vals[i:i + max(1, MAX_LIFETIMES + 1 - self.kept)]
+            values.extend(part)
+            self.kept += len(part)
+            i += len(part)
+            if self.kept > MAX_LIFETIMES:
+                for lst in (self.delay, *self.life.values()):
+                    del lst[::2]
+                self.kept = len(self.delay) + sum(map(len, self.life.values()))
+                self.decimated = True
+
     def _keep(self, values: list[float], v: float) -> None:
         values.append(v)
         self.kept += 1
@@ -449,15 +486,22 @@ class EventsEngine:
             float(a.max()), self.level == 0 and not self.decimated)
 
     def result(self) -> EventStats:
+        if self._cfold is not None:
+            self.level, l1, l2, both, l2_only, unstored = self._cfold.counts()
+            self.flow_both, self.flow_l2_only, self.deletes_unstored = both, l2_only, unstored
+            alive = {tier: self._cfold.alive(i) for tier, i in self._tid.items()}
+        else:
+            l1, l2 = len(self.ever_l1), len(self.ever_l2)
+            alive = {tier: len(m) for tier, m in self.stored.items()}
         kinds = [EventKindStats(e, tier, b, self.kind_batches[c], self.kind_entries[c],
                                 self.kind_bytes[c], _opt(self.kind_first[c]),
                                 _opt(self.kind_last[c]))
                  for (e, tier, b), c in sorted(self.combos.items())]
         lifetimes = [TierLifetimes(tier, self.stores.get(tier, 0), self.deletes.get(tier, 0),
-                                   self._count(len(self.stored.get(tier, {}))),
+                                   self._count(alive.get(tier, 0)),
                                    self._durations(self.life.get(tier, [])))
                      for tier in sorted(set(self.stores) | set(self.deletes))]
-        flow = TierFlow(self._count(len(self.ever_l1)), self._count(len(self.ever_l2)),
+        flow = TierFlow(self._count(l1), self._count(l2),
                         self._count(self.flow_both), self._count(self.flow_l2_only),
                         self._durations(self.delay))
         insts = [EventInstance(name, sorted(d["inc"]), max(0, len(d["inc"]) - 1), d["starts"],
