@@ -419,11 +419,25 @@ static int canonical(const uint8_t *p, const uint8_t *a0) {
     return memcmp(q + hdr + qn, args, sizeof args) == 0;
 }
 
+/* The ids of a decoded row's four name fields (columns 21-24; -1: not a str, or no id). */
+static void name_ids(const uint8_t *buf, int64_t *row, lct_interner *names, int32_t *recent) {
+    for (int j = 0; j < 4; j++) {
+        const int64_t *s = row + 1 + 3 * j;
+        int32_t id = -1;
+        if (names && s[0] == 0) {
+            id = ig_intern_recent(&names->in, &recent[j], buf + s[1], (size_t)s[2]);
+            if (id < 0) id = -1;
+        }
+        row[21 + j] = id;
+    }
+}
+
 size_t lct_events_decode(const uint8_t *buf, size_t len, int64_t base, const int64_t *offset,
                          const uint32_t *length, size_t nrows, size_t first, int64_t *rows,
-                         uint64_t *fp, size_t fp_cap, size_t *fp_n) {
+                         uint64_t *fp, size_t fp_cap, size_t *fp_n, lct_interner *names) {
     size_t i;
     ctx_cache cc;
+    int32_t recent[4] = {-1, -1, -1, -1};
     memset(&cc, 0, sizeof cc);
     *fp_n = 0;
     for (i = first; i < nrows; i++) {
@@ -432,6 +446,7 @@ size_t lct_events_decode(const uint8_t *buf, size_t len, int64_t base, const int
         size_t before = *fp_n;
         int64_t rel = offset[i] - base;
         memset(row, 0, LCT_EV_COLS * sizeof *row);
+        row[21] = row[22] = row[23] = row[24] = -1;
         if (rel < 0 || (uint64_t)rel > len || len - (size_t)rel < 4 ||
             len - (size_t)rel - 4 < length[i])
             continue; /* not inside this buffer: status 0, the caller decides */
@@ -441,10 +456,13 @@ size_t lct_events_decode(const uint8_t *buf, size_t len, int64_t base, const int
         if ((size_t)(a1 - a0) > fp_cap - *fp_n && *fp_n > 0) break;
         if (!decode_batch(buf, a0, a1, &cc, row, fp, fp_cap, fp_n)) {
             memset(row, 0, LCT_EV_COLS * sizeof *row);
+            row[21] = row[22] = row[23] = row[24] = -1;
             *fp_n = before;
-        } else if (!canonical(buf + rel + 4, a0)) {
-            row[18] = 0; /* other record fields: the summary's full decode decides */
+            continue;
         }
+        if (!canonical(buf + rel + 4, a0))
+            row[18] = 0; /* other record fields: the summary's full decode decides */
+        name_ids(buf, row, names, recent);
     }
     return i;
 }

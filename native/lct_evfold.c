@@ -210,7 +210,9 @@ static int room(lct_evfold *f) {
 int64_t lct_evfold_batch(lct_evfold *f, int op, int32_t tier, double t, const uint64_t *fps,
                          size_t n, double *vals) {
     uint64_t mask = mask_of(f->level);
-    int64_t nv = 0, *alive = alive_of(f, tier);
+    int64_t nv = 0, *alive;
+    if (tier < 0 || tier > (1 << 20)) return -2;
+    alive = alive_of(f, tier);
     if (!alive) return -1;
     if (op == LCT_EV_STORE) {
         for (size_t i = 0; i < n; i++) {
@@ -267,4 +269,24 @@ void lct_evfold_counts(const lct_evfold *f, int64_t *out) {
 
 int64_t lct_evfold_alive(const lct_evfold *f, int32_t tier) {
     return tier >= 0 && (size_t)tier < f->ntiers ? f->alive[tier] : 0;
+}
+
+int64_t lct_evfold_rows(lct_evfold *f, size_t nrows, const int32_t *op, const int32_t *tier,
+                        const double *t, const int64_t *start, const int64_t *count,
+                        const uint64_t *fps, size_t fps_len, double *vals, size_t vals_cap,
+                        int64_t *nvals) {
+    size_t total = 0;
+    for (size_t r = 0; r < nrows; r++) {
+        int64_t got;
+        if (start[r] < 0 || count[r] < 0 || (uint64_t)start[r] > fps_len ||
+            (uint64_t)count[r] > fps_len - (size_t)start[r] ||
+            (uint64_t)count[r] > vals_cap - total)
+            return -2;
+        got = lct_evfold_batch(f, op[r], tier[r], t[r], fps + start[r], (size_t)count[r],
+                               vals + total);
+        if (got < 0) return got;
+        nvals[r] = got;
+        total += (size_t)got;
+    }
+    return (int64_t)total;
 }

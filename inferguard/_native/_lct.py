@@ -242,12 +242,26 @@ class NativeEventsDecoder:
     """`lct_events_decode`: events.batch rows decoded in C where their args read
     unambiguously (row[0] == 1); the rest are left to the msgspec path."""
 
-    COLS = 21
+    COLS = 25
 
     def __init__(self, fp_capacity: int = 1 << 20) -> None:
         self._ffi, self._lib = _api()
         assert int(self._lib.LCT_EV_COLS) == self.COLS
         self._cap = fp_capacity
+        ptr = self._lib.lct_interner_new()
+        if ptr == self._ffi.NULL:
+            raise MemoryError("lct_interner_new failed")
+        self._names = self._ffi.gc(ptr, self._lib.lct_interner_free)
+        self._name_list: list[str] = []
+
+    def names(self) -> list[str]:
+        """The name fields' strings by id (columns 21-24), first-seen order."""
+        ffi, lib = self._ffi, self._lib
+        size = ffi.new("size_t *")
+        for i in range(len(self._name_list), lib.lct_interner_size(self._names)):
+            p = lib.lct_interner_name(self._names, i, size)
+            self._name_list.append(bytes(ffi.buffer(p, size[0])).decode("utf-8"))
+        return self._name_list
 
     def decode(self, buf: Any, base: int, offset: npt.NDArray[np.int64],
                length: npt.NDArray[np.uint32]
@@ -270,7 +284,7 @@ class NativeEventsDecoder:
                     cbuf, len(buf), base, ffi.cast("int64_t *", off.ctypes.data),
                     ffi.cast("uint32_t *", ln.ctypes.data), n, first,
                     ffi.cast("int64_t *", rows.ctypes.data),
-                    ffi.cast("uint64_t *", fp.ctypes.data), self._cap, fp_n))
+                    ffi.cast("uint64_t *", fp.ctypes.data), self._cap, fp_n, self._names))
                 yield rows[:nxt - first], fp[:int(fp_n[0])]
                 first = nxt
 
@@ -324,9 +338,39 @@ class NativeEventsFold:
         got = int(self._lib.lct_evfold_batch(self._f, op, tier, t,
                                              ffi.cast("uint64_t *", fps.ctypes.data), n,
                                              self._buf))
-        if got < 0:
+        if got == -1:
             raise MemoryError("lct_evfold_batch: out of memory")
+        if got < 0:
+            raise ValueError("lct_evfold_batch: bad tier id")
         return ffi.unpack(self._buf, got) if got else []
+
+    def rows(self, op: npt.NDArray[np.int32], tier: npt.NDArray[np.int32],
+             t: npt.NDArray[np.float64], start: npt.NDArray[np.int64],
+             count: npt.NDArray[np.int64], fps: npt.NDArray[np.uint64]
+             ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+        """`batch` for many rows in order: all their durations, and how many per row."""
+        import numpy as np
+
+        ffi = self._ffi
+        op, tier = np.ascontiguousarray(op, np.int32), np.ascontiguousarray(tier, np.int32)
+        t = np.ascontiguousarray(t, np.float64)
+        start = np.ascontiguousarray(start, np.int64)
+        count = np.ascontiguousarray(count, np.int64)
+        fps = np.ascontiguousarray(fps, np.uint64)
+        cap = int(count.sum()) if len(count) else 0
+        vals = np.empty(max(cap, 1), np.float64)
+        nv = np.zeros(len(op), np.int64)
+        got = int(self._lib.lct_evfold_rows(
+            self._f, len(op), ffi.cast("int32_t *", op.ctypes.data),
+            ffi.cast("int32_t *", tier.ctypes.data), ffi.cast("double *", t.ctypes.data),
+            ffi.cast("int64_t *", start.ctypes.data), ffi.cast("int64_t *", count.ctypes.data),
+            ffi.cast("uint64_t *", fps.ctypes.data), len(fps),
+            ffi.cast("double *", vals.ctypes.data), cap, ffi.cast("int64_t *", nv.ctypes.data)))
+        if got == -1:
+            raise MemoryError("lct_evfold_rows: out of memory")
+        if got < 0:
+            raise ValueError("lct_evfold_rows: a row outside its fingerprints")
+        return vals[:got], nv
 
     def counts(self) -> tuple[int, int, int, int, int, int]:
         """level, keys ever on L1, on L2, L1-then-L2, L2-without-L1, deletes of unstored."""

@@ -16,6 +16,7 @@ both roads feed the same fold (`_fold`), so results are identical.
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any
 
@@ -235,27 +236,42 @@ class EventsEngine:
             return
         want = {i: n for i, n in enumerate(op_names) if n in _evrows.EVENT_OPS}
         self._cells = []
+        self._cell_arrays: list[tuple[npt.NDArray[np.int64], ...]] = []
         if ev.rows is not None:
             self._add_native(chunk, ev, want, tb)
         else:
             for i in ev.idx.tolist():
                 self._one(chunk, i, want, tb)
         if self._cells:
-            b, c, n = (np.array(x, np.int64) for x in zip(*self._cells, strict=True))
+            self._cell_arrays.append(tuple(np.array(x, np.int64)
+                                           for x in zip(*self._cells, strict=True)))
+        if self._cell_arrays:
+            b, c, n = (np.concatenate(x) for x in zip(*self._cell_arrays, strict=True))
             self.tl.add_cells(b, c, n)
 
     def _add_native(self, chunk: Chunk, ev: _evrows.EventRows, want: dict[int, str],
                     tb: npt.NDArray[np.int64]) -> None:
-        """Fold the events.batch rows C decoded, in file order; a row C did not take is
-        decoded right there with msgspec."""
+        """Fold the rows C decoded, in file order: runs of rows with name ids grouped
+        (`_run`), the others one by one (a row C did not take: msgspec, right there)."""
+        col = _evrows.columnar(ev.rows) | ~ev.batch  # lifecycle records join the runs
+        cuts = (np.flatnonzero(col[1:] != col[:-1]) + 1).tolist()
+        zeros = np.concatenate([[0], np.cumsum(ev.fps == 0)])  # malformed keys before i
+        for a, b in itertools.pairwise([0, *cuts, len(col)]):
+            if not (col[a] and self._run(chunk, ev, a, b, tb, zeros)):
+                self._rows(chunk, ev, a, b, want, tb)
+
+    def _rows(self, chunk: Chunk, ev: _evrows.EventRows, a: int, b: int,
+              want: dict[int, str], tb: npt.NDArray[np.int64]) -> None:
+        """Rows a..b of `ev` one at a time."""
         buf = chunk.window.buf
         span = self._spans.get
         fps = ev.fps
-        idx = ev.idx.tolist()
-        offs = chunk.offset[ev.idx].tolist()
-        tms = chunk.t_mono[ev.idx].tolist()
-        tbs = tb[ev.idx].tolist()
-        for pos, r in enumerate(ev.rows.tolist()):
+        sel = ev.idx[a:b]
+        idx = sel.tolist()
+        offs = chunk.offset[sel].tolist()
+        tms = chunk.t_mono[sel].tolist()
+        tbs = tb[sel].tolist()
+        for pos, r in enumerate(ev.rows[a:b].tolist()):
             if r[0] != 1:
                 self._one(chunk, idx[pos], want, tb)  # msgspec, in file order
                 continue
@@ -267,6 +283,154 @@ class EventsEngine:
                        span(buf, r[11], r[12]) if r[10] == 0 else "?",
                        r[14] if r[13] else None, offs[pos], tms[pos], tbs[pos], r[15], r[16],
                        fps_r)
+
+    def _run(self, chunk: Chunk, ev: _evrows.EventRows, a: int, b: int,
+             tb: npt.NDArray[np.int64], zeros: npt.NDArray[np.int64]) -> bool:
+        """`_fold` of rows a..b (decoded in C, every str field with an id) as one group,
+        with the same result as row by row: first-seen orders (combos, tiers, instances,
+        incarnations) follow the first appearances, sums are exact, the per-key fold runs
+        in C in row order, durations are kept (and decimated) in row order. False (nothing
+        done) when a name bound could be reached inside the run (then "(other)" depends on
+        the order)."""
+        assert self._cfold is not None
+        isb = ev.batch[a:b]
+        bpos = np.flatnonzero(isb)
+        rows, names = ev.rows[a:b][bpos], ev.names
+        sel = ev.idx[a:b][bpos]
+        ec, tc, bc, ic = (_evrows.codes(rows, f) for f in range(4))
+
+        def name(code: int, default: str) -> str:
+            return names[code] if code >= 0 else default
+
+        # lifecycle records (msgspec; None: undecodable), applied in order further down
+        lpos = np.flatnonzero(~isb)
+        lifes: list[_Lifecycle | None] = []
+        for i in ev.idx[a:b][lpos].tolist():
+            try:
+                lifes.append(_DEC_LIFE(_DEC_REC(chunk.window.body(
+                    int(chunk.offset[i]), int(chunk.length[i]))).args))
+            except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+                lifes.append(None)
+        tiers = {name(c, "?") for c in np.unique(tc).tolist()}
+        has_inc = rows[:, 13] == 1
+        insts = {name(c, "?") for c in np.unique(ic[has_inc]).tolist()}
+        insts |= {_s(lc.instance_id) for lc in lifes if lc is not None}
+        if (len(self.stored) + len(tiers - self.stored.keys()) > MAX_NAMES
+                or len(self.inst) + len(insts - self.inst.keys()) > MAX_NAMES):
+            return False
+        # instances and incarnations, in row order: every lifecycle record, and the first
+        # appearance of each (instance, incarnation) of a batch (the later ones change
+        # nothing)
+        acts: list[tuple[int, int]] = [(int(p), -1 - k) for k, p in enumerate(lpos.tolist())]
+        pick = np.flatnonzero(has_inc)
+        if len(pick):
+            _, first, _ = _evrows.first_seen(np.stack([ic[pick], rows[pick, 14]], axis=1))
+            acts += [(int(bpos[j]), j) for j in pick[first].tolist()]
+        run_idx = ev.idx[a:b]
+        for p, j in sorted(acts):
+            off, tt = int(chunk.offset[run_idx[p]]), float(chunk.t_mono[run_idx[p]])
+            if j < 0:
+                lc = lifes[-1 - j]
+                if lc is None:
+                    self.bad_records += 1
+                else:
+                    self._lifecycle(lc, off, tt)
+            else:
+                self._seen_incarnation(name(int(ic[j]), "?"), int(rows[j, 14]), off, tt)
+        if not len(rows):
+            return True
+        t = chunk.t_mono[sel]
+        n = rows[:, 15]
+        ops = np.zeros(len(rows), np.int32)
+        for c in np.unique(ec).tolist():
+            e = name(c, "?")
+            if e in ("store", "delete"):
+                ops[ec == c] = self._cfold.STORE if e == "store" else self._cfold.DELETE
+        fold = np.flatnonzero(ops)
+        self.batches += len(rows)
+        self.entries += _evrows.isum(n)
+        self.bad_keys += int((zeros[rows[:, 17] + n] - zeros[rows[:, 17]]).sum())
+        # kinds: combos in first-appearance order, per-kind sums, first / last times
+        trip, first, inv = _evrows.first_seen(np.stack([ec, tc, bc], axis=1))
+        combo = np.array([self._combo((name(e, "?"), self._tier(name(tr, "?")),
+                                       name(bk, "-")), float(t[f]))
+                          for (e, tr, bk), f in zip(trip.tolist(), first.tolist(),
+                                                    strict=True)], np.int64)
+        c_row = combo[inv]
+        fin = np.isfinite(t)
+        for c in np.unique(c_row).tolist():
+            if c >= MAX_COMBOS:
+                continue
+            mine = c_row == c
+            self.kind_batches[c] += int(np.count_nonzero(mine))
+            self.kind_entries[c] += _evrows.isum(n[mine])
+            self.kind_bytes[c] += _evrows.isum(rows[mine, 16])
+            tf_ = t[mine & fin]
+            if len(tf_):
+                if (tf_ == 0).any():  # min/max of 0.0 and -0.0: keep Python's tie rule
+                    for x in tf_.tolist():
+                        self._first_last(c, x)
+                else:
+                    self._first_last(c, float(tf_.min()))
+                    self._first_last(c, float(tf_.max()))
+        tbs = tb[sel]
+        cell = tbs != ts.NO_BUCKET
+        if cell.any():
+            self._cell_arrays.append((tbs[cell], c_row[cell], n[cell]))
+        if not fold.size:
+            return True
+        # the per-key fold, in row order, in C
+        tid_of: dict[int, int] = {}
+        for c in tc[fold][np.sort(np.unique(tc[fold], return_index=True)[1])].tolist():
+            tier = name(c, "?")
+            self.stored.setdefault(tier, {})
+            tid_of[c] = self._tid.setdefault(tier, len(self._tid))
+        tid = np.array([tid_of[c] for c in tc[fold].tolist()], np.int32)
+        fop = ops[fold]
+        for c in np.unique(tc[fold]).tolist():
+            tier = name(c, "?")
+            for op, counter in ((self._cfold.STORE, self.stores),
+                                (self._cfold.DELETE, self.deletes)):
+                mine = (tc[fold] == c) & (fop == op)
+                if mine.any():
+                    counter[tier] = counter.get(tier, 0) + _evrows.isum(n[fold][mine])
+        for c in tc[fold][fop == self._cfold.DELETE][np.sort(np.unique(
+                tc[fold][fop == self._cfold.DELETE], return_index=True)[1])].tolist():
+            self.life.setdefault(name(c, "?"), [])
+        vals, nv = self._cfold.rows(fop, tid, t[fold], rows[fold, 17], n[fold], ev.fps)
+        if len(vals):
+            owner = np.repeat(np.arange(len(fold)), nv)
+            # each value's list: 0 the delays, 1 + k the lifetimes of the k-th tier code
+            dtc, dinv = np.unique(tc[fold], return_inverse=True)
+            dest = np.where(fop[owner] == self._cfold.STORE, 0, 1 + dinv.reshape(-1)[owner])
+            lists = [self.delay, *(self.life.get(name(c, "?"), []) for c in dtc.tolist())]
+            self._keep_grouped(vals, dest, lists)
+        return True
+
+    def _keep_grouped(self, vals: npt.NDArray[np.float64], dest: npt.NDArray[np.int64],
+                      lists: list[list[float]]) -> None:
+        """`_keep(lists[dest[i]], vals[i])` for every i in order, a segment at a time (each
+        segment ends where `_keep` would decimate)."""
+        i = 0
+        while i < len(vals):
+            j = min(len(vals), i + max(1, MAX_LIFETIMES + 1 - self.kept))
+            seg, sd = vals[i:j], dest[i:j]
+            for d in np.unique(sd).tolist():
+                lists[d].extend(seg[sd == d].tolist())
+            self.kept += j - i
+            i = j
+            if self.kept > MAX_LIFETIMES:
+                for lst in (self.delay, *self.life.values()):
+                    del lst[::2]
+                self.kept = len(self.delay) + sum(map(len, self.life.values()))
+                self.decimated = True
+
+    def _first_last(self, c: int, t: float) -> None:
+        """A finite time into kind c's first / last (as `_fold` does it)."""
+        self.kind_first[c] = t if not math.isfinite(self.kind_first[c]) else min(
+            self.kind_first[c], t)
+        self.kind_last[c] = t if not math.isfinite(self.kind_last[c]) else max(
+            self.kind_last[c], t)
 
     def _one(self, chunk: Chunk, i: int, want: dict[int, str], tb: npt.NDArray[np.int64]
              ) -> None:

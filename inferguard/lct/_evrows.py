@@ -32,6 +32,7 @@ class EventRows(msgspec.Struct):
     batch: Any
     rows: Any = None
     fps: Any = None
+    names: list[str] = msgspec.field(default_factory=list)  # strings of columns 21-24
 
 
 def select(chunk: Chunk, names: list[str]) -> EventRows | None:
@@ -58,7 +59,7 @@ def decode(decoder: Any, chunk: Chunk, names: list[str]) -> EventRows | None:
     rows, fps = decoder.decode_all(win.buf, win.base, chunk.offset[ev.idx],
                                    chunk.length[ev.idx])
     rows[~ev.batch, 0] = 0  # a lifecycle record is never a batch
-    ev.rows, ev.fps = rows, fps
+    ev.rows, ev.fps, ev.names = rows, fps, decoder.names()
     return ev
 
 
@@ -78,9 +79,67 @@ class Spans:
         return s
 
 
+def columnar(rows: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+    """Rows decoded in C whose str name fields all have an id (columns 21-24)."""
+    ok: npt.NDArray[np.bool_] = (rows[:, 0] == 1) & ~(
+        (rows[:, [1, 4, 7, 10]] == 0) & (rows[:, 21:25] < 0)).any(axis=1)
+    return ok
+
+
 def ok_for_summary(rows: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
     """Rows whose lenient summary fold is reproduced from the C columns: decoded, [18] set,
-    and every name field a str, nil or absent (str() of another type is left to Python)."""
-    ok: npt.NDArray[np.bool_] = ((rows[:, 0] == 1) & (rows[:, 18] == 1)
+    every name field a str (with an id), nil or absent (str() of another type is left to
+    Python)."""
+    ok: npt.NDArray[np.bool_] = (columnar(rows) & (rows[:, 18] == 1)
                                  & (rows[:, [1, 4, 7, 10]] != 2).all(axis=1))
     return ok
+
+
+def codes(rows: npt.NDArray[np.int64], field: int) -> npt.NDArray[np.int64]:
+    """Name field `field` (0 event_type, 1 tier, 2 backend, 3 instance_id) as a code: its
+    id when a str, else -1 - kind (-2 nil, -3 another type, -4 absent)."""
+    import numpy as np
+
+    kind = rows[:, 1 + 3 * field]
+    out: npt.NDArray[np.int64] = np.where(kind == 0, rows[:, 21 + field], -1 - kind)
+    return out
+
+
+def first_seen(keys: npt.NDArray[np.int64]
+               ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """Distinct rows of `keys` (2-d) in order of first appearance: (the keys, the row
+    index of each one's first appearance, each row's index into them)."""
+    import numpy as np
+
+    u, first, inv = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")
+    rank = np.empty(len(order), np.intp)
+    rank[order] = np.arange(len(order))
+    return u[order], first[order], rank[inv.reshape(-1)]
+
+
+def isum(a: npt.NDArray[np.int64]) -> int:
+    """Exact sum of int64 values (Python's, when numpy's int64 sum could wrap)."""
+    if not len(a):
+        return 0
+    lo, hi = int(a.min()), int(a.max())
+    if max(-lo, hi) * len(a) < (1 << 62):
+        return int(a.sum())
+    return sum(a.tolist())
+
+
+def group_sums(inv: npt.NDArray[np.intp], n: int, a: npt.NDArray[np.int64]) -> list[int]:
+    """Exact per-group sums of `a` (group of row i: inv[i], n groups)."""
+    import numpy as np
+
+    if not len(a):
+        return [0] * n
+    lo, hi = int(a.min()), int(a.max())
+    if max(-lo, hi) * len(a) < (1 << 62):
+        out = np.zeros(n, np.int64)
+        np.add.at(out, inv, a)
+        return [int(x) for x in out.tolist()]
+    sums = [0] * n
+    for g, v in zip(inv.tolist(), a.tolist(), strict=True):
+        sums[g] += v
+    return sums

@@ -637,7 +637,6 @@ class _EventsAggregate:
 
     def __init__(self, backend: str = "python") -> None:
         self._decoder = NativeEventsDecoder() if backend == "native" else None
-        self._spans = _evrows.Spans()
         self.incarnations: dict[str, set[int]] = {}
         self.batches: Counter[tuple[str, str, str, bool]] = Counter()
         self.entries: Counter[str] = Counter()
@@ -658,29 +657,40 @@ class _EventsAggregate:
         idx = ev.idx
         if ev.rows is not None:
             ok = _evrows.ok_for_summary(ev.rows)
-            self._from_rows(c.window.buf, ev.rows[ok])
+            self._from_rows(ev.rows[ok], ev.names)
             idx = idx[~ok]
         for i in idx.tolist():
             self.add_body(names[int(c.op[i])], c.window.body(int(c.offset[i]), int(c.length[i])))
 
-    def _from_rows(self, buf: Any, rows: npt.NDArray[np.int64]) -> None:
-        """`_fold` of events.batch records from their C columns: str() of a str is itself,
-        of nil "None"; `backend or ""`; int(incarnation) with 0 when absent."""
-        span = self._spans.get
+    def _from_rows(self, rows: npt.NDArray[np.int64], names: list[str]) -> None:
+        """`_fold` of events.batch records from their C columns, grouped: str() of a str is
+        itself, of nil "None"; `backend or ""`; int(incarnation) with 0 when absent."""
+        import numpy as np
 
-        def name(kind: int, off: int, n: int, absent: str, nil: str) -> str:
-            return span(buf, off, n) if kind == 0 else nil if kind == 1 else absent
+        if not len(rows):
+            return
 
-        for r in rows.tolist():
-            instance = name(r[10], r[11], r[12], "?", "None")
-            self.incarnations.setdefault(instance, set()).add(r[14])  # 0 unless an int
-            event_type = name(r[1], r[2], r[3], "?", "None")
-            self.batches[(event_type, name(r[4], r[5], r[6], "?", "None"),
-                          name(r[7], r[8], r[9], "", ""), bool(r[19]))] += 1
-            self.entries[event_type] += r[15]
+        def s(code: int, absent: str, nil: str) -> str:
+            return names[code] if code >= 0 else nil if code == -2 else absent
+
+        ec, tc, bc, ic = (_evrows.codes(rows, f) for f in range(4))
+        pairs, _, _ = _evrows.first_seen(np.stack([ic, rows[:, 14]], axis=1))
+        for code, inc in pairs.tolist():  # incarnation: 0 unless an int (column 14)
+            self.incarnations.setdefault(s(code, "?", "None"), set()).add(inc)
+        keys, _, inv = _evrows.first_seen(np.stack([ec, tc, bc, rows[:, 19]], axis=1))
+        for (e, t, b, shared), n in zip(keys.tolist(),
+                                        np.bincount(inv, minlength=len(keys)).tolist(),
+                                        strict=True):
+            self.batches[(s(e, "?", "None"), s(t, "?", "None"), s(b, "", ""),
+                          bool(shared))] += n
+        ets, _, inv = _evrows.first_seen(ec[:, None])
+        for j, n in enumerate(_evrows.group_sums(inv, len(ets), rows[:, 15])):
+            event_type = s(int(ets[j, 0]), "?", "None")
+            self.entries[event_type] += n
             if event_type == "store":
-                self.store_bytes += r[16]
-                self.with_tokens += r[20]
+                mine = inv == j
+                self.store_bytes += _evrows.isum(rows[mine, 16])
+                self.with_tokens += _evrows.isum(rows[mine, 20])
 
     def add_body(self, qualname: str, body: bytes) -> None:
         """Fold one events record's body (an undecodable one is counted, not raised)."""
