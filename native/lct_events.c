@@ -29,9 +29,39 @@ static uint64_t bep(const uint8_t *p, int n) {
     return v;
 }
 
+/* 1 if s[0..n) is all ASCII: words of 8 (the last one overlapping), then 4, 2, 1. */
+static int ascii(const uint8_t *s, size_t n) {
+    uint64_t any = 0, w;
+    uint32_t h;
+    uint16_t q;
+    if (n >= 8) {
+        size_t i;
+        for (i = 0; i + 8 <= n; i += 8) {
+            memcpy(&w, s + i, 8);
+            any |= w;
+        }
+        memcpy(&w, s + n - 8, 8);
+        return !((any | w) & 0x8080808080808080ULL);
+    }
+    if (n >= 4) {
+        memcpy(&h, s, 4);
+        any = h;
+        memcpy(&h, s + n - 4, 4);
+        any |= h;
+    } else if (n >= 2) {
+        memcpy(&q, s, 2);
+        any = q;
+        memcpy(&q, s + n - 2, 2);
+        any |= q;
+    } else if (n == 1) {
+        any = s[0];
+    }
+    return !(any & 0x80808080u);
+}
+
 /* One scalar value at *pp: 1 read (consumed), 0 a container/ext or invalid UTF-8 (the
  * caller falls back), -1 truncated. */
-static int scalar(const uint8_t **pp, const uint8_t *end, scal *v) {
+static inline int scalar(const uint8_t **pp, const uint8_t *end, scal *v) {
     const uint8_t *p = *pp;
     uint8_t op;
     uint64_t len;
@@ -92,9 +122,8 @@ fixed:
 str:
     if ((uint64_t)(end - p) < len) return -1;
     {
-        uint8_t any = 0;
-        for (uint64_t i = 0; i < len; i++) any |= p[i];
-        if ((any & 0x80) && !lct_utf8_valid(p, (size_t)len)) return 0;
+        /* ASCII is valid UTF-8: test 8 bytes at a time, validate only the rest */
+        if (!ascii(p, (size_t)len) && !lct_utf8_valid(p, (size_t)len)) return 0;
     }
     v->kind = V_STR;
     v->s = p;
@@ -127,6 +156,43 @@ static int container(const uint8_t **pp, const uint8_t *end, int map, uint64_t *
     return 1;
 }
 
+/* The encoded size of a fixed-size scalar by its first byte (ints, nil, bools, floats);
+ * 0 for everything else (str, bin, containers, ext, 0xc1). */
+static size_t fixlen(uint8_t op) {
+    if (op <= 0x7f || op >= 0xe0) return 1;
+    switch (op) {
+    case 0xc0: case 0xc2: case 0xc3: return 1;
+    case 0xcc: case 0xd0: return 2;
+    case 0xcd: case 0xd1: return 3;
+    case 0xca: case 0xce: case 0xd2: return 5;
+    case 0xcb: case 0xcf: case 0xd3: return 9;
+    default: return 0;
+    }
+}
+
+/* n array elements that are scalars (token ids): 1, else 0 (a container) / -1. Runs of
+ * fixed-size scalars are skipped by size alone; the rest go through scalar(). */
+static int scalars(const uint8_t **pp, const uint8_t *end, uint64_t n) {
+    const uint8_t *p = *pp;
+    scal v;
+    for (uint64_t i = 0; i < n; i++) {
+        size_t k;
+        if (p >= end) return -1;
+        k = fixlen(*p);
+        if (k) {
+            if ((size_t)(end - p) < k) return -1;
+            p += k;
+            continue;
+        }
+        {
+            int rc = scalar(&p, end, &v);
+            if (rc != 1) return rc;
+        }
+    }
+    *pp = p;
+    return 1;
+}
+
 /* A value that is a scalar or an array of scalars (token_ids): 1, else 0/-1. */
 static int flat_value(const uint8_t **pp, const uint8_t *end) {
     scal v;
@@ -134,11 +200,7 @@ static int flat_value(const uint8_t **pp, const uint8_t *end) {
     int rc = container(pp, end, 0, &n);
     if (rc < 0) return -1;
     if (rc == 0) return scalar(pp, end, &v);
-    for (uint64_t i = 0; i < n; i++) {
-        rc = scalar(pp, end, &v);
-        if (rc != 1) return rc;
-    }
-    return 1;
+    return scalars(pp, end, n);
 }
 
 /* Python's bool() of a scalar as msgspec decodes it: 0/1, or -1 where this file does not
@@ -165,11 +227,7 @@ static int flat_truth(const uint8_t **pp, const uint8_t *end, int *t) {
         return rc;
     }
     *t = n != 0;
-    for (uint64_t i = 0; i < n; i++) {
-        rc = scalar(pp, end, &v);
-        if (rc != 1) return rc;
-    }
-    return 1;
+    return scalars(pp, end, n);
 }
 
 static int str_key(const uint8_t **pp, const uint8_t *end, const uint8_t **k, size_t *kn) {
