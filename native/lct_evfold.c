@@ -38,6 +38,14 @@ struct lct_evfold {
     int64_t level, flow_both, flow_l2_only, deletes_unstored;
 };
 
+/* A cache hint for a slot a few keys ahead (the tables outgrow the caches). */
+#if defined(__GNUC__) || defined(__clang__)
+#define PREFETCH(p) __builtin_prefetch(p)
+#else
+#define PREFETCH(p) ((void)(p))
+#endif
+#define AHEAD 8
+
 static size_t home(uint64_t fp, int32_t tier, size_t bits) {
     uint64_t h = (fp ^ ((uint64_t)(uint32_t)tier * 0xC2B2AE3D27D4EB4FULL)) *
                  0x9E3779B97F4A7C15ULL;
@@ -217,6 +225,15 @@ int64_t lct_evfold_batch(lct_evfold *f, int op, int32_t tier, double t, const ui
     if (op == LCT_EV_STORE) {
         for (size_t i = 0; i < n; i++) {
             uint64_t fp = fps[i];
+            if (i + AHEAD < n) {
+                uint64_t q = fps[i + AHEAD];
+                PREFETCH(&f->stored.slot[home(q, tier, f->stored.bits)]);
+                PREFETCH(&f->l1.slot[home(q, 0, f->l1.bits)]);
+                if (tier == 1) {
+                    PREFETCH(&f->l2.slot[home(q, 0, f->l2.bits)]);
+                    PREFETCH(&f->stored.slot[home(q, 0, f->stored.bits)]);
+                }
+            }
             if (!fp || (fp & mask)) continue;
             if (!map_find(&f->stored, fp, tier)) {
                 if (2 * (f->stored.count + 1) > ((size_t)1 << f->stored.bits) &&
@@ -244,6 +261,8 @@ int64_t lct_evfold_batch(lct_evfold *f, int op, int32_t tier, double t, const ui
         for (size_t i = 0; i < n; i++) {
             uint64_t fp = fps[i];
             st_slot *s;
+            if (i + AHEAD < n)
+                PREFETCH(&f->stored.slot[home(fps[i + AHEAD], tier, f->stored.bits)]);
             if (!fp || (fp & mask)) continue;
             s = map_find(&f->stored, fp, tier);
             if (!s) {

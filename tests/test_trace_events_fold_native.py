@@ -134,3 +134,42 @@ def test_fold_outcomes_pinned() -> None:
     assert life["l1"]["lifetime_s"]["max"] == 5.0 and life["l1"]["alive_at_end"]["value"] == 0
     assert life["l2"]["alive_at_end"]["value"] == 2
     assert e["deletes_of_unstored"]["value"] == 1
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_first_seen_matches_a_dict(seed: int) -> None:
+    """`_evrows.first_seen` (the grouping under the runs) against a plain dict pass."""
+    import numpy as np
+
+    from inferguard.lct import _evrows
+
+    rng = random.Random(seed)
+    rows = [[rng.choice([-4, -2, 0, 1, 7]), rng.choice([0, 3, -(1 << 63), (1 << 63) - 1])]
+            for _ in range(rng.randint(0, 60)) for _ in range(rng.randint(1, 4))]
+    keys = np.array(rows, np.int64).reshape(-1, 2)
+    seen: dict[tuple[int, int], int] = {}
+    for i, r in enumerate(rows):
+        seen.setdefault((r[0], r[1]), i)
+    u, first, inv = _evrows.first_seen(keys)
+    assert [tuple(x) for x in u.tolist()] == list(seen)
+    assert first.tolist() == list(seen.values())
+    assert [tuple(x) for x in u[inv].tolist()] == [tuple(r) for r in rows]
+
+
+def test_absent_tier_and_question_mark_share_one_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch without a tier and one with tier "?" are the same tier: their lifetimes go
+    to one list in row order (which decimation depends on)."""
+    monkeypatch.setattr(_events, "MAX_LIFETIMES", 5)
+
+    def b(et: str, tier: str | None, t: float, *ks: int) -> bytes:
+        args: dict[str, Any] = {"instance_id": "a", "event_type": et, "entries": [
+            {"key": {"chunk_hash_hex": f"{k:064x}", "model_name": "m"}} for k in ks]}
+        if tier is not None:
+            args["tier"] = tier
+        return w.record("events.batch", args, t, t)
+    recs = [b("store", None, 0.0, *range(1, 9)), b("store", "?", 0.5, *range(11, 19))]
+    for i in range(8):
+        recs.append(b("delete", None if i % 2 else "?", 1.0 + i, 1 + i, 11 + i))
+    e = both(w.trace(*recs, head=HEAD))
+    (life,) = e["lifetimes"]
+    assert life["tier"] == "?" and life["lifetime_s"]["count"]["method"] == "decimated"

@@ -380,30 +380,36 @@ class EventsEngine:
         if not fold.size:
             return True
         # the per-key fold, in row order, in C
+        ftc = tc[fold]
+        ftiers, _, finv = _evrows.first_seen(ftc[:, None])
         tid_of: dict[int, int] = {}
-        for c in tc[fold][np.sort(np.unique(tc[fold], return_index=True)[1])].tolist():
+        for c in ftiers[:, 0].tolist():
             tier = name(c, "?")
             self.stored.setdefault(tier, {})
             tid_of[c] = self._tid.setdefault(tier, len(self._tid))
-        tid = np.array([tid_of[c] for c in tc[fold].tolist()], np.int32)
+        tid = np.array([tid_of[c] for c in ftiers[:, 0].tolist()], np.int32)[finv]
         fop = ops[fold]
-        for c in np.unique(tc[fold]).tolist():
+        fn = n[fold]
+        for c in ftiers[:, 0].tolist():
             tier = name(c, "?")
             for op, counter in ((self._cfold.STORE, self.stores),
                                 (self._cfold.DELETE, self.deletes)):
-                mine = (tc[fold] == c) & (fop == op)
+                mine = (ftc == c) & (fop == op)
                 if mine.any():
-                    counter[tier] = counter.get(tier, 0) + _evrows.isum(n[fold][mine])
-        for c in tc[fold][fop == self._cfold.DELETE][np.sort(np.unique(
-                tc[fold][fop == self._cfold.DELETE], return_index=True)[1])].tolist():
+                    counter[tier] = counter.get(tier, 0) + _evrows.isum(fn[mine])
+        dtiers, _, _ = _evrows.first_seen(ftc[fop == self._cfold.DELETE][:, None])
+        for c in dtiers[:, 0].tolist():
             self.life.setdefault(name(c, "?"), [])
         vals, nv = self._cfold.rows(fop, tid, t[fold], rows[fold, 17], n[fold], ev.fps)
         if len(vals):
             owner = np.repeat(np.arange(len(fold)), nv)
             # each value's list: 0 the delays, 1 + k the lifetimes of the k-th tier code
-            dtc, dinv = np.unique(tc[fold], return_inverse=True)
-            dest = np.where(fop[owner] == self._cfold.STORE, 0, 1 + dinv.reshape(-1)[owner])
-            lists = [self.delay, *(self.life.get(name(c, "?"), []) for c in dtc.tolist())]
+            # codes that name the same tier (absent and "?") share one list, one index
+            slot: dict[str, int] = {}
+            code_slot = np.array([slot.setdefault(name(c, "?"), len(slot))
+                                  for c in ftiers[:, 0].tolist()], np.int64)
+            dest = np.where(fop[owner] == self._cfold.STORE, 0, 1 + code_slot[finv][owner])
+            lists = [self.delay, *(self.life.get(tier, []) for tier in slot)]
             self._keep_grouped(vals, dest, lists)
         return True
 
@@ -415,8 +421,10 @@ class EventsEngine:
         while i < len(vals):
             j = min(len(vals), i + max(1, MAX_LIFETIMES + 1 - self.kept))
             seg, sd = vals[i:j], dest[i:j]
-            for d in np.unique(sd).tolist():
-                lists[d].extend(seg[sd == d].tolist())
+            for d, lst in enumerate(lists):  # few lists: no sort of the values
+                mine = sd == d
+                if mine.any():
+                    lst.extend(seg[mine].tolist())
             self.kept += j - i
             i = j
             if self.kept > MAX_LIFETIMES:

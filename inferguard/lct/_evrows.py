@@ -108,14 +108,22 @@ def codes(rows: npt.NDArray[np.int64], field: int) -> npt.NDArray[np.int64]:
 def first_seen(keys: npt.NDArray[np.int64]
                ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.intp], npt.NDArray[np.intp]]:
     """Distinct rows of `keys` (2-d) in order of first appearance: (the keys, the row
-    index of each one's first appearance, each row's index into them)."""
+    index of each one's first appearance, each row's index into them). Only rows that
+    differ from the row before can be first appearances, so only those are sorted."""
     import numpy as np
 
-    u, first, inv = np.unique(keys, axis=0, return_index=True, return_inverse=True)
-    order = np.argsort(first, kind="stable")
+    n = len(keys)
+    if n == 0:
+        return keys[:0], np.zeros(0, np.intp), np.zeros(0, np.intp)
+    chg = np.ones(n, np.bool_)
+    chg[1:] = (keys[1:] != keys[:-1]).any(axis=1)
+    cand = np.flatnonzero(chg)
+    u, first_c, inv_c = np.unique(keys[cand], axis=0, return_index=True, return_inverse=True)
+    order = np.argsort(first_c, kind="stable")
     rank = np.empty(len(order), np.intp)
     rank[order] = np.arange(len(order))
-    return u[order], first[order], rank[inv.reshape(-1)]
+    inv = rank[inv_c.reshape(-1)][np.cumsum(chg) - 1]
+    return u[order], cand[first_c[order]], inv
 
 
 def isum(a: npt.NDArray[np.int64]) -> int:
