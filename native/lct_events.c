@@ -230,9 +230,21 @@ static int flat_truth(const uint8_t **pp, const uint8_t *end, int *t) {
     return scalars(pp, end, n);
 }
 
-static int str_key(const uint8_t **pp, const uint8_t *end, const uint8_t **k, size_t *kn) {
+static inline int str_key(const uint8_t **pp, const uint8_t *end, const uint8_t **k,
+                          size_t *kn) {
     scal v;
-    int rc = scalar(pp, end, &v);
+    int rc;
+    const uint8_t *p = *pp;
+    if (p < end && (*p & 0xe0) == 0xa0) { /* a fixstr key: the common case, read here */
+        size_t n = *p & 0x1fu;
+        if ((size_t)(end - p - 1) < n) return -1;
+        if (!ascii(p + 1, n) && !lct_utf8_valid(p + 1, n)) return 0;
+        *k = p + 1;
+        *kn = n;
+        *pp = p + 1 + n;
+        return 1;
+    }
+    rc = scalar(pp, end, &v);
     if (rc != 1) return rc;
     if (v.kind != V_STR) return 0;
     *k = v.s;
