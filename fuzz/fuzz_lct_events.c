@@ -29,7 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     double mono[ROWS], wall[ROWS];
     int32_t op[ROWS], nkeys[ROWS];
     uint8_t st[ROWS];
-    int64_t rows[ROWS * LCT_EV_COLS];
+    int64_t rows[ROWS * LCT_EV_COLS], lean[ROWS * LCT_EV_COLS];
     uint64_t fp[FPS];
     lct_columns cols;
     lct_interner *in, *names;
@@ -88,6 +88,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                     if (c[0] < 0 || c[0] > 64 || c[1] < 0 || c[2] < 0 || c[3] + c[4] < 0)
                         abort();
                 }
+            }
+            {   /* the summary's decode (no fingerprints) over the same rows */
+                size_t lean_n = 99, lean_next;
+                lean_next = lct_events_decode(buf, size, 0, off, len, cols.count, first, lean,
+                                              NULL, 0, &lean_n, names);
+                if (lean_next != cols.count || lean_n != 0) abort();
+                for (size_t r = 0; r < next - first; r++)
+                    if (rows[LCT_EV_COLS * r] && (!lean[LCT_EV_COLS * r] ||
+                        memcmp(rows + LCT_EV_COLS * r + 18, lean + LCT_EV_COLS * r + 18,
+                               7 * sizeof *rows)))
+                        abort();
             }
             first = next;
         }

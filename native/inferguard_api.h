@@ -134,7 +134,9 @@ uint64_t lct_key_fingerprint(const uint8_t *hash, size_t hash_len, const uint8_t
  * record in canonical layout; every size_bytes an int or absent, incarnation an int or
  * absent, bool() of shared and of each token_ids known), [19] bool(shared), [20] entries
  * with a truthy token_ids; [21..24] the ids in `names` (may be NULL) of the four name
- * fields when they are a str (-1: not a str, or the table is full).
+ * fields when they are a str (-1: not a str, or the table is full).  fp == NULL: no
+ * fingerprints (the summary's decode): keys are read as msgpack only (no hex decoding, so
+ * a key with non-hex chars does not make the row fall back), [17] is 0, fp_cap unused.
  * Stops when fp may not hold the next row; returns the row index to continue from. */
 #define LCT_EV_COLS 25
 size_t lct_events_decode(const uint8_t *buf, size_t len, int64_t base, const int64_t *offset,

@@ -329,6 +329,7 @@ static int read_key(const uint8_t **pp, const uint8_t *end, ctx_cache *cc, uint6
         }
     }
     *fp = 0;
+    if (!cc) return 1; /* no fingerprints wanted (the summary's decode) */
     if (hh.kind != V_STR) return 1; /* missing (KeyError) or not a str (TypeError) */
     if (hh.n > LCT_EV_MAX_HEX) return 0;
     {
@@ -431,14 +432,17 @@ static int decode_batch(const uint8_t *buf, const uint8_t *p, const uint8_t *end
             uint64_t m;
             if (have_entries++) return 0;
             if (container(&p, end, 0, &m) != 1) return 0;
-            if (m > fp_cap - *fp_n) return 0;
+            if (fp && m > fp_cap - *fp_n) return 0;
             for (uint64_t e = 0; e < m; e++) {
                 int64_t sz;
-                if (read_entry(&p, end, cc, &fp[*fp_n], &sz, &si) != 1) return 0;
+                uint64_t unused;
+                if (read_entry(&p, end, fp ? cc : NULL, fp ? &fp[*fp_n] : &unused, &sz, &si)
+                    != 1)
+                    return 0;
                 if ((sz > 0 && total > INT64_MAX - sz) || (sz < 0 && total < INT64_MIN - sz))
                     return 0;
                 total += sz;
-                (*fp_n)++;
+                if (fp) (*fp_n)++;
             }
             count = (size_t)m;
         } else if (IS(k, kn, "shared")) {
@@ -523,7 +527,7 @@ size_t lct_events_decode(const uint8_t *buf, size_t len, int64_t base, const int
         if (lct_find_args(buf + rel + 4, buf + rel + 4 + length[i], &a0, &a1)) continue;
         /* A row whose entries may not fit: stop so the caller can flush, unless it is
          * the first (then it falls back, which keeps the loop moving). */
-        if ((size_t)(a1 - a0) > fp_cap - *fp_n && *fp_n > 0) break;
+        if (fp && (size_t)(a1 - a0) > fp_cap - *fp_n && *fp_n > 0) break;
         if (!decode_batch(buf, a0, a1, &cc, row, fp, fp_cap, fp_n)) {
             memset(row, 0, LCT_EV_COLS * sizeof *row);
             row[21] = row[22] = row[23] = row[24] = -1;

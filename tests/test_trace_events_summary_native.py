@@ -157,3 +157,26 @@ def test_damaged_summary_identical(tmp_path: Path) -> None:
         assert native == block(bytes(data), "python"), f"round {round_}"
         compared += 1
     assert compared > 80
+
+
+def test_summary_decode_without_fingerprints_gives_the_same_columns() -> None:
+    """The summary's own decode (no key fingerprints, `trace info`) gives the columns of
+    the full decode wherever that one takes the row; keys it does not hex-decode (spaces in
+    a hash) it takes too, and the block stays the msgspec one."""
+    from inferguard._native._lct import NativeEventsDecoder
+    from tests.test_trace_events_native import frames
+
+    for name, (args, _) in sorted(CASES.items()):
+        data = trace_of(args)
+        fr = [f for f in frames(data) if b"\xacevents.batch" in f[2][:80]]
+        off = np.array([f[0] for f in fr], np.int64)
+        ln = np.array([f[1] for f in fr], np.uint32)
+        full, fps = NativeEventsDecoder().decode_all(data, 0, off, ln)
+        lean, none = NativeEventsDecoder().decode_all(data, 0, off, ln, fingerprints=False)
+        assert len(none) == 0 and len(fps) == full[full[:, 0] == 1, 15].sum()
+        cols = [c for c in range(NativeEventsDecoder.COLS) if c != 17]
+        taken = full[:, 0] == 1
+        assert (lean[taken][:, cols] == full[taken][:, cols]).all(), name
+        if name == "hex_with_space":
+            assert lean[1, 0] == 1 and full[1, 0] == 0
+        same(data)

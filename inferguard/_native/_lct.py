@@ -264,10 +264,11 @@ class NativeEventsDecoder:
         return self._name_list
 
     def decode(self, buf: Any, base: int, offset: npt.NDArray[np.int64],
-               length: npt.NDArray[np.uint32]
+               length: npt.NDArray[np.uint32], fingerprints: bool = True
                ) -> Iterator[tuple[npt.NDArray[np.int64], npt.NDArray[np.uint64]]]:
         """Pieces of (rows, fingerprints) as numpy arrays, in row order; each row's column
-        17 indexes the piece's fingerprints."""
+        17 indexes the piece's fingerprints. `fingerprints=False`: none (keys are not hex
+        decoded; the summary's columns only)."""
         import numpy as np
 
         ffi, lib = self._ffi, self._lib
@@ -279,23 +280,24 @@ class NativeEventsDecoder:
         with ffi.from_buffer(buf) as cbuf:
             while first < n:
                 rows = np.empty((n - first, self.COLS), np.int64)
-                fp = np.empty(self._cap, np.uint64)
+                fp = np.empty(self._cap if fingerprints else 0, np.uint64)
                 nxt = int(lib.lct_events_decode(
                     cbuf, len(buf), base, ffi.cast("int64_t *", off.ctypes.data),
                     ffi.cast("uint32_t *", ln.ctypes.data), n, first,
                     ffi.cast("int64_t *", rows.ctypes.data),
-                    ffi.cast("uint64_t *", fp.ctypes.data), self._cap, fp_n, self._names))
+                    ffi.cast("uint64_t *", fp.ctypes.data) if fingerprints else ffi.NULL,
+                    self._cap, fp_n, self._names))
                 yield rows[:nxt - first], fp[:int(fp_n[0])]
                 first = nxt
 
     def decode_all(self, buf: Any, base: int, offset: npt.NDArray[np.int64],
-                   length: npt.NDArray[np.uint32]
+                   length: npt.NDArray[np.uint32], fingerprints: bool = True
                    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint64]]:
         """Every row at once; column 17 indexes the one fingerprint array returned."""
         import numpy as np
 
         rows, fps, at = [], [], 0
-        for r, f in self.decode(buf, base, offset, length):
+        for r, f in self.decode(buf, base, offset, length, fingerprints):
             r[:, 17] += at
             rows.append(r)
             fps.append(f)

@@ -50,14 +50,16 @@ def select(chunk: Chunk, names: list[str]) -> EventRows | None:
     return EventRows(idx, batch)
 
 
-def decode(decoder: Any, chunk: Chunk, names: list[str]) -> EventRows | None:
-    """`select`, with the batch rows decoded in C by `decoder` (a NativeEventsDecoder)."""
+def decode(decoder: Any, chunk: Chunk, names: list[str], fingerprints: bool = True
+           ) -> EventRows | None:
+    """`select`, with the batch rows decoded in C by `decoder` (a NativeEventsDecoder);
+    `fingerprints=False` for the summary alone (no key fingerprints: faster)."""
     ev = select(chunk, names)
     if ev is None or decoder is None:
         return ev
     win = chunk.window
     rows, fps = decoder.decode_all(win.buf, win.base, chunk.offset[ev.idx],
-                                   chunk.length[ev.idx])
+                                   chunk.length[ev.idx], fingerprints)
     rows[~ev.batch, 0] = 0  # a lifecycle record is never a batch
     ev.rows, ev.fps, ev.names = rows, fps, decoder.names()
     return ev

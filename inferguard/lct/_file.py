@@ -651,7 +651,7 @@ class _EventsAggregate:
         already made it (the same rows, decoded once)."""
         names = kernel.names()
         if ev is None:
-            ev = _evrows.decode(self._decoder, c, names)
+            ev = _evrows.decode(self._decoder, c, names, fingerprints=False)
         if ev is None:
             return
         idx = ev.idx
