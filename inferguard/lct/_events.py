@@ -11,7 +11,9 @@ Keys are fingerprinted like ObjectKeys (`_trace_keys`), from the key's `chunk_ha
 analytics: exact up to `max_keys` keys, then a uniform hash sample of keys (per-key numbers
 scaled, with their standard errors). On the native backend `events.batch` records are decoded
 in C (`native/lct_events.c`) where their args read unambiguously, and with msgspec otherwise;
-both roads feed the same fold (`_fold`), so results are identical.
+the per-key part of the fold runs in C (`native/lct_evfold.c`), and runs of C-decoded rows
+are folded as groups (`_run`) with the result row-by-row folding gives. The Python loops of
+`_fold` are the pure-Python backend, the twin and the oracle: results are identical.
 """
 
 from __future__ import annotations
