@@ -68,7 +68,7 @@ def _native_decode(path: Path, off: np.ndarray, ln: np.ndarray) -> int:
     n = 0
     with path.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
         for rows, _ in NativeEventsDecoder().decode(m, 0, off, ln):
-            n += sum(r[0] for r in rows)
+            n += int(rows[:, 0].sum())
         del rows
     return n
 

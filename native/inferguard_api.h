@@ -129,12 +129,42 @@ uint64_t lct_key_fingerprint(const uint8_t *hash, size_t hash_len, const uint8_t
  * [0] 1 decoded / 0 not taken here (decode it with msgspec); then (kind, offset in buf,
  * length) for event_type, tier, backend, instance_id (kind 0 str, 1 nil, 2 another type,
  * 3 absent); [13] 1 if incarnation is an int, [14] its value; [15] entries, [16] sum of
- * int size_bytes, [17] index of the row's first fingerprint in fp (0 = malformed key).
+ * int size_bytes, [17] index of the row's first fingerprint in fp (0 = malformed key);
+ * for the summary's lenient events block: [18] 1 if it is reproduced from this row (the
+ * record in canonical layout; every size_bytes an int or absent, incarnation an int or
+ * absent, bool() of shared and of each token_ids known), [19] bool(shared), [20] entries
+ * with a truthy token_ids; [21..24] the ids in `names` (may be NULL) of the four name
+ * fields when they are a str (-1: not a str, or the table is full).  fp == NULL: no
+ * fingerprints (the summary's decode): keys are read as msgpack only (no hex decoding, so
+ * a key with non-hex chars does not make the row fall back), [17] is 0, fp_cap unused.
  * Stops when fp may not hold the next row; returns the row index to continue from. */
-#define LCT_EV_COLS 18
+#define LCT_EV_COLS 25
 size_t lct_events_decode(const uint8_t *buf, size_t len, int64_t base, const int64_t *offset,
                          const uint32_t *length, size_t nrows, size_t first, int64_t *rows,
-                         uint64_t *fp, size_t fp_cap, size_t *fp_n);
+                         uint64_t *fp, size_t fp_cap, size_t *fp_n, lct_interner *names);
+
+/* The per-key part of the events fold (lct_evfold.c; twin: EventsEngine._fold's loops).
+ * lct_evfold_batch folds one batch of key fingerprints (0 = malformed, skipped) of event
+ * LCT_EV_STORE / LCT_EV_DELETE on tier id `tier` (0 = "l1", 1 = "l2") at time t, writing
+ * the durations it yields (L1 -> L2 delays for a store, lifetimes for a delete; at most
+ * n) into vals; returns how many, -1 out of memory, -2 a tier id < 0 or > 2^20.  counts: level, keys ever on L1,
+ * on L2, L1-then-L2 keys, L2-without-L1 keys, deletes of unstored keys. */
+#define LCT_EV_STORE 1
+#define LCT_EV_DELETE 2
+typedef struct lct_evfold lct_evfold;
+lct_evfold *lct_evfold_new(uint64_t max_keys);
+void lct_evfold_free(lct_evfold *f);
+int64_t lct_evfold_batch(lct_evfold *f, int op, int32_t tier, double t, const uint64_t *fps,
+                         size_t n, double *vals);
+void lct_evfold_counts(const lct_evfold *f, int64_t *out);
+int64_t lct_evfold_alive(const lct_evfold *f, int32_t tier);
+/* lct_evfold_batch for rows r < nrows in order (fingerprints fps[start[r]..+count[r]]),
+ * their durations back to back in vals, nvals[r] per row; returns the total, -1 out of
+ * memory, -2 a bad tier id or a row outside fps or vals (nothing is read or written out of bounds). */
+int64_t lct_evfold_rows(lct_evfold *f, size_t nrows, const int32_t *op, const int32_t *tier,
+                        const double *t, const int64_t *start, const int64_t *count,
+                        const uint64_t *fps, size_t fps_len, double *vals, size_t vals_cap,
+                        int64_t *nvals);
 
 /* For each i < n: out[i] = -2 if !use[i]; else the id of fp[i], a new id if there is
  * room, or -1 if the table is full.  Returns how many rows got -1. */

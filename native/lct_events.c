@@ -13,7 +13,8 @@
 
 #define LCT_EV_MAX_HEX 512
 
-enum { V_STR = 0, V_NIL = 1, V_OTHER = 2, V_ABSENT = 3, V_INT = 4, V_BOOL = 5, V_UBIG = 6 };
+enum { V_STR = 0, V_NIL = 1, V_OTHER = 2, V_ABSENT = 3, V_INT = 4, V_BOOL = 5, V_UBIG = 6,
+       V_BIN = 7 };
 
 typedef struct {
     int kind;
@@ -28,9 +29,39 @@ static uint64_t bep(const uint8_t *p, int n) {
     return v;
 }
 
+/* 1 if s[0..n) is all ASCII: words of 8 (the last one overlapping), then 4, 2, 1. */
+static int ascii(const uint8_t *s, size_t n) {
+    uint64_t any = 0, w;
+    uint32_t h;
+    uint16_t q;
+    if (n >= 8) {
+        size_t i;
+        for (i = 0; i + 8 <= n; i += 8) {
+            memcpy(&w, s + i, 8);
+            any |= w;
+        }
+        memcpy(&w, s + n - 8, 8);
+        return !((any | w) & 0x8080808080808080ULL);
+    }
+    if (n >= 4) {
+        memcpy(&h, s, 4);
+        any = h;
+        memcpy(&h, s + n - 4, 4);
+        any |= h;
+    } else if (n >= 2) {
+        memcpy(&q, s, 2);
+        any = q;
+        memcpy(&q, s + n - 2, 2);
+        any |= q;
+    } else if (n == 1) {
+        any = s[0];
+    }
+    return !(any & 0x80808080u);
+}
+
 /* One scalar value at *pp: 1 read (consumed), 0 a container/ext or invalid UTF-8 (the
  * caller falls back), -1 truncated. */
-static int scalar(const uint8_t **pp, const uint8_t *end, scal *v) {
+static inline int scalar(const uint8_t **pp, const uint8_t *end, scal *v) {
     const uint8_t *p = *pp;
     uint8_t op;
     uint64_t len;
@@ -43,7 +74,7 @@ static int scalar(const uint8_t **pp, const uint8_t *end, scal *v) {
     if (op >= 0xa0 && op <= 0xbf) { len = op & 0x1fu; goto str; }
     switch (op) {
     case 0xc0: v->kind = V_NIL; goto done;
-    case 0xc2: case 0xc3: v->kind = V_BOOL; goto done;
+    case 0xc2: case 0xc3: v->kind = V_BOOL; v->i = op == 0xc3; goto done;
     case 0xd9: case 0xda: case 0xdb:
         n = op == 0xd9 ? 1 : op == 0xda ? 2 : 4;
         if (end - p < n) return -1;
@@ -57,6 +88,8 @@ static int scalar(const uint8_t **pp, const uint8_t *end, scal *v) {
         p += n;
         if ((uint64_t)(end - p) < len) return -1;
         p += len;
+        v->kind = V_BIN;
+        v->n = (size_t)len;
         goto done;
     case 0xca: n = 4; goto fixed;
     case 0xcb: n = 8; goto fixed;
@@ -89,9 +122,8 @@ fixed:
 str:
     if ((uint64_t)(end - p) < len) return -1;
     {
-        uint8_t any = 0;
-        for (uint64_t i = 0; i < len; i++) any |= p[i];
-        if ((any & 0x80) && !lct_utf8_valid(p, (size_t)len)) return 0;
+        /* ASCII is valid UTF-8: test 8 bytes at a time, validate only the rest */
+        if (!ascii(p, (size_t)len) && !lct_utf8_valid(p, (size_t)len)) return 0;
     }
     v->kind = V_STR;
     v->s = p;
@@ -124,6 +156,43 @@ static int container(const uint8_t **pp, const uint8_t *end, int map, uint64_t *
     return 1;
 }
 
+/* The encoded size of a fixed-size scalar by its first byte (ints, nil, bools, floats);
+ * 0 for everything else (str, bin, containers, ext, 0xc1). */
+static size_t fixlen(uint8_t op) {
+    if (op <= 0x7f || op >= 0xe0) return 1;
+    switch (op) {
+    case 0xc0: case 0xc2: case 0xc3: return 1;
+    case 0xcc: case 0xd0: return 2;
+    case 0xcd: case 0xd1: return 3;
+    case 0xca: case 0xce: case 0xd2: return 5;
+    case 0xcb: case 0xcf: case 0xd3: return 9;
+    default: return 0;
+    }
+}
+
+/* n array elements that are scalars (token ids): 1, else 0 (a container) / -1. Runs of
+ * fixed-size scalars are skipped by size alone; the rest go through scalar(). */
+static int scalars(const uint8_t **pp, const uint8_t *end, uint64_t n) {
+    const uint8_t *p = *pp;
+    scal v;
+    for (uint64_t i = 0; i < n; i++) {
+        size_t k;
+        if (p >= end) return -1;
+        k = fixlen(*p);
+        if (k) {
+            if ((size_t)(end - p) < k) return -1;
+            p += k;
+            continue;
+        }
+        {
+            int rc = scalar(&p, end, &v);
+            if (rc != 1) return rc;
+        }
+    }
+    *pp = p;
+    return 1;
+}
+
 /* A value that is a scalar or an array of scalars (token_ids): 1, else 0/-1. */
 static int flat_value(const uint8_t **pp, const uint8_t *end) {
     scal v;
@@ -131,16 +200,51 @@ static int flat_value(const uint8_t **pp, const uint8_t *end) {
     int rc = container(pp, end, 0, &n);
     if (rc < 0) return -1;
     if (rc == 0) return scalar(pp, end, &v);
-    for (uint64_t i = 0; i < n; i++) {
-        rc = scalar(pp, end, &v);
-        if (rc != 1) return rc;
-    }
-    return 1;
+    return scalars(pp, end, n);
 }
 
-static int str_key(const uint8_t **pp, const uint8_t *end, const uint8_t **k, size_t *kn) {
+/* Python's bool() of a scalar as msgspec decodes it: 0/1, or -1 where this file does not
+ * reproduce it (floats; the summary then decodes the record with msgspec). */
+static int truth(const scal *v) {
+    switch (v->kind) {
+    case V_NIL: case V_ABSENT: return 0;
+    case V_BOOL: case V_INT: return v->i != 0;
+    case V_UBIG: return 1;
+    case V_STR: case V_BIN: return v->n != 0;
+    default: return -1;
+    }
+}
+
+/* flat_value, also giving bool() of the value (an array: non-empty). */
+static int flat_truth(const uint8_t **pp, const uint8_t *end, int *t) {
     scal v;
-    int rc = scalar(pp, end, &v);
+    uint64_t n;
+    int rc = container(pp, end, 0, &n);
+    if (rc < 0) return -1;
+    if (rc == 0) {
+        rc = scalar(pp, end, &v);
+        *t = rc == 1 ? truth(&v) : -1;
+        return rc;
+    }
+    *t = n != 0;
+    return scalars(pp, end, n);
+}
+
+static inline int str_key(const uint8_t **pp, const uint8_t *end, const uint8_t **k,
+                          size_t *kn) {
+    scal v;
+    int rc;
+    const uint8_t *p = *pp;
+    if (p < end && (*p & 0xe0) == 0xa0) { /* a fixstr key: the common case, read here */
+        size_t n = *p & 0x1fu;
+        if ((size_t)(end - p - 1) < n) return -1;
+        if (!ascii(p + 1, n) && !lct_utf8_valid(p + 1, n)) return 0;
+        *k = p + 1;
+        *kn = n;
+        *pp = p + 1 + n;
+        return 1;
+    }
+    rc = scalar(pp, end, &v);
     if (rc != 1) return rc;
     if (v.kind != V_STR) return 0;
     *k = v.s;
@@ -225,6 +329,7 @@ static int read_key(const uint8_t **pp, const uint8_t *end, ctx_cache *cc, uint6
         }
     }
     *fp = 0;
+    if (!cc) return 1; /* no fingerprints wanted (the summary's decode) */
     if (hh.kind != V_STR) return 1; /* missing (KeyError) or not a str (TypeError) */
     if (hh.n > LCT_EV_MAX_HEX) return 0;
     {
@@ -247,11 +352,18 @@ static int read_key(const uint8_t **pp, const uint8_t *end, ctx_cache *cc, uint6
     return 1;
 }
 
+/* What the summary's lenient events block needs from the entries (lct_events_decode's
+ * columns 18-20): ok = its int()/bool() of every size_bytes / token_ids is reproduced. */
+typedef struct {
+    int ok;
+    int64_t tokens; /* entries whose token_ids is truthy */
+} sum_info;
+
 /* One entry map: 1 (fp and size added), 0 fall back, -1 truncated. */
 static int read_entry(const uint8_t **pp, const uint8_t *end, ctx_cache *cc, uint64_t *fp,
-                      int64_t *size) {
+                      int64_t *size, sum_info *si) {
     uint64_t n;
-    int have_key = 0, have_size = 0;
+    int have_key = 0, have_size = 0, have_tok = 0;
     int rc = container(pp, end, 1, &n);
     if (rc != 1) return rc;
     *fp = 0; /* key absent: None, malformed */
@@ -269,7 +381,13 @@ static int read_entry(const uint8_t **pp, const uint8_t *end, ctx_cache *cc, uin
             if (have_size++) return 0;
             rc = scalar(pp, end, &v);
             if (rc == 1 && v.kind == V_UBIG) return 0;
+            if (rc == 1 && v.kind != V_INT) si->ok = 0; /* int(x) of a float, bool, ... */
             *size = v.kind == V_INT ? v.i : 0;
+        } else if (IS(k, kn, "token_ids")) {
+            int t = 0;
+            rc = flat_truth(pp, end, &t);
+            if (have_tok++ || t < 0) si->ok = 0;
+            else if (t) si->tokens++;
         } else {
             rc = flat_value(pp, end);
         }
@@ -291,7 +409,8 @@ static int decode_batch(const uint8_t *buf, const uint8_t *p, const uint8_t *end
                         size_t *fp_n) {
     uint64_t n;
     scal f[5]; /* event_type, tier, backend, instance_id, incarnation */
-    int have_entries = 0, have_shared = 0;
+    int have_entries = 0, have_shared = 0, shared = 0;
+    sum_info si = {1, 0};
     size_t start = *fp_n, count = 0;
     int64_t total = 0;
     for (int j = 0; j < 5; j++) f[j].kind = V_ABSENT;
@@ -313,23 +432,34 @@ static int decode_batch(const uint8_t *buf, const uint8_t *p, const uint8_t *end
             uint64_t m;
             if (have_entries++) return 0;
             if (container(&p, end, 0, &m) != 1) return 0;
-            if (m > fp_cap - *fp_n) return 0;
+            if (fp && m > fp_cap - *fp_n) return 0;
             for (uint64_t e = 0; e < m; e++) {
                 int64_t sz;
-                if (read_entry(&p, end, cc, &fp[*fp_n], &sz) != 1) return 0;
+                uint64_t unused;
+                if (read_entry(&p, end, fp ? cc : NULL, fp ? &fp[*fp_n] : &unused, &sz, &si)
+                    != 1)
+                    return 0;
                 if ((sz > 0 && total > INT64_MAX - sz) || (sz < 0 && total < INT64_MIN - sz))
                     return 0;
                 total += sz;
-                (*fp_n)++;
+                if (fp) (*fp_n)++;
             }
             count = (size_t)m;
+        } else if (IS(k, kn, "shared")) {
+            if (have_shared++) return 0;
+            if (flat_truth(&p, end, &shared) != 1) return 0;
+            if (shared < 0) si.ok = 0;
         } else {
-            if (IS(k, kn, "shared") && have_shared++) return 0;
             rc = flat_value(&p, end);
             if (rc != 1) return 0;
         }
     }
     if (p != end) return 0;
+    /* int(incarnation) is reproduced for an int or an absent one (0), not a bool or float */
+    if (f[4].kind != V_INT && f[4].kind != V_ABSENT) si.ok = 0;
+    row[18] = si.ok;
+    row[19] = shared > 0;
+    row[20] = si.tokens;
     row[0] = 1;
     for (int j = 0; j < 4; j++) span(&f[j], buf, row + 1 + 3 * j);
     row[13] = f[4].kind == V_INT ? 1 : 0;
@@ -340,11 +470,48 @@ static int decode_batch(const uint8_t *buf, const uint8_t *p, const uint8_t *end
     return 1;
 }
 
+/* The record is {"type": "record", "t_mono": f64, "t_wall": f64, "qualname": str,
+ * "args": ...} in that order, with args at a0 (lct_scan checked the qualname's UTF-8):
+ * then msgspec decodes the whole body exactly when it decodes args. */
+static int canonical(const uint8_t *p, const uint8_t *a0) {
+    static const uint8_t head[] = {0x85, 0xa4, 't', 'y', 'p', 'e', 0xa6, 'r', 'e', 'c', 'o',
+                                   'r', 'd', 0xa6, 't', '_', 'm', 'o', 'n', 'o', 0xcb};
+    static const uint8_t wall[] = {0xa6, 't', '_', 'w', 'a', 'l', 'l', 0xcb};
+    static const uint8_t qual[] = {0xa8, 'q', 'u', 'a', 'l', 'n', 'a', 'm', 'e'};
+    static const uint8_t args[] = {0xa4, 'a', 'r', 'g', 's'};
+    const size_t fixed = sizeof head + 8 + sizeof wall + 8 + sizeof qual;
+    size_t avail = (size_t)(a0 - p), hdr, qn;
+    const uint8_t *q = p + fixed;
+    if (avail < fixed + 1 + sizeof args) return 0;
+    if (memcmp(p, head, sizeof head) || memcmp(p + sizeof head + 8, wall, sizeof wall) ||
+        memcmp(p + sizeof head + 8 + sizeof wall + 8, qual, sizeof qual))
+        return 0;
+    if (*q >= 0xa0 && *q <= 0xbf) { hdr = 1; qn = *q & 0x1fu; }
+    else if (*q == 0xd9 && avail >= fixed + 2) { hdr = 2; qn = q[1]; }
+    else return 0;
+    if (avail - fixed != hdr + qn + sizeof args) return 0;
+    return memcmp(q + hdr + qn, args, sizeof args) == 0;
+}
+
+/* The ids of a decoded row's four name fields (columns 21-24; -1: not a str, or no id). */
+static void name_ids(const uint8_t *buf, int64_t *row, lct_interner *names, int32_t *recent) {
+    for (int j = 0; j < 4; j++) {
+        const int64_t *s = row + 1 + 3 * j;
+        int32_t id = -1;
+        if (names && s[0] == 0) {
+            id = ig_intern_recent(&names->in, &recent[j], buf + s[1], (size_t)s[2]);
+            if (id < 0) id = -1;
+        }
+        row[21 + j] = id;
+    }
+}
+
 size_t lct_events_decode(const uint8_t *buf, size_t len, int64_t base, const int64_t *offset,
                          const uint32_t *length, size_t nrows, size_t first, int64_t *rows,
-                         uint64_t *fp, size_t fp_cap, size_t *fp_n) {
+                         uint64_t *fp, size_t fp_cap, size_t *fp_n, lct_interner *names) {
     size_t i;
     ctx_cache cc;
+    int32_t recent[4] = {-1, -1, -1, -1};
     memset(&cc, 0, sizeof cc);
     *fp_n = 0;
     for (i = first; i < nrows; i++) {
@@ -353,17 +520,23 @@ size_t lct_events_decode(const uint8_t *buf, size_t len, int64_t base, const int
         size_t before = *fp_n;
         int64_t rel = offset[i] - base;
         memset(row, 0, LCT_EV_COLS * sizeof *row);
+        row[21] = row[22] = row[23] = row[24] = -1;
         if (rel < 0 || (uint64_t)rel > len || len - (size_t)rel < 4 ||
             len - (size_t)rel - 4 < length[i])
             continue; /* not inside this buffer: status 0, the caller decides */
         if (lct_find_args(buf + rel + 4, buf + rel + 4 + length[i], &a0, &a1)) continue;
         /* A row whose entries may not fit: stop so the caller can flush, unless it is
          * the first (then it falls back, which keeps the loop moving). */
-        if ((size_t)(a1 - a0) > fp_cap - *fp_n && *fp_n > 0) break;
+        if (fp && (size_t)(a1 - a0) > fp_cap - *fp_n && *fp_n > 0) break;
         if (!decode_batch(buf, a0, a1, &cc, row, fp, fp_cap, fp_n)) {
             memset(row, 0, LCT_EV_COLS * sizeof *row);
+            row[21] = row[22] = row[23] = row[24] = -1;
             *fp_n = before;
+            continue;
         }
+        if (!canonical(buf + rel + 4, a0))
+            row[18] = 0; /* other record fields: the summary's full decode decides */
+        name_ids(buf, row, names, recent);
     }
     return i;
 }

@@ -48,7 +48,8 @@ def c_rows(data: bytes, cap: int = 1 << 20) -> list[tuple[list[int], list[int]]]
     ln = np.array([f[1] for f in fr], np.uint32)
     out = []
     for rows, fps in NativeEventsDecoder(cap).decode(data, 0, off, ln):
-        out += [(r, fps[r[17]:r[17] + r[15]]) for r in rows]
+        fl = fps.tolist()
+        out += [(r, fl[r[17]:r[17] + r[15]]) for r in rows.tolist()]
     return out
 
 

@@ -243,36 +243,146 @@ class NativeEventsDecoder:
     """`lct_events_decode`: events.batch rows decoded in C where their args read
     unambiguously (row[0] == 1); the rest are left to the msgspec path."""
 
-    COLS = 18
+    COLS = 25
 
     def __init__(self, fp_capacity: int = 1 << 20) -> None:
         self._ffi, self._lib = _api()
         assert int(self._lib.LCT_EV_COLS) == self.COLS
         self._cap = fp_capacity
+        ptr = self._lib.lct_interner_new()
+        if ptr == self._ffi.NULL:
+            raise MemoryError("lct_interner_new failed")
+        self._names = self._ffi.gc(ptr, self._lib.lct_interner_free)
+        self._name_list: list[str] = []
+
+    def names(self) -> list[str]:
+        """The name fields' strings by id (columns 21-24), first-seen order."""
+        ffi, lib = self._ffi, self._lib
+        size = ffi.new("size_t *")
+        for i in range(len(self._name_list), lib.lct_interner_size(self._names)):
+            p = lib.lct_interner_name(self._names, i, size)
+            self._name_list.append(bytes(ffi.buffer(p, size[0])).decode("utf-8"))
+        return self._name_list
 
     def decode(self, buf: Any, base: int, offset: npt.NDArray[np.int64],
-               length: npt.NDArray[np.uint32]) -> Iterator[tuple[list[list[int]], list[int]]]:
-        """Pieces of (rows, fingerprints), in row order; each row's column 17 indexes the
-        piece's fingerprints."""
+               length: npt.NDArray[np.uint32], fingerprints: bool = True
+               ) -> Iterator[tuple[npt.NDArray[np.int64], npt.NDArray[np.uint64]]]:
+        """Pieces of (rows, fingerprints) as numpy arrays, in row order; each row's column
+        17 indexes the piece's fingerprints. `fingerprints=False`: none (keys are not hex
+        decoded; the summary's columns only)."""
         import numpy as np
 
         ffi, lib = self._ffi, self._lib
         off = np.ascontiguousarray(offset, np.int64)
         ln = np.ascontiguousarray(length, np.uint32)
         n = len(off)
-        rows = np.empty((max(n, 1), self.COLS), np.int64)
-        fp = np.empty(self._cap, np.uint64)
         fp_n = ffi.new("size_t *")
         first = 0
         with ffi.from_buffer(buf) as cbuf:
             while first < n:
+                rows = np.empty((n - first, self.COLS), np.int64)
+                fp = np.empty(self._cap if fingerprints else 0, np.uint64)
                 nxt = int(lib.lct_events_decode(
                     cbuf, len(buf), base, ffi.cast("int64_t *", off.ctypes.data),
                     ffi.cast("uint32_t *", ln.ctypes.data), n, first,
                     ffi.cast("int64_t *", rows.ctypes.data),
-                    ffi.cast("uint64_t *", fp.ctypes.data), self._cap, fp_n))
-                yield rows[:nxt - first].tolist(), fp[:int(fp_n[0])].tolist()
+                    ffi.cast("uint64_t *", fp.ctypes.data) if fingerprints else ffi.NULL,
+                    self._cap, fp_n, self._names))
+                yield rows[:nxt - first], fp[:int(fp_n[0])]
                 first = nxt
+
+    def decode_all(self, buf: Any, base: int, offset: npt.NDArray[np.int64],
+                   length: npt.NDArray[np.uint32], fingerprints: bool = True
+                   ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint64]]:
+        """Every row at once; column 17 indexes the one fingerprint array returned."""
+        import numpy as np
+
+        rows, fps, at = [], [], 0
+        for r, f in self.decode(buf, base, offset, length, fingerprints):
+            r[:, 17] += at
+            rows.append(r)
+            fps.append(f)
+            at += len(f)
+        if not rows:
+            return np.empty((0, self.COLS), np.int64), np.empty(0, np.uint64)
+        if len(rows) == 1:
+            return rows[0], fps[0]
+        return np.concatenate(rows), np.concatenate(fps)
+
+
+class NativeEventsFold:
+    """`lct_evfold`: the per-key part of the events fold (twin: the loops of
+    `EventsEngine._fold`): first store times per (tier, key), keys ever on L1 / L2, the
+    sample level, flow and delete counters."""
+
+    STORE, DELETE = 1, 2
+
+    def __init__(self, max_keys: int) -> None:
+        self._ffi, self._lib = _api()
+        assert (int(self._lib.LCT_EV_STORE), int(self._lib.LCT_EV_DELETE)) == (1, 2)
+        ptr = self._lib.lct_evfold_new(max(0, min(max_keys, (1 << 62))))
+        if ptr == self._ffi.NULL:
+            raise MemoryError("lct_evfold_new failed")
+        self._f = self._ffi.gc(ptr, self._lib.lct_evfold_free)
+        self._cap = 0
+        self._buf: Any = None
+        self._out = self._ffi.new("int64_t[6]")
+
+    def batch(self, op: int, tier: int, t: float, fps: npt.NDArray[np.uint64]) -> list[float]:
+        """Fold one batch's fingerprints; the durations it yields, in entry order."""
+        import numpy as np
+
+        ffi = self._ffi
+        n = len(fps)
+        if n > self._cap or self._buf is None:
+            self._cap = max(n, 2 * self._cap, 64)
+            self._buf = ffi.new("double[]", self._cap)
+        fps = np.ascontiguousarray(fps, np.uint64)
+        got = int(self._lib.lct_evfold_batch(self._f, op, tier, t,
+                                             ffi.cast("uint64_t *", fps.ctypes.data), n,
+                                             self._buf))
+        if got == -1:
+            raise MemoryError("lct_evfold_batch: out of memory")
+        if got < 0:
+            raise ValueError("lct_evfold_batch: bad tier id")
+        return ffi.unpack(self._buf, got) if got else []
+
+    def rows(self, op: npt.NDArray[np.int32], tier: npt.NDArray[np.int32],
+             t: npt.NDArray[np.float64], start: npt.NDArray[np.int64],
+             count: npt.NDArray[np.int64], fps: npt.NDArray[np.uint64]
+             ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+        """`batch` for many rows in order: all their durations, and how many per row."""
+        import numpy as np
+
+        ffi = self._ffi
+        op, tier = np.ascontiguousarray(op, np.int32), np.ascontiguousarray(tier, np.int32)
+        t = np.ascontiguousarray(t, np.float64)
+        start = np.ascontiguousarray(start, np.int64)
+        count = np.ascontiguousarray(count, np.int64)
+        fps = np.ascontiguousarray(fps, np.uint64)
+        cap = int(count.sum()) if len(count) else 0
+        vals = np.empty(max(cap, 1), np.float64)
+        nv = np.zeros(len(op), np.int64)
+        got = int(self._lib.lct_evfold_rows(
+            self._f, len(op), ffi.cast("int32_t *", op.ctypes.data),
+            ffi.cast("int32_t *", tier.ctypes.data), ffi.cast("double *", t.ctypes.data),
+            ffi.cast("int64_t *", start.ctypes.data), ffi.cast("int64_t *", count.ctypes.data),
+            ffi.cast("uint64_t *", fps.ctypes.data), len(fps),
+            ffi.cast("double *", vals.ctypes.data), cap, ffi.cast("int64_t *", nv.ctypes.data)))
+        if got == -1:
+            raise MemoryError("lct_evfold_rows: out of memory")
+        if got < 0:
+            raise ValueError("lct_evfold_rows: a row outside its fingerprints")
+        return vals[:got], nv
+
+    def counts(self) -> tuple[int, int, int, int, int, int]:
+        """level, keys ever on L1, on L2, L1-then-L2, L2-without-L1, deletes of unstored."""
+        self._lib.lct_evfold_counts(self._f, self._out)
+        o = self._out
+        return int(o[0]), int(o[1]), int(o[2]), int(o[3]), int(o[4]), int(o[5])
+
+    def alive(self, tier: int) -> int:
+        return int(self._lib.lct_evfold_alive(self._f, tier))
 
 
 def _ptr(ffi: Any, ctype: str, a: Any) -> Any:

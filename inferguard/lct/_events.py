@@ -11,11 +11,14 @@ Keys are fingerprinted like ObjectKeys (`_trace_keys`), from the key's `chunk_ha
 analytics: exact up to `max_keys` keys, then a uniform hash sample of keys (per-key numbers
 scaled, with their standard errors). On the native backend `events.batch` records are decoded
 in C (`native/lct_events.c`) where their args read unambiguously, and with msgspec otherwise;
-both roads feed the same fold (`_fold`), so results are identical.
+the per-key part of the fold runs in C (`native/lct_evfold.c`), and runs of C-decoded rows
+are folded as groups (`_run`) with the result row-by-row folding gives. The Python loops of
+`_fold` are the pure-Python backend, the twin and the oracle: results are identical.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any
 
@@ -24,9 +27,9 @@ import numpy as np
 import numpy.typing as npt
 
 from inferguard._native import Backend
-from inferguard._native._lct import NativeEventsDecoder
+from inferguard._native._lct import NativeEventsDecoder, NativeEventsFold
 from inferguard.lct import _engine as ts
-from inferguard.lct import _frame as tf
+from inferguard.lct import _evrows
 from inferguard.lct._keys import K_MODEL, K_NOSALT, K_SALT, PyNames, context, fingerprints
 from inferguard.lct._scan import Chunk
 
@@ -167,7 +170,10 @@ class EventsEngine:
                  backend: Backend = "python") -> None:
         self.main = timeline
         self._native = NativeEventsDecoder() if backend == "native" else None
-        self._str: dict[bytes, str] = {}
+        # the per-key maps in C on the native backend (the Python loops below: its twin)
+        self._cfold = NativeEventsFold(max_keys) if backend == "native" else None
+        self._tid: dict[str, int] = {"l1": 0, "l2": 1}  # tier ids of the C fold
+        self._spans = _evrows.Spans()
         self.max_keys = max_keys
         self.level = 0
         self.models = PyNames(K_MODEL)
@@ -219,58 +225,222 @@ class EventsEngine:
 
     # -- records -------------------------------------------------------------------------
 
-    def add(self, chunk: Chunk, op_names: list[str], tb: npt.NDArray[np.int64]) -> None:
-        want = {i: n for i, n in enumerate(op_names) if n in ("events.batch",
-                                                               "events.lifecycle")}
-        if not want:
+    def decode(self, chunk: Chunk, op_names: list[str]) -> _evrows.EventRows | None:
+        """The chunk's events records, decoded in C on the native backend (shared with
+        the summary's events block)."""
+        return _evrows.decode(self._native, chunk, op_names)
+
+    def add(self, chunk: Chunk, op_names: list[str], tb: npt.NDArray[np.int64],
+            ev: _evrows.EventRows | None = None) -> None:
+        if ev is None:
+            ev = self.decode(chunk, op_names)
+        if ev is None:
             return
-        rows = np.flatnonzero((chunk.status != tf.ROW_MALFORMED) & np.isin(chunk.op, list(want)))
+        want = {i: n for i, n in enumerate(op_names) if n in _evrows.EVENT_OPS}
         self._cells = []
-        if self._native is not None:
-            rows = self._add_native(chunk, rows, want, tb)
-        for i in rows.tolist():
-            self._one(chunk, i, want, tb)
+        self._cell_arrays: list[tuple[npt.NDArray[np.int64], ...]] = []
+        if ev.rows is not None:
+            self._add_native(chunk, ev, want, tb)
+        else:
+            for i in ev.idx.tolist():
+                self._one(chunk, i, want, tb)
         if self._cells:
-            b, c, n = (np.array(x, np.int64) for x in zip(*self._cells, strict=True))
+            self._cell_arrays.append(tuple(np.array(x, np.int64)
+                                           for x in zip(*self._cells, strict=True)))
+        if self._cell_arrays:
+            b, c, n = (np.concatenate(x) for x in zip(*self._cell_arrays, strict=True))
             self.tl.add_cells(b, c, n)
 
-    def _add_native(self, chunk: Chunk, rows: npt.NDArray[np.intp], want: dict[int, str],
-                    tb: npt.NDArray[np.int64]) -> npt.NDArray[np.intp]:
-        """Fold the events.batch rows C decodes, in file order; return the rows left for
-        msgspec. Falls back in order: a row C does not take is decoded right there."""
-        assert self._native is not None
-        is_batch = [want[o] == "events.batch" for o in chunk.op[rows].tolist()]
-        win = chunk.window
-        buf = win.buf
-        pos = 0
-        for piece, fps in self._native.decode(buf, win.base, chunk.offset[rows],
-                                              chunk.length[rows]):
-            for r in piece:
-                i = int(rows[pos])
-                if r[0] != 1 or not is_batch[pos]:
-                    self._one(chunk, i, want, tb)  # msgspec, in file order
-                else:
-                    fps_r = fps[r[17]:r[17] + r[15]]
-                    self.bad_keys += fps_r.count(0)  # 0: a malformed key (C never gives 0)
-                    self._fold(self._span(buf, r[1], r[2], r[3], "?"),
-                               self._span(buf, r[4], r[5], r[6], "?"),
-                               self._span(buf, r[7], r[8], r[9], "-"),
-                               self._span(buf, r[10], r[11], r[12], "?"),
-                               r[14] if r[13] else None, int(chunk.offset[i]),
-                               float(chunk.t_mono[i]), int(tb[i]), r[15], r[16], fps_r)
-                pos += 1
-        return rows[:0]
+    def _add_native(self, chunk: Chunk, ev: _evrows.EventRows, want: dict[int, str],
+                    tb: npt.NDArray[np.int64]) -> None:
+        """Fold the rows C decoded, in file order: runs of rows with name ids grouped
+        (`_run`), the others one by one (a row C did not take: msgspec, right there)."""
+        col = _evrows.columnar(ev.rows) | ~ev.batch  # lifecycle records join the runs
+        cuts = (np.flatnonzero(col[1:] != col[:-1]) + 1).tolist()
+        zeros = np.concatenate([[0], np.cumsum(ev.fps == 0)])  # malformed keys before i
+        for a, b in itertools.pairwise([0, *cuts, len(col)]):
+            if not (col[a] and self._run(chunk, ev, a, b, tb, zeros)):
+                self._rows(chunk, ev, a, b, want, tb)
 
-    def _span(self, buf: Any, kind: int, off: int, n: int, default: str) -> str:
-        if kind != 0:
-            return default
-        raw = bytes(buf[off:off + n])
-        s = self._str.get(raw)
-        if s is None:
-            s = raw.decode("utf-8")
-            if len(self._str) < 4096:
-                self._str[raw] = s
-        return s
+    def _rows(self, chunk: Chunk, ev: _evrows.EventRows, a: int, b: int,
+              want: dict[int, str], tb: npt.NDArray[np.int64]) -> None:
+        """Rows a..b of `ev` one at a time."""
+        buf = chunk.window.buf
+        span = self._spans.get
+        fps = ev.fps
+        sel = ev.idx[a:b]
+        idx = sel.tolist()
+        offs = chunk.offset[sel].tolist()
+        tms = chunk.t_mono[sel].tolist()
+        tbs = tb[sel].tolist()
+        for pos, r in enumerate(ev.rows[a:b].tolist()):
+            if r[0] != 1:
+                self._one(chunk, idx[pos], want, tb)  # msgspec, in file order
+                continue
+            fps_r = fps[r[17]:r[17] + r[15]]
+            self.bad_keys += r[15] - int(np.count_nonzero(fps_r))  # 0: a malformed key
+            self._fold(span(buf, r[2], r[3]) if r[1] == 0 else "?",
+                       span(buf, r[5], r[6]) if r[4] == 0 else "?",
+                       span(buf, r[8], r[9]) if r[7] == 0 else "-",
+                       span(buf, r[11], r[12]) if r[10] == 0 else "?",
+                       r[14] if r[13] else None, offs[pos], tms[pos], tbs[pos], r[15], r[16],
+                       fps_r)
+
+    def _run(self, chunk: Chunk, ev: _evrows.EventRows, a: int, b: int,
+             tb: npt.NDArray[np.int64], zeros: npt.NDArray[np.int64]) -> bool:
+        """`_fold` of rows a..b (decoded in C, every str field with an id) as one group,
+        with the same result as row by row: first-seen orders (combos, tiers, instances,
+        incarnations) follow the first appearances, sums are exact, the per-key fold runs
+        in C in row order, durations are kept (and decimated) in row order. False (nothing
+        done) when a name bound could be reached inside the run (then "(other)" depends on
+        the order)."""
+        assert self._cfold is not None
+        isb = ev.batch[a:b]
+        bpos = np.flatnonzero(isb)
+        rows, names = ev.rows[a:b][bpos], ev.names
+        sel = ev.idx[a:b][bpos]
+        ec, tc, bc, ic = (_evrows.codes(rows, f) for f in range(4))
+
+        def name(code: int, default: str) -> str:
+            return names[code] if code >= 0 else default
+
+        # lifecycle records (msgspec; None: undecodable), applied in order further down
+        lpos = np.flatnonzero(~isb)
+        lifes: list[_Lifecycle | None] = []
+        for i in ev.idx[a:b][lpos].tolist():
+            try:
+                lifes.append(_DEC_LIFE(_DEC_REC(chunk.window.body(
+                    int(chunk.offset[i]), int(chunk.length[i]))).args))
+            except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+                lifes.append(None)
+        tiers = {name(c, "?") for c in np.unique(tc).tolist()}
+        has_inc = rows[:, 13] == 1
+        insts = {name(c, "?") for c in np.unique(ic[has_inc]).tolist()}
+        insts |= {_s(lc.instance_id) for lc in lifes if lc is not None}
+        if (len(self.stored) + len(tiers - self.stored.keys()) > MAX_NAMES
+                or len(self.inst) + len(insts - self.inst.keys()) > MAX_NAMES):
+            return False
+        # instances and incarnations, in row order: every lifecycle record, and the first
+        # appearance of each (instance, incarnation) of a batch (the later ones change
+        # nothing)
+        acts: list[tuple[int, int]] = [(int(p), -1 - k) for k, p in enumerate(lpos.tolist())]
+        pick = np.flatnonzero(has_inc)
+        if len(pick):
+            _, first, _ = _evrows.first_seen(np.stack([ic[pick], rows[pick, 14]], axis=1))
+            acts += [(int(bpos[j]), j) for j in pick[first].tolist()]
+        run_idx = ev.idx[a:b]
+        for p, j in sorted(acts):
+            off, tt = int(chunk.offset[run_idx[p]]), float(chunk.t_mono[run_idx[p]])
+            if j < 0:
+                lc = lifes[-1 - j]
+                if lc is None:
+                    self.bad_records += 1
+                else:
+                    self._lifecycle(lc, off, tt)
+            else:
+                self._seen_incarnation(name(int(ic[j]), "?"), int(rows[j, 14]), off, tt)
+        if not len(rows):
+            return True
+        t = chunk.t_mono[sel]
+        n = rows[:, 15]
+        ops = np.zeros(len(rows), np.int32)
+        for c in np.unique(ec).tolist():
+            e = name(c, "?")
+            if e in ("store", "delete"):
+                ops[ec == c] = self._cfold.STORE if e == "store" else self._cfold.DELETE
+        fold = np.flatnonzero(ops)
+        self.batches += len(rows)
+        self.entries += _evrows.isum(n)
+        self.bad_keys += int((zeros[rows[:, 17] + n] - zeros[rows[:, 17]]).sum())
+        # kinds: combos in first-appearance order, per-kind sums, first / last times
+        trip, first, inv = _evrows.first_seen(np.stack([ec, tc, bc], axis=1))
+        combo = np.array([self._combo((name(e, "?"), self._tier(name(tr, "?")),
+                                       name(bk, "-")), float(t[f]))
+                          for (e, tr, bk), f in zip(trip.tolist(), first.tolist(),
+                                                    strict=True)], np.int64)
+        c_row = combo[inv]
+        fin = np.isfinite(t)
+        for c in np.unique(c_row).tolist():
+            if c >= MAX_COMBOS:
+                continue
+            mine = c_row == c
+            self.kind_batches[c] += int(np.count_nonzero(mine))
+            self.kind_entries[c] += _evrows.isum(n[mine])
+            self.kind_bytes[c] += _evrows.isum(rows[mine, 16])
+            tf_ = t[mine & fin]
+            if len(tf_):
+                if (tf_ == 0).any():  # min/max of 0.0 and -0.0: keep Python's tie rule
+                    for x in tf_.tolist():
+                        self._first_last(c, x)
+                else:
+                    self._first_last(c, float(tf_.min()))
+                    self._first_last(c, float(tf_.max()))
+        tbs = tb[sel]
+        cell = tbs != ts.NO_BUCKET
+        if cell.any():
+            self._cell_arrays.append((tbs[cell], c_row[cell], n[cell]))
+        if not fold.size:
+            return True
+        # the per-key fold, in row order, in C
+        ftc = tc[fold]
+        ftiers, _, finv = _evrows.first_seen(ftc[:, None])
+        tid_of: dict[int, int] = {}
+        for c in ftiers[:, 0].tolist():
+            tier = name(c, "?")
+            self.stored.setdefault(tier, {})
+            tid_of[c] = self._tid.setdefault(tier, len(self._tid))
+        tid = np.array([tid_of[c] for c in ftiers[:, 0].tolist()], np.int32)[finv]
+        fop = ops[fold]
+        fn = n[fold]
+        for c in ftiers[:, 0].tolist():
+            tier = name(c, "?")
+            for op, counter in ((self._cfold.STORE, self.stores),
+                                (self._cfold.DELETE, self.deletes)):
+                mine = (ftc == c) & (fop == op)
+                if mine.any():
+                    counter[tier] = counter.get(tier, 0) + _evrows.isum(fn[mine])
+        dtiers, _, _ = _evrows.first_seen(ftc[fop == self._cfold.DELETE][:, None])
+        for c in dtiers[:, 0].tolist():
+            self.life.setdefault(name(c, "?"), [])
+        vals, nv = self._cfold.rows(fop, tid, t[fold], rows[fold, 17], n[fold], ev.fps)
+        if len(vals):
+            owner = np.repeat(np.arange(len(fold)), nv)
+            # each value's list: 0 the delays, 1 + k the lifetimes of the k-th tier code
+            # codes that name the same tier (absent and "?") share one list, one index
+            slot: dict[str, int] = {}
+            code_slot = np.array([slot.setdefault(name(c, "?"), len(slot))
+                                  for c in ftiers[:, 0].tolist()], np.int64)
+            dest = np.where(fop[owner] == self._cfold.STORE, 0, 1 + code_slot[finv][owner])
+            lists = [self.delay, *(self.life.get(tier, []) for tier in slot)]
+            self._keep_grouped(vals, dest, lists)
+        return True
+
+    def _keep_grouped(self, vals: npt.NDArray[np.float64], dest: npt.NDArray[np.int64],
+                      lists: list[list[float]]) -> None:
+        """`_keep(lists[dest[i]], vals[i])` for every i in order, a segment at a time (each
+        segment ends where `_keep` would decimate)."""
+        i = 0
+        while i < len(vals):
+            j = min(len(vals), i + max(1, MAX_LIFETIMES + 1 - self.kept))
+            seg, sd = vals[i:j], dest[i:j]
+            for d, lst in enumerate(lists):  # few lists: no sort of the values
+                mine = sd == d
+                if mine.any():
+                    lst.extend(seg[mine].tolist())
+            self.kept += j - i
+            i = j
+            if self.kept > MAX_LIFETIMES:
+                for lst in (self.delay, *self.life.values()):
+                    del lst[::2]
+                self.kept = len(self.delay) + sum(map(len, self.life.values()))
+                self.decimated = True
+
+    def _first_last(self, c: int, t: float) -> None:
+        """A finite time into kind c's first / last (as `_fold` does it)."""
+        self.kind_first[c] = t if not math.isfinite(self.kind_first[c]) else min(
+            self.kind_first[c], t)
+        self.kind_last[c] = t if not math.isfinite(self.kind_last[c]) else max(
+            self.kind_last[c], t)
 
     def _one(self, chunk: Chunk, i: int, want: dict[int, str], tb: npt.NDArray[np.int64]
              ) -> None:
@@ -377,7 +547,8 @@ class EventsEngine:
                    _i(b.incarnation), off, t, tb, len(b.entries), sum(sizes), fps)
 
     def _fold(self, etype: str, tier: str, backend: str, name: str, inc: int | None,
-              off: int, t: float, tb: int, n: int, size: int, fps: list[int]) -> None:
+              off: int, t: float, tb: int, n: int, size: int,
+              fps: list[int] | npt.NDArray[np.uint64]) -> None:
         """One decoded batch (either road) into the aggregates."""
         self.batches += 1
         tier = self._tier(tier)
@@ -395,6 +566,9 @@ class EventsEngine:
                     self.kind_last[c], t)
         if tb != ts.NO_BUCKET:
             self._cells.append((tb, c, n))
+        if self._cfold is not None:
+            self._fold_c(etype, tier, t, n, fps)
+            return
         m = self._mask()
         if etype == "store":
             self.stores[tier] = self.stores.get(tier, 0) + n
@@ -429,6 +603,36 @@ class EventsEngine:
                 elif math.isfinite(t - t0):
                     self._keep(lives, t - t0)
 
+    def _fold_c(self, etype: str, tier: str, t: float, n: int, fps: Any) -> None:
+        """The per-key part of `_fold` in C (same state, same durations in the same order)."""
+        assert self._cfold is not None
+        if etype not in ("store", "delete"):
+            return
+        self.stored.setdefault(tier, {})  # the tier registry (the maps themselves are in C)
+        tid = self._tid.setdefault(tier, len(self._tid))
+        arr = fps if isinstance(fps, np.ndarray) else np.array(fps, np.uint64)
+        if etype == "store":
+            self.stores[tier] = self.stores.get(tier, 0) + n
+            self._keep_many(self.delay, self._cfold.batch(self._cfold.STORE, tid, t, arr))
+        else:
+            self.deletes[tier] = self.deletes.get(tier, 0) + n
+            lives = self.life.setdefault(tier, [])
+            self._keep_many(lives, self._cfold.batch(self._cfold.DELETE, tid, t, arr))
+
+    def _keep_many(self, values: list[float], vals: list[float]) -> None:
+        """`_keep` of each value in turn (decimating at exactly the same points)."""
+        i = 0
+        while i < len(vals):
+            part = vals[i:i + max(1, MAX_LIFETIMES + 1 - self.kept)]
+            values.extend(part)
+            self.kept += len(part)
+            i += len(part)
+            if self.kept > MAX_LIFETIMES:
+                for lst in (self.delay, *self.life.values()):
+                    del lst[::2]
+                self.kept = len(self.delay) + sum(map(len, self.life.values()))
+                self.decimated = True
+
     def _keep(self, values: list[float], v: float) -> None:
         values.append(v)
         self.kept += 1
@@ -456,15 +660,22 @@ class EventsEngine:
             float(a.max()), self.level == 0 and not self.decimated)
 
     def result(self) -> EventStats:
+        if self._cfold is not None:
+            self.level, l1, l2, both, l2_only, unstored = self._cfold.counts()
+            self.flow_both, self.flow_l2_only, self.deletes_unstored = both, l2_only, unstored
+            alive = {tier: self._cfold.alive(i) for tier, i in self._tid.items()}
+        else:
+            l1, l2 = len(self.ever_l1), len(self.ever_l2)
+            alive = {tier: len(m) for tier, m in self.stored.items()}
         kinds = [EventKindStats(e, tier, b, self.kind_batches[c], self.kind_entries[c],
                                 self.kind_bytes[c], _opt(self.kind_first[c]),
                                 _opt(self.kind_last[c]))
                  for (e, tier, b), c in sorted(self.combos.items())]
         lifetimes = [TierLifetimes(tier, self.stores.get(tier, 0), self.deletes.get(tier, 0),
-                                   self._count(len(self.stored.get(tier, {}))),
+                                   self._count(alive.get(tier, 0)),
                                    self._durations(self.life.get(tier, [])))
                      for tier in sorted(set(self.stores) | set(self.deletes))]
-        flow = TierFlow(self._count(len(self.ever_l1)), self._count(len(self.ever_l2)),
+        flow = TierFlow(self._count(l1), self._count(l2),
                         self._count(self.flow_both), self._count(self.flow_l2_only),
                         self._durations(self.delay))
         insts = [EventInstance(name, sorted(d["inc"]), max(0, len(d["inc"]) - 1), d["starts"],

@@ -28,7 +28,8 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
 from inferguard._native import Backend, resolve_backend
-from inferguard._native._lct import NativeFrameScanner
+from inferguard._native._lct import NativeEventsDecoder, NativeFrameScanner
+from inferguard.lct import _evrows
 from inferguard.lct import _frame as tf
 from inferguard.lct._codec import unwrap
 from inferguard.lct._scan import (
@@ -435,7 +436,7 @@ class TraceFile:
                 return small
         findings = FindingLog(MAX_FINDINGS)
         chunks, kernel = self._chunks(chosen, findings)
-        agg = _Aggregate(self.header.level == "events")
+        agg = _Aggregate(self.header.level == "events", chosen)
         for chunk in chunks:
             agg.add(chunk, kernel)
         return agg.result(self, chosen, kernel.names(), self._header_findings + findings,
@@ -475,7 +476,7 @@ def summarize_trace(source: PathOrBuffer, *, backend: Backend | None = None) -> 
 class _Aggregate:
     """Streaming per-chunk aggregation for `TraceFile.summary()`."""
 
-    def __init__(self, events_level: bool) -> None:
+    def __init__(self, events_level: bool, backend: str = "python") -> None:
         self._zeros()
         self.special: Counter[int] = Counter()
         self.special_keys: Counter[int] = Counter()
@@ -485,7 +486,7 @@ class _Aggregate:
         self.mono_min = self.mono_max = math.nan
         self.mono_first = self.mono_last = math.nan
         self.wall_min = self.wall_max = math.nan
-        self.events = _EventsAggregate() if events_level else None
+        self.events = _EventsAggregate(backend) if events_level else None
 
     def _zeros(self) -> None:
         import numpy as np
@@ -503,7 +504,7 @@ class _Aggregate:
             self.keys = np.concatenate([self.keys, np.zeros(pad, np.int64)])
             self.keys_max = np.concatenate([self.keys_max, np.zeros(pad, np.int64)])
 
-    def add(self, c: Chunk, kernel: Any) -> None:
+    def add(self, c: Chunk, kernel: Any, ev: _evrows.EventRows | None = None) -> None:
         import numpy as np
 
         self.frames += len(c.status)
@@ -545,7 +546,7 @@ class _Aggregate:
             self.wall_min = float(np.fmin(self.wall_min, fw.min()))
             self.wall_max = float(np.fmax(self.wall_max, fw.max()))
         if self.events is not None:
-            self.events.add(c, rec, kernel)
+            self.events.add(c, kernel, ev)
 
     def result(self, tfile: TraceFile, backend: str, names: list[str],
                raw_findings: list[Finding], omitted: int = 0,
@@ -614,7 +615,7 @@ class _SmallAggregate(_Aggregate):
         if tw:
             self.wall_min, self.wall_max = min(tw), max(tw)
         if self.events is not None:
-            wanted = {i for i, q in enumerate(names) if q in _EVENT_OPS}
+            wanted = {i for i, q in enumerate(names) if q in _evrows.EVENT_OPS}
             for o, off, flen in zip(rows.op, rows.offset, rows.length, strict=True):
                 if o in wanted:
                     self.events.add_body(names[o], data[off + 4:off + 4 + flen])
@@ -628,13 +629,14 @@ def _opt(x: float) -> float | None:
     return None if math.isnan(x) else x
 
 
-_EVENT_OPS = ("events.batch", "events.lifecycle")
-
-
 class _EventsAggregate:
-    """Mirror of upstream's events block, tolerant of any field type."""
+    """Mirror of upstream's events block, tolerant of any field type. On the native
+    backend the batch rows whose lenient reading the C columns reproduce exactly
+    (`_evrows.ok_for_summary`) are folded from them; every other record is decoded here
+    with msgspec."""
 
-    def __init__(self) -> None:
+    def __init__(self, backend: str = "python") -> None:
+        self._decoder = NativeEventsDecoder() if backend == "native" else None
         self.incarnations: dict[str, set[int]] = {}
         self.batches: Counter[tuple[str, str, str, bool]] = Counter()
         self.entries: Counter[str] = Counter()
@@ -644,16 +646,51 @@ class _EventsAggregate:
         self.bad = 0
         self._ids: dict[str, int] | None = None
 
-    def add(self, c: Chunk, rec: npt.NDArray[np.bool_], kernel: Any) -> None:
+    def add(self, c: Chunk, kernel: Any, ev: _evrows.EventRows | None = None) -> None:
+        """The chunk's events records; `ev` is the chunk's decode when the analytics pass
+        already made it (the same rows, decoded once)."""
+        names = kernel.names()
+        if ev is None:
+            ev = _evrows.decode(self._decoder, c, names, fingerprints=False)
+        if ev is None:
+            return
+        idx = ev.idx
+        if ev.rows is not None:
+            ok = _evrows.ok_for_summary(ev.rows)
+            self._from_rows(ev.rows[ok], ev.names)
+            idx = idx[~ok]
+        for i in idx.tolist():
+            self.add_body(names[int(c.op[i])], c.window.body(int(c.offset[i]), int(c.length[i])))
+
+    def _from_rows(self, rows: npt.NDArray[np.int64], names: list[str]) -> None:
+        """`_fold` of events.batch records from their C columns, grouped: str() of a str is
+        itself, of nil "None"; `backend or ""`; int(incarnation) with 0 when absent."""
         import numpy as np
 
-        names = kernel.names()
-        wanted = {i for i, n in enumerate(names) if n in _EVENT_OPS}
-        if not wanted:
+        if not len(rows):
             return
-        rows = np.flatnonzero(rec & np.isin(c.op, list(wanted)))
-        for i in rows:
-            self.add_body(names[int(c.op[i])], c.window.body(int(c.offset[i]), int(c.length[i])))
+
+        def s(code: int, absent: str, nil: str) -> str:
+            return names[code] if code >= 0 else nil if code == -2 else absent
+
+        ec, tc, bc, ic = (_evrows.codes(rows, f) for f in range(4))
+        pairs, _, _ = _evrows.first_seen(np.stack([ic, rows[:, 14]], axis=1))
+        for code, inc in pairs.tolist():  # incarnation: 0 unless an int (column 14)
+            self.incarnations.setdefault(s(code, "?", "None"), set()).add(inc)
+        keys, _, inv = _evrows.first_seen(np.stack([ec, tc, bc, rows[:, 19]], axis=1))
+        for (e, t, b, shared), n in zip(keys.tolist(),
+                                        np.bincount(inv, minlength=len(keys)).tolist(),
+                                        strict=True):
+            self.batches[(s(e, "?", "None"), s(t, "?", "None"), s(b, "", ""),
+                          bool(shared))] += n
+        ets, _, inv = _evrows.first_seen(ec[:, None])
+        for j, n in enumerate(_evrows.group_sums(inv, len(ets), rows[:, 15])):
+            event_type = s(int(ets[j, 0]), "?", "None")
+            self.entries[event_type] += n
+            if event_type == "store":
+                mine = inv == j
+                self.store_bytes += _evrows.isum(rows[mine, 16])
+                self.with_tokens += _evrows.isum(rows[mine, 20])
 
     def add_body(self, qualname: str, body: bytes) -> None:
         """Fold one events record's body (an undecodable one is counted, not raised)."""

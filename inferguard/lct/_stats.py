@@ -382,21 +382,22 @@ def _analyze(tfile: TraceFile, backend: Backend | None, max_keys: int, bucket_s:
     engine = ts.Engine(chosen, max_keys=max_keys, bucket_s=bucket_s, idle_gap_s=idle_gap_s)
     events_level = tfile.header.level == "events"
     events = EventsEngine(engine.timeline, max_keys, chosen) if events_level else None
-    agg = _Aggregate(events_level)
+    agg = _Aggregate(events_level, chosen)
 
     # One thread: a worker thread feeding scan + key extraction ahead of the fold showed
     # no gain on this 2-core machine (docs/performance.md); the scan's own window split
     # (lct/_scan.py, SCAN_THREADS) still uses the second core.
     for chunk in chunks:
         op_names = names()
-        agg.add(chunk, kernel)
+        ev = events.decode(chunk, op_names) if events is not None else None
+        agg.add(chunk, kernel, ev)  # the events records decoded once for both folds
         pieces = extractor.extract(chunk)
         if tap is not None:
             tap.chunk(chunk, op_names)
             pieces = _tapped(tap, chunk, pieces)
         engine.add(chunk, op_names, pieces)
         if events is not None:
-            events.add(chunk, op_names, engine.last_tb)
+            events.add(chunk, op_names, engine.last_tb, ev)
         if progress is not None:
             progress(int(chunk.offset[-1]) + 4 + int(chunk.length[-1]), tfile.size)
     engine.finish()
