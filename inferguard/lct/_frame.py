@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import struct
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -369,3 +369,177 @@ def scan_python(buf: bytes | memoryview, pos: int, base: int, interner: PyIntern
     if stop == STOP_FULL and pos >= n:
         stop = STOP_END
     return stop, pos
+
+
+# -- the batch kernel: one msgspec call per few MiB of frames ------------------------------
+
+_DECODE_BATCH = msgspec.msgpack.Decoder(list[_WireRecord]).decode
+_DECODE_RAWS = msgspec.msgpack.Decoder(list[msgspec.Raw]).decode
+BATCH_BYTES = 8 << 20  # bodies joined per decode call (bounds the temporary copy)
+ARGS_PAD = 256  # zero bytes after the args blob, so fixed-width gathers stay in bounds
+
+
+class ArgsBlob:
+    """The `args` bytes of one batch scan's records, back to back (then ARGS_PAD zeros):
+    row i's args are data[start[i]:end[i]]; `pos`/`row`: every ObjectKey wrapper inside some
+    record's args (what `nkeys` counts), in file order, and its row. Key extraction reads
+    these instead of decoding every record a second time."""
+
+    __slots__ = ("arr", "data", "end", "pos", "row", "start")
+
+    def __init__(self, data: bytes, start: Any, end: Any, pos: Any, row: Any) -> None:
+        import numpy as np
+
+        self.data = data
+        self.arr = np.frombuffer(data, np.uint8)
+        self.start, self.end, self.pos, self.row = start, end, pos, row
+
+
+_MAP_HEADS_T: list[Any] = []
+
+
+def _map_head_table() -> Any:
+    """A 256-entry bool table: which first bytes open a msgpack map (built on first use)."""
+    if not _MAP_HEADS_T:
+        import numpy as np
+
+        t = np.zeros(256, np.bool_)
+        t[sorted(_MAP_HEADS)] = True
+        _MAP_HEADS_T.append(t)
+    return _MAP_HEADS_T[0]
+
+
+_W = OBJECT_KEY_WRAPPER
+_WRAP_WORDS = (int.from_bytes(_W[0:8], "little"), int.from_bytes(_W[8:16], "little"),
+               int.from_bytes(_W[16:19], "little"))
+
+
+def find_wrappers(data: bytes) -> Any:
+    """Start of every OBJECT_KEY_WRAPPER occurrence in data (which ends in at least 16
+    zero bytes), ascending: its first byte anywhere, then its 19 bytes as three words.
+    The wrapper cannot overlap itself, so these are also its non-overlapping
+    occurrences (what `count` and `split` see)."""
+    import numpy as np
+
+    w0, w1, w2 = (np.uint64(w) for w in _WRAP_WORDS)
+    u = np.ndarray((len(data) - 7,), "<u8", buffer=data, strides=(1,))  # a word at any byte
+    cand = np.flatnonzero(np.frombuffer(data, np.uint8, len(data) - 16) == _W[0])
+    cand = cand[u[cand] == w0]
+    return cand[(u[cand + 8] == w1) & ((u[cand + 16] & np.uint64(0xFFFFFF)) == w2)]
+
+
+def scan_batch(buf: Any, pos: int, base: int, interner: PyInterner, capacity: int
+               ) -> tuple[int, int, tuple[Any, ...] | None, ArgsBlob | None] | None:
+    """`scan_python`'s contract for a run of clean records, decoded a batch at a time:
+    (stop, new pos, column arrays or None, args blob). Returns None, having changed
+    nothing, when any frame of the run is not a clean record (malformed, not one value,
+    args not a map, too deep for msgspec): the caller then runs `scan_python`, which
+    handles those frames one by one."""
+    import numpy as np
+
+    n = len(buf)
+    unpack = _BE32.unpack_from
+    starts: list[int] = []
+    lens: list[int] = []
+    add_s, add_l = starts.append, lens.append
+    p, count = pos, 0
+    stop = STOP_END
+    while True:
+        if count >= capacity:
+            stop = STOP_FULL
+            break
+        if n - p < 4:
+            stop = STOP_NEED_MORE
+            break
+        (flen,) = unpack(buf, p)
+        if n - p - 4 < flen:
+            stop = STOP_NEED_MORE
+            break
+        add_s(p)
+        add_l(flen)
+        p += 4 + flen
+        count += 1
+    if p >= n:
+        stop = STOP_END
+    if not count:
+        return stop, p, None, None
+    lens_a = np.array(lens, np.int64)
+    cum = np.cumsum(lens_a + 4)
+    cuts = [0, *np.searchsorted(cum, np.arange(BATCH_BYTES, int(cum[-1]), BATCH_BYTES),
+                                "right").tolist(), count]
+    t_mono: list[float] = []
+    t_wall: list[float] = []
+    quals: list[str] = []
+    parts: list[bytes] = []
+    alens: list[int] = []
+    get_m, get_w = _attr("t_mono"), _attr("t_wall")
+    get_q, get_a = _attr("qualname"), _attr("args")
+    with memoryview(buf) as mv:
+        for i, j in zip(cuts, cuts[1:], strict=False):
+            if j <= i:
+                continue
+            blob = b"".join([b"\xdd" + (j - i).to_bytes(4, "big"),
+                             *[mv[s + 4:s + 4 + ln] for s, ln in zip(starts[i:j], lens[i:j],
+                                                                        strict=True)]])
+            try:
+                recs = _DECODE_BATCH(blob)
+                raws = _DECODE_RAWS(blob)
+            except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+                return None
+            if list(map(len, raws)) != lens[i:j]:  # each body is exactly one record
+                return None
+            del raws
+            args = list(map(get_a, recs))
+            t_mono += map(get_m, recs)
+            t_wall += map(get_w, recs)
+            quals += map(get_q, recs)
+            alens += map(len, args)
+            parts.append(b"".join(args))
+            del recs, args, blob
+    parts.append(bytes(ARGS_PAD))
+    data = b"".join(parts)
+    del parts
+    a_end = np.cumsum(np.array(alens, np.int64))
+    a_start = a_end - np.array(alens, np.int64)
+    arr = np.frombuffer(data, np.uint8)
+    if not _map_head_table()[arr[a_start]].all():
+        return None
+    wpos = find_wrappers(data)  # the zero padding holds no wrapper
+    wrow = np.searchsorted(a_end, wpos, "right")
+    inside = wpos + len(OBJECT_KEY_WRAPPER) <= a_end[np.minimum(wrow, count - 1)]
+    if not inside.all():
+        wpos, wrow = wpos[inside], wrow[inside]
+    nkeys = np.bincount(wrow, minlength=count).astype(np.int32)
+    ids = interner.ids
+    names = interner.names
+    ops: list[int | None] = list(map(ids.get, quals))
+    status = np.zeros(count, np.uint8)
+    if None in ops:
+        for k, q in enumerate(quals):
+            if ops[k] is not None:
+                continue
+            if len(q) > MAX_QUALNAME // 4 and len(q.encode("utf-8")) > MAX_QUALNAME:
+                status[k] = ROW_QUALNAME_LONG
+                ops[k] = -1
+                continue
+            op = ids.get(q)
+            if op is None:
+                if len(names) >= MAX_OPS:
+                    status[k] = ROW_OP_TABLE_FULL
+                    op = -1
+                else:
+                    op = ids[q] = len(names)
+                    names.append(q)
+            ops[k] = op
+    cols = (np.array(starts, np.int64) + base, lens_a.astype(np.uint32),
+            np.array(t_mono, np.float64), np.array(t_wall, np.float64),
+            np.array(ops, np.int32), nkeys, status)
+    return stop, p, cols, ArgsBlob(data, a_start, a_end, wpos, wrow.astype(np.int32))
+
+
+def _attr(name: str) -> Any:
+    import operator
+
+    return operator.attrgetter(name)
+
+

@@ -433,16 +433,91 @@ class PyNames:
         return i, h
 
 
+def _le_word(b: bytes) -> int:
+    return int.from_bytes(b.ljust(8, b"\0"), "little")
+
+
+# The canonical payload as little-endian words read at the payload start s (see
+# _parse_canonical): head = s[0:14] (the second word masked to 6 bytes); the model tag
+# and its str opcode = q[0:12] with q = s + 46.
+_HEAD_W0 = np.uint64(_le_word(_CANON_HEAD32[:8]))
+_HEAD_W1 = np.uint64(_le_word(_CANON_HEAD32[8:14]))
+_MODEL_W0 = np.uint64(_le_word(_CANON_MODEL[:8]))
+_MODEL_W1 = np.uint64(_le_word(_CANON_MODEL[8:11]))
+_LOW = [np.uint64((1 << (8 * n)) - 1) for n in range(8)] + [np.uint64(MASK64)]
+_MASKS = np.array(_LOW, np.uint64)
+_TAIL_WORDS = 11  # the longest canonical tail: 11 + 1 + 31 + 8 + 9 + 16 + 9 = 85 bytes
+# Bytes a kv_rank / object_group_id int takes (opcode included) where _take_int reads one
+# without a range check; 0: anything else (uint64 is range-checked, so it is left out).
+_INT_BYTES = np.zeros(256, np.int64)
+_INT_BYTES[:0x80] = 1
+_INT_BYTES[0xE0:] = 1
+for _op, (_n, _signed) in _INT_FORMS.items():
+    if _op != 0xCF:
+        _INT_BYTES[_op] = 1 + _n
+_WORD8 = np.arange(_TAIL_WORDS, dtype=np.int64) * 8
+_FF = np.uint64(0xFF)
+
+
+def _canonical_runs(blob: tf.ArgsBlob, pos: npt.NDArray[np.int64],
+                    row: npt.NDArray[np.int32]) -> tuple[npt.NDArray[Any], ...]:
+    """For wrapper occurrences at `pos` (rows `row`) of a batch scan's args blob: payload
+    start s, args end, tail start q = s + 46 and tail length, whether the payload has the
+    canonical layout with a 32-byte hash inside the args (`vec`), which keys start a run
+    of identical tails (`head`: each non-canonical key is a run of its own), and the
+    hash as four little-endian words. Reads every field with one gather per word."""
+    data = blob.data
+    u = np.ndarray((len(data) - 7,), "<u8", buffer=data, strides=(1,))  # a word at any byte
+    s = pos + len(WRAPPER)
+    bound = blob.end[row]
+    q = s + 46
+    vec = (u[s] == _HEAD_W0) & ((u[s + 8] & _LOW[6]) == _HEAD_W1) & (u[q] == _MODEL_W0)
+    m1 = u[q + 8]
+    vec &= (m1 & _LOW[3]) == _MODEL_W1
+    op = ((m1 >> np.uint64(24)) & _FF).astype(np.int64)
+    vec &= (op & 0xE0) == 0xA0
+    mn = op & 0x1F
+    rsz = _INT_BYTES[(u[q + 20 + mn] & _FF).astype(np.intp)]
+    gsz = _INT_BYTES[(u[q + 36 + mn + rsz] & _FF).astype(np.intp)]
+    tl = 36 + mn + rsz + gsz
+    vec &= (rsz > 0) & (gsz > 0) & (q + tl <= bound)
+    words = u[q[:, None] + _WORD8]
+    words &= _MASKS[np.clip(tl[:, None] - _WORD8, 0, 8)]
+    head = ~vec
+    if len(head) > 1:
+        head[1:] |= ((words[1:] != words[:-1]).any(axis=1) | (tl[1:] != tl[:-1])
+                     | ~vec[:-1])
+    head[0] = True
+    hw = u[(s + 14)[:, None] + _WORD8[:4]]
+    return s, bound, q, tl, vec, head, hw
+
+
+def _fp32(hw: npt.NDArray[np.uint64], ctx: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+    """H(hash, ctx) for 32-byte hashes given as four words each, 0 mapped to 1."""
+    h = ctx ^ np.uint64((32 * GOLDEN) & MASK64)
+    for j in range(4):
+        h = _fold(h, hw[:, j])
+    fp = fmix64(h)
+    fp[fp == 0] = 1
+    return fp
+
+
 class PythonKeyExtractor:
     """Pure-Python kernel: the contract above with msgspec for the record and bytes.find.
 
     Fast path (`_fast`): a record whose keys all share one canonical layout is read with
-    slices; any other record goes through `parse_key`, key by key."""
+    slices; any other record goes through `parse_key`, key by key. Chunks of a batch
+    scan carry their records' args bytes (`_frame.ArgsBlob`) and take `_extract_blob`."""
+
+    use_blob = True  # tests turn the blob path off to compare it with the per-record one
 
     def __init__(self) -> None:
         self.models = PyNames(K_MODEL)
         self.salts = PyNames(K_SALT)
         self.ctx_cache: dict[tuple[int, int, int, int], int] = {}
+        # Canonical tail bytes (model_name .. object_group_id) -> (model id, kv_rank,
+        # group, context), or False when those bytes are not the canonical layout.
+        self.tails: dict[bytes, tuple[int, int, int, int] | bool] = {}
 
     def names(self) -> tuple[list[str], list[str]]:
         return list(self.models.names), list(self.salts.names)
@@ -479,7 +554,91 @@ class PythonKeyExtractor:
             return None
         return [k[14:46] for k in keys], [got[1]] * nk, [got[2]] * nk, [got[3]] * nk
 
+    def _canonical_tail(self, data: bytes, s: int, bound: int
+                        ) -> tuple[int, int, int, int] | bool:
+        try:
+            got = _parse_canonical(data, s, bound)
+        except _Bad:
+            return False
+        if got is None or len(got[0]) != 32:
+            return False
+        mid, mh = self.models.intern(got[1])
+        return mid, got[2], got[3], self._ctx(mh, got[2], got[3], K_NOSALT)
+
+    def _one(self, data: bytes, s: int, bound: int
+             ) -> tuple[int, bytes, int, int, int, int, int]:
+        """One key by the exact parser: (status, hash, model, salt, rank, group, ctx)."""
+        key = parse_key(data, s, bound)
+        if key is None:
+            return KEY_MALFORMED, b"", -1, NAME_NONE, 0, 0, 0
+        h, m, r, g, salt = key
+        mid, mh = self.models.intern(m)
+        if salt is None:
+            sid, sh = NAME_NONE, K_NOSALT
+        else:
+            sid, sh = self.salts.intern(salt)
+        return KEY_OK, h, mid, sid, r, g, self._ctx(mh, r, g, sh)
+
+    def _extract_blob(self, blob: tf.ArgsBlob) -> Iterator[KeyRows]:
+        """Key rows from a batch scan's args blob: the canonical layout checked for every
+        key at once in numpy, each run of keys with identical tail bytes parsed once (by
+        `_parse_canonical`, cached by those bytes), every other key by `parse_key`, in
+        file order (so names are interned in the order the per-key path interns them)."""
+        data = blob.data
+        cache = self.tails
+        step = KEY_ROWS
+        for j in range(0, len(blob.pos), step):
+            pos, row = blob.pos[j:j + step], blob.row[j:j + step]
+            k = len(pos)
+            s, bound, q, tl, vec, head, hw = _canonical_runs(blob, pos, row)
+            heads = np.flatnonzero(head).tolist()
+            nh = len(heads)
+            h_model, h_rank, h_group, h_ctx = [0] * nh, [0] * nh, [0] * nh, [0] * nh
+            singles: list[int] = []
+            single_keys: list[tuple[int, bytes, int, int, int, int, int]] = []
+            ends = [*heads[1:], k]
+            for hi, h in enumerate(heads):
+                if vec[h]:
+                    qh = int(q[h])
+                    tb = data[qh:qh + int(tl[h])]
+                    hit = cache.get(tb)
+                    if hit is None:
+                        hit = self._canonical_tail(data, int(s[h]), int(bound[h]))
+                        if len(cache) >= 4096:
+                            cache.clear()
+                        cache[tb] = hit
+                    if hit is not False:
+                        assert not isinstance(hit, bool)
+                        h_model[hi], h_rank[hi], h_group[hi], h_ctx[hi] = hit
+                        continue
+                for r in range(h, ends[hi]):  # not canonical: key by key
+                    singles.append(r)
+                    single_keys.append(self._one(data, int(s[r]), int(bound[r])))
+            run = np.cumsum(head) - 1
+            model = np.array(h_model, np.int32)[run]
+            rank = np.array(h_rank, np.int64)[run]
+            group = np.array(h_group, np.int64)[run]
+            fp = _fp32(hw, np.array(h_ctx, np.uint64)[run])
+            salt = np.full(k, NAME_NONE, np.int32)
+            status = np.zeros(k, np.uint8)
+            if singles:
+                idx = np.array(singles, np.intp)
+                st, hs, mids, sids, rks, gps, ctxs = zip(*single_keys, strict=True)
+                status[idx] = st
+                model[idx] = mids
+                salt[idx] = sids
+                rank[idx] = rks
+                group[idx] = gps
+                fps = fingerprints(list(hs), np.array(ctxs, np.uint64))
+                fps[status[idx] != KEY_OK] = 0
+                fp[idx] = fps
+            yield KeyRows(row, fp, model, salt, rank, group, status)
+
     def extract(self, chunk: ScannedFrames) -> Iterator[KeyRows]:
+        blob = getattr(chunk, "args", None)
+        if blob is not None and self.use_blob:
+            yield from self._extract_blob(blob)
+            return
         rows: list[int] = []
         status: list[int] = []
         hashes: list[bytes] = []
@@ -574,16 +733,18 @@ def make_extractor(backend: Backend) -> KeyExtractor:
 
 
 class PythonKeyTable:
-    """Dense ids for fingerprints in first-seen order, at most `capacity` of them."""
+    """Dense ids for fingerprints in first-seen order, at most `capacity` of them: the
+    fingerprints by id, and the same sorted (with their ids) for a vectorised lookup."""
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self.ids: dict[int, int] = {}
-        self.fps: list[int] = []
+        self._fps = np.zeros(0, np.uint64)
+        self._sorted = np.zeros(0, np.uint64)
+        self._sorted_ids = np.zeros(0, np.int64)
 
     @property
     def count(self) -> int:
-        return len(self.fps)
+        return len(self._fps)
 
     def intern(self, fp: npt.NDArray[np.uint64], use: npt.NDArray[np.bool_]
                ) -> tuple[npt.NDArray[np.int32], int]:
@@ -592,37 +753,37 @@ class PythonKeyTable:
         sel = np.flatnonzero(use)
         if not len(sel):
             return out, 0
-        f = fp[sel]
-        order = np.argsort(f, kind="stable")
-        fs = f[order]
-        first = np.empty(len(fs), np.bool_)
-        first[0] = True
-        np.not_equal(fs[1:], fs[:-1], out=first[1:])
-        uniq = fs[first]
-        first_pos = order[first]
-        get = self.ids.get
-        ids_u = np.fromiter((get(u, -1) for u in uniq.tolist()), np.int64, len(uniq))
+        uniq, first_pos, inverse = np.unique(fp[sel], return_index=True, return_inverse=True)
+        known = self._sorted
+        ids_u = np.full(len(uniq), -1, np.int64)
+        if len(known):
+            at = np.minimum(np.searchsorted(known, uniq), len(known) - 1)
+            hit = known[at] == uniq
+            ids_u[hit] = self._sorted_ids[at[hit]]
         new = np.flatnonzero(ids_u < 0)
-        new = new[np.argsort(first_pos[new], kind="stable")]
-        room = max(0, self.capacity - len(self.fps))
-        for j in new[:room].tolist():
-            u = int(uniq[j])
-            ids_u[j] = self.ids[u] = len(self.fps)
-            self.fps.append(u)
-        inverse = np.empty(len(fs), np.int64)
-        inverse[order] = np.cumsum(first) - 1
-        ids = ids_u[inverse]
+        room = max(0, self.capacity - len(self._fps))
+        if len(new) and room:
+            new = new[np.argsort(first_pos[new], kind="stable")][:room]  # first-seen order
+            ids_u[new] = np.arange(len(self._fps), len(self._fps) + len(new))
+            self._fps = np.concatenate([self._fps, uniq[new]])
+            new.sort()  # uniq is sorted, so these values are too
+            ins = np.searchsorted(known, uniq[new])
+            self._sorted = np.insert(known, ins, uniq[new])
+            self._sorted_ids = np.insert(self._sorted_ids, ins, ids_u[new])
+        ids = ids_u[inverse.reshape(-1)]
         out[sel] = ids
         return out, int(np.count_nonzero(ids < 0))
 
     def rebuild(self, fps: npt.NDArray[np.uint64], capacity: int) -> None:
         """Start over with these fingerprints (ids 0..n-1 in this order)."""
         self.capacity = capacity
-        self.fps = [int(x) for x in fps.tolist()]
-        self.ids = {f: i for i, f in enumerate(self.fps)}
+        self._fps = np.array(fps, np.uint64)
+        order = np.argsort(self._fps, kind="stable")
+        self._sorted = self._fps[order]
+        self._sorted_ids = order.astype(np.int64)
 
     def fingerprints(self) -> npt.NDArray[np.uint64]:
-        return np.array(self.fps, np.uint64)
+        return self._fps.copy()
 
 
 def make_key_table(backend: Backend, capacity: int) -> KeyTable:

@@ -165,6 +165,15 @@ class Chunk:
     nkeys: npt.NDArray[np.int32]
     status: npt.NDArray[np.uint8]
     window: _Window
+    # Pure-Python scans of clean runs: the records' args bytes, already decoded once.
+    args: tf.ArgsBlob | None = None
+
+
+@dataclass(frozen=True)
+class PyFrameRows(FrameRows):
+    """FrameRows plus the args blob of a batch scan (`_frame.scan_batch`)."""
+
+    args: tf.ArgsBlob | None = None
 
 
 class PythonFrameScanner:
@@ -191,8 +200,12 @@ class PythonFrameScanner:
              ) -> tuple[int, int, FrameRows | None]:
         import numpy as np
 
-        rows = tf.Rows()
         view = buf if end is None else memoryview(buf)[:end]
+        fast = tf.scan_batch(view, pos, base, self.interner, capacity)
+        if fast is not None:
+            stop, pos, cols, blob = fast
+            return stop, pos, None if cols is None else PyFrameRows(*cols, args=blob)
+        rows = tf.Rows()
         stop, pos = tf.scan_python(view, pos, base, self.interner, capacity, rows)
         if not rows.offset:
             return stop, pos, None
@@ -247,7 +260,7 @@ class Kernel:
         if r is None:
             return stop, pos, None
         return stop, pos, Chunk(r.offset, r.length, r.t_mono, r.t_wall, r.op, r.nkeys,
-                                r.status, win)
+                                r.status, win, getattr(r, "args", None))
 
 
 def make_kernel(backend: Backend) -> Kernel:
