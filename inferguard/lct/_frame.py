@@ -18,6 +18,7 @@ why a frame was rejected, and by the tests as an oracle.
 
 from __future__ import annotations
 
+import functools
 import math
 import struct
 from typing import Any, NamedTuple
@@ -42,7 +43,7 @@ _MAP_HEADS = frozenset([*range(0x80, 0x90), 0xDE, 0xDF])
 _BE32 = struct.Struct(">I")
 
 
-class _WireRecord(msgspec.Struct, tag="record"):
+class _WireRecord(msgspec.Struct, tag="record", gc=False):  # no cycles: untracked
     t_mono: float
     t_wall: float
     qualname: str
@@ -74,7 +75,7 @@ class _Malformed(Exception):
 class _Reader:
     __slots__ = ("buf", "end", "pos")
 
-    def __init__(self, buf: bytes) -> None:
+    def __init__(self, buf: bytes | bytearray) -> None:
         self.buf = buf
         self.pos = 0
         self.end = len(buf)
@@ -168,7 +169,7 @@ class _Reader:
         else:
             raise _Malformed(f"expected {what} (a msgpack str), found opcode 0x{op:02x}", at)
         self.need(n, what)
-        s = self.buf[self.pos:self.pos + n]
+        s = bytes(self.buf[self.pos:self.pos + n])
         self.pos += n
         return s
 
@@ -373,9 +374,8 @@ def scan_python(buf: bytes | memoryview, pos: int, base: int, interner: PyIntern
 
 # -- the batch kernel: one msgspec call per few MiB of frames ------------------------------
 
-_DECODE_BATCH = msgspec.msgpack.Decoder(list[_WireRecord]).decode
+_DECODE_BATCH = msgspec.msgpack.Decoder(list[_WireRecord | None]).decode
 _DECODE_RAWS = msgspec.msgpack.Decoder(list[msgspec.Raw]).decode
-BATCH_BYTES = 8 << 20  # bodies joined per decode call (bounds the temporary copy)
 ARGS_PAD = 256  # zero bytes after the args blob, so fixed-width gathers stay in bounds
 
 
@@ -387,7 +387,8 @@ class ArgsBlob:
 
     __slots__ = ("arr", "data", "end", "pos", "row", "start")
 
-    def __init__(self, data: bytes, start: Any, end: Any, pos: Any, row: Any) -> None:
+    def __init__(self, data: bytes | bytearray, start: Any, end: Any, pos: Any, row: Any
+                 ) -> None:
         import numpy as np
 
         self.data = data
@@ -395,18 +396,14 @@ class ArgsBlob:
         self.start, self.end, self.pos, self.row = start, end, pos, row
 
 
-_MAP_HEADS_T: list[Any] = []
-
-
+@functools.cache
 def _map_head_table() -> Any:
     """A 256-entry bool table: which first bytes open a msgpack map (built on first use)."""
-    if not _MAP_HEADS_T:
-        import numpy as np
+    import numpy as np
 
-        t = np.zeros(256, np.bool_)
-        t[sorted(_MAP_HEADS)] = True
-        _MAP_HEADS_T.append(t)
-    return _MAP_HEADS_T[0]
+    t = np.zeros(256, np.bool_)
+    t[sorted(_MAP_HEADS)] = True
+    return t
 
 
 _W = OBJECT_KEY_WRAPPER
@@ -414,7 +411,7 @@ _WRAP_WORDS = (int.from_bytes(_W[0:8], "little"), int.from_bytes(_W[8:16], "litt
                int.from_bytes(_W[16:19], "little"))
 
 
-def find_wrappers(data: bytes) -> Any:
+def find_wrappers(data: bytes | bytearray) -> Any:
     """Start of every OBJECT_KEY_WRAPPER occurrence in data (which ends in at least 16
     zero bytes), ascending: its first byte anywhere, then its 19 bytes as three words.
     The wrapper cannot overlap itself, so these are also its non-overlapping
@@ -429,7 +426,8 @@ def find_wrappers(data: bytes) -> Any:
 
 
 def scan_batch(buf: Any, pos: int, base: int, interner: PyInterner, capacity: int
-               ) -> tuple[int, int, tuple[Any, ...] | None, ArgsBlob | None] | None:
+               ) -> tuple[int, int, tuple[Any, Any, Any, Any, Any, Any, Any] | None,
+                          ArgsBlob | None] | None:
     """`scan_python`'s contract for a run of clean records, decoded a batch at a time:
     (stop, new pos, column arrays or None, args blob). Returns None, having changed
     nothing, when any frame of the run is not a clean record (malformed, not one value,
@@ -463,50 +461,61 @@ def scan_batch(buf: Any, pos: int, base: int, interner: PyInterner, capacity: in
         stop = STOP_END
     if not count:
         return stop, p, None, None
-    lens_a = np.array(lens, np.int64)
-    cum = np.cumsum(lens_a + 4)
-    cuts = [0, *np.searchsorted(cum, np.arange(BATCH_BYTES, int(cum[-1]), BATCH_BYTES),
-                                "right").tolist(), count]
-    t_mono: list[float] = []
-    t_wall: list[float] = []
-    quals: list[str] = []
-    parts: list[bytes] = []
-    alens: list[int] = []
-    get_m, get_w = _attr("t_mono"), _attr("t_wall")
-    get_q, get_a = _attr("qualname"), _attr("args")
+    # One copy of the frames, each 4-byte length prefix overwritten with four nils, read
+    # as one array of 5 x count values: a single msgspec call for the whole run.
     with memoryview(buf) as mv:
-        for i, j in zip(cuts, cuts[1:], strict=False):
-            if j <= i:
-                continue
-            blob = b"".join([b"\xdd" + (j - i).to_bytes(4, "big"),
-                             *[mv[s + 4:s + 4 + ln] for s, ln in zip(starts[i:j], lens[i:j],
-                                                                        strict=True)]])
-            try:
-                recs = _DECODE_BATCH(blob)
-                raws = _DECODE_RAWS(blob)
-            except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
-                return None
-            if list(map(len, raws)) != lens[i:j]:  # each body is exactly one record
-                return None
-            del raws
-            args = list(map(get_a, recs))
-            t_mono += map(get_m, recs)
-            t_wall += map(get_w, recs)
-            quals += map(get_q, recs)
-            alens += map(len, args)
-            parts.append(b"".join(args))
-            del recs, args, blob
-    parts.append(bytes(ARGS_PAD))
-    data = b"".join(parts)
-    del parts
-    a_end = np.cumsum(np.array(alens, np.int64))
-    a_start = a_end - np.array(alens, np.int64)
+        # one copy; the 5 bytes before pos (ours, in the copy) become the array header
+        blob = bytearray(mv[pos - 5:p]) if pos >= 5 else bytearray(5) + mv[pos:p]
+    blob += bytes(ARGS_PAD)
+    blob[0] = 0xDD
+    blob[1:5] = (5 * count).to_bytes(4, "big")
+    rel = np.array(starts, np.int64) + (5 - pos)
+    head = np.frombuffer(blob, np.uint8)
+    for k in range(4):
+        head[rel + k] = 0xC0
+    frames = memoryview(blob)[:len(blob) - ARGS_PAD]
+    try:
+        recs = _DECODE_BATCH(frames)[4::5]
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        return None
+    if None in recs:
+        return None
+    alens = np.fromiter(map(len, map(_attr("args"), recs)), np.int64, count)
+    t_mono = np.fromiter(map(_attr("t_mono"), recs), np.float64, count)
+    t_wall = np.fromiter(map(_attr("t_wall"), recs), np.float64, count)
+    quals = list(map(_attr("qualname"), recs))
+    lens_a = np.array(lens, np.int64)
+    a_start = _canonical_args(blob, rel + 4, lens_a, alens, quals)
+    if a_start is not None:
+        # Every body has upstream's layout, args last: the decode above read each body
+        # as exactly its own bytes, and the args are blob[a_start:a_end].
+        del recs, head, frames
+        data: bytes | bytearray = blob
+        a_end = rel + 4 + lens_a
+    else:
+        try:
+            # The same frames as 2 x count values, each prefix now a 2-byte bin: every
+            # body must be read as exactly one value of its own length.
+            head[rel] = 0xC4
+            head[rel + 1] = 2
+            del head
+            blob[1:5] = (2 * count).to_bytes(4, "big")
+            sizes = list(map(len, _DECODE_RAWS(frames)))[1::2]
+        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+            return None
+        if sizes != lens:
+            return None
+        data = b"".join([*map(_attr("args"), recs), bytes(ARGS_PAD)])
+        del recs, frames, blob
+        a_end = np.cumsum(alens)
+        a_start = a_end - alens
     arr = np.frombuffer(data, np.uint8)
     if not _map_head_table()[arr[a_start]].all():
         return None
+    del arr
     wpos = find_wrappers(data)  # the zero padding holds no wrapper
-    wrow = np.searchsorted(a_end, wpos, "right")
-    inside = wpos + len(OBJECT_KEY_WRAPPER) <= a_end[np.minimum(wrow, count - 1)]
+    wrow = np.minimum(np.searchsorted(a_end, wpos, "right"), count - 1)
+    inside = (wpos >= a_start[wrow]) & (wpos + len(OBJECT_KEY_WRAPPER) <= a_end[wrow])
     if not inside.all():
         wpos, wrow = wpos[inside], wrow[inside]
     nkeys = np.bincount(wrow, minlength=count).astype(np.int32)
@@ -531,10 +540,68 @@ def scan_batch(buf: Any, pos: int, base: int, interner: PyInterner, capacity: in
                     op = ids[q] = len(names)
                     names.append(q)
             ops[k] = op
-    cols = (np.array(starts, np.int64) + base, lens_a.astype(np.uint32),
-            np.array(t_mono, np.float64), np.array(t_wall, np.float64),
+    cols = (np.array(starts, np.int64) + base, lens_a.astype(np.uint32), t_mono, t_wall,
             np.array(ops, np.int32), nkeys, status)
     return stop, p, cols, ArgsBlob(data, a_start, a_end, wpos, wrow.astype(np.int32))
+
+
+# Upstream's record layout (msgspec, struct field order): the bytes before t_mono's float,
+# between the floats, and before the qualname str; then "args" and its value, last.
+_REC_HEAD = b"\x85\xa4type\xa6record\xa6t_mono\xcb"
+_REC_WALL = b"\xa6t_wall\xcb"
+_REC_QUAL = b"\xa8qualname"
+_REC_ARGS = b"\xa4args"
+_QUAL_AT = len(_REC_HEAD) + 8 + len(_REC_WALL) + 8 + len(_REC_QUAL)
+_QUAL_LEN: dict[str, int] = {}
+
+
+def _word(b: bytes) -> int:
+    return int.from_bytes(b, "little")
+
+
+def _canonical_args(blob: bytearray, body: Any, lens: Any, alens: Any, quals: list[str]
+                    ) -> Any:
+    """Args start of every body (blob offsets) when each has upstream's exact layout with
+    `args` last, else None. Given that the batch decode read body i from its first
+    byte, these bytes make its length 21 + 8 + 8 + 8 + 9 + str header + qualname + 5 +
+    args, which must be the frame's length: so it was read as exactly its own bytes."""
+    import numpy as np
+
+    u = np.ndarray((len(blob) - 7,), "<u8", buffer=blob, strides=(1,))  # a word at any byte
+    m8, m5 = np.uint64((1 << 40) - 1), np.uint64(0xFF)
+    h = _REC_HEAD
+    ok = lens >= _QUAL_AT + 6
+    ok &= (u[body] == _word(h[:8])) & (u[body + 8] == _word(h[8:16]))
+    ok &= (u[body + 16] & m8) == _word(h[16:21])
+    ok &= u[body + 29] == _word(_REC_WALL)
+    ok &= (u[body + 45] == _word(_REC_QUAL[:8])) & ((u[body + 53] & m5) == _REC_QUAL[8])
+    if not ok.all():
+        return None
+    op = (u[body + _QUAL_AT] & m5).astype(np.intp)
+    hsize = _str_heads()[op]
+    qlen = _QUAL_LEN
+    for q in set(quals) - qlen.keys():
+        if len(qlen) > 4 * MAX_OPS:
+            qlen.clear()
+        qlen[q] = len(q.encode("utf-8"))
+    key = body + _QUAL_AT + hsize + np.fromiter(map(qlen.__getitem__, quals), np.int64,
+                                                len(quals))
+    ok = (hsize > 0) & (key + 5 + alens == body + lens)
+    if not ok.all():
+        return None
+    ok = (u[key] & m8) == _word(_REC_ARGS)
+    return key + 5 if ok.all() else None
+
+
+@functools.cache
+def _str_heads() -> Any:
+    """Bytes a msgpack str header takes, by its first byte (0: not a str)."""
+    import numpy as np
+
+    t = np.zeros(256, np.int64)
+    t[0xA0:0xC0] = 1
+    t[0xD9], t[0xDA], t[0xDB] = 2, 3, 5
+    return t
 
 
 def _attr(name: str) -> Any:

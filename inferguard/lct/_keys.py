@@ -173,11 +173,14 @@ _INT_FORMS = {0xCC: (1, False), 0xCD: (2, False), 0xCE: (4, False), 0xCF: (8, Fa
 _INT64_MAX = (1 << 63) - 1
 
 
+Buf = bytes | bytearray  # a record's args, or a batch scan's blob of them
+
+
 class _Bad(Exception):
     """The payload is not a valid key."""
 
 
-def _take_str(buf: bytes, p: int, end: int) -> tuple[int, int, int] | None:
+def _take_str(buf: Buf, p: int, end: int) -> tuple[int, int, int] | None:
     """(start, length, next) of a str at p; None if not a str; _Bad if truncated."""
     if p >= end:
         raise _Bad
@@ -196,7 +199,7 @@ def _take_str(buf: bytes, p: int, end: int) -> tuple[int, int, int] | None:
     return p, n, p + n
 
 
-def _take_bin(buf: bytes, p: int, end: int) -> tuple[int, int, int] | None:
+def _take_bin(buf: Buf, p: int, end: int) -> tuple[int, int, int] | None:
     if p >= end:
         raise _Bad
     op = buf[p]
@@ -211,7 +214,7 @@ def _take_bin(buf: bytes, p: int, end: int) -> tuple[int, int, int] | None:
     return p, n, p + n
 
 
-def _take_int(buf: bytes, p: int, end: int) -> tuple[int, int] | None:
+def _take_int(buf: Buf, p: int, end: int) -> tuple[int, int] | None:
     """(value, next) of an int that fits int64; None otherwise (not consumed)."""
     if p >= end:
         raise _Bad
@@ -232,7 +235,7 @@ def _take_int(buf: bytes, p: int, end: int) -> tuple[int, int] | None:
     return v, p + 1 + n
 
 
-def _skip(buf: bytes, p: int, end: int) -> int:
+def _skip(buf: Buf, p: int, end: int) -> int:
     r = tf._Reader(buf)
     r.pos, r.end = p, end
     try:
@@ -242,17 +245,17 @@ def _skip(buf: bytes, p: int, end: int) -> int:
     return r.pos
 
 
-def _utf8(buf: bytes, start: int, n: int) -> str:
+def _utf8(buf: Buf, start: int, n: int) -> str:
     try:
         return buf[start:start + n].decode("utf-8")
     except UnicodeDecodeError:
         raise _Bad from None
 
 
-ParsedKey = tuple[bytes, str, int, int, str | None]
+ParsedKey = tuple[bytes | bytearray, str, int, int, str | None]
 
 
-def _parse_canonical(buf: bytes, p: int, end: int) -> ParsedKey | None:
+def _parse_canonical(buf: Buf, p: int, end: int) -> ParsedKey | None:
     """The layout upstream writes, read directly; None means "use the generic parser"."""
     if buf[p:p + 13] != _CANON_HEAD or p + 14 > end:
         return None
@@ -291,14 +294,14 @@ def _int_size(op: int) -> int:
     return 1 + (_INT_FORMS[op][0] if op in _INT_FORMS else 0)
 
 
-def _canonical_end(buf: bytes, key: ParsedKey) -> int:
+def _canonical_end(buf: Buf, key: ParsedKey) -> int:
     """Where the canonical payload `key` (parsed from buf[0:]) ends."""
     q = 14 + len(key[0]) + 11 + 1 + (buf[14 + len(key[0]) + 11] & 0x1F) + 8
     q += _int_size(buf[q])
     return q + 16 + _int_size(buf[q + 16])
 
 
-def parse_key(buf: bytes, p: int, end: int) -> ParsedKey | None:
+def parse_key(buf: Buf, p: int, end: int) -> ParsedKey | None:
     """The key whose payload starts at buf[p] (inside buf[:end]); None if malformed."""
     if p >= end:
         return None
@@ -311,7 +314,7 @@ def parse_key(buf: bytes, p: int, end: int) -> ParsedKey | None:
         return None
 
 
-def _parse_generic(buf: bytes, p: int, end: int) -> ParsedKey:
+def _parse_generic(buf: Buf, p: int, end: int) -> ParsedKey:
     op = buf[p]
     if 0x80 <= op <= 0x8F:
         entries, p = op & 0x0F, p + 1
@@ -331,7 +334,7 @@ def _parse_generic(buf: bytes, p: int, end: int) -> ParsedKey:
         if k is None:
             p = _skip(buf, _skip(buf, p, end), end)
             continue
-        name = buf[k[0]:k[0] + k[1]]
+        name = bytes(buf[k[0]:k[0] + k[1]])  # buf may be a bytearray (a batch scan's)
         p = k[2]
         got: tuple[Any, int] | None = None
         if name == b"chunk_hash":
@@ -554,7 +557,7 @@ class PythonKeyExtractor:
             return None
         return [k[14:46] for k in keys], [got[1]] * nk, [got[2]] * nk, [got[3]] * nk
 
-    def _canonical_tail(self, data: bytes, s: int, bound: int
+    def _canonical_tail(self, data: Buf, s: int, bound: int
                         ) -> tuple[int, int, int, int] | bool:
         try:
             got = _parse_canonical(data, s, bound)
@@ -565,8 +568,8 @@ class PythonKeyExtractor:
         mid, mh = self.models.intern(got[1])
         return mid, got[2], got[3], self._ctx(mh, got[2], got[3], K_NOSALT)
 
-    def _one(self, data: bytes, s: int, bound: int
-             ) -> tuple[int, bytes, int, int, int, int, int]:
+    def _one(self, data: Buf, s: int, bound: int
+             ) -> tuple[int, bytes | bytearray, int, int, int, int, int]:
         """One key by the exact parser: (status, hash, model, salt, rank, group, ctx)."""
         key = parse_key(data, s, bound)
         if key is None:
@@ -595,12 +598,12 @@ class PythonKeyExtractor:
             nh = len(heads)
             h_model, h_rank, h_group, h_ctx = [0] * nh, [0] * nh, [0] * nh, [0] * nh
             singles: list[int] = []
-            single_keys: list[tuple[int, bytes, int, int, int, int, int]] = []
+            single_keys: list[tuple[int, bytes | bytearray, int, int, int, int, int]] = []
             ends = [*heads[1:], k]
             for hi, h in enumerate(heads):
                 if vec[h]:
                     qh = int(q[h])
-                    tb = data[qh:qh + int(tl[h])]
+                    tb = bytes(data[qh:qh + int(tl[h])])
                     hit = cache.get(tb)
                     if hit is None:
                         hit = self._canonical_tail(data, int(s[h]), int(bound[h]))
@@ -696,7 +699,7 @@ class PythonKeyExtractor:
                 else:
                     h, m, r, g, s = key
                     status.append(KEY_OK)
-                    hashes.append(h)
+                    hashes.append(bytes(h))
                     mid, mh = self.models.intern(m)
                     model.append(mid)
                     if s is None:
