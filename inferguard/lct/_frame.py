@@ -420,7 +420,10 @@ def find_wrappers(data: bytes | bytearray) -> Any:
 
     w0, w1, w2 = (np.uint64(w) for w in _WRAP_WORDS)
     u = np.ndarray((len(data) - 7,), "<u8", buffer=data, strides=(1,))  # a word at any byte
-    cand = np.flatnonzero(np.frombuffer(data, np.uint8, len(data) - 16) == _W[0])
+    arr = np.frombuffer(data, np.uint8, len(data) - 16)
+    step = 1 << 20  # in blocks, so the comparison's temporary stays in cache
+    cand = np.concatenate([np.flatnonzero(arr[i:i + step] == _W[0]) + i
+                           for i in range(0, len(arr), step)] or [np.zeros(0, np.intp)])
     cand = cand[u[cand] == w0]
     return cand[(u[cand + 8] == w1) & ((u[cand + 16] & np.uint64(0xFFFFFF)) == w2)]
 
@@ -553,6 +556,7 @@ _REC_QUAL = b"\xa8qualname"
 _REC_ARGS = b"\xa4args"
 _QUAL_AT = len(_REC_HEAD) + 8 + len(_REC_WALL) + 8 + len(_REC_QUAL)
 _QUAL_LEN: dict[str, int] = {}
+_REC_AT = (0, 8, 16, 29, 45, 53)  # words checked, by body offset
 
 
 def _word(b: bytes) -> int:
@@ -570,14 +574,15 @@ def _canonical_args(blob: bytearray, body: Any, lens: Any, alens: Any, quals: li
     u = np.ndarray((len(blob) - 7,), "<u8", buffer=blob, strides=(1,))  # a word at any byte
     m8, m5 = np.uint64((1 << 40) - 1), np.uint64(0xFF)
     h = _REC_HEAD
+    w = u[body[:, None] + np.array(_REC_AT)]  # one gather: a body's words share cache lines
     ok = lens >= _QUAL_AT + 6
-    ok &= (u[body] == _word(h[:8])) & (u[body + 8] == _word(h[8:16]))
-    ok &= (u[body + 16] & m8) == _word(h[16:21])
-    ok &= u[body + 29] == _word(_REC_WALL)
-    ok &= (u[body + 45] == _word(_REC_QUAL[:8])) & ((u[body + 53] & m5) == _REC_QUAL[8])
+    ok &= (w[:, 0] == _word(h[:8])) & (w[:, 1] == _word(h[8:16]))
+    ok &= (w[:, 2] & m8) == _word(h[16:21])
+    ok &= w[:, 3] == _word(_REC_WALL)
+    ok &= (w[:, 4] == _word(_REC_QUAL[:8])) & ((w[:, 5] & m5) == _REC_QUAL[8])
     if not ok.all():
         return None
-    op = (u[body + _QUAL_AT] & m5).astype(np.intp)
+    op = ((w[:, 5] >> np.uint64(8)) & m5).astype(np.intp)  # the qualname str's first byte
     hsize = _str_heads()[op]
     qlen = _QUAL_LEN
     for q in set(quals) - qlen.keys():

@@ -447,8 +447,7 @@ _HEAD_W0 = np.uint64(_le_word(_CANON_HEAD32[:8]))
 _HEAD_W1 = np.uint64(_le_word(_CANON_HEAD32[8:14]))
 _MODEL_W0 = np.uint64(_le_word(_CANON_MODEL[:8]))
 _MODEL_W1 = np.uint64(_le_word(_CANON_MODEL[8:11]))
-_LOW = [np.uint64((1 << (8 * n)) - 1) for n in range(8)] + [np.uint64(MASK64)]
-_MASKS = np.array(_LOW, np.uint64)
+_LOW = [np.uint64((1 << (8 * n)) - 1) for n in range(8)]
 _TAIL_WORDS = 11  # the longest canonical tail: 11 + 1 + 31 + 8 + 9 + 16 + 9 = 85 bytes
 # Bytes a kv_rank / object_group_id int takes (opcode included) where _take_int reads one
 # without a range check; 0: anything else (uint64 is range-checked, so it is left out).
@@ -460,6 +459,8 @@ for _op, (_n, _signed) in _INT_FORMS.items():
         _INT_BYTES[_op] = 1 + _n
 _WORD8 = np.arange(_TAIL_WORDS, dtype=np.int64) * 8
 _FF = np.uint64(0xFF)
+# Payload words read first: head (2), model tag and str opcode (2), then the 32-byte hash.
+_PAYLOAD_AT = np.array([0, 8, 46, 54, 14, 22, 30, 38], np.int64)
 
 
 def _canonical_runs(blob: tf.ArgsBlob, pos: npt.NDArray[np.int64],
@@ -474,8 +475,9 @@ def _canonical_runs(blob: tf.ArgsBlob, pos: npt.NDArray[np.int64],
     s = pos + len(WRAPPER)
     bound = blob.end[row]
     q = s + 46
-    vec = (u[s] == _HEAD_W0) & ((u[s + 8] & _LOW[6]) == _HEAD_W1) & (u[q] == _MODEL_W0)
-    m1 = u[q + 8]
+    w = u[s[:, None] + _PAYLOAD_AT]  # one gather: a key's words share cache lines
+    vec = (w[:, 0] == _HEAD_W0) & ((w[:, 1] & _LOW[6]) == _HEAD_W1) & (w[:, 2] == _MODEL_W0)
+    m1 = w[:, 3]
     vec &= (m1 & _LOW[3]) == _MODEL_W1
     op = ((m1 >> np.uint64(24)) & _FF).astype(np.int64)
     vec &= (op & 0xE0) == 0xA0
@@ -484,15 +486,16 @@ def _canonical_runs(blob: tf.ArgsBlob, pos: npt.NDArray[np.int64],
     gsz = _INT_BYTES[(u[q + 36 + mn + rsz] & _FF).astype(np.intp)]
     tl = 36 + mn + rsz + gsz
     vec &= (rsz > 0) & (gsz > 0) & (q + tl <= bound)
-    words = u[q[:, None] + _WORD8]
-    words &= _MASKS[np.clip(tl[:, None] - _WORD8, 0, 8)]
+    # The tail as words at q, q + 8, ..., the last one ending at q + tl (overlapping the one
+    # before it): equal tails of equal length <=> equal words (tl >= 36 > 8 always).
+    w8 = _WORD8[:-(-int(tl.max()) // 8)] if len(tl) else _WORD8[:1]  # only the words used
+    words = u[q[:, None] + np.minimum(w8, (tl - 8)[:, None])]
     head = ~vec
     if len(head) > 1:
         head[1:] |= ((words[1:] != words[:-1]).any(axis=1) | (tl[1:] != tl[:-1])
                      | ~vec[:-1])
     head[0] = True
-    hw = u[(s + 14)[:, None] + _WORD8[:4]]
-    return s, bound, q, tl, vec, head, hw
+    return s, bound, q, tl, vec, head, w[:, 4:]
 
 
 def _fp32(hw: npt.NDArray[np.uint64], ctx: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
@@ -756,24 +759,29 @@ class PythonKeyTable:
         sel = np.flatnonzero(use)
         if not len(sel):
             return out, 0
-        uniq, first_pos, inverse = np.unique(fp[sel], return_index=True, return_inverse=True)
+        f = fp[sel]
         known = self._sorted
-        ids_u = np.full(len(uniq), -1, np.int64)
+        ids = np.full(len(f), -1, np.int64)
         if len(known):
-            at = np.minimum(np.searchsorted(known, uniq), len(known) - 1)
-            hit = known[at] == uniq
-            ids_u[hit] = self._sorted_ids[at[hit]]
-        new = np.flatnonzero(ids_u < 0)
+            at = np.minimum(np.searchsorted(known, f), len(known) - 1)
+            hit = known[at] == f
+            ids[hit] = self._sorted_ids[at[hit]]
+            miss = np.flatnonzero(~hit)
+        else:
+            miss = np.arange(len(f))
         room = max(0, self.capacity - len(self._fps))
-        if len(new) and room:
-            new = new[np.argsort(first_pos[new], kind="stable")][:room]  # first-seen order
+        if len(miss) and room:
+            uniq, first_pos, inverse = np.unique(f[miss], return_index=True,
+                                                 return_inverse=True)
+            ids_u = np.full(len(uniq), -1, np.int64)
+            new = np.argsort(first_pos, kind="stable")[:room]  # first-seen order
             ids_u[new] = np.arange(len(self._fps), len(self._fps) + len(new))
             self._fps = np.concatenate([self._fps, uniq[new]])
             new.sort()  # uniq is sorted, so these values are too
             ins = np.searchsorted(known, uniq[new])
             self._sorted = np.insert(known, ins, uniq[new])
             self._sorted_ids = np.insert(self._sorted_ids, ins, ids_u[new])
-        ids = ids_u[inverse.reshape(-1)]
+            ids[miss] = ids_u[inverse.reshape(-1)]
         out[sel] = ids
         return out, int(np.count_nonzero(ids < 0))
 
