@@ -441,29 +441,23 @@ def scan_batch(buf: Any, pos: int, base: int, interner: PyInterner, capacity: in
     n = len(buf)
     unpack = _BE32.unpack_from
     starts: list[int] = []
-    lens: list[int] = []
-    add_s, add_l = starts.append, lens.append
-    p, count = pos, 0
-    stop = STOP_END
-    while True:
-        if count >= capacity:
-            stop = STOP_FULL
+    add = starts.append
+    p = pos
+    while p + 4 <= n and capacity > 0:
+        e = p + 4 + unpack(buf, p)[0]
+        if e > n:
             break
-        if n - p < 4:
-            stop = STOP_NEED_MORE
+        add(p)
+        p = e
+        if len(starts) >= capacity:
             break
-        (flen,) = unpack(buf, p)
-        if n - p - 4 < flen:
-            stop = STOP_NEED_MORE
-            break
-        add_s(p)
-        add_l(flen)
-        p += 4 + flen
-        count += 1
+    count = len(starts)
+    stop = STOP_FULL if count >= capacity else STOP_NEED_MORE
     if p >= n:
         stop = STOP_END
     if not count:
         return stop, p, None, None
+    lens = np.diff(np.array([*starts, p], np.int64)) - 4
     # One copy of the frames, each 4-byte length prefix overwritten with four nils, read
     # as one array of 5 x count values: a single msgspec call for the whole run.
     with memoryview(buf) as mv:
@@ -487,7 +481,7 @@ def scan_batch(buf: Any, pos: int, base: int, interner: PyInterner, capacity: in
     t_mono = np.fromiter(map(_attr("t_mono"), recs), np.float64, count)
     t_wall = np.fromiter(map(_attr("t_wall"), recs), np.float64, count)
     quals = list(map(_attr("qualname"), recs))
-    lens_a = np.array(lens, np.int64)
+    lens_a = lens
     a_start = _canonical_args(blob, rel + 4, lens_a, alens, quals)
     if a_start is not None:
         # Every body has upstream's layout, args last: the decode above read each body
@@ -506,7 +500,7 @@ def scan_batch(buf: Any, pos: int, base: int, interner: PyInterner, capacity: in
             sizes = list(map(len, _DECODE_RAWS(frames)))[1::2]
         except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
             return None
-        if sizes != lens:
+        if sizes != lens.tolist():
             return None
         data = b"".join([*map(_attr("args"), recs), bytes(ARGS_PAD)])
         del recs, frames, blob
