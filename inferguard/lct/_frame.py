@@ -11,7 +11,10 @@ The contract (the C kernel in native/lct.c implements the same, byte for byte):
   the form msgspec writes them (`{"__t__": "ObjectKey", "v": ...}` as fixmap/fixstr).
 
 `scan_python` is the pure-Python kernel: msgspec decodes a typed record with `args` left
-raw, which enforces exactly the rules above. `decode_body` is a dependency-free, iterative
+raw, which enforces exactly the rules above. `scan_batch` is its twin for runs of clean
+records (the analytics' scan): one copy and one msgspec call per run, the records' args
+kept back to back for key extraction; it gives up (and `scan_python` takes the run) on
+the first frame it cannot prove clean. `decode_body` is a dependency-free, iterative
 reference of the same rules; it is used when msgspec hits its recursion limit, to explain
 why a frame was rejected, and by the tests as an oracle.
 """
@@ -411,6 +414,14 @@ _WRAP_WORDS = (int.from_bytes(_W[0:8], "little"), int.from_bytes(_W[8:16], "litt
                int.from_bytes(_W[16:19], "little"))
 
 
+def word_rows(data: bytes | bytearray, width: int) -> Any:
+    """A read-only (n, width) view of little-endian words: row x holds the words at byte
+    x, x + 8, ...: `rows[idx]` gathers `width` words per index with one index each."""
+    import numpy as np
+
+    return np.ndarray((len(data) - 8 * width + 1, width), "<u8", buffer=data, strides=(1, 8))
+
+
 def find_wrappers(data: bytes | bytearray) -> Any:
     """Start of every OBJECT_KEY_WRAPPER occurrence in data (which ends in at least 16
     zero bytes), ascending: its first byte anywhere, then its 19 bytes as three words.
@@ -425,7 +436,8 @@ def find_wrappers(data: bytes | bytearray) -> Any:
     cand = np.concatenate([np.flatnonzero(arr[i:i + step] == _W[0]) + i
                            for i in range(0, len(arr), step)] or [np.zeros(0, np.intp)])
     cand = cand[u[cand] == w0]
-    return cand[(u[cand + 8] == w1) & ((u[cand + 16] & np.uint64(0xFFFFFF)) == w2)]
+    w = word_rows(data, 3)[cand]
+    return cand[(w[:, 1] == w1) & ((w[:, 2] & np.uint64(0xFFFFFF)) == w2)]
 
 
 def scan_batch(buf: Any, pos: int, base: int, interner: PyInterner, capacity: int
@@ -550,7 +562,6 @@ _REC_QUAL = b"\xa8qualname"
 _REC_ARGS = b"\xa4args"
 _QUAL_AT = len(_REC_HEAD) + 8 + len(_REC_WALL) + 8 + len(_REC_QUAL)
 _QUAL_LEN: dict[str, int] = {}
-_REC_AT = (0, 8, 16, 29, 45, 53)  # words checked, by body offset
 
 
 def _word(b: bytes) -> int:
@@ -568,15 +579,16 @@ def _canonical_args(blob: bytearray, body: Any, lens: Any, alens: Any, quals: li
     u = np.ndarray((len(blob) - 7,), "<u8", buffer=blob, strides=(1,))  # a word at any byte
     m8, m5 = np.uint64((1 << 40) - 1), np.uint64(0xFF)
     h = _REC_HEAD
-    w = u[body[:, None] + np.array(_REC_AT)]  # one gather: a body's words share cache lines
+    rows = word_rows(blob, 4)
+    w, v = rows[body], rows[body + 29]  # words at 0, 8, 16 and at 29, 37, 45, 53
     ok = lens >= _QUAL_AT + 6
     ok &= (w[:, 0] == _word(h[:8])) & (w[:, 1] == _word(h[8:16]))
     ok &= (w[:, 2] & m8) == _word(h[16:21])
-    ok &= w[:, 3] == _word(_REC_WALL)
-    ok &= (w[:, 4] == _word(_REC_QUAL[:8])) & ((w[:, 5] & m5) == _REC_QUAL[8])
+    ok &= v[:, 0] == _word(_REC_WALL)
+    ok &= (v[:, 2] == _word(_REC_QUAL[:8])) & ((v[:, 3] & m5) == _REC_QUAL[8])
     if not ok.all():
         return None
-    op = ((w[:, 5] >> np.uint64(8)) & m5).astype(np.intp)  # the qualname str's first byte
+    op = ((v[:, 3] >> np.uint64(8)) & m5).astype(np.intp)  # the qualname str's first byte
     hsize = _str_heads()[op]
     qlen = _QUAL_LEN
     for q in set(quals) - qlen.keys():

@@ -459,8 +459,6 @@ for _op, (_n, _signed) in _INT_FORMS.items():
         _INT_BYTES[_op] = 1 + _n
 _WORD8 = np.arange(_TAIL_WORDS, dtype=np.int64) * 8
 _FF = np.uint64(0xFF)
-# Payload words read first: head (2), model tag and str opcode (2), then the 32-byte hash.
-_PAYLOAD_AT = np.array([0, 8, 46, 54, 14, 22, 30, 38], np.int64)
 
 
 def _canonical_runs(blob: tf.ArgsBlob, pos: npt.NDArray[np.int64],
@@ -472,30 +470,37 @@ def _canonical_runs(blob: tf.ArgsBlob, pos: npt.NDArray[np.int64],
     hash as four little-endian words. Reads every field with one gather per word."""
     data = blob.data
     u = np.ndarray((len(data) - 7,), "<u8", buffer=data, strides=(1,))  # a word at any byte
+    rows = tf.word_rows(data, _TAIL_WORDS)  # row x: the words at x, x + 8, ...
+    rows2, rows4 = tf.word_rows(data, 2), tf.word_rows(data, 4)
     s = pos + len(WRAPPER)
     bound = blob.end[row]
     q = s + 46
-    w = u[s[:, None] + _PAYLOAD_AT]  # one gather: a key's words share cache lines
-    vec = (w[:, 0] == _HEAD_W0) & ((w[:, 1] & _LOW[6]) == _HEAD_W1) & (w[:, 2] == _MODEL_W0)
-    m1 = w[:, 3]
+    head_w = rows2[s]  # row gathers: one index per key, its words from the same cache lines
+    tail_w = rows[q]  # the model tag and str opcode, then the rest of the tail
+    vec = (head_w[:, 0] == _HEAD_W0) & ((head_w[:, 1] & _LOW[6]) == _HEAD_W1)
+    vec &= tail_w[:, 0] == _MODEL_W0
+    m1 = tail_w[:, 1]
     vec &= (m1 & _LOW[3]) == _MODEL_W1
     op = ((m1 >> np.uint64(24)) & _FF).astype(np.int64)
     vec &= (op & 0xE0) == 0xA0
     mn = op & 0x1F
-    rsz = _INT_BYTES[(u[q + 20 + mn] & _FF).astype(np.intp)]
-    gsz = _INT_BYTES[(u[q + 36 + mn + rsz] & _FF).astype(np.intp)]
+    byte = np.frombuffer(data, np.uint8)
+    rsz = _INT_BYTES[byte[q + 20 + mn]]
+    gsz = _INT_BYTES[byte[q + 36 + mn + rsz]]
     tl = 36 + mn + rsz + gsz
     vec &= (rsz > 0) & (gsz > 0) & (q + tl <= bound)
-    # The tail as words at q, q + 8, ..., the last one ending at q + tl (overlapping the one
-    # before it): equal tails of equal length <=> equal words (tl >= 36 > 8 always).
-    w8 = _WORD8[:-(-int(tl.max()) // 8)] if len(tl) else _WORD8[:1]  # only the words used
-    words = u[q[:, None] + np.minimum(w8, (tl - 8)[:, None])]
+    # Tails compared as the words at q, q + 8, ... up to the longest tail's last whole word
+    # and the word ending at the tail's end (tl >= 36 > 8): together they cover every
+    # tail byte (and, for a shorter tail, a few bytes after it, which can only start more
+    # runs), so a key outside `head` has the tail bytes of the key before it.
+    nw = -(-int(tl.max()) // 8) - 1 if len(tl) else 0
+    last = u[q + tl - 8]
     head = ~vec
     if len(head) > 1:
-        head[1:] |= ((words[1:] != words[:-1]).any(axis=1) | (tl[1:] != tl[:-1])
-                     | ~vec[:-1])
+        head[1:] |= ((tail_w[1:, :nw] != tail_w[:-1, :nw]).any(axis=1) | (last[1:] != last[:-1])
+                     | (tl[1:] != tl[:-1]) | ~vec[:-1])
     head[0] = True
-    return s, bound, q, tl, vec, head, w[:, 4:]
+    return s, bound, q, tl, vec, head, rows4[s + 14]
 
 
 def _fp32(hw: npt.NDArray[np.uint64], ctx: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
