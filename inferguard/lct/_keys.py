@@ -768,7 +768,9 @@ class PythonKeyTable:
         known = self._sorted
         ids = np.full(len(f), -1, np.int64)
         if len(known):
-            at = np.minimum(np.searchsorted(known, f), len(known) - 1)
+            order = np.argsort(f)  # sorted needles: the binary searches stay in cache
+            at = np.empty(len(f), np.intp)
+            at[order] = np.minimum(np.searchsorted(known, f[order]), len(known) - 1)
             hit = known[at] == f
             ids[hit] = self._sorted_ids[at[hit]]
             miss = np.flatnonzero(~hit)
