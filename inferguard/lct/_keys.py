@@ -440,11 +440,10 @@ def _le_word(b: bytes) -> int:
     return int.from_bytes(b.ljust(8, b"\0"), "little")
 
 
-# The canonical payload as little-endian words read at the payload start s (see
-# _parse_canonical): head = s[0:14] (the second word masked to 6 bytes); the model tag
-# and its str opcode = q[0:12] with q = s + 46.
-_HEAD_W0 = np.uint64(_le_word(_CANON_HEAD32[:8]))
-_HEAD_W1 = np.uint64(_le_word(_CANON_HEAD32[8:14]))
+# The canonical payload as little-endian words (see _parse_canonical): head = s[0:14] as
+# its first 6 and last 8 bytes; the model tag and its str opcode = q[0:12], q = s + 46.
+_HEAD_W0 = np.uint64(_le_word(_CANON_HEAD32[:6]))
+_HEAD_W1 = np.uint64(_le_word(_CANON_HEAD32[6:14]))
 _MODEL_W0 = np.uint64(_le_word(_CANON_MODEL[:8]))
 _MODEL_W1 = np.uint64(_le_word(_CANON_MODEL[8:11]))
 _LOW = [np.uint64((1 << (8 * n)) - 1) for n in range(8)]
@@ -467,17 +466,18 @@ def _canonical_runs(blob: tf.ArgsBlob, pos: npt.NDArray[np.int64],
     start s, args end, tail start q = s + 46 and tail length, whether the payload has the
     canonical layout with a 32-byte hash inside the args (`vec`), which keys start a run
     of identical tails (`head`: each non-canonical key is a run of its own), and the
-    hash as four little-endian words. Reads every field with one gather per word."""
+    hash as four little-endian words: one row gather per key, three small gathers more."""
     data = blob.data
     u = np.ndarray((len(data) - 7,), "<u8", buffer=data, strides=(1,))  # a word at any byte
-    rows = tf.word_rows(data, _TAIL_WORDS)  # row x: the words at x, x + 8, ...
-    rows2, rows4 = tf.word_rows(data, 2), tf.word_rows(data, 4)
     s = pos + len(WRAPPER)
     bound = blob.end[row]
     q = s + 46
-    head_w = rows2[s]  # row gathers: one index per key, its words from the same cache lines
-    tail_w = rows[q]  # the model tag and str opcode, then the rest of the tail
-    vec = (head_w[:, 0] == _HEAD_W0) & ((head_w[:, 1] & _LOW[6]) == _HEAD_W1)
+    # One row gather per key (one index, its words from the same cache lines): the words
+    # at s - 2 + 8j: the 14-byte head in words 0-1 (after the wrapper's last 2 bytes), the
+    # 32-byte hash in words 2-5, the tail from q = s + 46 in words 6-16.
+    w = tf.word_rows(data, 6 + _TAIL_WORDS)[s - 2]
+    tail_w = w[:, 6:]
+    vec = ((w[:, 0] >> np.uint64(16)) == _HEAD_W0) & (w[:, 1] == _HEAD_W1)
     vec &= tail_w[:, 0] == _MODEL_W0
     m1 = tail_w[:, 1]
     vec &= (m1 & _LOW[3]) == _MODEL_W1
@@ -500,7 +500,7 @@ def _canonical_runs(blob: tf.ArgsBlob, pos: npt.NDArray[np.int64],
         head[1:] |= ((tail_w[1:, :nw] != tail_w[:-1, :nw]).any(axis=1) | (last[1:] != last[:-1])
                      | (tl[1:] != tl[:-1]) | ~vec[:-1])
     head[0] = True
-    return s, bound, q, tl, vec, head, rows4[s + 14]
+    return s, bound, q, tl, vec, head, w[:, 2:6]
 
 
 def _fp32(hw: npt.NDArray[np.uint64], ctx: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
