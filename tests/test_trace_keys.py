@@ -393,3 +393,20 @@ def test_struct_layout_of_payload_is_what_upstream_writes() -> None:
     i = body.index(WRAP) + len(WRAP)
     assert body[i:i + 14] == b"\x84\xaachunk_hash\xc4\x20"
     assert struct.unpack(">B", body[i + 13:i + 14])[0] == 32
+
+
+def test_python_args_blob_is_read_once() -> None:
+    """A chunk's args copy is dropped after its keys are read; extracting again (another
+    extractor, same chunk) reads the records themselves and gives the same rows."""
+    data = _odd_keys_trace(40)
+    with TraceFile(data) as t:
+        chunks, _ = t._chunks("python", [], keys=True)
+        for c in chunks:
+            assert c.args is not None and not c.args.released
+            first = list(tk.make_extractor("python").extract(c))
+            assert c.args.released and not c.args.data
+            again = list(tk.make_extractor("python").extract(c))
+            assert len(first) == len(again) > 0
+            for a, b in zip(first, again, strict=True):
+                for field in ("row", "fp", "model", "salt", "kv_rank", "group", "status"):
+                    assert np.array_equal(getattr(a, field), getattr(b, field)), field

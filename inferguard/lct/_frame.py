@@ -388,15 +388,19 @@ class ArgsBlob:
     record's args (what `nkeys` counts), in file order, and its row. Key extraction reads
     these instead of decoding every record a second time."""
 
-    __slots__ = ("arr", "data", "end", "pos", "row", "start")
+    __slots__ = ("data", "end", "pos", "released", "row", "start")
 
     def __init__(self, data: bytes | bytearray, start: Any, end: Any, pos: Any, row: Any
                  ) -> None:
-        import numpy as np
-
         self.data = data
-        self.arr = np.frombuffer(data, np.uint8)
         self.start, self.end, self.pos, self.row = start, end, pos, row
+        self.released = False
+
+    def release(self) -> None:
+        """Drop the bytes once the keys are read (a chunk may outlive its extraction: the
+        caller's loop variable, the scan's own), so only one copy is alive at a time."""
+        self.data = b""
+        self.released = True
 
 
 @functools.cache

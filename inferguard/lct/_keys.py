@@ -647,8 +647,11 @@ class PythonKeyExtractor:
 
     def extract(self, chunk: ScannedFrames) -> Iterator[KeyRows]:
         blob = getattr(chunk, "args", None)
-        if blob is not None and self.use_blob:
-            yield from self._extract_blob(blob)
+        if blob is not None and self.use_blob and not blob.released:
+            try:
+                yield from self._extract_blob(blob)
+            finally:  # read once; a second extraction takes the per-record path
+                blob.release()
             return
         rows: list[int] = []
         status: list[int] = []
