@@ -771,9 +771,13 @@ class PythonKeyTable:
         known = self._sorted
         ids = np.full(len(f), -1, np.int64)
         if len(known):
-            order = np.argsort(f)  # sorted needles: the binary searches stay in cache
-            at = np.empty(len(f), np.intp)
-            at[order] = np.minimum(np.searchsorted(known, f[order]), len(known) - 1)
+            if len(known) > 1 << 16:  # sorted needles: the binary searches stay in cache
+                order = np.argsort(f)
+                at = np.empty(len(f), np.intp)
+                at[order] = np.searchsorted(known, f[order])
+            else:  # a table this small is in cache anyway
+                at = np.searchsorted(known, f)
+            np.minimum(at, len(known) - 1, out=at)
             hit = known[at] == f
             ids[hit] = self._sorted_ids[at[hit]]
             miss = np.flatnonzero(~hit)
