@@ -24,11 +24,13 @@ WRAP = tk.WRAPPER
 H32 = hashlib.sha256(b"k").digest()
 
 
-def key_rows(data: bytes, backend: str) -> tuple[list[tuple[Any, ...]], tuple[list[str],
-                                                                           list[str]]]:
-    """(record offset, fp, model, salt, kv_rank, group, status) per key row, and the names."""
+def key_rows(data: bytes, backend: str, keys: bool = True
+             ) -> tuple[list[tuple[Any, ...]], tuple[list[str], list[str]]]:
+    """(record offset, fp, model, salt, kv_rank, group, status) per key row, and the names.
+    `keys`: scan as the analytics do (pure Python: batch scan, key rows from its args blob);
+    without, frame by frame (pure Python: key rows from each record's own bytes)."""
     with TraceFile(data) as t:
-        chunks, _ = t._chunks(backend, [])  # type: ignore[arg-type]
+        chunks, _ = t._chunks(backend, [], keys=keys)  # type: ignore[arg-type]
         ex = tk.make_extractor(backend)  # type: ignore[arg-type]
         out = []
         for c in chunks:
@@ -339,14 +341,50 @@ def test_key_tables_agree() -> None:
 def test_python_fast_path_equals_slow_path() -> None:
     """The slice fast path gives exactly parse_key's answers on real and odd records."""
     data = (UPSTREAM / "lookup-replay-storage.lct").read_bytes()
-    rows_fast, _ = key_rows(data, "python")
+    rows_fast, _ = key_rows(data, "python", keys=False)
     orig = tk.PythonKeyExtractor._fast
     try:
         tk.PythonKeyExtractor._fast = lambda self, args, nk: None  # type: ignore[method-assign]
-        rows_slow, _ = key_rows(data, "python")
+        rows_slow, _ = key_rows(data, "python", keys=False)
     finally:
         tk.PythonKeyExtractor._fast = orig  # type: ignore[method-assign]
     assert rows_fast == rows_slow
+    assert key_rows(data, "python") == key_rows(data, "python", keys=False)
+
+
+def _odd_keys_trace(n: int) -> bytes:
+    """Records mixing canonical keys with every way a payload can leave the fast path."""
+    odd = [canon(), canon(model_name="m2"), canon(kv_rank=-3), canon(kv_rank=2**40),
+           canon(object_group_id=7), canon(chunk_hash=H32[:5]), payload(**canon_dict(
+               cache_salt="s")), b"\x84" + canon()[1:-1], canon(model_name="x" * 40),
+           canon(kv_rank=2**63), b"\xc0",
+           canon(model_name="mm").replace(b"\xa2mm", b"\xa2\xff\xfe")]  # not UTF-8
+    bodies = []
+    for i in range(n):
+        ks = [odd[(i * 7 + j) % len(odd)] if (i + j) % 3 == 0 else canon() for j in range(i % 9)]
+        bodies.append(args_record(b"\x81" + S("keys") + bytes([0x90 | len(ks)])
+                                  + b"".join(WRAP + k for k in ks), i * 0.01))
+    return w.trace(*bodies)
+
+
+def test_python_blob_path_equals_per_record_path_under_damage() -> None:
+    """Key rows from a batch scan's args blob (vectorised canonical path, runs of equal
+    tails parsed once) equal those read record by record, on real files, odd payloads and
+    random damage (which also sends damaged chunks down the frame-by-frame scan)."""
+    rng = random.Random(1217)
+    seeds = [(UPSTREAM / "storage.lct").read_bytes(),
+             (UPSTREAM / "lookup-replay-storage.lct").read_bytes(), _odd_keys_trace(80),
+             w.trace(*[w.storage_record("finish_write", k % 7, k * 0.1, k) for k in range(50)])]
+    compared = 0
+    for round_ in range(240):
+        data = seeds[round_] if round_ < len(seeds) else _mutate(rng, seeds[round_ % 4])
+        try:
+            slow = key_rows(data, "python", keys=False)
+        except ValueError:
+            continue
+        assert key_rows(data, "python") == slow, f"round {round_}"
+        compared += 1
+    assert compared > 150
 
 
 def test_struct_layout_of_payload_is_what_upstream_writes() -> None:
@@ -355,3 +393,20 @@ def test_struct_layout_of_payload_is_what_upstream_writes() -> None:
     i = body.index(WRAP) + len(WRAP)
     assert body[i:i + 14] == b"\x84\xaachunk_hash\xc4\x20"
     assert struct.unpack(">B", body[i + 13:i + 14])[0] == 32
+
+
+def test_python_args_blob_is_read_once() -> None:
+    """A chunk's args copy is dropped after its keys are read; extracting again (another
+    extractor, same chunk) reads the records themselves and gives the same rows."""
+    data = _odd_keys_trace(40)
+    with TraceFile(data) as t:
+        chunks, _ = t._chunks("python", [], keys=True)
+        for c in chunks:
+            assert c.args is not None and not c.args.released
+            first = list(tk.make_extractor("python").extract(c))
+            assert c.args.released and not c.args.data
+            again = list(tk.make_extractor("python").extract(c))
+            assert len(first) == len(again) > 0
+            for a, b in zip(first, again, strict=True):
+                for field in ("row", "fp", "model", "salt", "kv_rank", "group", "status"):
+                    assert np.array_equal(getattr(a, field), getattr(b, field)), field

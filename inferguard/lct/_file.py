@@ -377,9 +377,11 @@ class TraceFile:
 
     # -- records -------------------------------------------------------------------------
 
-    def _chunks(self, backend: Backend | None,
-                findings: list[Finding]) -> tuple[Iterator[Chunk], Any]:
-        kernel = make_kernel(resolve_backend(backend))
+    def _chunks(self, backend: Backend | None, findings: list[Finding], keys: bool = False
+                ) -> tuple[Iterator[Chunk], Any]:
+        """Row chunks from the records' start, and the kernel; `keys`: the caller extracts
+        ObjectKeys from each chunk before asking for the next one."""
+        kernel = make_kernel(resolve_backend(backend), keys)
         return scan_frames(self._src, self._records_start, kernel, findings,
                            self._window), kernel
 

@@ -11,16 +11,20 @@ The contract (the C kernel in native/lct.c implements the same, byte for byte):
   the form msgspec writes them (`{"__t__": "ObjectKey", "v": ...}` as fixmap/fixstr).
 
 `scan_python` is the pure-Python kernel: msgspec decodes a typed record with `args` left
-raw, which enforces exactly the rules above. `decode_body` is a dependency-free, iterative
+raw, which enforces exactly the rules above. `scan_batch` is its twin for runs of clean
+records (the analytics' scan): one copy and one msgspec call per run, the records' args
+kept back to back for key extraction; it gives up (and `scan_python` takes the run) on
+the first frame it cannot prove clean. `decode_body` is a dependency-free, iterative
 reference of the same rules; it is used when msgspec hits its recursion limit, to explain
 why a frame was rejected, and by the tests as an oracle.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import struct
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -42,7 +46,7 @@ _MAP_HEADS = frozenset([*range(0x80, 0x90), 0xDE, 0xDF])
 _BE32 = struct.Struct(">I")
 
 
-class _WireRecord(msgspec.Struct, tag="record"):
+class _WireRecord(msgspec.Struct, tag="record", gc=False):  # no cycles: untracked
     t_mono: float
     t_wall: float
     qualname: str
@@ -74,7 +78,7 @@ class _Malformed(Exception):
 class _Reader:
     __slots__ = ("buf", "end", "pos")
 
-    def __init__(self, buf: bytes) -> None:
+    def __init__(self, buf: bytes | bytearray) -> None:
         self.buf = buf
         self.pos = 0
         self.end = len(buf)
@@ -168,7 +172,7 @@ class _Reader:
         else:
             raise _Malformed(f"expected {what} (a msgpack str), found opcode 0x{op:02x}", at)
         self.need(n, what)
-        s = self.buf[self.pos:self.pos + n]
+        s = bytes(self.buf[self.pos:self.pos + n])
         self.pos += n
         return s
 
@@ -369,3 +373,255 @@ def scan_python(buf: bytes | memoryview, pos: int, base: int, interner: PyIntern
     if stop == STOP_FULL and pos >= n:
         stop = STOP_END
     return stop, pos
+
+
+# -- the batch kernel: one msgspec call per few MiB of frames ------------------------------
+
+_DECODE_BATCH = msgspec.msgpack.Decoder(list[_WireRecord | None]).decode
+_DECODE_RAWS = msgspec.msgpack.Decoder(list[msgspec.Raw]).decode
+ARGS_PAD = 256  # zero bytes after the args blob, so fixed-width gathers stay in bounds
+
+
+class ArgsBlob:
+    """The `args` bytes of one batch scan's records, back to back (then ARGS_PAD zeros):
+    row i's args are data[start[i]:end[i]]; `pos`/`row`: every ObjectKey wrapper inside some
+    record's args (what `nkeys` counts), in file order, and its row. Key extraction reads
+    these instead of decoding every record a second time."""
+
+    __slots__ = ("data", "end", "pos", "released", "row", "start")
+
+    def __init__(self, data: bytes | bytearray, start: Any, end: Any, pos: Any, row: Any
+                 ) -> None:
+        self.data = data
+        self.start, self.end, self.pos, self.row = start, end, pos, row
+        self.released = False
+
+    def release(self) -> None:
+        """Drop the bytes once the keys are read (a chunk may outlive its extraction: the
+        caller's loop variable, the scan's own), so only one copy is alive at a time."""
+        self.data = b""
+        self.released = True
+
+
+@functools.cache
+def _map_head_table() -> Any:
+    """A 256-entry bool table: which first bytes open a msgpack map (built on first use)."""
+    import numpy as np
+
+    t = np.zeros(256, np.bool_)
+    t[sorted(_MAP_HEADS)] = True
+    return t
+
+
+_W = OBJECT_KEY_WRAPPER
+_WRAP_WORDS = (int.from_bytes(_W[0:8], "little"), int.from_bytes(_W[8:16], "little"),
+               int.from_bytes(_W[16:19], "little"))
+
+
+def word_rows(data: bytes | bytearray, width: int) -> Any:
+    """A read-only (n, width) view of little-endian words: row x holds the words at byte
+    x, x + 8, ...: `rows[idx]` gathers `width` words per index with one index each."""
+    import numpy as np
+
+    return np.ndarray((len(data) - 8 * width + 1, width), "<u8", buffer=data, strides=(1, 8))
+
+
+def find_wrappers(data: bytes | bytearray) -> Any:
+    """Start of every OBJECT_KEY_WRAPPER occurrence in data (which ends in at least 16
+    zero bytes), ascending: its first byte anywhere, then its 19 bytes as three words.
+    The wrapper cannot overlap itself, so these are also its non-overlapping
+    occurrences (what `count` and `split` see)."""
+    import numpy as np
+
+    w0, w1, w2 = (np.uint64(w) for w in _WRAP_WORDS)
+    u = np.ndarray((len(data) - 7,), "<u8", buffer=data, strides=(1,))  # a word at any byte
+    arr = np.frombuffer(data, np.uint8, len(data) - 16)
+    step = 1 << 20  # in blocks, so the comparison's temporary stays in cache
+    cand = np.concatenate([np.flatnonzero(arr[i:i + step] == _W[0]) + i
+                           for i in range(0, len(arr), step)] or [np.zeros(0, np.intp)])
+    cand = cand[u[cand] == w0]
+    w = word_rows(data, 3)[cand]
+    return cand[(w[:, 1] == w1) & ((w[:, 2] & np.uint64(0xFFFFFF)) == w2)]
+
+
+def scan_batch(buf: Any, pos: int, base: int, interner: PyInterner, capacity: int
+               ) -> tuple[int, int, tuple[Any, Any, Any, Any, Any, Any, Any] | None,
+                          ArgsBlob | None] | None:
+    """`scan_python`'s contract for a run of clean records, decoded a batch at a time:
+    (stop, new pos, column arrays or None, args blob). Returns None, having changed
+    nothing, when any frame of the run is not a clean record (malformed, not one value,
+    args not a map, too deep for msgspec): the caller then runs `scan_python`, which
+    handles those frames one by one."""
+    import numpy as np
+
+    n = len(buf)
+    unpack = _BE32.unpack_from
+    starts: list[int] = []
+    add = starts.append
+    p = pos
+    while p + 4 <= n and capacity > 0:
+        e = p + 4 + unpack(buf, p)[0]
+        if e > n:
+            break
+        add(p)
+        p = e
+        if len(starts) >= capacity:
+            break
+    count = len(starts)
+    stop = STOP_FULL if count >= capacity else STOP_NEED_MORE
+    if p >= n:
+        stop = STOP_END
+    if not count:
+        return stop, p, None, None
+    lens = np.diff(np.array([*starts, p], np.int64)) - 4
+    # One copy of the frames, each 4-byte length prefix overwritten with four nils, read
+    # as one array of 5 x count values: a single msgspec call for the whole run.
+    with memoryview(buf) as mv:
+        # one copy; the 5 bytes before pos (ours, in the copy) become the array header
+        blob = bytearray(mv[pos - 5:p]) if pos >= 5 else bytearray(5) + mv[pos:p]
+    blob += bytes(ARGS_PAD)
+    blob[0] = 0xDD
+    blob[1:5] = (5 * count).to_bytes(4, "big")
+    rel = np.array(starts, np.int64) + (5 - pos)
+    head = np.frombuffer(blob, np.uint8)
+    for k in range(4):
+        head[rel + k] = 0xC0
+    frames = memoryview(blob)[:len(blob) - ARGS_PAD]
+    try:
+        recs = _DECODE_BATCH(frames)[4::5]
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        return None
+    if None in recs:
+        return None
+    alens = np.fromiter(map(len, map(_attr("args"), recs)), np.int64, count)
+    t_mono = np.fromiter(map(_attr("t_mono"), recs), np.float64, count)
+    t_wall = np.fromiter(map(_attr("t_wall"), recs), np.float64, count)
+    quals = list(map(_attr("qualname"), recs))
+    lens_a = lens
+    a_start = _canonical_args(blob, rel + 4, lens_a, alens, quals)
+    if a_start is not None:
+        # Every body has upstream's layout, args last: the decode above read each body
+        # as exactly its own bytes, and the args are blob[a_start:a_end].
+        del recs, head, frames
+        data: bytes | bytearray = blob
+        a_end = rel + 4 + lens_a
+    else:
+        try:
+            # The same frames as 2 x count values, each prefix now a 2-byte bin: every
+            # body must be read as exactly one value of its own length.
+            head[rel] = 0xC4
+            head[rel + 1] = 2
+            del head
+            blob[1:5] = (2 * count).to_bytes(4, "big")
+            sizes = list(map(len, _DECODE_RAWS(frames)))[1::2]
+        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+            return None
+        if sizes != lens.tolist():
+            return None
+        data = b"".join([*map(_attr("args"), recs), bytes(ARGS_PAD)])
+        del recs, frames, blob
+        a_end = np.cumsum(alens)
+        a_start = a_end - alens
+    arr = np.frombuffer(data, np.uint8)
+    if not _map_head_table()[arr[a_start]].all():
+        return None
+    del arr
+    wpos = find_wrappers(data)  # the zero padding holds no wrapper
+    wrow = np.minimum(np.searchsorted(a_end, wpos, "right"), count - 1)
+    inside = (wpos >= a_start[wrow]) & (wpos + len(OBJECT_KEY_WRAPPER) <= a_end[wrow])
+    if not inside.all():
+        wpos, wrow = wpos[inside], wrow[inside]
+    nkeys = np.bincount(wrow, minlength=count).astype(np.int32)
+    ids = interner.ids
+    names = interner.names
+    ops: list[int | None] = list(map(ids.get, quals))
+    status = np.zeros(count, np.uint8)
+    if None in ops:
+        for k, q in enumerate(quals):
+            if ops[k] is not None:
+                continue
+            if len(q) > MAX_QUALNAME // 4 and len(q.encode("utf-8")) > MAX_QUALNAME:
+                status[k] = ROW_QUALNAME_LONG
+                ops[k] = -1
+                continue
+            op = ids.get(q)
+            if op is None:
+                if len(names) >= MAX_OPS:
+                    status[k] = ROW_OP_TABLE_FULL
+                    op = -1
+                else:
+                    op = ids[q] = len(names)
+                    names.append(q)
+            ops[k] = op
+    cols = (np.array(starts, np.int64) + base, lens_a.astype(np.uint32), t_mono, t_wall,
+            np.array(ops, np.int32), nkeys, status)
+    return stop, p, cols, ArgsBlob(data, a_start, a_end, wpos, wrow.astype(np.int32))
+
+
+# Upstream's record layout (msgspec, struct field order): the bytes before t_mono's float,
+# between the floats, and before the qualname str; then "args" and its value, last.
+_REC_HEAD = b"\x85\xa4type\xa6record\xa6t_mono\xcb"
+_REC_WALL = b"\xa6t_wall\xcb"
+_REC_QUAL = b"\xa8qualname"
+_REC_ARGS = b"\xa4args"
+_QUAL_AT = len(_REC_HEAD) + 8 + len(_REC_WALL) + 8 + len(_REC_QUAL)
+_QUAL_LEN: dict[str, int] = {}
+
+
+def _word(b: bytes) -> int:
+    return int.from_bytes(b, "little")
+
+
+def _canonical_args(blob: bytearray, body: Any, lens: Any, alens: Any, quals: list[str]
+                    ) -> Any:
+    """Args start of every body (blob offsets) when each has upstream's exact layout with
+    `args` last, else None. Given that the batch decode read body i from its first
+    byte, these bytes make its length 21 + 8 + 8 + 8 + 9 + str header + qualname + 5 +
+    args, which must be the frame's length: so it was read as exactly its own bytes."""
+    import numpy as np
+
+    u = np.ndarray((len(blob) - 7,), "<u8", buffer=blob, strides=(1,))  # a word at any byte
+    m8, m5 = np.uint64((1 << 40) - 1), np.uint64(0xFF)
+    h = _REC_HEAD
+    rows = word_rows(blob, 4)
+    w, v = rows[body], rows[body + 29]  # words at 0, 8, 16 and at 29, 37, 45, 53
+    ok = lens >= _QUAL_AT + 6
+    ok &= (w[:, 0] == _word(h[:8])) & (w[:, 1] == _word(h[8:16]))
+    ok &= (w[:, 2] & m8) == _word(h[16:21])
+    ok &= v[:, 0] == _word(_REC_WALL)
+    ok &= (v[:, 2] == _word(_REC_QUAL[:8])) & ((v[:, 3] & m5) == _REC_QUAL[8])
+    if not ok.all():
+        return None
+    op = ((v[:, 3] >> np.uint64(8)) & m5).astype(np.intp)  # the qualname str's first byte
+    hsize = _str_heads()[op]
+    qlen = _QUAL_LEN
+    for q in set(quals) - qlen.keys():
+        if len(qlen) > 4 * MAX_OPS:
+            qlen.clear()
+        qlen[q] = len(q.encode("utf-8"))
+    key = body + _QUAL_AT + hsize + np.fromiter(map(qlen.__getitem__, quals), np.int64,
+                                                len(quals))
+    ok = (hsize > 0) & (key + 5 + alens == body + lens)
+    if not ok.all():
+        return None
+    ok = (u[key] & m8) == _word(_REC_ARGS)
+    return key + 5 if ok.all() else None
+
+
+@functools.cache
+def _str_heads() -> Any:
+    """Bytes a msgpack str header takes, by its first byte (0: not a str)."""
+    import numpy as np
+
+    t = np.zeros(256, np.int64)
+    t[0xA0:0xC0] = 1
+    t[0xD9], t[0xDA], t[0xDB] = 2, 3, 5
+    return t
+
+
+def _attr(name: str) -> Any:
+    import operator
+
+    return operator.attrgetter(name)
+
+

@@ -173,11 +173,14 @@ _INT_FORMS = {0xCC: (1, False), 0xCD: (2, False), 0xCE: (4, False), 0xCF: (8, Fa
 _INT64_MAX = (1 << 63) - 1
 
 
+Buf = bytes | bytearray  # a record's args, or a batch scan's blob of them
+
+
 class _Bad(Exception):
     """The payload is not a valid key."""
 
 
-def _take_str(buf: bytes, p: int, end: int) -> tuple[int, int, int] | None:
+def _take_str(buf: Buf, p: int, end: int) -> tuple[int, int, int] | None:
     """(start, length, next) of a str at p; None if not a str; _Bad if truncated."""
     if p >= end:
         raise _Bad
@@ -196,7 +199,7 @@ def _take_str(buf: bytes, p: int, end: int) -> tuple[int, int, int] | None:
     return p, n, p + n
 
 
-def _take_bin(buf: bytes, p: int, end: int) -> tuple[int, int, int] | None:
+def _take_bin(buf: Buf, p: int, end: int) -> tuple[int, int, int] | None:
     if p >= end:
         raise _Bad
     op = buf[p]
@@ -211,7 +214,7 @@ def _take_bin(buf: bytes, p: int, end: int) -> tuple[int, int, int] | None:
     return p, n, p + n
 
 
-def _take_int(buf: bytes, p: int, end: int) -> tuple[int, int] | None:
+def _take_int(buf: Buf, p: int, end: int) -> tuple[int, int] | None:
     """(value, next) of an int that fits int64; None otherwise (not consumed)."""
     if p >= end:
         raise _Bad
@@ -232,7 +235,7 @@ def _take_int(buf: bytes, p: int, end: int) -> tuple[int, int] | None:
     return v, p + 1 + n
 
 
-def _skip(buf: bytes, p: int, end: int) -> int:
+def _skip(buf: Buf, p: int, end: int) -> int:
     r = tf._Reader(buf)
     r.pos, r.end = p, end
     try:
@@ -242,17 +245,17 @@ def _skip(buf: bytes, p: int, end: int) -> int:
     return r.pos
 
 
-def _utf8(buf: bytes, start: int, n: int) -> str:
+def _utf8(buf: Buf, start: int, n: int) -> str:
     try:
         return buf[start:start + n].decode("utf-8")
     except UnicodeDecodeError:
         raise _Bad from None
 
 
-ParsedKey = tuple[bytes, str, int, int, str | None]
+ParsedKey = tuple[bytes | bytearray, str, int, int, str | None]
 
 
-def _parse_canonical(buf: bytes, p: int, end: int) -> ParsedKey | None:
+def _parse_canonical(buf: Buf, p: int, end: int) -> ParsedKey | None:
     """The layout upstream writes, read directly; None means "use the generic parser"."""
     if buf[p:p + 13] != _CANON_HEAD or p + 14 > end:
         return None
@@ -291,14 +294,14 @@ def _int_size(op: int) -> int:
     return 1 + (_INT_FORMS[op][0] if op in _INT_FORMS else 0)
 
 
-def _canonical_end(buf: bytes, key: ParsedKey) -> int:
+def _canonical_end(buf: Buf, key: ParsedKey) -> int:
     """Where the canonical payload `key` (parsed from buf[0:]) ends."""
     q = 14 + len(key[0]) + 11 + 1 + (buf[14 + len(key[0]) + 11] & 0x1F) + 8
     q += _int_size(buf[q])
     return q + 16 + _int_size(buf[q + 16])
 
 
-def parse_key(buf: bytes, p: int, end: int) -> ParsedKey | None:
+def parse_key(buf: Buf, p: int, end: int) -> ParsedKey | None:
     """The key whose payload starts at buf[p] (inside buf[:end]); None if malformed."""
     if p >= end:
         return None
@@ -311,7 +314,7 @@ def parse_key(buf: bytes, p: int, end: int) -> ParsedKey | None:
         return None
 
 
-def _parse_generic(buf: bytes, p: int, end: int) -> ParsedKey:
+def _parse_generic(buf: Buf, p: int, end: int) -> ParsedKey:
     op = buf[p]
     if 0x80 <= op <= 0x8F:
         entries, p = op & 0x0F, p + 1
@@ -331,7 +334,7 @@ def _parse_generic(buf: bytes, p: int, end: int) -> ParsedKey:
         if k is None:
             p = _skip(buf, _skip(buf, p, end), end)
             continue
-        name = buf[k[0]:k[0] + k[1]]
+        name = bytes(buf[k[0]:k[0] + k[1]])  # buf may be a bytearray (a batch scan's)
         p = k[2]
         got: tuple[Any, int] | None = None
         if name == b"chunk_hash":
@@ -433,16 +436,99 @@ class PyNames:
         return i, h
 
 
+def _le_word(b: bytes) -> int:
+    return int.from_bytes(b.ljust(8, b"\0"), "little")
+
+
+# The canonical payload as little-endian words (see _parse_canonical): head = s[0:14] as
+# its first 6 and last 8 bytes; the model tag and its str opcode = q[0:12], q = s + 46.
+_HEAD_W0 = np.uint64(_le_word(_CANON_HEAD32[:6]))
+_HEAD_W1 = np.uint64(_le_word(_CANON_HEAD32[6:14]))
+_MODEL_W0 = np.uint64(_le_word(_CANON_MODEL[:8]))
+_MODEL_W1 = np.uint64(_le_word(_CANON_MODEL[8:11]))
+_LOW = [np.uint64((1 << (8 * n)) - 1) for n in range(8)]
+_TAIL_WORDS = 11  # the longest canonical tail: 11 + 1 + 31 + 8 + 9 + 16 + 9 = 85 bytes
+# Bytes a kv_rank / object_group_id int takes (opcode included) where _take_int reads one
+# without a range check; 0: anything else (uint64 is range-checked, so it is left out).
+_INT_BYTES = np.zeros(256, np.int64)
+_INT_BYTES[:0x80] = 1
+_INT_BYTES[0xE0:] = 1
+for _op, (_n, _signed) in _INT_FORMS.items():
+    if _op != 0xCF:
+        _INT_BYTES[_op] = 1 + _n
+_WORD8 = np.arange(_TAIL_WORDS, dtype=np.int64) * 8
+_FF = np.uint64(0xFF)
+
+
+def _canonical_runs(blob: tf.ArgsBlob, pos: npt.NDArray[np.int64],
+                    row: npt.NDArray[np.int32]) -> tuple[npt.NDArray[Any], ...]:
+    """For wrapper occurrences at `pos` (rows `row`) of a batch scan's args blob: payload
+    start s, args end, tail start q = s + 46 and tail length, whether the payload has the
+    canonical layout with a 32-byte hash inside the args (`vec`), which keys start a run
+    of identical tails (`head`: each non-canonical key is a run of its own), and the
+    hash as four little-endian words: one row gather per key, three small gathers more."""
+    data = blob.data
+    u = np.ndarray((len(data) - 7,), "<u8", buffer=data, strides=(1,))  # a word at any byte
+    s = pos + len(WRAPPER)
+    bound = blob.end[row]
+    q = s + 46
+    # One row gather per key (one index, its words from the same cache lines): the words
+    # at s - 2 + 8j: the 14-byte head in words 0-1 (after the wrapper's last 2 bytes), the
+    # 32-byte hash in words 2-5, the tail from q = s + 46 in words 6-16.
+    w = tf.word_rows(data, 6 + _TAIL_WORDS)[s - 2]
+    tail_w = w[:, 6:]
+    vec = ((w[:, 0] >> np.uint64(16)) == _HEAD_W0) & (w[:, 1] == _HEAD_W1)
+    vec &= tail_w[:, 0] == _MODEL_W0
+    m1 = tail_w[:, 1]
+    vec &= (m1 & _LOW[3]) == _MODEL_W1
+    op = ((m1 >> np.uint64(24)) & _FF).astype(np.int64)
+    vec &= (op & 0xE0) == 0xA0
+    mn = op & 0x1F
+    byte = np.frombuffer(data, np.uint8)
+    rsz = _INT_BYTES[byte[q + 20 + mn]]
+    gsz = _INT_BYTES[byte[q + 36 + mn + rsz]]
+    tl = 36 + mn + rsz + gsz
+    vec &= (rsz > 0) & (gsz > 0) & (q + tl <= bound)
+    # Tails compared as the words at q, q + 8, ... up to the longest tail's last whole word
+    # and the word ending at the tail's end (tl >= 36 > 8): together they cover every
+    # tail byte (and, for a shorter tail, a few bytes after it, which can only start more
+    # runs), so a key outside `head` has the tail bytes of the key before it.
+    nw = -(-int(tl.max()) // 8) - 1 if len(tl) else 0
+    last = u[q + tl - 8]
+    head = ~vec
+    if len(head) > 1:
+        head[1:] |= ((tail_w[1:, :nw] != tail_w[:-1, :nw]).any(axis=1) | (last[1:] != last[:-1])
+                     | (tl[1:] != tl[:-1]) | ~vec[:-1])
+    head[0] = True
+    return s, bound, q, tl, vec, head, w[:, 2:6]
+
+
+def _fp32(hw: npt.NDArray[np.uint64], ctx: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+    """H(hash, ctx) for 32-byte hashes given as four words each, 0 mapped to 1."""
+    h = ctx ^ np.uint64((32 * GOLDEN) & MASK64)
+    for j in range(4):
+        h = _fold(h, hw[:, j])
+    fp = fmix64(h)
+    fp[fp == 0] = 1
+    return fp
+
+
 class PythonKeyExtractor:
     """Pure-Python kernel: the contract above with msgspec for the record and bytes.find.
 
     Fast path (`_fast`): a record whose keys all share one canonical layout is read with
-    slices; any other record goes through `parse_key`, key by key."""
+    slices; any other record goes through `parse_key`, key by key. Chunks of a batch
+    scan carry their records' args bytes (`_frame.ArgsBlob`) and take `_extract_blob`."""
+
+    use_blob = True  # tests turn the blob path off to compare it with the per-record one
 
     def __init__(self) -> None:
         self.models = PyNames(K_MODEL)
         self.salts = PyNames(K_SALT)
         self.ctx_cache: dict[tuple[int, int, int, int], int] = {}
+        # Canonical tail bytes (model_name .. object_group_id) -> (model id, kv_rank,
+        # group, context), or False when those bytes are not the canonical layout.
+        self.tails: dict[bytes, tuple[int, int, int, int] | bool] = {}
 
     def names(self) -> tuple[list[str], list[str]]:
         return list(self.models.names), list(self.salts.names)
@@ -479,7 +565,94 @@ class PythonKeyExtractor:
             return None
         return [k[14:46] for k in keys], [got[1]] * nk, [got[2]] * nk, [got[3]] * nk
 
+    def _canonical_tail(self, data: Buf, s: int, bound: int
+                        ) -> tuple[int, int, int, int] | bool:
+        try:
+            got = _parse_canonical(data, s, bound)
+        except _Bad:
+            return False
+        if got is None or len(got[0]) != 32:
+            return False
+        mid, mh = self.models.intern(got[1])
+        return mid, got[2], got[3], self._ctx(mh, got[2], got[3], K_NOSALT)
+
+    def _one(self, data: Buf, s: int, bound: int
+             ) -> tuple[int, bytes | bytearray, int, int, int, int, int]:
+        """One key by the exact parser: (status, hash, model, salt, rank, group, ctx)."""
+        key = parse_key(data, s, bound)
+        if key is None:
+            return KEY_MALFORMED, b"", -1, NAME_NONE, 0, 0, 0
+        h, m, r, g, salt = key
+        mid, mh = self.models.intern(m)
+        if salt is None:
+            sid, sh = NAME_NONE, K_NOSALT
+        else:
+            sid, sh = self.salts.intern(salt)
+        return KEY_OK, h, mid, sid, r, g, self._ctx(mh, r, g, sh)
+
+    def _extract_blob(self, blob: tf.ArgsBlob) -> Iterator[KeyRows]:
+        """Key rows from a batch scan's args blob: the canonical layout checked for every
+        key at once in numpy, each run of keys with identical tail bytes parsed once (by
+        `_parse_canonical`, cached by those bytes), every other key by `parse_key`, in
+        file order (so names are interned in the order the per-key path interns them)."""
+        data = blob.data
+        cache = self.tails
+        step = KEY_ROWS
+        for j in range(0, len(blob.pos), step):
+            pos, row = blob.pos[j:j + step], blob.row[j:j + step]
+            k = len(pos)
+            s, bound, q, tl, vec, head, hw = _canonical_runs(blob, pos, row)
+            heads = np.flatnonzero(head).tolist()
+            nh = len(heads)
+            h_model, h_rank, h_group, h_ctx = [0] * nh, [0] * nh, [0] * nh, [0] * nh
+            singles: list[int] = []
+            single_keys: list[tuple[int, bytes | bytearray, int, int, int, int, int]] = []
+            ends = [*heads[1:], k]
+            for hi, h in enumerate(heads):
+                if vec[h]:
+                    qh = int(q[h])
+                    tb = bytes(data[qh:qh + int(tl[h])])
+                    hit = cache.get(tb)
+                    if hit is None:
+                        hit = self._canonical_tail(data, int(s[h]), int(bound[h]))
+                        if len(cache) >= 4096:
+                            cache.clear()
+                        cache[tb] = hit
+                    if hit is not False:
+                        assert not isinstance(hit, bool)
+                        h_model[hi], h_rank[hi], h_group[hi], h_ctx[hi] = hit
+                        continue
+                for r in range(h, ends[hi]):  # not canonical: key by key
+                    singles.append(r)
+                    single_keys.append(self._one(data, int(s[r]), int(bound[r])))
+            run = np.cumsum(head) - 1
+            model = np.array(h_model, np.int32)[run]
+            rank = np.array(h_rank, np.int64)[run]
+            group = np.array(h_group, np.int64)[run]
+            fp = _fp32(hw, np.array(h_ctx, np.uint64)[run])
+            salt = np.full(k, NAME_NONE, np.int32)
+            status = np.zeros(k, np.uint8)
+            if singles:
+                idx = np.array(singles, np.intp)
+                st, hs, mids, sids, rks, gps, ctxs = zip(*single_keys, strict=True)
+                status[idx] = st
+                model[idx] = mids
+                salt[idx] = sids
+                rank[idx] = rks
+                group[idx] = gps
+                fps = fingerprints(list(hs), np.array(ctxs, np.uint64))
+                fps[status[idx] != KEY_OK] = 0
+                fp[idx] = fps
+            yield KeyRows(row, fp, model, salt, rank, group, status)
+
     def extract(self, chunk: ScannedFrames) -> Iterator[KeyRows]:
+        blob = getattr(chunk, "args", None)
+        if blob is not None and self.use_blob and not blob.released:
+            try:
+                yield from self._extract_blob(blob)
+            finally:  # read once; a second extraction takes the per-record path
+                blob.release()
+            return
         rows: list[int] = []
         status: list[int] = []
         hashes: list[bytes] = []
@@ -537,7 +710,7 @@ class PythonKeyExtractor:
                 else:
                     h, m, r, g, s = key
                     status.append(KEY_OK)
-                    hashes.append(h)
+                    hashes.append(bytes(h))
                     mid, mh = self.models.intern(m)
                     model.append(mid)
                     if s is None:
@@ -574,16 +747,18 @@ def make_extractor(backend: Backend) -> KeyExtractor:
 
 
 class PythonKeyTable:
-    """Dense ids for fingerprints in first-seen order, at most `capacity` of them."""
+    """Dense ids for fingerprints in first-seen order, at most `capacity` of them: the
+    fingerprints by id, and the same sorted (with their ids) for a vectorised lookup."""
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self.ids: dict[int, int] = {}
-        self.fps: list[int] = []
+        self._fps = np.zeros(0, np.uint64)
+        self._sorted = np.zeros(0, np.uint64)
+        self._sorted_ids = np.zeros(0, np.int64)
 
     @property
     def count(self) -> int:
-        return len(self.fps)
+        return len(self._fps)
 
     def intern(self, fp: npt.NDArray[np.uint64], use: npt.NDArray[np.bool_]
                ) -> tuple[npt.NDArray[np.int32], int]:
@@ -593,36 +768,47 @@ class PythonKeyTable:
         if not len(sel):
             return out, 0
         f = fp[sel]
-        order = np.argsort(f, kind="stable")
-        fs = f[order]
-        first = np.empty(len(fs), np.bool_)
-        first[0] = True
-        np.not_equal(fs[1:], fs[:-1], out=first[1:])
-        uniq = fs[first]
-        first_pos = order[first]
-        get = self.ids.get
-        ids_u = np.fromiter((get(u, -1) for u in uniq.tolist()), np.int64, len(uniq))
-        new = np.flatnonzero(ids_u < 0)
-        new = new[np.argsort(first_pos[new], kind="stable")]
-        room = max(0, self.capacity - len(self.fps))
-        for j in new[:room].tolist():
-            u = int(uniq[j])
-            ids_u[j] = self.ids[u] = len(self.fps)
-            self.fps.append(u)
-        inverse = np.empty(len(fs), np.int64)
-        inverse[order] = np.cumsum(first) - 1
-        ids = ids_u[inverse]
+        known = self._sorted
+        ids = np.full(len(f), -1, np.int64)
+        if len(known):
+            if len(known) > 1 << 16:  # sorted needles: the binary searches stay in cache
+                order = np.argsort(f)
+                at = np.empty(len(f), np.intp)
+                at[order] = np.searchsorted(known, f[order])
+            else:  # a table this small is in cache anyway
+                at = np.searchsorted(known, f)
+            np.minimum(at, len(known) - 1, out=at)
+            hit = known[at] == f
+            ids[hit] = self._sorted_ids[at[hit]]
+            miss = np.flatnonzero(~hit)
+        else:
+            miss = np.arange(len(f))
+        room = max(0, self.capacity - len(self._fps))
+        if len(miss) and room:
+            uniq, first_pos, inverse = np.unique(f[miss], return_index=True,
+                                                 return_inverse=True)
+            ids_u = np.full(len(uniq), -1, np.int64)
+            new = np.argsort(first_pos, kind="stable")[:room]  # first-seen order
+            ids_u[new] = np.arange(len(self._fps), len(self._fps) + len(new))
+            self._fps = np.concatenate([self._fps, uniq[new]])
+            new.sort()  # uniq is sorted, so these values are too
+            ins = np.searchsorted(known, uniq[new])
+            self._sorted = np.insert(known, ins, uniq[new])
+            self._sorted_ids = np.insert(self._sorted_ids, ins, ids_u[new])
+            ids[miss] = ids_u[inverse.reshape(-1)]
         out[sel] = ids
         return out, int(np.count_nonzero(ids < 0))
 
     def rebuild(self, fps: npt.NDArray[np.uint64], capacity: int) -> None:
         """Start over with these fingerprints (ids 0..n-1 in this order)."""
         self.capacity = capacity
-        self.fps = [int(x) for x in fps.tolist()]
-        self.ids = {f: i for i, f in enumerate(self.fps)}
+        self._fps = np.array(fps, np.uint64)
+        order = np.argsort(self._fps, kind="stable")
+        self._sorted = self._fps[order]
+        self._sorted_ids = order.astype(np.int64)
 
     def fingerprints(self) -> npt.NDArray[np.uint64]:
-        return np.array(self.fps, np.uint64)
+        return self._fps.copy()
 
 
 def make_key_table(backend: Backend, capacity: int) -> KeyTable:

@@ -165,13 +165,27 @@ class Chunk:
     nkeys: npt.NDArray[np.int32]
     status: npt.NDArray[np.uint8]
     window: _Window
+    # Pure-Python scans of clean runs: the records' args bytes, already decoded once.
+    args: tf.ArgsBlob | None = None
+
+
+@dataclass(frozen=True)
+class PyFrameRows(FrameRows):
+    """FrameRows plus the args blob of a batch scan (`_frame.scan_batch`)."""
+
+    args: tf.ArgsBlob | None = None
 
 
 class PythonFrameScanner:
-    """The pure-Python twin of `lct_scan` (a `FrameScanner`: `_frame.scan_python`)."""
+    """The pure-Python twin of `lct_scan` (a `FrameScanner`: `_frame.scan_python`).
 
-    def __init__(self) -> None:
+    With `keys`, runs of clean records are scanned by `_frame.scan_batch` (one msgspec call
+    per run), whose rows carry the records' args bytes for key extraction; without, frame
+    by frame (cheaper when no key is read: summaries, columns, exports)."""
+
+    def __init__(self, keys: bool = False) -> None:
         self.interner = tf.PyInterner()
+        self.keys = keys
 
     def names(self) -> list[str]:
         return list(self.interner.names)
@@ -191,8 +205,12 @@ class PythonFrameScanner:
              ) -> tuple[int, int, FrameRows | None]:
         import numpy as np
 
-        rows = tf.Rows()
         view = buf if end is None else memoryview(buf)[:end]
+        fast = tf.scan_batch(view, pos, base, self.interner, capacity) if self.keys else None
+        if fast is not None:
+            stop, pos, cols, blob = fast
+            return stop, pos, None if cols is None else PyFrameRows(*cols, args=blob)
+        rows = tf.Rows()
         stop, pos = tf.scan_python(view, pos, base, self.interner, capacity, rows)
         if not rows.offset:
             return stop, pos, None
@@ -206,10 +224,10 @@ class PythonFrameScanner:
 class Kernel:
     """A frame scanner of one backend, turning its rows into `Chunk`s of a window."""
 
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: Backend, keys: bool = False) -> None:
         self.backend: Backend = backend
         self._scanner: FrameScanner = (NativeFrameScanner() if backend == "native"
-                                       else PythonFrameScanner())
+                                       else PythonFrameScanner(keys))
 
     def names(self) -> list[str]:
         return self._scanner.names()
@@ -247,11 +265,12 @@ class Kernel:
         if r is None:
             return stop, pos, None
         return stop, pos, Chunk(r.offset, r.length, r.t_mono, r.t_wall, r.op, r.nkeys,
-                                r.status, win)
+                                r.status, win, getattr(r, "args", None))
 
 
-def make_kernel(backend: Backend) -> Kernel:
-    return Kernel(backend)
+def make_kernel(backend: Backend, keys: bool = False) -> Kernel:
+    """A kernel of the backend; `keys`: its chunks will go to key extraction."""
+    return Kernel(backend, keys)
 
 
 def _frame_decodes(src: Source, offset: int) -> bool:

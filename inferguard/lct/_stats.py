@@ -318,7 +318,7 @@ def iter_key_columns(source: PathOrBuffer, *, backend: Backend | None = None
     analytics; see docs/trace-format.md for which bytes are a key)."""
     with TraceFile(source) as tfile:
         chosen = resolve_backend(backend)
-        chunks, _ = tfile._chunks(chosen, [])
+        chunks, _ = tfile._chunks(chosen, [], keys=True)
         ex = make_extractor(chosen)
         for chunk in chunks:
             for k in ex.extract(chunk):
@@ -376,7 +376,7 @@ def _analyze(tfile: TraceFile, backend: Backend | None, max_keys: int, bucket_s:
              tap: KeyTap | None = None) -> TraceAnalysis:
     chosen = resolve_backend(backend)
     raw_findings = FindingLog(MAX_FINDINGS)  # bounded, like TraceFile.summary()
-    chunks, kernel = tfile._chunks(chosen, raw_findings)
+    chunks, kernel = tfile._chunks(chosen, raw_findings, keys=True)
     names = _names_cached(kernel)
     extractor = make_extractor(chosen)
     engine = ts.Engine(chosen, max_keys=max_keys, bucket_s=bucket_s, idle_gap_s=idle_gap_s)
