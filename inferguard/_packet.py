@@ -20,9 +20,6 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import os
-import secrets
-import shutil
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -182,6 +179,10 @@ class Packet(msgspec.Struct, frozen=True, omit_defaults=True):
         fingerprints keyed with `fingerprint_key`, else a fresh random key that is never
         written); the raw bytes only with `include_raw_trace`. `progress(done, total)`
         is told the bytes of file inputs copied so far (big traces take seconds)."""
+        import secrets
+        import shutil
+        import tempfile
+
         dest = Path(directory)
         check_output_dir(dest, overwrite=overwrite)
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -432,6 +433,8 @@ def clean_stale_temps(dest: Path) -> list[Path]:
     killed (named `.<name>.inferguard-tmp-<pid>-…`; removed when that PID is no longer
     running). An old packet set aside by `--force` (`…-<pid>-old`) whose replacement never
     arrived is put back instead. Returns what was removed."""
+    import shutil
+
     prefix = _temp_prefix(dest)
     removed: list[Path] = []
     try:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 from inferguard.cli._common import (
@@ -53,6 +52,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def _write(path: str, text: str) -> None:
     """Write atomically: a temp file beside the target (the umask's mode), then rename."""
     d = os.path.dirname(os.path.abspath(path))
+    import tempfile
+
     fd, tmp = tempfile.mkstemp(prefix=".inferguard-", suffix=".html", dir=d)
     try:
         mask = os.umask(0)

@@ -9,6 +9,7 @@ of what a process *said*; they prove behaviour only together with metrics (see d
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -347,22 +348,28 @@ LOG_HINTS: tuple[LogHint, ...] = (
             "the MP lookup found nothing vLLM did not already hold (need to load 0)"),
 )
 
-_COMPILED = [(h, re.compile(h.pattern)) for h in LOG_HINTS]
 # A cheap prefilter: one alternation of literal fragments no hint can match without.
-_PREFILTER = re.compile(
+_PREFILTER_TEXT = (
     r"LMCache|lmcache|LMC|MPCache|OTel|trace recording|LookupHash|Supported transfer|"
     r"(?i:hicache)|P2P|peer|controller|instance-worker|PD |pd_|NIXL|PDBackend|Async mem|"
     r"Stored|Retrieved|Prefetch request|Reqid|NONE_HASH|PYTHONHASHSEED|builtin hash|"
     r"watermark|allocat|Rejecting|Store task|EventBus|Timeout raised|Traceback|"
     r"kv[-_]offloading|enable[-_]lmcache|match_probe|CB |[Ff]ull sync|heartbeat|"
     r"Health check interval|unretrieved|External prefix|degraded mode|No supported|"
-    r"Timeout occurred|post_init")
-# Fragments of hints added later (kept apart so the line above stays as it was).
-_PREFILTER = re.compile(_PREFILTER.pattern + r"|L1 memory usage|L0<->L1 stats")
-_PREFILTER = re.compile(_PREFILTER.pattern + r"|/dev/shm|skipping touch|Cannot reach the LMCache|"
-                        r" timed out|unhealthy|less than chunk size|need to load|Need to load")
-_PREFILTER = re.compile(_PREFILTER.pattern + r"|vLLM server version|V1 LLM engine|"
-                        r"\u2588 +version")
+    r"Timeout occurred|post_init"
+    # fragments of hints added later
+    r"|L1 memory usage|L0<->L1 stats"
+    r"|/dev/shm|skipping touch|Cannot reach the LMCache|"
+    r" timed out|unhealthy|less than chunk size|need to load|Need to load"
+    r"|vLLM server version|V1 LLM engine|"
+    r"\u2588 +version")
+
+
+@functools.cache
+def _patterns() -> tuple[re.Pattern[str], list[tuple[LogHint, re.Pattern[str]]]]:
+    """The prefilter and every hint's regex, compiled on the first log read (not at import:
+    ~100 patterns cost every command ~15 ms of start-up, and most commands read no log)."""
+    return re.compile(_PREFILTER_TEXT), [(h, re.compile(h.pattern)) for h in LOG_HINTS]
 
 
 _AMOUNT = {h.id: h.amount for h in LOG_HINTS}
@@ -583,6 +590,7 @@ def read_log_bytes(data: bytes | Iterable[bytes], source: EvidenceSource, *,
     last: dict[str, int] = {}
     lines = long_lines = bad_lines = 0
     start = _StartScan()
+    prefilter, compiled = _patterns()
     for n, text, bad in _lines(data):
         lines = n
         bad_lines += bad
@@ -592,9 +600,9 @@ def read_log_bytes(data: bytes | Iterable[bytes], source: EvidenceSource, *,
         if "\x1b" in text:
             text = _ANSI.sub("", text)
         start.feed(n, text)
-        if not _PREFILTER.search(text):
+        if not prefilter.search(text):
             continue
-        for hint, rx in _COMPILED:
+        for hint, rx in compiled:
             m = rx.search(text)
             if m is None:
                 continue

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import stat
 import sys
-import tempfile
 import zlib
 from collections.abc import Iterator
 from typing import BinaryIO
@@ -87,6 +85,8 @@ def _copy_limited(src: BinaryIO, dst: BinaryIO, label: str, cap: int) -> None:
     included), never writing more than `cap` decompressed bytes."""
     head = src.read(2)
     if head != GZIP_MAGIC:
+        import shutil
+
         dst.write(head)
         shutil.copyfileobj(src, dst, _CHUNK)
         return
@@ -140,6 +140,8 @@ def local_input(path: str, *, stdin: BinaryIO | None = None) -> Iterator[str]:
         return
     cap = max_decompressed()
     label = "<stdin>" if path == STDIN else path
+    import tempfile  # only for a gzip input (tempfile + shutil cost ~5 ms of start-up)
+
     with tempfile.TemporaryDirectory(prefix="inferguard-input-") as tmp:
         target = os.path.join(tmp, "input")
         with open(target, "wb") as dst:

@@ -31,6 +31,7 @@ Grammar (both formats unless marked; "blank" is a space or a tab):
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterator
 
@@ -97,15 +98,16 @@ _NUM = _DEC + rb"|[+-]?(?:[iI][nN][fF](?:[iI][nN][iI][tT][yY])?)|[nN][aA][nN]"
 _INT = rb"[+-]?[0-9]+"
 
 
+@functools.cache
 def _fast(ts: bytes) -> re.Pattern[bytes]:
-    # One alternative per line: a plain well-formed sample, or anything (group 5).
+    """The pure-Python tokenizer's line regex, compiled on first use (a large pattern: the
+    native path never needs it). One alternative per line: a plain well-formed sample, or
+    anything (group 5)."""
     return re.compile(
         rb"(?m)^(?:(" + _NAME + rb")(\{(?:" + _LABEL + rb"(?:," + _LABEL + rb")*)?\})? ("
         + _NUM + rb")(?: (" + ts + rb"))?|(.*))$")
 
 
-_FAST_PROM = _fast(_INT)
-_FAST_OM = _fast(_DEC)
 _PAIRS = re.compile(rb"([a-zA-Z_][a-zA-Z0-9_]*)=\"(" + _LVAL + rb')"')
 _DEC_RE = re.compile(_DEC)
 _SPECIAL_RE = re.compile(rb"[+-]?(?:[iI][nN][fF](?:[iI][nN][iI][tT][yY])?)|[nN][aA][nN]")
@@ -445,7 +447,7 @@ _CHUNK = 1 << 22
 
 def _lines(data: bytes, om: bool) -> Iterator[tuple[bytes, bytes, bytes, bytes, bytes]]:
     """Every line as the fast pattern's groups, a few MB of lines at a time."""
-    findall = (_FAST_OM if om else _FAST_PROM).findall
+    findall = _fast(_DEC if om else _INT).findall
     start = 0
     while start < len(data):
         cut = data.find(b"\n", start + _CHUNK)
