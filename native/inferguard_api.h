@@ -321,3 +321,11 @@ int prom_parse_number(const uint8_t *s, size_t n, int specials, double *out);
 /* -1 if s[0..n) is valid UTF-8 (as CPython decodes it), else the offset of the
  * first byte of the first invalid sequence. */
 int64_t prom_utf8_error(const uint8_t *s, size_t n);
+
+/* distinct.c: is_first[i] = 1 for the first row of each distinct key
+ * (head[i], items[first[i] .. first[i] + count[i])), else 0; with sort_items the items of
+ * a row are compared as a sorted multiset.  Returns 0, -1 for a bad range or size
+ * (nothing written), -2 when memory runs out. */
+int ig_distinct_rows(const int64_t *head, const int64_t *first, const int64_t *count,
+                     int64_t n, const int64_t *items, int64_t n_items, int sort_items,
+                     uint8_t *is_first);

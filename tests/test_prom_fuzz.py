@@ -87,7 +87,9 @@ def model(data: bytes, backend: str, fmt: str) -> tuple[object, ...]:
                                                   s.exemplar.timestamp), s.line)
                 for s in f.samples]
         fams.append((f.name, f.type, f.help, f.unit, f.line, rows))
-    return (exp.format, exp.problems, tuple(fams), exp.zero_families())
+    # the columnar counts too: native series counts and facts come from native/distinct.c
+    return (exp.format, exp.problems, tuple(fams), exp.zero_families(),
+            tuple(exp.series_counts().tolist()), tuple(exp.family_facts()))
 
 
 @pytest.mark.parametrize("seed", range(4))

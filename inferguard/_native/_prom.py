@@ -129,3 +129,26 @@ def _export(ffi: Any, lib: Any, st: Any, which: int,
     if first_rows and count:
         lib.prom_state_first_rows(st, ffi.cast("int64_t *", fr.ctypes.data))
     return out, fr
+
+
+def distinct_rows(head: npt.NDArray[np.int64], first: npt.NDArray[np.int64],
+                  count: npt.NDArray[np.int64], items: npt.NDArray[np.int64],
+                  sort_items: bool) -> npt.NDArray[np.bool_]:
+    """True at the first row of each distinct (head[i], items[first[i]:first[i]+count[i]])
+    (with `sort_items`, the items compared as a sorted multiset), by distinct.c."""
+    mod = core()
+    ffi: Any = mod.ffi
+    lib: Any = mod.lib
+    cols = [np.ascontiguousarray(a, np.int64) for a in (head, first, count, items)]
+    n = len(cols[0])
+    if not len(cols[1]) == len(cols[2]) == n:
+        raise ValueError("distinct_rows: head, first and count differ in length")
+    out = np.zeros(n, np.uint8)
+    ptr = [ffi.cast("int64_t *", a.ctypes.data) for a in cols]
+    rc = lib.ig_distinct_rows(ptr[0], ptr[1], ptr[2], n, ptr[3], len(cols[3]),
+                              1 if sort_items else 0, ffi.cast("uint8_t *", out.ctypes.data))
+    if rc == -2:
+        raise MemoryError("ig_distinct_rows: out of memory")
+    if rc != 0:
+        raise ValueError("distinct_rows: a row's item range lies outside `items`")
+    return out.view(np.bool_)

@@ -438,6 +438,9 @@ class Exposition:
         nf = len(self._fams)
         counts = self._s_lab_count
         pairs = (self._lab_name.astype(np.int64) << 32) | self._lab_value.astype(np.int64)
+        if self.backend == "native":
+            first_row = self._distinct_native(pairs, sort_items=True)
+            return np.bincount(self.family_index[first_row], minlength=nf)
         fams: list[npt.NDArray[np.int64]] = [np.zeros(0, np.int64)]
         for c in np.unique(counts).tolist():
             rows = np.flatnonzero(counts == c)
@@ -450,6 +453,15 @@ class Exposition:
             fams.append(key[first, 0])
         return np.bincount(np.concatenate(fams), minlength=nf)
 
+    def _distinct_native(self, items: npt.NDArray[np.int64], sort_items: bool
+                         ) -> npt.NDArray[np.bool_]:
+        """The first sample of each distinct (family, name, label entries) key, by the C
+        kernel (`_native._prom.distinct_rows`); `items` holds one value per label entry."""
+        from inferguard._native._prom import distinct_rows
+
+        head = (self.family_index.astype(np.int64) << 32) | self._s_name.astype(np.int64)
+        return distinct_rows(head, self._s_lab_first, self._s_lab_count, items, sort_items)
+
     def family_facts(self, keep: int = 64) -> list[FamilyFacts]:
         """`FamilyFacts` of every family, in order, computed on the columns."""
         names = self._names
@@ -457,6 +469,16 @@ class Exposition:
         is_count = np.array([n.endswith("_count") for n in names] or [False])
         is_bucket = np.array([n.endswith("_bucket") for n in names] or [False])
         canon = self._canonical_ids()
+        # Native: distinct series of all families in one C pass (the label values by their
+        # canonical ids, labels in written order, as `_distinct_sequences` compares them).
+        # A `_created` sample never shares a key with another: its name differs.
+        series_of: list[int] | None = None
+        if self.backend == "native" and len(self.values):
+            first_row = self._distinct_native(
+                (self._lab_name.astype(np.int64) << 32) | canon[self._lab_value], False)
+            first_row &= ~created[self._s_name]
+            series_of = np.bincount(self.family_index[first_row],
+                                    minlength=len(self._fams)).tolist()
         skip = [i for i in (self._str_id("le"), self._str_id("quantile")) if i is not None]
         le_id = self._str_id("le")
         out = []
@@ -474,8 +496,9 @@ class Exposition:
             owner = np.repeat(np.arange(len(rows)), cnt)
             lname = self._lab_name[ent].astype(np.int64)
             lval = canon[self._lab_value[ent]]
-            series = 0 if not len(rows) else _distinct_sequences(
-                nid, np.cumsum(cnt) - cnt, cnt, (lname << 32) | lval)
+            series = (0 if not len(rows) else series_of[fi] if series_of is not None
+                      else _distinct_sequences(nid, np.cumsum(cnt) - cnt, cnt,
+                                               (lname << 32) | lval))
             # Label values (le / quantile aside): distinct (name, value) pairs.
             keep_ent = ~np.isin(lname, skip) if skip else np.ones(len(ent), np.bool_)
             pairs = np.unique((lname[keep_ent] << 32) | lval[keep_ent])
