@@ -399,7 +399,8 @@ def test_page_size_is_bounded_on_a_big_trace(tmp_path: Path,
 def test_trace_series_match_the_workload(backend: str, tmp_path: Path) -> None:
     from collections import Counter
 
-    from inferguard.evidence._trace import REUSE_EDGES, read_trace
+    from inferguard.evidence._trace import REUSE_EDGES
+    from inferguard.evidence._trace_read import read_trace
 
     from .trace_truth import generate, oracle, role
 

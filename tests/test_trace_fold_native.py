@@ -233,7 +233,7 @@ def test_hyperloglog_registers_equal_the_twin() -> None:
 @pytest.mark.parametrize("limit", [50_000, 37, 1])
 def test_first_chunk_tap_equals_the_second_scan(lifecycle: Path, limit: int,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    from inferguard.evidence import _trace as et
+    from inferguard.evidence import _trace_read as et
     from inferguard.lct._file import TraceFile
     from inferguard.lct._stats import analyze_trace
 

@@ -18,7 +18,7 @@ import pytest
 
 from inferguard import TraceFile, summarize_trace
 from inferguard.cli._main import main
-from inferguard.evidence._trace import read_trace
+from inferguard.evidence._trace_read import read_trace
 from inferguard.lct import iter_key_columns
 from inferguard.lct._codec import MemoryTags, PrefetchTaskSpec, TaggedValue
 

@@ -32,7 +32,7 @@ from inferguard.evidence._model import (
 )
 from inferguard.evidence._otel import OtelFacts, read_otel
 from inferguard.evidence._replay import ReplayFacts, read_replay
-from inferguard.evidence._trace import TraceFacts, read_trace
+from inferguard.evidence._trace import TraceFacts
 
 Facts = (HttpFacts | LogFacts | OtelFacts | LookupHashFacts | ReplayFacts | LaunchFacts
          | MetricsFacts | TraceFacts | ControllerFacts | EngineHealthFacts)
@@ -51,6 +51,13 @@ def _controller(path: str | os.PathLike[str]) -> Evidence:
     return load_evidence_file(path, "controller")
 
 
+def _trace(path: str | os.PathLike[str]) -> Evidence:
+    """A `.lct` trace (its reader loads the scanner, numpy and the C core: on first use)."""
+    from inferguard.evidence._trace_read import read_trace
+
+    return read_trace(path)
+
+
 def _engine_http(path: str | os.PathLike[str]) -> Evidence:
     """A vLLM /health + /version capture directory, or an evidence JSON file."""
     if Path(path).is_dir():
@@ -63,7 +70,7 @@ READERS: dict[str, Callable[[str | os.PathLike[str]], Evidence]] = {
     "lmcache_metrics": lambda p: read_metrics(p, "lmcache_metrics"),
     "http": _http,
     "log": read_log,
-    "trace": read_trace,
+    "trace": _trace,
     "otel": read_otel,
     "lookup_hash": read_lookup_hashes,
     "trace_replay": read_replay,

@@ -32,6 +32,7 @@ from inferguard.lct import _engine as ts
 from inferguard.lct import _evrows
 from inferguard.lct._keys import K_MODEL, K_NOSALT, K_SALT, PyNames, context, fingerprints
 from inferguard.lct._scan import Chunk
+from inferguard.lct._summary import Count as Count
 
 MAX_COMBOS = 64
 MAX_LIFETIMES = 1 << 18  # durations kept in all (then every other one is dropped)
@@ -74,17 +75,6 @@ class _Rec(msgspec.Struct):
 _DEC_REC = msgspec.msgpack.Decoder(_Rec).decode
 _DEC_BATCH = msgspec.msgpack.Decoder(_Batch).decode
 _DEC_LIFE = msgspec.msgpack.Decoder(_Lifecycle).decode
-
-
-class Count(msgspec.Struct, frozen=True, omit_defaults=True):
-    """A count. `method` is "exact", "key_sample" (scaled from a uniform hash sample of
-    keys), "hyperloglog" or "decimated"; `stderr` is the standard error of `value` (0 when
-    exact or unknown). Defaults are omitted in JSON: {"value": n} is exact."""
-
-    value: int
-    exact: bool = True
-    stderr: float = 0.0
-    method: str = "exact"
 
 
 class EventKindStats(msgspec.Struct, frozen=True):

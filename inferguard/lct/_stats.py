@@ -39,6 +39,7 @@ from inferguard.lct._events import Count, EventsEngine, EventStats
 from inferguard.lct._file import MAX_FINDINGS, PathOrBuffer, TraceFile, TraceSummary, _Aggregate
 from inferguard.lct._keys import make_extractor
 from inferguard.lct._scan import Chunk, FindingLog, Kernel
+from inferguard.lct._summary import TraceStatsFinding
 
 __all__ = [
     "EVIDENCE_LEVELS",
@@ -234,21 +235,6 @@ class TimeStats(msgspec.Struct, frozen=True):
     idle_time_s: float
     largest_idle_gaps: list[Gap]
     records_outside_timeline: int = 0
-
-
-class TraceStatsFinding(msgspec.Struct, frozen=True):
-    """A trace-derived diagnosis input: stable `code`, `evidence` (one of EVIDENCE_LEVELS),
-    what was seen, the count, and where (byte offsets of records). Severity, title and next
-    step live in the one finding table (`inferguard.findings.FINDING_CODES`, under
-    `lmcache_<code>`), not here."""
-
-    code: str
-    evidence: str
-    detail: str
-    count: Count
-    first_offset: int | None = None
-    first_t_mono: float | None = None
-    offsets: list[int] = msgspec.field(default_factory=list)
 
 
 class TraceStats(msgspec.Struct, frozen=True):
