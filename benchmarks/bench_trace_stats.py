@@ -23,6 +23,7 @@ import random
 import struct
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ from inferguard.lct._stats import analyze_trace
 from tests import lct_writer as w
 
 from .bench_trace import record_mean, reference_trace_info
-from .trace_gen import _T_MONO, _T_WALL, _pool, write_storage_trace
+from .trace_gen import _pool, stamp, write_frames, write_storage_trace
 
 SCALE = os.environ.get("INFERGUARD_BENCH_SCALE", "full")
 TIMING_BYTES = (4 << 20) if SCALE == "smoke" else (1 << 30)
@@ -55,28 +56,20 @@ def write_unique_key_trace(path: Path, target_bytes: int, seed: int = 13) -> int
             at.append(i + len(_HASH_AT))
             i = body.find(_HASH_AT, i + 1)
         spots.append(at)
-    t, records, counter = 0.0, 0, 0
-    with path.open("wb") as f:
-        f.write(w.frame(w.header(config={"chunk_size": 256})))
-        written, buf = f.tell(), bytearray()
-        while written < target_bytes:
+
+    def frames() -> Iterator[bytes]:
+        t, counter = 0.0, 0
+        while True:
             j = rng.randrange(len(pool))
             body = pool[j]
             t += rng.expovariate(2000.0)
-            struct.pack_into(">d", body, _T_MONO, t)
-            struct.pack_into(">d", body, _T_WALL, 1_800_000_000.0 + t)
             for at in spots[j]:
                 counter += 1
                 struct.pack_into(">Q", body, at, counter)
-            buf += struct.pack(">I", len(body))
-            buf += body
-            records += 1
-            if len(buf) >= 1 << 22:
-                f.write(buf)
-                written += len(buf)
-                buf.clear()
-        f.write(buf)
-    return records
+            yield stamp(body, t)
+
+    head = w.frame(w.header(config={"chunk_size": 256}))
+    return write_frames(path, head, frames(), target_bytes)
 
 
 @pytest.fixture(scope="module", params=sorted(SHAPES))

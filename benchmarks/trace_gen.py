@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import random
 import struct
+from collections.abc import Iterator
 from pathlib import Path
 
 from tests import lct_writer as w
@@ -26,6 +27,36 @@ _T_WALL = _T_MONO + 8 + 7 + 1
 _M64 = (1 << 64) - 1
 _GOLD = 0x9E3779B97F4A7C15
 _HASH = struct.Struct(">4Q")
+_LEN = struct.Struct(">I")
+_FLUSH = 1 << 22  # bytes buffered per write
+
+
+def stamp(body: bytearray, t: float) -> bytes:
+    """A pool record framed with fresh timestamps (t_mono `t`, t_wall 1.8e9 + `t`)."""
+    struct.pack_into(">d", body, _T_MONO, t)
+    struct.pack_into(">d", body, _T_WALL, 1_800_000_000.0 + t)
+    return _LEN.pack(len(body)) + body
+
+
+def write_frames(path: Path, head: bytes, frames: Iterator[bytes], target_bytes: int, *,
+                 exact: bool = False) -> int:
+    """Write `head`, then frames taken from `frames` in 4 MiB writes, until the file holds
+    `target_bytes`: checked at each write (up to one buffer more), or with `exact` after
+    each frame. Returns the number of frames taken. One loop for every generator."""
+    taken = 0
+    with path.open("wb") as f:
+        f.write(head)
+        written = len(head)
+        buf = bytearray()
+        while (written + len(buf) if exact else written) < target_bytes:
+            buf += next(frames)
+            taken += 1
+            if len(buf) >= _FLUSH:
+                f.write(buf)
+                written += len(buf)
+                buf.clear()
+        f.write(buf)
+    return taken
 
 
 def _pool(rng: random.Random, n: int, keys_per_call: tuple[int, int]
@@ -51,18 +82,13 @@ def write_storage_trace(path: Path, target_bytes: int, seed: int = 7, *,
     `reuse`, every key row is an earlier key with that probability, else a new key."""
     rng = random.Random(seed)
     pool = _pool(rng, 512, keys_per_call)
-    t = 0.0
-    records = 0
-    keys = 0  # distinct keys so far (ids 0..keys-1)
-    with path.open("wb") as f:
-        f.write(w.frame(w.header(config={"chunk_size": 256, "l1_size_gb": 64})))
-        written = f.tell()
-        buf = bytearray()
-        while written < target_bytes:
+
+    def frames() -> Iterator[bytes]:
+        t = 0.0
+        keys = 0  # distinct keys so far (ids 0..keys-1)
+        while True:
             body, hashes = pool[rng.randrange(len(pool))]
             t += rng.expovariate(2000.0)
-            struct.pack_into(">d", body, _T_MONO, t)
-            struct.pack_into(">d", body, _T_WALL, 1_800_000_000.0 + t)
             if reuse is not None:
                 for off in hashes:
                     if keys and rng.random() < reuse:
@@ -72,15 +98,10 @@ def write_storage_trace(path: Path, target_bytes: int, seed: int = 7, *,
                         keys += 1
                     a = (k * _GOLD + 1) & _M64
                     _HASH.pack_into(body, off, a, a ^ 0x5555, a ^ 0xAAAA, k)
-            buf += struct.pack(">I", len(body))
-            buf += body
-            records += 1
-            if len(buf) >= 1 << 22:
-                f.write(buf)
-                written += len(buf)
-                buf.clear()
-        f.write(buf)
-    return records
+            yield stamp(body, t)
+
+    head = w.frame(w.header(config={"chunk_size": 256, "l1_size_gb": 64}))
+    return write_frames(path, head, frames(), target_bytes)
 
 
 def write_events_trace(path: Path, target_bytes: int, seed: int = 11, *,
@@ -113,7 +134,7 @@ def write_events_trace(path: Path, target_bytes: int, seed: int = 11, *,
         records += 1
         body = enc.encode({"type": "record", "t_mono": t, "t_wall": 1_800_000_000.0 + t,
                            "qualname": qualname, "args": args})
-        return struct.pack(">I", len(body)) + body
+        return _LEN.pack(len(body)) + body
 
     def life(phase: str) -> bytes:
         args: dict[str, object] = {"phase": phase, "instance_id": "lmcache-0"}
@@ -130,34 +151,30 @@ def write_events_trace(path: Path, target_bytes: int, seed: int = 11, *,
             "shared": False, "ts": 1_800_000_000.0 + t, "capacity_bytes": 64 << 30,
             "capacity_revision": 0})
 
-    meta = {"instance_id": "lmcache-0", "cache_event_schema_version": 1,
-            "lmcache_version": "0.5.6"}
-    with path.open("wb") as f:
-        f.write(w.frame(w.header(level="events", level_meta=meta,
-                                 config={"chunk_size": 256, "l1_size_gb": 64})))
-        written = f.tell()
-        buf = bytearray(life("start"))
-        while written + len(buf) < target_bytes:
+    def frames() -> Iterator[bytes]:
+        nonlocal t, keys, inc
+        while True:
             t += rng.expovariate(200.0)
             n = entries_per_batch
             r = rng.random()
             if r < 0.005:  # a restart
-                buf += life("stop")
+                stop = life("stop")
                 inc += 1
-                out = life("start")
+                yield stop + life("start")
             elif keys and r < 0.005 + reuse * 0.5:
-                out = batch("access", "l1", "", [rng.randrange(keys) for _ in range(n)], 0)
+                yield batch("access", "l1", "", [rng.randrange(keys) for _ in range(n)], 0)
             elif keys > n and r < 0.75:
                 lo = rng.randrange(max(1, keys - 4 * n), keys)
                 tier, be, et = rng.choice([("l2", "fs", "store"), ("l1", "dram", "delete")])
-                out = batch(et, tier, be, [min(keys - 1, lo + i) for i in range(n)], 1 << 21)
+                yield batch(et, tier, be, [min(keys - 1, lo + i) for i in range(n)], 1 << 21)
             else:
                 out = batch("store", "l1", "dram", list(range(keys, keys + n)), 1 << 21)
                 keys += n
-            buf += out
-            if len(buf) >= 1 << 22:
-                f.write(buf)
-                written += len(buf)
-                buf.clear()
-        f.write(buf)
+                yield out
+
+    meta = {"instance_id": "lmcache-0", "cache_event_schema_version": 1,
+            "lmcache_version": "0.5.6"}
+    head = w.frame(w.header(level="events", level_meta=meta,
+                            config={"chunk_size": 256, "l1_size_gb": 64})) + life("start")
+    write_frames(path, head, frames(), target_bytes, exact=True)
     return records

@@ -14,48 +14,35 @@
  *     fuzz/fuzz_lct_events.c native/lct.c native/lct_keys.c native/lct_events.c \
  *     native/lct_evfold.c native/intern.c native/utf8.c -o fuzz_lct_events
  */
-#include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
+#define FUZZ_ROWS 64
+#include "fuzz_scan.h"
 
-#include "lct.h"
-
-#define ROWS 64
+#define ROWS FUZZ_ROWS
 #define FPS 5
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    int64_t off[ROWS];
-    uint32_t len[ROWS];
-    double mono[ROWS], wall[ROWS];
-    int32_t op[ROWS], nkeys[ROWS];
-    uint8_t st[ROWS];
+    fuzz_columns sc;
     int64_t rows[ROWS * LCT_EV_COLS], lean[ROWS * LCT_EV_COLS];
     uint64_t fp[FPS];
-    lct_columns cols;
     lct_interner *in, *names;
     lct_evfold *fold;
     double vals[FPS];
     size_t pos = 0;
-    uint8_t *buf = malloc(size ? size : 1);
+    uint8_t *buf = fuzz_copy(data, size);
     if (!buf) return 0;
-    memcpy(buf, data, size); /* exact-size copy: reads past the end are ASan reports */
     in = lct_interner_new();
     names = lct_interner_new();
     fold = lct_evfold_new(size % 4); /* 0..3 keys: the level rises often */
     if (!in || !names || !fold) abort();
-    cols.offset = off; cols.length = len; cols.t_mono = mono; cols.t_wall = wall;
-    cols.op = op; cols.nkeys = nkeys; cols.status = st; cols.capacity = ROWS;
+    fuzz_columns_init(&sc);
     for (;;) {
         size_t before = pos, first = 0;
-        int rc;
-        cols.count = 0;
-        rc = lct_scan(buf, size, &pos, 0, in, &cols);
-        if (rc < 0 || pos > size) abort();
-        while (first < cols.count) {
+        int rc = fuzz_scan(buf, size, &pos, in, &sc.cols);
+        while (first < sc.cols.count) {
             size_t fp_n = 99, next;
-            next = lct_events_decode(buf, size, 0, off, len, cols.count, first, rows, fp, FPS,
-                                     &fp_n, names);
-            if (next <= first || next > cols.count || fp_n > FPS) abort();
+            next = lct_events_decode(buf, size, 0, sc.off, sc.len, sc.cols.count, first, rows,
+                                     fp, FPS, &fp_n, names);
+            if (next <= first || next > sc.cols.count || fp_n > FPS) abort();
             for (size_t r = 0; r < next - first; r++) {
                 const int64_t *row = rows + LCT_EV_COLS * r;
                 if (row[0] != 0 && row[0] != 1) abort();
@@ -80,7 +67,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 if (row[20] < 0 || row[20] > row[15]) abort();
                 {
                     int op = 1 + (int)(r & 1);
-                    int64_t nv = lct_evfold_batch(fold, op, (int32_t)(r % 3), mono[first + r],
+                    int64_t nv = lct_evfold_batch(fold, op, (int32_t)(r % 3), sc.mono[first + r],
                                                   fp + row[17], (size_t)row[15], vals);
                     int64_t c[6];
                     if (nv < 0 || nv > row[15]) abort();
@@ -91,9 +78,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             }
             {   /* the summary's decode (no fingerprints) over the same rows */
                 size_t lean_n = 99, lean_next;
-                lean_next = lct_events_decode(buf, size, 0, off, len, cols.count, first, lean,
-                                              NULL, 0, &lean_n, names);
-                if (lean_next != cols.count || lean_n != 0) abort();
+                lean_next = lct_events_decode(buf, size, 0, sc.off, sc.len, sc.cols.count, first,
+                                              lean, NULL, 0, &lean_n, names);
+                if (lean_next != sc.cols.count || lean_n != 0) abort();
                 for (size_t r = 0; r < next - first; r++)
                     if (rows[LCT_EV_COLS * r] && (!lean[LCT_EV_COLS * r] ||
                         memcmp(rows + LCT_EV_COLS * r + 18, lean + LCT_EV_COLS * r + 18,
@@ -102,11 +89,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             }
             first = next;
         }
-        if (rc == LCT_STOP_FULL || rc == LCT_STOP_MALFORMED) {
-            if (pos == before) abort();
-            continue;
-        }
-        break;
+        if (!fuzz_scan_again(rc, pos, before)) break;
     }
     lct_interner_free(in);
     lct_interner_free(names);

@@ -10,24 +10,16 @@
  *     -o fuzz_lct_keys
  *   ./fuzz_lct_keys -dict=fuzz/lct.dict -max_len=65536 CORPUS SEEDS
  */
-#include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
+#define FUZZ_ROWS 64
+#include "fuzz_scan.h"
 
-#include "lct.h"
-
-#define ROWS 64
+#define ROWS FUZZ_ROWS
 #define KEYS 3
 #define TAB_KEYS 4
 #define TAB_BITS 3
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    int64_t off[ROWS];
-    uint32_t len[ROWS];
-    double mono[ROWS], wall[ROWS];
-    int32_t op[ROWS], nkeys[ROWS];
-    uint8_t st[ROWS];
-    lct_columns cols;
+    fuzz_columns sc;
     int32_t krow[KEYS], kmodel[KEYS], ksalt[KEYS], ids[KEYS];
     uint64_t kfp[KEYS];
     int64_t krank[KEYS], kgroup[KEYS];
@@ -39,9 +31,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     lct_interner *in;
     lct_keyx *x;
     size_t pos = 0;
-    uint8_t *buf = malloc(size ? size : 1);
+    uint8_t *buf = fuzz_copy(data, size);
     if (!buf) return 0;
-    memcpy(buf, data, size); /* exact-size copy: reads past the end are ASan reports */
     in = lct_interner_new();
     x = lct_keyx_new();
     if (!in || !x) abort();
@@ -51,25 +42,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     tab.bits = TAB_BITS;
     tab.max_keys = TAB_KEYS;
     tab.count = 0;
-    cols.offset = off; cols.length = len; cols.t_mono = mono; cols.t_wall = wall;
-    cols.op = op; cols.nkeys = nkeys; cols.status = st; cols.capacity = ROWS;
+    fuzz_columns_init(&sc);
     keys.row = krow; keys.fp = kfp; keys.model = kmodel; keys.salt = ksalt;
     keys.kv_rank = krank; keys.group = kgroup; keys.status = kst; keys.capacity = KEYS;
     for (;;) {
         size_t before = pos;
         lct_key_cursor cur = {0, 0};
         int64_t per_row[ROWS] = {0};
-        int rc;
-        cols.count = 0;
-        rc = lct_scan(buf, size, &pos, 0, in, &cols);
-        if (rc < 0 || pos > size) abort();
+        int rc = fuzz_scan(buf, size, &pos, in, &sc.cols);
         for (;;) {
             int kr;
             keys.count = 0;
-            kr = lct_extract_keys(buf, size, 0, off, len, st, cols.count, &cur, x, &keys);
+            kr = lct_extract_keys(buf, size, 0, sc.off, sc.len, sc.st, sc.cols.count, &cur, x,
+                                  &keys);
             if (kr < 0) abort();
             for (size_t i = 0; i < keys.count; i++) {
-                if (krow[i] < 0 || (size_t)krow[i] >= cols.count) abort();
+                if (krow[i] < 0 || (size_t)krow[i] >= sc.cols.count) abort();
                 if (i && krow[i] < krow[i - 1]) abort();
                 per_row[krow[i]]++;
                 if (kst[i] == LCT_KEY_OK && kfp[i] == 0) abort();
@@ -82,13 +70,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             if (kr == LCT_STOP_END) break;
             if (kr != LCT_STOP_FULL || keys.count != KEYS) abort();
         }
-        for (size_t r = 0; r < cols.count; r++)
-            if (st[r] != LCT_ROW_MALFORMED && per_row[r] != nkeys[r]) abort();
-        if (rc == LCT_STOP_FULL || rc == LCT_STOP_MALFORMED) {
-            if (pos == before) abort();
-            continue;
-        }
-        break;
+        for (size_t r = 0; r < sc.cols.count; r++)
+            if (sc.st[r] != LCT_ROW_MALFORMED && per_row[r] != sc.nkeys[r]) abort();
+        if (!fuzz_scan_again(rc, pos, before)) break;
     }
     lct_keyx_free(x);
     lct_interner_free(in);

@@ -23,6 +23,30 @@ def file_type(mode: int) -> str:
             if stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode) else "not a file")
 
 
+def path_problem(path: str | os.PathLike[str], *, directory: bool = False,
+                 either: bool = False) -> str | None:
+    """Why `path` cannot be read as asked (a regular file; a directory when `directory`; either
+    when `either`), or None when it can. From `stat` alone: nothing is opened (a device's open
+    may act), so parse-time checks stay side-effect free."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return "no such file or directory"
+    except PermissionError:
+        return "permission denied"
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    if stat.S_ISDIR(st.st_mode):
+        if not (directory or either):
+            return "is a directory, expected a file"
+        return None if os.access(path, os.R_OK | os.X_OK) else "permission denied"
+    if directory:
+        return "not a directory"
+    if not stat.S_ISREG(st.st_mode):
+        return f"not a regular file ({file_type(st.st_mode)}); give a file, or '-' for a pipe"
+    return None if os.access(path, os.R_OK) else "permission denied"
+
+
 def open_regular_fd(path: str | os.PathLike[str], *, follow: bool = True) -> int:
     """A blocking read-only descriptor of a regular file; `NotRegularFile` (an OSError,
     naming what it is) otherwise. `follow=False` refuses a symlink too."""

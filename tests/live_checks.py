@@ -96,6 +96,20 @@ def check_trace(packet: Packet, upstream_text: str) -> None:
         assert batches == up["batches"] and dict(s.events.entries) == up["entries"]
 
 
+def check_trace_against_upstream(run: dict[str, Any], res: dict[str, Any],
+                                 packet: Packet) -> None:
+    """The packet's trace input, read by the run venv's own `lmcache trace info` (in the
+    scenario's isolated environment), agrees with InferGuard's summary (`check_trace`)."""
+    import subprocess
+
+    trace = Path(next(i.original for i in packet.inputs if i.kind == "trace"))
+    lmcache = Path(run["venv"]) / "bin" / "lmcache"
+    env = script().server_env(Path(res["work"]) / "home", Path(res["work"]) / "tmp")
+    info = subprocess.run([str(lmcache), "trace", "info", str(trace)], capture_output=True,
+                          text=True, env=env, timeout=120, stdin=subprocess.DEVNULL, check=True)
+    check_trace(packet, info.stdout)
+
+
 def check_verdict(r: CompatReport, scenario: str) -> None:
     """Mode mp, nothing required missing, the families the traffic must populate."""
     assert r.detected.mode == "mp" and r.mode_match is True, r.detected

@@ -499,6 +499,6 @@ def test_fifo_on_a_flag_is_refused_without_blocking(tmp_path: Path) -> None:
     fifo = tmp_path / "scrape.fifo"
     os.mkfifo(fifo)
     err = run("lmcache-compat", "--lmcache-metrics-file", str(fifo), check_rc=2).stderr.decode()
-    assert "not a regular file" in err and str(fifo) in err
+    assert "not a regular file (a FIFO)" in err and str(fifo) in err
     err = run("metrics", "summary", str(fifo), check_rc=2).stderr.decode()
     assert "not a regular file" in err

@@ -8,7 +8,6 @@ events capture, generated traces, every hand-made edge case and damaged traces."
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,18 @@ from benchmarks.trace_gen import write_events_trace
 from inferguard import TraceFile, native_available
 from inferguard.lct import _evrows, _file
 from inferguard.lct._stats import analyze_trace
-from tests.test_trace_events_native import CASES, REAL, P, batch, c_rows, entry, key, m, trace_of
+from tests.test_trace_events_native import (
+    CASES,
+    REAL,
+    P,
+    batch,
+    c_rows,
+    damaged_agree,
+    entry,
+    key,
+    m,
+    trace_of,
+)
 
 pytestmark = pytest.mark.skipif(not native_available(), reason="native backend not built")
 
@@ -138,25 +148,7 @@ def test_generated_summary_identical(tmp_path: Path, kw: dict[str, Any]) -> None
 
 
 def test_damaged_summary_identical(tmp_path: Path) -> None:
-    p = tmp_path / "ev.lct"
-    write_events_trace(p, 60_000, entries_per_batch=4)
-    seeds = [REAL.read_bytes(), p.read_bytes()]
-    rng = random.Random(9)
-    compared = 0
-    for round_ in range(120):
-        data = bytearray(seeds[round_ % 2])
-        if round_ % 3 == 0:
-            data = data[:rng.randrange(len(data))]
-        for _ in range(rng.randint(1, 4)):
-            i = rng.randrange(len(data))
-            data[i] ^= 1 << rng.randrange(8)
-        try:
-            native = block(bytes(data), "native")
-        except ValueError:
-            continue
-        assert native == block(bytes(data), "python"), f"round {round_}"
-        compared += 1
-    assert compared > 80
+    assert damaged_agree(tmp_path, 9, block) > 80
 
 
 def test_summary_decode_without_fingerprints_gives_the_same_columns() -> None:

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING as _TYPE_CHECKING
 
-from inferguard._modes import MODES
-
-if _TYPE_CHECKING:
-    pass
-
-from inferguard.cli._common import EXAMPLES, HelpFormatter, Progress, error, path_type
+from inferguard.cli._common import (
+    EXAMPLES,
+    HelpFormatter,
+    Progress,
+    add_paths,
+    add_run_settings,
+    add_urls,
+    error,
+    path_type,
+    run_settings,
+)
 from inferguard.cli._fleet import add_prometheus_args, collect_from_prometheus
 
 
@@ -37,52 +41,36 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     a("--force", action="store_true", help="replace an existing packet directory")
     a("--base-packet", metavar="DIR", type=path_type("--base-packet", "dir"),
       help="start from an earlier packet: carry its evidence and copies, add these inputs")
-
-    def many(flag: str, help: str, kind: str = "file") -> None:
-        metavar = "DIR" if kind == "dir" else "PATH"
-        p.add_argument(flag, action="append", default=[], metavar=metavar,
-                       type=path_type(flag, kind), help=help + " (repeatable)")
-
-    many("--engine-metrics-file", "vLLM/SGLang /metrics text")
-    many("--lmcache-metrics-file", "LMCache /metrics text")
-    a("--engine-metrics-url", action="append", default=[], metavar="URL",
-      help="scrape a live engine /metrics")
-    a("--lmcache-metrics-url", action="append", default=[], metavar="URL",
-      help="scrape a live LMCache /metrics (MP: on the HTTP API port)")
+    add_paths(p, "--engine-metrics-file", "vLLM/SGLang /metrics text")
+    add_paths(p, "--lmcache-metrics-file", "LMCache /metrics text")
+    add_urls(p, "--engine-metrics-url", "scrape a live engine /metrics")
+    add_urls(p, "--lmcache-metrics-url",
+             "scrape a live LMCache /metrics (MP: on the HTTP API port)")
     a("--lmcache-http-base-url", metavar="URL", help="MP server HTTP API, e.g. http://127.0.0.1:8080")
     a("--lmcache-http-thread-name", action="append", default=[], metavar="NAME",
       help="also GET /threads?name=NAME (e.g. eviction, EventBus)")
-    many("--lmcache-http-capture-dir", "captured GET_<route>.body/.headers files", "dir")
+    add_paths(p, "--lmcache-http-capture-dir", "captured GET_<route>.body/.headers files", "dir")
     a("--lmcache-controller-url", metavar="URL",
       help="lmcache_controller HTTP API (read-only GETs, /metrics included)")
     a("--lmcache-internal-api-url", metavar="URL",
       help="an engine's LMCache internal API server (read-only GETs, /metrics included)")
-    many("--lmcache-controller-capture-dir", "captured controller GET_<route>.body/.headers",
-         "dir")
-    many("--lmcache-internal-api-capture-dir", "captured internal API GET_<route> answers", "dir")
+    add_paths(p, "--lmcache-controller-capture-dir",
+              "captured controller GET_<route>.body/.headers", "dir")
+    add_paths(p, "--lmcache-internal-api-capture-dir",
+              "captured internal API GET_<route> answers", "dir")
     a("--engine-http-base-url", metavar="URL",
       help="vLLM OpenAI server, e.g. http://127.0.0.1:8000 (GET /health and /version only)")
-    many("--engine-http-capture-dir", "captured vLLM GET_health / GET_version answers", "dir")
-    many("--lmcache-log-file", "LMCache server log")
-    many("--engine-log-file", "vLLM/SGLang log")
-    many("--lmcache-trace-file", ".lct trace recording")
-    many("--lmcache-otel-file", "OTLP JSON lines (spans)")
-    many("--lmcache-lookup-hash-file", "lookup_hashes_*.jsonl file or directory", "either")
-    many("--lmcache-replay-file", "trace replay output (JSON, JSONL, CSV, stdout)")
-    many("--launch-file", "launch command lines / environment excerpt")
-    a("--expect-mode", choices=MODES, metavar="MODE",
-      help=f"the mode the run was meant to use ({', '.join(MODES)})")
-    a("--l2-configured", action="store_true", help="the run configured an MP L2 adapter")
-    a("--mp-prometheus-port", type=int, metavar="PORT",
-      help="the MP server's --prometheus-port, when not in the evidence")
-    a("--mp-event-bus-queue-size", type=int, metavar="N",
-      help="the MP server's EventBus queue size, when not in the evidence")
-    a("--mp-metrics-sample-rate", type=float, metavar="RATE",
-      help="the MP server's --metrics-sample-rate (0..1), when not in the evidence")
-    a("--mp-tracing-enabled", action="store_true",
-      help="the MP server ran with OpenTelemetry tracing on")
-    a("--mp-trace-recording-enabled", action="store_true",
-      help="the MP server recorded a .lct trace")
+    add_paths(p, "--engine-http-capture-dir", "captured vLLM GET_health / GET_version answers",
+              "dir")
+    add_paths(p, "--lmcache-log-file", "LMCache server log")
+    add_paths(p, "--engine-log-file", "vLLM/SGLang log")
+    add_paths(p, "--lmcache-trace-file", ".lct trace recording")
+    add_paths(p, "--lmcache-otel-file", "OTLP JSON lines (spans)")
+    add_paths(p, "--lmcache-lookup-hash-file", "lookup_hashes_*.jsonl file or directory", "either")
+    add_paths(p, "--lmcache-replay-file", "trace replay output (JSON, JSONL, CSV, stdout)")
+    add_paths(p, "--launch-file", "launch command lines / environment excerpt")
+    add_run_settings(p, expect_help="the mode the run was meant to use",
+                     l2_help="the run configured an MP L2 adapter")
     a("--http-timeout", type=float, default=5.0, metavar="SECONDS",
       help="seconds per HTTP request, the whole exchange: connect, headers and body "
            "(default 5)")
@@ -121,14 +109,8 @@ def _collect(args: argparse.Namespace) -> int:
         return error("collect-lmcache: no evidence source given (a file, capture directory, "
                      "URL, --prometheus-url or --base-packet); see "
                      "`inferguard collect-lmcache --help`")
-    settings = PacketSettings(
-        expected_mode=args.expect_mode, l2_configured=args.l2_configured,
-        mp_prometheus_port=args.mp_prometheus_port,
-        mp_event_bus_queue_size=args.mp_event_bus_queue_size,
-        mp_metrics_sample_rate=args.mp_metrics_sample_rate,
-        mp_tracing_enabled=args.mp_tracing_enabled or None,
-        mp_trace_recording_enabled=args.mp_trace_recording_enabled or None,
-        http_thread_names=args.lmcache_http_thread_name)
+    settings = PacketSettings(**run_settings(args),
+                              http_thread_names=args.lmcache_http_thread_name)
     opts = CollectOptions(
         output_dir=args.output_dir, overwrite=args.force, base_packet=args.base_packet,
         engine_metrics_files=args.engine_metrics_file,

@@ -1,5 +1,6 @@
 """What every subcommand shares: path flags checked at parse time (a usage error names the flag
-and the path, exit 2), JSON output with stable keys, escaping, progress, the backend notice."""
+and the path, exit 2), the option groups several commands take (`add_*`: one definition each),
+JSON output with stable keys, escaping, progress, the backend notice."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any, TextIO
 
 import msgspec
 
+from inferguard._modes import MODES
 from inferguard._native import native_backend
 
 if _TYPE_CHECKING:
@@ -52,6 +54,82 @@ def path_type(flag: str, kind: str = "file") -> Any:
 
     check.__name__ = kind  # argparse names the type in its own messages
     return check
+
+
+Parser = argparse.ArgumentParser
+
+
+def add_paths(p: Parser, flag: str, help: str, kind: str = "file") -> None:
+    """A repeatable input-path flag, checked at parse time (`path_type`)."""
+    p.add_argument(flag, action="append", default=[], metavar="DIR" if kind == "dir" else "PATH",
+                   type=path_type(flag, kind), help=help + " (repeatable)")
+
+
+def add_urls(p: Parser, flag: str, help: str) -> None:
+    """A repeatable URL flag."""
+    p.add_argument(flag, action="append", default=[], metavar="URL", help=help)
+
+
+def add_packet(p: Parser, *, required: bool = False) -> None:
+    """`--packet DIR`: a packet to judge, checked to be a readable directory at parse time."""
+    p.add_argument("--packet", metavar="DIR", required=required,
+                   type=path_type("--packet", "dir"),
+                   help="a packet directory written by collect-lmcache")
+
+
+def add_json(p: Parser, help: str) -> None:
+    """`--json`: print the command's document instead of the text view."""
+    p.add_argument("--json", action="store_true", help=help)
+
+
+def add_html(p: Parser, help: str) -> None:
+    """`--html OUT.html`: also write the document as one self-contained page."""
+    p.add_argument("--html", metavar="OUT.html", help=help)
+
+
+def add_fail_on(p: Parser, choices: tuple[str, ...], help: str,
+                metavar: str | None = "CLASS") -> None:
+    """`--fail-on CLASS` (repeatable): the conditions that make the exit code 1."""
+    p.add_argument("--fail-on", action="append", default=[], choices=choices, metavar=metavar,
+                   help=help)
+
+
+def add_expect_mode(p: Parser, help: str) -> None:
+    """`--expect-mode MODE`, one of the modes a packet can declare."""
+    p.add_argument("--expect-mode", choices=MODES, metavar="MODE",
+                   help=f"{help} ({', '.join(MODES)})")
+
+
+def add_run_settings(p: Parser, *, expect_help: str, l2_help: str) -> None:
+    """What the operator declares about the run when the evidence does not say it (the
+    `PacketSettings` flags); `run_settings(args)` reads them back."""
+    a = p.add_argument
+    add_expect_mode(p, expect_help)
+    a("--l2-configured", action="store_true", help=l2_help)
+    a("--mp-prometheus-port", type=int, metavar="PORT",
+      help="the MP server's --prometheus-port, when not in the evidence")
+    a("--mp-event-bus-queue-size", type=int, metavar="N",
+      help="the MP server's EventBus queue size, when not in the evidence")
+    a("--mp-metrics-sample-rate", type=float, metavar="RATE",
+      help="the MP server's --metrics-sample-rate (0..1), when not in the evidence")
+    a("--mp-tracing-enabled", action="store_true",
+      help="the MP server ran with OpenTelemetry tracing on")
+    a("--mp-trace-recording-enabled", action="store_true",
+      help="the MP server recorded a .lct trace")
+
+
+def run_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The `add_run_settings` flags the user gave, as `PacketSettings` fields (a flag not
+    given is left out, so a base packet's value stands)."""
+    return {k: v for k, v in {
+        "expected_mode": args.expect_mode,
+        "l2_configured": True if args.l2_configured else None,
+        "mp_prometheus_port": args.mp_prometheus_port,
+        "mp_event_bus_queue_size": args.mp_event_bus_queue_size,
+        "mp_metrics_sample_rate": args.mp_metrics_sample_rate,
+        "mp_tracing_enabled": True if args.mp_tracing_enabled else None,
+        "mp_trace_recording_enabled": True if args.mp_trace_recording_enabled else None,
+    }.items() if v is not None}
 
 
 def safe(text: str) -> str:

@@ -9,11 +9,19 @@ import argparse
 import sys
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 
-from inferguard.cli._common import EXAMPLES, HelpFormatter, emit_json, path_type, to_document
+from inferguard.cli._common import (
+    EXAMPLES,
+    HelpFormatter,
+    add_fail_on,
+    add_html,
+    add_json,
+    emit_json,
+    path_type,
+    to_document,
+)
 
 if _TYPE_CHECKING:
     from inferguard.verdict._compare import Comparison
-
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -33,11 +41,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="the baseline packet directory")
     p.add_argument("b", metavar="B", type=path_type("B", "dir"),
                    help="the packet judged against A")
-    p.add_argument("--json", action="store_true", help="print the comparison as JSON")
-    p.add_argument("--html", metavar="OUT.html",
-                   help="also write the comparison as one self-contained HTML page")
-    p.add_argument("--fail-on", action="append", default=[], choices=("regression",),
-                   help="exit 1 when B regressed against A")
+    add_json(p, "print the comparison as JSON")
+    add_html(p, "also write the comparison as one self-contained HTML page")
+    add_fail_on(p, ("regression",), "exit 1 when B regressed against A", metavar=None)
     p.set_defaults(func=_compare)
 
 

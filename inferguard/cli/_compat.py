@@ -14,8 +14,6 @@ from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 import msgspec
 
-from inferguard._modes import MODES
-
 if _TYPE_CHECKING:
     from inferguard._packet import Packet
     from inferguard.evidence._model import Evidence
@@ -23,7 +21,17 @@ if _TYPE_CHECKING:
     from inferguard.judge._report import CompatReport
     from inferguard.verdict._verdict import Verdict
 
-from inferguard.cli._common import EXAMPLES, HelpFormatter, emit_json, path_type
+from inferguard.cli._common import (
+    EXAMPLES,
+    HelpFormatter,
+    add_fail_on,
+    add_json,
+    add_packet,
+    add_paths,
+    add_run_settings,
+    emit_json,
+    run_settings,
+)
 from inferguard.cli._rates import rate_lines
 
 FAIL_CLASSES = ("missing-required", "zero-required", "mode-mismatch", "malformed-evidence",
@@ -48,40 +56,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                "  inferguard lmcache-compat --packet pkt --json > verdict.json\n",
         formatter_class=HelpFormatter)
 
-    def many(flag: str, help: str, kind: str = "file") -> None:
-        p.add_argument(flag, action="append", default=[], metavar="PATH",
-                       type=path_type(flag, kind), help=help + " (repeatable)")
-
-    p.add_argument("--packet", metavar="DIR", type=path_type("--packet", "dir"),
-                   help="a packet directory written by collect-lmcache")
-    many("--engine-metrics-file", "vLLM/SGLang /metrics text")
-    many("--lmcache-metrics-file", "LMCache /metrics text")
+    add_packet(p)
+    add_paths(p, "--engine-metrics-file", "vLLM/SGLang /metrics text")
+    add_paths(p, "--lmcache-metrics-file", "LMCache /metrics text")
     for kind in ("http", "log", "trace", "otel", "lookup-hash", "controller"):
-        many(f"--lmcache-{kind}-evidence-file",
-             f"{kind} evidence JSON (as collect-lmcache writes under metrics/)")
-    many("--lmcache-log-file", "LMCache server log (raw)")
-    many("--lmcache-trace-file", ".lct trace recording (raw)")
-    many("--lmcache-otel-file", "OTLP JSON lines (raw)")
-    many("--launch-file", "launch command lines / environment excerpt")
-    p.add_argument("--expect-mode", choices=MODES, metavar="MODE",
-                   help="the mode the run was meant to use; the report says whether it "
-                        f"matches ({', '.join(MODES)})")
-    p.add_argument("--l2-configured", action="store_true",
-                   help="the run configured an MP L2 adapter (else L2 is not_applicable)")
-    p.add_argument("--mp-prometheus-port", type=int, metavar="PORT",
-                   help="the MP server's --prometheus-port, when not in the evidence")
-    p.add_argument("--mp-event-bus-queue-size", type=int, metavar="N",
-                   help="the MP server's EventBus queue size, when not in the evidence")
-    p.add_argument("--mp-metrics-sample-rate", type=float, metavar="RATE",
-                   help="the MP server's --metrics-sample-rate (0..1), when not in the evidence")
-    p.add_argument("--mp-tracing-enabled", action="store_true",
-                   help="the MP server ran with OpenTelemetry tracing on")
-    p.add_argument("--mp-trace-recording-enabled", action="store_true",
-                   help="the MP server recorded a .lct trace")
-    p.add_argument("--fail-on", action="append", default=[], choices=FAIL_CLASSES,
-                   metavar="CLASS", help=FAIL_HELP)
-    p.add_argument("--json", action="store_true",
-                   help="print the verdict as JSON (schema inferguard.verdict/1)")
+        add_paths(p, f"--lmcache-{kind}-evidence-file",
+                  f"{kind} evidence JSON (as collect-lmcache writes under metrics/)")
+    add_paths(p, "--lmcache-log-file", "LMCache server log (raw)")
+    add_paths(p, "--lmcache-trace-file", ".lct trace recording (raw)")
+    add_paths(p, "--lmcache-otel-file", "OTLP JSON lines (raw)")
+    add_paths(p, "--launch-file", "launch command lines / environment excerpt")
+    add_run_settings(p, expect_help="the mode the run was meant to use; the report says "
+                                    "whether it matches",
+                     l2_help="the run configured an MP L2 adapter (else L2 is not_applicable)")
+    add_fail_on(p, FAIL_CLASSES, FAIL_HELP)
+    add_json(p, "print the verdict as JSON (schema inferguard.verdict/1)")
     p.set_defaults(func=_compat, heavy=True)
 
     d = sub.add_parser(
@@ -92,12 +81,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                "examples/vllm-lmcache-mp/packet\n"
                "  inferguard diagnose-bottleneck --packet pkt --json --fail-on error-finding\n",
         formatter_class=HelpFormatter)
-    d.add_argument("--packet", metavar="DIR", required=True, type=path_type("--packet", "dir"),
-                   help="a packet directory written by collect-lmcache")
-    d.add_argument("--json", action="store_true",
-                   help="print the findings as JSON (schema inferguard.diagnosis/1)")
-    d.add_argument("--fail-on", action="append", default=[], choices=FAIL_CLASSES,
-                   metavar="CLASS", help=FAIL_HELP)
+    add_packet(d, required=True)
+    add_json(d, "print the findings as JSON (schema inferguard.diagnosis/1)")
+    add_fail_on(d, FAIL_CLASSES, FAIL_HELP)
     d.set_defaults(func=_diagnose, heavy=True)
 
 
@@ -124,16 +110,7 @@ def _packet_from_args(args: argparse.Namespace) -> Packet:
                         ("controller", args.lmcache_controller_evidence_file)):
         for p in paths:
             evidence += load_evidence_set(p, kind)
-    overrides = {k: v for k, v in {
-        "expected_mode": args.expect_mode,
-        "l2_configured": True if args.l2_configured else None,
-        "mp_prometheus_port": args.mp_prometheus_port,
-        "mp_event_bus_queue_size": args.mp_event_bus_queue_size,
-        "mp_metrics_sample_rate": args.mp_metrics_sample_rate,
-        "mp_tracing_enabled": True if args.mp_tracing_enabled else None,
-        "mp_trace_recording_enabled": True if args.mp_trace_recording_enabled else None,
-    }.items() if v is not None}
-    settings = msgspec.structs.replace(settings, **overrides)
+    settings = msgspec.structs.replace(settings, **run_settings(args))
     return Packet(settings=settings, evidence=evidence)
 
 

@@ -13,8 +13,17 @@ import datetime as _dt
 import sys
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 
-from inferguard._modes import MODES
-from inferguard.cli._common import EXAMPLES, HelpFormatter, emit_json, error, to_document
+from inferguard.cli._common import (
+    EXAMPLES,
+    HelpFormatter,
+    add_expect_mode,
+    add_fail_on,
+    add_html,
+    add_json,
+    emit_json,
+    error,
+    to_document,
+)
 from inferguard.cli._common import safe as safe_text
 from inferguard.cli._compat import FAIL_CLASSES, failed_classes
 
@@ -68,17 +77,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                "usage or the server cannot list its targets\n",
         formatter_class=HelpFormatter)
     add_prometheus_args(p)
-    p.add_argument("--expect-mode", choices=MODES, metavar="MODE",
-                   help=f"the mode every instance should use ({', '.join(MODES)})")
-    p.add_argument("--fail-on", action="append", default=[], choices=FLEET_FAIL_CLASSES,
-                   metavar="CLASS",
-                   help="exit 1 when this holds for some instance (repeatable): "
-                        + ", ".join(FLEET_FAIL_CLASSES))
-    p.add_argument("--json", action="store_true",
-                   help="print the fleet report as JSON (schema inferguard.fleet/1)")
-    p.add_argument("--html", metavar="OUT.html",
-                   help="also write the fleet report as one self-contained HTML page (its JSON "
-                        "embedded)")
+    add_expect_mode(p, "the mode every instance should use")
+    add_fail_on(p, FLEET_FAIL_CLASSES, "exit 1 when this holds for some instance (repeatable): "
+                + ", ".join(FLEET_FAIL_CLASSES))
+    add_json(p, "print the fleet report as JSON (schema inferguard.fleet/1)")
+    add_html(p, "also write the fleet report as one self-contained HTML page (its JSON "
+                "embedded)")
     p.add_argument("--parquet", metavar="DIR",
                    help="also write the rows as a Parquet dataset, DIR/fleet/node=<instance>/ "
                         "(needs inferguard[fleet])")

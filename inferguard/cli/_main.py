@@ -30,6 +30,7 @@ from inferguard.cli._common import (
     EXAMPLES,
     HelpFormatter,
     UsageError,
+    add_json,
     backend_notice,
     emit_json,
     error,
@@ -221,8 +222,7 @@ def _register_trace(sub: Any) -> None:
                "  gzip -dc run.lct.gz | inferguard trace info - --json\n",
         formatter_class=HelpFormatter)
     info.add_argument("file", metavar="FILE", help=_FILE_HELP)
-    info.add_argument("--json", action="store_true",
-                      help="print the summary as JSON (schema inferguard.trace_summary/1)")
+    add_json(info, "print the summary as JSON (schema inferguard.trace_summary/1)")
     info.set_defaults(func=_trace_info, heavy=True)
     _cli_trace.register(tsub)  # trace stats, trace export
 
@@ -246,8 +246,7 @@ def _register_metrics(sub: Any) -> None:
                "  curl -s http://127.0.0.1:8000/metrics | inferguard metrics summary -\n",
         formatter_class=HelpFormatter)
     msum.add_argument("file", metavar="FILE", help=_FILE_HELP)
-    msum.add_argument("--json", action="store_true",
-                      help="print the summary as JSON (schema inferguard.metrics_summary/1)")
+    add_json(msum, "print the summary as JSON (schema inferguard.metrics_summary/1)")
     msum.set_defaults(func=_metrics_summary, heavy=True)
 
 

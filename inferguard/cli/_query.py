@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from inferguard.cli._common import EXAMPLES, HelpFormatter, emit_json, error
+from inferguard.cli._common import EXAMPLES, HelpFormatter, add_json, emit_json, error
 from inferguard.cli._common import safe as safe_text
 from inferguard.lct._queries import READY_QUERIES
 
@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("sql", metavar="SQL", nargs="?", help="the query (or --ready NAME)")
     p.add_argument("--ready", choices=sorted(READY_QUERIES), metavar="NAME",
                    help="run a ready query: " + ", ".join(sorted(READY_QUERIES)))
-    p.add_argument("--json", action="store_true", help="rows as a JSON list of objects")
+    add_json(p, "rows as a JSON list of objects")
     p.set_defaults(func=_query)
 
 

@@ -9,21 +9,18 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 from inferguard.cli._common import (
     EXAMPLES,
     HelpFormatter,
+    add_html,
+    add_json,
+    add_packet,
     emit_json,
     error,
-    path_type,
     safe,
     to_document,
 )
-
-if _TYPE_CHECKING:
-    pass
-
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -39,13 +36,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                "--html report.html\n"
                "  inferguard report --packet pkt --html report.html --json > verdict.json\n",
         formatter_class=HelpFormatter)
-    p.add_argument("--packet", metavar="DIR", required=True, type=path_type("--packet", "dir"),
-                   help="a packet directory written by collect-lmcache")
-    p.add_argument("--html", metavar="OUT.html",
-                   help="write the page here (replaced whole: written beside it, then renamed)")
-    p.add_argument("--json", action="store_true",
-                   help="print the verdict as JSON (schema inferguard.verdict/1), the document "
-                        "the page embeds")
+    add_packet(p, required=True)
+    add_html(p, "write the page here (replaced whole: written beside it, then renamed)")
+    add_json(p, "print the verdict as JSON (schema inferguard.verdict/1), the document the "
+                "page embeds")
     p.set_defaults(func=_report, heavy=True)
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from inferguard.cli._common import EXAMPLES, HelpFormatter, Progress, emit_json
+from inferguard.cli._common import EXAMPLES, HelpFormatter, Progress, add_json, emit_json
 from inferguard.cli._common import safe as _safe
 
 if _TYPE_CHECKING:
@@ -272,8 +272,7 @@ def register(tsub: Any) -> None:
     _common(stats)
     stats.add_argument("--idle-gap-s", type=float, default=1.0, metavar="SECONDS",
                        help="report gaps between records at least this long (default 1s)")
-    stats.add_argument("--json", action="store_true",
-                       help="print the result as JSON (schema inferguard.trace_stats/1)")
+    add_json(stats, "print the result as JSON (schema inferguard.trace_stats/1)")
     stats.set_defaults(func=_stats, idle_gap_s=1.0, heavy=True)
     export = tsub.add_parser(
         "export", help="per-op table, timeline and raw record columns as CSV, JSONL, .npz "

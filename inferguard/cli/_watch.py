@@ -13,12 +13,11 @@ from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 import msgspec
 
-from inferguard.cli._common import EXAMPLES, HelpFormatter, to_document
+from inferguard.cli._common import EXAMPLES, HelpFormatter, add_json, add_urls, to_document
 from inferguard.cli._rates import rate_lines
 
 if _TYPE_CHECKING:
     from inferguard.verdict._watch import WatchTick
-
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -37,13 +36,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                "      --output-dir run-pkt\n",
         formatter_class=HelpFormatter)
 
-    def many(flag: str, help: str) -> None:
-        p.add_argument(flag, action="append", default=[], metavar="URL", help=help)
-
-    many("--lmcache-metrics-url", "LMCache /metrics URL (MP server HTTP port or embedded)")
-    many("--engine-metrics-url", "vLLM/SGLang /metrics URL")
-    many("--engine-http-base-url", "vLLM base URL: GET /health and /version")
-    many("--lmcache-http-base-url", "LMCache MP server HTTP base URL (allow-listed GETs)")
+    add_urls(p, "--lmcache-metrics-url", "LMCache /metrics URL (MP server HTTP port or embedded)")
+    add_urls(p, "--engine-metrics-url", "vLLM/SGLang /metrics URL")
+    add_urls(p, "--engine-http-base-url", "vLLM base URL: GET /health and /version")
+    add_urls(p, "--lmcache-http-base-url", "LMCache MP server HTTP base URL (allow-listed GETs)")
     p.add_argument("--interval", type=float, default=10.0, help="seconds between rounds")
     p.add_argument("--rounds", type=int, help="stop after this many rounds")
     p.add_argument("--duration", type=float, default=None,
@@ -51,7 +47,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--timeout", type=float, default=5.0, help="per-request timeout, seconds")
     p.add_argument("--output-dir", metavar="DIR",
                    help="write every scrape into this packet directory after each round")
-    p.add_argument("--json", action="store_true", help="one JSON object per round")
+    add_json(p, "one JSON object per round")
     p.set_defaults(func=_watch)
 
 

@@ -45,11 +45,16 @@ from inferguard.evidence._http import (
     RouteSpec,
     SkippedRoute,
     answer_problems,
+    error_result,
+    kept_result,
     sum_redactions,
+    thread_facts,
+    unknown_routes,
 )
+from inferguard.evidence._http import skipped_routes as http_skipped_routes
 from inferguard.evidence._metrics import read_metrics_bytes
 from inferguard.evidence._model import Evidence, EvidenceSource, Problem, status_from
-from inferguard.evidence._redact import Tally, redact, redact_text
+from inferguard.evidence._redact import Tally, redact
 from inferguard.prom._model import parse_text
 
 Server = Literal["controller", "internal_api"]
@@ -225,10 +230,7 @@ class ControllerFacts(msgspec.Struct, frozen=True, tag="controller", omit_defaul
 
 def skipped_routes(server: str) -> list[SkippedRoute]:
     """Every state-changing or environment-dumping route, with why it is never called."""
-    return [SkippedRoute(r.method, r.path, r.access, f"{r.access}: {r.note}")
-            for r in ROUTE_TABLES[server]
-            if r.access in ("mutating", "destructive", "dangerous")
-            or (r.access == "sensitive" and not r.collect)]
+    return http_skipped_routes(ROUTE_TABLES[server])
 
 
 def request_paths(server: str, thread_names: Iterable[str] = ()) -> list[str]:
@@ -323,10 +325,8 @@ def facts_from_routes(server: str, base_url: str | None, results: Iterable[Route
         f["app"] = ("controller" if "/query_worker_info" in oa else
                     "internal_api" if "/lmc_version" in oa or "/conf" in oa else
                     "mp_server" if "/healthcheck" in oa else None)
-        known = {(r.method, r.path) for r in ROUTE_TABLES[server]} | {("GET", "/")}
-        f["unknown_routes"] = sorted(
-            f"{m.upper()} {p}" for p, ops in oa.items() if isinstance(ops, dict)
-            for m in ops if (m.upper(), p) not in known)
+        f["unknown_routes"] = unknown_routes(
+            oa, {(r.method, r.path) for r in ROUTE_TABLES[server]} | {("GET", "/")})
     root = by_path.get("/")
     if f.get("app") is None and root is not None and "Controller" in (root.text or ""):
         f["app"] = "controller"
@@ -346,17 +346,7 @@ def facts_from_routes(server: str, base_url: str | None, results: Iterable[Route
     mr = by_path.get("/metrics")
     if mr is not None and mr.status_code == 200:
         f["gauges"], f["metrics_families"], f["lmcache_families"] = _metrics(metrics_text)
-    pth = body("/periodic-threads-health")
-    if isinstance(pth, dict):
-        f["periodic_threads_healthy"] = pth.get("healthy") if isinstance(
-            pth.get("healthy"), bool) else None
-        bad = pth.get("unhealthy_threads")
-        if isinstance(bad, list):
-            f["unhealthy_threads"] = [str(json_at(t, "name") or t) for t in bad]
-    pt = json_at(body("/periodic-threads"), "threads")
-    if isinstance(pt, list):
-        f["periodic_threads"] = [str(json_at(t, "name")) for t in pt
-                                 if json_at(t, "name") is not None]
+    f |= thread_facts(body("/periodic-threads-health"), body("/periodic-threads"))
     f["thread_matches"] = {r.path.split("=", 1)[1]: (r.text or "").count("Thread: <")
                            for r in results if r.path.startswith("/threads?name=")
                            and r.status_code == 200}
@@ -375,8 +365,7 @@ def route_result(a: Answer) -> RouteResult:
     """One answer as kept: JSON parsed and redacted; /metrics without its body (the raw
     scrape is kept as a packet input instead)."""
     if a.error is not None:
-        return RouteResult("GET", a.path, a.url, error=redact_text(a.error),
-                           elapsed_ms=a.elapsed_ms)
+        return error_result(a)
     parsed, text, truncated = parse_json(a.raw)
     if a.path == "/metrics":
         return RouteResult("GET", a.path, a.url, a.status, a.content_type, truncated=truncated,
@@ -387,9 +376,7 @@ def route_result(a: Answer) -> RouteResult:
         text = ""
     elif parsed is not None:
         parsed = redact(parsed, tally=tally)
-    return RouteResult("GET", a.path, a.url, a.status, a.content_type, json=parsed,
-                       text=None if parsed is not None else redact_text(text, tally),
-                       truncated=truncated, elapsed_ms=a.elapsed_ms, redacted=tally.as_dict())
+    return kept_result(a, parsed, text, truncated, tally)
 
 
 def _capture_name(path: str) -> str:

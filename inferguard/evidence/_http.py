@@ -168,10 +168,35 @@ class HttpFacts(msgspec.Struct, frozen=True, tag="http", omit_defaults=True):
     ignored_captures: list[str] = msgspec.field(default_factory=list)
 
 
-def skipped_routes() -> list[SkippedRoute]:
-    """Every state-changing route, recorded with the reason it is never called."""
+def skipped_routes(routes: Iterable[RouteSpec] = ROUTES) -> list[SkippedRoute]:
+    """Every state-changing route, and every sensitive one not collected, recorded with the
+    reason it is never called."""
     return [SkippedRoute(r.method, r.path, r.access, f"{r.access}: {r.note}")
-            for r in ROUTES if r.access in ("mutating", "destructive", "dangerous")]
+            for r in routes if r.access in ("mutating", "destructive", "dangerous")
+            or (r.access == "sensitive" and not r.collect)]
+
+
+def thread_facts(health: Any, threads: Any) -> dict[str, Any]:
+    """The facts of `/periodic-threads-health` and `/periodic-threads` answers (LMCache's
+    shared internal API routes): overall health, the unhealthy and the listed threads."""
+    f: dict[str, Any] = {}
+    if isinstance(health, dict):
+        f["periodic_threads_healthy"] = as_bool(health.get("healthy"))
+        bad = health.get("unhealthy_threads")
+        if isinstance(bad, list):
+            f["unhealthy_threads"] = [str(json_at(t, "name") or t) for t in bad]
+    pt = json_at(threads, "threads")
+    if isinstance(pt, list):
+        f["periodic_threads"] = [str(json_at(t, "name")) for t in pt
+                                 if json_at(t, "name") is not None]
+    return f
+
+
+def unknown_routes(paths: dict[Any, Any], known: set[tuple[str, str]]) -> list[str]:
+    """`METHOD /path` of every operation an `openapi.json` `paths` table lists that the
+    route table does not know (version drift)."""
+    return sorted(f"{m.upper()} {p}" for p, ops in paths.items() if isinstance(ops, dict)
+                  for m in ops if (m.upper(), p) not in known)
 
 
 def facts_from_routes(base_url: str | None, results: Iterable[RouteResult],
@@ -246,16 +271,7 @@ def facts_from_routes(base_url: str | None, results: Iterable[RouteResult],
         f["l2_adapters"] = [str(json_at(a, "type_name") or "?") for a in adapters]
         if f.get("num_l2_adapters") is None:
             f["num_l2_adapters"] = len(adapters)
-    pth = body("/periodic-threads-health")
-    if isinstance(pth, dict):
-        f["periodic_threads_healthy"] = as_bool(pth.get("healthy"))
-        bad = pth.get("unhealthy_threads")
-        if isinstance(bad, list):
-            f["unhealthy_threads"] = [str(json_at(t, "name") or t) for t in bad]
-    pt = json_at(body("/periodic-threads"), "threads")
-    if isinstance(pt, list):
-        f["periodic_threads"] = [str(json_at(t, "name")) for t in pt
-                                 if json_at(t, "name") is not None]
+    f |= thread_facts(body("/periodic-threads-health"), body("/periodic-threads"))
     matches: dict[str, int] = {}
     for r in results:
         if r.path.startswith("/threads") and r.text is not None and r.status_code == 200:
@@ -287,10 +303,7 @@ def facts_from_routes(base_url: str | None, results: Iterable[RouteResult],
     oa = json_at(body("/openapi.json"), "paths")
     if isinstance(oa, dict):
         f["route_table_paths"] = len(oa)
-        known = {(r.method, r.path) for r in ROUTES}
-        f["unknown_routes"] = sorted(
-            f"{m.upper()} {p}" for p, ops in oa.items() if isinstance(ops, dict)
-            for m in ops if (m.upper(), p) not in known)
+        f["unknown_routes"] = unknown_routes(oa, {(r.method, r.path) for r in ROUTES})
     return msgspec.convert(f, HttpFacts, from_attributes=False), problems
 
 
@@ -299,15 +312,26 @@ def route_result(a: Answer) -> RouteResult:
     included); /env filtered to LMCache keys."""
     tally = Tally()
     if a.error is not None:
-        return RouteResult("GET", a.path, a.url, error=redact_text(a.error),
-                           elapsed_ms=a.elapsed_ms)
+        return error_result(a)
     parsed, text, truncated = parse_json(a.raw)
     if a.path == "/env":  # never keep the raw environment
         env, _ = filter_env(parsed, tally)
         return RouteResult("GET", a.path, a.url, a.status, a.content_type, json=env,
                            truncated=truncated, elapsed_ms=a.elapsed_ms,
                            redacted=tally.as_dict())
-    parsed = redact(parsed, tally=tally)
+    return kept_result(a, redact(parsed, tally=tally), text, truncated, tally)
+
+
+def error_result(a: Answer) -> RouteResult:
+    """A GET that got no answer, its error redacted."""
+    return RouteResult("GET", a.path, a.url, error=redact_text(a.error or ""),
+                       elapsed_ms=a.elapsed_ms)
+
+
+def kept_result(a: Answer, parsed: Any, text: str, truncated: bool, tally: Tally
+                ) -> RouteResult:
+    """An answer as kept: its already redacted JSON, or else its text redacted into `tally`,
+    and what was redacted."""
     return RouteResult("GET", a.path, a.url, a.status, a.content_type, json=parsed,
                        text=None if parsed is not None else redact_text(text, tally),
                        truncated=truncated, elapsed_ms=a.elapsed_ms, redacted=tally.as_dict())

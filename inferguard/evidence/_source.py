@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import stat
 import sys
 import zlib
 from collections.abc import Iterator
 from typing import BinaryIO
+
+from inferguard._files import path_problem
 
 STDIN = "-"
 GZIP_MAGIC = b"\x1f\x8b"
@@ -51,27 +52,7 @@ def input_problem(path: str, *, directory: bool = False, either: bool = False) -
     when `either`), or None when it can. `-` (standard input) is fine for a file."""
     if path == STDIN and not directory:
         return None
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return "no such file or directory"
-    except PermissionError:
-        return "permission denied"
-    except OSError as exc:
-        return exc.strerror or str(exc)
-    if stat.S_ISDIR(st.st_mode):
-        if not (directory or either):
-            return "is a directory, expected a file"
-        if not os.access(path, os.R_OK | os.X_OK):
-            return "permission denied"
-        return None
-    if directory:
-        return "not a directory"
-    if not stat.S_ISREG(st.st_mode):
-        return "not a regular file (a FIFO, device or socket); give a file, or '-' for a pipe"
-    if not os.access(path, os.R_OK):
-        return "permission denied"
-    return None
+    return path_problem(path, directory=directory, either=either)
 
 
 def is_gzip(path: str) -> bool:

@@ -35,7 +35,7 @@ from inferguard.judge._catalog import (
 from inferguard.judge._checklist import checklist
 from inferguard.judge._facts import readable, report_facts
 from inferguard.judge._index import MetricsIndex
-from inferguard.judge._mode import ModeDetection, detect_mode
+from inferguard.judge._mode import ModeDetection, detect_mode, engine_in_names
 from inferguard.judge._observability import mp_observability, sample_rate
 from inferguard.judge._rates import Rate, packet_rates
 from inferguard.judge._report import (
@@ -339,13 +339,11 @@ def _with_caveats(rate: Rate, caveats: list[Caveat]) -> Rate:
 
 
 def _engine_kind(m: MetricsIndex) -> str | None:
-    names = [n for e in m.sources["engine_metrics"] if isinstance(e.facts, MetricsFacts)
-             for n in (f.name for f in e.facts.families)]
-    if any(n.startswith("vllm:") or n.startswith("vllm_") for n in names):
-        return "vllm"
-    if any(n.startswith("sglang:") or n.startswith("sglang_") for n in names):
-        return "sglang"
-    return None
+    """The engine the engine scrapes name (either prefix spelling): it outranks the packet-wide
+    `detect_mode` engine, which also reads launches and logs."""
+    return engine_in_names([f.name for e in m.sources["engine_metrics"]
+                            if isinstance(e.facts, MetricsFacts) for f in e.facts.families],
+                           bare=True)
 
 
 def _engine_surface_absent(g: GroupSpec, m: MetricsIndex) -> bool:

@@ -11,7 +11,7 @@ than "likely": the confidence says how many independent kinds of evidence agree.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import msgspec
@@ -547,6 +547,16 @@ def _resolver(packet: Packet, notes: list[str], versions: dict[str, str],
     return resolve
 
 
+def engine_in_names(names: Sequence[str], *, bare: bool = False) -> str | None:
+    """vllm / sglang when a metric family name carries that engine's prefix (`vllm:`; with
+    `bare` also `vllm_`, the underscore spelling), vllm first: one test for every caller."""
+    for engine in ("vllm", "sglang"):
+        prefixes = (engine + ":", engine + "_") if bare else (engine + ":",)
+        if any(n.startswith(prefixes) for n in names):
+            return engine
+    return None
+
+
 def _engine_of(packet: Packet) -> str | None:
     """vllm / sglang when any scrape, launch or log of the packet shows that engine."""
     for e in packet.evidence:
@@ -554,11 +564,9 @@ def _engine_of(packet: Packet) -> str | None:
         if e.status not in ("ok", "partial") or f is None:
             continue
         if isinstance(f, MetricsFacts):
-            names = [fam.name for fam in f.families]
-            if any(n.startswith("vllm:") for n in names):
-                return "vllm"
-            if any(n.startswith("sglang:") for n in names):
-                return "sglang"
+            engine = engine_in_names([fam.name for fam in f.families])
+            if engine is not None:
+                return engine
         elif isinstance(f, LaunchFacts):
             for x in f.launches:
                 if x.program in ("vllm", "sglang"):

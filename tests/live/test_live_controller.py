@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +19,7 @@ import pytest
 from inferguard._packet import Packet
 from inferguard.evidence._controller import ControllerFacts, request_paths
 
-from ..live_checks import SCRIPT, check_isolation, script
+from ..live_checks import check_isolation, run_script
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("INFERGUARD_LIVE") != "1",
@@ -35,19 +32,7 @@ RUN_TIMEOUT_S = 1800  # a cold environment build included
 @pytest.fixture(scope="module")
 def res(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     out = tmp_path_factory.mktemp("live-controller")
-    proc = subprocess.Popen([sys.executable, str(SCRIPT), "--scenario", "controller",
-                             "--out", str(out)], stdin=subprocess.DEVNULL,
-                            start_new_session=True)
-    try:
-        proc.wait(RUN_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(30)
-        for pids in out.glob("*/pids.txt"):
-            script().kill_recorded(pids)
-        pytest.fail(f"{SCRIPT.name} did not finish within {RUN_TIMEOUT_S} s")
-    summary: dict[str, Any] = json.loads((out / "summary.json").read_text())
-    (result,) = summary["scenarios"]
+    (result,) = run_script(["--scenario", "controller"], out, RUN_TIMEOUT_S)["scenarios"]
     assert result["ok"], result.get("error")
     return result
 

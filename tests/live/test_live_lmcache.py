@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ from ..live_checks import (
     check_http_requests,
     check_isolation,
     check_spans,
-    check_trace,
+    check_trace_against_upstream,
     check_verdict,
     run_script,
     scenario_report,
@@ -79,13 +78,7 @@ def test_verdict_and_exit_codes(run: dict[str, Any], name: str) -> None:
 def test_trace_matches_upstream_trace_info(run: dict[str, Any], name: str) -> None:
     res = _scenario(run, name)
     assert res["trace_closed_cleanly"] and res["server_stop"]["signal"] == "SIGINT"
-    packet = Packet.load(res["packet"])
-    trace = Path(next(i.original for i in packet.inputs if i.kind == "trace"))
-    lmcache = Path(run["venv"]) / "bin" / "lmcache"
-    env = script().server_env(Path(res["work"]) / "home", Path(res["work"]) / "tmp")
-    info = subprocess.run([str(lmcache), "trace", "info", str(trace)], capture_output=True,
-                          text=True, env=env, timeout=120, stdin=subprocess.DEVNULL, check=True)
-    check_trace(packet, info.stdout)
+    check_trace_against_upstream(run, res, Packet.load(res["packet"]))
 
 
 @pytest.mark.parametrize("name", SCENARIOS)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +26,10 @@ from inferguard.evidence._trace import TraceFacts
 
 from ..live_checks import (
     check_http_requests,
-    check_trace,
+    check_trace_against_upstream,
     run_script,
     scenario_report,
     scenario_result,
-    script,
 )
 
 pytestmark = pytest.mark.skipif(
@@ -85,12 +83,7 @@ def test_057_trace_is_schema2_and_matches_upstream(run: dict[str, Any], name: st
     (tf,) = [e.facts for e in packet.evidence if isinstance(e.facts, TraceFacts)]
     assert tf.summary.header.trace_schema_version == 2
     assert tf.summary.header.variant == "schema2"
-    trace = Path(next(i.original for i in packet.inputs if i.kind == "trace"))
-    lmcache = Path(run["venv"]) / "bin" / "lmcache"
-    env = script().server_env(Path(res["work"]) / "home", Path(res["work"]) / "tmp")
-    info = subprocess.run([str(lmcache), "trace", "info", str(trace)], capture_output=True,
-                          text=True, env=env, timeout=120, stdin=subprocess.DEVNULL, check=True)
-    check_trace(packet, info.stdout)
+    check_trace_against_upstream(run, res, packet)
 
 
 def _token_ids(path: Path, other: set[str]) -> list[list[str]]:
