@@ -500,14 +500,24 @@ class Exposition:
                       else _distinct_sequences(nid, np.cumsum(cnt) - cnt, cnt,
                                                (lname << 32) | lval))
             # Label values (le / quantile aside): distinct (name, value) pairs.
-            keep_ent = ~np.isin(lname, skip) if skip else np.ones(len(ent), np.bool_)
-            pairs = np.unique((lname[keep_ent] << 32) | lval[keep_ent])
+            keep_ent = np.ones(len(ent), np.bool_)
+            for sid in skip:
+                keep_ent &= lname != sid
+            pairs = _sorted_unique((lname[keep_ent] << 32) | lval[keep_ent])
             labels: dict[str, list[str]] = {}
             label_id: dict[str, int] = {}
-            for pair in pairs.tolist():
-                label = self._str(pair >> 32)
-                label_id[label] = pair >> 32
-                labels.setdefault(label, []).append(self._str(pair & 0xFFFFFFFF))
+            # one run of pairs per label name (sorted): its name once, its values in order
+            lids = pairs >> 32
+            cuts = (np.flatnonzero(lids[1:] != lids[:-1]) + 1).tolist()
+            value_ids = (pairs & 0xFFFFFFFF).tolist()
+            text = self._str
+            for a, b in zip([0, *cuts], [*cuts, len(value_ids)], strict=True):
+                if a == b:
+                    continue
+                lid = int(lids[a])
+                label = text(lid)
+                label_id[label] = lid
+                labels.setdefault(label, []).extend(map(text, value_ids[a:b]))
             buckets: list[tuple[float, float]] = []
             if typ in _HISTOGRAM_TYPES and le_id is not None:
                 buckets = self._bucket_sums(is_bucket[nid] & finite, owner, lname, lval,
@@ -530,8 +540,10 @@ class Exposition:
                      ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
         """(sample, entry) of the first `label` entry of each used sample that has one."""
         hit = np.flatnonzero((lname == label) & use[owner])
-        samples, at = np.unique(owner[hit], return_index=True)
-        return samples, hit[at]
+        who = owner[hit]  # non-decreasing: entries are grouped by sample, in row order
+        first = np.ones(len(who), np.bool_)
+        first[1:] = who[1:] != who[:-1]
+        return who[first], hit[first]
 
     def _bucket_sums(self, use: npt.NDArray[np.bool_], owner: npt.NDArray[np.intp],
                      lname: npt.NDArray[np.int64], lval: npt.NDArray[np.int64], le: int,
@@ -638,6 +650,17 @@ class Exposition:
             all_zero=[b.name for b in briefs if b.all_zero],
             no_samples=[b.name for b in briefs if b.samples == 0], lmcache=lm,
             problems=list(self.problems[:max_problems]), problem_count=len(self.problems))
+
+
+def _sorted_unique(a: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """np.unique of a 1-d int array by one sort (np.unique hashes first, and its masked-array
+    check imports numpy.ma)."""
+    a = np.sort(a)
+    if len(a) < 2:
+        return a
+    keep = np.ones(len(a), np.bool_)
+    keep[1:] = a[1:] != a[:-1]
+    return a[keep]
 
 
 def _float_or_nan(text: str) -> float:
