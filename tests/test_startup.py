@@ -67,3 +67,27 @@ def test_an_unknown_attribute_is_an_attribute_error() -> None:
 
     with pytest.raises(AttributeError, match="no_such_name"):
         _ = inferguard.no_such_name  # type: ignore[attr-defined]
+
+
+_BLAS_PROBE = """
+import contextlib, os
+from inferguard.cli._main import main
+with contextlib.suppress(SystemExit):
+    main(["--version"])
+print("OPENBLAS_NUM_THREADS=" + str(os.environ.get("OPENBLAS_NUM_THREADS")))
+"""
+
+
+@pytest.mark.parametrize("given,want", [(None, "1"), ("3", "3")])
+def test_the_cli_caps_openblas_threads_unless_the_user_set_them(given: str | None,
+                                                                want: str) -> None:
+    """numpy's OpenBLAS thread pool costs start-up and InferGuard does no linear algebra: the
+    CLI asks for one thread, and a value the user gave is kept."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    if given is not None:
+        env["OPENBLAS_NUM_THREADS"] = given
+    out = subprocess.run([sys.executable, "-c", _BLAS_PROBE], env=env, capture_output=True,
+                         text=True, check=True).stdout.split()
+    assert out[-1] == "OPENBLAS_NUM_THREADS=" + want

@@ -316,6 +316,10 @@ def _quiet_stdout() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # numpy's bundled OpenBLAS starts a thread per core as numpy loads: ~60 ms of every
+    # command's start-up on a 2-core machine (docs/performance.md), and InferGuard does no
+    # linear algebra. Only this process (the CLI) is changed, and a user's setting wins.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     try:
         try:
             args = build_parser().parse_args(argv)
