@@ -218,6 +218,7 @@ def speculate(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(_trace_scan, "PARALLEL_MIN_BYTES", 1)
     monkeypatch.setattr(_trace_scan, "SCAN_THREADS", 2)
+    monkeypatch.setattr(_trace_scan, "ANALYTICS_SCAN_THREADS", 2)
 
 
 @needs_native

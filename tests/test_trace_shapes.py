@@ -98,10 +98,12 @@ def test_backends_and_thread_counts_agree(shaped: tuple[str, Path, int], max_key
     with monkeypatch.context() as m:  # force the two-thread window split on a small file
         m.setattr(_trace_scan, "PARALLEL_MIN_BYTES", 1)
         m.setattr(_trace_scan, "SCAN_THREADS", 2)
+        m.setattr(_trace_scan, "ANALYTICS_SCAN_THREADS", 2)
         two = _comparable(trace_stats(path, backend="native", max_exact_keys=max_keys))
         info_two = msgspec.to_builtins(summarize_trace(path, backend="native"))
     with monkeypatch.context() as m:
         m.setattr(_trace_scan, "SCAN_THREADS", 1)
+        m.setattr(_trace_scan, "ANALYTICS_SCAN_THREADS", 1)
         one = _comparable(trace_stats(path, backend="native", max_exact_keys=max_keys))
         info_one = msgspec.to_builtins(summarize_trace(path, backend="native"))
     assert python == two == one

@@ -280,11 +280,14 @@ class TraceFile:
 
     def _chunks(self, backend: Backend | None, findings: list[Finding], keys: bool = False
                 ) -> tuple[Iterator[Chunk], Any]:
-        """Row chunks from the records' start, and the kernel; `keys`: the caller extracts
-        ObjectKeys from each chunk before asking for the next one."""
+        """Row chunks from the records' start, and the kernel; `keys`: the caller (the
+        analytics) extracts ObjectKeys from each chunk before asking for the next one, and
+        the scan takes `_scan.ANALYTICS_SCAN_THREADS`."""
+        from inferguard.lct import _scan
+
         kernel = make_kernel(resolve_backend(backend), keys)
-        return scan_frames(self._src, self._records_start, kernel, findings,
-                           self._window), kernel
+        return scan_frames(self._src, self._records_start, kernel, findings, self._window,
+                           _scan.ANALYTICS_SCAN_THREADS if keys else None), kernel
 
     def records(self, *, unwrap_args: bool = True,
                 backend: Backend | None = None) -> Iterator[TraceRecord]:

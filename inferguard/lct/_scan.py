@@ -34,6 +34,11 @@ CHUNK_ROWS = 1 << 16
 PARALLEL_MIN_BYTES = 8 << 20
 SCAN_THREADS = max(1, min(2, int(os.environ.get("INFERGUARD_SCAN_THREADS", "0"))
                        or (os.cpu_count() or 1)))
+# The analytics pass (`trace stats`, evidence) scans on one thread unless
+# INFERGUARD_SCAN_THREADS asks for two: there the serial per-key fold is the bottleneck and
+# the split only added work (whole `trace stats` 1 GiB, 2 cores: 1.07x the wall time with
+# many keys, 1.00x pool keys; `trace info`, scan-bound, 0.77x: docs/performance.md).
+ANALYTICS_SCAN_THREADS = max(1, min(2, int(os.environ.get("INFERGUARD_SCAN_THREADS", "0")) or 1))
 # Every record upstream writes starts with `{"type": "record", ...` (msgspec, tag first).
 RECORD_SIGNATURE = b"\xa4type\xa6record"
 _BE32 = struct.Struct(">I")
@@ -381,8 +386,10 @@ def _note_malformed(findings: list[Finding], chunk: Chunk) -> None:
 
 
 def scan_frames(src: Source, start: int, kernel: Kernel,
-                findings: list[Finding], window: int = DEFAULT_WINDOW) -> Iterator[Chunk]:
+                findings: list[Finding], window: int = DEFAULT_WINDOW,
+                threads: int | None = None) -> Iterator[Chunk]:
     """Yield row chunks for every frame from `start` to the end; append integrity findings.
+    `threads` (default SCAN_THREADS): 2 splits each window across two threads (native).
 
     Frames are trusted by their length prefix while it holds. After a malformed body the
     next frame must look like a record, and a length that runs past the end of the file
@@ -392,14 +399,14 @@ def scan_frames(src: Source, start: int, kernel: Kernel,
     size = src.size
     pos = start
     min_span = window
+    split = (SCAN_THREADS if threads is None else threads) > 1 and kernel.backend == "native"
     while pos < size:
         end = min(size, max(pos + min_span, pos - pos % mmap.ALLOCATIONGRANULARITY + window))
         min_span = window
         with src.window(pos, end) as win:
             rel = pos - win.base
             while True:
-                if (SCAN_THREADS > 1 and kernel.backend == "native"
-                        and len(win.buf) - rel >= PARALLEL_MIN_BYTES):
+                if split and len(win.buf) - rel >= PARALLEL_MIN_BYTES:
                     chunks, stop, rel = _speculate(win, rel, kernel)
                     for c in chunks:
                         _note_malformed(findings, c)

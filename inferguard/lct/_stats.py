@@ -371,8 +371,8 @@ def _analyze(tfile: TraceFile, backend: Backend | None, max_keys: int, bucket_s:
     agg = _Aggregate(events_level, chosen)
 
     # One thread: a worker thread feeding scan + key extraction ahead of the fold showed
-    # no gain on this 2-core machine (docs/performance.md); the scan's own window split
-    # (lct/_scan.py, SCAN_THREADS) still uses the second core.
+    # no gain on this 2-core machine, nor did the scan's window split here (lct/_scan.py,
+    # ANALYTICS_SCAN_THREADS; docs/performance.md).
     for chunk in chunks:
         op_names = names()
         ev = events.decode(chunk, op_names) if events is not None else None
