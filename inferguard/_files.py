@@ -66,3 +66,14 @@ def open_regular_fd(path: str | os.PathLike[str], *, follow: bool = True) -> int
         os.close(fd)
         raise
     return fd
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks (memory does not grow with it)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

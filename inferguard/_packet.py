@@ -26,7 +26,7 @@ from typing import Any
 
 import msgspec
 
-from inferguard._files import open_regular_fd
+from inferguard._files import open_regular_fd, sha256_file
 from inferguard._modes import MODES as MODES
 from inferguard._version import __version__
 from inferguard.evidence._capture import read_capped
@@ -288,7 +288,7 @@ class Packet(msgspec.Struct, frozen=True, omit_defaults=True):
                     continue
                 meter.add(item.size or 0)
                 out.append(msgspec.structs.replace(
-                    item, copied_as=rel, copy_sha256=_sha256_file(target),
+                    item, copied_as=rel, copy_sha256=sha256_file(target),
                     redacted={"chunk_hash": rep.hashes_replaced,
                               "token_ids": rep.token_ids_zeroed,
                               **({"sm_config_json": 1} if rep.config_redacted else {})},
@@ -534,7 +534,7 @@ def _carry(base: Path, root: Path, rel: str, problems: list[Problem], kind: str 
             _copy_tree(src, dst)
         elif kind == "trace" and not raw_trace:
             scrub_trace(src, dst, key, redact_config=redact_text)
-            return _sha256_file(dst)
+            return sha256_file(dst)
         else:
             _copy_file(src, dst)
     except (OSError, ValueError) as exc:
@@ -623,12 +623,6 @@ def _copy_redacted(src: Path, dst: Path, cap: int, meter: _CopyMeter | None = No
     return hi.hexdigest(), ho.hexdigest(), tally.as_dict()
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _write_bytes(path: Path, data: bytes) -> None:

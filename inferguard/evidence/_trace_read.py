@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from inferguard._files import NotRegularFile
+from inferguard._files import NotRegularFile, sha256_file
 from inferguard.evidence._model import Evidence, EvidenceSource, Problem, open_input
 from inferguard.evidence._trace import (
     MAX_POINTS,
@@ -221,18 +221,6 @@ def read_trace(path: str | os.PathLike[str]) -> Evidence:
                         problems=[Problem(f"cannot read file: {exc.strerror or exc}")])
     problems = [Problem(f"{f.kind}: {f.detail}", offset=f.offset)
                 for f in summary.integrity.findings]
-    source = EvidenceSource(path=p, sha256=_sha256_file(p), size=size)
+    source = EvidenceSource(path=p, sha256=sha256_file(p), size=size)
     return Evidence(kind="trace", source=source, status="partial" if problems else "ok",
                     facts=TraceFacts(summary, stats.findings, gaps, series), problems=problems)
-
-
-def _sha256_file(path: str) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
