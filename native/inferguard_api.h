@@ -172,6 +172,37 @@ size_t lct_keytab_intern(lct_keytab *t, const uint64_t *fp, const uint8_t *use, 
                          int32_t *out);
 
 /* ------------------------------------------------------------------------
+ * Trace scrub plan (lct_scrub.c; the rule is specified in inferguard/lct/_scrub.py).
+ * A record frame is "fast" when re-encoding msgspec's decode of its body gives the same
+ * bytes and the scrub walk would change only the `bin` payloads inside its `args`
+ * (same-length fingerprints, patched in place); any other frame is "slow" (the Python
+ * walk re-encodes it or drops it).
+ * ------------------------------------------------------------------------ */
+
+typedef struct {
+    int64_t *bin_off;   /* buf index of a fast frame's chunk-hash bin payload */
+    uint32_t *bin_len;  /* its length */
+    size_t bin_cap;
+    size_t nbins;
+    int64_t *slow_off;  /* buf index of a slow frame's length prefix */
+    size_t slow_cap;
+    size_t nslow;
+    size_t nfast;       /* fast frames planned */
+} lct_scrub_plan;
+
+/* Plan the complete frames of buf[*pos, len), appending to plan (the caller zeroes the
+ * counts).  Advances *pos past every frame it planned; returns LCT_STOP_END (window
+ * consumed), LCT_STOP_NEED_MORE (the next frame runs past len) or LCT_STOP_FULL (the
+ * bins or slow offsets are full: call again with a fresh plan).  A frame with more bins
+ * than bin_cap is slow. */
+int lct_scrub_scan(const uint8_t *buf, size_t len, size_t *pos, lct_scrub_plan *plan);
+
+/* One frame body: -1 when it is slow, else the number of its bins (their offsets,
+ * relative to body, and lengths written for the first cap of them). */
+int64_t lct_scrub_frame(const uint8_t *body, size_t n, int64_t *bin_off, uint32_t *bin_len,
+                        size_t cap);
+
+/* ------------------------------------------------------------------------
  * The per-key fold of the trace analytics (lct_fold.c); its pure-Python twin is
  * inferguard/lct/_engine.py.  The caller owns every array: per-key state for
  * max_keys keys (cnt is 14 rows of max_keys counters), the HyperLogLog registers

@@ -549,3 +549,46 @@ class NativeContextMatcher:
         got = int(self._lib.lct_ctx_open(self._c, _ptr(ffi, "int64_t *", o),
                                          _ptr(ffi, "double *", t), n))
         return list(zip(o[:got].tolist(), t[:got].tolist(), strict=True))
+
+
+class NativeScrubPlanner:
+    """`lct_scrub_scan`: which frames of a window the scrub copies with only their
+    chunk-hash bins overwritten (fast), and where those bins are; the rest (slow) go to
+    the Python walk. The rule: native/lct_scrub.c, inferguard/lct/_scrub.py."""
+
+    def __init__(self, bin_capacity: int = 1 << 18, slow_capacity: int = 1 << 14) -> None:
+        self._ffi, self._lib = _api()
+        ffi = self._ffi
+        self._bin_off = ffi.new("int64_t[]", bin_capacity)
+        self._bin_len = ffi.new("uint32_t[]", bin_capacity)
+        self._slow = ffi.new("int64_t[]", slow_capacity)
+        plan = ffi.new("lct_scrub_plan *")
+        plan.bin_off, plan.bin_len, plan.bin_cap = self._bin_off, self._bin_len, bin_capacity
+        plan.slow_off, plan.slow_cap = self._slow, slow_capacity
+        self._plan = plan
+        self._pos = ffi.new("size_t *")
+
+    def plan(self, buf: Any, pos: int, end: int | None = None
+             ) -> tuple[int, int, int, list[int], list[int], list[int]]:
+        """Plan the complete frames of buf[pos:end]: (LCT_STOP_* reason, new pos, fast
+        frames, bin payload offsets, their lengths, slow frame offsets), offsets into
+        buf; LCT_STOP_FULL: call again from the new pos."""
+        ffi, lib, plan = self._ffi, self._lib, self._plan
+        plan.nbins = plan.nslow = plan.nfast = 0
+        self._pos[0] = pos
+        with ffi.from_buffer(buf) as cbuf:
+            stop = int(lib.lct_scrub_scan(cbuf, len(buf) if end is None else end, self._pos,
+                                          plan))
+        nb = int(plan.nbins)
+        return (stop, int(self._pos[0]), int(plan.nfast), ffi.unpack(self._bin_off, nb),
+                ffi.unpack(self._bin_len, nb), ffi.unpack(self._slow, int(plan.nslow)))
+
+    def frame(self, body: bytes) -> list[tuple[int, int]] | None:
+        """One frame body: its bins (offset in body, length) when it is fast, else None."""
+        ffi, lib = self._ffi, self._lib
+        n = int(lib.lct_scrub_frame(body, len(body), ffi.NULL, ffi.NULL, 0))
+        if n < 0:
+            return None
+        off, ln = ffi.new("int64_t[]", max(n, 1)), ffi.new("uint32_t[]", max(n, 1))
+        lib.lct_scrub_frame(body, len(body), off, ln, n)
+        return list(zip(ffi.unpack(off, n), ffi.unpack(ln, n), strict=True))
