@@ -202,6 +202,24 @@ int lct_scrub_scan(const uint8_t *buf, size_t len, size_t *pos, lct_scrub_plan *
 int64_t lct_scrub_frame(const uint8_t *body, size_t n, int64_t *bin_off, uint32_t *bin_len,
                         size_t cap);
 
+/* The scrub's fingerprints in C: keyed BLAKE2b (RFC 7693) exactly as
+ * inferguard/lct/_scrub.py::_Keyed computes them with hashlib (1..64 bytes: the digest of
+ * that size; longer: 64-byte digests of a 4-byte big-endian counter || raw, cut to
+ * length; empty: empty), with a table of up to max_entries raw values of 1..
+ * LCT_FPTAB_MAX_LEN bytes so a repeated hash costs one lookup.  new: NULL when out of
+ * memory or keylen > 64.  fingerprint: n bytes into out.  patch: the fingerprint of each
+ * bin i < n (off/len into src) written at the same offsets of dst (src and dst must not
+ * overlap); 0, -1 if a bin is outside src or dst (nothing read or written out of
+ * bounds), -2 out of memory. */
+#define LCT_FPTAB_MAX_LEN 64
+typedef struct lct_fptab lct_fptab;
+lct_fptab *lct_fptab_new(const uint8_t *key, size_t keylen, uint32_t max_entries);
+void lct_fptab_free(lct_fptab *t);
+uint32_t lct_fptab_count(const lct_fptab *t);
+void lct_fptab_fingerprint(lct_fptab *t, const uint8_t *raw, size_t n, uint8_t *out);
+int lct_fptab_patch(lct_fptab *t, const uint8_t *src, size_t src_len, uint8_t *dst,
+                    size_t dst_len, const int64_t *off, const uint32_t *len, size_t n);
+
 /* ------------------------------------------------------------------------
  * The per-key fold of the trace analytics (lct_fold.c); its pure-Python twin is
  * inferguard/lct/_engine.py.  The caller owns every array: per-key state for

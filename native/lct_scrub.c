@@ -8,8 +8,10 @@
  * "__t__" key out of first place, nesting well below the walk's limit).  Anything else
  * is "slow" (the Python walk decides it, dropping it when it does not decode).  Being
  * slow is always correct; being fast must be exact.  Every read is bounds-checked. */
-#include "lct.h"
+#include "api.h"
+#include "utf8.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #define SCRUB_MAX_DEPTH 64 /* the walk refuses > 200; msgspec decodes far deeper */
@@ -60,7 +62,7 @@ static int take_str(scrub_rd *r, const uint8_t **s, uint64_t *n) {
         return -1;
     }
     *s = r->p;
-    if (!lct_utf8_valid(*s, (size_t)*n)) return -1;
+    if (ig_utf8_error(*s, (size_t)*n) >= 0) return -1;
     r->p += *n;
     return 0;
 }
@@ -256,4 +258,304 @@ int lct_scrub_scan(const uint8_t *buf, size_t len, size_t *pos, lct_scrub_plan *
     }
     *pos = p;
     return rc;
+}
+
+/* ------------------------------------------------------------ BLAKE2b (RFC 7693) */
+
+static const uint64_t B2_IV[8] = {
+    0x6a09e667f3bcc908ULL, 0xbb67ae8584caa73bULL, 0x3c6ef372fe94f82bULL,
+    0xa54ff53a5f1d36f1ULL, 0x510e527fade682d1ULL, 0x9b05688c2b3e6c1fULL,
+    0x1f83d9abfb41bd6bULL, 0x5be0cd19137e2179ULL};
+
+static const uint8_t B2_SIGMA[12][16] = {
+    {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15},
+    {14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3},
+    {11, 8, 12, 0, 5, 2, 15, 13, 10, 14, 3, 6, 7, 1, 9, 4},
+    {7, 9, 3, 1, 13, 12, 11, 14, 2, 6, 5, 10, 4, 0, 15, 8},
+    {9, 0, 5, 7, 2, 4, 10, 15, 14, 1, 11, 12, 6, 8, 3, 13},
+    {2, 12, 6, 10, 0, 11, 8, 3, 4, 13, 7, 5, 15, 14, 1, 9},
+    {12, 5, 1, 15, 14, 13, 4, 10, 0, 7, 6, 3, 9, 2, 8, 11},
+    {13, 11, 7, 14, 12, 1, 3, 9, 5, 0, 15, 4, 8, 6, 2, 10},
+    {6, 15, 14, 9, 11, 3, 0, 8, 12, 2, 13, 7, 1, 4, 10, 5},
+    {10, 2, 8, 4, 7, 6, 1, 5, 15, 11, 9, 14, 3, 12, 13, 0},
+    {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15},
+    {14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3}};
+
+static uint64_t rotr64(uint64_t x, unsigned n) { return x >> n | x << (64 - n); }
+
+static uint64_t ld64(const uint8_t *p) {
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) v = v << 8 | p[i];
+    return v;
+}
+
+#define B2_G(a, b, c, d, x, y)              \
+    do {                                    \
+        v[a] = v[a] + v[b] + (x);           \
+        v[d] = rotr64(v[d] ^ v[a], 32);     \
+        v[c] = v[c] + v[d];                 \
+        v[b] = rotr64(v[b] ^ v[c], 24);     \
+        v[a] = v[a] + v[b] + (y);           \
+        v[d] = rotr64(v[d] ^ v[a], 16);     \
+        v[c] = v[c] + v[d];                 \
+        v[b] = rotr64(v[b] ^ v[c], 63);     \
+    } while (0)
+
+/* One 128-byte block into h; t = bytes hashed so far (including this block). */
+static void b2_compress(uint64_t h[8], const uint8_t block[128], uint64_t t, int last) {
+    uint64_t v[16], m[16];
+    for (int i = 0; i < 16; i++) m[i] = ld64(block + 8 * i);
+    for (int i = 0; i < 8; i++) {
+        v[i] = h[i];
+        v[i + 8] = B2_IV[i];
+    }
+    v[12] ^= t; /* the high word of the 128-bit counter stays 0: inputs < 2^64 bytes */
+    if (last) v[14] = ~v[14];
+    for (int r = 0; r < 12; r++) {
+        const uint8_t *s = B2_SIGMA[r];
+        B2_G(0, 4, 8, 12, m[s[0]], m[s[1]]);
+        B2_G(1, 5, 9, 13, m[s[2]], m[s[3]]);
+        B2_G(2, 6, 10, 14, m[s[4]], m[s[5]]);
+        B2_G(3, 7, 11, 15, m[s[6]], m[s[7]]);
+        B2_G(0, 5, 10, 15, m[s[8]], m[s[9]]);
+        B2_G(1, 6, 11, 12, m[s[10]], m[s[11]]);
+        B2_G(2, 7, 8, 13, m[s[12]], m[s[13]]);
+        B2_G(3, 4, 9, 14, m[s[14]], m[s[15]]);
+    }
+    for (int i = 0; i < 8; i++) h[i] ^= v[i] ^ v[i + 8];
+}
+
+/* The state after the key block for digest size outlen (1..64): what every keyed
+ * hash of that size starts from. */
+static void b2_keyed_start(uint64_t h[8], const uint8_t *key, size_t keylen, size_t outlen) {
+    uint8_t block[128];
+    for (int i = 0; i < 8; i++) h[i] = B2_IV[i];
+    h[0] ^= 0x01010000ULL ^ ((uint64_t)keylen << 8) ^ (uint64_t)outlen;
+    if (keylen) {
+        memset(block, 0, sizeof block);
+        memcpy(block, key, keylen);
+        b2_compress(h, block, 128, 0); /* the message is never empty here */
+    }
+}
+
+/* BLAKE2b-`outlen` of msg[0..n) (n >= 1) from a start state (the key block already
+ * in, `t0` bytes of it); the digest into out[0..outlen). `pre`/`npre` are prepended. */
+static void b2_finish(const uint64_t start[8], uint64_t t0, const uint8_t *pre, size_t npre,
+                      const uint8_t *msg, size_t n, uint8_t *out, size_t outlen) {
+    uint64_t h[8];
+    uint8_t block[128];
+    size_t total = npre + n, done = 0;
+    memcpy(h, start, sizeof h);
+    while (total - done > 128) { /* every full block but the last */
+        for (size_t i = 0; i < 128; i++) {
+            size_t j = done + i;
+            block[i] = j < npre ? pre[j] : msg[j - npre];
+        }
+        done += 128;
+        b2_compress(h, block, t0 + done, 0);
+    }
+    memset(block, 0, sizeof block);
+    for (size_t i = 0; done + i < total; i++) {
+        size_t j = done + i;
+        block[i] = j < npre ? pre[j] : msg[j - npre];
+    }
+    b2_compress(h, block, t0 + total, 1);
+    for (size_t i = 0; i < outlen; i++) out[i] = (uint8_t)(h[i / 8] >> (8 * (i % 8)));
+}
+
+/* ------------------------------------------------------ fingerprint table */
+
+/* Raw bin value (1..LCT_FPTAB_MAX_LEN bytes) -> its fingerprint (as long), open
+ * addressing over a seeded hash, so a repeated hash costs one lookup. */
+struct lct_fptab {
+    uint8_t key[64];
+    size_t keylen;
+    uint64_t start[65][8]; /* keyed start state per digest size (size 0: not yet made) */
+    uint8_t have[65];
+    uint64_t seed;
+    uint32_t *slots; /* entry + 1, 0 = empty; 1 << bits of them, at most half full */
+    uint32_t bits;
+    uint32_t count, max, ecap;
+    uint64_t *hash;  /* per entry */
+    size_t *where;   /* per entry: offset of raw (then fp) in arena */
+    uint8_t *len;    /* per entry */
+    uint8_t *arena;
+    size_t used, acap;
+};
+
+static const uint64_t *fp_start(lct_fptab *t, size_t outlen) {
+    if (!t->have[outlen]) {
+        b2_keyed_start(t->start[outlen], t->key, t->keylen, outlen);
+        t->have[outlen] = 1;
+    }
+    return t->start[outlen];
+}
+
+void lct_fptab_fingerprint(lct_fptab *t, const uint8_t *raw, size_t n, uint8_t *out) {
+    uint64_t t0 = t->keylen ? 128 : 0;
+    if (n == 0) return;
+    if (n <= 64) {
+        b2_finish(fp_start(t, n), t0, NULL, 0, raw, n, out, n);
+        return;
+    }
+    for (size_t i = 0; i * 64 < n; i++) { /* 64-byte blocks of BLAKE2b(counter || raw) */
+        uint8_t ctr[4] = {(uint8_t)(i >> 24), (uint8_t)(i >> 16), (uint8_t)(i >> 8),
+                          (uint8_t)i};
+        uint8_t d[64];
+        size_t k = n - i * 64 < 64 ? n - i * 64 : 64;
+        b2_finish(fp_start(t, 64), t0, ctr, 4, raw, n, d, 64);
+        memcpy(out + i * 64, d, k);
+    }
+}
+
+static uint64_t mix(uint64_t h) {
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 33;
+    return h;
+}
+
+static uint64_t tab_hash(uint64_t seed, const uint8_t *p, size_t n) {
+    uint64_t h = seed ^ ((uint64_t)n * 0x9e3779b97f4a7c15ULL);
+    while (n) {
+        uint64_t w = 0;
+        size_t k = n < 8 ? n : 8;
+        memcpy(&w, p, k); /* byte order does not matter: the table only */
+        h = mix(h ^ w) + 0x87c37b91114253d5ULL;
+        p += k;
+        n -= k;
+    }
+    return mix(h);
+}
+
+lct_fptab *lct_fptab_new(const uint8_t *key, size_t keylen, uint32_t max_entries) {
+    static const uint8_t SEED[] = "lct_fptab seed";
+    uint8_t seed[8];
+    lct_fptab *t;
+    if (keylen > 64) return NULL;
+    t = calloc(1, sizeof *t);
+    if (!t) return NULL;
+    if (keylen) memcpy(t->key, key, keylen);
+    t->keylen = keylen;
+    /* the table's hash seed comes from the key: a trace's author cannot aim at it */
+    lct_fptab_fingerprint(t, SEED, sizeof SEED - 1, seed);
+    t->seed = ld64(seed);
+    t->max = max_entries > (1u << 30) ? (1u << 30) : max_entries;
+    t->bits = 10;
+    t->slots = calloc((size_t)1 << t->bits, sizeof *t->slots);
+    if (!t->slots) {
+        free(t);
+        return NULL;
+    }
+    return t;
+}
+
+void lct_fptab_free(lct_fptab *t) {
+    if (!t) return;
+    free(t->slots);
+    free(t->hash);
+    free(t->where);
+    free(t->len);
+    free(t->arena);
+    free(t);
+}
+
+uint32_t lct_fptab_count(const lct_fptab *t) { return t->count; }
+
+/* The entry holding raw[0..n), or -1. */
+static int64_t tab_find(const lct_fptab *t, const uint8_t *raw, size_t n, uint64_t h) {
+    size_t mask = ((size_t)1 << t->bits) - 1;
+    for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
+        uint32_t e = t->slots[i];
+        if (!e) return -1;
+        e--;
+        if (t->hash[e] == h && t->len[e] == n && memcmp(t->arena + t->where[e], raw, n) == 0)
+            return e;
+    }
+}
+
+static void tab_place(lct_fptab *t, uint32_t e) {
+    size_t mask = ((size_t)1 << t->bits) - 1;
+    size_t i = (size_t)t->hash[e] & mask;
+    while (t->slots[i]) i = (i + 1) & mask;
+    t->slots[i] = e + 1;
+}
+
+/* Remember raw -> fp (n in 1..LCT_FPTAB_MAX_LEN, not in the table, h its hash): 0, 1
+ * when full, -1 out of memory. */
+static int tab_put(lct_fptab *t, const uint8_t *raw, const uint8_t *fp, size_t n, uint64_t h) {
+    uint32_t e;
+    if (t->count >= t->max) return 1;
+    if ((size_t)(t->count + 1) * 2 > ((size_t)1 << t->bits)) { /* grow: rehash */
+        uint32_t *old = t->slots;
+        uint32_t *slots = calloc((size_t)1 << (t->bits + 1), sizeof *slots);
+        if (!slots) return -1;
+        t->slots = slots;
+        t->bits++;
+        for (uint32_t i = 0; i < t->count; i++) tab_place(t, i);
+        free(old);
+    }
+    if (t->count == t->ecap) {
+        uint32_t cap = t->ecap ? t->ecap * 2 : 1024;
+        uint64_t *hh = realloc(t->hash, (size_t)cap * sizeof *hh);
+        size_t *ww;
+        uint8_t *ll;
+        if (!hh) return -1;
+        t->hash = hh;
+        ww = realloc(t->where, (size_t)cap * sizeof *ww);
+        if (!ww) return -1;
+        t->where = ww;
+        ll = realloc(t->len, (size_t)cap);
+        if (!ll) return -1;
+        t->len = ll;
+        t->ecap = cap;
+    }
+    if (t->acap - t->used < 2 * n) {
+        size_t cap = t->acap ? t->acap * 2 : 65536;
+        uint8_t *a;
+        while (cap - t->used < 2 * n) cap *= 2;
+        a = realloc(t->arena, cap);
+        if (!a) return -1;
+        t->arena = a;
+        t->acap = cap;
+    }
+    e = t->count;
+    t->hash[e] = h;
+    t->where[e] = t->used;
+    t->len[e] = (uint8_t)n;
+    memcpy(t->arena + t->used, raw, n);
+    memcpy(t->arena + t->used + n, fp, n);
+    t->used += 2 * n;
+    t->count++;
+    tab_place(t, e);
+    return 0;
+}
+
+int lct_fptab_patch(lct_fptab *t, const uint8_t *src, size_t src_len, uint8_t *dst,
+                    size_t dst_len, const int64_t *off, const uint32_t *len, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        size_t o, m;
+        if (off[i] < 0) return -1;
+        o = (size_t)off[i];
+        m = len[i];
+        if (o > src_len || src_len - o < m || o > dst_len || dst_len - o < m) return -1;
+        if (m == 0) continue; /* the empty fingerprint: nothing to write */
+        if (m <= LCT_FPTAB_MAX_LEN) {
+            uint64_t h = tab_hash(t->seed, src + o, m);
+            int64_t e = tab_find(t, src + o, m, h);
+            uint8_t fp[LCT_FPTAB_MAX_LEN];
+            if (e >= 0) {
+                memcpy(dst + o, t->arena + t->where[e] + m, m);
+                continue;
+            }
+            lct_fptab_fingerprint(t, src + o, m, fp);
+            if (tab_put(t, src + o, fp, m, h) < 0) return -2;
+            memcpy(dst + o, fp, m);
+        } else {
+            lct_fptab_fingerprint(t, src + o, m, dst + o); /* src, dst never overlap */
+        }
+    }
+    return 0;
 }

@@ -554,11 +554,13 @@ class NativeContextMatcher:
 class NativeScrubPlanner:
     """`lct_scrub_scan`: which frames of a window the scrub copies with only their
     chunk-hash bins overwritten (fast), and where those bins are; the rest (slow) go to
-    the Python walk. The rule: native/lct_scrub.c, inferguard/lct/_scrub.py."""
+    the Python walk. `lct_fptab` writes the fingerprints (keyed BLAKE2b, as `_Keyed`),
+    remembering them. The rule: native/lct_scrub.c, inferguard/lct/_scrub.py."""
 
-    def __init__(self, bin_capacity: int = 1 << 18, slow_capacity: int = 1 << 14) -> None:
+    def __init__(self, key: bytes, max_entries: int, bin_capacity: int = 1 << 16,
+                 slow_capacity: int = 1 << 14) -> None:
         self._ffi, self._lib = _api()
-        ffi = self._ffi
+        ffi, lib = self._ffi, self._lib
         self._bin_off = ffi.new("int64_t[]", bin_capacity)
         self._bin_len = ffi.new("uint32_t[]", bin_capacity)
         self._slow = ffi.new("int64_t[]", slow_capacity)
@@ -567,21 +569,48 @@ class NativeScrubPlanner:
         plan.slow_off, plan.slow_cap = self._slow, slow_capacity
         self._plan = plan
         self._pos = ffi.new("size_t *")
+        if len(key) > 64:
+            raise ValueError("a fingerprint key is at most 64 bytes")
+        tab = lib.lct_fptab_new(key, len(key), max_entries)
+        if tab == ffi.NULL:
+            raise MemoryError("lct_fptab_new failed")
+        self._tab = ffi.gc(tab, lib.lct_fptab_free)
 
     def plan(self, buf: Any, pos: int, end: int | None = None
-             ) -> tuple[int, int, int, list[int], list[int], list[int]]:
+             ) -> tuple[int, int, int, int, list[int]]:
         """Plan the complete frames of buf[pos:end]: (LCT_STOP_* reason, new pos, fast
-        frames, bin payload offsets, their lengths, slow frame offsets), offsets into
-        buf; LCT_STOP_FULL: call again from the new pos."""
+        frames, their bins (kept here for `patch`), slow frame offsets into buf);
+        LCT_STOP_FULL: call again from the new pos."""
         ffi, lib, plan = self._ffi, self._lib, self._plan
         plan.nbins = plan.nslow = plan.nfast = 0
         self._pos[0] = pos
         with ffi.from_buffer(buf) as cbuf:
             stop = int(lib.lct_scrub_scan(cbuf, len(buf) if end is None else end, self._pos,
                                           plan))
-        nb = int(plan.nbins)
-        return (stop, int(self._pos[0]), int(plan.nfast), ffi.unpack(self._bin_off, nb),
-                ffi.unpack(self._bin_len, nb), ffi.unpack(self._slow, int(plan.nslow)))
+        return (stop, int(self._pos[0]), int(plan.nfast), int(plan.nbins),
+                ffi.unpack(self._slow, int(plan.nslow)))
+
+    def patch(self, src: Any, dst: Any) -> None:
+        """Write the fingerprints of the last plan's bins (offsets into src) into dst at
+        the same offsets (dst a separate, writable buffer)."""
+        ffi, lib = self._ffi, self._lib
+        with ffi.from_buffer(src) as cs, ffi.from_buffer(dst, require_writable=True) as cd:
+            got = int(lib.lct_fptab_patch(self._tab, cs, len(src), cd, len(dst),
+                                          self._bin_off, self._bin_len, int(self._plan.nbins)))
+        if got == -2:
+            raise MemoryError("lct_fptab_patch: out of memory")
+        if got < 0:
+            raise ValueError("lct_fptab_patch: a bin outside the window")
+
+    def fingerprint(self, raw: bytes) -> bytes:
+        """The fingerprint of `raw` as the C side computes it (for the tests)."""
+        out = self._ffi.new("uint8_t[]", max(len(raw), 1))
+        self._lib.lct_fptab_fingerprint(self._tab, raw, len(raw), out)
+        return bytes(self._ffi.buffer(out, len(raw)))
+
+    def remembered(self) -> int:
+        """How many fingerprints the table holds."""
+        return int(self._lib.lct_fptab_count(self._tab))
 
     def frame(self, body: bytes) -> list[tuple[int, int]] | None:
         """One frame body: its bins (offset in body, length) when it is fast, else None."""

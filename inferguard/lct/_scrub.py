@@ -83,10 +83,6 @@ class _Keyed:
         hit = self.cache.get(raw)
         if hit is not None:
             return hit
-        return self.make(raw)
-
-    def make(self, raw: bytes) -> bytes:
-        """The fingerprint of `raw`, computed (remembered while the cache has room)."""
         n = len(raw)
         if 0 < n <= 64:
             out = hashlib.blake2b(raw, key=self.key, digest_size=n).digest()
@@ -275,22 +271,18 @@ def _scrub_planned(fi: Any, fo: Any, run: _Run, src: str | os.PathLike[str],
     fo.write(struct.pack(">I", len(head)) + head)
     run.written += 4 + len(head)
 
-    planner = NativeScrubPlanner()
     keyed = run.keyed
-    get, make = keyed.cache.get, keyed.make
+    planner = NativeScrubPlanner(keyed.key, _CACHE_MAX)
     pos = 4 + n      # file offset of the next frame
     buf = b""        # the window: file bytes [boff, boff + len(buf))
     out = bytearray()  # the window's scrubbed copy (fast frames patched in place)
     boff = pos
     while True:
         rel = pos - boff
-        stop, end, nfast, bins, lens, slow = planner.plan(buf, rel)
+        stop, end, nfast, nbins, slow = planner.plan(buf, rel)
         if end > rel:
-            for o, ln in zip(bins, lens, strict=True):
-                raw = buf[o:o + ln]
-                fp = get(raw)
-                out[o:o + ln] = make(raw) if fp is None else fp
-            keyed.hashes += len(bins)
+            planner.patch(buf, out)  # the same fingerprints as _Keyed.fp, written in C
+            keyed.hashes += nbins
             run.records += nfast
             view = memoryview(out)
             at = rel
