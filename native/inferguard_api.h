@@ -208,8 +208,8 @@ int64_t lct_scrub_frame(const uint8_t *body, size_t n, int64_t *bin_off, uint32_
  * length; empty: empty), with a table of up to max_entries raw values of 1..
  * LCT_FPTAB_MAX_LEN bytes so a repeated hash costs one lookup.  new: NULL when out of
  * memory or keylen > 64.  fingerprint: n bytes into out.  patch: the fingerprint of each
- * bin i < n (off/len into src) written at the same offsets of dst (src and dst must not
- * overlap); 0, -1 if a bin is outside src or dst (nothing read or written out of
+ * bin i < n (off/len into src) written at the same offsets of dst (dst may be src: in
+ * place; else they must not overlap); 0, -1 if a bin is outside src or dst (nothing read or written out of
  * bounds), -2 out of memory. */
 #define LCT_FPTAB_MAX_LEN 64
 typedef struct lct_fptab lct_fptab;

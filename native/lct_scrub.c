@@ -67,14 +67,65 @@ static int take_str(scrub_rd *r, const uint8_t **s, uint64_t *n) {
     return 0;
 }
 
-static int lit(const uint8_t *s, uint64_t n, const char *l) {
-    size_t ln = strlen(l);
-    return n == ln && memcmp(s, l, ln) == 0;
-}
+/* s[0..n) is the string literal l */
+#define LIT(s, n, l) ((n) == sizeof(l) - 1 && memcmp((s), (l), sizeof(l) - 1) == 0)
 
 /* Keys the walk treats specially (or that make a frame not a plain record). */
 static int special_key(const uint8_t *s, uint64_t n) {
-    return lit(s, n, "cache_salt") || lit(s, n, "token_ids") || lit(s, n, "chunk_hash_hex");
+    switch (n) {
+    case 9: return LIT(s, n, "token_ids");
+    case 10: return LIT(s, n, "cache_salt");
+    case 14: return LIT(s, n, "chunk_hash_hex");
+    default: return 0;
+    }
+}
+
+/* An unsigned int in its smallest form (what the generic walk accepts as canonical). */
+static const uint8_t *canon_uint(const uint8_t *p, const uint8_t *end) {
+    size_t w;
+    uint64_t u;
+    if (p >= end) return NULL;
+    if (*p <= 0x7f) return p + 1;
+    if (*p < 0xcc || *p > 0xcf) return NULL;
+    w = (size_t)1 << (*p - 0xcc);
+    if ((size_t)(end - p - 1) < w) return NULL;
+    u = sbe(p + 1, w);
+    if (u < (*p == 0xcc ? 128u : *p == 0xcd ? 256u : *p == 0xce ? 65536u : 0x100000000ULL))
+        return NULL;
+    return p + 1 + w;
+}
+
+/* The ObjectKey upstream writes, {"__t__": "ObjectKey", "v": {"chunk_hash": bin 32,
+ * "model_name": fixstr, "kv_rank": uint, "object_group_id": uint}}, every piece in the
+ * form the generic walk below accepts, recognised in one pass: the end of the value, or
+ * NULL when anything differs (the generic walk then decides).  So it only ever accepts
+ * what the generic walk would accept, with the same one bin (at p + 33). */
+static const uint8_t OK_HEAD[33] = {0x82, 0xa5, '_', '_', 't', '_', '_', 0xa9, 'O', 'b', 'j',
+                                    'e', 'c', 't', 'K', 'e', 'y', 0xa1, 'v', 0x84, 0xaa,
+                                    'c', 'h', 'u', 'n', 'k', '_', 'h', 'a', 's', 'h', 0xc4,
+                                    0x20};
+static const uint8_t OK_MODEL[11] = {0xaa, 'm', 'o', 'd', 'e', 'l', '_', 'n', 'a', 'm', 'e'};
+static const uint8_t OK_RANK[8] = {0xa7, 'k', 'v', '_', 'r', 'a', 'n', 'k'};
+static const uint8_t OK_GROUP[16] = {0xaf, 'o', 'b', 'j', 'e', 'c', 't', '_', 'g', 'r', 'o',
+                                     'u', 'p', '_', 'i', 'd'};
+
+static const uint8_t *object_key(const uint8_t *p, const uint8_t *end) {
+    size_t n;
+    if ((size_t)(end - p) < sizeof OK_HEAD + 32 + sizeof OK_MODEL + 1) return NULL;
+    if (memcmp(p, OK_HEAD, sizeof OK_HEAD) != 0) return NULL;
+    p += sizeof OK_HEAD + 32;
+    if (memcmp(p, OK_MODEL, sizeof OK_MODEL) != 0) return NULL;
+    p += sizeof OK_MODEL;
+    if (*p < 0xa0 || *p > 0xbf) return NULL;
+    n = *p++ & 0x1fu;
+    if ((size_t)(end - p) < n + sizeof OK_RANK) return NULL;
+    if (ig_utf8_error(p, n) >= 0) return NULL;
+    p += n;
+    if (memcmp(p, OK_RANK, sizeof OK_RANK) != 0) return NULL;
+    p = canon_uint(p + sizeof OK_RANK, end);
+    if (!p || (size_t)(end - p) < sizeof OK_GROUP) return NULL;
+    if (memcmp(p, OK_GROUP, sizeof OK_GROUP) != 0) return NULL;
+    return canon_uint(p + sizeof OK_GROUP, end);
 }
 
 static int value(scrub_rd *r, int depth, int in_args);
@@ -91,20 +142,20 @@ static int map_entries(scrub_rd *r, uint64_t count, int depth, int in_args, int 
         int args = in_args;
         if (take_str(r, &k, &n)) return -1; /* a non-str key: the walk decides */
         if (special_key(k, n)) return -1;
-        if (i > 0 && lit(k, n, "__t__")) return -1; /* the ObjectKey rewrite reorders */
+        if (i > 0 && LIT(k, n, "__t__")) return -1; /* the ObjectKey rewrite reorders */
         for (uint64_t j = 0; j < i; j++)
             if (kn[j] == n && memcmp(ks[j], k, (size_t)n) == 0) return -1;
         ks[i] = k;
         kn[i] = n;
         if (top) {
-            if (lit(k, n, "type")) {
+            if (LIT(k, n, "type")) {
                 const uint8_t *v;
                 uint64_t vn;
-                if (take_str(r, &v, &vn) || !lit(v, vn, "record")) return -1;
+                if (take_str(r, &v, &vn) || !LIT(v, vn, "record")) return -1;
                 *top |= 1;
                 continue;
             }
-            if (lit(k, n, "args")) {
+            if (LIT(k, n, "args")) {
                 args = 1;
                 *top |= 2;
             }
@@ -127,6 +178,20 @@ static int value(scrub_rd *r, int depth, int in_args) {
     if (op >= 0xa0 && op <= 0xbf) {
         const uint8_t *s;
         return take_str(r, &s, &n);
+    }
+    if (op == 0x82 && depth + 2 <= SCRUB_MAX_DEPTH) {
+        const uint8_t *q = object_key(r->p, r->end);
+        if (q) {
+            if (in_args) {
+                if (r->n < r->cap) {
+                    r->bin_off[r->n] = (int64_t)(r->p + sizeof OK_HEAD - r->base);
+                    r->bin_len[r->n] = 32;
+                }
+                r->n++;
+            }
+            r->p = q;
+            return 0;
+        }
     }
     r->p++;
     if (op <= 0x8f) return map_entries(r, op & 0x0fu, depth, in_args, NULL);
@@ -553,8 +618,12 @@ int lct_fptab_patch(lct_fptab *t, const uint8_t *src, size_t src_len, uint8_t *d
             lct_fptab_fingerprint(t, src + o, m, fp);
             if (tab_put(t, src + o, fp, m, h) < 0) return -2;
             memcpy(dst + o, fp, m);
-        } else {
-            lct_fptab_fingerprint(t, src + o, m, dst + o); /* src, dst never overlap */
+        } else { /* long: computed aside (src may be dst), never remembered */
+            uint8_t *tmp = malloc(m);
+            if (!tmp) return -2;
+            lct_fptab_fingerprint(t, src + o, m, tmp);
+            memcpy(dst + o, tmp, m);
+            free(tmp);
         }
     }
     return 0;

@@ -590,12 +590,11 @@ class NativeScrubPlanner:
         return (stop, int(self._pos[0]), int(plan.nfast), int(plan.nbins),
                 ffi.unpack(self._slow, int(plan.nslow)))
 
-    def patch(self, src: Any, dst: Any) -> None:
-        """Write the fingerprints of the last plan's bins (offsets into src) into dst at
-        the same offsets (dst a separate, writable buffer)."""
+    def patch(self, buf: Any) -> None:
+        """Overwrite the last plan's bins in `buf` (writable) with their fingerprints."""
         ffi, lib = self._ffi, self._lib
-        with ffi.from_buffer(src) as cs, ffi.from_buffer(dst, require_writable=True) as cd:
-            got = int(lib.lct_fptab_patch(self._tab, cs, len(src), cd, len(dst),
+        with ffi.from_buffer(buf, require_writable=True) as cb:
+            got = int(lib.lct_fptab_patch(self._tab, cb, len(buf), cb, len(buf),
                                           self._bin_off, self._bin_len, int(self._plan.nbins)))
         if got == -2:
             raise MemoryError("lct_fptab_patch: out of memory")

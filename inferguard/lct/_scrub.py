@@ -179,7 +179,7 @@ class _Run:
             obj["level_meta"] = self.keyed.walk(obj["level_meta"])
         return self.enc.encode(obj)
 
-    def record(self, body: bytes) -> bytes | None:
+    def record(self, body: bytes | memoryview) -> bytes | None:
         """A later frame, walked and re-encoded; None (counted) when it is dropped."""
         try:
             obj = msgspec.msgpack.decode(body)
@@ -250,12 +250,12 @@ def _scrub_walk(fi: Any, fo: Any, run: _Run, src: str | os.PathLike[str]) -> Non
 WINDOW = 16 << 20  # bytes of frames planned at once by the native backend
 
 
-def _scrub_planned(fi: Any, fo: Any, run: _Run, src: str | os.PathLike[str],
-                   window: int = WINDOW) -> None:
+def _scrub_planned(fi: Any, fo: Any, run: _Run, src: str | os.PathLike[str]) -> None:
     """The native backend: the header and the slow frames through the walk, the fast
     frames copied a window at a time with their bins overwritten in place."""
     from inferguard._native._lct import NativeScrubPlanner
 
+    window = WINDOW
     size = os.fstat(fi.fileno()).st_size
     prefix = fi.read(4)
     if not prefix:
@@ -267,71 +267,72 @@ def _scrub_planned(fi: Any, fo: Any, run: _Run, src: str | os.PathLike[str],
     if n > MAX_FRAME or 4 + n > size:
         run.dropped += 1
         return
-    head = run.header(fi.read(n), src)
-    fo.write(struct.pack(">I", len(head)) + head)
-    run.written += 4 + len(head)
+    _write(fo, run, run.header(fi.read(n), src))
 
     keyed = run.keyed
     planner = NativeScrubPlanner(keyed.key, _CACHE_MAX)
-    pos = 4 + n      # file offset of the next frame
-    buf = b""        # the window: file bytes [boff, boff + len(buf))
-    out = bytearray()  # the window's scrubbed copy (fast frames patched in place)
-    boff = pos
-    while True:
-        rel = pos - boff
-        stop, end, nfast, nbins, slow = planner.plan(buf, rel)
-        if end > rel:
-            planner.patch(buf, out)  # the same fingerprints as _Keyed.fp, written in C
-            keyed.hashes += nbins
-            run.records += nfast
-            view = memoryview(out)
-            at = rel
-            for s in slow:
-                if s > at:
-                    fo.write(view[at:s])
-                    run.written += s - at
-                (m,) = struct.unpack_from(">I", buf, s)
-                at = s + 4 + m
-                got = run.record(buf[s + 4:at])
-                if got is not None:
-                    fo.write(struct.pack(">I", len(got)) + got)
-                    run.written += 4 + len(got)
-            if end > at:
-                fo.write(view[at:end])
-                run.written += end - at
-            view.release()
-            pos = boff + end
-        if stop == _STOP_FULL:
-            continue
-        left = size - pos  # the walk's end rules, on what the window could not hold
-        if left <= 0:
-            return
-        if left < 4:
-            run.dropped += 1
-            return
-        have = boff + len(buf) - pos
-        if have >= 4:
-            (m,) = struct.unpack_from(">I", buf, pos - boff)
-            if m > MAX_FRAME or pos + 4 + m > size:
+    window = max(1, min(window, size - 4 - n))  # a small trace: a small window
+    buf = bytearray(window)  # the window: file bytes [boff, boff + filled)
+    view = memoryview(buf)
+    pos = boff = 4 + n       # pos: file offset of the next frame
+    filled = 0
+    try:
+        while True:
+            rel = pos - boff
+            stop, end, nfast, nbins, slow = planner.plan(buf, rel, filled)
+            if end > rel:
+                # fast frames: bins overwritten in place (the same fingerprints as
+                # _Keyed.fp, written in C); slow ones (never patched) through the walk
+                planner.patch(buf)
+                keyed.hashes += nbins
+                run.records += nfast
+                at = rel
+                for s in slow:
+                    if s > at:
+                        fo.write(view[at:s])
+                        run.written += s - at
+                    (m,) = struct.unpack_from(">I", buf, s)
+                    at = s + 4 + m
+                    _write(fo, run, run.record(view[s + 4:at]))
+                if end > at:
+                    fo.write(view[at:end])
+                    run.written += end - at
+                pos = boff + end
+            if stop == _STOP_FULL:
+                continue
+            left = size - pos  # the walk's end rules, on what the window could not hold
+            if left <= 0:
+                return
+            if left < 4:
                 run.dropped += 1
                 return
-            if 4 + m > window:  # larger than a window: alone, through the walk
-                fi.seek(pos + 4)
-                got = run.record(fi.read(m))
-                if got is not None:
-                    fo.write(struct.pack(">I", len(got)) + got)
-                    run.written += 4 + len(got)
-                pos += 4 + m
-                buf, boff = b"", pos
-                continue
-        fi.seek(boff + len(buf))
-        more = fi.read(window - have)
-        if not more:  # the file shrank under us: what is left is a truncated tail
-            run.dropped += 1
-            return
-        buf = buf[pos - boff:] + more
-        boff = pos
-        out = bytearray(buf)
+            have = boff + filled - pos
+            if have >= 4:
+                (m,) = struct.unpack_from(">I", buf, pos - boff)
+                if m > MAX_FRAME or pos + 4 + m > size:
+                    run.dropped += 1
+                    return
+                if 4 + m > window:  # larger than a window: alone, through the walk
+                    fi.seek(pos + 4)
+                    _write(fo, run, run.record(fi.read(m)))
+                    pos += 4 + m
+                    boff, filled = pos, 0
+                    fi.seek(pos)
+                    continue
+            buf[:have] = bytes(view[pos - boff:pos - boff + have])  # the partial frame first
+            got = fi.readinto(view[have:])
+            if not got:  # the file shrank under us: what is left is a truncated tail
+                run.dropped += 1
+                return
+            boff, filled = pos, have + got
+    finally:
+        view.release()
+
+
+def _write(fo: Any, run: _Run, body: bytes | None) -> None:
+    if body is not None:
+        fo.write(struct.pack(">I", len(body)) + body)
+        run.written += 4 + len(body)
 
 
 _STOP_FULL = 2  # LCT_STOP_FULL
