@@ -497,7 +497,7 @@ static uint64_t tab_hash(uint64_t seed, const uint8_t *p, size_t n) {
 
 lct_fptab *lct_fptab_new(const uint8_t *key, size_t keylen, uint32_t max_entries) {
     static const uint8_t SEED[] = "lct_fptab seed";
-    uint8_t seed[8];
+    uint8_t seed[sizeof SEED - 1]; /* a fingerprint is as long as its input */
     lct_fptab *t;
     if (keylen > 64) return NULL;
     t = calloc(1, sizeof *t);

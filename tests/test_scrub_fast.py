@@ -233,7 +233,7 @@ def test_bad_starts(tmp_path: Path, case: str, backend: str) -> None:
     if case == "not-header":
         for b in ("python", None):
             with pytest.raises(ValueError, match=r"not a \.lct header frame"):
-                scrub_trace(src, tmp_path / "x.lct", KEY, backend=b)  # type: ignore[arg-type]
+                scrub_trace(src, tmp_path / "x.lct", KEY, backend=b)
         return
     _same(src, tmp_path)
 
