@@ -1,13 +1,17 @@
 /* lct_scrub.c - see inferguard_api.h, "Trace scrub plan".  Which record frames the
- * scrubbed copy can take as they are with only their chunk-hash bins overwritten, and
- * where those bins are.  The rule it decides is in inferguard/lct/_scrub.py: a frame is
+ * scrubbed copy can take as they are with a few same-length spans overwritten, and
+ * where those spans are.  The rule it decides is in inferguard/lct/_scrub.py: a frame is
  * "fast" only when msgspec's encoder, given what msgspec's decoder makes of its body,
  * writes the same bytes back (every header the smallest form, float64, str keys, no
- * duplicate keys, no ext) and the scrub walk would change nothing in it but the `bin`
- * values inside `args` (no cache_salt, token_ids or chunk_hash_hex key anywhere, no
- * "__t__" key out of first place, nesting well below the walk's limit).  Anything else
- * is "slow" (the Python walk decides it, dropping it when it does not decode).  Being
- * slow is always correct; being fast must be exact.  Every read is bounds-checked. */
+ * duplicate keys, no ext) and everything the scrub walk would change in it keeps its
+ * length: `bin` values inside `args` (fingerprints), an all-hex even-length
+ * chunk_hash_hex (the hex of its fingerprint), token_ids of one-byte ints (zeros); an
+ * empty cache_salt stays as it is.  A non-empty salt, any other form of those keys, one
+ * of them outside `args`, a hex key or token ids in a frame with a "__t__" key (the
+ * ObjectKey rewrite treats them differently), a "__t__" key out of first place, or
+ * nesting deeper than 64 make a frame "slow": the Python walk decides it (dropping it
+ * when it does not decode).  Being slow is always correct; being fast must be exact.
+ * Every read is bounds-checked. */
 #include "api.h"
 #include "utf8.h"
 
@@ -20,12 +24,30 @@
 typedef struct {
     const uint8_t *p;
     const uint8_t *end;
-    const uint8_t *base; /* bin offsets are reported relative to it */
-    int64_t *bin_off;
-    uint32_t *bin_len;
+    const uint8_t *base; /* item offsets are reported relative to it */
+    int64_t *off;
+    uint32_t *len;
+    uint8_t *kind;
     size_t cap;
-    size_t n;      /* bins found (may exceed cap: then only cap are written) */
+    size_t n;        /* items found (may exceed cap: then only cap are written) */
+    uint64_t hashes; /* fingerprints the walk would take (bins and hex keys) */
+    uint64_t tokens; /* token ids it would zero */
+    int saw_tag;     /* a "__t__" key */
+    int saw_special; /* a chunk_hash_hex or token_ids key */
 } scrub_rd;
+
+static void item(scrub_rd *r, const uint8_t *at, uint64_t n, uint8_t kind) {
+    if (r->n < r->cap) {
+        r->off[r->n] = (int64_t)(at - r->base);
+        r->len[r->n] = (uint32_t)n;
+        r->kind[r->n] = kind;
+    }
+    r->n++;
+}
+
+static int hexdigit(uint8_t c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
 
 static uint64_t sbe(const uint8_t *p, size_t n) {
     uint64_t v = 0;
@@ -130,6 +152,48 @@ static const uint8_t *object_key(const uint8_t *p, const uint8_t *end) {
 
 static int value(scrub_rd *r, int depth, int in_args);
 
+/* The value of a special key (its key consumed) in the one form that keeps its length. */
+static int special(scrub_rd *r, uint64_t kn) {
+    const uint8_t *s;
+    uint64_t n;
+    if (kn == 10) { /* cache_salt: only the empty one stays as it is */
+        if (r->p >= r->end || *r->p != 0xa0) return -1;
+        r->p++;
+        return 0;
+    }
+    if (kn == 14) { /* chunk_hash_hex: even-length hex -> the hex of its fingerprint */
+        if (r->p >= r->end || (*r->p != 0xd9 && (*r->p < 0xa0 || *r->p > 0xbf)))
+            return -1; /* str8 at most (a hash of up to 127 bytes) */
+        if (take_str(r, &s, &n)) return -1;
+        if (n % 2) return -1;
+        for (uint64_t i = 0; i < n; i++)
+            if (!hexdigit(s[i])) return -1;
+        r->hashes++;
+        if (n) item(r, s, n, LCT_SCRUB_HEX);
+        return 0;
+    }
+    /* token_ids: an array of one-byte ints -> as many zeros */
+    if (r->p >= r->end) return -1;
+    if (*r->p >= 0x90 && *r->p <= 0x9f) {
+        n = *r->p & 0x0fu;
+        r->p++;
+    } else if (*r->p == 0xdc) {
+        if (r->end - r->p < 3) return -1;
+        n = sbe(r->p + 1, 2);
+        if (n < 16) return -1;
+        r->p += 3;
+    } else {
+        return -1;
+    }
+    if (n > (uint64_t)(r->end - r->p)) return -1;
+    for (uint64_t i = 0; i < n; i++)
+        if (r->p[i] > 0x7f && r->p[i] < 0xe0) return -1;
+    r->tokens += n;
+    if (n) item(r, r->p, n, LCT_SCRUB_ZERO);
+    r->p += n;
+    return 0;
+}
+
 /* The entries of a map (its header consumed); at the top level, `top` gets whether the
  * "type" value is "record" (bit 0) and whether an "args" key was seen (bit 1). */
 static int map_entries(scrub_rd *r, uint64_t count, int depth, int in_args, int *top) {
@@ -141,12 +205,20 @@ static int map_entries(scrub_rd *r, uint64_t count, int depth, int in_args, int 
         uint64_t n;
         int args = in_args;
         if (take_str(r, &k, &n)) return -1; /* a non-str key: the walk decides */
-        if (special_key(k, n)) return -1;
-        if (i > 0 && LIT(k, n, "__t__")) return -1; /* the ObjectKey rewrite reorders */
+        if (LIT(k, n, "__t__")) {
+            if (i > 0) return -1; /* the ObjectKey rewrite writes it first */
+            r->saw_tag = 1;
+        }
         for (uint64_t j = 0; j < i; j++)
             if (kn[j] == n && memcmp(ks[j], k, (size_t)n) == 0) return -1;
         ks[i] = k;
         kn[i] = n;
+        if (special_key(k, n)) {
+            if (!in_args) return -1;
+            if (n != 10) r->saw_special = 1; /* an empty salt is kept by both walk paths */
+            if (special(r, n)) return -1;
+            continue;
+        }
         if (top) {
             if (LIT(k, n, "type")) {
                 const uint8_t *v;
@@ -183,12 +255,10 @@ static int value(scrub_rd *r, int depth, int in_args) {
         const uint8_t *q = object_key(r->p, r->end);
         if (q) {
             if (in_args) {
-                if (r->n < r->cap) {
-                    r->bin_off[r->n] = (int64_t)(r->p + sizeof OK_HEAD - r->base);
-                    r->bin_len[r->n] = 32;
-                }
-                r->n++;
+                item(r, r->p + sizeof OK_HEAD, 32, LCT_SCRUB_BIN);
+                r->hashes++;
             }
+            r->saw_tag = 1;
             r->p = q;
             return 0;
         }
@@ -204,11 +274,8 @@ static int value(scrub_rd *r, int depth, int in_args) {
         if (take_len(r, op == 0xc4 ? 1 : op == 0xc5 ? 2 : 4,
                      op == 0xc4 ? 0 : op == 0xc5 ? 256 : 65536, &n)) return -1;
         if (in_args) {
-            if (r->n < r->cap) {
-                r->bin_off[r->n] = (int64_t)(r->p - r->base);
-                r->bin_len[r->n] = (uint32_t)n;
-            }
-            r->n++;
+            if (n) item(r, r->p, n, LCT_SCRUB_BIN); /* empty: its fingerprint is empty */
+            r->hashes++;
         }
         r->p += n;
         return 0;
@@ -271,12 +338,19 @@ array:
     return 0;
 }
 
-int64_t lct_scrub_frame(const uint8_t *body, size_t n, int64_t *bin_off, uint32_t *bin_len,
-                        size_t cap) {
-    scrub_rd r = {body, body + n, body, bin_off, bin_len, cap, 0};
+int64_t lct_scrub_frame(const uint8_t *body, size_t n, int64_t *off, uint32_t *len,
+                        uint8_t *kind, size_t cap, uint64_t *hashes, uint64_t *tokens) {
+    scrub_rd r;
     uint64_t count;
     uint8_t op;
     int top = 0;
+    memset(&r, 0, sizeof r);
+    r.p = r.base = body;
+    r.end = body + n;
+    r.off = off;
+    r.len = len;
+    r.kind = kind;
+    r.cap = cap;
     if (n == 0) return -1;
     op = *r.p++;
     if (op >= 0x80 && op <= 0x8f) {
@@ -292,6 +366,9 @@ int64_t lct_scrub_frame(const uint8_t *body, size_t n, int64_t *bin_off, uint32_
     }
     if (map_entries(&r, count, 0, 0, &top)) return -1;
     if (r.p != r.end || top != 3) return -1;
+    if (r.saw_tag && r.saw_special) return -1; /* the ObjectKey path treats them apart */
+    *hashes = r.hashes;
+    *tokens = r.tokens;
     return (int64_t)r.n;
 }
 
@@ -301,23 +378,27 @@ int lct_scrub_scan(const uint8_t *buf, size_t len, size_t *pos, lct_scrub_plan *
     for (;;) {
         uint32_t flen;
         int64_t got;
+        uint64_t hashes = 0, tokens = 0;
         size_t room;
         if (p >= len) { rc = LCT_STOP_END; break; }
         if (len - p < 4) { rc = LCT_STOP_NEED_MORE; break; }
         flen = (uint32_t)sbe(buf + p, 4);
         if (len - p - 4 < flen) { rc = LCT_STOP_NEED_MORE; break; }
-        room = plan->bin_cap - plan->nbins;
-        got = lct_scrub_frame(buf + p + 4, flen, plan->bin_off + plan->nbins,
-                              plan->bin_len + plan->nbins, room);
-        if (got > (int64_t)room && room < plan->bin_cap) { rc = LCT_STOP_FULL; break; }
-        if (got < 0 || got > (int64_t)room) { /* slow, or more bins than a plan holds */
+        room = plan->item_cap - plan->nitems;
+        got = lct_scrub_frame(buf + p + 4, flen, plan->item_off + plan->nitems,
+                              plan->item_len + plan->nitems, plan->item_kind + plan->nitems,
+                              room, &hashes, &tokens);
+        if (got > (int64_t)room && room < plan->item_cap) { rc = LCT_STOP_FULL; break; }
+        if (got < 0 || got > (int64_t)room) { /* slow, or more items than a plan holds */
             if (plan->nslow == plan->slow_cap) { rc = LCT_STOP_FULL; break; }
             plan->slow_off[plan->nslow++] = (int64_t)p;
         } else {
             for (int64_t i = 0; i < got; i++)
-                plan->bin_off[plan->nbins + (size_t)i] += (int64_t)(p + 4);
-            plan->nbins += (size_t)got;
+                plan->item_off[plan->nitems + (size_t)i] += (int64_t)(p + 4);
+            plan->nitems += (size_t)got;
             plan->nfast++;
+            plan->nhashes += hashes;
+            plan->ntokens += tokens;
         }
         p += 4 + (size_t)flen;
     }
@@ -598,33 +679,72 @@ static int tab_put(lct_fptab *t, const uint8_t *raw, const uint8_t *fp, size_t n
     return 0;
 }
 
+static const char HEX[16] = {'0', '1', '2', '3', '4', '5', '6', '7',
+                             '8', '9', 'a', 'b', 'c', 'd', 'e', 'f'};
+
+static uint8_t nibble(uint8_t c) {
+    if (c >= '0' && c <= '9') return (uint8_t)(c - '0');
+    if (c >= 'a' && c <= 'f') return (uint8_t)(c - 'a' + 10);
+    if (c >= 'A' && c <= 'F') return (uint8_t)(c - 'A' + 10);
+    return 0; /* not planned as hex: harmless */
+}
+
+/* The fingerprint of raw[0..m) into fp (m >= 1): remembered ones looked up, new ones
+ * computed and remembered while there is room; 0, or -2 out of memory. */
+static int fingerprint_of(lct_fptab *t, const uint8_t *raw, size_t m, uint8_t *fp) {
+    if (m <= LCT_FPTAB_MAX_LEN) {
+        uint64_t h = tab_hash(t->seed, raw, m);
+        int64_t e = tab_find(t, raw, m, h);
+        if (e >= 0) {
+            memcpy(fp, t->arena + t->where[e] + m, m);
+            return 0;
+        }
+        lct_fptab_fingerprint(t, raw, m, fp);
+        return tab_put(t, raw, fp, m, h) < 0 ? -2 : 0;
+    }
+    lct_fptab_fingerprint(t, raw, m, fp);
+    return 0;
+}
+
 int lct_fptab_patch(lct_fptab *t, const uint8_t *src, size_t src_len, uint8_t *dst,
-                    size_t dst_len, const int64_t *off, const uint32_t *len, size_t n) {
+                    size_t dst_len, const int64_t *off, const uint32_t *len,
+                    const uint8_t *kind, size_t n) {
     for (size_t i = 0; i < n; i++) {
         size_t o, m;
+        uint8_t small[2 * LCT_FPTAB_MAX_LEN], *tmp = small;
         if (off[i] < 0) return -1;
         o = (size_t)off[i];
         m = len[i];
         if (o > src_len || src_len - o < m || o > dst_len || dst_len - o < m) return -1;
-        if (m == 0) continue; /* the empty fingerprint: nothing to write */
-        if (m <= LCT_FPTAB_MAX_LEN) {
-            uint64_t h = tab_hash(t->seed, src + o, m);
-            int64_t e = tab_find(t, src + o, m, h);
-            uint8_t fp[LCT_FPTAB_MAX_LEN];
-            if (e >= 0) {
-                memcpy(dst + o, t->arena + t->where[e] + m, m);
-                continue;
-            }
-            lct_fptab_fingerprint(t, src + o, m, fp);
-            if (tab_put(t, src + o, fp, m, h) < 0) return -2;
-            memcpy(dst + o, fp, m);
-        } else { /* long: computed aside (src may be dst), never remembered */
-            uint8_t *tmp = malloc(m);
-            if (!tmp) return -2;
-            lct_fptab_fingerprint(t, src + o, m, tmp);
-            memcpy(dst + o, tmp, m);
-            free(tmp);
+        if (kind[i] == LCT_SCRUB_ZERO) {
+            memset(dst + o, 0, m);
+            continue;
         }
+        if (kind[i] == LCT_SCRUB_HEX) m /= 2; /* the raw bytes the hex spells */
+        if (m == 0) continue;                 /* the empty fingerprint: nothing to write */
+        if (2 * m > sizeof small) { /* long: worked aside (src may be dst) */
+            tmp = malloc(2 * m);
+            if (!tmp) return -2;
+        }
+        if (kind[i] == LCT_SCRUB_HEX) {
+            for (size_t j = 0; j < m; j++)
+                tmp[m + j] = (uint8_t)(nibble(src[o + 2 * j]) << 4 | nibble(src[o + 2 * j + 1]));
+            if (fingerprint_of(t, tmp + m, m, tmp)) {
+                if (tmp != small) free(tmp);
+                return -2;
+            }
+            for (size_t j = 0; j < m; j++) {
+                dst[o + 2 * j] = (uint8_t)HEX[tmp[j] >> 4];
+                dst[o + 2 * j + 1] = (uint8_t)HEX[tmp[j] & 15];
+            }
+        } else {
+            if (fingerprint_of(t, src + o, m, tmp)) {
+                if (tmp != small) free(tmp);
+                return -2;
+            }
+            memcpy(dst + o, tmp, m);
+        }
+        if (tmp != small) free(tmp);
     }
     return 0;
 }

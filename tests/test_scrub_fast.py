@@ -203,13 +203,46 @@ ODD_BODIES = {
                                          2**32, 2**64 - 1, -1, -32, -33, -128, -129,
                                          -32768, -32769, -2**31, -2**31 - 1, -2**63]}}),
     "floats": _body({**REC, "args": {"f": [0.0, -0.0, 1e308, float("inf"), -1.5]}}),
+    # what the walk changes beyond bins: same-length forms are patched, others walked
+    "hex": _body({**REC, "args": {"e": [{"key": {"chunk_hash_hex": "0a" * 32}}]}}),
+    "hex-upper": _body({**REC, "args": {"k": {"chunk_hash_hex": "AbCd" * 8}}}),
+    "hex-empty": _body({**REC, "args": {"k": {"chunk_hash_hex": ""}}}),
+    "hex-odd": _body({**REC, "args": {"k": {"chunk_hash_hex": "abc"}}}),
+    "hex-space": _body({**REC, "args": {"k": {"chunk_hash_hex": "ab cd"}}}),
+    "hex-not": _body({**REC, "args": {"k": {"chunk_hash_hex": "zz€"}}}),
+    "hex-long": _body({**REC, "args": {"k": {"chunk_hash_hex": "ab" * 200}}}),
+    "hex-bytes": _body({**REC, "args": {"k": {"chunk_hash_hex": b"\x01" * 8}}}),
+    "hex-outside-args": _body({**REC, "chunk_hash_hex": "abcd", "args": {}}),
+    "hex-with-tag": _body({**REC, "args": {"k": {"chunk_hash_hex": "abcd"},
+                                            "o": w.object_key(1)}}),
+    "hex-in-objectkey": _body({**REC, "args": {"k": w.wrap("ObjectKey",
+                                                            {"chunk_hash_hex": "abcd"})}}),
+    "salt-empty": _body({**REC, "args": {"k": {"cache_salt": "", "h": b"\x01" * 32}}}),
+    "salt-set": _body({**REC, "args": {"k": {"cache_salt": "tenant"}}}),
+    "salt-nil": _body({**REC, "args": {"k": {"cache_salt": None}}}),
+    "salt-empty-objectkey": _body({**REC, "args": {"k": w.object_key(3, salt="")}}),
+    "tokens-small": _body({**REC, "args": {"token_ids": [0, 5, 127, -1, -32]}}),
+    "tokens-16": _body({**REC, "args": {"e": [{"token_ids": list(range(16))}]}}),
+    "tokens-big": _body({**REC, "args": {"token_ids": [1, 128]}}),
+    "tokens-empty": _body({**REC, "args": {"token_ids": []}}),
+    "tokens-nil": _body({**REC, "args": {"token_ids": [None]}}),
+    "tokens-not-list": _body({**REC, "args": {"token_ids": 7}}),
+    "tokens-with-tag": _body({**REC, "args": {"token_ids": [1], "o": w.object_key(1)}}),
 }
+FAST = {"args-not-map", "bin-outside-args", "deep-62", "floats", "ints", "long-bin",
+        "unicode", "hex", "hex-upper", "hex-empty", "salt-empty", "salt-empty-objectkey",
+        "tokens-small", "tokens-16", "tokens-empty"}
 
 
 @pytest.mark.parametrize("name", sorted(ODD_BODIES))
 def test_odd_frames_between_plain_ones(tmp_path: Path, name: str, backend: str) -> None:
     src = _trace(tmp_path, _plain(0), w.frame(ODD_BODIES[name]), _plain(1))
     _same(src, tmp_path)
+    if backend == "native":  # which of them the C core takes without the walk
+        from inferguard._native._lct import NativeScrubPlanner
+
+        fast = NativeScrubPlanner(KEY, 16).frame(ODD_BODIES[name]) is not None
+        assert fast == (name in FAST)
 
 
 @pytest.mark.parametrize("tail", ["cut-frame", "cut-prefix", "oversize", "huge", "zero"])
@@ -254,7 +287,7 @@ def test_window_edges_and_frames_larger_than_a_window(tmp_path: Path, window: in
 
     class Small(_lct.NativeScrubPlanner):
         def __init__(self, key: bytes, max_entries: int) -> None:
-            super().__init__(key, max_entries, bin_capacity=5, slow_capacity=1)
+            super().__init__(key, max_entries, item_capacity=5, slow_capacity=1)
 
     monkeypatch.setattr(_lct, "NativeScrubPlanner", Small)
     monkeypatch.delenv("INFERGUARD_NO_NATIVE", raising=False)
@@ -311,6 +344,26 @@ def test_random_records_and_mutations(tmp_path: Path) -> None:
     assert 400 < fast < len(frames)  # both paths taken
 
 
+@native
+def test_events_frames_take_the_fast_path(tmp_path: Path) -> None:
+    """Events-level batches as the 0.5.x sink writes them (hex keys, empty salts, empty
+    token lists) are patched, not walked; with real token ids they are walked."""
+    from inferguard._native._lct import NativeScrubPlanner
+
+    planner = NativeScrubPlanner(KEY, 16)
+    for tokens, fast in ((0, True), (16, False)):
+        src = tmp_path / f"ev{tokens}.lct"
+        trace_gen.write_events_trace(src, 64 << 10, token_ids=tokens)
+        data = src.read_bytes()
+        pos = 4 + struct.unpack(">I", data[:4])[0]
+        kinds = set()
+        while pos < len(data):
+            (n,) = struct.unpack_from(">I", data, pos)
+            kinds.add(planner.frame(data[pos + 4:pos + 4 + n]) is not None)
+            pos += 4 + n
+        assert kinds == {True} if fast else False in kinds  # lifecycle frames stay fast
+
+
 # -- the C fingerprints are hashlib's -----------------------------------------------------------
 
 
@@ -334,10 +387,21 @@ def test_plan_reports_bins_of_fast_frames_only() -> None:
     planner = NativeScrubPlanner(KEY, 16)
     body = w.record("q", {"keys": [w.object_key(1), w.object_key(2, hash_len=7)],
                           "h": [b"", b"z" * 300]}, 1.0, 2.0)
-    bins = planner.frame(body)
-    assert bins is not None
-    assert [body[o:o + n] for o, n in bins] == [
-        hashlib.sha256(b"1").digest(), hashlib.sha256(b"2").digest()[:7], b"", b"z" * 300]
+    got = planner.frame(body)
+    assert got is not None
+    items, hashes, tokens = got
+    assert [(body[o:o + n], k) for o, n, k in items] == [
+        (hashlib.sha256(b"1").digest(), 0), (hashlib.sha256(b"2").digest()[:7], 0),
+        (b"z" * 300, 0)]  # an empty bin: counted, nothing to write
+    assert (hashes, tokens) == (4, 0)
+    body = w.record("events.batch", {"entries": [
+        {"key": {"chunk_hash_hex": "ab" * 32, "cache_salt": ""}, "token_ids": [1, 2, 3]}]},
+        1.0, 2.0)
+    got = planner.frame(body)
+    assert got is not None
+    assert [(body[o:o + n], k) for o, n, k in got[0]] == [
+        (b"ab" * 32, 1), (b"\x01\x02\x03", 2)]
+    assert got[1:] == (1, 3)
     assert planner.frame(w.record("q", {"keys": [w.object_key(1, salt="s")]}, 1.0, 2.0)) is None
 
 

@@ -552,20 +552,22 @@ class NativeContextMatcher:
 
 
 class NativeScrubPlanner:
-    """`lct_scrub_scan`: which frames of a window the scrub copies with only their
-    chunk-hash bins overwritten (fast), and where those bins are; the rest (slow) go to
-    the Python walk. `lct_fptab` writes the fingerprints (keyed BLAKE2b, as `_Keyed`),
-    remembering them. The rule: native/lct_scrub.c, inferguard/lct/_scrub.py."""
+    """`lct_scrub_scan`: which frames of a window the scrub copies with a few same-length
+    spans overwritten (fast), and where those spans are; the rest (slow) go to the Python
+    walk. `lct_fptab` writes the fingerprints (keyed BLAKE2b, as `_Keyed`), remembering
+    them. The rule: native/lct_scrub.c, inferguard/lct/_scrub.py."""
 
-    def __init__(self, key: bytes, max_entries: int, bin_capacity: int = 1 << 16,
+    def __init__(self, key: bytes, max_entries: int, item_capacity: int = 1 << 16,
                  slow_capacity: int = 1 << 14) -> None:
         self._ffi, self._lib = _api()
         ffi, lib = self._ffi, self._lib
-        self._bin_off = ffi.new("int64_t[]", bin_capacity)
-        self._bin_len = ffi.new("uint32_t[]", bin_capacity)
+        self._off = ffi.new("int64_t[]", item_capacity)
+        self._len = ffi.new("uint32_t[]", item_capacity)
+        self._kind = ffi.new("uint8_t[]", item_capacity)
         self._slow = ffi.new("int64_t[]", slow_capacity)
         plan = ffi.new("lct_scrub_plan *")
-        plan.bin_off, plan.bin_len, plan.bin_cap = self._bin_off, self._bin_len, bin_capacity
+        plan.item_off, plan.item_len, plan.item_kind = self._off, self._len, self._kind
+        plan.item_cap = item_capacity
         plan.slow_off, plan.slow_cap = self._slow, slow_capacity
         self._plan = plan
         self._pos = ffi.new("size_t *")
@@ -577,29 +579,30 @@ class NativeScrubPlanner:
         self._tab = ffi.gc(tab, lib.lct_fptab_free)
 
     def plan(self, buf: Any, pos: int, end: int | None = None
-             ) -> tuple[int, int, int, int, list[int]]:
+             ) -> tuple[int, int, int, int, int, list[int]]:
         """Plan the complete frames of buf[pos:end]: (LCT_STOP_* reason, new pos, fast
-        frames, their bins (kept here for `patch`), slow frame offsets into buf);
-        LCT_STOP_FULL: call again from the new pos."""
+        frames, fingerprints and token ids the walk would count in them, slow frame
+        offsets into buf); the items stay here for `patch`. LCT_STOP_FULL: call again
+        from the new pos."""
         ffi, lib, plan = self._ffi, self._lib, self._plan
-        plan.nbins = plan.nslow = plan.nfast = 0
+        plan.nitems = plan.nslow = plan.nfast = plan.nhashes = plan.ntokens = 0
         self._pos[0] = pos
         with ffi.from_buffer(buf) as cbuf:
             stop = int(lib.lct_scrub_scan(cbuf, len(buf) if end is None else end, self._pos,
                                           plan))
-        return (stop, int(self._pos[0]), int(plan.nfast), int(plan.nbins),
-                ffi.unpack(self._slow, int(plan.nslow)))
+        return (stop, int(self._pos[0]), int(plan.nfast), int(plan.nhashes),
+                int(plan.ntokens), ffi.unpack(self._slow, int(plan.nslow)))
 
     def patch(self, buf: Any) -> None:
-        """Overwrite the last plan's bins in `buf` (writable) with their fingerprints."""
+        """Overwrite the last plan's items in `buf` (writable), scrubbed."""
         ffi, lib = self._ffi, self._lib
         with ffi.from_buffer(buf, require_writable=True) as cb:
-            got = int(lib.lct_fptab_patch(self._tab, cb, len(buf), cb, len(buf),
-                                          self._bin_off, self._bin_len, int(self._plan.nbins)))
+            got = int(lib.lct_fptab_patch(self._tab, cb, len(buf), cb, len(buf), self._off,
+                                          self._len, self._kind, int(self._plan.nitems)))
         if got == -2:
             raise MemoryError("lct_fptab_patch: out of memory")
         if got < 0:
-            raise ValueError("lct_fptab_patch: a bin outside the window")
+            raise ValueError("lct_fptab_patch: an item outside the window")
 
     def fingerprint(self, raw: bytes) -> bytes:
         """The fingerprint of `raw` as the C side computes it (for the tests)."""
@@ -611,12 +614,16 @@ class NativeScrubPlanner:
         """How many fingerprints the table holds."""
         return int(self._lib.lct_fptab_count(self._tab))
 
-    def frame(self, body: bytes) -> list[tuple[int, int]] | None:
-        """One frame body: its bins (offset in body, length) when it is fast, else None."""
+    def frame(self, body: bytes) -> tuple[list[tuple[int, int, int]], int, int] | None:
+        """One frame body: None when it is slow, else its items (offset in body, length,
+        LCT_SCRUB_* kind) and the fingerprints and token ids the walk would count."""
         ffi, lib = self._ffi, self._lib
-        n = int(lib.lct_scrub_frame(body, len(body), ffi.NULL, ffi.NULL, 0))
+        h, t = ffi.new("uint64_t *"), ffi.new("uint64_t *")
+        n = int(lib.lct_scrub_frame(body, len(body), ffi.NULL, ffi.NULL, ffi.NULL, 0, h, t))
         if n < 0:
             return None
-        off, ln = ffi.new("int64_t[]", max(n, 1)), ffi.new("uint32_t[]", max(n, 1))
-        lib.lct_scrub_frame(body, len(body), off, ln, n)
-        return list(zip(ffi.unpack(off, n), ffi.unpack(ln, n), strict=True))
+        m = max(n, 1)
+        off, ln, kd = ffi.new("int64_t[]", m), ffi.new("uint32_t[]", m), ffi.new("uint8_t[]", m)
+        lib.lct_scrub_frame(body, len(body), off, ln, kd, n, h, t)
+        return (list(zip(ffi.unpack(off, n), ffi.unpack(ln, n), ffi.unpack(kd, n),
+                         strict=True)), int(h[0]), int(t[0]))

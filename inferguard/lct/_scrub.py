@@ -27,15 +27,20 @@ window of frames and calls a record frame *fast* when two things hold. (1) Re-en
 msgspec's decode of its body gives back the same bytes: a map at the top with a "type":
 "record" and an "args" key, every int, str, bin, array and map header in its smallest
 form, floats as float64 (not NaN), str keys only, no duplicate key, no ext, valid UTF-8.
-(2) The walk would change nothing in it but the `bin` values inside `args`: no
-cache_salt, token_ids or chunk_hash_hex key anywhere, no "__t__" key but as a map's first
-key (the ObjectKey rewrite writes it first), nesting at most 64 deep (the walk refuses
-200). A fast frame is copied as it is, in large blocks, with each of its bins overwritten
-by the same-length fingerprint (the same `_Keyed` and cache as the walk); every other
-frame (salts, token ids, events-level keys, the header, anything damaged or unusual) goes
-through the walk, which re-encodes it or drops it as the pure-Python backend does. Being
-slow is always correct; only the fast test must be exact, and it only ever says "fast"
-for byte forms the encoder itself writes. Measured in docs/performance-scrub.md.
+(2) Everything the walk would change in it keeps its length, inside `args`: a `bin` (its
+fingerprint), an even-length all-hex chunk_hash_hex (the hex of the fingerprint of the
+bytes it spells), token_ids of one-byte ints (zeros); an empty cache_salt stays as it is.
+A non-empty salt, any other form of those three keys, one of them outside `args`, a hex
+key or token ids in a frame with a "__t__" key (the ObjectKey rewrite treats them apart),
+a "__t__" key but as a map's first key, nesting deeper than 64 (the walk refuses 200):
+slow. A fast frame is
+copied as it is, a window at a time, with those spans overwritten in place, the
+fingerprints computed in C (the same keyed BLAKE2b as `_Keyed.fp`, remembered in a C
+table); every other frame (the header, salts, real token ids, anything damaged or
+unusual) goes through the walk, which re-encodes it or drops it as the pure-Python
+backend does. Being slow is always correct; only the fast test must be exact, and it
+only says "fast" for byte forms the encoder itself writes. Measured in
+docs/performance-scrub.md.
 """
 
 from __future__ import annotations
@@ -279,12 +284,13 @@ def _scrub_planned(fi: Any, fo: Any, run: _Run, src: str | os.PathLike[str]) -> 
     try:
         while True:
             rel = pos - boff
-            stop, end, nfast, nbins, slow = planner.plan(buf, rel, filled)
+            stop, end, nfast, nhashes, ntokens, slow = planner.plan(buf, rel, filled)
             if end > rel:
-                # fast frames: bins overwritten in place (the same fingerprints as
-                # _Keyed.fp, written in C); slow ones (never patched) through the walk
+                # fast frames: patched in place (the same fingerprints as _Keyed.fp,
+                # written in C); slow ones (never patched) through the walk
                 planner.patch(buf)
-                keyed.hashes += nbins
+                keyed.hashes += nhashes
+                keyed.tokens += ntokens
                 run.records += nfast
                 at = rel
                 for s in slow:
