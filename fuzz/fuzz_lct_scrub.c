@@ -34,15 +34,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     uint8_t bin_kind[BINS], fb_kind[FRAME_BINS];
     uint64_t hashes = 0, tokens = 0;
     lct_scrub_plan plan;
-    lct_fptab *tab, *direct;
+    lct_fptab *tab, *direct, *big;
     size_t pos = 0, frames_fast = 0, frames_slow = 0;
     uint8_t *buf = malloc(size ? size : 1), *orig = malloc(size ? size : 1);
-    if (!buf || !orig) abort();
+    uint8_t *copy = malloc(size ? size : 1);
+    if (!buf || !orig || !copy) abort();
     memcpy(buf, data, size); /* exact-size copies: reads past the end are ASan reports */
     memcpy(orig, data, size);
     tab = lct_fptab_new(KEY, sizeof KEY, 3);
     direct = lct_fptab_new(KEY, sizeof KEY, 0); /* remembers nothing: always computes */
-    if (!tab || !direct) abort();
+    big = lct_fptab_new(KEY, sizeof KEY, 1u << 20); /* grows (and rehashes) as it fills */
+    if (!tab || !direct || !big) abort();
     plan.item_off = bin_off;
     plan.item_len = bin_len;
     plan.item_kind = bin_kind;
@@ -96,8 +98,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (p != pos || b != plan.nitems || s != plan.nslow) abort();
         if (hashes != plan.nhashes || tokens != plan.ntokens) abort();
         /* patch in place; only item bytes may change, each to what it must become */
+        memcpy(copy, buf, size);
         if (lct_fptab_patch(tab, buf, size, buf, size, bin_off, bin_len, bin_kind,
                             plan.nitems) != 0)
+            abort();
+        /* the same through a growing table, on a copy: the same bytes */
+        if (lct_fptab_patch(big, copy, size, copy, size, bin_off, bin_len, bin_kind,
+                            plan.nitems) != 0 || memcmp(copy, buf, size) != 0)
             abort();
         for (size_t i = 0; i < plan.nitems; i++) {
             size_t o = (size_t)bin_off[i], m = bin_len[i];
@@ -159,6 +166,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     (void)frames_slow;
     lct_fptab_free(tab);
     lct_fptab_free(direct);
+    lct_fptab_free(big);
+    free(copy);
     free(buf);
     free(orig);
     return 0;

@@ -457,17 +457,21 @@ static void b2_compress(uint64_t h[8], const uint8_t block[128], uint64_t t, int
     }
     v[12] ^= t; /* the high word of the 128-bit counter stays 0: inputs < 2^64 bytes */
     if (last) v[14] = ~v[14];
-    for (int r = 0; r < 12; r++) {
-        const uint8_t *s = B2_SIGMA[r];
-        B2_G(0, 4, 8, 12, m[s[0]], m[s[1]]);
-        B2_G(1, 5, 9, 13, m[s[2]], m[s[3]]);
-        B2_G(2, 6, 10, 14, m[s[4]], m[s[5]]);
-        B2_G(3, 7, 11, 15, m[s[6]], m[s[7]]);
-        B2_G(0, 5, 10, 15, m[s[8]], m[s[9]]);
-        B2_G(1, 6, 11, 12, m[s[10]], m[s[11]]);
-        B2_G(2, 7, 8, 13, m[s[12]], m[s[13]]);
-        B2_G(3, 4, 9, 14, m[s[14]], m[s[15]]);
-    }
+    /* rounds written out: constant message indices keep m[] in registers */
+#define B2_ROUND(r)                                                        \
+    do {                                                                   \
+        B2_G(0, 4, 8, 12, m[B2_SIGMA[r][0]], m[B2_SIGMA[r][1]]);           \
+        B2_G(1, 5, 9, 13, m[B2_SIGMA[r][2]], m[B2_SIGMA[r][3]]);           \
+        B2_G(2, 6, 10, 14, m[B2_SIGMA[r][4]], m[B2_SIGMA[r][5]]);          \
+        B2_G(3, 7, 11, 15, m[B2_SIGMA[r][6]], m[B2_SIGMA[r][7]]);          \
+        B2_G(0, 5, 10, 15, m[B2_SIGMA[r][8]], m[B2_SIGMA[r][9]]);          \
+        B2_G(1, 6, 11, 12, m[B2_SIGMA[r][10]], m[B2_SIGMA[r][11]]);        \
+        B2_G(2, 7, 8, 13, m[B2_SIGMA[r][12]], m[B2_SIGMA[r][13]]);         \
+        B2_G(3, 4, 9, 14, m[B2_SIGMA[r][14]], m[B2_SIGMA[r][15]]);         \
+    } while (0)
+    B2_ROUND(0); B2_ROUND(1); B2_ROUND(2); B2_ROUND(3); B2_ROUND(4); B2_ROUND(5);
+    B2_ROUND(6); B2_ROUND(7); B2_ROUND(8); B2_ROUND(9); B2_ROUND(10); B2_ROUND(11);
+#undef B2_ROUND
     for (int i = 0; i < 8; i++) h[i] ^= v[i] ^ v[i + 8];
 }
 
@@ -513,19 +517,21 @@ static void b2_finish(const uint64_t start[8], uint64_t t0, const uint8_t *pre, 
 
 /* Raw bin value (1..LCT_FPTAB_MAX_LEN bytes) -> its fingerprint (as long), open
  * addressing over a seeded hash, so a repeated hash costs one lookup. */
+typedef struct {
+    uint64_t hash;
+    uint64_t where; /* offset of raw (then fp) in arena, << 8 | length; 0 = empty */
+} fp_slot;
+
 struct lct_fptab {
     uint8_t key[64];
     size_t keylen;
     uint64_t start[65][8]; /* keyed start state per digest size (size 0: not yet made) */
     uint8_t have[65];
     uint64_t seed;
-    uint32_t *slots; /* entry + 1, 0 = empty; 1 << bits of them, at most half full */
+    fp_slot *slots;  /* 1 << bits of them, at most half full */
     uint32_t bits;
-    uint32_t count, max, ecap;
-    uint64_t *hash;  /* per entry */
-    size_t *where;   /* per entry: offset of raw (then fp) in arena */
-    uint8_t *len;    /* per entry */
-    uint8_t *arena;
+    uint32_t count, max;
+    uint8_t *arena;  /* raw || fp per entry, from offset 1 (0 marks an empty slot) */
     size_t used, acap;
 };
 
@@ -589,7 +595,8 @@ lct_fptab *lct_fptab_new(const uint8_t *key, size_t keylen, uint32_t max_entries
     lct_fptab_fingerprint(t, SEED, sizeof SEED - 1, seed);
     t->seed = ld64(seed);
     t->max = max_entries > (1u << 30) ? (1u << 30) : max_entries;
-    t->bits = 10;
+    t->bits = 4; /* grows by doubling */
+    t->used = 1;
     t->slots = calloc((size_t)1 << t->bits, sizeof *t->slots);
     if (!t->slots) {
         free(t);
@@ -601,64 +608,48 @@ lct_fptab *lct_fptab_new(const uint8_t *key, size_t keylen, uint32_t max_entries
 void lct_fptab_free(lct_fptab *t) {
     if (!t) return;
     free(t->slots);
-    free(t->hash);
-    free(t->where);
-    free(t->len);
     free(t->arena);
     free(t);
 }
 
 uint32_t lct_fptab_count(const lct_fptab *t) { return t->count; }
 
-/* The entry holding raw[0..n), or -1. */
-static int64_t tab_find(const lct_fptab *t, const uint8_t *raw, size_t n, uint64_t h) {
+/* The fingerprint remembered for raw[0..n) (h its hash), or NULL. */
+static const uint8_t *tab_find(const lct_fptab *t, const uint8_t *raw, size_t n, uint64_t h) {
     size_t mask = ((size_t)1 << t->bits) - 1;
     for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
-        uint32_t e = t->slots[i];
-        if (!e) return -1;
-        e--;
-        if (t->hash[e] == h && t->len[e] == n && memcmp(t->arena + t->where[e], raw, n) == 0)
-            return e;
+        const fp_slot *e = &t->slots[i];
+        const uint8_t *at;
+        if (!e->where) return NULL;
+        if (e->hash != h || (e->where & 0xff) != n) continue;
+        at = t->arena + (e->where >> 8);
+        if (memcmp(at, raw, n) == 0) return at + n;
     }
 }
 
-static void tab_place(lct_fptab *t, uint32_t e) {
-    size_t mask = ((size_t)1 << t->bits) - 1;
-    size_t i = (size_t)t->hash[e] & mask;
-    while (t->slots[i]) i = (i + 1) & mask;
-    t->slots[i] = e + 1;
+static void tab_place(fp_slot *slots, uint32_t bits, fp_slot e) {
+    size_t mask = ((size_t)1 << bits) - 1;
+    size_t i = (size_t)e.hash & mask;
+    while (slots[i].where) i = (i + 1) & mask;
+    slots[i] = e;
 }
 
 /* Remember raw -> fp (n in 1..LCT_FPTAB_MAX_LEN, not in the table, h its hash): 0, 1
  * when full, -1 out of memory. */
 static int tab_put(lct_fptab *t, const uint8_t *raw, const uint8_t *fp, size_t n, uint64_t h) {
-    uint32_t e;
+    fp_slot e;
     if (t->count >= t->max) return 1;
     if ((size_t)(t->count + 1) * 2 > ((size_t)1 << t->bits)) { /* grow: rehash */
-        uint32_t *old = t->slots;
-        uint32_t *slots = calloc((size_t)1 << (t->bits + 1), sizeof *slots);
+        size_t old_n = (size_t)1 << t->bits;
+        fp_slot *slots = calloc(old_n * 2, sizeof *slots);
         if (!slots) return -1;
+        for (size_t i = 0; i < old_n; i++)
+            if (t->slots[i].where) tab_place(slots, t->bits + 1, t->slots[i]);
+        free(t->slots);
         t->slots = slots;
         t->bits++;
-        for (uint32_t i = 0; i < t->count; i++) tab_place(t, i);
-        free(old);
     }
-    if (t->count == t->ecap) {
-        uint32_t cap = t->ecap ? t->ecap * 2 : 1024;
-        uint64_t *hh = realloc(t->hash, (size_t)cap * sizeof *hh);
-        size_t *ww;
-        uint8_t *ll;
-        if (!hh) return -1;
-        t->hash = hh;
-        ww = realloc(t->where, (size_t)cap * sizeof *ww);
-        if (!ww) return -1;
-        t->where = ww;
-        ll = realloc(t->len, (size_t)cap);
-        if (!ll) return -1;
-        t->len = ll;
-        t->ecap = cap;
-    }
-    if (t->acap - t->used < 2 * n) {
+    if (t->acap < t->used + 2 * n) { /* used <= acap once allocated; n <= 64 */
         size_t cap = t->acap ? t->acap * 2 : 65536;
         uint8_t *a;
         while (cap - t->used < 2 * n) cap *= 2;
@@ -667,15 +658,13 @@ static int tab_put(lct_fptab *t, const uint8_t *raw, const uint8_t *fp, size_t n
         t->arena = a;
         t->acap = cap;
     }
-    e = t->count;
-    t->hash[e] = h;
-    t->where[e] = t->used;
-    t->len[e] = (uint8_t)n;
     memcpy(t->arena + t->used, raw, n);
     memcpy(t->arena + t->used + n, fp, n);
+    e.hash = h;
+    e.where = (uint64_t)t->used << 8 | n;
     t->used += 2 * n;
     t->count++;
-    tab_place(t, e);
+    tab_place(t->slots, t->bits, e);
     return 0;
 }
 
@@ -694,9 +683,9 @@ static uint8_t nibble(uint8_t c) {
 static int fingerprint_of(lct_fptab *t, const uint8_t *raw, size_t m, uint8_t *fp) {
     if (m <= LCT_FPTAB_MAX_LEN) {
         uint64_t h = tab_hash(t->seed, raw, m);
-        int64_t e = tab_find(t, raw, m, h);
-        if (e >= 0) {
-            memcpy(fp, t->arena + t->where[e] + m, m);
+        const uint8_t *got = tab_find(t, raw, m, h);
+        if (got) {
+            memcpy(fp, got, m);
             return 0;
         }
         lct_fptab_fingerprint(t, raw, m, fp);
