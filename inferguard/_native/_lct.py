@@ -1,5 +1,5 @@
-"""Glue to native/lct.c, lct_keys.c and lct_fold.c: frame scan, ObjectKey rows, key table,
-the per-key fold and the read-context matching.
+"""Glue to native/lct.c, lct_keys.c, lct_fold.c and lct_scrub.c: frame scan, ObjectKey rows,
+key table, the per-key fold, the read-context matching and the scrub plan.
 
 The only module that touches the cffi objects of the lct_* API. Each class implements a
 protocol of `_protocols` (numpy arrays in, typed rows out) that the pure-Python twins in
