@@ -695,12 +695,27 @@ static int fingerprint_of(lct_fptab *t, const uint8_t *raw, size_t m, uint8_t *f
     return 0;
 }
 
+#if defined(__GNUC__) || defined(__clang__)
+#define FP_PREFETCH(p) __builtin_prefetch(p)
+#else
+#define FP_PREFETCH(p) ((void)(p))
+#endif
+#define FP_AHEAD 8 /* items whose table slot is fetched ahead of use */
+
 int lct_fptab_patch(lct_fptab *t, const uint8_t *src, size_t src_len, uint8_t *dst,
                     size_t dst_len, const int64_t *off, const uint32_t *len,
                     const uint8_t *kind, size_t n) {
     for (size_t i = 0; i < n; i++) {
         size_t o, m;
         uint8_t small[2 * LCT_FPTAB_MAX_LEN], *tmp = small;
+        if (i + FP_AHEAD < n && kind[i + FP_AHEAD] == LCT_SCRUB_BIN && off[i + FP_AHEAD] >= 0) {
+            /* a hint only (a lookup far in a large table is a cache miss): checked reads */
+            size_t o2 = (size_t)off[i + FP_AHEAD], m2 = len[i + FP_AHEAD];
+            if (m2 && m2 <= LCT_FPTAB_MAX_LEN && o2 <= src_len && src_len - o2 >= m2) {
+                uint64_t h2 = tab_hash(t->seed, src + o2, m2);
+                FP_PREFETCH(&t->slots[(size_t)h2 & (((size_t)1 << t->bits) - 1)]);
+            }
+        }
         if (off[i] < 0) return -1;
         o = (size_t)off[i];
         m = len[i];
