@@ -1,4 +1,5 @@
-"""Native vs pure Python on every fuzz corpus entry: same result or the same error.
+"""Native vs pure Python on every fuzz corpus entry: same result or the same error (the
+.lct entries: scan, key analytics and the scrubbed copy).
 
     python fuzz/differential.py LCT_CORPUS_DIR PROM_CORPUS_DIR [MORE_LCT_DIRS ...]
 
@@ -7,8 +8,10 @@ Exits 1 on the first disagreement and copies the input to fuzz-out/disagreements
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import msgspec
@@ -17,14 +20,33 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from inferguard import TraceFile, native_available  # noqa: E402
+from inferguard.lct._scrub import scrub_trace  # noqa: E402
 from inferguard.lct._stats import trace_stats  # noqa: E402
 from tests.test_prom_fuzz import model  # noqa: E402
 
 OUT = ROOT / "fuzz-out" / "disagreements"
 
 
+def scrub_result(data: bytes, backend: str) -> object:
+    """The scrubbed copy (bytes and report) of the input as a trace file."""
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = os.path.join(tmp, "in.lct"), os.path.join(tmp, "out.lct")
+        with open(src, "wb") as f:
+            f.write(data)
+        try:
+            rep = scrub_trace(src, dst, b"differential-key", backend=backend)  # type: ignore[arg-type]
+        except ValueError as exc:
+            return ("error", type(exc).__name__, str(exc).replace(src, ""))
+        with open(dst, "rb") as f:
+            return (f.read(), rep)
+
+
 def lct_result(data: bytes, backend: str) -> object:
-    """The columnar scan and the full key analytics (backend name aside)."""
+    """The columnar scan, the full key analytics (backend name aside) and the scrub."""
+    return (_scan_result(data, backend), scrub_result(data, backend))
+
+
+def _scan_result(data: bytes, backend: str) -> object:
     try:
         with TraceFile(data, window_size=1 << 16) as t:
             c = t.scan(backend=backend)  # type: ignore[arg-type]

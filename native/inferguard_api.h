@@ -172,6 +172,66 @@ size_t lct_keytab_intern(lct_keytab *t, const uint64_t *fp, const uint8_t *use, 
                          int32_t *out);
 
 /* ------------------------------------------------------------------------
+ * Trace scrub plan (lct_scrub.c; the rule is specified in inferguard/lct/_scrub.py).
+ * A record frame is "fast" when re-encoding msgspec's decode of its body gives the same
+ * bytes and everything the scrub walk would change in it keeps its length: items, each
+ * patched in place, of three kinds: a `bin` inside `args` (-> its fingerprint), an
+ * even-length all-hex chunk_hash_hex str (-> the hex of the fingerprint of the bytes it
+ * spells), the one-byte ints of a token_ids array (-> zeros).  Any other frame is "slow"
+ * (the Python walk re-encodes it or drops it).
+ * ------------------------------------------------------------------------ */
+
+#define LCT_SCRUB_BIN 0
+#define LCT_SCRUB_HEX 1
+#define LCT_SCRUB_ZERO 2
+
+typedef struct {
+    int64_t *item_off;  /* buf index of an item's first byte (a bin's payload, a str's) */
+    uint32_t *item_len; /* its length in bytes (never 0) */
+    uint8_t *item_kind; /* LCT_SCRUB_* */
+    size_t item_cap;
+    size_t nitems;
+    int64_t *slow_off;  /* buf index of a slow frame's length prefix */
+    size_t slow_cap;
+    size_t nslow;
+    size_t nfast;       /* fast frames planned */
+    uint64_t nhashes;   /* fingerprints the walk takes in them (bins and hex keys) */
+    uint64_t ntokens;   /* token ids it zeroes in them */
+} lct_scrub_plan;
+
+/* Plan the complete frames of buf[*pos, len), appending to plan (the caller zeroes the
+ * counts).  Advances *pos past every frame it planned; returns LCT_STOP_END (window
+ * consumed), LCT_STOP_NEED_MORE (the next frame runs past len) or LCT_STOP_FULL (the
+ * items or slow offsets are full: call again with a fresh plan).  A frame with more
+ * items than item_cap is slow. */
+int lct_scrub_scan(const uint8_t *buf, size_t len, size_t *pos, lct_scrub_plan *plan);
+
+/* One frame body: -1 when it is slow, else the number of its items (their offsets,
+ * relative to body, lengths and kinds written for the first cap of them) and, in
+ * *hashes and *tokens, what the walk would count for it. */
+int64_t lct_scrub_frame(const uint8_t *body, size_t n, int64_t *off, uint32_t *len,
+                        uint8_t *kind, size_t cap, uint64_t *hashes, uint64_t *tokens);
+
+/* The scrub's fingerprints in C: keyed BLAKE2b (RFC 7693) exactly as
+ * inferguard/lct/_scrub.py::_Keyed computes them with hashlib (1..64 bytes: the digest of
+ * that size; longer: 64-byte digests of a 4-byte big-endian counter || raw, cut to
+ * length; empty: empty), with a table of up to max_entries raw values of 1..
+ * LCT_FPTAB_MAX_LEN bytes so a repeated hash costs one lookup.  new: NULL when out of
+ * memory or keylen > 64.  fingerprint: n bytes into out.  patch: each item i < n
+ * (off/len/kind into src, as a plan reports them) written, scrubbed, at the same offsets
+ * of dst (dst may be src: in place; else they must not overlap); 0, -1 if an item is
+ * outside src or dst (nothing read or written out of bounds), -2 out of memory. */
+#define LCT_FPTAB_MAX_LEN 64
+typedef struct lct_fptab lct_fptab;
+lct_fptab *lct_fptab_new(const uint8_t *key, size_t keylen, uint32_t max_entries);
+void lct_fptab_free(lct_fptab *t);
+uint32_t lct_fptab_count(const lct_fptab *t);
+void lct_fptab_fingerprint(lct_fptab *t, const uint8_t *raw, size_t n, uint8_t *out);
+int lct_fptab_patch(lct_fptab *t, const uint8_t *src, size_t src_len, uint8_t *dst,
+                    size_t dst_len, const int64_t *off, const uint32_t *len,
+                    const uint8_t *kind, size_t n);
+
+/* ------------------------------------------------------------------------
  * The per-key fold of the trace analytics (lct_fold.c); its pure-Python twin is
  * inferguard/lct/_engine.py.  The caller owns every array: per-key state for
  * max_keys keys (cnt is 14 rows of max_keys counters), the HyperLogLog registers

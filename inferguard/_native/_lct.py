@@ -1,5 +1,5 @@
-"""Glue to native/lct.c, lct_keys.c and lct_fold.c: frame scan, ObjectKey rows, key table,
-the per-key fold and the read-context matching.
+"""Glue to native/lct.c, lct_keys.c, lct_fold.c and lct_scrub.c: frame scan, ObjectKey rows,
+key table, the per-key fold, the read-context matching and the scrub plan.
 
 The only module that touches the cffi objects of the lct_* API. Each class implements a
 protocol of `_protocols` (numpy arrays in, typed rows out) that the pure-Python twins in
@@ -549,3 +549,81 @@ class NativeContextMatcher:
         got = int(self._lib.lct_ctx_open(self._c, _ptr(ffi, "int64_t *", o),
                                          _ptr(ffi, "double *", t), n))
         return list(zip(o[:got].tolist(), t[:got].tolist(), strict=True))
+
+
+class NativeScrubPlanner:
+    """`lct_scrub_scan`: which frames of a window the scrub copies with a few same-length
+    spans overwritten (fast), and where those spans are; the rest (slow) go to the Python
+    walk. `lct_fptab` writes the fingerprints (keyed BLAKE2b, as `_Keyed`), remembering
+    them. The rule: native/lct_scrub.c, inferguard/lct/_scrub.py."""
+
+    def __init__(self, key: bytes, max_entries: int, item_capacity: int = 1 << 16,
+                 slow_capacity: int = 1 << 14) -> None:
+        self._ffi, self._lib = _api()
+        ffi, lib = self._ffi, self._lib
+        self._off = ffi.new("int64_t[]", item_capacity)
+        self._len = ffi.new("uint32_t[]", item_capacity)
+        self._kind = ffi.new("uint8_t[]", item_capacity)
+        self._slow = ffi.new("int64_t[]", slow_capacity)
+        plan = ffi.new("lct_scrub_plan *")
+        plan.item_off, plan.item_len, plan.item_kind = self._off, self._len, self._kind
+        plan.item_cap = item_capacity
+        plan.slow_off, plan.slow_cap = self._slow, slow_capacity
+        self._plan = plan
+        self._pos = ffi.new("size_t *")
+        if len(key) > 64:
+            raise ValueError("a fingerprint key is at most 64 bytes")
+        tab = lib.lct_fptab_new(key, len(key), max_entries)
+        if tab == ffi.NULL:
+            raise MemoryError("lct_fptab_new failed")
+        self._tab = ffi.gc(tab, lib.lct_fptab_free)
+
+    def plan(self, buf: Any, pos: int, end: int | None = None
+             ) -> tuple[int, int, int, int, int, list[int]]:
+        """Plan the complete frames of buf[pos:end]: (LCT_STOP_* reason, new pos, fast
+        frames, fingerprints and token ids the walk would count in them, slow frame
+        offsets into buf); the items stay here for `patch`. LCT_STOP_FULL: call again
+        from the new pos."""
+        ffi, lib, plan = self._ffi, self._lib, self._plan
+        plan.nitems = plan.nslow = plan.nfast = plan.nhashes = plan.ntokens = 0
+        self._pos[0] = pos
+        with ffi.from_buffer(buf) as cbuf:
+            stop = int(lib.lct_scrub_scan(cbuf, len(buf) if end is None else end, self._pos,
+                                          plan))
+        return (stop, int(self._pos[0]), int(plan.nfast), int(plan.nhashes),
+                int(plan.ntokens), ffi.unpack(self._slow, int(plan.nslow)))
+
+    def patch(self, buf: Any) -> None:
+        """Overwrite the last plan's items in `buf` (writable), scrubbed."""
+        ffi, lib = self._ffi, self._lib
+        with ffi.from_buffer(buf, require_writable=True) as cb:
+            got = int(lib.lct_fptab_patch(self._tab, cb, len(buf), cb, len(buf), self._off,
+                                          self._len, self._kind, int(self._plan.nitems)))
+        if got == -2:
+            raise MemoryError("lct_fptab_patch: out of memory")
+        if got < 0:
+            raise ValueError("lct_fptab_patch: an item outside the window")
+
+    def fingerprint(self, raw: bytes) -> bytes:
+        """The fingerprint of `raw` as the C side computes it (for the tests)."""
+        out = self._ffi.new("uint8_t[]", max(len(raw), 1))
+        self._lib.lct_fptab_fingerprint(self._tab, raw, len(raw), out)
+        return bytes(self._ffi.buffer(out, len(raw)))
+
+    def remembered(self) -> int:
+        """How many fingerprints the table holds."""
+        return int(self._lib.lct_fptab_count(self._tab))
+
+    def frame(self, body: bytes) -> tuple[list[tuple[int, int, int]], int, int] | None:
+        """One frame body: None when it is slow, else its items (offset in body, length,
+        LCT_SCRUB_* kind) and the fingerprints and token ids the walk would count."""
+        ffi, lib = self._ffi, self._lib
+        h, t = ffi.new("uint64_t *"), ffi.new("uint64_t *")
+        n = int(lib.lct_scrub_frame(body, len(body), ffi.NULL, ffi.NULL, ffi.NULL, 0, h, t))
+        if n < 0:
+            return None
+        m = max(n, 1)
+        off, ln, kd = ffi.new("int64_t[]", m), ffi.new("uint32_t[]", m), ffi.new("uint8_t[]", m)
+        lib.lct_scrub_frame(body, len(body), off, ln, kd, n, h, t)
+        return (list(zip(ffi.unpack(off, n), ffi.unpack(ln, n), ffi.unpack(kd, n),
+                         strict=True)), int(h[0]), int(t[0]))
