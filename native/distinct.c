@@ -6,19 +6,11 @@
  * All output memory is the caller's; every range is checked against n_items before any
  * read, and a bad one changes nothing. */
 #include "api.h"
+#include "mix.h"
 
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-
-static uint64_t mix64(uint64_t k) {
-    k ^= k >> 33;
-    k *= 0xff51afd7ed558ccdULL;
-    k ^= k >> 33;
-    k *= 0xc4ceb9fe1a85ec53ULL;
-    k ^= k >> 33;
-    return k;
-}
 
 static int cmp_i64(const void *a, const void *b) {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
@@ -94,9 +86,9 @@ int ig_distinct_rows(const int64_t *head, const int64_t *first, const int64_t *c
     for (int64_t i = 0; i < n; i++) {
         const int64_t *v = arena + off[i];
         int64_t c = count[i];
-        uint64_t h = mix64((uint64_t)head[i] ^ 0x9E3779B97F4A7C15ULL) ^ (uint64_t)c;
+        uint64_t h = fmix64((uint64_t)head[i] ^ 0x9E3779B97F4A7C15ULL) ^ (uint64_t)c;
         for (int64_t k = 0; k < c; k++)
-            h = mix64(h ^ (uint64_t)v[k]) + 0x632BE59BD9B4E019ULL;
+            h = fmix64(h ^ (uint64_t)v[k]) + 0x632BE59BD9B4E019ULL;
         uint64_t s = h & (cap - 1);
         is_first[i] = 1;
         while (slot[s]) {

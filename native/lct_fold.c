@@ -5,6 +5,7 @@
  * (numpy arrays); every index read from an input array is checked before use, and a bad
  * one changes nothing (the whole piece is validated first). */
 #include "api.h"
+#include "mix.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -28,15 +29,6 @@ enum {
 #define HLL_P 14
 #define HLL_M (1u << HLL_P)
 #define K_SET 0x3C6EF372FE94F82BULL
-
-static uint64_t fmix64(uint64_t k) {
-    k ^= k >> 33;
-    k *= 0xff51afd7ed558ccdULL;
-    k ^= k >> 33;
-    k *= 0xc4ceb9fe1a85ec53ULL;
-    k ^= k >> 33;
-    return k;
-}
 
 /* Trailing / leading zero bits, 64 for 0 (no builtin is called on 0). */
 static unsigned ctz64(uint64_t x) {

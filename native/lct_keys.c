@@ -2,6 +2,7 @@
  * the key fingerprint, and a fingerprint -> dense id table.  Every read is checked
  * against the end of the current args value; nothing trusts a declared length. */
 #include "lct.h"
+#include "mix.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -20,15 +21,6 @@ static const uint8_t WRAPPER[19] = {0x82, 0xa5, '_', '_', 't', '_', '_', 0xa9, '
 #define K_CTX 0x452821e638d01377ULL
 #define K_W1 0x87c37b91114253d5ULL
 #define K_W2 0x4cf5ad432745937fULL
-
-static uint64_t fmix64(uint64_t k) {
-    k ^= k >> 33;
-    k *= 0xff51afd7ed558ccdULL;
-    k ^= k >> 33;
-    k *= 0xc4ceb9fe1a85ec53ULL;
-    k ^= k >> 33;
-    return k;
-}
 
 static uint64_t le64(const uint8_t *p) { /* compilers turn this into one load */
     return (uint64_t)p[0] | (uint64_t)p[1] << 8 | (uint64_t)p[2] << 16 | (uint64_t)p[3] << 24 |
