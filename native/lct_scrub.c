@@ -13,6 +13,7 @@
  * when it does not decode).  Being slow is always correct; being fast must be exact.
  * Every read is bounds-checked. */
 #include "api.h"
+#include "mix.h"
 #include "utf8.h"
 
 #include <stdlib.h>
@@ -560,26 +561,17 @@ void lct_fptab_fingerprint(lct_fptab *t, const uint8_t *raw, size_t n, uint8_t *
     }
 }
 
-static uint64_t mix(uint64_t h) {
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdULL;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ULL;
-    h ^= h >> 33;
-    return h;
-}
-
 static uint64_t tab_hash(uint64_t seed, const uint8_t *p, size_t n) {
     uint64_t h = seed ^ ((uint64_t)n * 0x9e3779b97f4a7c15ULL);
     while (n) {
         uint64_t w = 0;
         size_t k = n < 8 ? n : 8;
         memcpy(&w, p, k); /* byte order does not matter: the table only */
-        h = mix(h ^ w) + 0x87c37b91114253d5ULL;
+        h = fmix64(h ^ w) + 0x87c37b91114253d5ULL;
         p += k;
         n -= k;
     }
-    return mix(h);
+    return fmix64(h);
 }
 
 lct_fptab *lct_fptab_new(const uint8_t *key, size_t keylen, uint32_t max_entries) {
