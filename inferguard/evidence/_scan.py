@@ -1,0 +1,229 @@
+"""Fast multi-pattern line scanning for big logs: which lines can match which regex.
+
+A regex's *anchors* are byte 4-grams derived from its parse tree (`required_literals`): every
+match contains at least one of them. `GramIndex` finds, with numpy over a whole block of
+lines, the lines containing any anchor of any pattern and which patterns those anchors
+belong to; only those lines and patterns are then tried with the regex itself. The index is
+a superset test: it never decides a match, so results are those of trying every pattern on
+every line, at a fraction of the cost (most lines of a real log contain no anchor at all).
+"""
+
+from __future__ import annotations
+
+import importlib
+import itertools
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+N = 4  # anchor length in bytes
+_sre: Any = importlib.import_module("re._parser" if hasattr(re, "_parser") else "sre_parse")
+
+# ASCII letters whose IGNORECASE class is exactly their two ASCII cases (i, k, s also match
+# non-ASCII code points: U+0130/U+0131, U+212A, U+017F).
+_FOLD_SAFE = frozenset("abcdefghjlmnopqrtuvwxyzABCDEFGHJLMNOPQRTUVWXYZ")
+# Characters frequent in ordinary log text, and text typical of the lines of a busy log: a
+# 4-gram of the second, then one made of more of the first, is a poor anchor.
+_COMMON = frozenset("etaoinsrhldcu mpfgywbv.,:;_-0123456789/")
+_TYPICAL = (
+    '[2026-01-01 00:00:00,000] LMCache INFO: lmcache.v1 LMCache DEBUG WARNING ERROR '
+    '(engine_driven_transfer.py:123:lmcache.v1.multiprocess) (APIServer pid=1) (EngineCore_DP0 '
+    'pid=1) INFO 01-01 00:00:00 [loggers.py:123] Engine 000: Avg prompt throughput: 1.0 '
+    'tokens/s, Avg generation throughput: 1.0 tokens/s, Running: 1 reqs, Waiting: 0 reqs, GPU '
+    'KV cache usage: 1.0%, Prefix cache hit rate: 1.0%, External prefix cache hit rate: 1.0% '
+    'INFO:     127.0.0.1:12345 - "POST /v1/completions HTTP/1.1" 200 OK "GET /metrics HTTP/1.1" '
+    'Received request cmpl-0: prompt: \'Hello, my name is\', params: SamplingParams(n=1, '
+    'temperature=0.0, max_tokens=16), prompt_token_ids: [1, 2], lora_request: None. '
+    'Added request chatcmpl-0. Finished request. http://localhost:8000 the of and to in for on '
+    'with is was that this from at by be are not it an as or')
+_TYPICAL_GRAMS = frozenset(_TYPICAL.encode()[i:i + j] for j in (3, 4)
+                           for i in range(len(_TYPICAL)))
+
+
+def _score(g: bytes) -> int:
+    return 10 * (g in _TYPICAL_GRAMS) + 5 * (g[:3] in _TYPICAL_GRAMS or g[1:] in _TYPICAL_GRAMS) \
+        + sum(chr(b) in _COMMON for b in g)
+
+
+def _grams(s: str) -> list[bytes]:
+    """The 4-grams of `s` (UTF-8), best anchor first."""
+    raw = s.encode()
+    return sorted((raw[i:i + N] for i in range(len(raw) - N + 1)), key=_score)
+
+
+def _options(items: Iterable[tuple[Any, Any]], fold: bool) -> list[list[str]]:
+    """Any-of literal lists for one sequence of parse items: for each list, every match of
+    the sequence contains at least one of its strings (case-folded lists when `fold`)."""
+    out: list[list[str]] = []
+    run: list[str] = []
+    for op, av in items:
+        name = str(op)
+        if name == "LITERAL":
+            run.append(chr(av))
+            continue
+        if run:
+            out.append(["".join(run)])
+            run = []
+        if name == "BRANCH":
+            per = [_best(_options(b, fold)) for b in av[1]]
+            if all(p is not None for p in per):
+                out.append([s for p in per if p is not None for s in p])
+        elif name == "SUBPATTERN" and not av[1] and not av[2]:
+            best = _best(_options(av[3], fold))
+            if best is not None:
+                out.append(best)
+        elif name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT") and av[0] >= 1:
+            best = _best(_options(av[2], fold))
+            if best is not None:
+                out.append(best)
+    if run:
+        out.append(["".join(run)])
+    return out
+
+
+def _best(options: list[list[str]]) -> list[str] | None:
+    """The most selective any-of list: its weakest string's best 4-gram least common, then
+    fewest strings."""
+    usable = [o for o in options if o and all(len(s.encode()) >= N for s in o)]
+    if not usable:
+        return None
+    return min(usable, key=lambda o: (max(_score(_grams(s)[0]) for s in o), len(o)))
+
+
+def required_literals(pattern: str) -> tuple[list[str], bool] | None:
+    """Strings one of which every match of `pattern` contains, and whether they match
+    case-insensitively; None when no such list of strings of >= N bytes is found."""
+    parsed = _sre.parse(pattern)
+    fold = bool(parsed.state.flags & re.IGNORECASE)
+    best = _best(_options(parsed.data, fold))
+    return None if best is None else (best, fold)
+
+
+def _gram(s: str, fold: bool) -> list[bytes] | None:
+    """The least common 4-gram of `s` (UTF-8), with every case variant when `fold`; None when
+    case-insensitive matching could involve non-ASCII characters."""
+    grams = _grams(s)
+    if fold:
+        grams = [g for g in grams if all(chr(b) in _FOLD_SAFE or (b < 0x80 and not
+                                                                  chr(b).isalpha()) for b in g)]
+        if not grams:
+            return None
+    best = grams[0]
+    if not fold:
+        return [best]
+    cases = [(chr(b).lower(), chr(b).upper()) if chr(b).isalpha() else (chr(b),) for b in best]
+    return sorted({"".join(p).encode() for p in itertools.product(*cases)})
+
+
+def anchors(pattern: str) -> list[bytes] | None:
+    """4-grams one of which every match of `pattern` contains (None: none found)."""
+    req = required_literals(pattern)
+    if req is None:
+        return None
+    out: list[bytes] = []
+    for s in req[0]:
+        t = _gram(s, req[1])
+        if t is None:
+            return None
+        out += t
+    return sorted(set(out))
+
+
+def _implied(items: Iterable[tuple[Any, Any]], other: re.Pattern[str]) -> bool:
+    run: list[str] = []
+    for op, av in [*items, (None, None)]:
+        name = str(op)
+        if name == "LITERAL":
+            run.append(chr(av))
+            continue
+        if run and other.search("".join(run)) is not None:
+            return True
+        run = []
+        if name == "BRANCH" and all(_implied(b, other) for b in av[1]):
+            return True
+        if name == "SUBPATTERN" and not av[1] and not av[2] and _implied(av[3], other):
+            return True
+        if name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT") and av[0] >= 1 \
+                and _implied(av[2], other):
+            return True
+    return False
+
+
+def implies(pattern: str, other: re.Pattern[str]) -> bool:
+    """True when every match of `pattern` contains a match of `other` (a regex with no
+    anchors or lookarounds), shown from literal runs `pattern`'s matches must contain."""
+    parsed = _sre.parse(pattern)
+    return not parsed.state.flags & re.IGNORECASE and _implied(parsed.data, other)
+
+
+_MUL = np.uint32(0x9E3779B1)  # Fibonacci hashing of a 4-gram to 24 bits
+
+
+def _slot(g: bytes) -> int:
+    return ((int.from_bytes(g, "little") * 0x9E3779B1) & 0xFFFFFFFF) >> 8
+
+
+class GramIndex:
+    """Anchor 4-grams of several patterns, looked up at every position of a block at once:
+    a 16 MiB table of codes indexed by a 24-bit hash of the 4 bytes (a collision only adds
+    candidates); `patterns[code]` is the set of pattern indexes of that code."""
+
+    def __init__(self, per_pattern: Sequence[Sequence[bytes]]) -> None:
+        slots: dict[int, set[int]] = {}
+        for p, gs in enumerate(per_pattern):
+            for g in gs:
+                if len(g) != N or 0 in g:
+                    raise ValueError(f"not an anchor: {g!r}")
+                slots.setdefault(_slot(g), set()).add(p)
+        distinct = sorted({frozenset(v) for v in slots.values()}, key=sorted)
+        code = {s: 1 + i % 255 for i, s in enumerate(distinct)}
+        merged: dict[int, set[int]] = {}
+        for s, c in code.items():
+            merged.setdefault(c, set()).update(s)
+        self.patterns: list[frozenset[int]] = [frozenset(merged.get(c, ())) for c in range(256)]
+        nwords = max(1, (len(per_pattern) + 63) // 64)
+        self.words = [np.array([sum(1 << p for p in ps) >> (64 * w) & (2**64 - 1)
+                                for ps in self.patterns], np.uint64) for w in range(nwords)]
+        self.table = np.zeros(1 << 24, np.uint8)
+        for slot, ps in slots.items():
+            self.table[slot] = code[frozenset(ps)]
+
+    def hits(self, block: bytes) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.uint8]]:
+        """Positions (sorted) where an anchor may start in `block`, with their codes."""
+        padded = block + b"\0\0\0"  # every 4-gram in a whole word (anchors hold no NUL)
+        pos: list[npt.NDArray[np.intp]] = []
+        codes: list[npt.NDArray[np.uint8]] = []
+        for o in range(4):
+            v = np.frombuffer(padded, "<u4", count=(len(padded) - o) // 4, offset=o)
+            c = self.table[(v * _MUL) >> np.uint32(8)]
+            i = np.flatnonzero(c)
+            pos.append(i * 4 + o)
+            codes.append(c[i])
+        p = np.concatenate(pos)
+        order = np.argsort(p, kind="stable")
+        return p[order], np.concatenate(codes)[order]
+
+    def line_masks(self, block: bytes) -> tuple[list[int], list[tuple[int, int]]]:
+        """For a block of b"\n"-terminated lines: the offset of every line's b"\n", and for
+        each line holding an anchor (in order) its index and the bit mask of the patterns
+        whose anchors it holds (bit p: pattern p)."""
+        ends = np.flatnonzero(np.frombuffer(block, np.uint8) == 10)
+        pos, codes = self.hits(block)
+        if not len(pos):
+            return ends.tolist(), []
+        lines, at = np.unique(np.searchsorted(ends, pos), return_index=True)
+        out = []
+        for w, word in enumerate(self.words):
+            bits = np.bitwise_or.reduceat(word[codes], at).tolist()
+            out.append(bits if not w else [b << (64 * w) for b in bits])
+        masks = [sum(ws) for ws in zip(*out)] if len(out) > 1 else out[0]
+        return ends.tolist(), list(zip(lines.tolist(), masks))
+
+
+def longest_line(block: bytes) -> int:
+    """The length of the longest b"\n"-terminated line of `block` (without its b"\n")."""
+    ends = np.flatnonzero(np.frombuffer(block, np.uint8) == 10)
+    return int(np.diff(ends, prepend=-1).max()) - 1 if len(ends) else len(block)
