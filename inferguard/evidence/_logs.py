@@ -719,34 +719,48 @@ class _LogScan:
                 self.record(hint, m, n, text)
 
     def _clean(self, raw: bytes) -> bytes:
-        """The block's lines as the hints see them (UTF-8, each b"\\n"-terminated): bad UTF-8
-        replaced, lines over MAX_LINE characters cut, then ANSI escapes removed."""
-        valid = raw.isascii() or _utf8(raw)
-        if valid and len(raw) > MAX_LINE:
-            from inferguard.evidence._scan import longest_line
-
-            short = longest_line(raw) <= MAX_LINE
-        else:
-            short = valid
-        if short:
+        """The block's lines as the hints see them (UTF-8, each b"\n"-terminated): bad UTF-8
+        replaced, lines over MAX_LINE characters cut, then ANSI escapes removed (a cut line
+        loses its escapes after the cut, so lines between long ones are stripped in runs)."""
+        if not (raw.isascii() or _utf8(raw)):
+            return self._clean_lines(raw)
+        if len(raw) <= MAX_LINE:
             return _ANSI_BYTES.sub(b"", raw) if b"\x1b" in raw else raw
+        from inferguard.evidence._scan import long_lines
+
+        ansi = b"\x1b" in raw
+        out: list[bytes] = []
+        done = 0
+        for s, e in long_lines(raw, MAX_LINE):
+            out.append(_ANSI_BYTES.sub(b"", raw[done:s]) if ansi else raw[done:s])
+            text = raw[s:e].decode("utf-8")
+            line = raw[s:e]
+            if len(text) > MAX_LINE:
+                self.long_lines += 1
+                line = text[:MAX_LINE].encode("utf-8")
+            out.append(_ANSI_BYTES.sub(b"", line) if ansi else line)
+            done = e
+        if not out:
+            return _ANSI_BYTES.sub(b"", raw) if ansi else raw
+        out.append(_ANSI_BYTES.sub(b"", raw[done:]) if ansi else raw[done:])
+        return b"".join(out)
+
+    def _clean_lines(self, raw: bytes) -> bytes:
+        """`_clean` line by line, for a block holding bad UTF-8."""
         lines = raw.split(b"\n")
         lines.pop()
         for i, line in enumerate(lines):
-            if not valid:
-                try:
-                    line.decode("utf-8")
-                except UnicodeDecodeError:
-                    self.bad_lines += 1
-                    line = line.decode("utf-8", "replace").encode("utf-8")
-            if len(line) > MAX_LINE:
+            try:
                 text = line.decode("utf-8")
-                if len(text) > MAX_LINE:
-                    self.long_lines += 1
-                    line = text[:MAX_LINE].encode("utf-8")
-            if b"\x1b" in line:
-                line = _ANSI_BYTES.sub(b"", line)
-            lines[i] = line
+            except UnicodeDecodeError:
+                self.bad_lines += 1
+                text = line.decode("utf-8", "replace")
+            if len(text) > MAX_LINE:
+                self.long_lines += 1
+                text = text[:MAX_LINE]
+            lines[i] = text.encode("utf-8")
+            if b"\x1b" in lines[i]:
+                lines[i] = _ANSI_BYTES.sub(b"", lines[i])
         lines.append(b"")
         return b"\n".join(lines)
 

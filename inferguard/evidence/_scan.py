@@ -22,9 +22,20 @@ import numpy.typing as npt
 N = 4  # anchor length in bytes
 _sre: Any = importlib.import_module("re._parser" if hasattr(re, "_parser") else "sre_parse")
 
-# ASCII letters whose IGNORECASE class is exactly their two ASCII cases (i, k, s also match
-# non-ASCII code points: U+0130/U+0131, U+212A, U+017F).
-_FOLD_SAFE = frozenset("abcdefghjlmnopqrtuvwxyzABCDEFGHJLMNOPQRTUVWXYZ")
+# What an ASCII letter matches under IGNORECASE: its two cases, and for i, k and s also a
+# non-ASCII code point (U+0130/U+0131, U+212A, U+017F; a test checks every code point).
+_FOLD_EXTRA = {"i": "\u0130\u0131", "k": "\u212a", "s": "\u017f"}
+
+
+def _fold_class(c: str) -> str | None:
+    """Every character `c` matches case-insensitively; None when not known (non-ASCII)."""
+    if not c.isascii():
+        return None
+    if not c.isalpha():
+        return c
+    return c.lower() + c.upper() + _FOLD_EXTRA.get(c.lower(), "")
+
+
 # Characters frequent in ordinary log text, and text typical of the lines of a busy log: a
 # 4-gram of the second, then one made of more of the first, is a poor anchor.
 _COMMON = frozenset("etaoinsrhldcu mpfgywbv.,:;_-0123456789/")
@@ -103,19 +114,17 @@ def required_literals(pattern: str) -> tuple[list[str], bool] | None:
 
 
 def _gram(s: str, fold: bool) -> list[bytes] | None:
-    """The least common 4-gram of `s` (UTF-8), with every case variant when `fold`; None when
-    case-insensitive matching could involve non-ASCII characters."""
-    grams = _grams(s)
-    if fold:
-        grams = [g for g in grams if all(chr(b) in _FOLD_SAFE or (b < 0x80 and not
-                                                                  chr(b).isalpha()) for b in g)]
-        if not grams:
-            return None
-    best = grams[0]
+    """The least common 4-gram of `s` (UTF-8); when `fold`, the first 4 bytes of every case
+    variant of its least common 4 characters (None if a character's variants are unknown)."""
     if not fold:
-        return [best]
-    cases = [(chr(b).lower(), chr(b).upper()) if chr(b).isalpha() else (chr(b),) for b in best]
-    return sorted({"".join(p).encode() for p in itertools.product(*cases)})
+        return [_grams(s)[0]]
+    windows = [s[i:i + N] for i in range(len(s) - N + 1)]
+    classes = [[_fold_class(c) for c in w] for w in windows]
+    usable = [(w, cs) for w, cs in zip(windows, classes) if None not in cs]
+    if not usable:
+        return None
+    w, cs = min(usable, key=lambda u: _score(u[0].lower().encode()[:N]))
+    return sorted({"".join(v).encode()[:N] for v in itertools.product(*[c or "" for c in cs])})
 
 
 def anchors(pattern: str) -> list[bytes] | None:
@@ -193,18 +202,11 @@ class GramIndex:
 
     def hits(self, block: bytes) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.uint8]]:
         """Positions (sorted) where an anchor may start in `block`, with their codes."""
-        padded = block + b"\0\0\0"  # every 4-gram in a whole word (anchors hold no NUL)
-        pos: list[npt.NDArray[np.intp]] = []
-        codes: list[npt.NDArray[np.uint8]] = []
-        for o in range(4):
-            v = np.frombuffer(padded, "<u4", count=(len(padded) - o) // 4, offset=o)
-            c = self.table[(v * _MUL) >> np.uint32(8)]
-            i = np.flatnonzero(c)
-            pos.append(i * 4 + o)
-            codes.append(c[i])
-        p = np.concatenate(pos)
-        order = np.argsort(p, kind="stable")
-        return p[order], np.concatenate(codes)[order]
+        padded = block + b"\0\0\0"  # a 4-gram at every position (anchors hold no NUL)
+        grams = np.ndarray((len(block),), "<u4", padded, 0, (1,))  # unaligned, overlapping
+        c = np.take(self.table, (grams * _MUL) >> np.uint32(8))
+        i = np.flatnonzero(c)
+        return i, c[i]
 
     def line_masks(self, block: bytes) -> tuple[list[int], list[tuple[int, int]]]:
         """For a block of b"\n"-terminated lines: the offset of every line's b"\n", and for
@@ -227,3 +229,12 @@ def longest_line(block: bytes) -> int:
     """The length of the longest b"\n"-terminated line of `block` (without its b"\n")."""
     ends = np.flatnonzero(np.frombuffer(block, np.uint8) == 10)
     return int(np.diff(ends, prepend=-1).max()) - 1 if len(ends) else len(block)
+
+
+def long_lines(block: bytes, limit: int) -> list[tuple[int, int]]:
+    """(start, end) of every b"\n"-terminated line of `block` longer than `limit` bytes (end
+    excludes the b"\n")."""
+    ends = np.flatnonzero(np.frombuffer(block, np.uint8) == 10)
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    long = np.flatnonzero(ends - starts > limit)
+    return list(zip(starts[long].tolist(), ends[long].tolist()))
