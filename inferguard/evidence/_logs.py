@@ -627,6 +627,11 @@ def _chunks(data: bytes) -> Iterator[bytes]:
 _ANSI_BYTES = re.compile(_ANSI.pattern.encode())
 
 
+def _safe(s: str) -> str:
+    """`safe_text`, without its per-character walk when every character is printable."""
+    return s if s.isprintable() else safe_text(s)
+
+
 def _utf8(raw: bytes) -> bool:
     try:
         raw.decode("utf-8")
@@ -693,8 +698,8 @@ class _LogScan:
         self.last[hid] = n
         ex = self.found.setdefault(hid, [])
         if len(ex) < EXAMPLES_PER_HINT:
-            values = {k: safe_text(v) for k, v in m.groupdict().items() if v is not None}
-            ex.append(HintMatch(n, safe_text(redact_text(text.strip())), values))
+            values = {k: _safe(v) for k, v in m.groupdict().items() if v is not None}
+            ex.append(HintMatch(n, _safe(redact_text(text.strip())), values))
 
     def raw_line(self, raw: bytes) -> None:
         """One line, read as the line-by-line reader reads it."""
