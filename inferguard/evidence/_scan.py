@@ -177,14 +177,15 @@ def _slot(g: bytes) -> int:
 
 class GramIndex:
     """Anchor 4-grams of several patterns, looked up at every position of a block at once:
-    a 16 MiB table of codes indexed by a 24-bit hash of the 4 bytes (a collision only adds
-    candidates); `patterns[code]` is the set of pattern indexes of that code."""
+    a 16 MiB table of codes indexed by a 24-bit hash of the 4 bytes, hits then checked
+    against the anchors themselves; `patterns[code]` is the set of pattern indexes of that
+    code (two anchors sharing a slot share their patterns: a superset, never a miss)."""
 
     def __init__(self, per_pattern: Sequence[Sequence[bytes]]) -> None:
         slots: dict[int, set[int]] = {}
         for p, gs in enumerate(per_pattern):
             for g in gs:
-                if len(g) != N or 0 in g:
+                if len(g) != N:
                     raise ValueError(f"not an anchor: {g!r}")
                 slots.setdefault(_slot(g), set()).add(p)
         distinct = sorted({frozenset(v) for v in slots.values()}, key=sorted)
@@ -197,15 +198,18 @@ class GramIndex:
         self.words = [np.array([sum(1 << p for p in ps) >> (64 * w) & (2**64 - 1)
                                 for ps in self.patterns], np.uint64) for w in range(nwords)]
         self.table = np.zeros(1 << 24, np.uint8)
+        self.exact = np.array(sorted({int.from_bytes(g, "little") for gs in per_pattern
+                                      for g in gs}), np.uint32)
         for slot, ps in slots.items():
             self.table[slot] = code[frozenset(ps)]
 
     def hits(self, block: bytes) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.uint8]]:
         """Positions (sorted) where an anchor may start in `block`, with their codes."""
-        padded = block + b"\0\0\0"  # a 4-gram at every position (anchors hold no NUL)
+        padded = block + b"\0\0\0"  # a 4-gram at every position
         grams = np.ndarray((len(block),), "<u4", padded, 0, (1,))  # unaligned, overlapping
         c = np.take(self.table, (grams * _MUL) >> np.uint32(8))
         i = np.flatnonzero(c)
+        i = i[np.isin(grams[i], self.exact)]  # the hash's collisions with other 4-grams out
         return i, c[i]
 
     def line_masks(self, block: bytes) -> tuple[list[int], list[tuple[int, int]]]:
@@ -238,3 +242,15 @@ def long_lines(block: bytes, limit: int) -> list[tuple[int, int]]:
     starts = np.concatenate(([0], ends[:-1] + 1))
     long = np.flatnonzero(ends - starts > limit)
     return list(zip(starts[long].tolist(), ends[long].tolist()))
+
+
+def followed(prefix: bytes, exclude: bytes = b"") -> list[bytes]:
+    """The 4-grams `prefix` (3 bytes) followed by any byte not in `exclude`: the anchors of a
+    3-byte literal, or of one with a negative lookahead (`key(?![a-z])`)."""
+    return [prefix + bytes([b]) for b in range(256) if b not in exclude]
+
+
+def cases(s: str) -> list[bytes]:
+    """Every ASCII case variant of `s` (a bytes pattern's IGNORECASE)."""
+    return sorted({"".join(v).encode() for v in itertools.product(
+        *[(c.lower(), c.upper()) if c.isalpha() else (c,) for c in s])})
