@@ -654,7 +654,7 @@ class _Plan(NamedTuple):
 
 @functools.cache
 def _plan() -> _Plan:
-    """Built on the first log read (the index holds a 16 MiB table)."""
+    """Built on the first log read (anchors from every pattern, a 1 MiB table)."""
     from inferguard.evidence import _scan
 
     prefilter, compiled = _patterns()

@@ -175,3 +175,101 @@ def redact_bytes(data: bytes, tally: Tally | None = None) -> bytes:
     text = data.decode("utf-8", "surrogateescape")
     out = redact_text(text, tally)
     return data if out == text else out.encode("utf-8", "surrogateescape")
+
+
+def _rule_anchors() -> list[list[bytes]]:
+    """Per rule (the five `_SHAPES`, then the secret `name=value` pair) 4-grams a line must
+    hold for the rule to change it: its `_NEEDS` test (or its regex's literals), as bytes of
+    the UTF-8 line. Case-insensitive words are matched in their ASCII cases: `str.lower` maps
+    no other character to these letters but KELVIN SIGN to k, and the `key`/`token` tests are
+    on key names, which are ASCII (`_PAIR`)."""
+    from inferguard.evidence._scan import cases, followed
+
+    not_name = bytes(b for b in range(256) if not (chr(b).isascii() and (chr(b).isalnum()
+                                                                        or chr(b) in "_.-")))
+    name_end = bytes(b for b in range(256) if b not in not_name)
+    return [
+        [b"PRIV"],                                              # "PRIVATE KEY" in s
+        followed(b"://"),                                       # "@" and "://" in s
+        cases("auth"),                                          # "authorization" in low
+        cases("bear") + cases("basi"),                          # "bearer"/"basic" in low
+        [*followed(b"hf_"), *followed(b"sk-"), *(b"gh%c_" % c for c in b"pousr"),
+         *(b"xox%c" % c for c in b"abpr"), b"AKIA", *followed(b"eyJ")],  # the regex's
+        [*cases("secr"), *cases("pass"), *cases("cred"), *cases("auth"), *cases("cook"),
+         *cases("priv"), *cases("sign"), *cases("sess"), *cases("apik"), *cases("pi_k"),
+         *cases("pi-k"),
+         *(g for k in cases("ken") for g in followed(k, b"sS")),       # token(?!s)
+         *(g for k in cases("key") for g in followed(k, name_end))],   # _key$, ^key$
+    ]
+
+
+PAIR_RULE = 5
+
+
+def _index() -> Any:
+    from inferguard.evidence import _scan
+
+    global _INDEX
+    if _INDEX is None:
+        _INDEX = _scan.GramIndex(_rule_anchors())
+    return _INDEX
+
+
+_INDEX: Any = None
+# Never inside a `_PAIR` match: `_PAIR.sub` of a line is that of each part between two.
+_SEPARATORS = bytes.maketrans(b";&", b",,")
+
+
+def _pairs_at(line: bytes, offsets: list[int], tally: Tally | None) -> bytes:
+    """`redact_bytes` of a line no `_SHAPES` rule changes, whose secret key names can only
+    be at `offsets`: `_PAIR` applied to the parts between separators holding one (UTF-8
+    decoding is split there too: the separators are ASCII)."""
+    marks = line.translate(_SEPARATORS)
+    spans = set()
+    for p in offsets:
+        e = marks.find(b",", p)
+        spans.add((marks.rfind(b",", 0, p) + 1, len(line) if e < 0 else e))
+
+    def pair(m: re.Match[str]) -> str:
+        if not is_secret_key(m.group("name")):
+            return m.group(0)
+        if tally is not None:
+            tally.add(f"key:{m.group('name')}")
+        return m.group("k") + REDACTED
+
+    out: list[bytes] = []
+    done = 0
+    for s, e in sorted(spans):
+        part = line[s:e].decode("utf-8", "surrogateescape")
+        new = _PAIR.sub(pair, part)
+        if new != part:
+            out += (line[done:s], new.encode("utf-8", "surrogateescape"))
+            done = e
+    if not out:
+        return line
+    out.append(line[done:])
+    return b"".join(out)
+
+
+def redact_lines(data: bytes, tally: Tally | None = None) -> bytes:
+    """Every line of `data` (split after each b"\n") redacted as `redact_bytes` redacts it
+    alone, in one pass over the block: only lines holding an anchor of some rule are looked
+    at (most lines of a log hold none)."""
+    scan = data if data.endswith(b"\n") else data + b"\n"
+    ends, lines = _index().line_hits(scan)
+    out: list[bytes] = []
+    done = 0
+    for i, mask, where in lines:
+        s, e = ends[i - 1] + 1 if i else 0, min(ends[i] + 1, len(data))
+        line = data[s:e]
+        if mask == 1 << PAIR_RULE:
+            new = _pairs_at(line, [p - s for p in where], tally)
+        else:
+            new = redact_bytes(line, tally)
+        if new is not line:
+            out += (data[done:s], new)
+            done = e
+    if not out:
+        return data
+    out.append(data[done:])
+    return b"".join(out)

@@ -168,16 +168,17 @@ def implies(pattern: str, other: re.Pattern[str]) -> bool:
     return not parsed.state.flags & re.IGNORECASE and _implied(parsed.data, other)
 
 
-_MUL = np.uint32(0x9E3779B1)  # Fibonacci hashing of a 4-gram to 24 bits
+BITS = 20  # table slots: 1 MiB of codes stays in cache (a 16 MiB one did not, once filled)
+_MUL = np.uint32(0x9E3779B1)  # Fibonacci hashing of a 4-gram to BITS bits
 
 
 def _slot(g: bytes) -> int:
-    return ((int.from_bytes(g, "little") * 0x9E3779B1) & 0xFFFFFFFF) >> 8
+    return ((int.from_bytes(g, "little") * 0x9E3779B1) & 0xFFFFFFFF) >> (32 - BITS)
 
 
 class GramIndex:
     """Anchor 4-grams of several patterns, looked up at every position of a block at once:
-    a 16 MiB table of codes indexed by a 24-bit hash of the 4 bytes, hits then checked
+    a table of codes indexed by a hash of the 4 bytes, hits then checked
     against the anchors themselves; `patterns[code]` is the set of pattern indexes of that
     code (two anchors sharing a slot share their patterns: a superset, never a miss)."""
 
@@ -197,7 +198,7 @@ class GramIndex:
         nwords = max(1, (len(per_pattern) + 63) // 64)
         self.words = [np.array([sum(1 << p for p in ps) >> (64 * w) & (2**64 - 1)
                                 for ps in self.patterns], np.uint64) for w in range(nwords)]
-        self.table = np.zeros(1 << 24, np.uint8)
+        self.table = np.zeros(1 << BITS, np.uint8)
         self.exact = np.array(sorted({int.from_bytes(g, "little") for gs in per_pattern
                                       for g in gs}), np.uint32)
         for slot, ps in slots.items():
@@ -207,7 +208,7 @@ class GramIndex:
         """Positions (sorted) where an anchor may start in `block`, with their codes."""
         padded = block + b"\0\0\0"  # a 4-gram at every position
         grams = np.ndarray((len(block),), "<u4", padded, 0, (1,))  # unaligned, overlapping
-        c = np.take(self.table, (grams * _MUL) >> np.uint32(8))
+        c = np.take(self.table, (grams * _MUL) >> np.uint32(32 - BITS))
         i = np.flatnonzero(c)
         i = i[np.isin(grams[i], self.exact)]  # the hash's collisions with other 4-grams out
         return i, c[i]
@@ -227,6 +228,26 @@ class GramIndex:
             out.append(bits if not w else [b << (64 * w) for b in bits])
         masks = [sum(ws) for ws in zip(*out)] if len(out) > 1 else out[0]
         return ends.tolist(), list(zip(lines.tolist(), masks))
+
+
+    def line_hits(self, block: bytes) -> tuple[list[int], list[tuple[int, int, list[int]]]]:
+        """`line_masks`, each line also with the positions of its hits (for blocks with few
+        anchors: the hits are grouped in Python)."""
+        ends = np.flatnonzero(np.frombuffer(block, np.uint8) == 10)
+        pos, codes = self.hits(block)
+        out: list[tuple[int, int, list[int]]] = []
+        if not len(pos):
+            return ends.tolist(), out
+        masks = [sum(int(w[c]) << (64 * k) for k, w in enumerate(self.words))
+                 for c in range(256)]
+        for p, c, line in zip(pos.tolist(), codes.tolist(),
+                              np.searchsorted(ends, pos).tolist()):
+            if out and out[-1][0] == line:
+                out[-1][2].append(p)
+                out[-1] = (line, out[-1][1] | masks[c], out[-1][2])
+            else:
+                out.append((line, masks[c], [p]))
+        return ends.tolist(), out
 
 
 def longest_line(block: bytes) -> int:
