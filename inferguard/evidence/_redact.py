@@ -20,6 +20,7 @@ same placeholders again, so a packet's redacted copy reads back to the same fact
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from typing import Any
@@ -220,6 +221,27 @@ _INDEX: Any = None
 _SEPARATORS = bytes.maketrans(b";&", b",,")
 
 
+def _pair_part(part: bytes) -> tuple[bytes | None, tuple[str, ...]]:
+    """`_PAIR` applied to one part of a line (between separators): the part as redacted
+    (None: unchanged) and the tally names in the order `redact_text` adds them."""
+    text = part.decode("utf-8", "surrogateescape")
+    names: list[str] = []
+
+    def pair(m: re.Match[str]) -> str:
+        if not is_secret_key(m.group("name")):
+            return m.group(0)
+        names.append(f"key:{m.group('name')}")
+        return m.group("k") + REDACTED
+
+    new = _PAIR.sub(pair, text)
+    return (None if new == text else new.encode("utf-8", "surrogateescape")), tuple(names)
+
+
+# Short parts repeat (`max_tokens=16`, `prompt_token_ids: [1`): their results are kept.
+_pair_part_cached = functools.lru_cache(maxsize=4096)(_pair_part)
+CACHED_PART = 256
+
+
 def _pairs_at(line: bytes, offsets: list[int], tally: Tally | None) -> bytes:
     """`redact_bytes` of a line no `_SHAPES` rule changes, whose secret key names can only
     be at `offsets`: `_PAIR` applied to the parts between separators holding one (UTF-8
@@ -229,21 +251,16 @@ def _pairs_at(line: bytes, offsets: list[int], tally: Tally | None) -> bytes:
     for p in offsets:
         e = marks.find(b",", p)
         spans.add((marks.rfind(b",", 0, p) + 1, len(line) if e < 0 else e))
-
-    def pair(m: re.Match[str]) -> str:
-        if not is_secret_key(m.group("name")):
-            return m.group(0)
-        if tally is not None:
-            tally.add(f"key:{m.group('name')}")
-        return m.group("k") + REDACTED
-
     out: list[bytes] = []
     done = 0
     for s, e in sorted(spans):
-        part = line[s:e].decode("utf-8", "surrogateescape")
-        new = _PAIR.sub(pair, part)
-        if new != part:
-            out += (line[done:s], new.encode("utf-8", "surrogateescape"))
+        part = line[s:e]
+        new, names = (_pair_part_cached if len(part) <= CACHED_PART else _pair_part)(part)
+        if tally is not None:
+            for name in names:
+                tally.add(name)
+        if new is not None:
+            out += (line[done:s], new)
             done = e
     if not out:
         return line
