@@ -120,10 +120,10 @@ def _gram(s: str, fold: bool) -> list[bytes] | None:
         return [_grams(s)[0]]
     windows = [s[i:i + N] for i in range(len(s) - N + 1)]
     classes = [[_fold_class(c) for c in w] for w in windows]
-    usable = [(w, cs) for w, cs in zip(windows, classes) if None not in cs]
+    usable = [(w, cs) for w, cs in zip(windows, classes, strict=True) if None not in cs]
     if not usable:
         return None
-    w, cs = min(usable, key=lambda u: _score(u[0].lower().encode()[:N]))
+    _, cs = min(usable, key=lambda u: _score(u[0].lower().encode()[:N]))
     return sorted({"".join(v).encode()[:N] for v in itertools.product(*[c or "" for c in cs])})
 
 
@@ -226,8 +226,8 @@ class GramIndex:
         for w, word in enumerate(self.words):
             bits = np.bitwise_or.reduceat(word[codes], at).tolist()
             out.append(bits if not w else [b << (64 * w) for b in bits])
-        masks = [sum(ws) for ws in zip(*out)] if len(out) > 1 else out[0]
-        return ends.tolist(), list(zip(lines.tolist(), masks))
+        masks = [sum(ws) for ws in zip(*out, strict=True)] if len(out) > 1 else out[0]
+        return ends.tolist(), list(zip(lines.tolist(), masks, strict=True))
 
 
     def line_hits(self, block: bytes) -> tuple[list[int], list[tuple[int, int, list[int]]]]:
@@ -241,7 +241,7 @@ class GramIndex:
         masks = [sum(int(w[c]) << (64 * k) for k, w in enumerate(self.words))
                  for c in range(256)]
         for p, c, line in zip(pos.tolist(), codes.tolist(),
-                              np.searchsorted(ends, pos).tolist()):
+                              np.searchsorted(ends, pos).tolist(), strict=True):
             if out and out[-1][0] == line:
                 out[-1][2].append(p)
                 out[-1] = (line, out[-1][1] | masks[c], out[-1][2])
@@ -262,7 +262,7 @@ def long_lines(block: bytes, limit: int) -> list[tuple[int, int]]:
     ends = np.flatnonzero(np.frombuffer(block, np.uint8) == 10)
     starts = np.concatenate(([0], ends[:-1] + 1))
     long = np.flatnonzero(ends - starts > limit)
-    return list(zip(starts[long].tolist(), ends[long].tolist()))
+    return list(zip(starts[long].tolist(), ends[long].tolist(), strict=True))
 
 
 def followed(prefix: bytes, exclude: bytes = b"") -> list[bytes]:
