@@ -600,6 +600,8 @@ def stream_blocks(f: IO[bytes], sha: Any) -> Iterator[bytes]:
         if len(body) > MAX_RAW_LINE:
             body = _cut_segments(body)
         yield head + body
+    if part:
+        yield part
 
 
 def _cut_segments(body: bytes) -> bytes:
