@@ -10,9 +10,9 @@ every line, at a fraction of the cost (most lines of a real log contain no ancho
 
 from __future__ import annotations
 
-import importlib
 import itertools
 import re
+import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -20,7 +20,10 @@ import numpy as np
 import numpy.typing as npt
 
 N = 4  # anchor length in bytes
-_sre: Any = importlib.import_module("re._parser" if hasattr(re, "_parser") else "sre_parse")
+if sys.version_info >= (3, 11):
+    from re import _parser as _sre  # type: ignore[attr-defined]  # (not in typeshed)
+else:  # pragma: no cover
+    import sre_parse as _sre
 
 # What an ASCII letter matches under IGNORECASE: its two cases, and for i, k and s also a
 # non-ASCII code point (U+0130/U+0131, U+212A, U+017F; a test checks every code point).
