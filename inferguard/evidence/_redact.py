@@ -242,18 +242,19 @@ _pair_part_cached = functools.lru_cache(maxsize=4096)(_pair_part)
 CACHED_PART = 256
 
 
-def _pairs_at(line: bytes, offsets: list[int], tally: Tally | None) -> bytes:
+def _pairs_at(line: bytes, offsets: list[int], base: int, tally: Tally | None) -> bytes:
     """`redact_bytes` of a line no `_SHAPES` rule changes, whose secret key names can only
-    be at `offsets`: `_PAIR` applied to the parts between separators holding one (UTF-8
-    decoding is split there too: the separators are ASCII)."""
+    be at `offsets` (minus `base`): `_PAIR` applied to the parts between separators holding
+    one (UTF-8 decoding is split there too: the separators are ASCII)."""
     marks = line.translate(_SEPARATORS)
     spans = set()
     for p in offsets:
+        p -= base
         e = marks.find(b",", p)
         spans.add((marks.rfind(b",", 0, p) + 1, len(line) if e < 0 else e))
     out: list[bytes] = []
     done = 0
-    for s, e in sorted(spans):
+    for s, e in sorted(spans) if len(spans) > 1 else spans:
         part = line[s:e]
         new, names = (_pair_part_cached if len(part) <= CACHED_PART else _pair_part)(part)
         if tally is not None:
@@ -280,7 +281,7 @@ def redact_lines(data: bytes, tally: Tally | None = None) -> bytes:
         s, e = ends[i - 1] + 1 if i else 0, min(ends[i] + 1, len(data))
         line = data[s:e]
         if mask == 1 << PAIR_RULE:
-            new = _pairs_at(line, [p - s for p in where], tally)
+            new = _pairs_at(line, where, s, tally)
         else:
             new = redact_bytes(line, tally)
         if new is not line:

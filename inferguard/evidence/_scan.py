@@ -199,8 +199,9 @@ class GramIndex:
             merged.setdefault(c, set()).update(s)
         self.patterns: list[frozenset[int]] = [frozenset(merged.get(c, ())) for c in range(256)]
         nwords = max(1, (len(per_pattern) + 63) // 64)
-        self.words = [np.array([sum(1 << p for p in ps) >> (64 * w) & (2**64 - 1)
-                                for ps in self.patterns], np.uint64) for w in range(nwords)]
+        self.masks = [sum(1 << p for p in ps) for ps in self.patterns]
+        self.words = [np.array([m >> (64 * w) & (2**64 - 1) for m in self.masks], np.uint64)
+                      for w in range(nwords)]
         self.table = np.zeros(1 << BITS, np.uint8)
         self.exact = np.array(sorted({int.from_bytes(g, "little") for gs in per_pattern
                                       for g in gs}), np.uint32)
@@ -241,15 +242,17 @@ class GramIndex:
         out: list[tuple[int, int, list[int]]] = []
         if not len(pos):
             return ends.tolist(), out
-        masks = [sum(int(w[c]) << (64 * k) for k, w in enumerate(self.words))
-                 for c in range(256)]
+        masks = self.masks
+        last = -1
         for p, c, line in zip(pos.tolist(), codes.tolist(),
                               np.searchsorted(ends, pos).tolist(), strict=True):
-            if out and out[-1][0] == line:
-                out[-1][2].append(p)
-                out[-1] = (line, out[-1][1] | masks[c], out[-1][2])
+            if line == last:
+                i, m, where = out[-1]
+                where.append(p)
+                out[-1] = (i, m | masks[c], where)
             else:
                 out.append((line, masks[c], [p]))
+                last = line
         return ends.tolist(), out
 
 
