@@ -457,18 +457,6 @@ def _positive(value: str | None) -> bool:
         return False
 
 
-def _lines(data: bytes | Iterable[bytes]) -> Iterator[tuple[int, str, bool]]:
-    raws = data.splitlines() if isinstance(data, bytes) else data
-    for n, raw in enumerate(raws, 1):
-        try:
-            text = raw.decode("utf-8")
-            bad = False
-        except UnicodeDecodeError:
-            text = raw.decode("utf-8", "replace")
-            bad = True
-        yield n, text, bad
-
-
 # vLLM's NewLineFormatter repeats `(Name pid=N) LEVEL MM-DD HH:MM:SS [file:line] ` on every line
 # of a multi-line record (a logger.exception traceback included); stripped before matching.
 _VLLM_PREFIX = re.compile(r"^\((?P<proc>[\w.-]+) pid=\d+\) ")
