@@ -212,7 +212,9 @@ class GramIndex:
         """Positions (sorted) where an anchor may start in `block`, with their codes."""
         padded = block + b"\0\0\0"  # a 4-gram at every position
         grams = np.ndarray((len(block),), "<u4", padded, 0, (1,))  # unaligned, overlapping
-        c = np.take(self.table, (grams * _MUL) >> np.uint32(32 - BITS))
+        h = grams * _MUL
+        h >>= np.uint32(32 - BITS)  # in place: one 4-byte temporary per byte of the block
+        c = np.take(self.table, h)
         i = np.flatnonzero(c)
         i = i[np.isin(grams[i], self.exact)]  # the hash's collisions with other 4-grams out
         return i, c[i]
