@@ -171,6 +171,7 @@ def implies(pattern: str, other: re.Pattern[str]) -> bool:
     return not parsed.state.flags & re.IGNORECASE and _implied(parsed.data, other)
 
 
+STEP = 128 << 10  # bytes of a block hashed at a time
 BITS = 20  # table slots: 1 MiB of codes stays in cache (a 16 MiB one did not, once filled)
 _MUL = np.uint32(0x9E3779B1)  # Fibonacci hashing of a 4-gram to BITS bits
 
@@ -209,15 +210,27 @@ class GramIndex:
             self.table[slot] = code[frozenset(ps)]
 
     def hits(self, block: bytes) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.uint8]]:
-        """Positions (sorted) where an anchor may start in `block`, with their codes."""
+        """Positions (sorted) where an anchor starts in `block`, with their codes; looked up
+        in slices of `STEP` bytes (the hash and the table's int64 indexes are 12 bytes a
+        position: temporaries stay near 1.5 MiB whatever the block)."""
         padded = block + b"\0\0\0"  # a 4-gram at every position
-        grams = np.ndarray((len(block),), "<u4", padded, 0, (1,))  # unaligned, overlapping
-        h = grams * _MUL
-        h >>= np.uint32(32 - BITS)  # in place: one 4-byte temporary per byte of the block
-        c = np.take(self.table, h)
-        i = np.flatnonzero(c)
-        i = i[np.isin(grams[i], self.exact)]  # the hash's collisions with other 4-grams out
-        return i, c[i]
+        pos: list[npt.NDArray[np.intp]] = []
+        codes: list[npt.NDArray[np.uint8]] = []
+        for at in range(0, len(block), STEP):
+            n = min(STEP, len(block) - at)
+            grams = np.ndarray((n,), "<u4", padded, at, (1,))  # unaligned, overlapping
+            h = grams * _MUL
+            h >>= np.uint32(32 - BITS)
+            c = np.take(self.table, h)
+            i = np.flatnonzero(c)
+            v = grams[i]  # the hash's collisions with other 4-grams out (`exact` is sorted)
+            i = i[self.exact[np.searchsorted(self.exact, v).clip(0, len(self.exact) - 1)] == v]
+            pos.append(i + at)
+            codes.append(c[i])
+        if len(pos) == 1:
+            return pos[0], codes[0]
+        return (np.concatenate(pos) if pos else np.zeros(0, np.intp),
+                np.concatenate(codes) if codes else np.zeros(0, np.uint8))
 
     def line_masks(self, block: bytes) -> tuple[list[int], list[tuple[int, int]]]:
         """For a block of b"\n"-terminated lines: the offset of every line's b"\n", and for
