@@ -202,6 +202,8 @@ def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_logs, "MAX_RAW_LINE", 300)
     monkeypatch.setattr(_logs, "MAX_LINE", 120)
     monkeypatch.setattr(_copies, "BLOCK", 53)
+    monkeypatch.setattr(_logs, "SCAN_BLOCK", 61)
+    monkeypatch.setattr(_redact, "PIECE", 71)
 
 
 # --- inputs ---------------------------------------------------------------------------------
@@ -295,6 +297,10 @@ def test_fixture_logs_small_blocks(small_blocks: None) -> None:
 
 def test_noise_heavy(tmp_path: Path) -> None:
     both(tmp_path, noise_log(random.Random(1), 20000))
+
+
+def test_noise_heavy_small_blocks(tmp_path: Path, small_blocks: None) -> None:
+    both(tmp_path, noise_log(random.Random(2), 3000))
 
 
 @pytest.mark.parametrize("seed", range(8))

@@ -272,7 +272,29 @@ def _pairs_at(line: bytes, offsets: list[int], base: int, tally: Tally | None) -
 def redact_lines(data: bytes, tally: Tally | None = None) -> bytes:
     """Every line of `data` (split after each b"\n") redacted as `redact_bytes` redacts it
     alone, in one pass over the block: only lines holding an anchor of some rule are looked
-    at (most lines of a log hold none)."""
+    at (most lines of a log hold none); in pieces of about 64 KiB (see `_logs.SCAN_BLOCK`)."""
+    if len(data) > PIECE:
+        return b"".join(_redact_piece(data[i:j], tally) for i, j in _pieces(data))
+    return _redact_piece(data, tally)
+
+
+PIECE = 64 << 10
+
+
+def _pieces(data: bytes) -> list[tuple[int, int]]:
+    """(start, end) of pieces of whole lines of about `PIECE` bytes (lines end after b"\n")."""
+    out = []
+    i = 0
+    while i < len(data):
+        j = data.rfind(b"\n", i, i + PIECE) + 1
+        if j <= i:
+            j = data.find(b"\n", i + PIECE) + 1 or len(data)
+        out.append((i, j))
+        i = j
+    return out
+
+
+def _redact_piece(data: bytes, tally: Tally | None) -> bytes:
     scan = data if data.endswith(b"\n") else data + b"\n"
     ends, lines = _index().line_hits(scan)
     out: list[bytes] = []
