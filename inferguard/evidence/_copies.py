@@ -24,9 +24,10 @@ from inferguard.evidence._controller import accepted_captures as controller_acce
 from inferguard.evidence._controller import detect_server, filtered_capture
 from inferguard.evidence._engine_http import _CAPTURE_NAMES as ENGINE_CAPTURES
 from inferguard.evidence._http import accepted_captures as http_accepted
-from inferguard.evidence._redact import Tally, filter_env, redact, redact_bytes
+from inferguard.evidence._redact import Tally, filter_env, redact, redact_bytes, redact_lines
 
 CAPTURE_KINDS = ("http", "controller", "engine_http")
+BLOCK = 1 << 20  # bytes read at a time for a redacted copy
 REDACTED_COPY_KINDS = ("log", "launch_config")
 
 
@@ -98,13 +99,23 @@ def _body(fname: str, raw: bytes, tally: Tally) -> tuple[str, bytes]:
 
 def redacted_lines(path: str | os.PathLike[str], cap: int, tally: Tally
                    ) -> Iterator[tuple[bytes, bytes]]:
-    """(original line, redacted line) of a regular text file, at most `cap` bytes; raises
-    OSError/ValueError when the file is not one a reader would accept."""
+    """(original bytes, redacted bytes) of a regular text file, at most `cap` bytes, in
+    blocks of whole lines (the last may end at the cap), each line redacted alone
+    (`redact_lines`); raises OSError/ValueError when the file is not one a reader would
+    accept."""
     with os.fdopen(open_regular_fd(path), "rb") as f:
         left = cap
-        for line in f:
-            if left <= 0:
+        part = b""
+        while left > 0:
+            block = f.read(min(left, BLOCK))
+            if not block:
                 break
-            line = line[:left]
-            left -= len(line)
-            yield line, redact_bytes(line, tally)
+            left -= len(block)
+            cut = block.rfind(b"\n") + 1
+            if not cut:
+                part += block
+                continue
+            whole, part = part + block[:cut], block[cut:]
+            yield whole, redact_lines(whole, tally)
+        if part:
+            yield part, redact_lines(part, tally)

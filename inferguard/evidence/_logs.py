@@ -14,7 +14,7 @@ import hashlib
 import os
 import re
 from collections.abc import Iterable, Iterator
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, NamedTuple
 
 import msgspec
 
@@ -457,18 +457,6 @@ def _positive(value: str | None) -> bool:
         return False
 
 
-def _lines(data: bytes | Iterable[bytes]) -> Iterator[tuple[int, str, bool]]:
-    raws = data.splitlines() if isinstance(data, bytes) else data
-    for n, raw in enumerate(raws, 1):
-        try:
-            text = raw.decode("utf-8")
-            bad = False
-        except UnicodeDecodeError:
-            text = raw.decode("utf-8", "replace")
-            bad = True
-        yield n, text, bad
-
-
 # vLLM's NewLineFormatter repeats `(Name pid=N) LEVEL MM-DD HH:MM:SS [file:line] ` on every line
 # of a multi-line record (a logger.exception traceback included); stripped before matching.
 _VLLM_PREFIX = re.compile(r"^\((?P<proc>[\w.-]+) pid=\d+\) ")
@@ -579,64 +567,338 @@ def stream_lines(f: IO[bytes], sha: Any) -> Iterator[bytes]:
         yield from bytes(part).splitlines()
 
 
+def stream_blocks(f: IO[bytes], sha: Any) -> Iterator[bytes]:
+    """The file as blocks of whole lines (about 1 MiB each), with the lines `stream_lines`
+    gives (every line cut to `MAX_RAW_LINE` bytes): memory stays bounded by the block, and
+    every byte read is fed to `sha`. Each block but the last ends with b"\\n"."""
+    part = b""    # the start of an unfinished line, at most MAX_RAW_LINE bytes
+    while True:
+        block = f.read(BLOCK)
+        if not block:
+            break
+        sha.update(block)
+        first = block.find(b"\n")
+        if first < 0:
+            part = (part + block)[:MAX_RAW_LINE]
+            continue
+        last = block.rfind(b"\n")
+        head = (part + block[:first])[:MAX_RAW_LINE] + b"\n"
+        body = block[first + 1:last + 1]
+        part = block[last + 1:last + 1 + MAX_RAW_LINE]
+        if len(body) > MAX_RAW_LINE:
+            body = _cut_segments(body)
+        yield head + body
+    if part:
+        yield part
+
+
+def _cut_segments(body: bytes) -> bytes:
+    """`body` (b"\\n"-terminated segments) with every segment cut to MAX_RAW_LINE bytes."""
+    from inferguard.evidence._scan import longest_line
+
+    if longest_line(body) <= MAX_RAW_LINE:
+        return body
+    return b"\n".join(s[:MAX_RAW_LINE] for s in body.split(b"\n"))
+
+
+def _chunks(data: bytes, size: int | None = None) -> Iterator[bytes]:
+    """`data` as blocks of whole lines of about `size` (default `BLOCK`) bytes (no line is
+    cut: a longer line is a block of its own)."""
+    size = size or BLOCK
+    i = 0
+    while i < len(data):
+        j = data.rfind(b"\n", i, i + size) + 1
+        if j <= i:
+            j = data.find(b"\n", i + size) + 1 or len(data)
+        yield data[i:j]
+        i = j
+
+
+# Lines are scanned in pieces of about this many bytes: numpy's temporaries and the copies of
+# a piece then stay small enough that the heap does not grow with the file (1 MiB pieces
+# fragmented it to ~110 MiB over 1 GB; 64 KiB ones stay near 45 MiB), and they are faster.
+SCAN_BLOCK = 64 << 10
+
+
+# The ANSI escape as a bytes pattern: its classes are ASCII, so on UTF-8 it removes exactly
+# what the text pattern removes from the decoded line.
+_ANSI_BYTES = re.compile(_ANSI.pattern.encode())
+
+
+def _safe(s: str) -> str:
+    """`safe_text`, without its per-character walk when every character is printable."""
+    return s if s.isprintable() else safe_text(s)
+
+
+def _utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+class _Plan(NamedTuple):
+    """What the block scan needs, built once: the 4-gram index (`_scan.GramIndex`) over
+    every hint and, as the last pattern, the start strings (`_SERVING`, `_START_MARKERS`,
+    `_TRACEBACK`); per hint its regex and whether every match of it is shown to contain a
+    prefilter match (if not, the prefilter is checked on the line)."""
+
+    index: Any
+    hints: list[tuple[LogHint, re.Pattern[str], bool]]
+    start_bit: int
+    every: int   # hints without anchors, tried on every line (none today; a test says so)
+
+
+@functools.cache
+def _plan() -> _Plan:
+    """Built on the first log read (anchors from every pattern, a 1 MiB table)."""
+    from inferguard.evidence import _scan
+
+    prefilter, compiled = _patterns()
+    grams: list[list[bytes]] = []
+    every = 0
+    hints = []
+    for i, (hint, rx) in enumerate(compiled):
+        a = _scan.anchors(hint.pattern)
+        if a is None:
+            every |= 1 << i
+        grams.append(a or [])
+        hints.append((hint, rx, _scan.implies(hint.pattern, prefilter)))
+    grams.append([g for s in (*_SERVING, *_START_MARKERS, _TRACEBACK)
+                  for g in (_scan.anchors(re.escape(s)) or [])])
+    return _Plan(_scan.GramIndex(grams), hints, 1 << len(hints), every)
+
+
+class _LogScan:
+    """One log read: hint counts, examples, line counts and the start scan, fed whole blocks
+    of lines (`block`) or, for a line holding a line break, one line (`raw_line`). Results
+    are those of reading line by line: decode (replacing bad UTF-8), cut to MAX_LINE, strip
+    ANSI, feed `_StartScan`, and try every hint on lines the prefilter passes."""
+
+    def __init__(self) -> None:
+        self.found: dict[str, list[HintMatch]] = {}
+        self.counts: dict[str, int] = {}
+        self.positive: dict[str, int] = {}
+        self.first: dict[str, int] = {}
+        self.last: dict[str, int] = {}
+        self.lines = self.long_lines = self.bad_lines = 0
+        self.start = _StartScan()
+        self.prefilter, self.compiled = _patterns()
+        self.plan = _plan()
+
+    def record(self, hint: LogHint, m: re.Match[str], n: int, text: str) -> None:
+        hid = hint.id
+        self.counts[hid] = self.counts.get(hid, 0) + 1
+        if hint.amount and _positive(m.group(hint.amount)):
+            self.positive[hid] = self.positive.get(hid, 0) + 1
+        self.first.setdefault(hid, n)
+        self.last[hid] = n
+        ex = self.found.setdefault(hid, [])
+        if len(ex) < EXAMPLES_PER_HINT:
+            values = {k: _safe(v) for k, v in m.groupdict().items() if v is not None}
+            ex.append(HintMatch(n, _safe(redact_text(text.strip())), values))
+
+    def raw_line(self, raw: bytes) -> None:
+        """One line, read as the line-by-line reader reads it."""
+        self.lines += 1
+        n = self.lines
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            text = raw.decode("utf-8", "replace")
+            self.bad_lines += 1
+        if len(text) > MAX_LINE:
+            self.long_lines += 1
+            text = text[:MAX_LINE]
+        if "\x1b" in text:
+            text = _ANSI.sub("", text)
+        self.start.feed(n, text)
+        if not self.prefilter.search(text):
+            return
+        for hint, rx in self.compiled:
+            m = rx.search(text)
+            if m is not None:
+                self.record(hint, m, n, text)
+
+    def _clean(self, raw: bytes) -> bytes:
+        """The block's lines as the hints see them (UTF-8, each b"\n"-terminated): bad UTF-8
+        replaced, lines over MAX_LINE characters cut, then ANSI escapes removed (a cut line
+        loses its escapes after the cut, so lines between long ones are stripped in runs)."""
+        if not (raw.isascii() or _utf8(raw)):
+            return self._clean_lines(raw)
+        if len(raw) <= MAX_LINE:
+            return _ANSI_BYTES.sub(b"", raw) if b"\x1b" in raw else raw
+        from inferguard.evidence._scan import long_lines
+
+        ansi = b"\x1b" in raw
+        out: list[bytes] = []
+        done = 0
+        for s, e in long_lines(raw, MAX_LINE):
+            out.append(_ANSI_BYTES.sub(b"", raw[done:s]) if ansi else raw[done:s])
+            text = raw[s:e].decode("utf-8")
+            line = raw[s:e]
+            if len(text) > MAX_LINE:
+                self.long_lines += 1
+                line = text[:MAX_LINE].encode("utf-8")
+            out.append(_ANSI_BYTES.sub(b"", line) if ansi else line)
+            done = e
+        if not out:
+            return _ANSI_BYTES.sub(b"", raw) if ansi else raw
+        out.append(_ANSI_BYTES.sub(b"", raw[done:]) if ansi else raw[done:])
+        return b"".join(out)
+
+    def _clean_lines(self, raw: bytes) -> bytes:
+        """`_clean` line by line, for a block holding bad UTF-8."""
+        lines = raw.split(b"\n")
+        lines.pop()
+        for i, line in enumerate(lines):
+            try:
+                text = line.decode("utf-8")
+            except UnicodeDecodeError:
+                self.bad_lines += 1
+                text = line.decode("utf-8", "replace")
+            if len(text) > MAX_LINE:
+                self.long_lines += 1
+                text = text[:MAX_LINE]
+            lines[i] = text.encode("utf-8")
+            if b"\x1b" in lines[i]:
+                lines[i] = _ANSI_BYTES.sub(b"", lines[i])
+        lines.append(b"")
+        return b"\n".join(lines)
+
+    def block(self, raw: bytes) -> None:
+        """Whole lines, as `raw.splitlines()` gives them (scanned in `SCAN_BLOCK` pieces)."""
+        for piece in _chunks(raw, SCAN_BLOCK) if len(raw) > SCAN_BLOCK else (raw,):
+            self._piece(piece)
+
+    def _piece(self, raw: bytes) -> None:
+        if not raw:
+            return
+        if b"\r" in raw:
+            raw = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        if not raw.endswith(b"\n"):
+            raw += b"\n"
+        raw = self._clean(raw)
+        plan = self.plan
+        end, masks = plan.index.line_masks(raw)
+        base, nlines = self.lines, len(end)
+        self.lines += nlines
+
+        def text(i: int) -> str:
+            return raw[end[i - 1] + 1 if i else 0:end[i]].decode("utf-8")
+
+        if plan.every:
+            have = dict(masks)
+            masks = [(i, have.get(i, 0) | plan.every) for i in range(nlines)]
+        if not self.start.serving:
+            self._start_block(raw, base, nlines, [i for i, m in masks if m & plan.start_bit],
+                              text)
+        hints = plan.hints
+        for i, mask in masks:
+            mask &= plan.start_bit - 1
+            if not mask:
+                continue
+            line = text(i)
+            pre: bool | None = None
+            while mask:
+                bit = mask & -mask
+                mask ^= bit
+                hint, rx, proven = hints[bit.bit_length() - 1]
+                m = rx.search(line)
+                if m is None:
+                    continue
+                if not proven:
+                    if pre is None:
+                        pre = self.prefilter.search(line) is not None
+                    if not pre:
+                        continue
+                self.record(hint, m, base + i + 1, line)
+
+    def _start_block(self, raw: bytes, base: int, nlines: int, lines: list[int],
+                     text: Any) -> None:
+        """Feed `_StartScan` the lines that can change it: those holding a start string, the
+        lines of a traceback being read, and (for the vLLM flag) lines starting with "("."""
+        start = self.start
+        done = 0  # lines before this one were fed or cannot change the scan
+        for i in lines:
+            if start.serving:
+                return
+            while start.in_tb and done < nlines:
+                start.feed(base + done + 1, text(done))
+                done += 1
+            if i >= done:
+                start.feed(base + i + 1, text(i))
+                done = i + 1
+        while start.in_tb and done < nlines:
+            start.feed(base + done + 1, text(done))
+            done += 1
+        if start.vllm:
+            return
+        p = 0 if raw.startswith(b"(") else raw.find(b"\n(") + 1
+        while p or raw.startswith(b"("):
+            e = raw.find(b"\n", p)
+            if _VLLM_PREFIX.match(raw[p:e].decode("utf-8")):
+                start.vllm = True
+                return
+            p = raw.find(b"\n(", e) + 1
+            if not p:
+                return
+
+    def evidence(self, source: EvidenceSource, role: str, kind: EvidenceKind) -> Evidence:
+        hints = [HintSummary(h.id, h.category, h.meaning, self.counts[h.id], self.first[h.id],
+                             self.last[h.id], self.found[h.id],
+                             self.positive.get(h.id, 0) if h.amount else None)
+                 for h in LOG_HINTS if h.id in self.counts]
+        problems = []
+        if self.long_lines:
+            problems.append(Problem(f"{self.long_lines} lines longer than {MAX_LINE} characters "
+                                    "were cut"))
+        if self.bad_lines:
+            problems.append(Problem(f"{self.bad_lines} lines are not valid UTF-8 (read with "
+                                    "replacement)"))
+        facts = LogFacts(role=role, lines=self.lines, long_lines=self.long_lines,
+                         undecodable_lines=self.bad_lines, hints=hints,
+                         start_failure=self.start.result())
+        return Evidence(kind=kind, source=source, status="partial" if problems else "ok",
+                        facts=facts, problems=problems)
+
+
 def read_log_bytes(data: bytes | Iterable[bytes], source: EvidenceSource, *,
                    role: str = "lmcache", kind: EvidenceKind = "log") -> Evidence:
     """Scan log bytes (or an iterable of lines) for hints. Never raises; binary garbage
     just matches nothing. Example lines are redacted (`_redact`) before they are kept."""
-    found: dict[str, list[HintMatch]] = {}
-    counts: dict[str, int] = {}
-    positive: dict[str, int] = {}
-    first: dict[str, int] = {}
-    last: dict[str, int] = {}
-    lines = long_lines = bad_lines = 0
-    start = _StartScan()
-    prefilter, compiled = _patterns()
-    for n, text, bad in _lines(data):
-        lines = n
-        bad_lines += bad
-        if len(text) > MAX_LINE:
-            long_lines += 1
-            text = text[:MAX_LINE]
-        if "\x1b" in text:
-            text = _ANSI.sub("", text)
-        start.feed(n, text)
-        if not prefilter.search(text):
-            continue
-        for hint, rx in compiled:
-            m = rx.search(text)
-            if m is None:
+    scan = _LogScan()
+    if isinstance(data, bytes):
+        for chunk in _chunks(data):
+            scan.block(chunk)
+    else:
+        batch: list[bytes] = []
+        for line in data:
+            if b"\n" in line or b"\r" in line:
+                scan.block(b"".join(batch))
+                batch.clear()
+                scan.raw_line(line)
                 continue
-            counts[hint.id] = counts.get(hint.id, 0) + 1
-            if hint.amount and _positive(m.group(hint.amount)):
-                positive[hint.id] = positive.get(hint.id, 0) + 1
-            first.setdefault(hint.id, n)
-            last[hint.id] = n
-            ex = found.setdefault(hint.id, [])
-            if len(ex) < EXAMPLES_PER_HINT:
-                values = {k: safe_text(v) for k, v in m.groupdict().items() if v is not None}
-                ex.append(HintMatch(n, safe_text(redact_text(text.strip())), values))
-    hints = [HintSummary(h.id, h.category, h.meaning, counts[h.id], first[h.id], last[h.id],
-                         found[h.id], positive.get(h.id, 0) if h.amount else None)
-             for h in LOG_HINTS if h.id in counts]
-    problems = []
-    if long_lines:
-        problems.append(Problem(f"{long_lines} lines longer than {MAX_LINE} characters were cut"))
-    if bad_lines:
-        problems.append(Problem(f"{bad_lines} lines are not valid UTF-8 (read with replacement)"))
-    facts = LogFacts(role=role, lines=lines, long_lines=long_lines,
-                     undecodable_lines=bad_lines, hints=hints, start_failure=start.result())
-    return Evidence(kind=kind, source=source, status="partial" if problems else "ok",
-                    facts=facts, problems=problems)
+            batch += (line, b"\n")
+            if len(batch) >= 8192:
+                scan.block(b"".join(batch))
+                batch.clear()
+        scan.block(b"".join(batch))
+    return scan.evidence(source, role, kind)
 
 
 def read_log(path: str | os.PathLike[str], *, role: str = "lmcache") -> Evidence:
-    """Read one log file (LMCache server, vLLM, SGLang) into hint evidence, streamed line
-    by line (memory does not grow with the file); only a regular file is read."""
+    """Read one log file (LMCache server, vLLM, SGLang) into hint evidence, streamed in
+    blocks of lines (memory does not grow with the file); only a regular file is read."""
     p = os.fspath(path)
     sha = hashlib.sha256()
     try:
         with open_input(p) as f:
-            ev = read_log_bytes(stream_lines(f, sha), EvidenceSource(path=p), role=role)
+            scan = _LogScan()
+            for block in stream_blocks(f, sha):
+                scan.block(block)
+            ev = scan.evidence(EvidenceSource(path=p), role, "log")
             size = f.tell()
     except (NotRegularFile, OSError) as exc:
         msg = (exc.strerror or str(exc)) if isinstance(exc, NotRegularFile) else \

@@ -20,6 +20,7 @@ same placeholders again, so a packet's redacted copy reads back to the same fact
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from typing import Any
@@ -175,3 +176,140 @@ def redact_bytes(data: bytes, tally: Tally | None = None) -> bytes:
     text = data.decode("utf-8", "surrogateescape")
     out = redact_text(text, tally)
     return data if out == text else out.encode("utf-8", "surrogateescape")
+
+
+def _rule_anchors() -> list[list[bytes]]:
+    """Per rule (the five `_SHAPES`, then the secret `name=value` pair) 4-grams a line must
+    hold for the rule to change it: its `_NEEDS` test (or its regex's literals), as bytes of
+    the UTF-8 line. Case-insensitive words are matched in their ASCII cases: `str.lower` maps
+    no other character to these letters but KELVIN SIGN to k, and the `key`/`token` tests are
+    on key names, which are ASCII (`_PAIR`)."""
+    from inferguard.evidence._scan import cases, followed
+
+    not_name = bytes(b for b in range(256) if not (chr(b).isascii() and (chr(b).isalnum()
+                                                                        or chr(b) in "_.-")))
+    name_end = bytes(b for b in range(256) if b not in not_name)
+    return [
+        [b"PRIV"],                                              # "PRIVATE KEY" in s
+        followed(b"://"),                                       # "@" and "://" in s
+        cases("auth"),                                          # "authorization" in low
+        cases("bear") + cases("basi"),                          # "bearer"/"basic" in low
+        [*followed(b"hf_"), *followed(b"sk-"), *(b"gh%c_" % c for c in b"pousr"),
+         *(b"xox%c" % c for c in b"abpr"), b"AKIA", *followed(b"eyJ")],  # the regex's
+        [*cases("secr"), *cases("pass"), *cases("cred"), *cases("auth"), *cases("cook"),
+         *cases("priv"), *cases("sign"), *cases("sess"), *cases("apik"), *cases("pi_k"),
+         *cases("pi-k"),
+         *(g for k in cases("ken") for g in followed(k, b"sS")),       # token(?!s)
+         *(g for k in cases("key") for g in followed(k, name_end))],   # _key$, ^key$
+    ]
+
+
+PAIR_RULE = 5
+
+
+def _index() -> Any:
+    from inferguard.evidence import _scan
+
+    global _INDEX
+    if _INDEX is None:
+        _INDEX = _scan.GramIndex(_rule_anchors())
+    return _INDEX
+
+
+_INDEX: Any = None
+# Never inside a `_PAIR` match: `_PAIR.sub` of a line is that of each part between two.
+_SEPARATORS = bytes.maketrans(b";&", b",,")
+
+
+def _pair_part(part: bytes) -> tuple[bytes | None, tuple[str, ...]]:
+    """`_PAIR` applied to one part of a line (between separators): the part as redacted
+    (None: unchanged) and the tally names in the order `redact_text` adds them."""
+    text = part.decode("utf-8", "surrogateescape")
+    names: list[str] = []
+
+    def pair(m: re.Match[str]) -> str:
+        if not is_secret_key(m.group("name")):
+            return m.group(0)
+        names.append(f"key:{m.group('name')}")
+        return m.group("k") + REDACTED
+
+    new = _PAIR.sub(pair, text)
+    return (None if new == text else new.encode("utf-8", "surrogateescape")), tuple(names)
+
+
+# Short parts repeat (`max_tokens=16`, `prompt_token_ids: [1`): their results are kept.
+_pair_part_cached = functools.lru_cache(maxsize=4096)(_pair_part)
+CACHED_PART = 256
+
+
+def _pairs_at(line: bytes, offsets: list[int], base: int, tally: Tally | None) -> bytes:
+    """`redact_bytes` of a line no `_SHAPES` rule changes, whose secret key names can only
+    be at `offsets` (minus `base`): `_PAIR` applied to the parts between separators holding
+    one (UTF-8 decoding is split there too: the separators are ASCII)."""
+    marks = line.translate(_SEPARATORS)
+    spans = set()
+    for p in offsets:
+        p -= base
+        e = marks.find(b",", p)
+        spans.add((marks.rfind(b",", 0, p) + 1, len(line) if e < 0 else e))
+    out: list[bytes] = []
+    done = 0
+    for s, e in sorted(spans) if len(spans) > 1 else spans:
+        part = line[s:e]
+        new, names = (_pair_part_cached if len(part) <= CACHED_PART else _pair_part)(part)
+        if tally is not None:
+            for name in names:
+                tally.add(name)
+        if new is not None:
+            out += (line[done:s], new)
+            done = e
+    if not out:
+        return line
+    out.append(line[done:])
+    return b"".join(out)
+
+
+def redact_lines(data: bytes, tally: Tally | None = None) -> bytes:
+    """Every line of `data` (split after each b"\n") redacted as `redact_bytes` redacts it
+    alone, in one pass over the block: only lines holding an anchor of some rule are looked
+    at (most lines of a log hold none); in pieces of about 64 KiB (see `_logs.SCAN_BLOCK`)."""
+    if len(data) > PIECE:
+        return b"".join(_redact_piece(data[i:j], tally) for i, j in _pieces(data))
+    return _redact_piece(data, tally)
+
+
+PIECE = 64 << 10
+
+
+def _pieces(data: bytes) -> list[tuple[int, int]]:
+    """(start, end) of pieces of whole lines of about `PIECE` bytes (lines end after b"\n")."""
+    out = []
+    i = 0
+    while i < len(data):
+        j = data.rfind(b"\n", i, i + PIECE) + 1
+        if j <= i:
+            j = data.find(b"\n", i + PIECE) + 1 or len(data)
+        out.append((i, j))
+        i = j
+    return out
+
+
+def _redact_piece(data: bytes, tally: Tally | None) -> bytes:
+    scan = data if data.endswith(b"\n") else data + b"\n"
+    ends, lines = _index().line_hits(scan)
+    out: list[bytes] = []
+    done = 0
+    for i, mask, where in lines:
+        s, e = ends[i - 1] + 1 if i else 0, min(ends[i] + 1, len(data))
+        line = data[s:e]
+        if mask == 1 << PAIR_RULE:
+            new = _pairs_at(line, where, s, tally)
+        else:
+            new = redact_bytes(line, tally)
+        if new is not line:
+            out += (data[done:s], new)
+            done = e
+    if not out:
+        return data
+    out.append(data[done:])
+    return b"".join(out)
