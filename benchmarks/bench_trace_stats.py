@@ -108,16 +108,16 @@ def test_stats_native(benchmark: Any, stats_trace: tuple[Path, int, str]) -> Non
 
 
 @pytest.mark.skipif(not native_available(), reason="native backend not built")
-def test_stats_native_two_threads(benchmark: Any, stats_trace: tuple[Path, int, str],
+def test_stats_native_one_thread(benchmark: Any, stats_trace: tuple[Path, int, str],
                                  monkeypatch: pytest.MonkeyPatch) -> None:
     from inferguard.lct import _scan as _trace_scan
 
-    monkeypatch.setattr(_trace_scan, "ANALYTICS_SCAN_THREADS", 2)  # INFERGUARD_SCAN_THREADS=2
+    monkeypatch.setattr(_trace_scan, "ANALYTICS_SCAN_THREADS", 1)  # INFERGUARD_SCAN_THREADS=1
     path, records, shape = stats_trace
     a = benchmark.pedantic(analyze_trace, args=(path,), kwargs={"backend": "native"},
                            rounds=3, iterations=1, warmup_rounds=1)
     assert a.stats.summary.total_records == records
-    _record(f"{shape}/native_two_threads", benchmark, path.stat().st_size)
+    _record(f"{shape}/native_one_thread", benchmark, path.stat().st_size)
 
 
 @pytest.mark.skipif(not native_available(), reason="native backend not built")
@@ -200,7 +200,7 @@ def test_report_ratios() -> None:
             continue
         lines.append(f"{shape}: file {size / 2**30:.2f} GiB; reference {ref:.3f}s "
                      f"({size / ref / 1e9:.2f} GB/s)")
-        for name in ("native", "native_two_threads", "native_numpy_fold", "python"):
+        for name in ("native", "native_one_thread", "native_numpy_fold", "python"):
             t = RESULTS.get(f"{shape}/{name}")
             if t is not None:
                 lines.append(f"  analytics {name}: {t:.3f}s ({size / t / 1e9:.2f} GB/s), "

@@ -34,11 +34,11 @@ CHUNK_ROWS = 1 << 16
 PARALLEL_MIN_BYTES = 8 << 20
 SCAN_THREADS = max(1, min(2, int(os.environ.get("INFERGUARD_SCAN_THREADS", "0"))
                        or (os.cpu_count() or 1)))
-# The analytics pass (`trace stats`, evidence) scans on one thread unless
-# INFERGUARD_SCAN_THREADS asks for two: there the serial per-key fold is the bottleneck and
-# the split only added work (whole `trace stats` 1 GiB, 2 cores: 1.07x the wall time with
-# many keys, 1.00x pool keys; `trace info`, scan-bound, 0.77x: docs/performance.md).
-ANALYTICS_SCAN_THREADS = max(1, min(2, int(os.environ.get("INFERGUARD_SCAN_THREADS", "0")) or 1))
+# The analytics pass (`trace stats`, evidence) takes its own setting (the parity tests force
+# each count on it). Its default is SCAN_THREADS: with a free core the split gained 8-10%
+# wall on the many-keys trace (1.00x pool keys); with the second core busy it cost up to 7%
+# (docs/performance.md, "Scan threads").
+ANALYTICS_SCAN_THREADS = SCAN_THREADS
 # Every record upstream writes starts with `{"type": "record", ...` (msgspec, tag first).
 RECORD_SIGNATURE = b"\xa4type\xa6record"
 _BE32 = struct.Struct(">I")

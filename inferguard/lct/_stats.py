@@ -370,9 +370,9 @@ def _analyze(tfile: TraceFile, backend: Backend | None, max_keys: int, bucket_s:
     events = EventsEngine(engine.timeline, max_keys, chosen) if events_level else None
     agg = _Aggregate(events_level, chosen)
 
-    # One thread: a worker thread feeding scan + key extraction ahead of the fold showed
-    # no gain on this 2-core machine, nor did the scan's window split here (lct/_scan.py,
-    # ANALYTICS_SCAN_THREADS; docs/performance.md).
+    # One thread for the fold: a worker thread feeding scan + key extraction ahead of it
+    # showed no gain on this 2-core machine; the scan's own window split (lct/_scan.py,
+    # ANALYTICS_SCAN_THREADS) uses the second core (docs/performance.md).
     for chunk in chunks:
         op_names = names()
         ev = events.decode(chunk, op_names) if events is not None else None
