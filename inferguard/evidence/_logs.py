@@ -538,38 +538,9 @@ MAX_RAW_LINE = 64 << 10  # bytes of one line kept while streaming (the rest is s
 BLOCK = 1 << 20
 
 
-def stream_lines(f: IO[bytes], sha: Any) -> Iterator[bytes]:
-    """The lines of a binary file as `bytes.splitlines` gives them, read in 1 MiB blocks:
-    memory stays bounded by the block and `MAX_RAW_LINE` (a longer line keeps its first
-    `MAX_RAW_LINE` bytes), whatever the file size. Every byte read is fed to `sha`."""
-    part = bytearray()
-    over = False
-    while True:
-        block = f.read(BLOCK)
-        if not block:
-            break
-        sha.update(block)
-        start = 0
-        while True:
-            nl = block.find(b"\n", start)
-            if nl < 0:
-                if not over:
-                    part += block[start:start + MAX_RAW_LINE - len(part)]
-                    over = len(part) >= MAX_RAW_LINE
-                break
-            if not over:
-                part += block[start:nl][:MAX_RAW_LINE - len(part)]
-            yield from (bytes(part).splitlines() or [b""])
-            part.clear()
-            over = False
-            start = nl + 1
-    if part:
-        yield from bytes(part).splitlines()
-
-
 def stream_blocks(f: IO[bytes], sha: Any) -> Iterator[bytes]:
-    """The file as blocks of whole lines (about 1 MiB each), with the lines `stream_lines`
-    gives (every line cut to `MAX_RAW_LINE` bytes): memory stays bounded by the block, and
+    """The file as blocks of whole lines (about 1 MiB each; the lines `bytes.splitlines`
+    gives, every line cut to `MAX_RAW_LINE` bytes): memory stays bounded by the block, and
     every byte read is fed to `sha`. Each block but the last ends with b"\\n"."""
     part = b""    # the start of an unfinished line, at most MAX_RAW_LINE bytes
     while True:
@@ -602,16 +573,10 @@ def _cut_segments(body: bytes) -> bytes:
 
 
 def _chunks(data: bytes, size: int | None = None) -> Iterator[bytes]:
-    """`data` as blocks of whole lines of about `size` (default `BLOCK`) bytes (no line is
-    cut: a longer line is a block of its own)."""
-    size = size or BLOCK
-    i = 0
-    while i < len(data):
-        j = data.rfind(b"\n", i, i + size) + 1
-        if j <= i:
-            j = data.find(b"\n", i + size) + 1 or len(data)
-        yield data[i:j]
-        i = j
+    """`data` as blocks of whole lines of about `size` (default `BLOCK`) bytes."""
+    from inferguard.evidence._scan import whole_line_pieces
+
+    return whole_line_pieces(data, size or BLOCK)
 
 
 # Lines are scanned in pieces of about this many bytes: numpy's temporaries and the copies of

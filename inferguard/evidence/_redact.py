@@ -274,24 +274,13 @@ def redact_lines(data: bytes, tally: Tally | None = None) -> bytes:
     alone, in one pass over the block: only lines holding an anchor of some rule are looked
     at (most lines of a log hold none); in pieces of about 64 KiB (see `_logs.SCAN_BLOCK`)."""
     if len(data) > PIECE:
-        return b"".join(_redact_piece(data[i:j], tally) for i, j in _pieces(data))
+        from inferguard.evidence._scan import whole_line_pieces
+
+        return b"".join(_redact_piece(p, tally) for p in whole_line_pieces(data, PIECE))
     return _redact_piece(data, tally)
 
 
 PIECE = 64 << 10
-
-
-def _pieces(data: bytes) -> list[tuple[int, int]]:
-    """(start, end) of pieces of whole lines of about `PIECE` bytes (lines end after b"\n")."""
-    out = []
-    i = 0
-    while i < len(data):
-        j = data.rfind(b"\n", i, i + PIECE) + 1
-        if j <= i:
-            j = data.find(b"\n", i + PIECE) + 1 or len(data)
-        out.append((i, j))
-        i = j
-    return out
 
 
 def _redact_piece(data: bytes, tally: Tally | None) -> bytes:

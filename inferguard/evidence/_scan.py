@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 import re
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -269,6 +269,19 @@ class GramIndex:
                 out.append((line, masks[c], [p]))
                 last = line
         return ends.tolist(), out
+
+
+def whole_line_pieces(data: bytes, size: int) -> Iterator[bytes]:
+    """`data` as pieces of whole lines of about `size` bytes (lines end after b"\n"; no line
+    is cut: a longer one is a piece of its own). The log scan and the block redaction both
+    walk their input this way."""
+    i = 0
+    while i < len(data):
+        j = data.rfind(b"\n", i, i + size) + 1
+        if j <= i:
+            j = data.find(b"\n", i + size) + 1 or len(data)
+        yield data[i:j]
+        i = j
 
 
 def longest_line(block: bytes) -> int:
