@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 from inferguard._native import Backend, resolve_backend
 from inferguard._native._lct import NativeEventsDecoder, NativeFrameScanner
-from inferguard.lct import _evrows
+from inferguard.lct import _evrows, _scan
 from inferguard.lct import _frame as tf
 from inferguard.lct._codec import unwrap
 from inferguard.lct._scan import (
@@ -282,9 +282,7 @@ class TraceFile:
                 ) -> tuple[Iterator[Chunk], Any]:
         """Row chunks from the records' start, and the kernel; `keys`: the caller (the
         analytics) extracts ObjectKeys from each chunk before asking for the next one, and
-        the scan takes `_scan.ANALYTICS_SCAN_THREADS`."""
-        from inferguard.lct import _scan
-
+        the scan takes `_scan.ANALYTICS_SCAN_THREADS` (read here, so tests can set it)."""
         kernel = make_kernel(resolve_backend(backend), keys)
         return scan_frames(self._src, self._records_start, kernel, findings, self._window,
                            _scan.ANALYTICS_SCAN_THREADS if keys else None), kernel
