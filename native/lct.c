@@ -269,8 +269,55 @@ static int key_is(const uint8_t *k, size_t kn, const char *lit) {
     return kn == ln && memcmp(k, lit, ln) == 0;
 }
 
-int lct_decode_record(const uint8_t *body, size_t n, double *t_mono, double *t_wall,
-                      size_t *qual_off, size_t *qual_len, int32_t *nkeys) {
+/* {"type": "record", "t_mono": f64, "t_wall": f64, "qualname": str, "args": map} as msgspec
+ * writes every record, read without the generic entry loop.  1 if the record has exactly
+ * this layout and is accepted (outputs set as the loop would set them), 0 if the generic
+ * loop must decide (nothing set).  Only a record the loop accepts the same way returns 1. */
+static const uint8_t R_HEAD[] = {0x85, 0xa4, 't', 'y', 'p', 'e', 0xa6, 'r', 'e', 'c', 'o', 'r',
+                                 'd', 0xa6, 't', '_', 'm', 'o', 'n', 'o', 0xcb};
+static const uint8_t R_WALL[] = {0xa6, 't', '_', 'w', 'a', 'l', 'l', 0xcb};
+static const uint8_t R_QUAL[] = {0xa8, 'q', 'u', 'a', 'l', 'n', 'a', 'm', 'e'};
+static const uint8_t R_ARGS[] = {0xa4, 'a', 'r', 'g', 's'};
+
+static double be_double(const uint8_t *p) {
+    uint64_t u = be(p, 8);
+    double d;
+    memcpy(&d, &u, sizeof d);
+    return d;
+}
+
+static int decode_canonical(const uint8_t *body, size_t n, double *t_mono, double *t_wall,
+                            size_t *qual_off, size_t *qual_len, int32_t *nkeys, int *st,
+                            int check_utf8) {
+    const size_t fixed = sizeof R_HEAD + 8 + sizeof R_WALL + 8 + sizeof R_QUAL;
+    rd r = {body, body + n};
+    const uint8_t *qual, *args;
+    size_t qn;
+    if (n < fixed || memcmp(body, R_HEAD, sizeof R_HEAD) != 0 ||
+        memcmp(body + sizeof R_HEAD + 8, R_WALL, sizeof R_WALL) != 0 ||
+        memcmp(body + fixed - sizeof R_QUAL, R_QUAL, sizeof R_QUAL) != 0)
+        return 0;
+    r.p = body + fixed;
+    if (read_str(&r, &qual, &qn) || left(&r) <= sizeof R_ARGS ||
+        memcmp(r.p, R_ARGS, sizeof R_ARGS) != 0)
+        return 0;
+    r.p += sizeof R_ARGS;
+    args = r.p;
+    if (!((*args >= 0x80 && *args <= 0x8f) || *args == 0xde || *args == 0xdf)) return 0;
+    if (skip_value(&r) || r.p != r.end || (check_utf8 && !utf8_valid(qual, qn))) return 0;
+    *t_mono = be_double(body + sizeof R_HEAD);
+    *t_wall = be_double(body + sizeof R_HEAD + 8 + sizeof R_WALL);
+    *qual_off = (size_t)(qual - body);
+    *qual_len = qn;
+    *nkeys = count_object_keys(args, (size_t)(r.end - args));
+    *st = qn > LCT_MAX_QUALNAME ? LCT_ROW_QUALNAME_LONG : LCT_ROW_OK;
+    return 1;
+}
+
+/* lct_decode_record; with check_utf8 0 the qualname's UTF-8 is left to the caller (who
+ * must then treat an invalid one as LCT_ROW_MALFORMED: the result is otherwise the same). */
+static int decode_record(const uint8_t *body, size_t n, double *t_mono, double *t_wall,
+                         size_t *qual_off, size_t *qual_len, int32_t *nkeys, int check_utf8) {
     rd r = {body, body + n};
     uint64_t entries = 0;
     uint8_t op;
@@ -278,7 +325,10 @@ int lct_decode_record(const uint8_t *body, size_t n, double *t_mono, double *t_w
     const uint8_t *args = NULL, *args_end = NULL;
     const uint8_t *qual = NULL;
     size_t qn = 0;
+    int st;
 
+    if (decode_canonical(body, n, t_mono, t_wall, qual_off, qual_len, nkeys, &st, check_utf8))
+        return st;
     if (r.p >= r.end) return LCT_ROW_MALFORMED;
     op = *r.p++;
     if (op >= 0x80 && op <= 0x8f) entries = op & 0x0fu;
@@ -304,7 +354,7 @@ int lct_decode_record(const uint8_t *body, size_t n, double *t_mono, double *t_w
             have_wall = 1;
         } else if (key_is(k, kn, "qualname")) {
             if (read_str(&r, &qual, &qn)) return LCT_ROW_MALFORMED;
-            if (!utf8_valid(qual, qn)) return LCT_ROW_MALFORMED;
+            if (check_utf8 && !utf8_valid(qual, qn)) return LCT_ROW_MALFORMED;
             have_qual = 1;
         } else if (key_is(k, kn, "args")) {
             args = r.p;
@@ -325,6 +375,11 @@ int lct_decode_record(const uint8_t *body, size_t n, double *t_mono, double *t_w
     return qn > LCT_MAX_QUALNAME ? LCT_ROW_QUALNAME_LONG : LCT_ROW_OK;
 }
 
+int lct_decode_record(const uint8_t *body, size_t n, double *t_mono, double *t_wall,
+                      size_t *qual_off, size_t *qual_len, int32_t *nkeys) {
+    return decode_record(body, n, t_mono, t_wall, qual_off, qual_len, nkeys, 1);
+}
+
 /* ---------------------------------------------------------------- interner */
 
 /* The shared interner (intern.c), capped at LCT_MAX_OPS names. */
@@ -335,6 +390,7 @@ lct_interner *lct_interner_new(void) {
         lct_interner_free(in);
         return NULL;
     }
+    for (int i = 0; i < LCT_RECENT; i++) in->recent[i] = -1;
     return in;
 }
 
@@ -372,6 +428,36 @@ static int next_frame_is_record(const uint8_t *buf, size_t len, size_t p) {
     return lct_decode_record(buf + p + 4, n, &tm, &tw, &qo, &qn, &nk) != LCT_ROW_MALFORMED;
 }
 
+/* The id of a recently interned qualname equal to s[0..n), or -1. */
+static int32_t recent_id(const lct_interner *in, const uint8_t *s, size_t n) {
+    for (int i = 0; i < LCT_RECENT; i++) {
+        int32_t id = in->recent[i];
+        if (id < 0) break; /* filled in order: the rest are empty too */
+        if ((size_t)in->in.len[id] == n && memcmp(in->in.bytes + in->in.off[id], s, n) == 0)
+            return id;
+    }
+    return -1;
+}
+
+/* The row's status and op id for an accepted record whose qualname is not yet UTF-8-checked:
+ * the cache, else the check and the interner.  -1 if out of memory. */
+static int qualname_row(lct_interner *in, const uint8_t *s, size_t n, int st, int32_t *op) {
+    int32_t id;
+    if (st == LCT_ROW_OK && (id = recent_id(in, s, n)) >= 0) {
+        *op = id;
+        return st;
+    }
+    if (!utf8_valid(s, n)) return LCT_ROW_MALFORMED;
+    if (st != LCT_ROW_OK) return st;
+    id = ig_intern(&in->in, s, n);
+    if (id == IG_INTERN_NOMEM) return -1;
+    if (id == IG_INTERN_FULL) return LCT_ROW_OP_TABLE_FULL;
+    in->recent[in->recent_next] = id;
+    in->recent_next = (in->recent_next + 1) % LCT_RECENT;
+    *op = id;
+    return st;
+}
+
 int lct_scan(const uint8_t *buf, size_t len, size_t *pos, int64_t base,
              lct_interner *in, lct_columns *cols) {
     size_t p = *pos;
@@ -390,10 +476,16 @@ int lct_scan(const uint8_t *buf, size_t len, size_t *pos, int64_t base,
         flen = (uint32_t)be(buf + p, 4);
         if (len - p - 4 < flen) { rc = LCT_STOP_NEED_MORE; break; }
         body = buf + p + 4;
-        st = lct_decode_record(body, flen, &tm, &tw, &qo, &qn, &nk);
+        st = decode_record(body, flen, &tm, &tw, &qo, &qn, &nk, 0);
         cols->offset[i] = base + (int64_t)p;
         cols->length[i] = flen;
         cols->op[i] = -1;
+        if (st != LCT_ROW_MALFORMED) {
+            int32_t id = -1;
+            st = qualname_row(in, body + qo, qn, st, &id);
+            if (st < 0) return -1;
+            cols->op[i] = id;
+        }
         if (st == LCT_ROW_MALFORMED) {
             cols->t_mono[i] = NAN;
             cols->t_wall[i] = NAN;
@@ -402,12 +494,6 @@ int lct_scan(const uint8_t *buf, size_t len, size_t *pos, int64_t base,
             cols->t_mono[i] = tm;
             cols->t_wall[i] = tw;
             cols->nkeys[i] = nk;
-            if (st == LCT_ROW_OK) {
-                int32_t id = ig_intern(&in->in, body + qo, qn);
-                if (id == IG_INTERN_NOMEM) return -1;
-                if (id == IG_INTERN_FULL) st = LCT_ROW_OP_TABLE_FULL;
-                else cols->op[i] = id;
-            }
         }
         cols->status[i] = (uint8_t)st;
         cols->count++;

@@ -10,9 +10,14 @@
 #include "api.h"
 #include "intern.h"
 
-/* The shared interner under its public name (intern.h). */
+/* The shared interner under its public name (intern.h), with the scan's cache of the
+ * qualnames it interned last (ids, -1: empty): a record whose qualname equals one of them
+ * needs neither the UTF-8 check nor a hash (lct_scan only). */
+#define LCT_RECENT 8
 struct lct_interner {
     ig_interner in;
+    int32_t recent[LCT_RECENT];
+    uint32_t recent_next;
 };
 
 /* Helpers lct_keys.c shares with the frame scan: skip exactly one msgpack value

@@ -136,6 +136,63 @@ def test_frame_contract_native_agrees(name: str) -> None:
     assert same(native_decode(body), oracle_decode(body)), name
 
 
+def _kernel_rows(buf: bytes, backend: str) -> tuple[object, ...]:
+    """Every row one kernel call gives for `buf`, with op ids turned into names."""
+    from inferguard._native._lct import NativeFrameScanner
+
+    if backend == "native":
+        sc = NativeFrameScanner()
+        stop, pos, r = sc.scan(buf, 0, 0, 1 << 12)
+        names = sc.names()
+        cols = [] if r is None else [r.offset.tolist(), r.length.tolist(), r.t_mono.tolist(),
+                                     r.t_wall.tolist(), r.op.tolist(), r.nkeys.tolist(),
+                                     r.status.tolist()]
+    else:
+        interner, rows = tf.PyInterner(), tf.Rows()
+        stop, pos = tf.scan_python(buf, 0, 0, interner, 1 << 12, rows)
+        names = list(interner.names)
+        cols = [rows.offset, rows.length, rows.t_mono, rows.t_wall, rows.op, rows.nkeys,
+                rows.status]
+    if cols:
+        cols[4] = [names[i] if i >= 0 else None for i in cols[4]]
+    return (stop, pos, *[tuple(c) for c in cols])
+
+
+def _same_rows(a: tuple[object, ...], b: tuple[object, ...]) -> bool:
+    return all(same(x, y) if isinstance(x, tuple) else x == y for x, y in zip(a, b, strict=True))
+
+
+@needs_native
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_frame_contract_native_scan_agrees_with_a_warm_name_cache(name: str) -> None:
+    """The scan skips the UTF-8 check and the hash for a qualname it interned lately: a case
+    between records that fill that cache (same name, then others) gets the oracle's row."""
+    warm = w.frame(m(*BASE))
+    other = w.frame(replace("qualname", S("q.other")))
+    buf = warm + other + w.frame(CASES[name]) + warm + other
+    native = _kernel_rows(buf, "native")
+    assert _same_rows(native, _kernel_rows(buf, "python")), name
+    st, mono, _, qual, nkeys = oracle_decode(CASES[name])
+    assert native[8][2] == st and same((native[4][2], native[7][2]), (mono, nkeys))
+    assert native[6][2] == (qual if st == tf.ROW_OK else None)
+
+
+@needs_native
+def test_native_scan_names_past_the_cache_size() -> None:
+    """More qualnames than the scan's name cache holds, cycling and interleaved with names
+    the cache evicted, with one invalid name equal in length to a cached one: same ids and
+    statuses as the pure-Python kernel."""
+    names = [f"op.{i:02d}" for i in range(20)]
+    order = names + names[::-1] + names[::3] + names[:9] * 3
+    bodies = [replace("qualname", S(q)) for q in order]
+    bodies.insert(5, replace("qualname", b"\xa5op.0\xff"))
+    buf = b"".join(w.frame(b) for b in bodies)
+    native = _kernel_rows(buf, "native")
+    assert _same_rows(native, _kernel_rows(buf, "python"))
+    assert native[8][5] == tf.ROW_MALFORMED and native[6][5] is None
+    assert [q for q in native[6] if q is not None] == order
+
+
 def test_frame_contract_expected_verdicts() -> None:
     ok = {"base", "map16", "map32", "no type", "dup t_mono", "type str8", "key str8",
           "invalid utf8 unknown key", "qualname 4-byte ok", "qualname nul", "qualname at limit",
