@@ -94,6 +94,18 @@ static int skip_value(rd *r) {
         op = *p++;
         pending--;
         if (op <= 0x7f || op >= 0xe0) continue; /* fixint */
+        /* uint16/uint32 (token ids, sizes) with constant steps: a predicted branch, not a
+         * size looked up from the byte, so the walk runs ahead of the loads. */
+        if (op == 0xcd) {
+            if (end - p < 2) return -1;
+            p += 2;
+            continue;
+        }
+        if (op == 0xce) {
+            if (end - p < 4) return -1;
+            p += 4;
+            continue;
+        }
         if (op >= 0xa0 && op <= 0xbf) {         /* fixstr: the commonest token */
             n = op & 0x1fu;
             if ((uint64_t)(end - p) < n) return -1;
