@@ -382,6 +382,11 @@ int prom_parse_number(const uint8_t *s, size_t n, int specials, double *out);
  * first byte of the first invalid sequence. */
 int64_t prom_utf8_error(const uint8_t *s, size_t n);
 
+/* fsum.c: *out = the correctly rounded sum of x[0..n) (math.fsum's result).  Returns 0;
+ * 1 if a partial sum overflows (math.fsum raises: the caller rescales); -1 for a non-finite
+ * value, a bad size, or partials beyond the fixed bound (nothing written). */
+int ig_fsum(const double *x, int64_t n, double *out);
+
 /* distinct.c: is_first[i] = 1 for the first row of each distinct key
  * (head[i], items[first[i] .. first[i] + count[i])), else 0; with sort_items the items of
  * a row are compared as a sorted multiset.  Returns 0, -1 for a bad range or size

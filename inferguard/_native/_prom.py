@@ -152,3 +152,15 @@ def distinct_rows(head: npt.NDArray[np.int64], first: npt.NDArray[np.int64],
     if rc != 0:
         raise ValueError("distinct_rows: a row's item range lies outside `items`")
     return out.view(np.bool_)
+
+
+def fsum(values: npt.NDArray[np.float64]) -> float | None:
+    """math.fsum of finite `values` by fsum.c; None where math.fsum would raise (a partial
+    sum overflows) or the kernel refuses (a non-finite value): the caller decides then."""
+    mod = core()
+    ffi: Any = mod.ffi
+    lib: Any = mod.lib
+    v = np.ascontiguousarray(values, np.float64)
+    out = ffi.new("double *")
+    rc = lib.ig_fsum(ffi.cast("double *", v.ctypes.data), len(v), out)
+    return float(out[0]) if rc == 0 else None

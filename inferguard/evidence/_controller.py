@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import msgspec
+import numpy as np
 
 from inferguard.evidence._capture import (
     BODY_LIMIT,
@@ -55,7 +56,7 @@ from inferguard.evidence._http import skipped_routes as http_skipped_routes
 from inferguard.evidence._metrics import read_metrics_bytes
 from inferguard.evidence._model import Evidence, EvidenceSource, Problem, status_from
 from inferguard.evidence._redact import Tally, redact
-from inferguard.prom._model import parse_text
+from inferguard.prom._model import exact_sum, parse_text
 
 Server = Literal["controller", "internal_api"]
 SERVERS: tuple[str, ...] = ("controller", "internal_api")
@@ -295,7 +296,7 @@ def _metrics(text: str | None) -> tuple[dict[str, float], int | None, int | None
         if fam.name.startswith(GAUGE_PREFIX):
             vals = [s.value for s in fam.samples if math.isfinite(s.value)
                     and not s.name.endswith("_created")]
-            gauges[fam.name] = math.fsum(vals)
+            gauges[fam.name] = exact_sum(np.array(vals, np.float64))
     return dict(sorted(gauges.items())), len(exp.families), lmc
 
 

@@ -206,13 +206,37 @@ class SeriesArray:
     index: dict[SeriesKey, int]
 
 
+_SCALE = 2.0 ** 64
+
+
+def exact_sum(values: npt.NDArray[np.float64], backend: str = "python") -> float:
+    """The correctly rounded sum of finite `values` (math.fsum's), by fsum.c on the native
+    backend. Where a partial sum leaves the float range (math.fsum raises OverflowError:
+    two values near 1e308), the values are summed scaled by 2**-64 and the result scaled
+    back, so a total past the range is +-inf instead of an abort; only then can values
+    below ~1e-289 lose bits (the scaling makes them subnormal)."""
+    if backend == "native":
+        from inferguard._native._prom import fsum
+
+        got = fsum(values)
+        if got is not None:
+            return got
+        scaled = fsum(values / _SCALE)
+        if scaled is not None:
+            return scaled * _SCALE
+    try:
+        return math.fsum(values.tolist())
+    except OverflowError:
+        return math.fsum((values / _SCALE).tolist()) * _SCALE
+
+
 @dataclass(frozen=True)
 class FamilyFacts:
     """Per-family figures computed on the columns, without a Python object per sample
     (what the metrics evidence keeps of a family; `Exposition.family_facts`).
 
     `_created` samples never count. `total`: finite values of the counted samples (all of
-    them, or the `_count` ones of a histogram / summary), summed exactly (`math.fsum`).
+    them, or the `_count` ones of a histogram / summary), summed exactly (`exact_sum`).
     `labels`: per label name (not `le` / `quantile`), how many distinct values and the
     first `keep` in sorted order. `buckets`: a histogram's finite `le` bounds and the sum
     of its finite `_bucket` values per bound, in file order. `label_totals`: a counter or
@@ -489,7 +513,7 @@ class Exposition:
             vals = self.values[rows]
             finite = np.isfinite(vals)
             counted = is_count[nid] if typ in _COUNTED_TYPES else np.ones(len(rows), np.bool_)
-            total = math.fsum(vals[counted & finite].tolist())
+            total = exact_sum(vals[counted & finite], self.backend)
             nonzero = int(np.count_nonzero((vals != 0) & ~np.isnan(vals)))
             cnt = self._s_lab_count[rows]
             ent = _ranges(self._s_lab_first[rows], cnt)
