@@ -638,15 +638,22 @@ class Exposition:
             return got
         name, typ, help_, unit, line = self._fams[fi]
         rows = self._rows_of(fi)
-        names, labels, ex = self._names, self._labels, self._s_exemplar
+        names, ex = self._names, self._s_exemplar
+        label = self._label_pairs.__getitem__
+        # Only this family's label entries become Python ints (not the whole exposition's).
+        lf, lc = self._s_lab_first[rows], self._s_lab_count[rows]
+        ent = _ranges(lf, lc)
+        pairs = ((self._lab_name[ent].astype(np.int64) << 32)
+                 | self._lab_value[ent].astype(np.int64)).tolist()
         samples = []
-        for r, nid, lf, lc, v, t, ln in zip(
-                rows.tolist(), self._s_name[rows].tolist(),
-                self._s_lab_first[rows].tolist(), self._s_lab_count[rows].tolist(),
+        at = 0
+        for r, nid, c, v, t, ln in zip(
+                rows.tolist(), self._s_name[rows].tolist(), lc.tolist(),
                 self.values[rows].tolist(), self.timestamps[rows].tolist(),
                 self.lines[rows].tolist(), strict=True):
-            samples.append(Sample(names[nid], labels(lf, lc), v,
+            samples.append(Sample(names[nid], tuple(map(label, pairs[at:at + c])), v,
                                   None if t != t else t, ex.get(r), ln))
+            at += c
         fam = MetricFamily(name, typ, help_, unit, tuple(samples), line)
         self._materialised[fi] = fam
         return fam
