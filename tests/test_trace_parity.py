@@ -56,6 +56,8 @@ def m(*pairs: tuple[bytes, bytes]) -> bytes:
 
 
 S = w.pack
+W = tf.OBJECT_KEY_WRAPPER
+W_TAIL = W  # as a token's last byte (0x82), then three fixstrs: "__t__" "ObjectKey" "v"
 BASE = [(S("type"), S("record")), (S("t_mono"), S(1.5)), (S("t_wall"), S(2.5)),
         (S("qualname"), S("q.op")), (S("args"), S({"keys": [w.object_key(1)]}))]
 
@@ -120,6 +122,23 @@ CASES: dict[str, bytes] = {
     "wrapper str8 form": replace(
         "args", b"\x81\xa1k\x82\xa5__t__\xd9\x09ObjectKey\xa1v\xc0"),
     "dup args": m(*BASE, (S("args"), S({"keys": []}))),
+    # Wrapper bytes that start inside a token and run on into the next ones: the raw search
+    # counts them, so the scan's counting walk must too (one case per kind of token bytes).
+    "wrapper in a key's hash": replace("args", S({"keys": [w.wrap("ObjectKey", {
+        "chunk_hash": W + bytes(13), "model_name": "m", "kv_rank": 1, "object_group_id": 0})]})),
+    "wrapper from a uint64": replace("args", b"\x81\xa1k\x94\xcf" + bytes(7) + W_TAIL),
+    "wrapper from a uint16": replace("args", b"\x81\xa1k\x94\xcd\x00" + W_TAIL),
+    "wrapper from a uint32": replace("args", b"\x81\xa1k\x94\xce\x00\x00\x00" + W_TAIL),
+    "wrapper from a str": replace("args", b"\x81\xa1k\x94\xa3ab" + W_TAIL),
+    "wrapper from a bin8 length": replace(
+        "args", b"\x81\xa1k\xc4" + W + bytes(0x82 - len(W) + 1)),
+    "wrapper from an array16 length": replace(
+        "args", b"\x81\xa1k\xdc\x00" + W_TAIL + b"\xc0" * 127),
+    "wrapper from a fixext16 type": replace("args", b"\x81\xa1k\x92\xd8" + W[:17] + b"\xa1v"),
+    "wrapper from a float64": replace("args", b"\x81\xa1k\x94\xcb" + bytes(7) + W_TAIL),
+    "wrapper in a key's model name": replace("args", b"\x81\xa4keys\x91" + W + (
+        b"\x84\xaachunk_hash\xc4\x20" + bytes(32) + b"\xaamodel_name\xb4\xc4" + W
+        + b"\xa7kv_rank\x01\xafobject_group_id\x00")),
 }
 
 
@@ -200,6 +219,7 @@ def test_frame_contract_expected_verdicts() -> None:
           "t_mono int8", "t_mono f32", "t_mono nan", "args map with ext",
           "args invalid utf8 str", "args nested 5000", "unknown nested 100000",
           "wrapper inside bin", "two wrappers", "wrapper str8 form", "dup args"}
+    ok |= {n for n in CASES if n.startswith(("wrapper in a key", "wrapper from"))}
     verdicts = {n: oracle_decode(b)[0] for n, b in CASES.items()}
     assert {n for n, v in verdicts.items() if v == tf.ROW_OK} == ok
     assert verdicts["qualname long"] == tf.ROW_QUALNAME_LONG
@@ -209,6 +229,11 @@ def test_frame_contract_expected_verdicts() -> None:
     # and a non-canonical (str8) wrapper does not.
     assert oracle_decode(CASES["wrapper inside bin"])[4] == 1
     assert oracle_decode(CASES["wrapper str8 form"])[4] == 0
+    for n in CASES:  # the raw search finds the bytes wherever they start
+        if n.startswith("wrapper from"):
+            assert oracle_decode(CASES[n])[4] == 1, n
+        elif n.startswith("wrapper in a key"):
+            assert oracle_decode(CASES[n])[4] == 2, n
     assert oracle_decode(CASES["t_mono uint64 max"])[1] == float(2**64 - 1)
 
 
