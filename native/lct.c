@@ -298,23 +298,30 @@ static double be_double(const uint8_t *p) {
     return d;
 }
 
+int lct_record_head(const uint8_t *p, const uint8_t *end, const uint8_t **qual, size_t *qn,
+                    const uint8_t **args) {
+    const size_t fixed = sizeof R_HEAD + 8 + sizeof R_WALL + 8 + sizeof R_QUAL;
+    rd r = {p, end};
+    if ((size_t)(end - p) < fixed || memcmp(p, R_HEAD, sizeof R_HEAD) != 0 ||
+        memcmp(p + sizeof R_HEAD + 8, R_WALL, sizeof R_WALL) != 0 ||
+        memcmp(p + fixed - sizeof R_QUAL, R_QUAL, sizeof R_QUAL) != 0)
+        return 0;
+    r.p = p + fixed;
+    if (read_str(&r, qual, qn) || left(&r) <= sizeof R_ARGS ||
+        memcmp(r.p, R_ARGS, sizeof R_ARGS) != 0)
+        return 0;
+    *args = r.p + sizeof R_ARGS;
+    return 1;
+}
+
 static int decode_canonical(const uint8_t *body, size_t n, double *t_mono, double *t_wall,
                             size_t *qual_off, size_t *qual_len, int32_t *nkeys, int *st,
                             int check_utf8) {
-    const size_t fixed = sizeof R_HEAD + 8 + sizeof R_WALL + 8 + sizeof R_QUAL;
     rd r = {body, body + n};
     const uint8_t *qual, *args;
     size_t qn;
-    if (n < fixed || memcmp(body, R_HEAD, sizeof R_HEAD) != 0 ||
-        memcmp(body + sizeof R_HEAD + 8, R_WALL, sizeof R_WALL) != 0 ||
-        memcmp(body + fixed - sizeof R_QUAL, R_QUAL, sizeof R_QUAL) != 0)
-        return 0;
-    r.p = body + fixed;
-    if (read_str(&r, &qual, &qn) || left(&r) <= sizeof R_ARGS ||
-        memcmp(r.p, R_ARGS, sizeof R_ARGS) != 0)
-        return 0;
-    r.p += sizeof R_ARGS;
-    args = r.p;
+    if (!lct_record_head(body, body + n, &qual, &qn, &args)) return 0;
+    r.p = args;
     if (!((*args >= 0x80 && *args <= 0x8f) || *args == 0xde || *args == 0xdf)) return 0;
     if (skip_value(&r) || r.p != r.end || (check_utf8 && !utf8_valid(qual, qn))) return 0;
     *t_mono = be_double(body + sizeof R_HEAD);

@@ -30,6 +30,12 @@ int lct_utf8_valid(const uint8_t *s, size_t n);
 int lct_find_args(const uint8_t *p, const uint8_t *end, const uint8_t **a0,
                   const uint8_t **a1);
 
+/* The head msgspec writes for every record ({"type": "record", "t_mono": f64, "t_wall": f64,
+ * "qualname": str, "args": ...}, lct.c): 1 with the qualname's bytes and the start of the
+ * args value, 0 for any other layout (the generic walks decide then). */
+int lct_record_head(const uint8_t *p, const uint8_t *end, const uint8_t **qual, size_t *qn,
+                    const uint8_t **args);
+
 /* The fingerprint in two steps (lct_keys.c): the context hash, then the key's. */
 uint64_t lct_key_context(const uint8_t *model, size_t model_len, int64_t kv_rank, int64_t group,
                          const uint8_t *salt, size_t salt_len, int has_salt);

@@ -405,29 +405,16 @@ static int parse_key(const uint8_t *p, const uint8_t *end, lct_keyx *x, key_row 
 /* The span of the record's (last) "args" value.  The record was accepted by lct_scan,
  * so when "args" is the last entry it runs to the end of the body; otherwise it is
  * skipped.  -1 if the body does not walk as a record map (then it has no keys). */
-/* {"type": "record", "t_mono": f64, "t_wall": f64, "qualname": ..., "args": ...} as msgspec
- * writes every record: the head up to the t_wall payload, then the qualname key. */
-static const uint8_t R_HEAD[] = {0x85, 0xa4, 't', 'y', 'p', 'e', 0xa6, 'r', 'e', 'c', 'o', 'r',
-                                 'd', 0xa6, 't', '_', 'm', 'o', 'n', 'o', 0xcb};
-static const uint8_t R_WALL[] = {0xa6, 't', '_', 'w', 'a', 'l', 'l', 0xcb};
-static const uint8_t R_QUAL[] = {0xa8, 'q', 'u', 'a', 'l', 'n', 'a', 'm', 'e'};
-static const uint8_t R_ARGS[] = {0xa4, 'a', 'r', 'g', 's'};
-
 static int find_args(const uint8_t *p, const uint8_t *end, const uint8_t **a0,
                      const uint8_t **a1) {
     uint64_t entries;
     int found = 0;
-    if ((size_t)(end - p) > sizeof R_HEAD + 8 + sizeof R_WALL + 8 + sizeof R_QUAL &&
-        memcmp(p, R_HEAD, sizeof R_HEAD) == 0 &&
-        memcmp(p + sizeof R_HEAD + 8, R_WALL, sizeof R_WALL) == 0 &&
-        memcmp(p + sizeof R_HEAD + 8 + sizeof R_WALL + 8, R_QUAL, sizeof R_QUAL) == 0) {
+    {
         /* The canonical layout: "args" is the fifth and last entry (same as the walk). */
-        const uint8_t *q = p + sizeof R_HEAD + 8 + sizeof R_WALL + 8 + sizeof R_QUAL;
-        const uint8_t *s;
+        const uint8_t *s, *q;
         size_t n;
-        if (take_str(&q, end, &s, &n) == 1 && (size_t)(end - q) > sizeof R_ARGS &&
-            memcmp(q, R_ARGS, sizeof R_ARGS) == 0) {
-            *a0 = q + sizeof R_ARGS;
+        if (lct_record_head(p, end, &s, &n, &q) && q < end) {
+            *a0 = q;
             *a1 = end;
             return 0;
         }
