@@ -66,6 +66,32 @@ int lct_decode_record(const uint8_t *body, size_t n, double *t_mono, double *t_w
                       size_t *qual_off, size_t *qual_len, int32_t *nkeys);
 
 /* ------------------------------------------------------------------------
+ * The summary fold of `trace info` (lct_tally.c): per-op counts and key totals, and
+ * the timestamp facts, folded from lct_scan's rows in file order (numpy twin:
+ * `_Aggregate.add` in inferguard/lct/_file.py).  NaN in a min/max/first/last: none yet.
+ * ------------------------------------------------------------------------ */
+
+typedef struct {
+    int64_t frames, malformed, records, nan_ts, neg_mono, decreases;
+    double mono_min, mono_max, mono_first, mono_last, wall_min, wall_max;
+} lct_tally_totals;
+
+typedef struct lct_tally lct_tally;
+lct_tally *lct_tally_new(void);
+void lct_tally_free(lct_tally *t);
+/* Fold cols' rows; the number of malformed rows among them, -1 (nothing folded) if a row's
+ * op id is past LCT_MAX_OPS or count past capacity. */
+int64_t lct_tally_add(lct_tally *t, const lct_columns *cols);
+/* Fold src (the rows that follow dst's, op ids of another table) into dst: src op i is
+ * dst op map[i], or an OP_TABLE_FULL row when i >= nmap or map[i] < 0.  -1 (nothing
+ * merged) if nmap or a map entry is past LCT_MAX_OPS. */
+int lct_tally_merge(lct_tally *dst, const lct_tally *src, const int32_t *map, size_t nmap);
+/* Copy out the totals, the per-op columns (LCT_MAX_OPS each) and the per-status columns
+ * of the rows without an op id (256 each: count, key total, key max). */
+void lct_tally_read(const lct_tally *t, lct_tally_totals *out, int64_t *count, int64_t *keys,
+                    int64_t *keys_max, int64_t *s_count, int64_t *s_keys, int64_t *s_max);
+
+/* ------------------------------------------------------------------------
  * Trace analytics (lct_keys.c): one row per ObjectKey in the records a scan
  * found, and a fingerprint -> dense id table.  Runs only when asked for.
  * ------------------------------------------------------------------------ */

@@ -1,5 +1,6 @@
-"""Glue to native/lct.c, lct_keys.c, lct_fold.c and lct_scrub.c: frame scan, ObjectKey rows,
-key table, the per-key fold, the read-context matching and the scrub plan.
+"""Glue to native/lct.c, lct_tally.c, lct_keys.c, lct_fold.c and lct_scrub.c: frame scan and
+its summary tally, ObjectKey rows, key table, the per-key fold, the read-context matching
+and the scrub plan.
 
 The only module that touches the cffi objects of the lct_* API. Each class implements a
 protocol of `_protocols` (numpy arrays in, typed rows out) that the pure-Python twins in
@@ -16,7 +17,13 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
 from inferguard._native import core
-from inferguard._native._protocols import FrameRows, KeyRows, ScannedFrames
+from inferguard._native._protocols import (
+    FrameRows,
+    KeyRows,
+    ScannedFrames,
+    TalliedFrames,
+    TallyResult,
+)
 
 
 def _api() -> tuple[Any, Any]:
@@ -42,6 +49,8 @@ class NativeFrameScanner:
         if ptr == self._ffi.NULL:
             raise MemoryError("lct_interner_new failed")
         self._interner = self._ffi.gc(ptr, self._lib.lct_interner_free)
+        self._tally_cols: Any = None  # scan_tally's columns, made on first use
+        self._tally_bufs: list[Any] = []
 
     def names(self) -> list[str]:
         return _names(self._ffi, self._lib, self._interner)
@@ -87,6 +96,37 @@ class NativeFrameScanner:
                                              st[:n])
 
 
+    def scan_tally(self, buf: Any, pos: int, base: int, capacity: int, end: int | None,
+                   tally: NativeTally) -> tuple[int, int, TalliedFrames | None]:
+        """`scan`, its rows folded into `tally` in C instead of returned (no numpy: the
+        summary road); the same stop reasons."""
+        ffi, lib = self._ffi, self._lib
+        cols = self._tally_cols
+        if cols is None or cols.capacity != capacity:
+            self._tally_bufs = [ffi.new(f"{t}[]", capacity) for t in (
+                "int64_t", "uint32_t", "double", "double", "int32_t", "int32_t", "uint8_t")]
+            cols = self._tally_cols = ffi.new("lct_columns *")
+            (cols.offset, cols.length, cols.t_mono, cols.t_wall, cols.op, cols.nkeys,
+             cols.status) = self._tally_bufs
+            cols.capacity = capacity
+        cols.count = 0
+        cpos = ffi.new("size_t *", pos)
+        with ffi.from_buffer(buf) as cbuf:
+            stop = int(lib.lct_scan(cbuf, len(buf) if end is None else end, cpos, base,
+                                    self._interner, cols))
+        if stop < 0:
+            raise MemoryError("lct_scan: out of memory")
+        n = int(cols.count)
+        if n == 0:
+            return stop, int(cpos[0]), None
+        bad = int(lib.lct_tally_add(tally._t, cols))
+        if bad < 0:
+            raise ValueError("lct_tally_add: a row's op id is past the name table")
+        o, ln, st, bad_row = cols.offset, cols.length, cols.status, lib.LCT_ROW_MALFORMED
+        malformed = [] if bad == 0 else [
+            (int(o[i]), int(ln[i])) for i in range(n) if st[i] == bad_row]
+        return stop, int(cpos[0]), TalliedFrames(malformed, (int(o[n - 1]), int(ln[n - 1])))
+
     def scan_lists(self, buf: bytes, pos: int, base: int, capacity: int,
                    rows: Any) -> tuple[int, int]:
         """`scan` into the Python lists of a `_frame.Rows` (no numpy: small traces, fast
@@ -111,6 +151,40 @@ class NativeFrameScanner:
                          (rows.t_wall, tw), (rows.op, op), (rows.nkeys, nk), (rows.status, st)):
             dst += ffi.unpack(src, n)
         return stop, int(cpos[0])
+
+
+class NativeTally:
+    """`lct_tally`: the summary fold of a scan's rows (numpy twin: `_file._Aggregate`)."""
+
+    def __init__(self) -> None:
+        self._ffi, self._lib = _api()
+        ptr = self._lib.lct_tally_new()
+        if ptr == self._ffi.NULL:
+            raise MemoryError("lct_tally_new failed")
+        self._t = self._ffi.gc(ptr, self._lib.lct_tally_free)
+
+    def merge(self, other: NativeTally, mapping: list[int]) -> None:
+        """Fold `other` (the rows after this tally's) in; its op i is this tally's
+        mapping[i] (-1: the name did not fit, the rows count as OP_TABLE_FULL rows)."""
+        m = self._ffi.new("int32_t[]", mapping or [0])
+        if self._lib.lct_tally_merge(self._t, other._t, m, len(mapping)) != 0:
+            raise ValueError("lct_tally_merge: op mapping past the name table")
+
+    def read(self) -> TallyResult:
+        ffi, lib = self._ffi, self._lib
+        ops, st = int(lib.LCT_MAX_OPS), 256
+        tot = ffi.new("lct_tally_totals *")
+        cols = [ffi.new("int64_t[]", ops) for _ in range(3)]
+        scols = [ffi.new("int64_t[]", st) for _ in range(3)]
+        lib.lct_tally_read(self._t, tot, *cols, *scols)
+        sc, sk, sm = (ffi.unpack(c, st) for c in scols)
+        counts, keys, keys_max = (ffi.unpack(c, ops) for c in cols)
+        return TallyResult(
+            int(tot.frames), int(tot.malformed), int(tot.records), int(tot.nan_ts),
+            int(tot.neg_mono), int(tot.decreases), float(tot.mono_min),
+            float(tot.mono_max), float(tot.mono_first), float(tot.mono_last),
+            float(tot.wall_min), float(tot.wall_max),
+            counts, keys, keys_max, {i: (sc[i], sk[i], sm[i]) for i in range(st) if sc[i]})
 
 
 def _slice(k: KeyRows, a: int, b: int) -> KeyRows:

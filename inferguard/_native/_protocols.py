@@ -32,6 +32,38 @@ class FrameRows:
     status: npt.NDArray[np.uint8]
 
 
+@dataclass(frozen=True)
+class TalliedFrames:
+    """What a tallied scan call (`NativeFrameScanner.scan_tally`) leaves in Python: its rows
+    were folded in C, so only the (offset, length) of its malformed frames (for findings)
+    and of its last frame (for the resync decision)."""
+
+    malformed: list[tuple[int, int]]
+    last: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class TallyResult:
+    """A summary tally read back (`lct_tally_totals` and its columns; NaN: no value)."""
+
+    frames: int
+    malformed: int
+    records: int
+    nan_ts: int
+    neg_mono: int
+    decreases: int
+    mono_min: float
+    mono_max: float
+    mono_first: float
+    mono_last: float
+    wall_min: float
+    wall_max: float
+    counts: list[int]  # per op id (LCT_MAX_OPS entries)
+    keys: list[int]
+    keys_max: list[int]
+    special: dict[int, tuple[int, int, int]]  # row status -> (rows, keys, max keys), op-less rows
+
+
 class FrameScanner(Protocol):
     """Frames of a buffer -> rows, with qualnames interned in first-seen order (at most
     LCT_MAX_OPS of at most LCT_MAX_QUALNAME bytes). Contract: inferguard/lct/_frame.py."""

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 from inferguard._native import Backend, resolve_backend
 from inferguard._native._lct import NativeEventsDecoder, NativeFrameScanner
+from inferguard._native._protocols import TallyResult
 from inferguard.lct import _evrows, _scan
 from inferguard.lct import _frame as tf
 from inferguard.lct._codec import unwrap
@@ -38,6 +39,7 @@ from inferguard.lct._scan import (
     Finding,
     FindingLog,
     Source,
+    TallyKernel,
     find_next_record,
     make_kernel,
     scan_frames,
@@ -339,6 +341,15 @@ class TraceFile:
             if small is not None:
                 return small
         findings = FindingLog(MAX_FINDINGS)
+        if chosen == "native" and self.header.level != "events":
+            # Storage traces: rows folded in C as they are scanned (no numpy import).
+            tallying = TallyKernel()
+            for _ in scan_frames(self._src, self._records_start, tallying, findings,
+                                 self._window):
+                pass
+            return _SmallAggregate.from_tally(tallying.tally.read()).result(
+                self, chosen, tallying.names(), self._header_findings + findings,
+                findings.omitted, findings.omitted_skipped)
         chunks, kernel = self._chunks(chosen, findings)
         agg = _Aggregate(self.header.level == "events", chosen)
         for chunk in chunks:
@@ -477,7 +488,9 @@ class _Aggregate:
             # Upstream prints max(t_mono) over records (0 when there are none) as duration.
             duration_s=max(0.0, self.mono_max) if not math.isnan(self.mono_max) else 0.0,
             t_mono_first=_opt(self.mono_first), t_mono_last=_opt(self.mono_last),
-            wall_start=_opt(self.wall_min), wall_end=_opt(self.wall_max),
+            # + 0.0: a -0.0 and a 0.0 tie, and which of them a min/max keeps differs between
+            # numpy's vectorised reductions and a loop; both roads report 0.0.
+            wall_start=_opt(self.wall_min + 0.0), wall_end=_opt(self.wall_max + 0.0),
             records_per_second=(self.records / span) if span > 0 else None,
             keys_total=int(sum(self.keys)) + sum(self.special_keys.values()), ops=ops,
             events=self.events.result() if self.events is not None else None,
@@ -496,6 +509,20 @@ class _SmallAggregate(_Aggregate):
             self.counts += [0] * pad
             self.keys += [0] * pad
             self.keys_max += [0] * pad
+
+    @classmethod
+    def from_tally(cls, t: TallyResult) -> _SmallAggregate:
+        """The aggregate of a C summary tally (a storage trace's, so no events block)."""
+        agg = cls(False)
+        agg.counts, agg.keys, agg.keys_max = t.counts, t.keys, t.keys_max
+        for st, (n, k, m) in t.special.items():
+            agg.special[st], agg.special_keys[st], agg.special_max[st] = n, k, m
+        agg.frames, agg.malformed, agg.records = t.frames, t.malformed, t.records
+        agg.nan_ts, agg.neg_mono, agg.decreases = t.nan_ts, t.neg_mono, t.decreases
+        agg.mono_min, agg.mono_max = t.mono_min, t.mono_max
+        agg.mono_first, agg.mono_last = t.mono_first, t.mono_last
+        agg.wall_min, agg.wall_max = t.wall_min, t.wall_max
+        return agg
 
     def add_rows(self, rows: tf.Rows, nops: int, data: bytes, names: list[str]) -> None:
         self._grow(nops)

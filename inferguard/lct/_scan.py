@@ -24,8 +24,8 @@ if TYPE_CHECKING:
 
 from inferguard._files import open_regular_fd
 from inferguard._native import Backend
-from inferguard._native._lct import NativeFrameScanner
-from inferguard._native._protocols import FrameRows, FrameScanner
+from inferguard._native._lct import NativeFrameScanner, NativeTally
+from inferguard._native._protocols import FrameRows, FrameScanner, TalliedFrames
 from inferguard.lct import _frame as tf
 
 DEFAULT_WINDOW = 64 << 20
@@ -173,6 +173,31 @@ class Chunk:
     # Pure-Python scans of clean runs: the records' args bytes, already decoded once.
     args: tf.ArgsBlob | None = None
 
+    def malformed_frames(self) -> list[tuple[int, int]]:
+        """(offset, length) of the chunk's malformed frames."""
+        import numpy as np
+
+        bad = np.flatnonzero(self.status == tf.ROW_MALFORMED)
+        return list(zip(self.offset[bad].tolist(), self.length[bad].tolist(), strict=True))
+
+    def last_frame(self) -> tuple[int, int]:
+        return int(self.offset[-1]), int(self.length[-1])
+
+
+@dataclass(frozen=True)
+class TallyChunk:
+    """A chunk of a tallying kernel: its rows were folded into the kernel's tally in C, so
+    it keeps only what the walk needs (malformed frames, the last frame, the window)."""
+
+    frames: TalliedFrames
+    window: _Window
+
+    def malformed_frames(self) -> list[tuple[int, int]]:
+        return self.frames.malformed
+
+    def last_frame(self) -> tuple[int, int]:
+        return self.frames.last
+
 
 @dataclass(frozen=True)
 class PyFrameRows(FrameRows):
@@ -273,6 +298,33 @@ class Kernel:
                                 r.status, win, getattr(r, "args", None))
 
 
+class TallyKernel(Kernel):
+    """A native kernel that folds its rows into a summary tally (`NativeTally`) as it scans
+    and yields `TallyChunk`s: `trace info` without numpy. Forks tally apart; `adopt`
+    merges a proven second half's tally into this one, as `Kernel.adopt` re-maps rows."""
+
+    def __init__(self) -> None:
+        super().__init__("native")
+        self.tally = NativeTally()
+
+    def fork(self) -> TallyKernel:
+        return TallyKernel()
+
+    def adopt(self, chunks: list[Any], other: Kernel) -> list[Any]:
+        assert isinstance(other, TallyKernel)
+        mapping = [self._scanner.intern(n.encode("utf-8")) for n in other.names()]
+        self.tally.merge(other.tally, mapping)
+        return chunks
+
+    def scan(self, win: _Window, pos: int, limit: int | None = None
+             ) -> tuple[int, int, Any]:
+        scanner = self._scanner
+        assert isinstance(scanner, NativeFrameScanner)
+        stop, pos, r = scanner.scan_tally(win.buf, pos, win.base, CHUNK_ROWS, limit,
+                                          self.tally)
+        return stop, pos, None if r is None else TallyChunk(r, win)
+
+
 def make_kernel(backend: Backend, keys: bool = False) -> Kernel:
     """A kernel of the backend; `keys`: its chunks will go to key extraction."""
     return Kernel(backend, keys)
@@ -370,16 +422,13 @@ def _explain(body: bytes) -> str:
     return f"{d.reason} (body byte {d.at})" if d.at >= 0 else d.reason
 
 
-def _note_malformed(findings: list[Finding], chunk: Chunk) -> None:
+def _note_malformed(findings: list[Finding], chunk: Chunk | TallyChunk) -> None:
     """One finding per malformed frame of the chunk, explained while the log keeps them."""
-    import numpy as np
-
-    bad = np.flatnonzero(chunk.status == tf.ROW_MALFORMED)
-    for k, i in enumerate(bad):
+    bad = chunk.malformed_frames()
+    for k, (off, flen) in enumerate(bad):
         if isinstance(findings, FindingLog) and len(findings) >= findings.limit:
             findings.omitted += len(bad) - k
             return
-        off, flen = int(chunk.offset[i]), int(chunk.length[i])
         findings.append(Finding(
             "malformed_record", off, f"frame of {flen} bytes is not a decodable record: "
             f"{_explain(chunk.window.body(off, flen))}"))
@@ -426,7 +475,7 @@ def scan_frames(src: Source, start: int, kernel: Kernel,
                     # The frame after the malformed one is not a complete valid record in
                     # this window: decide with the whole file in view.
                     assert chunk is not None
-                    off, flen = int(chunk.offset[-1]), int(chunk.length[-1])
+                    off, flen = chunk.last_frame()
                     nxt = off + 4 + flen
                     if nxt == size or _frame_decodes(src, nxt):
                         continue
