@@ -324,3 +324,20 @@ def test_name_normalisation() -> None:
     assert [lmcache_flavour(n) for n in ("lmcache_mp_x", "lmcache_blend_y", "lmcache:z",
                                          "lmcache_w", "vllm:lmcache_mp_q", "lmcachex")] == [
         "lmcache_mp", "lmcache_blend", "lmcache:", "lmcache_", None, None]
+
+
+def test_unique_ids_is_numpy_unique_with_inverse() -> None:
+    """The sort-free unique of string ids (family facts' bucket and label sums) gives
+    np.unique's ids and inverse, empty input included."""
+    import numpy as np
+
+    from inferguard.prom._model import _unique_ids
+
+    rng = np.random.default_rng(5)
+    for size, n in ((1, 0), (1, 5), (40, 200), (5000, 3), (5000, 10000)):
+        a = rng.integers(0, size, n).astype(np.int64)
+        ids, inv = _unique_ids(a, size)
+        want_ids, want_inv = np.unique(a, return_inverse=True)
+        assert ids.tolist() == want_ids.tolist()
+        assert inv.tolist() == want_inv.reshape(-1).tolist()
+        assert (ids[inv] == a).all()

@@ -573,7 +573,7 @@ class Exposition:
                      lname: npt.NDArray[np.int64], lval: npt.NDArray[np.int64], le: int,
                      vals: npt.NDArray[np.float64], keep: int) -> list[tuple[float, float]]:
         samples, entry = self._first_entry(use, owner, lname, le)
-        ids, inv = np.unique(lval[entry], return_inverse=True)
+        ids, inv = _unique_ids(lval[entry], len(self._strs_raw))
         bound_of = np.array([_float_or_nan(self._str(i)) for i in ids.tolist()] or [0.0])
         bound = bound_of[inv.reshape(-1)] if len(ids) else np.zeros(0)
         ok = np.isfinite(bound)
@@ -586,7 +586,7 @@ class Exposition:
                           lname: npt.NDArray[np.int64], lval: npt.NDArray[np.int64],
                           label: int, vals: npt.NDArray[np.float64]) -> dict[str, float]:
         samples, entry = self._first_entry(use, owner, lname, label)
-        ids, inv = np.unique(lval[entry], return_inverse=True)
+        ids, inv = _unique_ids(lval[entry], len(self._strs_raw))
         sums = np.bincount(inv.reshape(-1), weights=vals[samples], minlength=len(ids))
         return {self._str(i): s for i, s in zip(ids.tolist(), sums.tolist(), strict=True)}
 
@@ -681,6 +681,16 @@ class Exposition:
             all_zero=[b.name for b in briefs if b.all_zero],
             no_samples=[b.name for b in briefs if b.samples == 0], lmcache=lm,
             problems=list(self.problems[:max_problems]), problem_count=len(self.problems))
+
+
+def _unique_ids(a: npt.NDArray[np.int64], size: int
+                ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """np.unique(a, return_inverse=True) for ids in [0, size) (string ids), by a presence
+    table instead of a sort: the sorted distinct ids and each element's index among them."""
+    seen = np.zeros(size, np.bool_)
+    seen[a] = True
+    rank = np.cumsum(seen) - 1
+    return np.flatnonzero(seen), rank[a]
 
 
 def _sorted_unique(a: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
