@@ -23,9 +23,8 @@
 #define ROWS 16
 
 typedef struct {
-    uint32_t cnt[14 * KEYS];
-    int64_t pend_lookup[KEYS], pend_reserve[KEYS], first_bucket[KEYS];
-    uint8_t flags[KEYS], survival[KEYS];
+    lct_keyrow rows[KEYS];
+    int64_t first_bucket[KEYS];
     int32_t cls[KEYS];
     uint8_t hll[5 * 16384];
     int64_t ex_off[LCT_FOLD_KINDS * LCT_FOLD_CLASSES * LCT_FOLD_EXAMPLES];
@@ -39,13 +38,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     lct_keystate ks;
     size_t at = 0;
     memset(&S, 0, sizeof S);
-    ks.cnt = S.cnt;
-    ks.pend_lookup = S.pend_lookup;
-    ks.pend_reserve = S.pend_reserve;
-    ks.flags = S.flags;
+    ks.rows = S.rows;
     ks.cls = S.cls;
     ks.first_bucket = S.first_bucket;
-    ks.survival = S.survival;
     ks.hll = NULL;
     ks.ex_off = S.ex_off;
     ks.ex_n = S.ex_n;

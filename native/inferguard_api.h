@@ -260,23 +260,31 @@ int lct_fptab_patch(lct_fptab *t, const uint8_t *src, size_t src_len, uint8_t *d
 /* ------------------------------------------------------------------------
  * The per-key fold of the trace analytics (lct_fold.c); its pure-Python twin is
  * inferguard/lct/_engine.py.  The caller owns every array: per-key state for
- * max_keys keys (cnt is 14 rows of max_keys counters), the HyperLogLog registers
- * (5 x 16384, NULL while exact), the examples (first LCT_FOLD_EXAMPLES offsets per
- * example kind and survival class) and the per-(class, role) row counts.
+ * max_keys keys (the hot part one lct_keyrow per key, so a key row's state is one or two
+ * cache lines; class and first bucket, set once per key, in columns), the HyperLogLog
+ * registers (5 x 16384, NULL while exact), the examples (first LCT_FOLD_EXAMPLES offsets
+ * per example kind and survival class) and the per-(class, role) row counts.
  * ------------------------------------------------------------------------ */
 
 #define LCT_FOLD_EXAMPLES 20
 #define LCT_FOLD_KINDS 7
 #define LCT_FOLD_CLASSES 66
+#define LCT_FOLD_COUNTERS 14
+
+/* numpy twin: _engine.KEYROW (a structured dtype; the glue checks every offset). */
+typedef struct {
+    int64_t pend_lookup;   /* pending offset + 1, 0: none */
+    int64_t pend_reserve;
+    uint32_t cnt[14];      /* LCT_FOLD_COUNTERS counters (C_* in lct_fold.c) */
+    uint8_t flags;
+    uint8_t survival;      /* survival class */
+    uint8_t pad[6];
+} lct_keyrow;
 
 typedef struct {
-    uint32_t *cnt;
-    int64_t *pend_lookup;  /* pending offset + 1, 0: none */
-    int64_t *pend_reserve;
-    uint8_t *flags;
+    lct_keyrow *rows;
     int32_t *cls;
     int64_t *first_bucket;
-    uint8_t *survival;
     uint8_t *hll;
     int64_t *ex_off;       /* LCT_FOLD_KINDS x LCT_FOLD_CLASSES x LCT_FOLD_EXAMPLES */
     uint8_t *ex_n;         /* LCT_FOLD_KINDS x LCT_FOLD_CLASSES */

@@ -21,6 +21,8 @@ enum {
     EX_UNSERVED_STORED, EX_UNSERVED_COLD, EX_UNFINISHED_STORED, EX_UNFINISHED_NEW,
     EX_FINISH_NO_RESERVE, EX_READ_NO_LOOKUP, EX_READ_UNSTORED
 };
+/* The counters above are the LCT_FOLD_COUNTERS of a key row (fails to compile if not). */
+typedef char lct_fold_nc_check[NC == LCT_FOLD_COUNTERS ? 1 : -1];
 #define F_PEND_LOOKUP_STORED 1u
 #define F_PEND_RESERVE_STORED 2u
 #define F_HAS_BUCKET 4u
@@ -86,25 +88,20 @@ static void example(lct_keystate *s, int kind, uint8_t cls, int64_t off) {
     s->ex_n[at] = (uint8_t)(n + 1);
 }
 
-static void bump(lct_keystate *s, int c, int kind, uint32_t id, int64_t off) {
-    s->cnt[(size_t)c * s->max_keys + id]++; /* unsigned: wraps like numpy's uint32 */
-    example(s, kind, s->survival[id], off);
+static void bump(lct_keystate *s, lct_keyrow *k, int c, int kind, int64_t off) {
+    k->cnt[c]++; /* unsigned: wraps like numpy's uint32 */
+    example(s, kind, k->survival, off);
 }
 
 /* The per-key state is far bigger than the caches and keys come in random order: ask
- * for a later row's state early, so the misses overlap (a hint only, no access). */
+ * for a later row's state early, so the misses overlap (a hint only, no access).  A key's
+ * row is 80 bytes: its first and last byte cover the one or two lines it spans. */
 #define PREFETCH 12
 static void prefetch_key(const lct_keystate *s, int32_t id) {
 #if defined(__GNUC__) || defined(__clang__)
     if (id < 0) return;
-    __builtin_prefetch(s->cnt + (size_t)C_RESERVE * s->max_keys + (size_t)id, 1);
-    __builtin_prefetch(s->cnt + (size_t)C_WRITE * s->max_keys + (size_t)id, 1);
-    __builtin_prefetch(s->cnt + (size_t)C_LOOKUP * s->max_keys + (size_t)id, 1);
-    __builtin_prefetch(s->cnt + (size_t)C_READ * s->max_keys + (size_t)id, 1);
-    __builtin_prefetch(s->pend_lookup + id, 1);
-    __builtin_prefetch(s->pend_reserve + id, 1);
-    __builtin_prefetch(s->flags + id, 1);
-    __builtin_prefetch(s->survival + id, 1);
+    __builtin_prefetch(s->rows + id, 1);
+    __builtin_prefetch((const char *)(s->rows + id) + sizeof(lct_keyrow) - 1, 1);
 #else
     (void)s;
     (void)id;
@@ -112,10 +109,7 @@ static void prefetch_key(const lct_keystate *s, int32_t id) {
 }
 
 int lct_fold_keys(lct_keystate *s, const lct_fold_piece *p) {
-    const size_t mk = s->max_keys;
-    uint32_t *w_cnt;
-    if (!s->cnt || !s->pend_lookup || !s->pend_reserve || !s->flags || !s->cls ||
-        !s->first_bucket || !s->survival || !s->ex_off || !s->ex_n || !s->class_roles ||
+    if (!s->rows || !s->cls || !s->first_bucket || !s->ex_off || !s->ex_n || !s->class_roles ||
         s->count > s->max_keys || p->before > s->count || s->level > 64)
         return -1;
     /* Validate every index first: a bad piece changes nothing. */
@@ -126,12 +120,12 @@ int lct_fold_keys(lct_keystate *s, const lct_fold_piece *p) {
         if (p->cls[i] < 0 || (uint32_t)p->cls[i] >= s->nclasses) return -3;
         if (p->ids[i] >= 0 && (uint32_t)p->ids[i] >= s->count) return -4;
     }
-    w_cnt = s->cnt + (size_t)C_WRITE * mk;
     for (size_t i = 0; i < p->n; i++) {
         int32_t r = p->row[i];
         if (i + PREFETCH < p->n) prefetch_key(s, p->ids[i + PREFETCH]);
         unsigned role = p->rrole[r];
         uint32_t id;
+        lct_keyrow *k;
         uint64_t fp = p->fp[i];
         int64_t off;
         int wb;
@@ -148,64 +142,64 @@ int lct_fold_keys(lct_keystate *s, const lct_fold_piece *p) {
         }
         if (p->ids[i] < 0) continue; /* not tracked (sampled out) */
         id = (uint32_t)p->ids[i];
-        if (id >= p->before && !(s->flags[id] & F_SEEN)) { /* a new key's first row */
+        k = s->rows + id;
+        if (id >= p->before && !(k->flags & F_SEEN)) { /* a new key's first row */
             int64_t b = p->tb[r];
-            s->survival[id] = (uint8_t)ctz64(fp);
+            k->survival = (uint8_t)ctz64(fp);
             s->cls[id] = p->cls[i];
             s->first_bucket[id] = b;
-            s->flags[id] |= (uint8_t)(F_SEEN | (b != NO_BUCKET ? F_HAS_BUCKET : 0));
+            k->flags |= (uint8_t)(F_SEEN | (b != NO_BUCKET ? F_HAS_BUCKET : 0));
         }
         if (role == R_EXIT || role == R_OTHER) continue;
         off = p->offset[r];
-        wb = w_cnt[id] > 0; /* written strictly before this row */
+        wb = k->cnt[C_WRITE] > 0; /* written strictly before this row */
         switch (role) {
         case R_RESERVE:
-            s->cnt[C_RESERVE * mk + id]++;
-            if (wb) s->cnt[C_RESERVE_STORED * mk + id]++;
-            if (s->pend_reserve[id]) { /* superseded before it finished */
-                if (s->flags[id] & F_PEND_RESERVE_STORED)
-                    bump(s, C_UNFINISHED_STORED, EX_UNFINISHED_STORED, id,
-                         s->pend_reserve[id] - 1);
+            k->cnt[C_RESERVE]++;
+            if (wb) k->cnt[C_RESERVE_STORED]++;
+            if (k->pend_reserve) { /* superseded before it finished */
+                if (k->flags & F_PEND_RESERVE_STORED)
+                    bump(s, k, C_UNFINISHED_STORED, EX_UNFINISHED_STORED, k->pend_reserve - 1);
                 else
-                    bump(s, C_UNFINISHED_NEW, EX_UNFINISHED_NEW, id, s->pend_reserve[id] - 1);
+                    bump(s, k, C_UNFINISHED_NEW, EX_UNFINISHED_NEW, k->pend_reserve - 1);
             }
-            s->pend_reserve[id] = off + 1;
-            s->flags[id] = (uint8_t)((s->flags[id] & ~F_PEND_RESERVE_STORED) |
-                                     (wb ? F_PEND_RESERVE_STORED : 0));
+            k->pend_reserve = off + 1;
+            k->flags = (uint8_t)((k->flags & ~F_PEND_RESERVE_STORED) |
+                                 (wb ? F_PEND_RESERVE_STORED : 0));
             break;
         case R_WRITE:
-            w_cnt[id]++;
-            if (s->pend_reserve[id]) s->pend_reserve[id] = 0;
-            else bump(s, C_FINISH_NO_RESERVE, EX_FINISH_NO_RESERVE, id, off);
-            s->flags[id] &= (uint8_t)~F_PEND_RESERVE_STORED;
+            k->cnt[C_WRITE]++;
+            if (k->pend_reserve) k->pend_reserve = 0;
+            else bump(s, k, C_FINISH_NO_RESERVE, EX_FINISH_NO_RESERVE, off);
+            k->flags &= (uint8_t)~F_PEND_RESERVE_STORED;
             break;
         case R_ABORT:
-            s->pend_reserve[id] = 0;
-            s->flags[id] &= (uint8_t)~F_PEND_RESERVE_STORED;
+            k->pend_reserve = 0;
+            k->flags &= (uint8_t)~F_PEND_RESERVE_STORED;
             break;
         case R_LOOKUP:
-            s->cnt[C_LOOKUP * mk + id]++;
-            if (wb) s->cnt[C_LOOKUP_STORED * mk + id]++;
-            if (s->pend_lookup[id]) { /* superseded before it was read */
-                if (s->flags[id] & F_PEND_LOOKUP_STORED)
-                    bump(s, C_UNSERVED_STORED, EX_UNSERVED_STORED, id, s->pend_lookup[id] - 1);
+            k->cnt[C_LOOKUP]++;
+            if (wb) k->cnt[C_LOOKUP_STORED]++;
+            if (k->pend_lookup) { /* superseded before it was read */
+                if (k->flags & F_PEND_LOOKUP_STORED)
+                    bump(s, k, C_UNSERVED_STORED, EX_UNSERVED_STORED, k->pend_lookup - 1);
                 else
-                    bump(s, C_UNSERVED_COLD, EX_UNSERVED_COLD, id, s->pend_lookup[id] - 1);
+                    bump(s, k, C_UNSERVED_COLD, EX_UNSERVED_COLD, k->pend_lookup - 1);
             }
-            s->pend_lookup[id] = off + 1;
-            s->flags[id] = (uint8_t)((s->flags[id] & ~F_PEND_LOOKUP_STORED) |
-                                     (wb ? F_PEND_LOOKUP_STORED : 0));
+            k->pend_lookup = off + 1;
+            k->flags = (uint8_t)((k->flags & ~F_PEND_LOOKUP_STORED) |
+                                 (wb ? F_PEND_LOOKUP_STORED : 0));
             break;
         case R_READ:
-            s->cnt[C_READ * mk + id]++;
-            if (wb) s->cnt[C_READ_STORED * mk + id]++;
-            else example(s, EX_READ_UNSTORED, s->survival[id], off);
-            if (s->pend_lookup[id]) s->pend_lookup[id] = 0;
-            else bump(s, C_READ_NO_LOOKUP, EX_READ_NO_LOOKUP, id, off);
-            s->flags[id] &= (uint8_t)~F_PEND_LOOKUP_STORED;
+            k->cnt[C_READ]++;
+            if (wb) k->cnt[C_READ_STORED]++;
+            else example(s, EX_READ_UNSTORED, k->survival, off);
+            if (k->pend_lookup) k->pend_lookup = 0;
+            else bump(s, k, C_READ_NO_LOOKUP, EX_READ_NO_LOOKUP, off);
+            k->flags &= (uint8_t)~F_PEND_LOOKUP_STORED;
             break;
         case R_ENTER:
-            s->cnt[C_ENTER * mk + id]++;
+            k->cnt[C_ENTER]++;
             break;
         default:
             break;

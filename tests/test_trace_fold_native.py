@@ -187,7 +187,7 @@ def test_fold_refuses_out_of_range_rows_ids_and_classes() -> None:
     off = np.array([10, 20], np.int64)
     tb = np.zeros(2, np.int64)
     classes = np.zeros((1, ts.NROLES), np.int64)
-    snapshot = [a.copy() for a in (keys.cnt, keys.pend_lookup, keys.pend_reserve, keys.flags)]
+    snapshot = [a.copy() for a in (keys.state, keys.cls, keys.first_bucket)]
 
     def fold(row: list[int], ids_: list[int], cls: list[int], rr: np.ndarray = roles) -> None:
         k = KeyRows(np.array(row, np.int32), fp, np.zeros(2, np.int32),
@@ -204,12 +204,11 @@ def test_fold_refuses_out_of_range_rows_ids_and_classes() -> None:
             fold(*bad)
     with pytest.raises(RuntimeError, match="inconsistent"):
         fold([0, 1], [0, 1], [0, 0], np.array([1, 8], np.uint8))  # role out of range
-    for a, b in zip(snapshot, (keys.cnt, keys.pend_lookup, keys.pend_reserve, keys.flags),
-                    strict=True):
+    for a, b in zip(snapshot, (keys.state, keys.cls, keys.first_bucket), strict=True):
         assert np.array_equal(a, b)
     assert not classes.any()
     fold([0, 1], [0, 1], [0, 0])  # the good piece goes in
-    assert keys.cnt[ts.C_RESERVE, 0] == 1 and keys.pend_lookup[1] == 21
+    assert keys.cnt[0, ts.C_RESERVE] == 1 and keys.pend_lookup[1] == 21
     assert classes[0, ts.ROLE_RESERVE] == 1 and classes[0, ts.ROLE_LOOKUP] == 1
 
 
@@ -250,3 +249,35 @@ def test_first_chunk_tap_equals_the_second_scan(lifecycle: Path, limit: int,
                 assert got == et.first_chunk_gaps(t, path), (path, backend)
                 gaps += got.gap_lookups if got is not None else 0
     assert gaps > 0 or limit < 50_000  # the 0.5.7rc2 null-block run has some
+
+
+@pytest.mark.parametrize("backend", ["python"] + (["native"] if native_available() else []))
+@pytest.mark.parametrize("block", [1 << 16, 7, 1])
+def test_raising_the_level_keeps_exactly_the_kept_keys_rows(
+        backend: str, block: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each kept key's whole state (its key row, class, first bucket) moves to its new id
+    (its rank among the kept), the rest is zeroed; the table gives the same new ids."""
+    monkeypatch.setattr(ts, "COMPACT_ROWS", block)
+    rng = np.random.default_rng(9)
+    n, cap = 700, 1000
+    keys = ts.Keys(backend, cap)  # type: ignore[arg-type]
+    fp = np.unique(rng.integers(1, 1 << 62, n, dtype=np.int64)).astype(np.uint64)
+    ids, full = keys.table.intern(fp, np.ones(len(fp), np.bool_))
+    assert not full and ids.tolist() == list(range(len(fp)))
+    raw = keys.state.view(np.uint8)
+    raw[:] = rng.integers(0, 256, raw.shape, dtype=np.uint8)
+    keys.cls[:] = rng.integers(0, 50, cap, dtype=np.int32)
+    keys.first_bucket[:] = rng.integers(-5, 1 << 40, cap, dtype=np.int64)
+    before = (keys.state.view(np.int64).reshape(cap, -1).copy(), keys.cls.copy(),
+              keys.first_bucket.copy())
+    keep = keys._raise_level()
+    kept = np.flatnonzero((fp & np.uint64(1)) == 0)  # level 1: the lowest bit clear
+    assert keep.tolist() == ((fp & np.uint64(1)) == 0).tolist()
+    k = len(kept)
+    after = (keys.state.view(np.int64).reshape(cap, -1), keys.cls, keys.first_bucket)
+    for a, b in zip(before, after, strict=True):
+        assert np.array_equal(b[:k], a[kept])
+        assert not b[k:len(fp)].any()
+        assert np.array_equal(b[len(fp):], a[len(fp):])  # never used: untouched
+    again, _ = keys.table.intern(fp[kept], np.ones(k, np.bool_))
+    assert again.tolist() == list(range(k))

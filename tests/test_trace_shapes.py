@@ -126,3 +126,22 @@ def test_sampled_results_do_not_depend_on_piece_boundaries(
     monkeypatch.setattr(_trace_scan, "CHUNK_ROWS", 997)
     monkeypatch.setattr(tk, "KEY_ROWS", 1009)
     assert _comparable(trace_stats(path, backend=backend, max_exact_keys=300)) == whole  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_sampling_compaction_in_blocks_equals_one_block(
+        shaped: tuple[str, Path, int], backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Raising the sampling level moves the kept keys' rows down a block at a time (the
+    # state is never copied whole); any block size must give the same results. Small
+    # pieces, so that levels rise after keys have state (in one big piece they would all
+    # rise before the first fold).
+    from inferguard.lct import _engine
+    from inferguard.lct import _keys as tk
+
+    _, path, _ = shaped
+    monkeypatch.setattr(_trace_scan, "CHUNK_ROWS", 997)
+    monkeypatch.setattr(tk, "KEY_ROWS", 1009)
+    whole = _comparable(trace_stats(path, backend=backend, max_exact_keys=300))  # type: ignore[arg-type]
+    assert not whole["keys"]["exact"]
+    monkeypatch.setattr(_engine, "COMPACT_ROWS", 7)
+    assert _comparable(trace_stats(path, backend=backend, max_exact_keys=300)) == whole  # type: ignore[arg-type]

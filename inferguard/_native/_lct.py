@@ -467,39 +467,38 @@ def _ptr(ffi: Any, ctype: str, a: Any) -> Any:
 
 
 class NativeKeyFold:
-    """`lct_fold_keys` over per-key arrays the caller owns (a `KeyFolder`); the examples
+    """`lct_fold_keys` over per-key state the caller owns (`_engine.Keys.state`, one
+    `lct_keyrow` per key, and the class and first-bucket columns; a `KeyFolder`); the examples
     (first offsets per kind and survival class) live here. Twin: `_engine.Keys.fold` and
     `Engine._piece`'s numpy steps."""
 
     KINDS, CLASSES, EXAMPLES = 7, 66, 20
 
-    def __init__(self, cnt: Any, pend_lookup: Any, pend_reserve: Any, flags: Any, cls: Any,
-                 first_bucket: Any, survival: Any) -> None:
+    def __init__(self, state: Any, cls: Any, first_bucket: Any) -> None:
         import numpy as np
 
         self._ffi, self._lib = _api()
-        lib = self._lib
+        ffi, lib = self._ffi, self._lib
         assert (int(lib.LCT_FOLD_KINDS), int(lib.LCT_FOLD_CLASSES),
                 int(lib.LCT_FOLD_EXAMPLES)) == (self.KINDS, self.CLASSES, self.EXAMPLES)
-        max_keys = len(flags)
-        for a, dt in ((pend_lookup, np.int64), (pend_reserve, np.int64), (flags, np.uint8),
-                      (cls, np.int32), (first_bucket, np.int64), (survival, np.uint8)):
+        max_keys = len(state)
+        layout = state.dtype.fields or {}
+        want = {f: ffi.offsetof("lct_keyrow", f) for f in
+                ("pend_lookup", "pend_reserve", "cnt", "flags", "survival")}
+        if (state.dtype.itemsize != ffi.sizeof("lct_keyrow") or not state.flags.c_contiguous
+                or any(f not in layout or layout[f][1] != off for f, off in want.items())
+                or layout["cnt"][0].shape != (int(lib.LCT_FOLD_COUNTERS),)):
+            raise ValueError("lct_fold: key rows not laid out as lct_keyrow")
+        for a, dt in ((cls, np.int32), (first_bucket, np.int64)):
             if a.dtype != dt or len(a) != max_keys:
                 raise ValueError("lct_fold: per-key array of the wrong type or size")
-        if cnt.dtype != np.uint32 or cnt.shape != (14, max_keys):
-            raise ValueError("lct_fold: counters of the wrong type or shape")
-        self._arrays = (cnt, pend_lookup, pend_reserve, flags, cls, first_bucket, survival)
+        self._arrays = (state, cls, first_bucket)
         self.ex_off = np.zeros((self.KINDS, self.CLASSES, self.EXAMPLES), np.int64)
         self.ex_n = np.zeros((self.KINDS, self.CLASSES), np.uint8)
-        ffi = self._ffi
         st = ffi.new("lct_keystate *")
-        st.cnt = _ptr(ffi, "uint32_t *", cnt)
-        st.pend_lookup = _ptr(ffi, "int64_t *", pend_lookup)
-        st.pend_reserve = _ptr(ffi, "int64_t *", pend_reserve)
-        st.flags = _ptr(ffi, "uint8_t *", flags)
+        st.rows = _ptr(ffi, "lct_keyrow *", state)
         st.cls = _ptr(ffi, "int32_t *", cls)
         st.first_bucket = _ptr(ffi, "int64_t *", first_bucket)
-        st.survival = _ptr(ffi, "uint8_t *", survival)
         st.ex_off = _ptr(ffi, "int64_t *", self.ex_off)
         st.ex_n = _ptr(ffi, "uint8_t *", self.ex_n)
         st.max_keys = max_keys

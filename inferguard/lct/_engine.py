@@ -64,6 +64,12 @@ C_UNSERVED_STORED, C_UNSERVED_COLD = 8, 9
 C_UNFINISHED_STORED, C_UNFINISHED_NEW = 10, 11
 C_FINISH_NO_RESERVE, C_READ_NO_LOOKUP = 12, 13
 NC = 14
+# The hot per-key state, one 80-byte row per key: what the C fold touches on every key row
+# (lct_keyrow in native/inferguard_api.h, offsets checked by the glue), so a key's row is
+# one or two cache lines instead of one line per counter.
+COMPACT_ROWS = 1 << 16  # rows moved at a time when the sampling level rises
+KEYROW = np.dtype([("pend_lookup", "<i8"), ("pend_reserve", "<i8"), ("cnt", "<u4", (NC,)),
+                   ("flags", "u1"), ("survival", "u1"), ("pad", "u1", (6,))])
 # (role, written-before) pairs -> counter, for the one-bincount count of every row.
 _ROLE_COUNTER = {ROLE_RESERVE: C_RESERVE, ROLE_WRITE: C_WRITE, ROLE_LOOKUP: C_LOOKUP,
                  ROLE_READ: C_READ, ROLE_ENTER: C_ENTER}
@@ -286,13 +292,14 @@ class Keys:
         self.max_keys = max_keys
         self.table: KeyTable = make_key_table(backend, max_keys)
         self.level = 0
-        self.cnt = np.zeros((NC, max_keys), np.uint32)  # one contiguous row per counter
-        self.pend_lookup = np.zeros(max_keys, np.int64)
-        self.pend_reserve = np.zeros(max_keys, np.int64)
-        self.flags = np.zeros(max_keys, np.uint8)
+        self.state = np.zeros(max_keys, KEYROW)  # the fields below are views of it
+        self.cnt: npt.NDArray[np.uint32] = self.state["cnt"]  # (max_keys, NC)
+        self.pend_lookup: npt.NDArray[np.int64] = self.state["pend_lookup"]
+        self.pend_reserve: npt.NDArray[np.int64] = self.state["pend_reserve"]
+        self.flags: npt.NDArray[np.uint8] = self.state["flags"]
+        self.survival: npt.NDArray[np.uint8] = self.state["survival"]  # survival_class
         self.cls = np.zeros(max_keys, np.int32)
         self.first_bucket = np.zeros(max_keys, np.int64)  # valid where F_HAS_BUCKET
-        self.survival = np.zeros(max_keys, np.uint8)  # survival_class of each key
         self.hll: list[HyperLogLog] | None = None  # all, written, looked up, read, reserved
         self.hll_reg: npt.NDArray[np.uint8] | None = None  # their registers, one array
         # The native backend folds pieces in C (lct_fold.c) over these same arrays; this
@@ -300,8 +307,7 @@ class Keys:
         self.native: NativeKeyFold | None = None
         if backend == "native":
             from inferguard._native._lct import NativeKeyFold
-            self.native = NativeKeyFold(self.cnt, self.pend_lookup, self.pend_reserve,
-                                        self.flags, self.cls, self.first_bucket, self.survival)
+            self.native = NativeKeyFold(self.state, self.cls, self.first_bucket)
         self.examples = {name: Examples() for name in (
             "unserved_stored", "unserved_cold", "unfinished_stored", "unfinished_new",
             "finish_no_reserve", "read_no_lookup", "read_unstored")}
@@ -312,7 +318,7 @@ class Keys:
 
     def counters(self) -> npt.NDArray[np.uint32]:
         """(tracked keys, NC) view of the per-key counters."""
-        view: npt.NDArray[np.uint32] = self.cnt[:, :self.count].T
+        view: npt.NDArray[np.uint32] = self.cnt[:self.count]
         return view
 
     def first_buckets(self) -> npt.NDArray[np.int64]:
@@ -350,11 +356,15 @@ class Keys:
         keep: npt.NDArray[np.bool_] = (fps & self._mask()) == 0
         idx = np.flatnonzero(keep)
         k = len(idx)
-        # Compact in place, one array at a time (no copy of the whole state); the kept
-        # ids are increasing, so taking them in order never reads an overwritten entry.
-        for a in (*self.cnt, self.pend_lookup, self.pend_reserve, self.flags, self.cls,
-                  self.first_bucket, self.survival):
-            a[:k] = a.take(idx)
+        # Compact in place, a block of rows at a time (no copy of the whole state): the
+        # kept ids are increasing (idx[j] >= j), so a block never reads a row that an
+        # earlier block overwrote.
+        step = COMPACT_ROWS
+        rows = self.state.view(np.int64).reshape(self.max_keys, -1)  # plain rows: fast takes
+        for a in (rows, self.cls, self.first_bucket):
+            for i in range(0, k, step):
+                j = idx[i:i + step]
+                a[i:i + len(j)] = a.take(j, axis=0)
             a[k:n] = 0
         self.table.rebuild(fps[idx], self.max_keys)
         return keep
@@ -410,14 +420,14 @@ class Keys:
         is_w = (r == ROLE_WRITE).astype(np.int64)
         cs = np.cumsum(is_w)
         before = cs - is_w - (cs[starts] - is_w[starts])[seg]
-        wb = (before > 0) | (cnt[C_WRITE][u] > 0)[seg]
+        wb = (before > 0) | (cnt[u, C_WRITE] > 0)[seg]
         # Every row counted once: per key, per (role, written-before).
         per = np.bincount(seg * (2 * NROLES) + r.astype(np.int64) * 2 + wb,
                           minlength=len(u) * 2 * NROLES).reshape(len(u), NROLES, 2)
         for ro, c in _ROLE_COUNTER.items():
-            cnt[c][u] += per[:, ro, :].sum(axis=1).astype(np.uint32)
+            cnt[u, c] += per[:, ro, :].sum(axis=1).astype(np.uint32)
         for ro, c in _STORED_COUNTER.items():
-            cnt[c][u] += per[:, ro, 1].astype(np.uint32)
+            cnt[u, c] += per[:, ro, 1].astype(np.uint32)
         unstored_reads = (r == ROLE_READ) & ~wb
         if unstored_reads.any():
             self.examples["read_unstored"].add(o[unstored_reads],
@@ -498,7 +508,7 @@ class Keys:
     def _bump(self, c: int, ids: npt.NDArray[np.int64], offsets: npt.NDArray[np.int64],
               example: str) -> None:
         if len(ids):
-            np.add.at(self.cnt[c], ids, np.uint32(1))  # same dtype: the fast path
+            np.add.at(self.cnt[:, c], ids, np.uint32(1))  # same dtype: the fast path
             self.examples[example].add(offsets, self.survival[ids])
 
     def finish(self) -> None:
