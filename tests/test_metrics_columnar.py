@@ -110,8 +110,8 @@ def _buckets(data: list[Any]) -> list[tuple[float, float]]:
             bound = float(le) if le is not None else math.inf
         except ValueError:
             continue
-        if math.isfinite(bound):
-            acc[bound] = acc.get(bound, 0.0) + s.value
+        if math.isfinite(bound):  # + 0.0: "-0" and "0" are one bucket, reported as 0.0
+            acc[bound + 0.0] = acc.get(bound + 0.0, 0.0) + s.value
     return sorted(acc.items())[:MAX_LABEL_VALUES]
 
 
@@ -176,6 +176,22 @@ def test_columnar_stats_on_edge_cases(backend: str) -> None:
     assert by["one"].label_totals == {"reason": {"a": 0.1 + 0.7, "b": 0.2}}
     assert by["two"].label_totals == {} and by["g"].label_totals == {}
     assert by["s"].total == 4.0
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_minus_zero_bound_and_a_zero_bound_are_one_bucket(backend: str) -> None:
+    """Whichever is written first, "-0" and "0" are one bucket reported as 0.0; "+Inf",
+    NaN and unparsable bounds are no bucket; the sums follow the samples' order."""
+    for first, second in (("-0", "0"), ("0", "-0"), ("-0.0", "-0")):
+        text = (f'# TYPE h histogram\nh_bucket{{le="{first}",m="a"}} 0.5\n'
+                f'h_bucket{{le="{second}",m="b"}} 0.25\nh_bucket{{le="0.5",m="a"}} 1\n'
+                'h_bucket{le="+Inf",m="a"} 2\nh_bucket{le="NaN",m="a"} 3\n'
+                'h_bucket{le="x",m="a"} 4\nh_count{m="a"} 2\n').encode()
+        exp = parse_text(text, backend=backend)  # type: ignore[arg-type]
+        got = {f.name: f for f in family_stats(exp)}["h"].buckets
+        assert [(math.copysign(1.0, b), b, s) for b, s in got] == [
+            (1.0, 0.0, 0.75), (1.0, 0.5, 1.0)], (first, second)
+        _check(exp)
 
 
 def test_the_oracle_sees_a_difference() -> None:

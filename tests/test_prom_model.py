@@ -341,3 +341,21 @@ def test_unique_ids_is_numpy_unique_with_inverse() -> None:
         assert ids.tolist() == want_ids.tolist()
         assert inv.tolist() == want_inv.reshape(-1).tolist()
         assert (ids[inv] == a).all()
+
+
+def test_distinct_pairs_is_the_sorted_unique_of_the_packed_pairs() -> None:
+    """The presence-table road and the sort road (taken when the table would be much
+    bigger than the input) give `_sorted_unique((name << 32) | value)`."""
+    import numpy as np
+
+    from inferguard.prom._model import _distinct_pairs, _sorted_unique
+
+    rng = np.random.default_rng(6)
+    for size, n, names in ((1, 0, 1), (3, 10, 2), (500, 300_000, 6), (100_000, 50, 40),
+                           (70_000, 200_000, 3)):
+        lname = rng.integers(0, min(names, size), n).astype(np.int64)
+        lname = rng.permutation(size)[:max(names, 1)][lname] if n else lname  # scattered ids
+        lval = rng.integers(0, size, n).astype(np.int64)
+        got = _distinct_pairs(lname, lval, size)
+        assert got.dtype == np.int64
+        assert got.tolist() == _sorted_unique((lname << 32) | lval).tolist()
