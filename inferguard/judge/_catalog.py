@@ -40,6 +40,7 @@ expected). `CAVEATS` are version-keyed counting caveats attached to the figures 
 
 from __future__ import annotations
 
+import functools
 from typing import Literal
 
 import msgspec
@@ -527,10 +528,12 @@ OTLP_SHUTDOWN_GONE: dict[str, str] = {
 LMCACHE_PREFIXES = ("lmcache_mp_", "lmcache_mp.", "lmcache:", "lmcache_", "lmcache.")
 
 
+@functools.cache
 def known_names() -> frozenset[str]:
     """Normalized names of every catalogued family and form, plus the `<name>_created`
     series prometheus_client's 0.0.4 text writes as a separate gauge family beside each
-    counter and histogram (companions of a known family, not families of their own)."""
+    counter and histogram (companions of a known family, not families of their own).
+    Computed once: the catalog is constant."""
     out: set[str] = set()
     for f in FAMILIES:
         for n in (f.name, *f.forms):

@@ -10,6 +10,7 @@ these to one key; `otel_to_prometheus` reproduces the exporter's naming.
 
 from __future__ import annotations
 
+import functools
 import re
 
 __all__ = ["lmcache_flavour", "names_match", "normalize_name", "otel_to_prometheus"]
@@ -42,6 +43,11 @@ def normalize_name(name: str) -> str:
     OpenMetrics family name and the underscore-escaped form all meet. `_created`, `_bucket`
     and the like are kept: they are different series.
     """
+    return _normalized(name)
+
+
+@functools.lru_cache(maxsize=1 << 14)  # a judgement normalises the same names many times
+def _normalized(name: str) -> str:
     key = _NON_NAME.sub("_", name)
     return key[:-6] if key.endswith("_total") else key
 
