@@ -156,6 +156,29 @@ def test_first_seen_matches_a_dict(seed: int) -> None:
     assert [tuple(x) for x in u[inv].tolist()] == [tuple(r) for r in rows]
 
 
+@pytest.mark.parametrize("cols", [1, 2, 4])
+@pytest.mark.parametrize("seed", range(4))
+def test_first_seen_of_small_codes_matches_a_dict(seed: int, cols: int) -> None:
+    """The packed road of `first_seen` (rows of small codes as one int64: name codes,
+    shared flags, incarnations) against a plain dict pass; the test above, with values at
+    both ends of int64, takes the row-wise road."""
+    import numpy as np
+
+    from inferguard.lct import _evrows
+
+    rng = random.Random(seed)
+    rows = [[rng.choice([-4, -3, -2, -1, 0, 1, 2, 40, 1 << 20]) for _ in range(cols)]
+            for _ in range(rng.randint(1, 80)) for _ in range(rng.randint(1, 3))]
+    keys = np.array(rows, np.int64).reshape(-1, cols)
+    seen: dict[tuple[int, ...], int] = {}
+    for i, r in enumerate(rows):
+        seen.setdefault(tuple(r), i)
+    u, first, inv = _evrows.first_seen(keys)
+    assert [tuple(x) for x in u.tolist()] == list(seen)
+    assert first.tolist() == list(seen.values())
+    assert [tuple(x) for x in u[inv].tolist()] == [tuple(r) for r in rows]
+
+
 def test_absent_tier_and_question_mark_share_one_list(monkeypatch: pytest.MonkeyPatch) -> None:
     """A batch without a tier and one with tier "?" are the same tier: their lifetimes go
     to one list in row order (which decimation depends on)."""
