@@ -68,7 +68,7 @@ class NativeFrameScanner:
              ) -> tuple[int, int, FrameRows | None]:
         import numpy as np
 
-        ffi, lib = self._ffi, self._lib
+        ffi = self._ffi
         o, ln = np.empty(capacity, np.int64), np.empty(capacity, np.uint32)
         tm, tw = np.empty(capacity, np.float64), np.empty(capacity, np.float64)
         op = np.empty(capacity, np.int32)
@@ -82,19 +82,23 @@ class NativeFrameScanner:
         cols.nkeys = ffi.cast("int32_t *", nk.ctypes.data)
         cols.status = ffi.cast("uint8_t *", st.ctypes.data)
         cols.capacity = capacity
-        cols.count = 0
-        cpos = ffi.new("size_t *", pos)
-        with ffi.from_buffer(buf) as cbuf:
-            stop = int(lib.lct_scan(cbuf, len(buf) if end is None else end, cpos, base,
-                                    self._interner, cols))
-        if stop < 0:
-            raise MemoryError("lct_scan: out of memory")
-        n = int(cols.count)
+        stop, pos, n = self._scan_into(cols, buf, pos, base, end)
         if n == 0:
-            return stop, int(cpos[0]), None
-        return stop, int(cpos[0]), FrameRows(o[:n], ln[:n], tm[:n], tw[:n], op[:n], nk[:n],
+            return stop, pos, None
+        return stop, pos, FrameRows(o[:n], ln[:n], tm[:n], tw[:n], op[:n], nk[:n],
                                              st[:n])
 
+    def _scan_into(self, cols: Any, buf: Any, pos: int, base: int, end: int | None
+                   ) -> tuple[int, int, int]:
+        """One `lct_scan` into `cols` (emptied first): (stop reason, new pos, rows)."""
+        cols.count = 0
+        cpos = self._ffi.new("size_t *", pos)
+        with self._ffi.from_buffer(buf) as cbuf:
+            stop = int(self._lib.lct_scan(cbuf, len(buf) if end is None else end, cpos, base,
+                                          self._interner, cols))
+        if stop < 0:
+            raise MemoryError("lct_scan: out of memory")
+        return stop, int(cpos[0]), int(cols.count)
 
     def scan_tally(self, buf: Any, pos: int, base: int, capacity: int, end: int | None,
                    tally: NativeTally) -> tuple[int, int, TalliedFrames | None]:
@@ -109,29 +113,22 @@ class NativeFrameScanner:
             (cols.offset, cols.length, cols.t_mono, cols.t_wall, cols.op, cols.nkeys,
              cols.status) = self._tally_bufs
             cols.capacity = capacity
-        cols.count = 0
-        cpos = ffi.new("size_t *", pos)
-        with ffi.from_buffer(buf) as cbuf:
-            stop = int(lib.lct_scan(cbuf, len(buf) if end is None else end, cpos, base,
-                                    self._interner, cols))
-        if stop < 0:
-            raise MemoryError("lct_scan: out of memory")
-        n = int(cols.count)
+        stop, pos, n = self._scan_into(cols, buf, pos, base, end)
         if n == 0:
-            return stop, int(cpos[0]), None
+            return stop, pos, None
         bad = int(lib.lct_tally_add(tally._t, cols))
         if bad < 0:
             raise ValueError("lct_tally_add: a row's op id is past the name table")
         o, ln, st, bad_row = cols.offset, cols.length, cols.status, lib.LCT_ROW_MALFORMED
         malformed = [] if bad == 0 else [
             (int(o[i]), int(ln[i])) for i in range(n) if st[i] == bad_row]
-        return stop, int(cpos[0]), TalliedFrames(malformed, (int(o[n - 1]), int(ln[n - 1])))
+        return stop, pos, TalliedFrames(malformed, (int(o[n - 1]), int(ln[n - 1])))
 
     def scan_lists(self, buf: bytes, pos: int, base: int, capacity: int,
                    rows: Any) -> tuple[int, int]:
         """`scan` into the Python lists of a `_frame.Rows` (no numpy: small traces, fast
         start-up); same rows, same stop reasons."""
-        ffi, lib = self._ffi, self._lib
+        ffi = self._ffi
         o, ln = ffi.new("int64_t[]", capacity), ffi.new("uint32_t[]", capacity)
         tm, tw = ffi.new("double[]", capacity), ffi.new("double[]", capacity)
         op, nk = ffi.new("int32_t[]", capacity), ffi.new("int32_t[]", capacity)
@@ -140,17 +137,11 @@ class NativeFrameScanner:
         cols.offset, cols.length, cols.t_mono, cols.t_wall = o, ln, tm, tw
         cols.op, cols.nkeys, cols.status = op, nk, st
         cols.capacity = capacity
-        cols.count = 0
-        cpos = ffi.new("size_t *", pos)
-        with ffi.from_buffer(buf) as cbuf:
-            stop = int(lib.lct_scan(cbuf, len(buf), cpos, base, self._interner, cols))
-        if stop < 0:
-            raise MemoryError("lct_scan: out of memory")
-        n = int(cols.count)
+        stop, pos, n = self._scan_into(cols, buf, pos, base, None)
         for dst, src in ((rows.offset, o), (rows.length, ln), (rows.t_mono, tm),
                          (rows.t_wall, tw), (rows.op, op), (rows.nkeys, nk), (rows.status, st)):
             dst += ffi.unpack(src, n)
-        return stop, int(cpos[0])
+        return stop, pos
 
 
 class NativeTally:
