@@ -232,6 +232,17 @@ CASES: dict[str, tuple[bytes, bool]] = {  # name: (args, decoded in C)
 }
 
 
+# Hex digits are read eight at a time: a non-digit at each place of a word, the bytes just
+# outside each digit range, every length around a word, mixed case.
+for _at in (0, 3, 7, 8, 15, 31, 56, 63):
+    for _c in ":@G`g/ ~":
+        _h = list("ab" * 32)
+        _h[_at] = _c
+        CASES[f"hex_{ord(_c):02x}_at_{_at}"] = (batch(entry(key(P("".join(_h))))), False)
+for _n in (2, 6, 8, 9, 15, 16, 17, 24, 400):
+    CASES[f"hex_len_{_n}"] = (batch(entry(key(P(("0123456789abcdefABCDEF" * 20)[:_n])))), True)
+
+
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_edge_case(name: str) -> None:
     args, in_c = CASES[name]
