@@ -154,13 +154,20 @@ def distinct_rows(head: npt.NDArray[np.int64], first: npt.NDArray[np.int64],
     return out.view(np.bool_)
 
 
+class FsumOverflow(ArithmeticError):
+    """A partial sum of `fsum` left the float range (where math.fsum raises)."""
+
+
 def fsum(values: npt.NDArray[np.float64]) -> float | None:
-    """math.fsum of finite `values` by fsum.c; None where math.fsum would raise (a partial
-    sum overflows) or the kernel refuses (a non-finite value): the caller decides then."""
+    """math.fsum of finite `values` by fsum.c; raises FsumOverflow where a partial sum
+    overflows (math.fsum's OverflowError: the caller rescales); None where the kernel
+    refuses (a non-finite value, or more partials than its bound): the caller's twin then."""
     mod = core()
     ffi: Any = mod.ffi
     lib: Any = mod.lib
     v = np.ascontiguousarray(values, np.float64)
     out = ffi.new("double *")
     rc = lib.ig_fsum(ffi.cast("double *", v.ctypes.data), len(v), out)
+    if rc == 1:
+        raise FsumOverflow("fsum: a partial sum overflows")
     return float(out[0]) if rc == 0 else None

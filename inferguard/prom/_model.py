@@ -216,14 +216,16 @@ def exact_sum(values: npt.NDArray[np.float64], backend: str = "python") -> float
     back, so a total past the range is +-inf instead of an abort; only then can values
     below ~1e-289 lose bits (the scaling makes them subnormal)."""
     if backend == "native":
-        from inferguard._native._prom import fsum
+        from inferguard._native._prom import FsumOverflow, fsum
 
-        got = fsum(values)
-        if got is not None:
-            return got
-        scaled = fsum(values / _SCALE)
-        if scaled is not None:
-            return scaled * _SCALE
+        for scale in (1.0, _SCALE):  # the second pass only after an overflow
+            try:
+                got = fsum(values / scale if scale != 1.0 else values)
+            except FsumOverflow:
+                continue
+            if got is None:
+                break  # refused (not expected for finite values): math.fsum decides
+            return got * scale
     try:
         return math.fsum(values.tolist())
     except OverflowError:
