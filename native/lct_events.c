@@ -266,27 +266,6 @@ static const uint8_t HEX1[256] = {
     ['8'] = 9, ['9'] = 10, ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15,
     ['f'] = 16, ['A'] = 11, ['B'] = 12, ['C'] = 13, ['D'] = 14, ['E'] = 15, ['F'] = 16};
 
-/* Eight hex digits at s (any case) as four bytes at out: 1, or 0 if any is not a hex digit.
- * A word at a time: per byte, below 0x80 and within '0'-'9', 'A'-'F' or 'a'-'f' (a byte
- * b < 0x80 plus 0x80 - lo has its high bit set iff b >= lo, and no carry crosses bytes);
- * the digit's value is its low nibble, plus 9 for a letter (bit 6 set). */
-static int hex8(const uint8_t *s, uint8_t *out) {
-    const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
-    uint64_t x = 0, digit, upper, lower, nib, pairs;
-    for (int j = 0; j < 8; j++) x |= (uint64_t)s[j] << (8 * j);
-    if (x & high) return 0;
-#define GE(c) (x + ones * (uint64_t)(0x80 - (c)))
-    digit = GE('0') & ~GE('9' + 1);
-    upper = GE('A') & ~GE('F' + 1);
-    lower = GE('a') & ~GE('f' + 1);
-#undef GE
-    if (((digit | upper | lower) & high) != high) return 0;
-    nib = (x & ones * 0x0f) + ((x >> 6) & ones) * 9;
-    pairs = ((nib & 0x00ff00ff00ff00ffULL) << 4) | ((nib >> 8) & 0x00ff00ff00ff00ffULL);
-    for (int k = 0; k < 4; k++) out[k] = (uint8_t)(pairs >> (16 * k));
-    return 1;
-}
-
 /* The context hash of the last key (consecutive keys share model, rank, group, salt). */
 typedef struct {
     int have;
@@ -361,9 +340,7 @@ static int read_key(const uint8_t **pp, const uint8_t *end, ctx_cache *cc, uint6
     {
         uint8_t bad = 0;
         size_t i;
-        for (i = 0; i + 8 <= hh.n; i += 8)
-            if (!hex8(hh.s + i, raw + i / 2)) return 0; /* bytes.fromhex decides */
-        for (; i + 1 < hh.n; i += 2) {
+        for (i = 0; i + 1 < hh.n; i += 2) {
             uint8_t a = HEX1[hh.s[i]], b = HEX1[hh.s[i + 1]];
             bad |= (uint8_t)(!a | !b);
             raw[i / 2] = (uint8_t)(((a - 1) & 0x0f) << 4 | ((b - 1) & 0x0f));
