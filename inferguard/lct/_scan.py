@@ -300,8 +300,9 @@ class Kernel:
 
 class TallyKernel(Kernel):
     """A native kernel that folds its rows into a summary tally (`NativeTally`) as it scans
-    and yields `TallyChunk`s: `trace info` without numpy. Forks tally apart; `adopt`
-    merges a proven second half's tally into this one, as `Kernel.adopt` re-maps rows."""
+    and yields `TallyChunk`s: `trace info` without numpy. A fork has its own tally;
+    `adopt` merges a proven second half's tally into this one, as `Kernel.adopt` re-maps
+    rows."""
 
     def __init__(self) -> None:
         super().__init__("native")
