@@ -2,7 +2,8 @@
  *
  * The first input byte picks the format (OpenMetrics or 0.0.4); the rest is text,
  * scanned with tiny row/label capacities so FULL/resume runs at every line.  The
- * number and UTF-8 helpers also get the raw bytes.  Built with ASan and UBSan. */
+ * number and UTF-8 helpers also get the raw bytes, and prom_brief (the metrics summary
+ * kernel) the rows of one full scan.  Built with ASan and UBSan. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,59 @@
 #include "prom.h"
 
 #define ROWS 4
+
+/* One full-capacity scan (room for every line, as the summary road sizes it; the ts,
+ * err_col and err columns left NULL), then prom_brief over its rows with a family and a
+ * role per name drawn from the name ids: every count must stay within the kept rows. */
+static void brief(const uint8_t *buf, size_t size, unsigned flags) {
+    size_t cap = size + 1, pos = 0;
+    int64_t line_no = 1;
+    prom_state *st = prom_state_new();
+    int64_t *line = malloc(cap * sizeof *line), *lf = malloc(cap * sizeof *lf),
+            *lc = malloc(cap * sizeof *lc), *ao = malloc(cap * sizeof *ao),
+            *al = malloc(cap * sizeof *al);
+    uint8_t *kind = malloc(cap);
+    int32_t *name = malloc(cap * sizeof *name), *ln = malloc(cap * sizeof *ln),
+            *lv = malloc(cap * sizeof *lv);
+    double *value = malloc(cap * sizeof *value);
+    if (!st || !line || !lf || !lc || !ao || !al || !kind || !name || !ln || !lv || !value)
+        abort();
+    prom_rows rows = {line, kind, name, lf, lc, value, NULL, ao, al, NULL, NULL, cap, 0};
+    prom_labels labels = {ln, lv, cap, 0};
+    if (prom_scan(buf, size, &pos, &line_no, flags, st, &rows, &labels) != PROM_STOP_END)
+        abort(); /* a line is at least one byte, a label at least one byte */
+    int64_t n_names = (int64_t)prom_state_count(st, PROM_NAMES);
+    int64_t n_strs = (int64_t)prom_state_count(st, PROM_STRS);
+    int32_t *fam_of = malloc((size_t)(n_names + 1) * sizeof *fam_of);
+    uint8_t *role_of = malloc((size_t)(n_names + 1));
+    int64_t n_fams = 3, samples[3], zeros[3], series[3];
+    uint8_t *used = malloc((size_t)(n_strs + 1));
+    if (!fam_of || !role_of || !used) abort();
+    for (int64_t i = 0; i < n_names; i++) {
+        fam_of[i] = (int32_t)(i % 4) - 1;
+        role_of[i] = (uint8_t)(i % 3);
+    }
+    prom_brief_in in = {kind, name, lf, lc, value, (int64_t)rows.count, ln, lv,
+                        (int64_t)labels.count, fam_of, role_of, n_names,
+                        n_strs > 0 ? 0 : -1, n_strs > 1 ? 1 : -1, n_strs, n_fams};
+    prom_brief_out out = {samples, zeros, series, used, 0, 0};
+    int rc = prom_brief(&in, &out);
+    if (rc == -1) abort(); /* the scan's own ids are always in range */
+    if (rc == 0) {
+        int64_t total = 0;
+        for (int i = 0; i < 3; i++) {
+            if (zeros[i] > samples[i] || series[i] > samples[i] || series[i] < 0) abort();
+            total += samples[i];
+        }
+        if (total != out.kept || out.unbound > out.kept) abort();
+    }
+    free(fam_of);
+    free(role_of);
+    free(used);
+    free(line); free(lf); free(lc); free(ao); free(al); free(kind); free(name);
+    free(ln); free(lv); free(value);
+    prom_state_free(st);
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     unsigned flags;
@@ -91,6 +145,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     prom_state_free(st);
     free(lname);
     free(lvalue);
+    brief(buf, size, flags);
     free(buf);
     return 0;
 }

@@ -372,11 +372,11 @@ typedef struct {
     int64_t *lab_first; /* index of the row's first label in prom_labels */
     int64_t *lab_count;
     double *value;
-    double *ts;         /* NaN when absent (the grammar admits no NaN timestamp) */
+    double *ts;         /* NaN when absent (the grammar admits no NaN timestamp); may be NULL */
     int64_t *aux_off;   /* absolute offset of the auxiliary span */
     int64_t *aux_len;
-    int64_t *err_col;   /* 1-based byte column of the error, 0 if none */
-    uint8_t *err;       /* PROM_E_* */
+    int64_t *err_col;   /* 1-based byte column of the error, 0 if none; may be NULL */
+    uint8_t *err;       /* PROM_E_*; may be NULL (ts, err_col, err: not written then) */
     size_t capacity;
     size_t count;
 } prom_rows;
@@ -415,6 +415,43 @@ int prom_parse_number(const uint8_t *s, size_t n, int specials, double *out);
 /* -1 if s[0..n) is valid UTF-8 (as CPython decodes it), else the offset of the
  * first byte of the first invalid sequence. */
 int64_t prom_utf8_error(const uint8_t *s, size_t n);
+
+/* prom_brief.c: what a metrics summary needs of prom_scan()'s rows [0, n_rows) (one call's
+ * rows with their labels; an OpenMetrics caller passes the rows before `# EOF`).  A SAMPLE
+ * row is kept when fam_of[its name] >= 0; per kept family: samples, samples == 0, distinct
+ * series (name + label multiset).  A kept sample whose name has role 1 (histogram bucket)
+ * or 2 (summary quantile) needs a label le_id / quantile_id (-1: no such string): its value
+ * id is marked in bound_used, or the row counts in `unbound`.  Returns 0, -1 for an id or
+ * range out of bounds (outputs then undefined), -2 when memory runs out. */
+typedef struct {
+    const uint8_t *kind;
+    const int32_t *name;
+    const int64_t *lab_first;
+    const int64_t *lab_count;
+    const double *value;
+    int64_t n_rows;
+    const int32_t *lab_name;
+    const int32_t *lab_value;
+    int64_t n_labels;
+    const int32_t *fam_of;  /* per name id: family index, or -1 */
+    const uint8_t *role_of; /* per name id: 0, 1 bucket, 2 quantile */
+    int64_t n_names;
+    int32_t le_id;
+    int32_t quantile_id;
+    int64_t n_strs;
+    int64_t n_fams;
+} prom_brief_in;
+
+typedef struct {
+    int64_t *samples;     /* n_fams */
+    int64_t *zeros;       /* n_fams */
+    int64_t *series;      /* n_fams */
+    uint8_t *bound_used;  /* n_strs */
+    int64_t kept;
+    int64_t unbound;
+} prom_brief_out;
+
+int prom_brief(const prom_brief_in *in, prom_brief_out *out);
 
 /* fsum.c: *out = the correctly rounded sum of x[0..n) (math.fsum's result).  Returns 0;
  * 1 if a partial sum overflows (math.fsum raises: the caller rescales); -1 for a non-finite

@@ -726,21 +726,21 @@ int prom_scan(const uint8_t *buf, size_t len, size_t *pos, int64_t *line, unsign
             rows->name[r] = -1;
             rows->lab_count[r] = 0;
             rows->value[r] = 0.0;
-            rows->ts[r] = NAN;
             rows->aux_off[r] = 0;
             rows->aux_len[r] = 0;
-            rows->err_col[r] = (int64_t)o.err_at + 1;
-            rows->err[r] = o.err;
+            if (rows->ts) rows->ts[r] = NAN;
+            if (rows->err_col) rows->err_col[r] = (int64_t)o.err_at + 1;
+            if (rows->err) rows->err[r] = o.err;
         } else {
             rows->kind[r] = o.kind;
             rows->name[r] = o.name;
             rows->lab_count[r] = o.lab_count;
             rows->value[r] = o.value;
-            rows->ts[r] = o.ts;
             rows->aux_off[r] = o.aux_len ? (int64_t)(p + o.aux_off) : 0;
             rows->aux_len[r] = (int64_t)o.aux_len;
-            rows->err_col[r] = 0;
-            rows->err[r] = PROM_E_NONE;
+            if (rows->ts) rows->ts[r] = o.ts;
+            if (rows->err_col) rows->err_col[r] = 0;
+            if (rows->err) rows->err[r] = PROM_E_NONE;
             labels->count += (size_t)o.lab_count;
             if (o.kind == PROM_K_SAMPLE && st->in[PROM_NAMES].extra[o.name] < 0)
                 st->in[PROM_NAMES].extra[o.name] = st->rows_written;

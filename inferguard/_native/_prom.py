@@ -1,24 +1,32 @@
-"""Glue to native/prom.c: the Prometheus / OpenMetrics tokeniser as one typed function.
+"""Glue to native/prom.c: the Prometheus / OpenMetrics tokeniser as typed functions.
 
 The only module that touches the cffi objects of the prom_* API; `tokenize` implements
-the `Tokenizer` protocol, like `inferguard.prom._tokens.tokenize_python`.
+the `Tokenizer` protocol, like `inferguard.prom._tokens.tokenize_python`. `tokenize_rows`
+and `brief` are the metrics summary's road without numpy (imported here only inside the
+functions that return numpy arrays).
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-import numpy as np
-import numpy.typing as npt
+import mmap
+from typing import TYPE_CHECKING, Any
 
 from inferguard._native import core
-from inferguard._native._protocols import TokenStream
+from inferguard._native._protocols import TokenRows, TokenStream
 
-_ROW_COLUMNS = (("line", np.int64), ("kind", np.uint8), ("name", np.int32),
-                ("lab_first", np.int64), ("lab_count", np.int64), ("value", np.float64),
-                ("ts", np.float64), ("aux_off", np.int64), ("aux_len", np.int64),
-                ("err_col", np.int64), ("err", np.uint8))
-_CTYPE = {"q": "int64_t", "l": "int64_t", "B": "uint8_t", "i": "int32_t", "d": "double"}
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+_ROWS_MAX_BYTES = 256 << 20
+_UNUSED = ("ts", "err_col", "err")  # what the summary road never reads
+# prom_rows columns: name, C type, numpy dtype
+_ROW_COLUMNS = (("line", "int64_t", "int64"), ("kind", "uint8_t", "uint8"),
+                ("name", "int32_t", "int32"), ("lab_first", "int64_t", "int64"),
+                ("lab_count", "int64_t", "int64"), ("value", "double", "float64"),
+                ("ts", "double", "float64"), ("aux_off", "int64_t", "int64"),
+                ("aux_len", "int64_t", "int64"), ("err_col", "int64_t", "int64"),
+                ("err", "uint8_t", "uint8"))
 
 
 def tokenize(data: bytes, om: bool, chunk_rows: int | None = None,
@@ -26,6 +34,8 @@ def tokenize(data: bytes, om: bool, chunk_rows: int | None = None,
     """Tokenise with prom.c. The first call is sized from the input (rows: its newlines;
     labels: one per 5 bytes at most) so it normally does everything; `chunk_rows` and
     `chunk_labels` cap the capacities, which tests use to exercise the resume path."""
+    import numpy as np
+
     mod = core()
     ffi: Any = mod.ffi
     lib: Any = mod.lib
@@ -46,10 +56,10 @@ def tokenize(data: bytes, om: bool, chunk_rows: int | None = None,
     labs_before = 0
     with ffi.from_buffer(data) as buf:
         while True:
-            cols = {k: np.empty(cap_rows, t) for k, t in _ROW_COLUMNS}
+            cols = {k: np.empty(cap_rows, t) for k, _, t in _ROW_COLUMNS}
             rows = ffi.new("prom_rows *")
-            for key, arr in cols.items():
-                setattr(rows, key, ffi.cast(_CTYPE[arr.dtype.char] + " *", arr.ctypes.data))
+            for key, ctype, _ in _ROW_COLUMNS:
+                setattr(rows, key, ffi.cast(ctype + " *", cols[key].ctypes.data))
             rows.capacity = cap_rows
             lnames = np.empty(cap_labs, np.int32)
             lvalues = np.empty(cap_labs, np.int32)
@@ -81,25 +91,112 @@ def tokenize(data: bytes, om: bool, chunk_rows: int | None = None,
     if len(parts) == 1:
         cat, (lab_name, lab_value) = parts[0], lab_parts[0]
     else:
-        cat = {k: np.concatenate([p[k] for p in parts]) for k, _ in _ROW_COLUMNS}
+        cat = {k: np.concatenate([p[k] for p in parts]) for k, _, _ in _ROW_COLUMNS}
         lab_name = np.concatenate([p[0] for p in lab_parts])
         lab_value = np.concatenate([p[1] for p in lab_parts])
     names, first_row = _export(ffi, lib, st, lib.PROM_NAMES, first_rows=True)
     strs, _ = _export(ffi, lib, st, lib.PROM_STRS)
-    aux_off = cat["aux_off"]
     aux_len = cat["aux_len"]
+    return TokenStream(
+        om, cat["line"], cat["kind"], cat["name"], cat["lab_first"], cat["lab_count"],
+        cat["value"], cat["ts"], aux_len, cat["err_col"], cat["err"], lab_name, lab_value,
+        names, np.array(first_row, np.int64), strs, _aux_reader(data, cat["aux_off"], aux_len))
+
+
+def _aux_reader(data: bytes | mmap.mmap, aux_off: Any, aux_len: Any) -> Any:
+    """A row's auxiliary span and its 1-based column (offsets in any int-indexable column)."""
 
     def aux(row: int) -> tuple[bytes, int]:
         off = int(aux_off[row])
         return data[off:off + int(aux_len[row])], off - _line_start(data, off) + 1
 
-    return TokenStream(
-        om, cat["line"], cat["kind"], cat["name"], cat["lab_first"], cat["lab_count"],
-        cat["value"], cat["ts"], aux_len, cat["err_col"], cat["err"], lab_name, lab_value,
-        names, first_row, strs, aux)
+    return aux
 
 
-def _line_start(data: bytes, off: int) -> int:
+def tokenize_rows(data: bytes | mmap.mmap, om: bool) -> TokenRows | None:
+    """Tokenise with prom.c into cffi columns, without numpy, in one prom_scan call with
+    room for a line per 16 bytes and a label per 5 (columns are not cleared: only the
+    pages written cost). None if that call did not reach the end (lines shorter than
+    that on average) or the text is over 256 MiB: then the general road, `tokenize`."""
+    if len(data) > _ROWS_MAX_BYTES:
+        return None
+    mod = core()
+    ffi: Any = mod.ffi
+    lib: Any = mod.lib
+    new = ffi.new_allocator(should_clear_after_alloc=False)
+    st = ffi.gc(lib.prom_state_new(), lib.prom_state_free)
+    if st == ffi.NULL:
+        raise MemoryError("prom_state_new failed")
+    cap_rows = len(data) // 16 + 64
+    cap_labs = len(data) // 5 + 1
+    rows = ffi.new("prom_rows *")  # ts, err_col, err stay NULL: not needed, not written
+    cols = {key: new(ctype + "[]", cap_rows) for key, ctype, _ in _ROW_COLUMNS
+            if key not in _UNUSED}
+    for key, col in cols.items():
+        setattr(rows, key, col)
+    rows.capacity = cap_rows
+    labs = ffi.new("prom_labels *")
+    lab_name = new("int32_t[]", cap_labs)
+    lab_value = new("int32_t[]", cap_labs)
+    labs.name, labs.value, labs.capacity = lab_name, lab_value, cap_labs
+    pos = ffi.new("size_t *", 0)
+    line = ffi.new("int64_t *", 1)
+    with ffi.from_buffer(data) as buf:
+        rc = lib.prom_scan(buf, len(data), pos, line, lib.PROM_OPENMETRICS if om else 0, st,
+                           rows, labs)
+    if rc < 0:
+        raise MemoryError("prom_scan: out of memory")
+    if rc != lib.PROM_STOP_END:
+        return None
+    n = int(rows.count)
+    names, first_row = _export(ffi, lib, st, lib.PROM_NAMES, first_rows=True)
+    strs, _ = _export(ffi, lib, st, lib.PROM_STRS)
+    return TokenRows(
+        om=om, count=n, labels=int(labs.count), kinds=bytes(ffi.buffer(cols["kind"], n)),
+        line=cols["line"], name=cols["name"], aux_len=cols["aux_len"], names=names,
+        first_row=first_row, strs=strs, _aux=_aux_reader(data, cols["aux_off"], cols["aux_len"]),
+        handle=(cols, lab_name, lab_value))
+
+
+def brief(rows: TokenRows, n_rows: int, fam_of: list[int], role_of: list[int],
+          le_id: int, quantile_id: int, n_fams: int) -> tuple[
+              list[int], list[int], list[int], list[int], int, int]:
+    """prom_brief.c over `rows` [0, n_rows): per family (samples, zeros, series), the string
+    ids used as bucket / quantile bounds, the kept samples and the bound-less ones."""
+    mod = core()
+    ffi: Any = mod.ffi
+    lib: Any = mod.lib
+    cols, lab_name, lab_value = rows.handle
+    n_strs = len(rows.strs)
+    src = ffi.new("prom_brief_in *")
+    src.kind, src.name, src.value = cols["kind"], cols["name"], cols["value"]
+    src.lab_first, src.lab_count = cols["lab_first"], cols["lab_count"]
+    src.n_rows = n_rows
+    src.lab_name, src.lab_value, src.n_labels = lab_name, lab_value, rows.labels
+    fam = ffi.new("int32_t[]", fam_of)
+    role = ffi.new("uint8_t[]", role_of)
+    src.fam_of, src.role_of, src.n_names = fam, role, len(fam_of)
+    src.le_id, src.quantile_id, src.n_strs, src.n_fams = le_id, quantile_id, n_strs, n_fams
+    dst = ffi.new("prom_brief_out *")
+    samples, zeros, series = (ffi.new("int64_t[]", max(n_fams, 1)) for _ in range(3))
+    used = ffi.new("uint8_t[]", max(n_strs, 1))
+    dst.samples, dst.zeros, dst.series, dst.bound_used = samples, zeros, series, used
+    rc = lib.prom_brief(src, dst)
+    if rc == -2:
+        raise MemoryError("prom_brief: out of memory")
+    if rc != 0:
+        raise ValueError("prom_brief: a name, family or label id out of range")
+    used_bytes = bytes(ffi.buffer(used, n_strs))
+    bound_ids: list[int] = []
+    at = used_bytes.find(1)
+    while at >= 0:
+        bound_ids.append(at)
+        at = used_bytes.find(1, at + 1)
+    return (list(samples[0:n_fams]), list(zeros[0:n_fams]), list(series[0:n_fams]),
+            bound_ids, int(dst.kept), int(dst.unbound))
+
+
+def _line_start(data: bytes | mmap.mmap, off: int) -> int:
     """Offset of the start of the line holding `off` (searching back in growing steps)."""
     step = 256
     while True:
@@ -113,21 +210,22 @@ def _line_start(data: bytes, off: int) -> int:
 
 
 def _export(ffi: Any, lib: Any, st: Any, which: int,
-            first_rows: bool = False) -> tuple[list[bytes], npt.NDArray[np.int64]]:
-    """Interner `which` of the state as a list of bytes (by id), and the first-row column."""
+            first_rows: bool = False) -> tuple[list[bytes], list[int]]:
+    """Interner `which` of the state as a list of bytes (by id), and the first-row column
+    (empty unless `first_rows`)."""
     count = int(lib.prom_state_count(st, which))
     size = int(lib.prom_state_bytes(st, which))
     raw = bytearray(size)
-    off = np.empty(count, np.int64)
-    ln = np.empty(count, np.int64)
-    lib.prom_state_export(
-        st, which, ffi.from_buffer(raw) if size else ffi.NULL,
-        ffi.cast("int64_t *", off.ctypes.data), ffi.cast("int64_t *", ln.ctypes.data))
+    off = ffi.new("int64_t[]", max(count, 1))
+    ln = ffi.new("int64_t[]", max(count, 1))
+    lib.prom_state_export(st, which, ffi.from_buffer(raw) if size else ffi.NULL, off, ln)
     blob = bytes(raw)
-    out = [blob[o:o + n] for o, n in zip(off.tolist(), ln.tolist(), strict=True)]
-    fr = np.empty(count, np.int64)
+    out = [blob[o:o + n] for o, n in zip(off[0:count], ln[0:count], strict=True)]
+    fr: list[int] = []
     if first_rows and count:
-        lib.prom_state_first_rows(st, ffi.cast("int64_t *", fr.ctypes.data))
+        got = ffi.new("int64_t[]", count)
+        lib.prom_state_first_rows(st, got)
+        fr = list(got)
     return out, fr
 
 
@@ -136,6 +234,8 @@ def distinct_rows(head: npt.NDArray[np.int64], first: npt.NDArray[np.int64],
                   sort_items: bool) -> npt.NDArray[np.bool_]:
     """True at the first row of each distinct (head[i], items[first[i]:first[i]+count[i]])
     (with `sort_items`, the items compared as a sorted multiset), by distinct.c."""
+    import numpy as np
+
     mod = core()
     ffi: Any = mod.ffi
     lib: Any = mod.lib
@@ -162,6 +262,8 @@ def fsum(values: npt.NDArray[np.float64]) -> float | None:
     """math.fsum of finite `values` by fsum.c; raises FsumOverflow where a partial sum
     overflows (math.fsum's OverflowError: the caller rescales); None where the kernel
     refuses (a non-finite value, or more partials than its bound): the caller's twin then."""
+    import numpy as np
+
     mod = core()
     ffi: Any = mod.ffi
     lib: Any = mod.lib

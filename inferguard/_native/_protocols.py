@@ -231,6 +231,31 @@ class TokenStream:
         return self._aux(row) if self.aux_len[row] else (b"", 1)
 
 
+@dataclass(frozen=True)
+class TokenRows:
+    """prom_scan()'s rows of one buffer left in cffi columns (no numpy), for the metrics
+    summary's road (`_native._prom.tokenize_rows` / `brief`): the row kinds as bytes, the
+    columns the family rules read by index, the interners, and `handle` (the cffi columns,
+    opaque outside the glue)."""
+
+    om: bool
+    count: int
+    labels: int
+    kinds: bytes
+    line: Any
+    name: Any
+    aux_len: Any
+    names: list[bytes]
+    first_row: list[int]
+    strs: list[bytes]
+    _aux: Callable[[int], tuple[bytes, int]] = field(repr=False)
+    handle: Any = field(repr=False)
+
+    def aux_at(self, row: int) -> tuple[bytes, int]:
+        """The auxiliary bytes of `row` and the 1-based byte column where they start."""
+        return self._aux(row) if self.aux_len[row] else (b"", 1)
+
+
 class Tokenizer(Protocol):
     """Prometheus / OpenMetrics text -> TokenStream. Contract: inferguard/prom/_tokens.py."""
 

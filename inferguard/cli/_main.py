@@ -39,7 +39,7 @@ from inferguard.cli._common import safe as _safe
 
 if _TYPE_CHECKING:
     from inferguard.lct._file import TraceSummary
-    from inferguard.prom._model import MetricsSummary
+    from inferguard.prom._summary import MetricsSummary
 
 
 _LABEL = 28
@@ -188,7 +188,7 @@ def render_metrics_summary(s: MetricsSummary) -> str:
 def _text_metrics(path: str) -> MetricsSummary:
     """summarize_metrics, refusing binary content (a NUL byte) up front."""
     from inferguard.evidence._source import InputError, binary_offset
-    from inferguard.prom._model import summarize_metrics
+    from inferguard.prom._brief import summarize_metrics
 
     at = binary_offset(path)
     if at is not None:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from inferguard import _lazy
 
 if TYPE_CHECKING:
+    from inferguard.prom._brief import summarize_metrics
     from inferguard.prom._model import (
         Exemplar,
         Exposition,
@@ -23,7 +24,6 @@ if TYPE_CHECKING:
         parse_file,
         parse_text,
         stack_series,
-        summarize_metrics,
     )
     from inferguard.prom._names import normalize_name, otel_to_prometheus
 
@@ -58,7 +58,7 @@ _WHERE: dict[str, str] = {
     "parse_file": "._model",
     "parse_text": "._model",
     "stack_series": "._model",
-    "summarize_metrics": "._model",
+    "summarize_metrics": "._brief",
 }
 
 

@@ -34,7 +34,6 @@ monotonicity, `_count` equal to the `+Inf` bucket, negative counters, duplicate 
 
 from __future__ import annotations
 
-import heapq
 import math
 import os
 import re
@@ -50,6 +49,23 @@ from inferguard._files import open_regular_fd
 from inferguard._native import Backend, resolve_backend
 from inferguard.prom import _tokens as pt
 from inferguard.prom._names import lmcache_flavour, names_match, normalize_name, otel_to_prometheus
+from inferguard.prom._rules import (
+    _ESCAPE,
+    _UNESCAPE,
+    FamilyRules,
+    Format,
+    ParseProblem,
+    PromParseError,
+    _Fam,
+    _unescape_bytes,
+    detect_format,
+)
+from inferguard.prom._summary import (
+    SUMMARY_SCHEMA,
+    FamilyBrief,
+    MetricsSummary,
+    assemble_summary,
+)
 
 __all__ = [
     "SUMMARY_SCHEMA",
@@ -70,55 +86,12 @@ __all__ = [
     "parse_file",
     "parse_text",
     "stack_series",
-    "summarize_metrics",
 ]
 
-SUMMARY_SCHEMA = "inferguard.metrics_summary/1"
-Format = Literal["prometheus", "openmetrics"]
 Labels = tuple[tuple[str, str], ...]
 SeriesKey = tuple[str, Labels]
 
-PROM_TYPES = ("counter", "gauge", "histogram", "summary", "untyped")
-OM_TYPES = ("counter", "gauge", "histogram", "gaugehistogram", "stateset", "info", "summary",
-            "unknown")
-# Sample-name suffixes each family type owns ("" = the family name itself).
-_PROM_SUFFIXES = {"counter": ("",), "gauge": ("",), "untyped": ("",),
-                  "summary": ("", "_sum", "_count", "_created"),
-                  "histogram": ("_bucket", "_sum", "_count", "_created")}
-_OM_SUFFIXES = {"counter": ("_total", "_created"), "gauge": ("",), "unknown": ("",),
-                "stateset": ("",), "info": ("_info",),
-                "summary": ("", "_sum", "_count", "_created"),
-                "histogram": ("_bucket", "_sum", "_count", "_created"),
-                "gaugehistogram": ("_bucket", "_gsum", "_gcount")}
-_KNOWN_SUFFIXES = ("_total", "_created", "_bucket", "_sum", "_count", "_gsum", "_gcount", "_info")
-_ESCAPE = re.compile(r"\\(.)", re.S)
-_UNESCAPE = {"\\": "\\", '"': '"', "n": "\n"}
-_UNIT_RE = re.compile(r"[a-zA-Z0-9_:]*")
 _MAX_TEXT = 200
-
-
-class ParseProblem(msgspec.Struct, frozen=True):
-    """One line (or part of one) not taken into the model: where, and what was expected.
-
-    `column` counts characters from 1 on the line as decoded (bytes that are not UTF-8
-    count one each); `text` is the line itself, cut at 200 characters."""
-
-    path: str
-    line: int
-    column: int
-    expected: str
-    text: str = ""
-
-    def __str__(self) -> str:
-        return f"{self.path}:{self.line}:{self.column}: expected {self.expected}"
-
-
-class PromParseError(ValueError):
-    """Raised in strict mode for the first problem (in line order)."""
-
-    def __init__(self, problem: ParseProblem) -> None:
-        super().__init__(str(problem))
-        self.problem = problem
 
 
 class Exemplar(msgspec.Struct, frozen=True, gc=False):
@@ -157,39 +130,6 @@ class MetricFamily(msgspec.Struct, frozen=True, gc=False):
     unit: str = ""
     samples: tuple[Sample, ...] = ()
     line: int = 0
-
-
-class FamilyBrief(msgspec.Struct, frozen=True):
-    """A family without its samples, for summaries."""
-
-    name: str
-    type: str
-    help: str
-    unit: str
-    samples: int
-    series: int
-    all_zero: bool
-    lmcache: str | None = None
-
-
-class MetricsSummary(msgspec.Struct, frozen=True):
-    """What `inferguard metrics summary` reports about one exposition."""
-
-    path: str
-    format: str
-    backend: str
-    size_bytes: int
-    families: int
-    samples: int
-    series: int
-    types: dict[str, int]
-    family_list: list[FamilyBrief]
-    all_zero: list[str]
-    no_samples: list[str]
-    lmcache: dict[str, list[str]]
-    problems: list[ParseProblem]
-    problem_count: int
-    schema: str = SUMMARY_SCHEMA
 
 
 @dataclass(frozen=True)
@@ -271,16 +211,6 @@ def _distinct_sequences(head: npt.NDArray[np.int64], first: npt.NDArray[np.int64
         key = key[np.lexsort(key.T[::-1])]
         n += 1 + int(np.count_nonzero(np.any(key[1:] != key[:-1], axis=1)))
     return n
-
-
-@dataclass
-class _Fam:
-    name: str
-    first_line: int
-    type: str | None = None
-    help: str | None = None
-    unit: str | None = None
-    has_samples: bool = False
 
 
 class Exposition:
@@ -680,28 +610,12 @@ class Exposition:
         return fam
 
     def summary(self, max_problems: int = 100) -> MetricsSummary:
-        """Families by type, series counts, all-zero and sample-less families, and the
-        LMCache-looking families (`lmcache_mp_*`, `lmcache_blend_*`, `lmcache:*`,
-        `lmcache_*`)."""
+        """What `inferguard metrics summary` reports (`_summary.assemble_summary`)."""
         total, zero = self._zeros()
-        series = self.series_counts()
-        briefs: list[FamilyBrief] = []
-        types: dict[str, int] = {}
-        lm: dict[str, list[str]] = {}
-        for i, (name, typ, help_, unit, _line) in enumerate(self._fams):
-            flavour = lmcache_flavour(name)
-            briefs.append(FamilyBrief(name, typ, help_, unit, int(total[i]), int(series[i]),
-                                      bool(total[i] and zero[i] == total[i]), flavour))
-            types[typ] = types.get(typ, 0) + 1
-            if flavour is not None:
-                lm.setdefault(flavour, []).append(name)
-        return MetricsSummary(
-            path=self.path, format=self.format, backend=self.backend,
-            size_bytes=self.size_bytes, families=len(self._fams), samples=len(self),
-            series=int(series.sum()), types=dict(sorted(types.items())), family_list=briefs,
-            all_zero=[b.name for b in briefs if b.all_zero],
-            no_samples=[b.name for b in briefs if b.samples == 0], lmcache=lm,
-            problems=list(self.problems[:max_problems]), problem_count=len(self.problems))
+        return assemble_summary(
+            self.path, self.format, self.backend, self.size_bytes, self._fams,
+            total.tolist(), zero.astype(np.int64).tolist(), self.series_counts().tolist(),
+            len(self), self.problems, max_problems)
 
 
 def _unique_ids(a: npt.NDArray[np.int64], size: int
@@ -793,23 +707,6 @@ def stack_series(expositions: Sequence[Exposition]) -> tuple[
 # ----------------------------------------------------------------------- parsing
 
 
-_DETECT_TAIL = 1 << 16
-
-
-def detect_format(data: bytes) -> Format:
-    """OpenMetrics if a line is exactly `# EOF` (the format's required last line; a plain
-    comment in 0.0.4) within the last 64 KiB, else Prometheus text 0.0.4. Only the tail is
-    searched so detection stays O(1); pass `format=` to override."""
-    lo = max(0, len(data) - _DETECT_TAIL)
-    i = data.rfind(b"# EOF", lo)
-    while i >= 0:
-        end = i + 5
-        if (i == 0 or data[i - 1] == 10) and (end == len(data) or data[end] == 10):
-            return "openmetrics"
-        i = data.rfind(b"# EOF", lo, i)
-    return "prometheus"
-
-
 def parse_text(data: bytes | bytearray | memoryview | str, *, path: str = "<text>",
                strict: bool = False, format: Format | Literal["auto"] = "auto",
                exemplars: bool = True, backend: Backend | None = None) -> Exposition:
@@ -840,30 +737,17 @@ def parse_file(path: str | os.PathLike[str], *, strict: bool = False,
                       exemplars=exemplars, backend=backend)
 
 
-def summarize_metrics(path: str | os.PathLike[str], *, backend: Backend | None = None,
-                      max_problems: int = 100) -> MetricsSummary:
-    """Parse a metrics file and summarise it (what `inferguard metrics summary` prints)."""
-    return parse_file(path, backend=backend).summary(max_problems)
-
-
-class _Builder:
-    """Tokens -> Exposition: the family rules above (shared by both backends)."""
+class _Builder(FamilyRules):
+    """Tokens -> Exposition: the family rules (`_rules.FamilyRules`, shared by both
+    backends) and the per-row work on the numpy columns."""
 
     def __init__(self, data: bytes, tok: pt.TokenStream, path: str, fmt: Format,
                  exemplars: bool) -> None:
+        super().__init__(tok, path, fmt == "openmetrics")
         self.data = data
-        self.tok = tok
-        self.path = path
-        self.om = fmt == "openmetrics"
+        self.tok: pt.TokenStream = tok
         self.fmt = fmt
         self.want_exemplars = exemplars
-        self.types = OM_TYPES if self.om else PROM_TYPES
-        self.suffixes = _OM_SUFFIXES if self.om else _PROM_SUFFIXES
-        self.problems: list[ParseProblem] = []
-        self.misnamed: dict[int, str] = {}  # OpenMetrics: name id -> what was expected
-        self.fams: list[_Fam] = []
-        self.by_name: dict[str, int] = {}
-        self.names = [b.decode("ascii") for b in tok.names]
         self._newlines: npt.NDArray[np.intp] | None = None
 
     # -- problems
@@ -885,106 +769,16 @@ class _Builder:
             text = text[:_MAX_TEXT] + "..."
         self.problems.append(ParseProblem(self.path, line, col, expected, text))
 
-    # -- families
-    def family(self, name: str, line: int) -> int:
-        i = self.by_name.get(name)
-        if i is None:
-            i = self.by_name[name] = len(self.fams)
-            self.fams.append(_Fam(name, line))
-        return i
-
-    def resolve(self, name: str, line: int) -> tuple[int, str]:
-        """(family index, suffix) for the first sample named `name`."""
-        i = self.by_name.get(name)
-        if i is not None:
-            return i, ""
-        for suf in _KNOWN_SUFFIXES:
-            if name.endswith(suf):
-                j = self.by_name.get(name[:-len(suf)])
-                if j is not None:
-                    typ = self.fams[j].type
-                    if typ is not None and suf in self.suffixes.get(typ, ()):
-                        return j, suf
-        return self.family(name, line), ""
-
-    def check_sample_name(self, nid: int, fi: int, suffix: str) -> None:
-        """OpenMetrics names every sample of a typed family with one of the type's
-        suffixes (a counter `x` has `x_total` and `x_created`, never `x`)."""
-        fam = self.fams[fi]
-        if not self.om or suffix or fam.type is None:
-            return
-        allowed = self.suffixes.get(fam.type, ("",))
-        if "" not in allowed:
-            names = " or ".join(fam.name + s for s in allowed)
-            self.misnamed[nid] = f"a sample named {names} in {fam.type} {fam.name} (OpenMetrics)"
-
-    def meta(self, row: int, kind: int) -> None:
+    def error_row(self, row: int) -> None:
         tok = self.tok
-        line = int(tok.line[row])
-        name = self.names[int(tok.name[row])]
-        raw, aux_col = tok.aux_at(row)
-        if kind == pt.K_HELP:
-            text = self.unescape_help(raw, line, aux_col)
-            if text is None:
-                return
-            fam = self.fams[self.family(name, line)]
-            if fam.help is not None:
-                self.problem(line, 1, f"at most one HELP line for {name}")
-            elif self.om and fam.has_samples:
-                self.problem(line, 1, f"HELP for {name} before its samples (OpenMetrics)")
-            else:
-                fam.help = text
-        elif kind == pt.K_TYPE:
-            word = raw.decode("utf-8", "replace")
-            if word not in self.types:
-                self.problem(line, aux_col, "a metric type: one of " + ", ".join(self.types))
-                return
-            fam = self.fams[self.family(name, line)]
-            if fam.type is not None:
-                self.problem(line, 1, f"at most one TYPE line for {name}")
-            elif fam.has_samples:
-                self.problem(line, 1, f"TYPE for {name} before its samples")
-            else:
-                fam.type = word
-        else:  # UNIT (OpenMetrics only)
-            unit = raw.decode("utf-8", "replace")
-            if not _UNIT_RE.fullmatch(unit):
-                self.problem(line, aux_col, "a unit made of [a-zA-Z0-9_:]")
-                return
-            fam = self.fams[self.family(name, line)]
-            if fam.unit is not None:
-                self.problem(line, 1, f"at most one UNIT line for {name}")
-            elif fam.has_samples:
-                self.problem(line, 1, f"UNIT for {name} before its samples (OpenMetrics)")
-            elif unit and not name.endswith("_" + unit):
-                self.problem(line, aux_col, f"a unit that {name} ends with (after '_')")
-            else:
-                fam.unit = unit
+        self.problem(int(tok.line[row]), int(tok.err_col[row]),
+                     pt.E_MESSAGES.get(int(tok.err[row]), "a valid line"))
 
-    def unescape_help(self, raw: bytes, line: int, col: int) -> str | None:
-        bad = pt.utf8_error(raw)
-        if bad >= 0:
-            self.problem(line, col + bad, "valid UTF-8")
-            return None
-        text = raw.decode("utf-8")
-        if "\\" not in text:
-            return text
-        allowed = '\\n"' if self.om else "\\n"
-        out: list[str] = []
-        i = 0
-        while True:
-            j = text.find("\\", i)
-            if j < 0:
-                out.append(text[i:])
-                return "".join(out)
-            if j + 1 >= len(text) or text[j + 1] not in allowed:
-                where = col + len(text[:j].encode())
-                self.problem(line, where, "\\\\, \\n" + (' or \\"' if self.om else "")
-                             + " after a backslash in HELP text")
-                return None
-            out.append(text[i:j])
-            out.append(_UNESCAPE[text[j + 1]])
-            i = j + 2
+    def next_sample(self, nid: int, after: int, eof: int) -> int | None:
+        tok = self.tok
+        later = np.flatnonzero((tok.kind == pt.K_SAMPLE) & (tok.name == nid))
+        later = later[(later > after) & (later < eof)]
+        return int(later[0]) if len(later) else None
 
     # -- the whole build
     def build(self, backend: Backend) -> Exposition:
@@ -1003,48 +797,8 @@ class _Builder:
                     self.problem(int(tok.line[eof + 1]), 1, "nothing after # EOF")
             else:
                 self.problem(n + 1 if n else 1, 1, "'# EOF' as the last line (OpenMetrics)")
-        heap: list[tuple[int, int, int]] = []  # (row, order, name id or -1 for a meta row)
-        for r in events_rows.tolist():
-            if r < eof:
-                heap.append((r, 1, -1))
-        first = tok.first_row
-        for nid in np.flatnonzero((first >= 0) & (first < eof)).tolist():
-            heap.append((int(first[nid]), 0, nid))
-        heapq.heapify(heap)
-        resolved: dict[int, tuple[int, str]] = {}
-        switches: list[tuple[int, int, int]] = []  # name id, after row, family
-        switched: dict[int, int] = {}
-        while heap:
-            r, _, nid = heapq.heappop(heap)
-            if nid >= 0:
-                got = resolved.get(nid)
-                if got is None:
-                    got = resolved[nid] = self.resolve(self.names[nid], int(tok.line[r]))
-                    self.check_sample_name(nid, *got)
-                    self.fams[got[0]].has_samples = True
-                else:  # the first sample after a switch
-                    self.fams[switched[nid]].has_samples = True
-                continue
-            k = int(kind[r])
-            if k == pt.K_ERROR:
-                self.problem(int(tok.line[r]), int(tok.err_col[r]),
-                             pt.E_MESSAGES.get(int(tok.err[r]), "a valid line"))
-                continue
-            if k == pt.K_EOF:
-                continue
-            nid = int(tok.name[r])
-            name = self.names[nid]
-            existed = name in self.by_name
-            self.meta(r, k)
-            if not existed and name in self.by_name and nid in resolved:
-                # samples named `name` so far joined another family; from here on they
-                # join the family this line created (exact names win).
-                fi = switched[nid] = self.by_name[name]
-                switches.append((nid, r, fi))
-                later = np.flatnonzero(is_sample & (tok.name == nid))
-                later = later[(later > r) & (later < eof)]
-                if len(later):
-                    heapq.heappush(heap, (int(later[0]), 0, nid))
+        meta = list(zip(events_rows.tolist(), kind[events_rows].tolist(), strict=True))
+        resolved, switches = self.walk(meta, eof)
         return self.finish(backend, is_sample, eof, resolved, switches)
 
     def finish(self, backend: Backend, is_sample: npt.NDArray[np.bool_], eof: int,
@@ -1052,16 +806,9 @@ class _Builder:
                switches: list[tuple[int, int, int]]) -> Exposition:
         tok = self.tok
         n = len(tok.kind)
-        n_names = len(self.names)
-        fam_of = np.full(n_names + 1, -1, np.int32)  # last slot: name id -1
-        role_of = np.zeros(n_names + 1, np.int8)  # 1 bucket, 2 quantile sample
-        for nid, (fi, suf) in resolved.items():
-            fam_of[nid] = fi
-            typ = self.fams[fi].type
-            if suf == "_bucket" and typ in ("histogram", "gaugehistogram"):
-                role_of[nid] = 1
-            elif suf == "" and typ == "summary":
-                role_of[nid] = 2
+        fams_by_name, roles_by_name = self.name_tables(resolved)
+        fam_of = np.array([*fams_by_name, -1], np.int32)  # last slot: name id -1
+        role_of = np.array([*roles_by_name, 0], np.int8)  # 1 bucket, 2 quantile sample
         names = tok.name
         row_fam = np.where(is_sample, fam_of[names], -1).astype(np.int32)
         row_role = np.where(is_sample, role_of[names], 0).astype(np.int8)
@@ -1084,9 +831,7 @@ class _Builder:
         if not self.om:
             ts = ts / 1000.0
         exemplars = self.exemplars(idx, row_fam) if self.om and self.want_exemplars else {}
-        for f in self.fams:
-            if f.type is None:
-                f.type = "unknown" if self.om else "untyped"
+        self.finish_types()
         self.problems.sort(key=lambda p: (p.line, p.column))
         return Exposition(
             path=self.path, format=self.fmt, backend=backend, size_bytes=len(self.data),
@@ -1157,12 +902,6 @@ class _Builder:
             else:
                 out[p] = ex
         return out
-
-
-def _unescape_bytes(raw: bytes) -> bytes:
-    if b"\\" not in raw:
-        return raw
-    return _ESCAPE.sub(lambda m: _UNESCAPE[m.group(1)], raw.decode()).encode()
 
 
 _EXEMPLAR_RE = re.compile(

@@ -35,8 +35,6 @@ import functools
 import re
 from collections.abc import Callable, Iterator
 
-import numpy as np
-
 from inferguard._native import Backend
 from inferguard._native import _prom as _native_prom
 from inferguard._native._protocols import Tokenizer, TokenStream
@@ -462,6 +460,8 @@ def _lines(data: bytes, om: bool) -> Iterator[tuple[bytes, bytes, bytes, bytes, 
 
 def tokenize_python(data: bytes, om: bool) -> TokenStream:
     """The pure-Python tokeniser (fast path for plain samples, `_Scanner` for the rest)."""
+    import numpy as np  # on first use: the native road must not import it
+
     sc = _Scanner(om)
     names_get, name_id = sc.names.get, sc.name_id
     str_id = sc.str_id
