@@ -204,13 +204,13 @@ def test_the_kernel_refuses_ids_out_of_range() -> None:
     rows = native.tokenize_rows(b"x 1\ny{a=\"b\"} 2\n", False)
     assert rows is not None
     n = len(rows.names)
-    assert native.brief(rows, rows.count, [0] * n, [0] * n, -1, -1, 1)[:3] == ([2], [0], [2])
+    assert native.brief(rows, [0] * n, [0] * n, -1, -1, 1)[:3] == ([2], [0], [2])
     with pytest.raises(ValueError, match="out of range"):
-        native.brief(rows, rows.count, [5] * n, [0] * n, -1, -1, 1)  # family past n_fams
+        native.brief(rows, [5] * n, [0] * n, -1, -1, 1)  # family past n_fams
     with pytest.raises(ValueError, match="out of range"):
-        native.brief(rows, rows.count, [0] * (n - 1), [0] * (n - 1), -1, -1, 1)  # name past
+        native.brief(rows, [0] * (n - 1), [0] * (n - 1), -1, -1, 1)  # name past
     with pytest.raises(ValueError, match="out of range"):
-        native.brief(rows, rows.count, [0] * n, [3] * n, -1, -1, 1)  # no such role
+        native.brief(rows, [0] * n, [3] * n, -1, -1, 1)  # no such role
 
 
 def test_short_lines_fall_back_to_the_general_road(tmp_path: Path) -> None:

@@ -152,17 +152,18 @@ def tokenize_rows(data: bytes | mmap.mmap, om: bool) -> TokenRows | None:
     names, first_row = _export(ffi, lib, st, lib.PROM_NAMES, first_rows=True)
     strs, _ = _export(ffi, lib, st, lib.PROM_STRS)
     return TokenRows(
-        om=om, count=n, labels=int(labs.count), kinds=bytes(ffi.buffer(cols["kind"], n)),
+        count=n, labels=int(labs.count), kinds=bytes(ffi.buffer(cols["kind"], n)),
         line=cols["line"], name=cols["name"], aux_len=cols["aux_len"], names=names,
         first_row=first_row, strs=strs, _aux=_aux_reader(data, cols["aux_off"], cols["aux_len"]),
         handle=(cols, lab_name, lab_value))
 
 
-def brief(rows: TokenRows, n_rows: int, fam_of: list[int], role_of: list[int],
-          le_id: int, quantile_id: int, n_fams: int) -> tuple[
+def brief(rows: TokenRows, fam_of: list[int], role_of: list[int], le_id: int,
+          quantile_id: int, n_fams: int) -> tuple[
               list[int], list[int], list[int], list[int], int, int]:
-    """prom_brief.c over `rows` [0, n_rows): per family (samples, zeros, series), the string
-    ids used as bucket / quantile bounds, the kept samples and the bound-less ones."""
+    """prom_brief.c over every row of `rows` (0.0.4: no `# EOF` cut): per family (samples,
+    zeros, series), the string ids used as bucket / quantile bounds, the kept samples and
+    the bound-less ones."""
     mod = core()
     ffi: Any = mod.ffi
     lib: Any = mod.lib
@@ -171,7 +172,7 @@ def brief(rows: TokenRows, n_rows: int, fam_of: list[int], role_of: list[int],
     src = ffi.new("prom_brief_in *")
     src.kind, src.name, src.value = cols["kind"], cols["name"], cols["value"]
     src.lab_first, src.lab_count = cols["lab_first"], cols["lab_count"]
-    src.n_rows = n_rows
+    src.n_rows = rows.count
     src.lab_name, src.lab_value, src.n_labels = lab_name, lab_value, rows.labels
     fam = ffi.new("int32_t[]", fam_of)
     role = ffi.new("uint8_t[]", role_of)

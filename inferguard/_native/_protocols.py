@@ -238,7 +238,6 @@ class TokenRows:
     columns the family rules read by index, the interners, and `handle` (the cffi columns,
     opaque outside the glue)."""
 
-    om: bool
     count: int
     labels: int
     kinds: bytes

@@ -19,7 +19,7 @@ import re
 from inferguard._files import open_regular_fd
 from inferguard._native import Backend, resolve_backend
 from inferguard.prom import _tokens as pt
-from inferguard.prom._rules import FamilyRules, _unescape_bytes, detect_format
+from inferguard.prom._rules import FamilyRules, bound_is_number, detect_format
 from inferguard.prom._summary import MetricsSummary, assemble_summary
 
 
@@ -37,8 +37,8 @@ def summarize_metrics(path: str | os.PathLike[str], *, backend: Backend | None =
                 if got is not None:
                     return got
                 data = mapped[:]
-        else:
-            data = f.read()
+            return _general(data, shown, "native", max_problems)  # declined: not again
+        data = f.read()
     return summarize_text(data, path=shown, backend=backend, max_problems=max_problems)
 
 
@@ -53,9 +53,14 @@ def summarize_text(data: bytes, *, path: str = "<text>", backend: Backend | None
         got = clean_summary(data, path)
         if got is not None:
             return got
+    return _general(data, path, chosen, max_problems)
+
+
+def _general(data: bytes, path: str, backend: Backend, max_problems: int) -> MetricsSummary:
+    """The general road: the whole numpy model, then its summary."""
     from inferguard.prom._model import parse_text
 
-    return parse_text(data, path=path, backend=chosen).summary(max_problems)
+    return parse_text(data, path=path, backend=backend).summary(max_problems)
 
 
 class _NotClean(Exception):
@@ -75,7 +80,8 @@ class _CleanRules(FamilyRules):
         raise _NotClean("a TYPE or HELP line after its samples joined another family")
 
 
-_META = re.compile(rb"[\x01-\x03\x06\x07]")  # HELP, TYPE, UNIT, EOF, ERROR row kinds
+_META = re.compile(b"[" + re.escape(bytes([pt.K_HELP, pt.K_TYPE, pt.K_UNIT, pt.K_EOF,
+                                            pt.K_ERROR])) + b"]")  # the rows the rules read
 
 
 def clean_summary(data: bytes | mmap.mmap, path: str) -> MetricsSummary | None:
@@ -86,21 +92,19 @@ def clean_summary(data: bytes | mmap.mmap, path: str) -> MetricsSummary | None:
     from inferguard._native import _prom as native
 
     rows = native.tokenize_rows(data, False)
-    if rows is None or bytes([pt.K_ERROR]) in rows.kinds:
+    if rows is None:
         return None
     rules = _CleanRules(rows, path, False)
     meta = [(m.start(), rows.kinds[m.start()]) for m in _META.finditer(rows.kinds)]
     try:
         resolved, _ = rules.walk(meta, rows.count)
-    except _NotClean:
-        return None
-    if rules.problems or rules.misnamed:
+    except _NotClean:  # a malformed line, a rule broken, or samples re-homed
         return None
     fam_of, role_of = rules.name_tables(resolved)
     le_id, q_id = (_index(rows.strs, b"le"), _index(rows.strs, b"quantile"))
     samples, zeros, series, bounds, kept, unbound = native.brief(
-        rows, rows.count, fam_of, role_of, le_id, q_id, len(rules.fams))
-    if unbound or any(pt.parse_number(_unescape_bytes(rows.strs[i])) is None for i in bounds):
+        rows, fam_of, role_of, le_id, q_id, len(rules.fams))
+    if unbound or not all(bound_is_number(rows.strs[i]) for i in bounds):
         return None  # a bucket / quantile without a numeric bound: a problem to report
     rules.finish_types()
     fams = [(f.name, f.type or "", f.help or "", f.unit or "", f.first_line) for f in rules.fams]

@@ -58,6 +58,7 @@ from inferguard.prom._rules import (
     PromParseError,
     _Fam,
     _unescape_bytes,
+    bound_is_number,
     detect_format,
 )
 from inferguard.prom._summary import (
@@ -869,7 +870,7 @@ class _Builder(FamilyRules):
         got = found[need] + 1  # 0: no such label
         good = np.zeros(len(tok.strs) + 1, dtype=bool)
         for i in np.flatnonzero(np.bincount(got, minlength=len(good))).tolist():
-            good[i] = i > 0 and pt.parse_number(_unescape_bytes(tok.strs[i - 1])) is not None
+            good[i] = i > 0 and bound_is_number(tok.strs[i - 1])
         check = np.flatnonzero(need)
         for r in check[~good[got]].tolist():
             what = ("an 'le' label holding a number" if row_role[r] == 1

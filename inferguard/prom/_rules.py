@@ -63,6 +63,12 @@ class PromParseError(ValueError):
         self.problem = problem
 
 
+def bound_is_number(raw: bytes) -> bool:
+    """A bucket `le` / summary `quantile` label value (raw, still escaped) holds a number:
+    the rule both roads check before a bound-labelled sample is kept."""
+    return pt.parse_number(_unescape_bytes(raw)) is not None
+
+
 def _unescape_bytes(raw: bytes) -> bytes:
     if b"\\" not in raw:
         return raw
