@@ -8,8 +8,6 @@ well-formed scrape imports no numpy."""
 from __future__ import annotations
 
 import random
-import subprocess
-import sys
 from pathlib import Path
 
 import msgspec
@@ -18,11 +16,11 @@ import pytest
 from inferguard._native import native_available
 from inferguard.prom._brief import clean_summary, summarize_metrics, summarize_text
 from inferguard.prom._model import parse_text
+from tests.cli_imports import run_cli
 from tests.prom_gen import generate_exposition
 from tests.test_metrics_columnar import EDGE, SCRAPES
 
 pytestmark = pytest.mark.skipif(not native_available(), reason="native backend not built")
-REPO = Path(__file__).resolve().parent.parent
 
 
 def numpy_road(data: bytes, path: str = "<text>") -> dict[str, object]:
@@ -238,13 +236,7 @@ def test_a_mapped_file_gives_the_read_file_summary(tmp_path: Path) -> None:
 def test_metrics_summary_on_a_scrape_imports_no_numpy(tmp_path: Path) -> None:
     path = tmp_path / "scrape.prom"
     path.write_bytes(generate_exposition(4000))
-    code = ("import sys; from inferguard.cli import main; sys.argv = ['inferguard', "
-            f"'metrics', 'summary', {str(path)!r}, '--json']\n"
-            "try: main()\nexcept SystemExit: pass\n"
-            "print('NUMPY', 'numpy' in sys.modules, file=sys.stderr)")
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
-                         text=True, check=True)
-    assert "NUMPY False" in out.stderr, out.stderr
-    got = msgspec.json.decode(out.stdout)
+    rc, numpy_loaded, got = run_cli(["metrics", "summary", str(path), "--json"])
+    assert rc == 0 and not numpy_loaded
     assert got["backend"] == "native" and got["samples"] > 10_000
     assert got == {**numpy_road(path.read_bytes(), str(path)), "path": str(path)}

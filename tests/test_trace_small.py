@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import random
 import struct
-import subprocess
-import sys
 from pathlib import Path
 
 import msgspec
@@ -16,6 +14,7 @@ import pytest
 from inferguard import native_available
 from inferguard.lct import _file
 from tests import lct_writer as w
+from tests.cli_imports import run_cli
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = sorted(p for p in (REPO / "tests" / "fixtures").rglob("*.lct")
@@ -105,13 +104,6 @@ def test_the_small_road_is_taken_for_clean_traces_only(monkeypatch: pytest.Monke
 def test_trace_info_on_a_small_trace_loads_no_numpy(tmp_path: Path) -> None:
     path = tmp_path / "tiny.lct"
     path.write_bytes(GENERATED["clean"])
-    code = ("import json, sys, contextlib, io\nfrom inferguard.cli import main\n"
-            "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
-            f"    rc = main(['trace', 'info', {str(path)!r}, '--json'])\n"
-            "print(json.dumps([rc, 'numpy' in sys.modules, json.loads(out.getvalue())]))")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    rc, numpy_loaded, summary = msgspec.json.decode(proc.stdout.splitlines()[-1])
+    rc, numpy_loaded, summary = run_cli(["trace", "info", str(path), "--json"])
     assert rc == 0 and not numpy_loaded
     assert summary["total_records"] == 300

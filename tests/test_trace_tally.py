@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import itertools
 import random
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +21,7 @@ from inferguard.lct._file import TraceFile, _Aggregate
 from inferguard.lct._scan import FindingLog
 
 from . import lct_writer as w
+from .cli_imports import run_cli
 from .test_trace_parity import _mutate
 from .test_trace_small import GENERATED
 
@@ -155,12 +154,6 @@ def test_trace_info_on_a_big_storage_trace_imports_no_numpy(tmp_path: Path) -> N
     path = tmp_path / "big.lct"
     body = w.storage_record("reserve_write", 3, 1.0)
     path.write_bytes(w.trace(*[body] * ((_file.SMALL_TRACE_BYTES * 2) // len(body))))
-    code = ("import sys, json; from inferguard.cli import main; sys.argv = ['inferguard', "
-            f"'trace', 'info', {str(path)!r}, '--json']\n"
-            "try: main()\nexcept SystemExit: pass\n"
-            "print('NUMPY', 'numpy' in sys.modules, file=sys.stderr)")
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
-                         text=True, check=True)
-    assert "NUMPY False" in out.stderr, out.stderr
-    summary = msgspec.json.decode(out.stdout)
+    rc, numpy_loaded, summary = run_cli(["trace", "info", str(path), "--json"])
+    assert rc == 0 and not numpy_loaded
     assert summary["backend"] == "native" and summary["total_records"] > 1000
