@@ -2,8 +2,9 @@
  *
  * The first input byte picks the format (OpenMetrics or 0.0.4); the rest is text,
  * scanned with tiny row/label capacities so FULL/resume runs at every line.  The
- * number and UTF-8 helpers also get the raw bytes, and prom_brief (the metrics summary
- * kernel) the rows of one full scan.  Built with ASan and UBSan. */
+ * number and UTF-8 helpers also get the raw bytes, and prom_brief and prom_facts (the
+ * metrics summary and family-facts kernels) the rows of one full scan.  Built with ASan
+ * and UBSan. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,48 @@
 #include "prom.h"
 
 #define ROWS 4
+
+/* prom_facts over the same rows: flags per name and family drawn from the ids, bound
+ * slots for the strings prom_brief marked (others unknown), a canonical id per string
+ * (every odd id mapped to the one before it); every figure must stay within the rows. */
+static void facts(const prom_brief_in *b, const uint8_t *used) {
+    int64_t n_names = b->n_names, n_strs = b->n_strs;
+    uint8_t *nf = malloc((size_t)(n_names + 1)), ff[3] = {1, 2, 4 | 2};
+    int32_t *canon = malloc((size_t)(n_strs + 1) * sizeof *canon);
+    int32_t *slot = malloc((size_t)(n_strs + 1) * sizeof *slot);
+    if (!nf || !canon || !slot) abort();
+    for (int64_t i = 0; i < n_names; i++)
+        nf[i] = (uint8_t)(i % 8);
+    for (int64_t i = 0; i < n_strs; i++) {
+        canon[i] = (int32_t)(i & ~(int64_t)1);
+        slot[i] = used[i] ? (int32_t)(i % 5) - 1 : -2;
+    }
+    for (int pass = 0; pass < 2; pass++) {
+        prom_facts_in in = {b->kind, b->name, b->lab_first, b->lab_count, b->value, b->n_rows,
+                            b->lab_name, b->lab_value, b->n_labels, b->fam_of, nf, n_names,
+                            ff, 3, pass ? canon : NULL, slot, n_strs, b->le_id,
+                            b->quantile_id, pass ? 1 : 64, 0, 1, n_strs > 2 ? 2 : -1};
+        prom_facts_out out;
+        int rc = prom_facts(&in, &out);
+        if (rc == -1) abort(); /* the scan's own ids are always in range */
+        if (rc != 0) continue;
+        int64_t kept = 0;
+        for (int i = 0; i < 3; i++) {
+            if (out.series[i] > out.samples[i] || out.nonzero[i] > out.samples[i] ||
+                out.series[i] < 0 || (out.split[i] >= 0 && !(ff[i] & PROM_FACT_SPLIT)))
+                abort();
+            kept += out.samples[i];
+        }
+        if (out.n_pairs > b->n_labels || out.n_buckets > kept || out.n_splits > kept) abort();
+        for (int64_t i = 1; i < out.n_pairs; i++)
+            if (out.pair_fam[i] < out.pair_fam[i - 1]) abort(); /* sorted */
+        prom_facts_free(&out);
+        prom_facts_free(&out); /* freeing twice is harmless: the pointers were cleared */
+    }
+    free(nf);
+    free(canon);
+    free(slot);
+}
 
 /* One full-capacity scan (room for every line, as the summary road sizes it; the ts,
  * err_col and err columns left NULL), then prom_brief over its rows with a family and a
@@ -57,6 +100,7 @@ static void brief(const uint8_t *buf, size_t size, unsigned flags) {
         }
         if (total != out.kept || out.unbound > out.kept) abort();
     }
+    facts(&in, used);
     free(fam_of);
     free(role_of);
     free(used);

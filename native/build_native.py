@@ -12,7 +12,8 @@ from cffi import FFI
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCES = ["lct.c", "lct_keys.c", "lct_fold.c", "lct_events.c", "lct_evfold.c", "lct_scrub.c",
-           "lct_tally.c", "prom.c", "prom_brief.c", "distinct.c", "fsum.c", "intern.c", "utf8.c"]
+           "lct_tally.c", "prom.c", "prom_brief.c",
+           "prom_facts.c", "distinct.c", "fsum.c", "intern.c", "utf8.c"]
 
 ffibuilder = FFI()
 with open(os.path.join(HERE, "inferguard_api.h"), encoding="utf-8") as f:

@@ -453,6 +453,79 @@ typedef struct {
 
 int prom_brief(const prom_brief_in *in, prom_brief_out *out);
 
+/* prom_facts.c: what the metrics evidence keeps of each family (the numpy twin and oracle:
+ * Exposition.family_facts), from prom_scan()'s rows [0, n_rows).  A SAMPLE row belongs to
+ * family fam_of[its name] (-1: none); rows whose name has PROM_FACT_CREATED never count.
+ * Per family: kept samples, distinct series (name + labels in written order, values by
+ * canon id), samples neither 0 nor NaN, and the exact sum (ig_fsum) of the finite values
+ * of the counted samples (all, or only PROM_FACT_COUNT names in a PROM_FACT_COUNTED
+ * family).  Also: the distinct (family, label name, canon value) triples, le / quantile
+ * aside, sorted; per PROM_FACT_HISTOGRAM family the finite PROM_FACT_BUCKET values summed
+ * in row order per bound slot (slot_of[the first le value]: -1 not a finite bound, -2 not
+ * known: `declined`); per PROM_FACT_SPLIT family whose only label, or only label with more
+ * than one value, has at most `keep` values (`split`), the finite values summed in row
+ * order per canon value of that label's first entry; and the raw values of label
+ * sid_label in families sid_fam[0..1] (every row, `_created` ones too) marked in sid_used.
+ * Results live in memory the kernel owns until prom_facts_free().  Returns 0, -1 for an
+ * id or range out of bounds, -2 when memory runs out (results then freed). */
+#define PROM_FACT_CREATED 1
+#define PROM_FACT_COUNT 2
+#define PROM_FACT_BUCKET 4
+#define PROM_FACT_COUNTED 1
+#define PROM_FACT_HISTOGRAM 2
+#define PROM_FACT_SPLIT 4
+
+typedef struct {
+    const uint8_t *kind;
+    const int32_t *name;
+    const int64_t *lab_first;
+    const int64_t *lab_count;
+    const double *value;
+    int64_t n_rows;
+    const int32_t *lab_name;
+    const int32_t *lab_value;
+    int64_t n_labels;
+    const int32_t *fam_of;     /* per name id: family index, or -1 */
+    const uint8_t *name_flags; /* per name id: PROM_FACT_CREATED / _COUNT / _BUCKET */
+    int64_t n_names;
+    const uint8_t *fam_flags;  /* per family: PROM_FACT_COUNTED / _HISTOGRAM / _SPLIT */
+    int64_t n_fams;
+    const int32_t *canon;      /* per string id: the id its value compares by; NULL: itself */
+    const int32_t *slot_of;    /* per string id: bound slot, -1 not finite, -2 not known */
+    int64_t n_strs;
+    int32_t le_id;             /* -1: no such string */
+    int32_t quantile_id;
+    int32_t keep;
+    int32_t sid_fam0;          /* -1: none */
+    int32_t sid_fam1;
+    int32_t sid_label;
+} prom_facts_in;
+
+typedef struct {
+    int64_t *samples;  /* n_fams each */
+    int64_t *series;
+    int64_t *nonzero;
+    double *total;
+    int32_t *split;    /* label name id of the label totals, or -1 */
+    int32_t *pair_fam; /* n_pairs each */
+    int32_t *pair_name;
+    int32_t *pair_value;
+    int64_t n_pairs;
+    int32_t *bucket_fam; /* n_buckets each, sorted by (family, slot) */
+    int32_t *bucket_slot;
+    double *bucket_sum;
+    int64_t n_buckets;
+    int32_t *split_fam;  /* n_splits each, by (family, value id) */
+    int32_t *split_value;
+    double *split_sum;
+    int64_t n_splits;
+    uint8_t *sid_used;   /* n_strs */
+    int32_t declined;    /* 1: a sum refused or a bound slot not known (the caller decides) */
+} prom_facts_out;
+
+int prom_facts(const prom_facts_in *in, prom_facts_out *out);
+void prom_facts_free(prom_facts_out *out);
+
 /* fsum.c: *out = the correctly rounded sum of x[0..n) (math.fsum's result).  Returns 0;
  * 1 if a partial sum overflows (math.fsum raises: the caller rescales); -1 for a non-finite
  * value, a bad size, or partials beyond the fixed bound (nothing written). */

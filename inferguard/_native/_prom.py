@@ -12,7 +12,7 @@ import mmap
 from typing import TYPE_CHECKING, Any
 
 from inferguard._native import core
-from inferguard._native._protocols import TokenRows, TokenStream
+from inferguard._native._protocols import RawFacts, TokenRows, TokenStream
 
 if TYPE_CHECKING:
     import numpy as np
@@ -195,6 +195,59 @@ def brief(rows: TokenRows, fam_of: list[int], role_of: list[int], le_id: int,
         at = used_bytes.find(1, at + 1)
     return (list(samples[0:n_fams]), list(zeros[0:n_fams]), list(series[0:n_fams]),
             bound_ids, int(dst.kept), int(dst.unbound))
+
+
+def facts(rows: TokenRows, fam_of: list[int], name_flags: bytes, fam_flags: bytes,
+          canon: list[int] | None, slot_of: list[int], ids: tuple[int, int],
+          keep: int, sid: tuple[int, int, int]) -> RawFacts:
+    """prom_facts.c over every row of `rows`: per family its kept samples, series, nonzero
+    samples and exact total, its label triples, bucket sums and label totals. `ids` are the
+    `le` and `quantile` string ids, `sid` the two service-instance families and the label
+    (-1: none); flags are the PROM_FACT_* bits per name and per family."""
+    mod = core()
+    ffi: Any = mod.ffi
+    lib: Any = mod.lib
+    cols, lab_name, lab_value = rows.handle
+    n_strs, n_fams = len(rows.strs), len(fam_flags)
+    src = ffi.new("prom_facts_in *")
+    src.kind, src.name, src.value = cols["kind"], cols["name"], cols["value"]
+    src.lab_first, src.lab_count, src.n_rows = cols["lab_first"], cols["lab_count"], rows.count
+    src.lab_name, src.lab_value, src.n_labels = lab_name, lab_value, rows.labels
+    keep_alive = [ffi.new("int32_t[]", fam_of), ffi.from_buffer(name_flags),
+                  ffi.from_buffer(fam_flags), ffi.new("int32_t[]", slot_of)]
+    src.fam_of, src.name_flags, src.n_names = keep_alive[0], keep_alive[1], len(fam_of)
+    src.fam_flags, src.n_fams = keep_alive[2], n_fams
+    src.slot_of, src.n_strs = keep_alive[3], n_strs
+    if canon is not None:
+        keep_alive.append(ffi.new("int32_t[]", canon))
+        src.canon = keep_alive[-1]
+    src.le_id, src.quantile_id, src.keep = ids[0], ids[1], keep
+    src.sid_fam0, src.sid_fam1, src.sid_label = sid
+    if len(slot_of) != n_strs or (canon is not None and len(canon) != n_strs):
+        raise ValueError("prom_facts: a per-string table differs in length from the strings")
+    out = ffi.new("prom_facts_out *")
+    rc = lib.prom_facts(src, out)
+    if rc == -2:
+        raise MemoryError("prom_facts: out of memory")
+    if rc != 0:
+        raise ValueError("prom_facts: a name, family or label id out of range")
+    try:
+        n_p, n_b, n_s = int(out.n_pairs), int(out.n_buckets), int(out.n_splits)
+        used = bytes(ffi.buffer(out.sid_used, n_strs))
+        return RawFacts(
+            samples=list(out.samples[0:n_fams]), series=list(out.series[0:n_fams]),
+            nonzero=list(out.nonzero[0:n_fams]), total=list(out.total[0:n_fams]),
+            split=list(out.split[0:n_fams]),
+            pairs=(list(out.pair_fam[0:n_p]), list(out.pair_name[0:n_p]),
+                   list(out.pair_value[0:n_p])),
+            buckets=(list(out.bucket_fam[0:n_b]), list(out.bucket_slot[0:n_b]),
+                     list(out.bucket_sum[0:n_b])),
+            splits=(list(out.split_fam[0:n_s]), list(out.split_value[0:n_s]),
+                    list(out.split_sum[0:n_s])),
+            sid_ids=[i for i in range(n_strs) if used[i]] if 1 in used else [],
+            declined=bool(out.declined))
+    finally:
+        lib.prom_facts_free(out)
 
 
 def _line_start(data: bytes | mmap.mmap, off: int) -> int:

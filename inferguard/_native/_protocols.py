@@ -255,6 +255,26 @@ class TokenRows:
         return self._aux(row) if self.aux_len[row] else (b"", 1)
 
 
+@dataclass(frozen=True)
+class RawFacts:
+    """What prom_facts.c found of each family (by family index) over `TokenRows`, in ids:
+    the lists the metrics evidence turns into `FamilyFacts` (`prom._brief.clean_facts`).
+    `pairs`, `buckets` and `splits` are sorted (family, id[, sum]) triples; `sid_ids` the
+    string ids the service-instance label takes; `declined`: the kernel could not decide a
+    figure exactly (a refused sum, a bucket bound it was not given)."""
+
+    samples: list[int]
+    series: list[int]
+    nonzero: list[int]
+    total: list[float]
+    split: list[int]
+    pairs: tuple[list[int], list[int], list[int]]
+    buckets: tuple[list[int], list[int], list[float]]
+    splits: tuple[list[int], list[int], list[float]]
+    sid_ids: list[int]
+    declined: bool
+
+
 class Tokenizer(Protocol):
     """Prometheus / OpenMetrics text -> TokenStream. Contract: inferguard/prom/_tokens.py."""
 

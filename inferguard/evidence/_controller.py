@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import msgspec
-import numpy as np
 
 from inferguard.evidence._capture import (
     BODY_LIMIT,
@@ -56,7 +55,6 @@ from inferguard.evidence._http import skipped_routes as http_skipped_routes
 from inferguard.evidence._metrics import read_metrics_bytes
 from inferguard.evidence._model import Evidence, EvidenceSource, Problem, status_from
 from inferguard.evidence._redact import Tally, redact
-from inferguard.prom._model import exact_sum, parse_text
 
 Server = Literal["controller", "internal_api"]
 SERVERS: tuple[str, ...] = ("controller", "internal_api")
@@ -288,6 +286,10 @@ def _metrics(text: str | None) -> tuple[dict[str, float], int | None, int | None
     """(controller gauges, families, lmcache:* families) of a /metrics answer."""
     if text is None:
         return {}, None, None
+    import numpy as np  # on first use: a packet without a controller never loads it
+
+    from inferguard.prom._model import exact_sum, parse_text
+
     exp = parse_text(text.encode(), path="<metrics>")
     gauges: dict[str, float] = {}
     lmc = 0

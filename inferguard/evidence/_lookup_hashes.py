@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-import numpy as np
 
 from inferguard.evidence._lru import LruResult, replay_lru
 from inferguard.evidence._model import Evidence, EvidenceSource, Problem, read_source, status_from
@@ -164,6 +163,8 @@ class _Acc:
         """Replay the lookups (timestamp order, as upstream's simulator sorts them)."""
         if not self.replay:
             return []
+        import numpy as np  # on first use: reading the hashes needs none
+
         ids = np.frombuffer(self.ids, np.int64) if len(self.ids) else np.zeros(0, np.int64)
         ts = np.asarray([r[0] for r in self.replay], np.float64)
         order = np.argsort(ts, kind="stable")

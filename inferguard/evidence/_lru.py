@@ -21,11 +21,15 @@ Then one comparison per capacity.
 
 from __future__ import annotations
 
-import msgspec
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING
 
-I64 = npt.NDArray[np.int64]
+import msgspec
+
+if TYPE_CHECKING:  # numpy loads when a replay runs, not with the evidence types
+    import numpy as np
+    import numpy.typing as npt
+
+    I64 = npt.NDArray[np.int64]
 
 
 class LruResult(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -40,6 +44,8 @@ class LruResult(msgspec.Struct, frozen=True, omit_defaults=True):
 
 def previous_touch(ids: I64) -> I64:
     """For each position, the position of the same id's previous occurrence (-1: none)."""
+    import numpy as np
+
     n = len(ids)
     order = np.argsort(ids, kind="stable")
     sid = ids[order]
@@ -56,6 +62,8 @@ def count_before(prev: I64, s: I64, q: I64) -> I64:
     2**k positions, built from level k-1 by a stable sort of rows made of two sorted runs
     (one merge each). The positions j < s split into at most one aligned row per level (the
     row left of s at every level where bit k of s is set); each is one `searchsorted`."""
+    import numpy as np
+
     n = len(prev)
     out = np.zeros(len(s), np.int64)
     if n == 0 or len(s) == 0:
@@ -101,6 +109,8 @@ def replay_lru(ids: I64, offsets: I64, chunk_size: I64, seq_len: I64,
                capacities: list[int]) -> list[LruResult]:
     """Replay lookups (lookup i holds ids[offsets[i]:offsets[i+1]], in arrival order)
     through LRU caches of each capacity (in chunks) and an unbounded one (last)."""
+    import numpy as np
+
     n = len(ids)
     lookups = len(offsets) - 1
     tokens = int(seq_len.sum()) if lookups else 0
@@ -137,6 +147,8 @@ def replay_lru(ids: I64, offsets: I64, chunk_size: I64, seq_len: I64,
 
 def _prefix_lengths(held: npt.NDArray[np.bool_], offsets: I64, lengths: I64) -> I64:
     """Per lookup: how many leading chunks are held (the first miss ends the prefix)."""
+    import numpy as np
+
     n = len(held)
     pos = np.where(held, n, np.arange(n, dtype=np.int64))
     nonempty = lengths > 0

@@ -16,7 +16,7 @@ from inferguard.evidence._model import (
     read_source,
     status_from,
 )
-from inferguard.prom._model import Exposition, MetricsSummary, parse_text
+from inferguard.prom._summary import FamilyFacts, MetricsSummary
 
 # A parsed exposition takes ~10-12x its size in memory: 32 MiB keeps a read < 512 MB
 # (real /metrics answers are far smaller: vLLM's is ~100 KB, a fleet's few MB).
@@ -69,20 +69,39 @@ class MetricsFacts(msgspec.Struct, frozen=True, tag="metrics", omit_defaults=Tru
         return next((f for f in self.families if f.name == name), None)
 
 
-def family_stats(exp: Exposition) -> list[FamilyStats]:
-    """Per-family stats, computed on the parse's columns (`Exposition.family_facts`: no
-    Python object per sample, so a 10 MB scrape costs milliseconds, not a second)."""
+def family_stats(facts: list[FamilyFacts]) -> list[FamilyStats]:
+    """Per-family stats from the facts computed on the parse's columns
+    (`Exposition.family_facts`, or `prom._brief.clean_facts` without numpy: no Python
+    object per sample, so a 10 MB scrape costs milliseconds, not a second)."""
     return [FamilyStats(
         name=f.name, type=f.type, samples=f.samples, series=f.series,
         nonzero_samples=f.nonzero_samples, total=f.total,
         labels={k: LabelValues(n, v) for k, (n, v) in f.labels.items()},
         buckets=f.buckets, label_totals=f.label_totals)
-        for f in exp.family_facts(MAX_LABEL_VALUES)]
+        for f in facts]
 
 
 def read_metrics_bytes(data: bytes, source: EvidenceSource, kind: EvidenceKind,
                        scraped_at: float | None = None) -> Evidence:
-    exp = parse_text(data, path=source.path or source.url or "<metrics>")
+    """A scrape's bytes as metrics evidence. A well-formed Prometheus 0.0.4 scrape on the
+    native backend takes the road without numpy (`prom._brief.clean_facts`); anything
+    else, or anything with a problem to report, the columnar parse (the same facts)."""
+    from inferguard.prom._brief import clean_facts
+
+    path = source.path or source.url or "<metrics>"
+    clean = clean_facts(data, path, MAX_LABEL_VALUES)
+    if clean is not None:
+        return Evidence(kind=kind, source=source, status=status_from([], readable=True),
+                        facts=MetricsFacts(clean.summary, sorted(clean.service_instance_ids),
+                                           family_stats(clean.families), scraped_at))
+    return _read_parsed(data, path, source, kind, scraped_at)
+
+
+def _read_parsed(data: bytes, path: str, source: EvidenceSource, kind: EvidenceKind,
+                 scraped_at: float | None) -> Evidence:
+    from inferguard.prom._model import parse_text
+
+    exp = parse_text(data, path=path)
     summary = exp.summary()
     ids: set[str] = set()
     for name in ("target_info", "target"):
@@ -94,7 +113,9 @@ def read_metrics_bytes(data: bytes, source: EvidenceSource, kind: EvidenceKind,
         problems.append(Problem(f"{summary.problem_count - len(problems)} more problems"))
     status = status_from(problems, readable=summary.families > 0 or not problems)
     return Evidence(kind=kind, source=source, status=status,
-                    facts=MetricsFacts(summary, sorted(ids), family_stats(exp), scraped_at),
+                    facts=MetricsFacts(summary, sorted(ids),
+                                       family_stats(exp.family_facts(MAX_LABEL_VALUES)),
+                                       scraped_at),
                     problems=problems)
 
 

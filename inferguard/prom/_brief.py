@@ -12,15 +12,26 @@ a TYPE line after its samples or a bucket without a numeric `le`) takes the gene
 
 from __future__ import annotations
 
+import math
 import mmap
 import os
 import re
+from typing import TYPE_CHECKING, NamedTuple
 
 from inferguard._files import open_regular_fd
 from inferguard._native import Backend, resolve_backend
 from inferguard.prom import _tokens as pt
-from inferguard.prom._rules import FamilyRules, bound_is_number, detect_format
-from inferguard.prom._summary import MetricsSummary, assemble_summary
+from inferguard.prom._rules import FamilyRules, _unescape_bytes, bound_is_number, detect_format
+from inferguard.prom._summary import (
+    _COUNTED_TYPES,
+    _HISTOGRAM_TYPES,
+    FamilyFacts,
+    MetricsSummary,
+    assemble_summary,
+)
+
+if TYPE_CHECKING:
+    from inferguard._native._protocols import TokenRows
 
 
 def summarize_metrics(path: str | os.PathLike[str], *, backend: Backend | None = None,
@@ -84,9 +95,20 @@ _META = re.compile(b"[" + re.escape(bytes([pt.K_HELP, pt.K_TYPE, pt.K_UNIT, pt.K
                                             pt.K_ERROR])) + b"]")  # the rows the rules read
 
 
-def clean_summary(data: bytes | mmap.mmap, path: str) -> MetricsSummary | None:
-    """The summary of a well-formed Prometheus 0.0.4 exposition from prom_scan()'s rows
-    and prom_brief.c (no numpy), or None where the general road must decide."""
+class _Walked:
+    """A well-formed 0.0.4 exposition after the family rules and prom_brief.c: its rows,
+    its families (types final) and, per family, samples / zeros / series."""
+
+    def __init__(self, rows: TokenRows, rules: FamilyRules, fam_of: list[int],
+                 brief: tuple[list[int], list[int], list[int], list[int], int, int],
+                 le_id: int, q_id: int) -> None:
+        self.rows, self.rules, self.fam_of, self.le_id, self.q_id = rows, rules, fam_of, le_id, q_id
+        self.samples, self.zeros, self.series, self.bounds, self.kept, _ = brief
+
+
+def _walk(data: bytes | mmap.mmap, path: str) -> _Walked | None:
+    """prom_scan()'s rows, the family rules and prom_brief.c over a Prometheus 0.0.4
+    exposition, or None where the general road must decide (a problem or a per-row rule)."""
     if detect_format(data) != "prometheus":
         return None
     from inferguard._native import _prom as native
@@ -102,14 +124,131 @@ def clean_summary(data: bytes | mmap.mmap, path: str) -> MetricsSummary | None:
         return None
     fam_of, role_of = rules.name_tables(resolved)
     le_id, q_id = (_index(rows.strs, b"le"), _index(rows.strs, b"quantile"))
-    samples, zeros, series, bounds, kept, unbound = native.brief(
-        rows, fam_of, role_of, le_id, q_id, len(rules.fams))
-    if unbound or not all(bound_is_number(rows.strs[i]) for i in bounds):
+    brief = native.brief(rows, fam_of, role_of, le_id, q_id, len(rules.fams))
+    if brief[5] or not all(bound_is_number(rows.strs[i]) for i in brief[3]):
         return None  # a bucket / quantile without a numeric bound: a problem to report
     rules.finish_types()
-    fams = [(f.name, f.type or "", f.help or "", f.unit or "", f.first_line) for f in rules.fams]
-    return assemble_summary(path, "prometheus", "native", len(data), fams, samples, zeros,
-                            series, kept, (), 0)
+    return _Walked(rows, rules, fam_of, brief, le_id, q_id)
+
+
+def _summary_of(w: _Walked, path: str, size: int) -> MetricsSummary:
+    fams = [(f.name, f.type or "", f.help or "", f.unit or "", f.first_line)
+            for f in w.rules.fams]
+    return assemble_summary(path, "prometheus", "native", size, fams, w.samples, w.zeros,
+                            w.series, w.kept, (), 0)
+
+
+def clean_summary(data: bytes | mmap.mmap, path: str) -> MetricsSummary | None:
+    """The summary of a well-formed Prometheus 0.0.4 exposition from prom_scan()'s rows
+    and prom_brief.c (no numpy), or None where the general road must decide."""
+    w = _walk(data, path)
+    return None if w is None else _summary_of(w, path, len(data))
+
+
+class CleanFacts(NamedTuple):
+    """What the metrics evidence keeps of a scrape: its summary, each family's facts, and
+    the values `service_instance_id` takes in `target_info` / `target`."""
+
+    summary: MetricsSummary
+    families: list[FamilyFacts]
+    service_instance_ids: set[str]
+
+
+_CREATED, _COUNT, _BUCKET = 1, 2, 4  # PROM_FACT_* name flags (native/inferguard_api.h)
+_COUNTED, _HISTOGRAM, _SPLIT = 1, 2, 4  # PROM_FACT_* family flags
+
+
+def clean_facts(data: bytes | mmap.mmap, path: str, keep: int) -> CleanFacts | None:
+    """`Exposition.family_facts(keep)`, its summary and service instance ids for a
+    well-formed Prometheus 0.0.4 exposition on the native backend, from prom_scan()'s rows
+    and prom_facts.c (no numpy; tests/test_metrics_facts.py holds it to the numpy road), or
+    None where the general road must decide."""
+    if resolve_backend(None) != "native":
+        return None
+    w = _walk(data, path)
+    if w is None:
+        return None
+    from inferguard._native import _prom as native
+
+    rows, fams = w.rows, w.rules.fams
+    text = _Texts(rows.strs)
+    name_flags = bytes((_CREATED if n.endswith(b"_created") else 0)
+                       | (_COUNT if n.endswith(b"_count") else 0)
+                       | (_BUCKET if n.endswith(b"_bucket") else 0) for n in rows.names)
+    fam_flags = bytes((_COUNTED if f.type in _COUNTED_TYPES else 0)
+                      | (_HISTOGRAM if f.type in _HISTOGRAM_TYPES else 0)
+                      | (_SPLIT if f.type in ("counter", "gauge") else 0) for f in fams)
+    bounds, slot_of = _bound_slots(w.bounds, text, len(rows.strs))
+    index = {f.name: i for i, f in enumerate(fams)}
+    sid = (index.get("target_info", -1), index.get("target", -1),
+           _index(rows.strs, b"service_instance_id"))
+    raw = native.facts(rows, w.fam_of, name_flags, fam_flags, text.canon(), slot_of,
+                       (w.le_id, w.q_id), keep, sid)
+    if raw.declined:
+        return None
+    labels: list[dict[str, tuple[int, list[str]]]] = [{} for _ in fams]
+    pf, pn, pv = raw.pairs
+    i = 0
+    while i < len(pf):  # one run per (family, label name): its values
+        j = i + 1
+        while j < len(pf) and pf[j] == pf[i] and pn[j] == pn[i]:
+            j += 1
+        labels[pf[i]][text(pn[i])] = (j - i, sorted(map(text, pv[i:j]))[:keep])
+        i = j
+    buckets: list[list[tuple[float, float]]] = [[] for _ in fams]
+    for fi, slot, total in zip(*raw.buckets, strict=True):
+        if len(buckets[fi]) < keep:
+            buckets[fi].append((bounds[slot], total))
+    splits: list[dict[str, dict[str, float]]] = [
+        {text(raw.split[fi]): {}} if raw.split[fi] >= 0 else {} for fi in range(len(fams))]
+    for fi, value, total in zip(*raw.splits, strict=True):
+        splits[fi][text(raw.split[fi])][text(value)] = total
+    facts = [FamilyFacts(
+        f.name, f.type or "", raw.samples[fi], raw.series[fi], raw.nonzero[fi],
+        raw.total[fi], dict(sorted(labels[fi].items())), buckets[fi],
+        {k: dict(sorted(v.items())) for k, v in splits[fi].items()})
+        for fi, f in enumerate(fams)]
+    return CleanFacts(_summary_of(w, path, len(data)), facts, {text(i) for i in raw.sid_ids})
+
+
+class _Texts:
+    """String id -> its text (unescaped, decoded once), and the canonical ids."""
+
+    def __init__(self, strs: list[bytes]) -> None:
+        self.strs = strs
+        self.cache: dict[int, str] = {}
+
+    def __call__(self, i: int) -> str:
+        got = self.cache.get(i)
+        if got is None:
+            got = self.cache[i] = _unescape_bytes(self.strs[i]).decode("utf-8")
+        return got
+
+    def canon(self) -> list[int] | None:
+        """Per id the first id of the same text (None: every text is its own spelling)."""
+        if not any(b"\\" in s for s in self.strs):
+            return None
+        first: dict[str, int] = {}
+        return [first.setdefault(self(i), i) for i in range(len(self.strs))]
+
+
+def _bound_slots(ids: list[int], text: _Texts, n_strs: int) -> tuple[list[float], list[int]]:
+    """The distinct finite bounds (ascending; -0 is 0) of bound strings `ids`, and per
+    string id its bound's slot (-1 not a finite number, -2 not a bound string)."""
+    value = {i: _float_or_nan(text(i)) + 0.0 for i in ids}
+    bounds = sorted({v for v in value.values() if math.isfinite(v)})
+    where = {b: k for k, b in enumerate(bounds)}
+    slot_of = [-2] * n_strs
+    for i, v in value.items():
+        slot_of[i] = where.get(v, -1)
+    return bounds, slot_of
+
+
+def _float_or_nan(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return math.nan
 
 
 def _index(strs: list[bytes], s: bytes) -> int:

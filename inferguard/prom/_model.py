@@ -62,8 +62,11 @@ from inferguard.prom._rules import (
     detect_format,
 )
 from inferguard.prom._summary import (
+    _COUNTED_TYPES,
+    _HISTOGRAM_TYPES,
     SUMMARY_SCHEMA,
     FamilyBrief,
+    FamilyFacts,
     MetricsSummary,
     assemble_summary,
 )
@@ -173,32 +176,6 @@ def exact_sum(values: npt.NDArray[np.float64], backend: str = "python") -> float
         return math.fsum((values / _SCALE).tolist()) * _SCALE
 
 
-@dataclass(frozen=True)
-class FamilyFacts:
-    """Per-family figures computed on the columns, without a Python object per sample
-    (what the metrics evidence keeps of a family; `Exposition.family_facts`).
-
-    `_created` samples never count. `total`: finite values of the counted samples (all of
-    them, or the `_count` ones of a histogram / summary), summed exactly (`exact_sum`).
-    `labels`: per label name (not `le` / `quantile`), how many distinct values and the
-    first `keep` in sorted order. `buckets`: a histogram's finite `le` bounds and the sum
-    of its finite `_bucket` values per bound, in file order. `label_totals`: a counter or
-    gauge split by its only label, or by the only one of several whose value varies (at
-    most `keep` values): the finite values summed per label value."""
-
-    name: str
-    type: str
-    samples: int
-    series: int
-    nonzero_samples: int
-    total: float
-    labels: dict[str, tuple[int, list[str]]]
-    buckets: list[tuple[float, float]]
-    label_totals: dict[str, dict[str, float]]
-
-
-_HISTOGRAM_TYPES = ("histogram", "gaugehistogram")
-_COUNTED_TYPES = ("histogram", "gaugehistogram", "summary")
 
 
 def _distinct_sequences(head: npt.NDArray[np.int64], first: npt.NDArray[np.int64],

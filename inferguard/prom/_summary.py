@@ -1,9 +1,11 @@
-"""What `inferguard metrics summary` reports, and its assembly from per-family counts
-(shared by `Exposition.summary` and the road without numpy, `_brief`)."""
+"""What `inferguard metrics summary` reports and what the metrics evidence keeps of a family,
+and the summary's assembly from per-family counts (shared by `Exposition.summary` and the
+road without numpy, `_brief`)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import msgspec
 
@@ -11,6 +13,35 @@ from inferguard.prom._names import lmcache_flavour
 from inferguard.prom._rules import ParseProblem
 
 SUMMARY_SCHEMA = "inferguard.metrics_summary/1"
+
+
+@dataclass(frozen=True)
+class FamilyFacts:
+    """Per-family figures computed on the columns, without a Python object per sample
+    (what the metrics evidence keeps of a family; `Exposition.family_facts` and, without
+    numpy, `_brief.clean_facts`).
+
+    `_created` samples never count. `total`: finite values of the counted samples (all of
+    them, or the `_count` ones of a histogram / summary), summed exactly (`exact_sum`).
+    `labels`: per label name (not `le` / `quantile`), how many distinct values and the
+    first `keep` in sorted order. `buckets`: a histogram's finite `le` bounds and the sum
+    of its finite `_bucket` values per bound, in ascending bound order. `label_totals`: a
+    counter or gauge split by its only label, or by the only one of several whose value
+    varies (at most `keep` values): the finite values summed per label value."""
+
+    name: str
+    type: str
+    samples: int
+    series: int
+    nonzero_samples: int
+    total: float
+    labels: dict[str, tuple[int, list[str]]]
+    buckets: list[tuple[float, float]]
+    label_totals: dict[str, dict[str, float]]
+
+
+_HISTOGRAM_TYPES = ("histogram", "gaugehistogram")
+_COUNTED_TYPES = ("histogram", "gaugehistogram", "summary")
 
 
 class FamilyBrief(msgspec.Struct, frozen=True):
