@@ -143,10 +143,15 @@ def error(message: str) -> int:
     return 2
 
 
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
 def to_document(obj: Any) -> Any:
     """Builtins for JSON with every field present: a Struct's zeros, falses, empty lists and
     Nones are written too (many Structs use `omit_defaults` to keep packets small), so a
     document's key set does not change from run to run. A tagged Struct keeps its tag."""
+    if type(obj) in _PLAIN:  # most leaves: as they are (what to_builtins returns for them)
+        return obj
     if isinstance(obj, msgspec.Struct):
         cfg = obj.__struct_config__
         out: dict[str, Any] = {}

@@ -298,15 +298,49 @@ class _Version(argparse.Action):
         parser.exit()
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser, or with `only` a parser holding that one subcommand (what a run
+    of it needs: building all of them is ~5 ms of argparse); when no command has that
+    name, the whole parser, so the usage error lists every choice."""
     p = argparse.ArgumentParser(prog="inferguard", description=DESCRIPTION, epilog=EPILOG,
                                 formatter_class=HelpFormatter)
     p.add_argument("--version", action=_Version, nargs=0,
                    help="print the version, the backend and the upstream versions known")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    target: Any = sub if only is None else _Only(sub, only)
     for register in COMMANDS:
-        register(sub)
+        register(target)
+    if only is not None and not target.found:
+        return build_parser()
     return p
+
+
+class _Only:
+    """The top-level subparsers as a register() sees them, adding only the command named
+    `name`; every other add_parser() gets a sink that accepts and drops its calls."""
+
+    def __init__(self, sub: argparse._SubParsersAction[argparse.ArgumentParser],
+                 name: str) -> None:
+        self.sub, self.name, self.found = sub, name, False
+
+    def add_parser(self, name: str, **kwargs: Any) -> Any:
+        if name != self.name:
+            return _SINK
+        self.found = True
+        return self.sub.add_parser(name, **kwargs)
+
+
+class _Sink:
+    """Swallows a parser's building calls (add_argument, set_defaults, subparsers, ...)."""
+
+    def __getattr__(self, _name: str) -> Any:
+        return self._call
+
+    def _call(self, *_args: Any, **_kwargs: Any) -> _Sink:
+        return self
+
+
+_SINK = _Sink()
 
 
 def _quiet_stdout() -> None:
@@ -322,7 +356,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     try:
         try:
-            args = build_parser().parse_args(argv)
+            given = list(sys.argv[1:] if argv is None else argv)
+            first = given[0] if given and not given[0].startswith("-") else None
+            args = build_parser(first).parse_args(given)
         except UsageError as exc:
             return error(str(exc))
         if getattr(args, "heavy", False):

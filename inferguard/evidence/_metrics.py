@@ -3,6 +3,7 @@ presence, size, zero or not, totals, label sets) and the scrape's exporters."""
 
 from __future__ import annotations
 
+import mmap
 import os
 
 import msgspec
@@ -13,7 +14,7 @@ from inferguard.evidence._model import (
     EvidenceKind,
     EvidenceSource,
     Problem,
-    read_source,
+    mapped_source,
     status_from,
 )
 from inferguard.prom._summary import FamilyFacts, MetricsSummary
@@ -81,7 +82,7 @@ def family_stats(facts: list[FamilyFacts]) -> list[FamilyStats]:
         for f in facts]
 
 
-def read_metrics_bytes(data: bytes, source: EvidenceSource, kind: EvidenceKind,
+def read_metrics_bytes(data: bytes | mmap.mmap, source: EvidenceSource, kind: EvidenceKind,
                        scraped_at: float | None = None) -> Evidence:
     """A scrape's bytes as metrics evidence. A well-formed Prometheus 0.0.4 scrape on the
     native backend takes the road without numpy (`prom._brief.clean_facts`); anything
@@ -94,7 +95,8 @@ def read_metrics_bytes(data: bytes, source: EvidenceSource, kind: EvidenceKind,
         return Evidence(kind=kind, source=source, status=status_from([], readable=True),
                         facts=MetricsFacts(clean.summary, sorted(clean.service_instance_ids),
                                            family_stats(clean.families), scraped_at))
-    return _read_parsed(data, path, source, kind, scraped_at)
+    return _read_parsed(data if isinstance(data, bytes) else data[:], path, source, kind,
+                        scraped_at)
 
 
 def _read_parsed(data: bytes, path: str, source: EvidenceSource, kind: EvidenceKind,
@@ -121,11 +123,11 @@ def _read_parsed(data: bytes, path: str, source: EvidenceSource, kind: EvidenceK
 
 def read_metrics(path: str | os.PathLike[str], kind: EvidenceKind = "lmcache_metrics"
                  ) -> Evidence:
-    data, source, problem = read_source(path, max_bytes=MAX_METRICS_BYTES)
-    if data is None:
-        assert problem is not None
-        return Evidence(kind=kind, source=source, status="malformed", problems=[problem])
-    return read_metrics_bytes(data, source, kind, headers_date(path))
+    with mapped_source(path, max_bytes=MAX_METRICS_BYTES) as (data, source, problem):
+        if data is None:
+            assert problem is not None
+            return Evidence(kind=kind, source=source, status="malformed", problems=[problem])
+        return read_metrics_bytes(data, source, kind, headers_date(path))
 
 
 def headers_date(path: str | os.PathLike[str]) -> float | None:

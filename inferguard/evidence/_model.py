@@ -7,8 +7,11 @@ Structs (one type per evidence kind), so an Evidence document round-trips throug
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import mmap
 import os
+from collections.abc import Iterator
 from typing import Any, Literal
 
 import msgspec
@@ -44,7 +47,7 @@ class EvidenceSource(msgspec.Struct, frozen=True, omit_defaults=True):
     copied_as: str | None = None
 
     @staticmethod
-    def of_bytes(data: bytes, *, path: str | os.PathLike[str] | None = None,
+    def of_bytes(data: bytes | mmap.mmap, *, path: str | os.PathLike[str] | None = None,
                  url: str | None = None) -> EvidenceSource:
         return EvidenceSource(path=None if path is None else os.fspath(path), url=url,
                               sha256=hashlib.sha256(data).hexdigest(), size=len(data))
@@ -99,6 +102,40 @@ def read_source(path: str | os.PathLike[str], *, max_bytes: int | None = None
         return None, EvidenceSource(path=p), Problem(
             f"file is over this reader's limit of {max_bytes} bytes")
     return data, EvidenceSource.of_bytes(data, path=p), None
+
+
+MAP_MIN_BYTES = 1 << 20
+
+
+@contextlib.contextmanager
+def mapped_source(path: str | os.PathLike[str], *, max_bytes: int
+                  ) -> Iterator[tuple[bytes | mmap.mmap | None, EvidenceSource, Problem | None]]:
+    """`read_source`, but a file of 1 MiB or more comes back mapped (read-only, unmapped
+    on exit) instead of copied into fresh memory: its pages come from the page cache (a
+    10 MB scrape: ~2,600 page faults fewer). A file cut short while mapped can end the
+    process with SIGBUS, as for the mapped .lct reader; a smaller file is read as before."""
+    p = os.fspath(path)
+    failed: Problem | None = None
+    try:
+        f = open_input(p)
+    except NotRegularFile as exc:
+        failed = Problem(exc.strerror or str(exc))
+    except OSError as exc:
+        failed = Problem(f"cannot read file: {exc.strerror or exc}")
+    if failed is not None:
+        yield None, EvidenceSource(path=p), failed
+        return
+    with f:
+        size = os.fstat(f.fileno()).st_size
+        mapped = None
+        if MAP_MIN_BYTES <= size <= max_bytes:
+            with contextlib.suppress(OSError, ValueError):  # not mappable: read it
+                mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    if mapped is None:
+        yield read_source(p, max_bytes=max_bytes)
+        return
+    with mapped:
+        yield mapped, EvidenceSource.of_bytes(mapped, path=p), None
 
 
 def unreadable(kind: EvidenceKind, source: EvidenceSource, problem: Problem) -> Evidence:
