@@ -9,8 +9,9 @@ differential tests hold the two to identical output.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
+
+import msgspec
 
 if TYPE_CHECKING:
     import numpy as np
@@ -19,8 +20,7 @@ if TYPE_CHECKING:
 # -- .lct frames ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class FrameRows:
+class FrameRows(msgspec.Struct, frozen=True):
     """One row per frame of one scan call (see lct_columns in native/inferguard_api.h)."""
 
     offset: npt.NDArray[np.int64]
@@ -32,8 +32,7 @@ class FrameRows:
     status: npt.NDArray[np.uint8]
 
 
-@dataclass(frozen=True)
-class TalliedFrames:
+class TalliedFrames(msgspec.Struct, frozen=True):
     """What a tallied scan call (`NativeFrameScanner.scan_tally`) leaves in Python: its rows
     were folded in C, so only the (offset, length) of its malformed frames (for findings)
     and of its last frame (for the resync decision)."""
@@ -42,8 +41,7 @@ class TalliedFrames:
     last: tuple[int, int]
 
 
-@dataclass(frozen=True)
-class TallyResult:
+class TallyResult(msgspec.Struct, frozen=True):
     """A summary tally read back (`lct_tally_totals` and its columns; NaN: no value)."""
 
     frames: int
@@ -90,8 +88,7 @@ class FrameScanner(Protocol):
 # -- ObjectKeys -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class KeyRows:
+class KeyRows(msgspec.Struct, frozen=True):
     """One row per ObjectKey occurrence, in file order; `row` indexes the scan chunk."""
 
     row: npt.NDArray[np.int32]
@@ -200,8 +197,7 @@ class ContextMatcher(Protocol):
 # -- Prometheus text --------------------------------------------------------------------------
 
 
-@dataclass
-class TokenStream:
+class TokenStream(msgspec.Struct):
     """Rows (one per line) and labels (flat) of one buffer, plus the two interners."""
 
     om: bool
@@ -220,7 +216,7 @@ class TokenStream:
     names: list[bytes]
     first_row: npt.NDArray[np.int64]
     strs: list[bytes]
-    _aux: Callable[[int], tuple[bytes, int]] = field(repr=False)
+    _aux: Callable[[int], tuple[bytes, int]]
 
     def aux(self, row: int) -> bytes:
         """HELP text, TYPE/UNIT word, comment text or exemplar of `row` (b"" if none)."""
@@ -231,8 +227,7 @@ class TokenStream:
         return self._aux(row) if self.aux_len[row] else (b"", 1)
 
 
-@dataclass(frozen=True)
-class TokenRows:
+class TokenRows(msgspec.Struct, frozen=True):
     """prom_scan()'s rows of one buffer left in cffi columns (no numpy), for the metrics
     summary's road (`_native._prom.tokenize_rows` / `brief`): the row kinds as bytes, the
     columns the family rules read by index, the interners, and `handle` (the cffi columns,
@@ -247,16 +242,15 @@ class TokenRows:
     names: list[bytes]
     first_row: list[int]
     strs: list[bytes]
-    _aux: Callable[[int], tuple[bytes, int]] = field(repr=False)
-    handle: Any = field(repr=False)
+    _aux: Callable[[int], tuple[bytes, int]]
+    handle: Any
 
     def aux_at(self, row: int) -> tuple[bytes, int]:
         """The auxiliary bytes of `row` and the 1-based byte column where they start."""
         return self._aux(row) if self.aux_len[row] else (b"", 1)
 
 
-@dataclass(frozen=True)
-class RawFacts:
+class RawFacts(msgspec.Struct, frozen=True):
     """What prom_facts.c found of each family (by family index) over `TokenRows`, in ids:
     the lists the metrics evidence turns into `FamilyFacts` (`prom._brief.clean_facts`).
     `pairs`, `buckets` and `splits` are sorted (family, id[, sum]) triples; `sid_ids` the

@@ -12,7 +12,6 @@ than "likely": the confidence says how many independent kinds of evidence agree.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 
 import msgspec
 
@@ -135,11 +134,10 @@ SGLANG_RULES: tuple[SglangRule, ...] = (
 )
 
 
-@dataclass
-class _Cand:
+class _Cand(msgspec.Struct):
     weight: float = 0.0
-    refs: list[EvidenceRef] = field(default_factory=list)
-    kinds: set[str] = field(default_factory=set)
+    refs: list[EvidenceRef] = msgspec.field(default_factory=list)
+    kinds: set[str] = msgspec.field(default_factory=set)
 
 
 def _signals(packet: Packet) -> Iterator[tuple[str, float, Evidence, str, int | None]]:

@@ -199,8 +199,7 @@ class TallyChunk:
         return self.frames.last
 
 
-@dataclass(frozen=True)
-class PyFrameRows(FrameRows):
+class PyFrameRows(FrameRows, frozen=True):
     """FrameRows plus the args blob of a batch scan (`_frame.scan_batch`)."""
 
     args: tf.ArgsBlob | None = None

@@ -12,7 +12,6 @@ from __future__ import annotations
 import heapq
 import mmap
 import re
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import msgspec
@@ -75,8 +74,7 @@ def _unescape_bytes(raw: bytes) -> bytes:
     return _ESCAPE.sub(lambda m: _UNESCAPE[m.group(1)], raw.decode()).encode()
 
 
-@dataclass
-class _Fam:
+class _Fam(msgspec.Struct):
     name: str
     first_line: int
     type: str | None = None

@@ -5,7 +5,6 @@ road without numpy, `_brief`)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import msgspec
 
@@ -15,8 +14,7 @@ from inferguard.prom._rules import ParseProblem
 SUMMARY_SCHEMA = "inferguard.metrics_summary/1"
 
 
-@dataclass(frozen=True)
-class FamilyFacts:
+class FamilyFacts(msgspec.Struct, frozen=True):
     """Per-family figures computed on the columns, without a Python object per sample
     (what the metrics evidence keeps of a family; `Exposition.family_facts` and, without
     numpy, `_brief.clean_facts`).
