@@ -8,18 +8,20 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from inferguard._packet import Packet
-from inferguard.collect import CollectOptions, collect_lmcache
 from inferguard.findings._diagnose import diagnose
 from inferguard.findings._registry import Diagnosis
 from inferguard.judge._compat import compat
 from inferguard.judge._report import CompatReport
 from inferguard.verdict._claims import Claims, derive_claims
 from inferguard.verdict._views import Views, views_of
+
+if TYPE_CHECKING:  # the collecting layer loads when a collection runs, not to judge
+    from inferguard.collect import CollectOptions
 
 VERDICT_SCHEMA = "inferguard.verdict/1"
 
@@ -57,4 +59,6 @@ def collect_and_judge(opts: CollectOptions, *, transport: Any = None,
                       ) -> tuple[Packet, Path]:
     """`collect_lmcache` with the compat report written into the packet; `progress(done,
     total)` follows the copying of file inputs."""
+    from inferguard.collect import collect_lmcache
+
     return collect_lmcache(opts, transport=transport, report=compat, progress=progress)
