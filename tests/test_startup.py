@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -94,3 +95,22 @@ def test_the_cli_caps_openblas_threads_unless_the_user_set_them(given: str | Non
     out = subprocess.run([sys.executable, "-c", _BLAS_PROBE], env=env, capture_output=True,
                          text=True, check=True).stdout.split()
     assert out[-1] == "OPENBLAS_NUM_THREADS=" + want
+
+
+def test_the_console_script_freezes_the_heap_before_exit_and_main_does_not() -> None:
+    """`console()` (the script, `python -m inferguard`) ends with gc.freeze(): the exit's
+    collections then skip what the command left; `main()` in-process leaves gc alone."""
+    tiny = "tests/fixtures/lmcache-0.5.6/storage.lct"
+    body = ("import contextlib, gc, io\nfrom inferguard.cli import {fn}\nimport sys\n"
+            "sys.argv = ['inferguard', 'trace', 'info', {tiny!r}, '--json']\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            "    rc = {call}\n"
+            "assert rc == 0, rc\n"
+            "print('frozen', gc.get_freeze_count())\n")
+    for fn, call, frozen in (("console", "console()", True), ("main", "main()", False)):
+        proc = subprocess.run([sys.executable, "-c", body.format(fn=fn, tiny=tiny, call=call)],
+                              capture_output=True, text=True, timeout=120,
+                              cwd=Path(__file__).resolve().parent.parent)
+        assert proc.returncode == 0, proc.stderr
+        count = int(proc.stdout.split("frozen")[-1])
+        assert (count > 0) is frozen, (fn, count)

@@ -1,5 +1,5 @@
 """`python -m inferguard.cli`."""
 
-from inferguard.cli._main import main
+from inferguard.cli._main import console
 
-raise SystemExit(main())
+raise SystemExit(console())
