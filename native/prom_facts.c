@@ -391,17 +391,15 @@ static int run(const prom_facts_in *in, prom_facts_out *out) {
     free(table);
     if (rc == 0)
         rc = totals(in, out);
+    if (rc == 0) /* sorts the triples: the splits are chosen from their runs */
+        rc = export_map(&pairs, &out->pair_fam, &out->pair_value, NULL, &out->n_pairs);
     if (rc == 0) {
-        if (pairs.n > 1)
-            qsort(pairs.ents, (size_t)pairs.n, sizeof *pairs.ents, ent_cmp);
         choose_splits(in, out, pairs.ents, pairs.n);
         out->pair_name = malloc((size_t)(pairs.n ? pairs.n : 1) * sizeof *out->pair_name);
         rc = out->pair_name ? 0 : -2;
         for (int64_t i = 0; rc == 0 && i < pairs.n; i++)
             out->pair_name[i] = (int32_t)(pairs.ents[i].b >> 32);
     }
-    if (rc == 0)
-        rc = export_map(&pairs, &out->pair_fam, &out->pair_value, NULL, &out->n_pairs);
     /* The label totals, now that each family's split label is known. */
     for (int64_t r = 0; rc == 0 && r < in->n_rows; r++) {
         int32_t f = kept_family(in, r);

@@ -21,7 +21,13 @@ from typing import TYPE_CHECKING, NamedTuple
 from inferguard._files import open_regular_fd
 from inferguard._native import Backend, resolve_backend
 from inferguard.prom import _tokens as pt
-from inferguard.prom._rules import FamilyRules, _unescape_bytes, bound_is_number, detect_format
+from inferguard.prom._rules import (
+    FamilyRules,
+    _unescape_bytes,
+    bound_is_number,
+    bound_value,
+    detect_format,
+)
 from inferguard.prom._summary import (
     _COUNTED_TYPES,
     _HISTOGRAM_TYPES,
@@ -235,7 +241,7 @@ class _Texts:
 def _bound_slots(ids: list[int], text: _Texts, n_strs: int) -> tuple[list[float], list[int]]:
     """The distinct finite bounds (ascending; -0 is 0) of bound strings `ids`, and per
     string id its bound's slot (-1 not a finite number, -2 not a bound string)."""
-    value = {i: _float_or_nan(text(i)) + 0.0 for i in ids}
+    value = {i: bound_value(text(i)) + 0.0 for i in ids}
     bounds = sorted({v for v in value.values() if math.isfinite(v)})
     where = {b: k for k, b in enumerate(bounds)}
     slot_of = [-2] * n_strs
@@ -244,11 +250,6 @@ def _bound_slots(ids: list[int], text: _Texts, n_strs: int) -> tuple[list[float]
     return bounds, slot_of
 
 
-def _float_or_nan(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        return math.nan
 
 
 def _index(strs: list[bytes], s: bytes) -> int:

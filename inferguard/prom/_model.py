@@ -59,6 +59,7 @@ from inferguard.prom._rules import (
     _Fam,
     _unescape_bytes,
     bound_is_number,
+    bound_value,
     detect_format,
 )
 from inferguard.prom._summary import (
@@ -501,7 +502,7 @@ class Exposition:
         # The distinct bounds of the few distinct `le` strings, then each sample's bound
         # index through its string's (-1: not a finite bound); + 0.0: a "-0" bound and a
         # "0" bound are one bucket, reported as 0.0 whichever came first.
-        bound_of = np.array([_float_or_nan(self._str(i)) for i in ids.tolist()] or [0.0])
+        bound_of = np.array([bound_value(self._str(i)) for i in ids.tolist()] or [0.0])
         ok_id = np.isfinite(bound_of[:len(ids)])
         bounds, where_id = np.unique(bound_of[:len(ids)][ok_id] + 0.0, return_inverse=True)
         slot = np.full(len(ids), -1, np.intp)
@@ -635,11 +636,6 @@ def _sorted_unique(a: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
     return a[keep]
 
 
-def _float_or_nan(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        return math.nan
 
 
 class _PairCache(dict[int, tuple[str, str]]):

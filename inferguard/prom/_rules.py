@@ -10,6 +10,7 @@ bound labels) is the road's own.
 from __future__ import annotations
 
 import heapq
+import math
 import mmap
 import re
 from typing import Any, Literal
@@ -66,6 +67,15 @@ def bound_is_number(raw: bytes) -> bool:
     """A bucket `le` / summary `quantile` label value (raw, still escaped) holds a number:
     the rule both roads check before a bound-labelled sample is kept."""
     return pt.parse_number(_unescape_bytes(raw)) is not None
+
+
+def bound_value(text: str) -> float:
+    """A bucket bound's value as both roads sum by it: Python's float() of the unescaped
+    text, NaN where that is no number."""
+    try:
+        return float(text)
+    except ValueError:
+        return math.nan
 
 
 def _unescape_bytes(raw: bytes) -> bytes:
