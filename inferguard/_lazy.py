@@ -5,9 +5,10 @@ command pays only for the layers it uses. One implementation for every subpackag
 from __future__ import annotations
 
 import importlib
+import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, AnyStr, cast
 
 
 def exports(package: str, where: Mapping[str, str], names: Sequence[str]
@@ -27,3 +28,23 @@ def exports(package: str, where: Mapping[str, str], names: Sequence[str]
         return sorted(set(vars(sys.modules[package])) | set(names))
 
     return getattr_, dir_
+
+
+class _Pattern:
+    """A regex compiled on first use; its methods are then kept on the instance, so later
+    calls reach the compiled pattern's own (C) methods without this class in between."""
+
+    def __init__(self, source: str | bytes, flags: int) -> None:
+        self._source, self._flags = source, flags
+
+    def __getattr__(self, name: str) -> Any:
+        got = getattr(re.compile(self._source, self._flags), name)
+        setattr(self, name, got)
+        return got
+
+
+def pattern(source: AnyStr, flags: int = 0) -> re.Pattern[AnyStr]:
+    """`re.compile(source, flags)` when first used, not at import: a module of many patterns
+    (the redaction rules, the replay log lines) then costs nothing to import until it
+    reads something. Use its methods (search, sub, ...), not `re.*(pattern, ...)`."""
+    return cast("re.Pattern[AnyStr]", _Pattern(source, flags))

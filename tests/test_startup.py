@@ -114,3 +114,26 @@ def test_the_console_script_freezes_the_heap_before_exit_and_main_does_not() -> 
         assert proc.returncode == 0, proc.stderr
         count = int(proc.stdout.split("frozen")[-1])
         assert (count > 0) is frozen, (fn, count)
+
+
+def test_a_lazy_pattern_compiles_on_first_use_and_matches_as_compiled() -> None:
+    import re
+
+    from inferguard import _lazy
+
+    broken = _lazy.pattern(r"(unclosed")  # not compiled yet: no error at import time
+    with pytest.raises(re.error):
+        broken.search("x")
+    lazy, eager = _lazy.pattern(r"k=(\w+)", re.I), re.compile(r"k=(\w+)", re.I)
+    text = "K=a k=b x=c"
+    assert lazy.sub("<r>", text) == eager.sub("<r>", text) == "<r> <r> x=c"
+    assert [m.group(1) for m in lazy.finditer(text)] == ["a", "b"]
+    assert lazy.search(text).span() == eager.search(text).span()  # type: ignore[union-attr]
+    assert _lazy.pattern(rb"\d+").findall(b"a1b22") == [b"1", b"22"]
+
+
+def test_the_redaction_rules_are_not_compiled_at_import() -> None:
+    mods = _loaded("import re, inferguard.evidence._redact as r\n"
+                   "assert not isinstance(r._PAIR, re.Pattern)\n"
+                   "assert 'hunter2' not in r.redact_text('password=hunter2')")
+    assert "inferguard.evidence._redact" in mods

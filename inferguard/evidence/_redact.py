@@ -25,13 +25,15 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from inferguard import _lazy
+
 REDACTED = "<redacted>"
-_SECRET_KEY = re.compile(
+_SECRET_KEY = _lazy.pattern(
     r"(secret|token(?!s)|passw|credential|auth|cookie|private|api[-_]?key|_key$|^key$|"
     r"signature|session[-_]?id)",
     re.IGNORECASE)
 # Keys of a process environment worth keeping; everything else is dropped (counted only).
-_ENV_KEEP = re.compile(
+_ENV_KEEP = _lazy.pattern(
     r"^(LMCACHE_|VLLM_|SGLANG_|OTEL_|PYTHONHASHSEED$|PROMETHEUS_MULTIPROC_DIR$|DO_NOT_TRACK$|"
     r"CUDA_VISIBLE_DEVICES$|HF_HUB_OFFLINE$|TRANSFORMERS_OFFLINE$|UCX_|NIXL_)")
 MAX_DEPTH = 64
@@ -41,24 +43,24 @@ _P = re.escape(REDACTED)
 # (rule name, pattern, replacement). Each pattern also matches its own replacement, so
 # counts are the same when a redacted copy is read again.
 _SHAPES: tuple[tuple[str, re.Pattern[str], str], ...] = (
-    ("private_key", re.compile(
+    ("private_key", _lazy.pattern(
         r"-----BEGIN ([A-Z0-9 ]*)PRIVATE KEY-----.*?(?:-----END \1PRIVATE KEY-----|\Z)",
         re.DOTALL), r"-----BEGIN \1PRIVATE KEY-----" + REDACTED + r"-----END \1PRIVATE KEY-----"),
-    ("url_userinfo", re.compile(r"(?P<s>\b[a-z][a-z0-9+.-]*://)[^/@\s\"'<>]*(?:" + _P
+    ("url_userinfo", _lazy.pattern(r"(?P<s>\b[a-z][a-z0-9+.-]*://)[^/@\s\"'<>]*(?:" + _P
                                 + r")?[^/@\s\"'<>]*@", re.IGNORECASE), r"\g<s>" + REDACTED + "@"),
-    ("authorization", re.compile(
+    ("authorization", _lazy.pattern(
         r"(?P<k>\b(?:proxy-)?authorization\b[\"']?\s*[:=]\s*[\"']?)(?:(?:bearer|basic|token|"
         r"digest|negotiate)\s+)?(?:" + _P + r"|[^\s,;&\"']+)", re.IGNORECASE),
      r"\g<k>" + REDACTED),
-    ("bearer", re.compile(r"(?P<k>\b(?:bearer|basic)\s+)(?:" + _P
+    ("bearer", _lazy.pattern(r"(?P<k>\b(?:bearer|basic)\s+)(?:" + _P
                           + r"|[A-Za-z0-9._~+/=-]{8,})", re.IGNORECASE), r"\g<k>" + REDACTED),
-    ("token_shape", re.compile(
+    ("token_shape", _lazy.pattern(
         r"\b(?:hf_[A-Za-z0-9]{20,}|sk-[A-Za-z0-9_-]{20,}|gh[pousr]_[A-Za-z0-9]{20,}|"
         r"xox[abpr]-[A-Za-z0-9-]{10,}|AKIA[0-9A-Z]{16}|"
         r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,})\b"), REDACTED),
 )
 # `name=value` / `name: value` / `--flag value` in free text: redacted when `name` is secret.
-_PAIR = re.compile(
+_PAIR = _lazy.pattern(
     r"(?P<k>(?P<dash>--)?(?P<name>[A-Za-z_][A-Za-z0-9_.-]{0,80})[\"']?"
     r"(?(dash)(?:=|\s+)|\s*(?:=|:\s)\s*)[\"']?)(?P<v>" + _P + r"|[^\s,;&\"'<>]+)")
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import msgspec
 
+from inferguard import _lazy
 from inferguard.evidence._model import Evidence, EvidenceSource, Problem, read_source, status_from
 
 # Replay output is read whole (a stdout log or a JSON/CSV table): capped like OTel.
@@ -170,24 +171,24 @@ def parse_replay(data: bytes, name: str) -> tuple[ReplayFacts | None, list[Probl
 
 _LOG_FIELDS = ("log_records_ok", "log_records_failed", "handler_raised", "allocation_failures",
                "failed_reads", "failed_read_reasons", "reads_of_missing_keys")
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+_ANSI = _lazy.pattern(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 # lmcache/cli/commands/trace/replay_command.py (0.5.6): the start line and the per-record
 # progress line (`[%d/%d] %s %s (%.3fms)`, status OK or FAIL, skips included as FAIL).
-_R_START = re.compile(r"trace replay: file=.* records=(\d+)")
-_R_PROGRESS = re.compile(r"\[(\d+)/(\d+)\] (OK|FAIL) (\S+) \((\d+(?:\.\d+)?)ms\)")
+_R_START = _lazy.pattern(r"trace replay: file=.* records=(\d+)")
+_R_PROGRESS = _lazy.pattern(r"\[(\d+)/(\d+)\] (OK|FAIL) (\S+) \((\d+(?:\.\d+)?)ms\)")
 # cli/commands/trace/_driver.py: a handler raised (upstream's `failed`), or a skip.
-_R_RAISED = re.compile(r"trace replay: handler for \S+ raised")
-_R_SKIP = re.compile(r"trace replay: (?:failed to decode args for \S+|no handler for "
+_R_RAISED = _lazy.pattern(r"trace replay: handler for \S+ raised")
+_R_SKIP = _lazy.pattern(r"trace replay: (?:failed to decode args for \S+|no handler for "
                      r"qualname .*); skipping")
 # What `failed` does not count: v1/memory_management.py (the allocator's warning, not the
 # RuntimeError text), v1/distributed/storage_manager.py read_prefetched_results and
 # v1/distributed/l1_manager.py finish_read. Only counts and upstream's error names are kept:
 # these lines print ObjectKeys, whose raw chunk hashes never leave this reader.
-_R_ALLOC = re.compile(r"Failed to batched allocate \d+ memory blocks of size \d+ because no "
+_R_ALLOC = _lazy.pattern(r"Failed to batched allocate \d+ memory blocks of size \d+ because no "
                       r"enough memory is available")
-_R_READ = re.compile(r"Failed to read prefetched object .* from L1 storage: ?(.*?)\s*(?:\(\S+"
+_R_READ = _lazy.pattern(r"Failed to read prefetched object .* from L1 storage: ?(.*?)\s*(?:\(\S+"
                      r":\d+:\S+\))?$")
-_R_MISSING = re.compile(r"L1Manager: finish read on non-existing key")
+_R_MISSING = _lazy.pattern(r"L1Manager: finish read on non-existing key")
 
 
 def _replay_log(text: str) -> ReplayFacts | None:
