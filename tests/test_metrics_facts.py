@@ -243,3 +243,30 @@ def test_lmcache_compat_on_a_scrape_imports_no_numpy_and_judges_alike(tmp_path: 
     assert {k: v for k, v in a.items() if k != "candidates"} == {
         k: v for k, v in b.items() if k != "candidates"}
     assert [c["mode"] for c in a["candidates"]] == [c["mode"] for c in b["candidates"]]
+
+
+@pytest.mark.parametrize("sets", [3, 100])  # read (~60 KB), and mapped (~1.8 MB)
+def test_the_evidence_source_carries_the_files_digest(sets: int, tmp_path: Path) -> None:
+    import hashlib
+
+    data = generate_exposition(sets)
+    assert (len(data) >= 1 << 20) is (sets == 100)
+    path = tmp_path / "m.txt"
+    path.write_bytes(data)
+    ev = read_metrics(path)
+    assert ev.status == "ok"
+    assert ev.source.sha256 == hashlib.sha256(data).hexdigest()
+    assert ev.source.size == len(data) and ev.source.path == str(path)
+    assert path.read_bytes() == data  # the input is not altered
+
+
+def test_a_mapped_scrape_with_a_problem_keeps_its_digest_and_problem(tmp_path: Path) -> None:
+    import hashlib
+
+    data = generate_exposition(100) + b"broken {\n"
+    path = tmp_path / "m.txt"
+    path.write_bytes(data)
+    ev = read_metrics(path)
+    assert ev.status == "partial" and len(ev.problems) == 1
+    assert ev.problems[0].line == data.count(b"\n")
+    assert ev.source.sha256 == hashlib.sha256(data).hexdigest()

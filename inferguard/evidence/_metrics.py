@@ -15,6 +15,7 @@ from inferguard.evidence._model import (
     EvidenceSource,
     Problem,
     mapped_source,
+    read_digesting,
     status_from,
 )
 from inferguard.prom._summary import FamilyFacts, MetricsSummary
@@ -123,11 +124,13 @@ def _read_parsed(data: bytes, path: str, source: EvidenceSource, kind: EvidenceK
 
 def read_metrics(path: str | os.PathLike[str], kind: EvidenceKind = "lmcache_metrics"
                  ) -> Evidence:
-    with mapped_source(path, max_bytes=MAX_METRICS_BYTES) as (data, source, problem):
+    with mapped_source(path, max_bytes=MAX_METRICS_BYTES, digest=False) as (data, source,
+                                                                            problem):
         if data is None:
             assert problem is not None
             return Evidence(kind=kind, source=source, status="malformed", problems=[problem])
-        return read_metrics_bytes(data, source, kind, headers_date(path))
+        return read_digesting(data, source, lambda: read_metrics_bytes(
+            data, source, kind, headers_date(path)))
 
 
 def headers_date(path: str | os.PathLike[str]) -> float | None:
