@@ -13,25 +13,22 @@
 
 #define ROWS 4
 
-/* prom_facts over the same rows: flags per name and family drawn from the ids, bound
- * slots for the strings prom_brief marked (others unknown), a canonical id per string
- * (every odd id mapped to the one before it); every figure must stay within the rows. */
-static void facts(const prom_brief_in *b, const uint8_t *used) {
+/* prom_facts over the same rows: flags per name and family drawn from the ids, a
+ * canonical id per string (every odd id mapped to the one before it) on the second pass;
+ * every figure must stay within the rows. */
+static void facts(const prom_brief_in *b) {
     int64_t n_names = b->n_names, n_strs = b->n_strs;
     uint8_t *nf = malloc((size_t)(n_names + 1)), ff[3] = {1, 2, 4 | 2};
     int32_t *canon = malloc((size_t)(n_strs + 1) * sizeof *canon);
-    int32_t *slot = malloc((size_t)(n_strs + 1) * sizeof *slot);
-    if (!nf || !canon || !slot) abort();
+    if (!nf || !canon) abort();
     for (int64_t i = 0; i < n_names; i++)
         nf[i] = (uint8_t)(i % 8);
-    for (int64_t i = 0; i < n_strs; i++) {
+    for (int64_t i = 0; i < n_strs; i++)
         canon[i] = (int32_t)(i & ~(int64_t)1);
-        slot[i] = used[i] ? (int32_t)(i % 5) - 1 : -2;
-    }
     for (int pass = 0; pass < 2; pass++) {
         prom_facts_in in = {b->kind, b->name, b->lab_first, b->lab_count, b->value, b->n_rows,
                             b->lab_name, b->lab_value, b->n_labels, b->fam_of, nf, n_names,
-                            ff, 3, pass ? canon : NULL, slot, n_strs, b->le_id,
+                            ff, 3, pass ? canon : NULL, n_strs, b->le_id,
                             b->quantile_id, pass ? 1 : 64, 0, 1, n_strs > 2 ? 2 : -1};
         prom_facts_out out;
         int rc = prom_facts(&in, &out);
@@ -52,7 +49,6 @@ static void facts(const prom_brief_in *b, const uint8_t *used) {
     }
     free(nf);
     free(canon);
-    free(slot);
 }
 
 /* One full-capacity scan (room for every line, as the summary road sizes it; the ts,
@@ -100,7 +96,7 @@ static void brief(const uint8_t *buf, size_t size, unsigned flags) {
         }
         if (total != out.kept || out.unbound > out.kept) abort();
     }
-    facts(&in, used);
+    facts(&in);
     free(fam_of);
     free(role_of);
     free(used);

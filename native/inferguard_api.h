@@ -461,8 +461,8 @@ int prom_brief(const prom_brief_in *in, prom_brief_out *out);
  * of the counted samples (all, or only PROM_FACT_COUNT names in a PROM_FACT_COUNTED
  * family).  Also: the distinct (family, label name, canon value) triples, le / quantile
  * aside, sorted; per PROM_FACT_HISTOGRAM family the finite PROM_FACT_BUCKET values summed
- * in row order per bound slot (slot_of[the first le value]: -1 not a finite bound, -2 not
- * known: `declined`); per PROM_FACT_SPLIT family whose only label, or only label with more
+ * in row order per canon id of their first le value (the caller reads the bounds); per
+ * PROM_FACT_SPLIT family whose only label, or only label with more
  * than one value, has at most `keep` values (`split`), the finite values summed in row
  * order per canon value of that label's first entry; and the raw values of label
  * sid_label in families sid_fam[0..1] (every row, `_created` ones too) marked in sid_used.
@@ -491,7 +491,6 @@ typedef struct {
     const uint8_t *fam_flags;  /* per family: PROM_FACT_COUNTED / _HISTOGRAM / _SPLIT */
     int64_t n_fams;
     const int32_t *canon;      /* per string id: the id its value compares by; NULL: itself */
-    const int32_t *slot_of;    /* per string id: bound slot, -1 not finite, -2 not known */
     int64_t n_strs;
     int32_t le_id;             /* -1: no such string */
     int32_t quantile_id;
@@ -511,8 +510,8 @@ typedef struct {
     int32_t *pair_name;
     int32_t *pair_value;
     int64_t n_pairs;
-    int32_t *bucket_fam; /* n_buckets each, sorted by (family, slot) */
-    int32_t *bucket_slot;
+    int32_t *bucket_fam; /* n_buckets each, sorted by (family, le value id) */
+    int32_t *bucket_le;
     double *bucket_sum;
     int64_t n_buckets;
     int32_t *split_fam;  /* n_splits each, by (family, value id) */
@@ -520,7 +519,7 @@ typedef struct {
     double *split_sum;
     int64_t n_splits;
     uint8_t *sid_used;   /* n_strs */
-    int32_t declined;    /* 1: a sum refused or a bound slot not known (the caller decides) */
+    int32_t declined;    /* 1: a total fsum.c refused (the caller decides) */
 } prom_facts_out;
 
 int prom_facts(const prom_facts_in *in, prom_facts_out *out);

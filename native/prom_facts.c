@@ -155,12 +155,11 @@ static int check(const prom_facts_in *in) {
         return 0;
     if (!in->kind || !in->name || !in->lab_first || !in->lab_count || !in->value ||
         (in->n_names > 0 && (!in->fam_of || !in->name_flags)) ||
-        (in->n_fams > 0 && !in->fam_flags) || (in->n_strs > 0 && !in->slot_of) ||
+        (in->n_fams > 0 && !in->fam_flags) ||
         (in->n_labels > 0 && (!in->lab_name || !in->lab_value)))
         return -1;
     for (int64_t i = 0; i < in->n_strs; i++)
-        if ((in->canon && (in->canon[i] < 0 || in->canon[i] >= in->n_strs)) ||
-            in->slot_of[i] < -2)
+        if (in->canon && (in->canon[i] < 0 || in->canon[i] >= in->n_strs))
             return -1;
     for (int64_t i = 0; i < in->n_names; i++)
         if (in->fam_of[i] < -1 || in->fam_of[i] >= in->n_fams)
@@ -288,7 +287,7 @@ void prom_facts_free(prom_facts_out *out) {
     free(out->pair_name);
     free(out->pair_value);
     free(out->bucket_fam);
-    free(out->bucket_slot);
+    free(out->bucket_le);
     free(out->bucket_sum);
     free(out->split_fam);
     free(out->split_value);
@@ -376,11 +375,8 @@ static int run(const prom_facts_in *in, prom_facts_out *out) {
         if ((in->fam_flags[f] & PROM_FACT_HISTOGRAM) && (in->name_flags[nid] & PROM_FACT_BUCKET) &&
             isfinite(v)) {
             int64_t k = first_entry(in, r, in->le_id);
-            int32_t slot = k >= 0 ? in->slot_of[in->lab_value[k]] : -1;
-            if (slot == -2)
-                out->declined = 1;
-            else if (slot >= 0) {
-                ent *e = emap_get(&buckets, f, (uint64_t)(uint32_t)slot);
+            if (k >= 0) {
+                ent *e = emap_get(&buckets, f, (uint32_t)canon_of(in, in->lab_value[k]));
                 if (e)
                     e->sum += v;
                 else
@@ -415,7 +411,7 @@ static int run(const prom_facts_in *in, prom_facts_out *out) {
             rc = -2;
     }
     if (rc == 0)
-        rc = export_map(&buckets, &out->bucket_fam, &out->bucket_slot, &out->bucket_sum,
+        rc = export_map(&buckets, &out->bucket_fam, &out->bucket_le, &out->bucket_sum,
                         &out->n_buckets);
     if (rc == 0)
         rc = export_map(&splits, &out->split_fam, &out->split_value, &out->split_sum,

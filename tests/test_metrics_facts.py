@@ -152,8 +152,8 @@ def test_service_instance_ids_come_from_the_info_families_only() -> None:
 
 
 @pytest.mark.parametrize("text, why", [
-    (b'# TYPE x_bucket histogram\nx_bucket_bucket{le="1"} 1\nx_bucket{le="2"} 3\n',
-     "a bucket-named sample the summary road did not read as a bucket"),
+    (b'# TYPE h histogram\nh_bucket{le="1"} 1\nh_bucket{le="1.0",a="b"} 2\n',
+     "two spellings of one bound in a family (the numpy road sums across both)"),
     (EDGE, "the columnar edge cases (a repeated label, bad le values)"),
     (b"x 1\nbad {\n", "a malformed line"),
     (b"# TYPE x gauge\nx 1\n# EOF\n", "OpenMetrics"),
@@ -172,6 +172,10 @@ def test_where_the_road_declines_the_evidence_is_the_general_roads(text: bytes, 
 
 @pytest.mark.parametrize("text", [
     b'# TYPE x histogram\nx_bucket{le="1"} 1\nx_bucket{le="2"} 3\n',  # read as buckets
+    # a bucket-named sample the summary road does not read as a bucket: still summed
+    b'# TYPE x_bucket histogram\nx_bucket_bucket{le="1"} 1\nx_bucket{le="2"} 3\n',
+    b'# TYPE h histogram\nh_bucket{le="1"} 1\nh_bucket{le="1",a="b"} 2\n'
+    b'g_bucket{le="1.0"} 5\n',  # the same bound in two families: each its own
     b'# TYPE c counter\nc{a="1"} 1e308\nc{a="2"} 1e308\nc{a="2"} -1e308\n',  # fsum rescales
     b'# TYPE c counter\nc{a="1"} 1e308\nc{a="1"} 1e308\n',  # past the range: inf
     b'c{a="x"} 1\nc{a="x\\\\"} 2\nc{a="\\"x"} 3\n',  # escaped values: canonical ids
@@ -194,19 +198,18 @@ def test_the_kernel_refuses_ids_out_of_range() -> None:
     assert rows is not None
     n, s = len(rows.names), len(rows.strs)
     flags = bytes(n)
-    ok = native.facts(rows, [0] * n, flags, b"\0", None, [-2] * s, (-1, -1), 64, (-1, -1, -1))
+    ok = native.facts(rows, [0] * n, flags, b"\0", None, (-1, -1), 64, (-1, -1, -1))
     assert (ok.samples, ok.series, ok.total) == ([2], [2], [3.0])
     assert ok.pairs == ([0], [rows.strs.index(b"a")], [rows.strs.index(b"b")])
     with pytest.raises(ValueError, match="out of range"):
-        native.facts(rows, [5] * n, flags, b"\0", None, [-2] * s, (-1, -1), 64, (-1, -1, -1))
+        native.facts(rows, [5] * n, flags, b"\0", None, (-1, -1), 64, (-1, -1, -1))
     with pytest.raises(ValueError, match="out of range"):
-        native.facts(rows, [0] * (n - 1), flags[1:], b"\0", None, [-2] * s, (-1, -1), 64,
-                     (-1, -1, -1))
+        native.facts(rows, [0] * (n - 1), flags[1:], b"\0", None, (-1, -1), 64, (-1, -1, -1))
     with pytest.raises(ValueError, match="out of range"):
-        native.facts(rows, [0] * n, flags, b"\0", [9] * s, [-2] * s, (-1, -1), 64,
+        native.facts(rows, [0] * n, flags, b"\0", [9] * s, (-1, -1), 64,
                      (-1, -1, -1))  # a canonical id past the strings
-    with pytest.raises(ValueError, match="differs in length"):
-        native.facts(rows, [0] * n, flags, b"\0", None, [-2], (-1, -1), 64, (-1, -1, -1))
+    with pytest.raises(ValueError, match="differ in length"):
+        native.facts(rows, [0] * n, flags, b"\0", [0], (-1, -1), 64, (-1, -1, -1))
 
 
 def test_read_metrics_gives_the_same_evidence_by_both_roads(tmp_path: Path) -> None:

@@ -198,10 +198,11 @@ def brief(rows: TokenRows, fam_of: list[int], role_of: list[int], le_id: int,
 
 
 def facts(rows: TokenRows, fam_of: list[int], name_flags: bytes, fam_flags: bytes,
-          canon: list[int] | None, slot_of: list[int], ids: tuple[int, int],
-          keep: int, sid: tuple[int, int, int]) -> RawFacts:
+          canon: list[int] | None, ids: tuple[int, int], keep: int,
+          sid: tuple[int, int, int]) -> RawFacts:
     """prom_facts.c over every row of `rows`: per family its kept samples, series, nonzero
-    samples and exact total, its label triples, bucket sums and label totals. `ids` are the
+    samples and exact total, its label triples, bucket sums (by `le` value id) and label
+    totals. `ids` are the
     `le` and `quantile` string ids, `sid` the two service-instance families and the label
     (-1: none); flags are the PROM_FACT_* bits per name and per family."""
     mod = core()
@@ -214,17 +215,16 @@ def facts(rows: TokenRows, fam_of: list[int], name_flags: bytes, fam_flags: byte
     src.lab_first, src.lab_count, src.n_rows = cols["lab_first"], cols["lab_count"], rows.count
     src.lab_name, src.lab_value, src.n_labels = lab_name, lab_value, rows.labels
     keep_alive = [ffi.new("int32_t[]", fam_of), ffi.from_buffer(name_flags),
-                  ffi.from_buffer(fam_flags), ffi.new("int32_t[]", slot_of)]
+                  ffi.from_buffer(fam_flags)]
     src.fam_of, src.name_flags, src.n_names = keep_alive[0], keep_alive[1], len(fam_of)
-    src.fam_flags, src.n_fams = keep_alive[2], n_fams
-    src.slot_of, src.n_strs = keep_alive[3], n_strs
+    src.fam_flags, src.n_fams, src.n_strs = keep_alive[2], n_fams, n_strs
     if canon is not None:
         keep_alive.append(ffi.new("int32_t[]", canon))
         src.canon = keep_alive[-1]
     src.le_id, src.quantile_id, src.keep = ids[0], ids[1], keep
     src.sid_fam0, src.sid_fam1, src.sid_label = sid
-    if len(slot_of) != n_strs or (canon is not None and len(canon) != n_strs):
-        raise ValueError("prom_facts: a per-string table differs in length from the strings")
+    if canon is not None and len(canon) != n_strs:
+        raise ValueError("prom_facts: the canonical ids differ in length from the strings")
     out = ffi.new("prom_facts_out *")
     rc = lib.prom_facts(src, out)
     if rc == -2:
@@ -240,7 +240,7 @@ def facts(rows: TokenRows, fam_of: list[int], name_flags: bytes, fam_flags: byte
             split=list(out.split[0:n_fams]),
             pairs=(list(out.pair_fam[0:n_p]), list(out.pair_name[0:n_p]),
                    list(out.pair_value[0:n_p])),
-            buckets=(list(out.bucket_fam[0:n_b]), list(out.bucket_slot[0:n_b]),
+            buckets=(list(out.bucket_fam[0:n_b]), list(out.bucket_le[0:n_b]),
                      list(out.bucket_sum[0:n_b])),
             splits=(list(out.split_fam[0:n_s]), list(out.split_value[0:n_s]),
                     list(out.split_sum[0:n_s])),

@@ -253,9 +253,9 @@ class TokenRows(msgspec.Struct, frozen=True):
 class RawFacts(msgspec.Struct, frozen=True):
     """What prom_facts.c found of each family (by family index) over `TokenRows`, in ids:
     the lists the metrics evidence turns into `FamilyFacts` (`prom._brief.clean_facts`).
-    `pairs`, `buckets` and `splits` are sorted (family, id[, sum]) triples; `sid_ids` the
-    string ids the service-instance label takes; `declined`: the kernel could not decide a
-    figure exactly (a refused sum, a bucket bound it was not given)."""
+    `pairs`, `buckets` (by `le` value id) and `splits` are sorted (family, id[, sum])
+    triples; `sid_ids` the string ids the service-instance label takes; `declined`: a
+    total the kernel could not sum exactly."""
 
     samples: list[int]
     series: list[int]

@@ -11,13 +11,13 @@ import contextlib
 import hashlib
 import mmap
 import os
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any, Literal
 
 import msgspec
 
 from inferguard._files import NotRegularFile, open_regular_fd
+from inferguard._threads import beside
 
 EVIDENCE_SCHEMA = "inferguard.evidence/1"
 
@@ -150,16 +150,13 @@ def read_digesting(data: bytes | mmap.mmap, source: EvidenceSource,
     time; on one it costs what it did."""
     if source.sha256 is not None:
         return read()
-    got: list[str] = []
-    worker = threading.Thread(target=lambda: got.append(hashlib.sha256(data).hexdigest()),
-                              name="inferguard-digest")
-    worker.start()
+    digest = beside(lambda: hashlib.sha256(data).hexdigest(), "inferguard-digest")
     try:
         ev = read()
     finally:
-        worker.join()
+        sha = digest()
     return msgspec.structs.replace(
-        ev, source=msgspec.structs.replace(source, sha256=got[0], size=len(data)))
+        ev, source=msgspec.structs.replace(source, sha256=sha, size=len(data)))
 
 
 def unreadable(kind: EvidenceKind, source: EvidenceSource, problem: Problem) -> Evidence:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from inferguard._files import open_regular_fd
 from inferguard._native import Backend, resolve_backend
+from inferguard._threads import beside
 from inferguard.prom import _tokens as pt
 from inferguard.prom._rules import (
     FamilyRules,
@@ -102,19 +103,38 @@ _META = re.compile(b"[" + re.escape(bytes([pt.K_HELP, pt.K_TYPE, pt.K_UNIT, pt.K
 
 
 class _Walked:
-    """A well-formed 0.0.4 exposition after the family rules and prom_brief.c: its rows,
-    its families (types final) and, per family, samples / zeros / series."""
+    """A well-formed 0.0.4 exposition after the family rules (`rules.fams`, types final),
+    and prom_brief.c's per-family samples / zeros / series once taken."""
 
     def __init__(self, rows: TokenRows, rules: FamilyRules, fam_of: list[int],
-                 brief: tuple[list[int], list[int], list[int], list[int], int, int],
-                 le_id: int, q_id: int) -> None:
-        self.rows, self.rules, self.fam_of, self.le_id, self.q_id = rows, rules, fam_of, le_id, q_id
-        self.samples, self.zeros, self.series, self.bounds, self.kept, _ = brief
+                 role_of: list[int], le_id: int, q_id: int) -> None:
+        self.rows, self.rules, self.fam_of, self.role_of = rows, rules, fam_of, role_of
+        self.le_id, self.q_id = le_id, q_id
+        self.samples: list[int] = []
+        self.zeros: list[int] = []
+        self.series: list[int] = []
+        self.kept = 0
+
+    def run_brief(self) -> tuple[list[int], list[int], list[int], list[int], int, int]:
+        """prom_brief.c over the rows (reads only: it may run beside prom_facts.c)."""
+        from inferguard._native import _prom as native
+
+        return native.brief(self.rows, self.fam_of, self.role_of, self.le_id, self.q_id,
+                            len(self.rules.fams))
+
+    def take_brief(self, brief: tuple[list[int], list[int], list[int], list[int], int, int]
+                   ) -> bool:
+        """Keep prom_brief's counts; False where a bucket / quantile lacks a numeric bound
+        (a problem to report: the general road)."""
+        if brief[5] or not all(bound_is_number(self.rows.strs[i]) for i in brief[3]):
+            return False
+        self.samples, self.zeros, self.series, _, self.kept, _ = brief
+        return True
 
 
-def _walk(data: bytes | mmap.mmap, path: str) -> _Walked | None:
-    """prom_scan()'s rows, the family rules and prom_brief.c over a Prometheus 0.0.4
-    exposition, or None where the general road must decide (a problem or a per-row rule)."""
+def _rules_walk(data: bytes | mmap.mmap, path: str) -> _Walked | None:
+    """prom_scan()'s rows and the family rules over a Prometheus 0.0.4 exposition, or None
+    where the general road must decide (a problem or a per-row rule)."""
     if detect_format(data) != "prometheus":
         return None
     from inferguard._native import _prom as native
@@ -129,12 +149,15 @@ def _walk(data: bytes | mmap.mmap, path: str) -> _Walked | None:
     except _NotClean:  # a malformed line, a rule broken, or samples re-homed
         return None
     fam_of, role_of = rules.name_tables(resolved)
-    le_id, q_id = (_index(rows.strs, b"le"), _index(rows.strs, b"quantile"))
-    brief = native.brief(rows, fam_of, role_of, le_id, q_id, len(rules.fams))
-    if brief[5] or not all(bound_is_number(rows.strs[i]) for i in brief[3]):
-        return None  # a bucket / quantile without a numeric bound: a problem to report
     rules.finish_types()
-    return _Walked(rows, rules, fam_of, brief, le_id, q_id)
+    return _Walked(rows, rules, fam_of, role_of, _index(rows.strs, b"le"),
+                   _index(rows.strs, b"quantile"))
+
+
+def _walk(data: bytes | mmap.mmap, path: str) -> _Walked | None:
+    """The family rules and prom_brief.c, or None where the general road must decide."""
+    w = _rules_walk(data, path)
+    return w if w is not None and w.take_brief(w.run_brief()) else None
 
 
 def _summary_of(w: _Walked, path: str, size: int) -> MetricsSummary:
@@ -171,26 +194,33 @@ def clean_facts(data: bytes | mmap.mmap, path: str, keep: int) -> CleanFacts | N
     None where the general road must decide."""
     if resolve_backend(None) != "native":
         return None
-    w = _walk(data, path)
+    w = _rules_walk(data, path)
     if w is None:
         return None
     from inferguard._native import _prom as native
 
     rows, fams = w.rows, w.rules.fams
-    text = _Texts(rows.strs)
-    name_flags = bytes((_CREATED if n.endswith(b"_created") else 0)
-                       | (_COUNT if n.endswith(b"_count") else 0)
-                       | (_BUCKET if n.endswith(b"_bucket") else 0) for n in rows.names)
-    fam_flags = bytes((_COUNTED if f.type in _COUNTED_TYPES else 0)
-                      | (_HISTOGRAM if f.type in _HISTOGRAM_TYPES else 0)
-                      | (_SPLIT if f.type in ("counter", "gauge") else 0) for f in fams)
-    bounds, slot_of = _bound_slots(w.bounds, text, len(rows.strs))
-    index = {f.name: i for i, f in enumerate(fams)}
-    sid = (index.get("target_info", -1), index.get("target", -1),
-           _index(rows.strs, b"service_instance_id"))
-    raw = native.facts(rows, w.fam_of, name_flags, fam_flags, text.canon(), slot_of,
-                       (w.le_id, w.q_id), keep, sid)
-    if raw.declined:
+    brief = beside(w.run_brief, "inferguard-brief")  # both kernels only read the rows
+    try:
+        types = [f.type or "" for f in fams]
+        text = _Texts(rows.strs)
+        name_flags = bytes((_CREATED if n.endswith(b"_created") else 0)
+                           | (_COUNT if n.endswith(b"_count") else 0)
+                           | (_BUCKET if n.endswith(b"_bucket") else 0) for n in rows.names)
+        fam_flags = bytes((_COUNTED if t in _COUNTED_TYPES else 0)
+                          | (_HISTOGRAM if t in _HISTOGRAM_TYPES else 0)
+                          | (_SPLIT if t in ("counter", "gauge") else 0) for t in types)
+        index = {f.name: i for i, f in enumerate(fams)}
+        sid = (index.get("target_info", -1), index.get("target", -1),
+               _index(rows.strs, b"service_instance_id"))
+        raw = native.facts(rows, w.fam_of, name_flags, fam_flags, text.canon(),
+                           (w.le_id, w.q_id), keep, sid)
+    finally:
+        counts = brief()
+    if raw.declined or not w.take_brief(counts):
+        return None
+    buckets = _buckets(raw.buckets, text, len(fams), keep)
+    if buckets is None:
         return None
     labels: list[dict[str, tuple[int, list[str]]]] = [{} for _ in fams]
     pf, pn, pv = raw.pairs
@@ -201,10 +231,6 @@ def clean_facts(data: bytes | mmap.mmap, path: str, keep: int) -> CleanFacts | N
             j += 1
         labels[pf[i]][text(pn[i])] = (j - i, sorted(map(text, pv[i:j]))[:keep])
         i = j
-    buckets: list[list[tuple[float, float]]] = [[] for _ in fams]
-    for fi, slot, total in zip(*raw.buckets, strict=True):
-        if len(buckets[fi]) < keep:
-            buckets[fi].append((bounds[slot], total))
     splits: list[dict[str, dict[str, float]]] = [
         {text(raw.split[fi]): {}} if raw.split[fi] >= 0 else {} for fi in range(len(fams))]
     for fi, value, total in zip(*raw.splits, strict=True):
@@ -238,18 +264,22 @@ class _Texts:
         return [first.setdefault(self(i), i) for i in range(len(self.strs))]
 
 
-def _bound_slots(ids: list[int], text: _Texts, n_strs: int) -> tuple[list[float], list[int]]:
-    """The distinct finite bounds (ascending; -0 is 0) of bound strings `ids`, and per
-    string id its bound's slot (-1 not a finite number, -2 not a bound string)."""
-    value = {i: bound_value(text(i)) + 0.0 for i in ids}
-    bounds = sorted({v for v in value.values() if math.isfinite(v)})
-    where = {b: k for k, b in enumerate(bounds)}
-    slot_of = [-2] * n_strs
-    for i, v in value.items():
-        slot_of[i] = where.get(v, -1)
-    return bounds, slot_of
-
-
+def _buckets(found: tuple[list[int], list[int], list[float]], text: _Texts, n_fams: int,
+             keep: int) -> list[list[tuple[float, float]]] | None:
+    """Per family its finite bounds (ascending; -0 is 0) with their sums, the first `keep`,
+    from prom_facts' (family, le value id, sum); None where two spellings of one bound
+    ("1", "1.0") meet in a family: the numpy road adds them up in row order across both."""
+    out: list[list[tuple[float, float]]] = [[] for _ in range(n_fams)]
+    for fi, le, total in zip(*found, strict=True):
+        bound = bound_value(text(le)) + 0.0
+        if math.isfinite(bound):
+            out[fi].append((bound, total))
+    for fi, got in enumerate(out):
+        if len({b for b, _ in got}) != len(got):
+            return None
+        got.sort()
+        out[fi] = got[:keep]
+    return out
 
 
 def _index(strs: list[bytes], s: bytes) -> int:
