@@ -27,7 +27,11 @@ def beside(fn: Callable[[], T], name: str) -> Callable[[], T]:
     worker.start()
 
     def join() -> T:
-        worker.join()
+        try:
+            worker.join()
+        except KeyboardInterrupt:  # Ctrl-C: still wait (the work is short), then stop
+            worker.join()
+            raise
         if failed:
             raise failed[0]
         return got[0]

@@ -137,3 +137,17 @@ def test_the_redaction_rules_are_not_compiled_at_import() -> None:
                    "assert not isinstance(r._PAIR, re.Pattern)\n"
                    "assert 'hunter2' not in r.redact_text('password=hunter2')")
     assert "inferguard.evidence._redact" in mods
+
+
+def test_beside_returns_the_result_or_raises_what_the_work_raised() -> None:
+    from inferguard._threads import beside
+
+    seen: list[str] = []
+    join = beside(lambda: seen.append("ran") or 42, "t")
+    assert join() == 42 and seen == ["ran"]
+
+    def fails() -> int:
+        raise ValueError("from the thread")
+
+    with pytest.raises(ValueError, match="from the thread"):
+        beside(fails, "t")()
