@@ -97,23 +97,26 @@ def test_the_cli_caps_openblas_threads_unless_the_user_set_them(given: str | Non
     assert out[-1] == "OPENBLAS_NUM_THREADS=" + want
 
 
-def test_the_console_script_freezes_the_heap_before_exit_and_main_does_not() -> None:
-    """`console()` (the script, `python -m inferguard`) ends with gc.freeze(): the exit's
-    collections then skip what the command left; `main()` in-process leaves gc alone."""
+def test_the_console_script_tunes_the_collector_and_main_does_not() -> None:
+    """`console()` (the script, `python -m inferguard`) collects the young generation less
+    often and ends with gc.freeze(): the exit's collections then skip what the command
+    left; `main()` in-process leaves gc alone."""
     tiny = "tests/fixtures/lmcache-0.5.6/storage.lct"
     body = ("import contextlib, gc, io\nfrom inferguard.cli import {fn}\nimport sys\n"
             "sys.argv = ['inferguard', 'trace', 'info', {tiny!r}, '--json']\n"
             "with contextlib.redirect_stdout(io.StringIO()):\n"
             "    rc = {call}\n"
             "assert rc == 0, rc\n"
-            "print('frozen', gc.get_freeze_count())\n")
+            "print('young', gc.get_threshold()[0], 'frozen', gc.get_freeze_count())\n")
     for fn, call, frozen in (("console", "console()", True), ("main", "main()", False)):
         proc = subprocess.run([sys.executable, "-c", body.format(fn=fn, tiny=tiny, call=call)],
                               capture_output=True, text=True, timeout=120,
                               cwd=Path(__file__).resolve().parent.parent)
         assert proc.returncode == 0, proc.stderr
         count = int(proc.stdout.split("frozen")[-1])
+        young = int(proc.stdout.split("young")[-1].split()[0])
         assert (count > 0) is frozen, (fn, count)
+        assert (young == 10_000) is frozen, (fn, young)  # main(): the default 700
 
 
 def test_a_lazy_pattern_compiles_on_first_use_and_matches_as_compiled() -> None:
