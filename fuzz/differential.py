@@ -1,5 +1,6 @@
 """Native vs pure Python on every fuzz corpus entry: same result or the same error (the
-.lct entries: scan, key analytics and the scrubbed copy).
+.lct entries: scan, key analytics and the scrubbed copy; the Prometheus entries: the model,
+and the family facts the metrics evidence keeps, by prom_facts.c where its road is taken).
 
     python fuzz/differential.py LCT_CORPUS_DIR PROM_CORPUS_DIR [MORE_LCT_DIRS ...]
 
@@ -22,6 +23,8 @@ sys.path.insert(0, str(ROOT))
 from inferguard import TraceFile, native_available  # noqa: E402
 from inferguard.lct._scrub import scrub_trace  # noqa: E402
 from inferguard.lct._stats import trace_stats  # noqa: E402
+from inferguard.prom._brief import clean_facts  # noqa: E402
+from inferguard.prom._model import parse_text  # noqa: E402
 from tests.test_prom_fuzz import model  # noqa: E402
 
 OUT = ROOT / "fuzz-out" / "disagreements"
@@ -71,12 +74,34 @@ def prom_result(data: bytes, backend: str) -> object:
         return ("error", type(exc).__name__, str(exc))
 
 
+def facts_result(data: bytes, backend: str) -> object:
+    """The family facts and service instance ids of a 0.0.4 entry: on the native side by the
+    road without numpy where it is taken, else (and on the Python side) by the model."""
+    if not data or data[0] & 1:
+        return None
+    text = data[1:]
+    try:
+        if backend == "native":
+            got = clean_facts(text, "<fuzz>", 64)
+            if got is not None:
+                return repr(got.families), sorted(got.service_instance_ids)
+        exp = parse_text(text, path="<fuzz>", backend=backend)  # type: ignore[arg-type]
+        ids: set[str] = set()
+        for name in ("target_info", "target"):
+            if exp.family(name) is not None:
+                ids |= exp.label_values(name, "service_instance_id")
+        return repr(exp.family_facts(64)), sorted(ids)
+    except ValueError as exc:
+        return ("error", type(exc).__name__, str(exc))
+
+
 def main(lct_dir: str, prom_dir: str, *more_lct: str) -> int:
     if not native_available():
         print("native backend not built: nothing to compare", file=sys.stderr)
         return 2
     counts = {}
-    jobs = [("lct", [lct_dir, *more_lct], lct_result), ("prom", [prom_dir], prom_result)]
+    jobs = [("lct", [lct_dir, *more_lct], lct_result), ("prom", [prom_dir], prom_result),
+            ("facts", [prom_dir], facts_result)]
     for name, dirs, fn in jobs:
         n = 0
         for p in sorted(q for d in dirs for q in Path(d).iterdir()):
