@@ -11,6 +11,7 @@ as fresh processes, and takes the ratio pair by pair, so a machine whose speed d
     info_1g     inferguard trace info 1GiB.lct --json      vs upstream `trace info` loop
     summary     inferguard metrics summary 10MB.prom --json   vs prometheus_client parse
     compat      inferguard lmcache-compat --engine-metrics-file 10MB.prom --json   vs it too
+    compat_two  the same with --lmcache-metrics-file 10MB-2.prom too   vs parsing both
     stats       inferguard trace stats 1GiB.lct --json (many_keys) vs the `trace info` loop
 (the references are benchmarks/references.py, run as commands).
 
@@ -119,6 +120,13 @@ def exposition(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def second_exposition(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("cmd-prom") / "scrape-2.prom"
+    path.write_bytes(generate_exposition(PROM_LABEL_SETS, seed=2))
+    return path
+
+
 def test_help() -> None:
     paired("help", [*_inferguard(), "--help"], [sys.executable, "-c", "pass"],
            3 if SMOKE else 21, slower_is_a=True)
@@ -143,6 +151,14 @@ def test_lmcache_compat(exposition: Path) -> None:
     paired("compat", [*_inferguard(), "lmcache-compat", "--engine-metrics-file",
                       str(exposition), "--json"],
            [*REF, "prom-parse", str(exposition)], 2 if SMOKE else 7, slower_is_a=False)
+
+
+def test_lmcache_compat_two_scrapes(exposition: Path, second_exposition: Path) -> None:
+    paired("compat_two", [*_inferguard(), "lmcache-compat", "--engine-metrics-file",
+                          str(exposition), "--lmcache-metrics-file", str(second_exposition),
+                          "--json"],
+           [*REF, "prom-parse", str(exposition), str(second_exposition)], 2 if SMOKE else 7,
+           slower_is_a=False)
 
 
 def test_trace_stats_many_keys(many_keys_trace: Path) -> None:

@@ -1,5 +1,5 @@
 """The references the whole-command benchmarks are measured against, runnable as commands
-(`python -m benchmarks.references trace-info FILE` / `prom-parse FILE`), so a reference
+(`python -m benchmarks.references trace-info FILE` / `prom-parse FILE...`), so a reference
 pays its start-up like the InferGuard command beside it.
 
 `trace-info` does what upstream `lmcache trace info` does (written from the format docs):
@@ -76,8 +76,8 @@ def main(argv: list[str]) -> int:
         print(f"total_records: {total}  duration: {max_mono:.3f}s")
         for q, n in sorted(counts.items()):
             print(f"  {q}: {n}")
-    elif what == "prom-parse":
-        print(prometheus_client_parse(path))
+    elif what == "prom-parse":  # one file or more, each parsed in turn
+        print(sum(prometheus_client_parse(Path(p)) for p in argv[1:]))
     else:
         print(f"unknown reference {what!r}", file=sys.stderr)
         return 2

@@ -273,3 +273,31 @@ def test_a_mapped_scrape_with_a_problem_keeps_its_digest_and_problem(tmp_path: P
     assert ev.status == "partial" and len(ev.problems) == 1
     assert ev.problems[0].line == data.count(b"\n")
     assert ev.source.sha256 == hashlib.sha256(data).hexdigest()
+
+
+def test_reading_many_inputs_gives_each_its_own_evidence_in_order(tmp_path: Path) -> None:
+    """Two or more inputs are read by two threads: the evidence is what one read of each
+    gives, in the order given, a damaged or missing input included."""
+    from inferguard.evidence._readers import read_evidence, read_evidence_many
+
+    fixtures = Path(__file__).parent / "fixtures" / "lmcache-0.5.6"
+    a, b = tmp_path / "engine.txt", tmp_path / "lmcache.txt"
+    a.write_bytes(generate_exposition(100))  # mapped: over 1 MiB
+    b.write_bytes(generate_exposition(5) + b"broken {\n")
+    items: list[tuple[str, str | Path]] = [
+        ("engine_metrics", a), ("lmcache_metrics", b),
+        ("log", fixtures / "logs" / "mp_server.log"), ("trace", fixtures / "storage.lct"),
+        ("lmcache_metrics", tmp_path / "missing.txt")]
+    got = read_evidence_many(items)
+    want = [read_evidence(kind, path) for kind, path in items]
+    assert [msgspec.json.encode(e) for e in got] == [msgspec.json.encode(e) for e in want]
+    assert [e.status for e in got] == ["ok", "partial", "ok", "ok", "malformed"]
+    assert read_evidence_many(items[:1])[0].source.path == str(a)
+    assert read_evidence_many([]) == []
+
+
+def test_reading_many_inputs_raises_what_a_reader_raised() -> None:
+    from inferguard.evidence._readers import read_evidence_many
+
+    with pytest.raises(ValueError, match="no reader for evidence kind"):  # in the 2nd half
+        read_evidence_many([("engine_metrics", "/nonexistent"), ("no_such_kind", "x")])

@@ -89,7 +89,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _packet_from_args(args: argparse.Namespace) -> Packet:
     from inferguard._packet import Packet, PacketSettings
-    from inferguard.evidence._readers import load_evidence_set, read_evidence
+    from inferguard.evidence._readers import load_evidence_set, read_evidence_many
 
     evidence: list[Evidence] = []
     settings = PacketSettings()
@@ -97,11 +97,13 @@ def _packet_from_args(args: argparse.Namespace) -> Packet:
         base = Packet.read(args.packet)
         evidence += base.evidence
         settings = base.settings
-    for kind, paths in (("engine_metrics", args.engine_metrics_file),
-                        ("lmcache_metrics", args.lmcache_metrics_file),
-                        ("log", args.lmcache_log_file), ("trace", args.lmcache_trace_file),
-                        ("otel", args.lmcache_otel_file), ("launch_config", args.launch_file)):
-        evidence += [read_evidence(kind, p) for p in paths]
+    evidence += read_evidence_many([
+        (kind, p) for kind, paths in (
+            ("engine_metrics", args.engine_metrics_file),
+            ("lmcache_metrics", args.lmcache_metrics_file),
+            ("log", args.lmcache_log_file), ("trace", args.lmcache_trace_file),
+            ("otel", args.lmcache_otel_file), ("launch_config", args.launch_file))
+        for p in paths])
     for kind, paths in (("http", args.lmcache_http_evidence_file),
                         ("log", args.lmcache_log_evidence_file),
                         ("trace", args.lmcache_trace_evidence_file),
