@@ -187,12 +187,7 @@ def brief(rows: TokenRows, fam_of: list[int], role_of: list[int], le_id: int,
         raise MemoryError("prom_brief: out of memory")
     if rc != 0:
         raise ValueError("prom_brief: a name, family or label id out of range")
-    used_bytes = bytes(ffi.buffer(used, n_strs))
-    bound_ids: list[int] = []
-    at = used_bytes.find(1)
-    while at >= 0:
-        bound_ids.append(at)
-        at = used_bytes.find(1, at + 1)
+    bound_ids = _marked(bytes(ffi.buffer(used, n_strs)))
     return (list(samples[0:n_fams]), list(zeros[0:n_fams]), list(series[0:n_fams]),
             bound_ids, int(dst.kept), int(dst.unbound))
 
@@ -233,7 +228,6 @@ def facts(rows: TokenRows, fam_of: list[int], name_flags: bytes, fam_flags: byte
         raise ValueError("prom_facts: a name, family or label id out of range")
     try:
         n_p, n_b, n_s = int(out.n_pairs), int(out.n_buckets), int(out.n_splits)
-        used = bytes(ffi.buffer(out.sid_used, n_strs))
         return RawFacts(
             samples=list(out.samples[0:n_fams]), series=list(out.series[0:n_fams]),
             nonzero=list(out.nonzero[0:n_fams]), total=list(out.total[0:n_fams]),
@@ -244,10 +238,21 @@ def facts(rows: TokenRows, fam_of: list[int], name_flags: bytes, fam_flags: byte
                      list(out.bucket_sum[0:n_b])),
             splits=(list(out.split_fam[0:n_s]), list(out.split_value[0:n_s]),
                     list(out.split_sum[0:n_s])),
-            sid_ids=[i for i in range(n_strs) if used[i]] if 1 in used else [],
+            sid_ids=_marked(bytes(ffi.buffer(out.sid_used, n_strs))),
             declined=bool(out.declined))
     finally:
         lib.prom_facts_free(out)
+
+
+def _marked(mask: bytes) -> list[int]:
+    """The indexes a kernel's byte mask (one byte per string id) sets to 1, found by
+    bytes.find (masks are long, set bytes few)."""
+    out: list[int] = []
+    at = mask.find(1)
+    while at >= 0:
+        out.append(at)
+        at = mask.find(1, at + 1)
+    return out
 
 
 def _line_start(data: bytes | mmap.mmap, off: int) -> int:

@@ -24,10 +24,10 @@ from inferguard._threads import beside
 from inferguard.prom import _tokens as pt
 from inferguard.prom._rules import (
     FamilyRules,
-    _unescape_bytes,
     bound_is_number,
     bound_value,
     detect_format,
+    unescape_text,
 )
 from inferguard.prom._summary import (
     _COUNTED_TYPES,
@@ -253,7 +253,7 @@ class _Texts:
     def __call__(self, i: int) -> str:
         got = self.cache.get(i)
         if got is None:
-            got = self.cache[i] = _unescape_bytes(self.strs[i]).decode("utf-8")
+            got = self.cache[i] = unescape_text(self.strs[i])
         return got
 
     def canon(self) -> list[int] | None:

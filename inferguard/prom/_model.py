@@ -50,17 +50,15 @@ from inferguard._native import Backend, resolve_backend
 from inferguard.prom import _tokens as pt
 from inferguard.prom._names import lmcache_flavour, names_match, normalize_name, otel_to_prometheus
 from inferguard.prom._rules import (
-    _ESCAPE,
-    _UNESCAPE,
     FamilyRules,
     Format,
     ParseProblem,
     PromParseError,
     _Fam,
-    _unescape_bytes,
     bound_is_number,
     bound_value,
     detect_format,
+    unescape_text,
 )
 from inferguard.prom._summary import (
     _COUNTED_TYPES,
@@ -540,10 +538,7 @@ class Exposition:
     def _str(self, i: int) -> str:
         s = self._strs[i]
         if s is None:
-            s = self._strs_raw[i].decode("utf-8")
-            if "\\" in s:
-                s = _ESCAPE.sub(lambda m: _UNESCAPE[m.group(1)], s)
-            self._strs[i] = s
+            s = self._strs[i] = unescape_text(self._strs_raw[i])
         return s
 
     def _str_id(self, text: str) -> int | None:
@@ -887,11 +882,8 @@ def _parse_exemplar(raw: bytes) -> Exemplar:
     m = _EXEMPLAR_RE.fullmatch(raw)
     if m is None:  # pragma: no cover - the tokeniser admitted it
         raise AssertionError(f"exemplar {raw!r} escaped the tokeniser")
-    labels = tuple((_decode(k), _decode(v)) for k, v in pt._PAIRS.findall(m.group(1)))
+    labels = tuple((unescape_text(k), unescape_text(v)) for k, v in pt._PAIRS.findall(m.group(1)))
     value = pt.parse_number(m.group(2), True)
     ts = pt.parse_number(m.group(3), False) if m.group(3) else None
     return Exemplar(labels, value if value is not None else float("nan"), ts)
 
-
-def _decode(raw: bytes) -> str:
-    return _unescape_bytes(raw).decode("utf-8")

@@ -78,10 +78,15 @@ def bound_value(text: str) -> float:
         return math.nan
 
 
+def unescape_text(raw: bytes) -> str:
+    """A raw (still escaped) label value or HELP text as its text: UTF-8 decoded, then
+    `\\\\`, `\\"` and `\\n` unescaped (the one rule both roads read strings by)."""
+    s = raw.decode("utf-8")
+    return _ESCAPE.sub(lambda m: _UNESCAPE[m.group(1)], s) if "\\" in s else s
+
+
 def _unescape_bytes(raw: bytes) -> bytes:
-    if b"\\" not in raw:
-        return raw
-    return _ESCAPE.sub(lambda m: _UNESCAPE[m.group(1)], raw.decode()).encode()
+    return raw if b"\\" not in raw else unescape_text(raw).encode()
 
 
 class _Fam(msgspec.Struct):
