@@ -118,21 +118,11 @@ def mapped_source(path: str | os.PathLike[str], *, max_bytes: int, digest: bool 
     With `digest=False` a mapped file's source has no sha256 yet (`read_digesting` takes it
     beside the reading)."""
     p = os.fspath(path)
-    failed: Problem | None = None
-    try:
-        f = open_input(p)
-    except NotRegularFile as exc:
-        failed = Problem(exc.strerror or str(exc))
-    except OSError as exc:
-        failed = Problem(f"cannot read file: {exc.strerror or exc}")
-    if failed is not None:
-        yield None, EvidenceSource(path=p), failed
-        return
-    with f:
-        size = os.fstat(f.fileno()).st_size
-        mapped = None
-        if MAP_MIN_BYTES <= size <= max_bytes:
-            with contextlib.suppress(OSError, ValueError):  # not mappable: read it
+    mapped = None
+    # Missing, not regular, too big or not mappable: read_source reports it as it always has.
+    with contextlib.suppress(OSError, ValueError):
+        if MAP_MIN_BYTES <= os.stat(p).st_size <= max_bytes:
+            with open_input(p) as f:
                 mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     if mapped is None:
         yield read_source(p, max_bytes=max_bytes)
