@@ -301,3 +301,16 @@ def test_reading_many_inputs_raises_what_a_reader_raised() -> None:
 
     with pytest.raises(ValueError, match="no reader for evidence kind"):  # in the 2nd half
         read_evidence_many([("engine_metrics", "/nonexistent"), ("no_such_kind", "x")])
+
+
+def test_a_metrics_input_that_cannot_be_mapped_is_reported_as_read_source_reports_it(
+        tmp_path: Path) -> None:
+    big = tmp_path / "big.txt"
+    with big.open("wb") as f:
+        f.truncate(40 << 20)  # sparse: over the reader's 32 MiB limit
+    ev = read_metrics(big)
+    assert ev.status == "malformed" and "over this reader's limit" in ev.problems[0].message
+    ev = read_metrics(tmp_path)  # a directory
+    assert ev.status == "malformed" and ev.problems
+    ev = read_metrics(tmp_path / "missing.txt")
+    assert ev.status == "malformed" and "cannot read file" in ev.problems[0].message
