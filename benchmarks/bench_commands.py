@@ -18,6 +18,10 @@ as fresh processes, and takes the ratio pair by pair, so a machine whose speed d
 The package is byte-compiled first (`compileall`), as an installed wheel is: with
 PYTHONDONTWRITEBYTECODE set, every start-up would otherwise compile the sources again.
 Sizes: INFERGUARD_BENCH_SCALE=smoke (CI: small files, two pairs, no claims) or full.
+Install: INFERGUARD_BENCH_INSTALL=wheel (default: the wheel built from the working tree,
+installed in a fresh venv, benchmarks/_wheel.py: what a user starts) or dev (this venv's
+editable install, whose import finder every start-up pays; the figures before 2026-12-04's
+seventh session were measured so).
 """
 
 from __future__ import annotations
@@ -31,11 +35,13 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
 from tests.prom_gen import generate_exposition
 
+from ._wheel import install_wheel
 from .trace_gen import write_storage_trace
 
 SCALE = os.environ.get("INFERGUARD_BENCH_SCALE", "full")
@@ -44,6 +50,7 @@ REPO = Path(__file__).resolve().parent.parent
 TINY = REPO / "tests" / "fixtures" / "lmcache-0.5.6" / "storage.lct"
 TRACE_BYTES = (4 << 20) if SMOKE else (1 << 30)
 PROM_LABEL_SETS = 20 if SMOKE else 600
+INSTALL = os.environ.get("INFERGUARD_BENCH_INSTALL", "wheel")
 ROWS: dict[str, str] = {}
 
 
@@ -53,7 +60,23 @@ def _inferguard() -> list[str]:
     return [script] if script else [sys.executable, "-m", "inferguard"]
 
 
-REF = [sys.executable, "-m", "benchmarks.references"]
+class Env:
+    """The interpreter and the inferguard command both sides of a row run."""
+    python: ClassVar[str] = sys.executable
+    inferguard: ClassVar[list[str]] = []
+
+    @classmethod
+    def ref(cls, *args: str) -> list[str]:
+        """A reference of benchmarks/references.py, run by the same interpreter."""
+        return [cls.python, "-m", "benchmarks.references", *args]
+
+    @classmethod
+    def cmd(cls, *args: str) -> list[str]:
+        return [*cls.inferguard, *args]
+
+    @classmethod
+    def python_pass(cls) -> list[str]:
+        return [cls.python, "-c", "pass"]
 
 
 def _run(cmd: list[str]) -> tuple[float, float]:
@@ -92,9 +115,19 @@ def paired(name: str, a: list[str], b: list[str], pairs: int, *, slower_is_a: bo
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _compiled() -> None:
+def _installed(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The wheel installed (or, INSTALL=dev, this venv), byte-compiled as pip leaves it."""
     compileall.compile_dir(str(REPO / "inferguard"), quiet=1)
     compileall.compile_dir(str(REPO / "benchmarks"), quiet=1)
+    if INSTALL == "dev":
+        Env.python, Env.inferguard = sys.executable, _inferguard()
+    else:
+        Env.python, script = install_wheel(tmp_path_factory.mktemp("cmd-wheel"))
+        Env.inferguard = [script]
+    version = subprocess.run([*Env.inferguard, "--version"], check=True, capture_output=True,
+                             text=True).stdout
+    backend = next(line for line in version.splitlines() if line.startswith("backend:"))
+    print(f"\ninstall: {INSTALL} ({Env.inferguard[0]}; {backend})")
 
 
 @pytest.fixture(scope="module")
@@ -128,42 +161,41 @@ def second_exposition(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_help() -> None:
-    paired("help", [*_inferguard(), "--help"], [sys.executable, "-c", "pass"],
+    paired("help", Env.cmd("--help"), Env.python_pass(),
            3 if SMOKE else 21, slower_is_a=True)
 
 
 def test_trace_info_tiny() -> None:
-    paired("info_tiny", [*_inferguard(), "trace", "info", str(TINY), "--json"],
-           [sys.executable, "-c", "pass"], 3 if SMOKE else 21, slower_is_a=True)
+    paired("info_tiny", Env.cmd("trace", "info", str(TINY), "--json"), Env.python_pass(),
+           3 if SMOKE else 21, slower_is_a=True)
 
 
 def test_trace_info_1g(big_trace: Path) -> None:
-    paired("info_1g", [*_inferguard(), "trace", "info", str(big_trace), "--json"],
-           [*REF, "trace-info", str(big_trace)], 2 if SMOKE else 5, slower_is_a=False)
+    paired("info_1g", Env.cmd("trace", "info", str(big_trace), "--json"),
+           Env.ref("trace-info", str(big_trace)), 2 if SMOKE else 5, slower_is_a=False)
 
 
 def test_metrics_summary(exposition: Path) -> None:
-    paired("summary", [*_inferguard(), "metrics", "summary", str(exposition), "--json"],
-           [*REF, "prom-parse", str(exposition)], 2 if SMOKE else 7, slower_is_a=False)
+    paired("summary", Env.cmd("metrics", "summary", str(exposition), "--json"),
+           Env.ref("prom-parse", str(exposition)), 2 if SMOKE else 7, slower_is_a=False)
 
 
 def test_lmcache_compat(exposition: Path) -> None:
-    paired("compat", [*_inferguard(), "lmcache-compat", "--engine-metrics-file",
-                      str(exposition), "--json"],
-           [*REF, "prom-parse", str(exposition)], 2 if SMOKE else 7, slower_is_a=False)
+    paired("compat", Env.cmd("lmcache-compat", "--engine-metrics-file", str(exposition),
+                             "--json"),
+           Env.ref("prom-parse", str(exposition)), 2 if SMOKE else 7, slower_is_a=False)
 
 
 def test_lmcache_compat_two_scrapes(exposition: Path, second_exposition: Path) -> None:
-    paired("compat_two", [*_inferguard(), "lmcache-compat", "--engine-metrics-file",
-                          str(exposition), "--lmcache-metrics-file", str(second_exposition),
-                          "--json"],
-           [*REF, "prom-parse", str(exposition), str(second_exposition)], 2 if SMOKE else 7,
+    paired("compat_two", Env.cmd("lmcache-compat", "--engine-metrics-file", str(exposition),
+                                 "--lmcache-metrics-file", str(second_exposition), "--json"),
+           Env.ref("prom-parse", str(exposition), str(second_exposition)), 2 if SMOKE else 7,
            slower_is_a=False)
 
 
 def test_trace_stats_many_keys(many_keys_trace: Path) -> None:
-    paired("stats_many_keys", [*_inferguard(), "trace", "stats", str(many_keys_trace), "--json"],
-           [*REF, "trace-info", str(many_keys_trace)], 2 if SMOKE else 3, slower_is_a=False)
+    paired("stats_many_keys", Env.cmd("trace", "stats", str(many_keys_trace), "--json"),
+           Env.ref("trace-info", str(many_keys_trace)), 2 if SMOKE else 3, slower_is_a=False)
 
 
 def test_report() -> None:
