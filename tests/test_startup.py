@@ -1,7 +1,8 @@
 """Start-up stays light: `import inferguard`, `import inferguard.cli` and `inferguard --help`
-load none of the heavy layers (numpy, the C core, httpx, prometheus_client, the evidence,
-judgement, findings and verdict layers); each command imports what it needs when it runs.
-Checked in a fresh interpreter, from its `sys.modules`, not by timing."""
+load none of the heavy layers (numpy, msgspec (~15-30 ms of imports), the C core, httpx,
+prometheus_client, the evidence, judgement, findings and verdict layers); each command
+imports what it needs when it runs. Checked in a fresh interpreter, from its `sys.modules`,
+not by timing."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-HEAVY = ("numpy", "inferguard._core", "_cffi_backend", "httpx", "prometheus_client",
+HEAVY = ("numpy", "msgspec", "inferguard._core", "_cffi_backend", "httpx", "prometheus_client",
          "inferguard.evidence", "inferguard.judge", "inferguard.findings",
          "inferguard.verdict", "inferguard.collect", "inferguard._packet",
          "inferguard.lct._stats", "inferguard.lct._engine", "inferguard.prom._model")
@@ -57,6 +58,11 @@ def test_the_probe_sees_heavy_modules_when_they_load() -> None:
     assert "numpy" not in mods  # judging needs no numpy: only the columnar parse does
     mods = _loaded("import inferguard.prom; inferguard.prom.parse_text")
     assert {"inferguard.prom._model", "numpy"} <= set(_heavy(mods))
+    tiny = str(Path(__file__).parent / "fixtures" / "lmcache-0.5.6" / "storage.lct")
+    mods = _loaded("import contextlib, io\nfrom inferguard.cli import main\n"
+                   "with contextlib.redirect_stdout(io.StringIO()):\n"
+                   f"    main(['trace', 'info', {tiny!r}, '--json'])")
+    assert "msgspec" in _heavy(mods)  # a command that prints JSON does load it
 
 
 def test_lazy_public_names_resolve_to_the_defining_objects() -> None:
@@ -154,3 +160,37 @@ def test_beside_returns_the_result_or_raises_what_the_work_raised() -> None:
 
     with pytest.raises(ValueError, match="from the thread"):
         beside(fails, "t")()
+
+
+@pytest.mark.parametrize("columns", ["50", "abc", "0", "-3", None])
+def test_the_help_width_is_what_shutil_gives(monkeypatch: pytest.MonkeyPatch,
+                                             columns: str | None) -> None:
+    """argparse would import shutil (and its zlib/bz2/lzma) for every formatter; the CLI's
+    formatter reads the width itself, by shutil's rule."""
+    import shutil
+
+    from inferguard.cli._common import terminal_columns
+
+    if columns is None:
+        monkeypatch.delenv("COLUMNS", raising=False)
+    else:
+        monkeypatch.setenv("COLUMNS", columns)
+    assert terminal_columns() == shutil.get_terminal_size().columns
+
+
+def test_help_follows_columns_without_importing_shutil() -> None:
+    import os
+
+    body = ("import contextlib, io, sys\nfrom inferguard.cli import main\nbuf = io.StringIO()\n"
+            "with contextlib.redirect_stdout(buf), contextlib.suppress(SystemExit):\n"
+            "    main(['lmcache-compat', '--help'])\n"
+            "assert 'shutil' not in sys.modules\n"
+            "print(buf.getvalue())")
+    helps = []
+    for width in (60, 120):
+        proc = subprocess.run([sys.executable, "-c", body], capture_output=True, text=True,
+                              timeout=120, env={**os.environ, "COLUMNS": str(width)})
+        assert proc.returncode == 0, proc.stderr
+        helps.append(proc.stdout)
+    assert helps[0] != helps[1]  # the width reached the formatter
+    assert len(helps[0].splitlines()) > len(helps[1].splitlines())  # narrower: more lines

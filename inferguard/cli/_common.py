@@ -11,8 +11,6 @@ import time
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 from typing import Any, TextIO
 
-import msgspec
-
 from inferguard._modes import MODES
 from inferguard._native import native_backend
 
@@ -23,9 +21,30 @@ if _TYPE_CHECKING:
 EXAMPLES = "examples:\n"
 
 
+def terminal_columns() -> int:
+    """The terminal's width as `shutil.get_terminal_size().columns` gives it ($COLUMNS, else
+    stdout's terminal, else 80), without importing shutil: argparse imports it for every
+    formatter it makes, and its imports (zlib, bz2, lzma) are ~3 ms of each start-up."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
+
+
 class HelpFormatter(argparse.HelpFormatter):
     """One-paragraph descriptions wrapped to the terminal; text laid out in lines (examples
     epilogs, --version) kept line for line."""
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                 width: int | None = None) -> None:
+        super().__init__(prog, indent_increment, max_help_position,
+                         terminal_columns() - 2 if width is None else width)
 
     def _fill_text(self, text: str, width: int, indent: str) -> str:
         if "\n" in text:
@@ -150,26 +169,36 @@ def to_document(obj: Any) -> Any:
     """Builtins for JSON with every field present: a Struct's zeros, falses, empty lists and
     Nones are written too (many Structs use `omit_defaults` to keep packets small), so a
     document's key set does not change from run to run. A tagged Struct keeps its tag."""
-    if type(obj) in _PLAIN:  # most leaves: as they are (what to_builtins returns for them)
-        return obj
-    if isinstance(obj, msgspec.Struct):
-        cfg = obj.__struct_config__
-        out: dict[str, Any] = {}
-        if cfg.tag_field is not None:
-            out[cfg.tag_field] = cfg.tag
-        for name, enc in zip(obj.__struct_fields__, obj.__struct_encode_fields__, strict=True):
-            out[enc] = to_document(getattr(obj, name))
-        return out
-    if isinstance(obj, dict):
-        return {k if isinstance(k, str) else msgspec.to_builtins(k): to_document(v)
-                for k, v in obj.items()}
-    if isinstance(obj, (list, tuple, set, frozenset)):
-        return [to_document(v) for v in obj]
-    return msgspec.to_builtins(obj)
+    import msgspec  # on first use: --help and usage errors do not pay its import (~15 ms)
+
+    struct, to_builtins = msgspec.Struct, msgspec.to_builtins
+
+    def doc(obj: Any) -> Any:
+        if type(obj) in _PLAIN:  # most leaves: as they are (what to_builtins returns)
+            return obj
+        if isinstance(obj, struct):
+            cfg = obj.__struct_config__
+            out: dict[str, Any] = {}
+            if cfg.tag_field is not None:
+                out[cfg.tag_field] = cfg.tag
+            for name, enc in zip(obj.__struct_fields__, obj.__struct_encode_fields__,
+                                 strict=True):
+                out[enc] = doc(getattr(obj, name))
+            return out
+        if isinstance(obj, dict):
+            return {k if isinstance(k, str) else to_builtins(k): doc(v)
+                    for k, v in obj.items()}
+        if isinstance(obj, (list, tuple, set, frozenset)):
+            return [doc(v) for v in obj]
+        return to_builtins(obj)
+
+    return doc(obj)
 
 
 def emit_json(obj: Any) -> None:
     """A JSON document on stdout: stable keys, two-space indent, one trailing newline."""
+    import msgspec.json
+
     text = msgspec.json.format(msgspec.json.encode(to_document(obj)), indent=2).decode()
     sys.stdout.write(text + "\n")
 

@@ -12,8 +12,6 @@ import argparse
 import sys
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 
-import msgspec
-
 if _TYPE_CHECKING:
     from inferguard._packet import Packet
     from inferguard.evidence._model import Evidence
@@ -112,6 +110,8 @@ def _packet_from_args(args: argparse.Namespace) -> Packet:
                         ("controller", args.lmcache_controller_evidence_file)):
         for p in paths:
             evidence += load_evidence_set(p, kind)
+    import msgspec.structs
+
     settings = msgspec.structs.replace(settings, **run_settings(args))
     return Packet(settings=settings, evidence=evidence)
 

@@ -9,7 +9,6 @@ Prometheus server could not list its targets.
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import sys
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 
@@ -103,6 +102,8 @@ def options_from_args(args: argparse.Namespace) -> FleetOptions:
 
 
 def _when(t: float) -> str:
+    import datetime as _dt
+
     return _dt.datetime.fromtimestamp(t, _dt.timezone.utc).isoformat(timespec="seconds")
 
 

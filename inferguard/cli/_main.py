@@ -12,15 +12,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as _dt
 import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 from typing import Any
-
-import msgspec
 
 from inferguard._native import native_backend
 from inferguard._version import __version__
@@ -114,6 +111,8 @@ def render_trace_summary(s: TraceSummary) -> str:
 def _fmt(t: float | None) -> str:
     if t is None:
         return "-"
+    import datetime as _dt
+
     try:
         return _dt.datetime.fromtimestamp(t, _dt.timezone.utc).isoformat(timespec="milliseconds")
     except (OverflowError, OSError, ValueError):
@@ -133,6 +132,8 @@ def _print_summary(load: Callable[[str], Any], render: Callable[[Any], str],
     except caught as exc:
         return error(str(exc))
     if local != args.file:
+        import msgspec.structs
+
         summary = msgspec.structs.replace(summary, path=_shown(args.file))
     if args.json:
         emit_json(summary)

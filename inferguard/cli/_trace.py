@@ -10,8 +10,6 @@ import sys
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 from typing import Any
 
-import msgspec
-
 from inferguard.cli._common import EXAMPLES, HelpFormatter, Progress, add_json, emit_json
 from inferguard.cli._common import safe as _safe
 
@@ -200,6 +198,8 @@ def _stats(args: argparse.Namespace) -> int:
     progress.close()
     stats = analysis.stats
     if local != args.file:
+        import msgspec.structs
+
         shown = "<stdin>" if args.file == "-" else args.file
         stats = msgspec.structs.replace(
             stats, path=shown, summary=msgspec.structs.replace(stats.summary, path=shown))

@@ -11,8 +11,6 @@ import argparse
 import sys
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 
-import msgspec
-
 from inferguard.cli._common import EXAMPLES, HelpFormatter, add_json, add_urls, to_document
 from inferguard.cli._rates import rate_lines
 
@@ -76,6 +74,8 @@ def _watch(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"inferguard: error: {safe_text(str(exc))}", file=sys.stderr)
         return 2
+    import msgspec.json
+
     interrupted = False
     try:
         for tick in w.run():
