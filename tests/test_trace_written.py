@@ -230,3 +230,13 @@ def test_frame_larger_than_window(tmp_path: Path, backend: str) -> None:
     with TraceFile(p, window_size=4096) as t:
         cols = t.scan()
     assert cols.nkeys.tolist() == [2000, 3, 3, 3]
+
+
+@pytest.mark.parametrize("data", [b"", b"{}", "é".encode(), bytes(range(256)) * 40])
+def test_the_header_digest_is_sha256(data: bytes) -> None:
+    """The config digest is computed without hashlib's OpenSSL load: same bytes out."""
+    import hashlib
+
+    from inferguard.lct._file import _sha256_hex
+
+    assert _sha256_hex(data) == hashlib.sha256(data).hexdigest()

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from inferguard import _lazy
 
 if TYPE_CHECKING:
+    from inferguard.lct._columns import TraceColumns
     from inferguard.lct._export import (
         ExportFormat,
         export_parquet,
@@ -18,7 +19,6 @@ if TYPE_CHECKING:
         query_dataset,
     )
     from inferguard.lct._file import (
-        TraceColumns,
         TraceFile,
         TraceFinding,
         TraceFormatError,
@@ -69,7 +69,7 @@ _WHERE: dict[str, str] = {
     "query_dataset": "._export",
     "ExportFormat": "._export",
     "TraceAnalysis": "._stats",
-    "TraceColumns": "._file",
+    "TraceColumns": "._columns",
     "TraceFile": "._file",
     "TraceFinding": "._file",
     "TraceFormatError": "._file",

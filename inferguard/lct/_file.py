@@ -11,14 +11,12 @@ Damage never aborts a read: it becomes a `TraceFinding` beside everything still 
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import math
 import os
 import struct
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -26,6 +24,8 @@ import msgspec
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
+
+    from inferguard.lct._columns import TraceColumns
 
 from inferguard._native import Backend, resolve_backend
 from inferguard._native._lct import NativeEventsDecoder, NativeFrameScanner
@@ -63,7 +63,6 @@ __all__ = [
     "EventsSummary",
     "InstanceSummary",
     "OpStats",
-    "TraceColumns",
     "TraceFile",
     "TraceFinding",
     "TraceFormatError",
@@ -90,34 +89,21 @@ _BE32 = struct.Struct(">I")
 _HEADER_SIGNATURE = b"\xa4type\xa6header"
 
 
+def _sha256_hex(data: bytes) -> str:
+    """SHA-256 of a header's config (a few KB) by CPython's builtin implementation where it
+    has one: `import hashlib` loads OpenSSL (~3 ms, a tenth of a small trace's whole run)."""
+    try:
+        from _sha2 import sha256  # type: ignore[import-not-found]  # CPython >= 3.12
+    except ImportError:
+        try:
+            from _sha256 import sha256  # type: ignore[import-not-found]  # 3.10, 3.11
+        except ImportError:
+            from hashlib import sha256
+    return str(sha256(data).hexdigest())
+
+
 class TraceFormatError(ValueError):
     """The input is not an LMCache trace at all (damage inside a trace is a finding)."""
-
-
-@dataclass(frozen=True)
-class TraceColumns:
-    """Every frame after the header as flat columns (one row per frame, damaged ones too).
-
-    `status` is 0 for a record, 1 for a malformed frame, 2/3 for a record whose qualname
-    could not be given an op id (too many distinct names / name too long). `op` indexes
-    `ops`; `nkeys` counts ObjectKey arguments."""
-
-    offset: npt.NDArray[np.int64]
-    length: npt.NDArray[np.uint32]
-    t_mono: npt.NDArray[np.float64]
-    t_wall: npt.NDArray[np.float64]
-    op: npt.NDArray[np.int32]
-    nkeys: npt.NDArray[np.int32]
-    status: npt.NDArray[np.uint8]
-    ops: tuple[str, ...]
-    findings: tuple[TraceFinding, ...]
-
-    @property
-    def records(self) -> npt.NDArray[np.bool_]:
-        """Mask of rows that are decodable records."""
-
-        mask: npt.NDArray[np.bool_] = self.status != tf.ROW_MALFORMED
-        return mask
 
 
 _STATUS_NAMES = {tf.ROW_OP_TABLE_FULL: f"(more than {tf.MAX_OPS} distinct qualnames)",
@@ -264,7 +250,7 @@ class TraceFile:
             add(Finding("bad_header_field", 4, p))
         digest_ok = None
         if cfg or digest:
-            digest_ok = hashlib.sha256(cfg.encode("utf-8", "surrogatepass")).hexdigest() == digest
+            digest_ok = _sha256_hex(cfg.encode("utf-8", "surrogatepass")) == digest
             if not digest_ok:
                 add(Finding("config_digest_mismatch", 4,
                             "sm_config_digest is not the SHA-256 of sm_config_json"))
@@ -314,6 +300,8 @@ class TraceFile:
     def scan(self, *, backend: Backend | None = None) -> TraceColumns:
         """All frames as numpy columns (the hot path; no Python object per record)."""
         import numpy as np
+
+        from inferguard.lct._columns import TraceColumns
 
         findings = FindingLog(MAX_FINDINGS)
         chunks, kernel = self._chunks(backend, findings)

@@ -13,7 +13,6 @@ import os
 import struct
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -21,6 +20,8 @@ if TYPE_CHECKING:
 
     import numpy as np
     import numpy.typing as npt
+
+import msgspec
 
 from inferguard._files import open_regular_fd
 from inferguard._native import Backend
@@ -158,8 +159,7 @@ class _Window:
         return bytes(self.buf[start:start + length])
 
 
-@dataclass(frozen=True)
-class Chunk:
+class Chunk(msgspec.Struct, frozen=True):
     """Rows for consecutive frames of one window, plus that window for byte access."""
 
     offset: npt.NDArray[np.int64]
@@ -184,8 +184,7 @@ class Chunk:
         return int(self.offset[-1]), int(self.length[-1])
 
 
-@dataclass(frozen=True)
-class TallyChunk:
+class TallyChunk(msgspec.Struct, frozen=True):
     """A chunk of a tallying kernel: its rows were folded into the kernel's tally in C, so
     it keeps only what the walk needs (malformed frames, the last frame, the window)."""
 
