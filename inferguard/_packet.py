@@ -21,8 +21,7 @@ import datetime as _dt
 import hashlib
 import os
 from collections.abc import Callable, Iterable, Sequence
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -47,7 +46,9 @@ from inferguard.evidence._model import (
 from inferguard.evidence._otel import strip_token_ids
 from inferguard.evidence._readers import decode_evidence, read_evidence, read_evidence_all
 from inferguard.evidence._redact import Tally, filter_env, redact_text
-from inferguard.lct._scrub import scrub_trace
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 PACKET_SCHEMA = "inferguard.packet/1"
 EVIDENCE_SET_SCHEMA = "inferguard.evidence_set/1"
@@ -182,6 +183,7 @@ class Packet(msgspec.Struct, frozen=True, omit_defaults=True):
         import secrets
         import shutil
         import tempfile
+        from pathlib import Path
 
         dest = Path(directory)
         check_output_dir(dest, overwrite=overwrite)
@@ -219,6 +221,8 @@ class Packet(msgspec.Struct, frozen=True, omit_defaults=True):
                      *, raw_trace: bool = False, key: bytes = b""
                      ) -> tuple[list[PacketInput], list[Evidence], list[Problem]]:
         """Copy each file input (hash-checked against what was parsed)."""
+        from pathlib import Path
+
         meter = _CopyMeter(progress, sum(
             i.size or 0 for i in self.inputs
             if i.copied_as is None and i.original not in blobs and i.kind not in NOT_COPIED))
@@ -279,6 +283,8 @@ class Packet(msgspec.Struct, frozen=True, omit_defaults=True):
             cap = item.size if item.size is not None else 0
             if item.kind == "trace" and not raw_trace:
                 try:
+                    from inferguard.lct._scrub import scrub_trace  # writing packets only
+
                     with _open_regular(src):
                         pass
                     rep = scrub_trace(src, target, key, redact_config=redact_text)
@@ -354,6 +360,8 @@ class Packet(msgspec.Struct, frozen=True, omit_defaults=True):
         read again from that copy by today's readers (so a packet written by an older
         InferGuard is judged by the same rules as fresh files); evidence without a copy
         (live HTTP answers, lookup-hash aggregates) is taken as stored."""
+        from pathlib import Path
+
         stored = Packet.load(directory)
         root = Path(directory)
         evidence = [_reread(root, e) for e in stored.evidence]
@@ -363,6 +371,8 @@ class Packet(msgspec.Struct, frozen=True, omit_defaults=True):
     def load(directory: str | os.PathLike[str]) -> Packet:
         """A packet directory exactly as written by `write()`: the stored evidence (`read`
         re-reads the copies for judging)."""
+        from pathlib import Path
+
         root = Path(directory)
         try:
             manifest = msgspec.json.decode((root / "packet.json").read_bytes(), type=Manifest)
@@ -434,6 +444,7 @@ def clean_stale_temps(dest: Path) -> list[Path]:
     running). An old packet set aside by `--force` (`…-<pid>-old`) whose replacement never
     arrived is put back instead. Returns what was removed."""
     import shutil
+    from pathlib import Path
 
     prefix = _temp_prefix(dest)
     removed: list[Path] = []
@@ -533,6 +544,8 @@ def _carry(base: Path, root: Path, rel: str, problems: list[Problem], kind: str 
         elif src.is_dir():
             _copy_tree(src, dst)
         elif kind == "trace" and not raw_trace:
+            from inferguard.lct._scrub import scrub_trace
+
             scrub_trace(src, dst, key, redact_config=redact_text)
             return sha256_file(dst)
         else:

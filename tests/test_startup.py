@@ -194,3 +194,25 @@ def test_help_follows_columns_without_importing_shutil() -> None:
         helps.append(proc.stdout)
     assert helps[0] != helps[1]  # the width reached the formatter
     assert len(helps[0].splitlines()) > len(helps[1].splitlines())  # narrower: more lines
+
+
+def test_judging_a_scrape_loads_no_other_readers_stdlib(tmp_path: Path) -> None:
+    """`lmcache-compat` on a metrics file imports what that evidence needs: not pathlib,
+    json, csv, shlex, base64 or array (the other readers' tools, ~7 ms of start-up), nor the
+    trace scrubber (what the interpreter and the probe load on their own aside: an editable
+    install's finder imports pathlib). Near miss: a launch line does load shlex."""
+    scrape, launch = tmp_path / "m.prom", tmp_path / "launch.txt"
+    scrape.write_text("# TYPE lmcache_mp_hits counter\nlmcache_mp_hits_total 3\n")
+    launch.write_text("lmcache server --port 6555\n")
+    body = ("import contextlib, io, sys\nfrom inferguard.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            "    main({args!r})\n")
+    own = _loaded("pass")
+    mods = _loaded(body.format(args=["lmcache-compat", "--engine-metrics-file", str(scrape),
+                                     "--json"])) - own
+    assert "inferguard.verdict._verdict" in mods
+    assert sorted({"pathlib", "json", "csv", "shlex", "base64", "array",
+                   "inferguard.lct._scrub"} & mods) == []
+    mods = _loaded(body.format(args=["lmcache-compat", "--engine-metrics-file", str(scrape),
+                                     "--launch-file", str(launch), "--json"])) - own
+    assert "shlex" in mods

@@ -6,16 +6,17 @@ come from `inferguard.collect` (the only layer that touches the network), in the
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
 from collections.abc import Mapping
-from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from inferguard._files import NotRegularFile, open_regular_fd
 from inferguard.evidence._model import Problem
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 BODY_LIMIT = 1 << 20  # larger bodies are truncated and flagged
 HEADERS_LIMIT = 64 << 10  # a captured headers file is read up to this many bytes
@@ -108,6 +109,8 @@ def as_str(v: Any) -> str | None:
 
 def parse_json(raw: bytes) -> tuple[Any, str, bool]:
     """(parsed JSON or None, decoded text, truncated) of a body as kept."""
+    import json
+
     truncated = len(raw) > BODY_LIMIT
     text = raw[:BODY_LIMIT].decode("utf-8", "replace")
     parsed: Any = None

@@ -18,13 +18,11 @@ A controller answer is control-plane state, never proof of cache performance.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
 from collections.abc import Iterable
-from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
@@ -55,6 +53,9 @@ from inferguard.evidence._http import skipped_routes as http_skipped_routes
 from inferguard.evidence._metrics import read_metrics_bytes
 from inferguard.evidence._model import Evidence, EvidenceSource, Problem, status_from
 from inferguard.evidence._redact import Tally, redact
+
+if TYPE_CHECKING:
+    pass
 
 Server = Literal["controller", "internal_api"]
 SERVERS: tuple[str, ...] = ("controller", "internal_api")
@@ -253,6 +254,8 @@ def filter_conf(conf: Any, tally: Tally | None = None) -> dict[str, Any]:
 def filtered_capture(name: str, raw: bytes) -> tuple[str, bytes] | None:
     """For a packet copying a capture directory: the name and bytes to write instead of a
     raw `GET_conf.body` / `GET_inference_info.body` / `GET_meta.body`; None to copy as is."""
+    import json
+
     m = re.match(r"^GET_(conf|inference_info|meta)\.body$", name)
     if m is None:
         return None
@@ -406,6 +409,8 @@ def read_controller_capture_dir(path: str | os.PathLike[str], server: str | None
 
     The heartbeat ages are taken against the `date:` header of the workers answer (the
     controller's own clock), else of any answer."""
+    from pathlib import Path
+
     d = Path(path)
     found = capture_names(d)
     if isinstance(found, Problem):
@@ -437,6 +442,8 @@ def internal_api_scrape(path: str | os.PathLike[str]) -> list[Evidence]:
     """An internal API server's captured `/metrics` as `lmcache_metrics` evidence of its own
     (the engine's in-process `lmcache:*` registry), as a live collection makes it: none for a
     controller's directory (its gauges are its controller facts) or without the answer."""
+    from pathlib import Path
+
     d = Path(path)
     body = d / "GET_metrics.body"
     found = capture_names(d)

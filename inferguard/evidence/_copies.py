@@ -12,11 +12,9 @@ evidence layer knows what each reader accepted) and written by `_packet.py`.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
-from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from inferguard._files import open_regular_fd
 from inferguard.evidence._capture import BODY_LIMIT, HEADERS_LIMIT, capture_names, read_capped
@@ -25,6 +23,9 @@ from inferguard.evidence._controller import detect_server, filtered_capture
 from inferguard.evidence._engine_http import _CAPTURE_NAMES as ENGINE_CAPTURES
 from inferguard.evidence._http import accepted_captures as http_accepted
 from inferguard.evidence._redact import Tally, filter_env, redact, redact_bytes, redact_lines
+
+if TYPE_CHECKING:
+    pass
 
 CAPTURE_KINDS = ("http", "controller", "engine_http")
 BLOCK = 1 << 20  # bytes read at a time for a redacted copy
@@ -41,6 +42,8 @@ class CaptureCopy(NamedTuple):
 
 def capture_copy(kind: str, directory: str | os.PathLike[str]) -> CaptureCopy:
     """The copy of a capture directory a packet may hold (see the module docstring)."""
+    from pathlib import Path
+
     d = Path(directory)
     found = capture_names(d)
     if not isinstance(found, dict):
@@ -76,6 +79,8 @@ def capture_copy(kind: str, directory: str | os.PathLike[str]) -> CaptureCopy:
 def _body(fname: str, raw: bytes, tally: Tally) -> tuple[str, bytes]:
     """One accepted body as the packet keeps it: redacted (a changed body is written as
     `<name>.filtered.json`, which the readers read like the body)."""
+    import json
+
     out = fname if fname.endswith(".filtered.json") else f"{fname}.filtered.json"
     if fname.startswith("GET_env.body"):
         try:

@@ -12,12 +12,15 @@ read-only GETs; collection asks for exactly these two paths.
 from __future__ import annotations
 
 import os
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
 
 from inferguard.evidence._capture import Answer, as_str, capture_names, parse_json, read_dir
 from inferguard.evidence._model import Evidence, EvidenceSource, Problem, status_from
+
+if TYPE_CHECKING:
+    pass
 
 ENGINE_HTTP_PATHS: tuple[str, ...] = ("/health", "/version")
 _CAPTURE_NAMES = {"health": "/health", "version": "/version"}
@@ -78,6 +81,8 @@ def engine_evidence(base_url: str | None, answers: list[Answer], source: Evidenc
 def read_engine_capture_dir(path: str | os.PathLike[str]) -> Evidence:
     """A directory of captured answers: GET_health.body/.headers, GET_version.body/.headers.
     A health capture without a status line is read as no answer."""
+    from pathlib import Path
+
     d = Path(path)
     found = capture_names(d)
     if isinstance(found, Problem):

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
@@ -26,6 +25,9 @@ from inferguard.evidence._capture import (
 )
 from inferguard.evidence._model import Evidence, EvidenceSource, Problem, status_from
 from inferguard.evidence._redact import Tally, filter_env, redact, redact_text
+
+if TYPE_CHECKING:
+    pass
 
 Access = Literal["read", "sensitive", "mutating", "destructive", "dangerous"]
 
@@ -465,6 +467,8 @@ def accepted_captures(found: dict[str, str]) -> tuple[dict[str, str], list[str]]
 def read_http_capture_dir(path: str | os.PathLike[str]) -> Evidence:
     """Read a directory of captured answers (GET_<route>.body / .headers) into evidence:
     only the routes live collection would GET, only regular files, each body capped."""
+    from pathlib import Path
+
     d = Path(path)
     found = capture_names(d)
     if isinstance(found, Problem):

@@ -13,10 +13,8 @@ relevant keys (`PYTHONHASHSEED`, `LMCACHE_*`, ...) with secret-looking values re
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import shlex
 from typing import Any
 
 import msgspec
@@ -114,6 +112,8 @@ def _flags(args: list[str]) -> dict[str, Any]:
 
 
 def _launch(kind: str, args: list[str], line: int) -> Launch:
+    import json
+
     flags = _flags(args)
     problems: list[str] = []
     conn = role = module = None
@@ -157,6 +157,8 @@ _SEPARATORS = frozenset({";", "&", "&&", "|", "||", "|&", ";;", ";&"})
 def _words(line: str) -> list[str]:
     """The line's words as the shell splits them, control operators as their own words and
     everything from an unquoted-looking `#` word on dropped (a comment)."""
+    import shlex
+
     lex = shlex.shlex(line, posix=True, punctuation_chars=";&|")
     lex.whitespace_split = True
     lex.commenters = ""  # `#` only starts a comment at a word's start: handled below

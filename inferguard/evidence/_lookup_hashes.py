@@ -9,18 +9,18 @@ and per-model aggregates.
 
 from __future__ import annotations
 
-import array
 import hashlib
-import json
 import os
 import re
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from inferguard.evidence._lru import LruResult, replay_lru
 from inferguard.evidence._model import Evidence, EvidenceSource, Problem, read_source, status_from
+
+if TYPE_CHECKING:
+    pass
 
 MAX_DISTINCT = 5_000_000   # distinct chunk digests counted exactly; beyond, counting stops
 MAX_PROBLEMS = 100
@@ -74,6 +74,8 @@ class LookupHashFacts(msgspec.Struct, frozen=True, tag="lookup_hash", omit_defau
 
 class _Acc:
     def __init__(self) -> None:
+        import array
+
         self.salt = os.urandom(16)
         self.seen: set[bytes] = set()
         self.overflow = False
@@ -100,6 +102,9 @@ class _Acc:
                                key=self.salt).digest()
 
     def add(self, d: dict[str, Any]) -> str | None:
+        import array
+        import json
+
         hashes = d.get("chunk_hashes")
         if not isinstance(hashes, list):
             return "no chunk_hashes list"
@@ -188,6 +193,9 @@ def read_lookup_hashes(paths: list[str | os.PathLike[str]] | str | os.PathLike[s
     """Read one file, a list of files, or a directory of `lookup_hashes_*.jsonl`.
     `lru_capacities` (chunks) are the LRU sizes the achievable hit rate is replayed at
     (default: fractions of the distinct chunks seen, `DEFAULT_LRU_FRACTIONS`)."""
+    import json
+    from pathlib import Path
+
     if isinstance(paths, (str, os.PathLike)):
         p = Path(paths)
         files = sorted(p.glob("lookup_hashes_*.jsonl")) if p.is_dir() else [p]

@@ -9,9 +9,7 @@ requested tokens ...), and the parent/child structure — never the spans themse
 
 from __future__ import annotations
 
-import base64
 import binascii
-import json
 import math
 import os
 import re
@@ -162,6 +160,8 @@ def _norm_id(v: Any) -> tuple[str | None, str | None]:
     if len(v) in (16, 32) and all(c in "0123456789abcdefABCDEF" for c in v):
         return v.lower(), "hex"
     try:
+        import base64  # here: only ids written in base64 need it
+
         return base64.b64decode(v, validate=True).hex(), "base64"
     except (binascii.Error, ValueError):
         return v, "unknown"
@@ -292,6 +292,8 @@ def _pct(sorted_vals: list[float], p: float) -> float:
 
 def read_otel_bytes(data: bytes, source: EvidenceSource) -> Evidence:
     """Parse OTLP JSON lines (or one OTLP JSON document). Never raises."""
+    import json
+
     problems: list[Problem] = []
     docs: list[tuple[int, Any]] = []
     lines = data.splitlines()
@@ -572,6 +574,8 @@ def strip_token_ids(data: bytes) -> tuple[bytes, int]:
     user content and never leave the reader. Every other byte of a line without them is kept;
     a line that holds them but is not JSON is dropped whole (with the export parsed as one
     document first). Returns (bytes, attributes or lines removed)."""
+    import json
+
     if b"input_ids" not in data:
         return data, 0
     out: list[bytes] = []

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -40,14 +39,14 @@ Facts = (HttpFacts | LogFacts | OtelFacts | LookupHashFacts | ReplayFacts | Laun
 
 
 def _http(path: str | os.PathLike[str]) -> Evidence:
-    if Path(path).is_dir():
+    if os.path.isdir(path):
         return read_http_capture_dir(path)
     return load_evidence_file(path, "http")
 
 
 def _controller(path: str | os.PathLike[str]) -> Evidence:
     """A controller or internal API capture directory, or an evidence JSON file."""
-    if Path(path).is_dir():
+    if os.path.isdir(path):
         return read_controller_capture_dir(path)
     return load_evidence_file(path, "controller")
 
@@ -61,7 +60,7 @@ def _trace(path: str | os.PathLike[str]) -> Evidence:
 
 def _engine_http(path: str | os.PathLike[str]) -> Evidence:
     """A vLLM /health + /version capture directory, or an evidence JSON file."""
-    if Path(path).is_dir():
+    if os.path.isdir(path):
         return read_engine_capture_dir(path)
     return load_evidence_file(path, "engine_http")
 
@@ -84,7 +83,7 @@ READERS: dict[str, Callable[[str | os.PathLike[str]], Evidence]] = {
 # Inputs that hold a second kind of evidence: an internal API server's capture directory
 # holds the engine's `/metrics` too (a live collection returns it the same way).
 COMPANIONS: dict[str, Callable[[str | os.PathLike[str]], list[Evidence]]] = {
-    "controller": lambda p: internal_api_scrape(p) if Path(p).is_dir() else [],
+    "controller": lambda p: internal_api_scrape(p) if os.path.isdir(p) else [],
 }
 
 

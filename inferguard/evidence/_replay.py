@@ -9,18 +9,18 @@ misses during replay are invisible; skipped records appear in the JSONL as
 
 from __future__ import annotations
 
-import csv
 import io
-import json
 import os
 import re
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from inferguard import _lazy
 from inferguard.evidence._model import Evidence, EvidenceSource, Problem, read_source, status_from
+
+if TYPE_CHECKING:
+    pass
 
 # Replay output is read whole (a stdout log or a JSON/CSV table): capped like OTel.
 MAX_REPLAY_BYTES = 32 << 20
@@ -86,6 +86,9 @@ def _op(name: str, d: dict[str, Any]) -> ReplayOp:
 
 def parse_replay(data: bytes, name: str) -> tuple[ReplayFacts | None, list[Problem]]:
     """Recognise the output form by content (not by name alone) and read it."""
+    import csv
+    import json
+
     text = data.decode("utf-8", "replace")
     problems: list[Problem] = []
     stripped = text.lstrip()
@@ -240,6 +243,8 @@ def _code_pct(lat: list[float], p: int) -> float | None:
 
 
 def read_replay(path: str | os.PathLike[str]) -> Evidence:
+    from pathlib import Path
+
     data, source, problem = read_source(path, max_bytes=MAX_REPLAY_BYTES)
     if data is None:
         assert problem is not None

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -21,6 +20,8 @@ from inferguard.verdict._claims import Claims, derive_claims
 from inferguard.verdict._views import Views, views_of
 
 if TYPE_CHECKING:  # the collecting layer loads when a collection runs, not to judge
+    from pathlib import Path
+
     from inferguard.collect import CollectOptions
 
 VERDICT_SCHEMA = "inferguard.verdict/1"
