@@ -216,3 +216,17 @@ def test_judging_a_scrape_loads_no_other_readers_stdlib(tmp_path: Path) -> None:
     mods = _loaded(body.format(args=["lmcache-compat", "--engine-metrics-file", str(scrape),
                                      "--launch-file", str(launch), "--json"])) - own
     assert "shlex" in mods
+
+
+@pytest.mark.parametrize("module,name", [
+    ("inferguard.evidence._logs", "_VLLM_HEADER"), ("inferguard.evidence._launch", "_WHEEL"),
+    ("inferguard.evidence._capture", "_CAPTURE"), ("inferguard.judge._versions", "_CLAUSE"),
+    ("inferguard.prom._tokens", "_PAIRS"), ("inferguard.prom._names", "_SANITIZE"),
+])
+def test_readers_patterns_compile_on_first_use(module: str, name: str) -> None:
+    """Judging imports every reader's module; their patterns cost nothing until read."""
+    import importlib
+    import re
+
+    mod = importlib.import_module(module)
+    assert not isinstance(vars(mod)[name], re.Pattern)

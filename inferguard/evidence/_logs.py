@@ -18,6 +18,7 @@ from typing import IO, Any, Literal, NamedTuple
 
 import msgspec
 
+from inferguard import _lazy
 from inferguard._files import NotRegularFile
 from inferguard.evidence._model import (
     Evidence,
@@ -36,7 +37,7 @@ Category = Literal[
 
 MAX_LINE = 2000          # longer lines are cut (and counted) before matching
 EXAMPLES_PER_HINT = 20   # hints keep this many matching lines each, and count the rest
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+_ANSI = _lazy.pattern(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 
 
 class LogHint(msgspec.Struct, frozen=True):
@@ -459,8 +460,8 @@ def _positive(value: str | None) -> bool:
 
 # vLLM's NewLineFormatter repeats `(Name pid=N) LEVEL MM-DD HH:MM:SS [file:line] ` on every line
 # of a multi-line record (a logger.exception traceback included); stripped before matching.
-_VLLM_PREFIX = re.compile(r"^\((?P<proc>[\w.-]+) pid=\d+\) ")
-_VLLM_HEADER = re.compile(r"^(?P<level>DEBUG|INFO|WARNING|ERROR|CRITICAL) \d\d-\d\d "
+_VLLM_PREFIX = _lazy.pattern(r"^\((?P<proc>[\w.-]+) pid=\d+\) ")
+_VLLM_HEADER = _lazy.pattern(r"^(?P<level>DEBUG|INFO|WARNING|ERROR|CRITICAL) \d\d-\d\d "
                           r"\d\d:\d\d:\d\d(?:\.\d+)? \[[^\]]*\] ")
 # The process is serving: vLLM's api_server entry (`Starting vLLM server on`), uvicorn (vLLM,
 # SGLang, the MP server's HTTP API) and the MP cache server itself.
@@ -587,7 +588,7 @@ SCAN_BLOCK = 64 << 10
 
 # The ANSI escape as a bytes pattern: its classes are ASCII, so on UTF-8 it removes exactly
 # what the text pattern removes from the decoded line.
-_ANSI_BYTES = re.compile(_ANSI.pattern.encode())
+_ANSI_BYTES = _lazy.pattern(_ANSI.pattern.encode())
 
 
 def _safe(s: str) -> str:

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from inferguard import _lazy
 from inferguard.evidence._lru import LruResult, replay_lru
 from inferguard.evidence._model import Evidence, EvidenceSource, Problem, read_source, status_from
 
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 MAX_DISTINCT = 5_000_000   # distinct chunk digests counted exactly; beyond, counting stops
 MAX_PROBLEMS = 100
 MAX_FILE_BYTES = 64 << 20  # one rotated lookup-hash file (upstream rotates far smaller)
-FILE_NAME = re.compile(r"^lookup_hashes_(\d{8}_\d{6})_(\d{6})\.jsonl$")
+FILE_NAME = _lazy.pattern(r"^lookup_hashes_(\d{8}_\d{6})_(\d{6})\.jsonl$")
 # Achievable hit rate: LRU capacities (in chunks) as fractions of the distinct chunks seen,
 # when the caller names none; an unbounded cache is always replayed too.
 DEFAULT_LRU_FRACTIONS = (0.1, 0.25, 0.5)

@@ -12,11 +12,11 @@ from __future__ import annotations
 import binascii
 import math
 import os
-import re
 from typing import Any
 
 import msgspec
 
+from inferguard import _lazy
 from inferguard.evidence._model import Evidence, EvidenceSource, Problem, read_source, status_from
 
 MAX_SPAN_NAMES = 1000
@@ -535,7 +535,7 @@ def _add_metric(acc: dict[str, tuple[OtlpMetric, bool]], m: dict[str, Any]) -> N
                             unit or "", monotonic, points, nonzero, total), delta)
 
 
-_STRIPPED = re.compile(r"^<(\d+) token ids removed by inferguard>$")
+_STRIPPED = _lazy.pattern(r"^<(\d+) token ids removed by inferguard>$")
 
 
 def _stripped_count(v: Any) -> int:

@@ -16,6 +16,7 @@ import re
 
 import msgspec
 
+from inferguard import _lazy
 from inferguard._packet import Packet
 from inferguard.evidence._engine_http import EngineHealthFacts
 from inferguard.evidence._http import HttpFacts
@@ -55,7 +56,7 @@ class VersionReport(msgspec.Struct, frozen=True):
     notes: list[str]
 
 
-_NUM = re.compile(r"^v?(\d+)(?:\.(\d+))?(?:\.(\d+))?")
+_NUM = _lazy.pattern(r"^v?(\d+)(?:\.(\d+))?(?:\.(\d+))?")
 
 
 def parse_version(text: str) -> tuple[int, int, int] | None:
@@ -66,7 +67,7 @@ def parse_version(text: str) -> tuple[int, int, int] | None:
     return (int(m.group(1)), int(m.group(2) or 0), int(m.group(3) or 0))
 
 
-_CLAUSE = re.compile(r"^(>=|<=|==|>|<)\s*(\S+)$")
+_CLAUSE = _lazy.pattern(r"^(>=|<=|==|>|<)\s*(\S+)$")
 
 
 def holds(spec: str, versions: dict[str, str]) -> bool | None:

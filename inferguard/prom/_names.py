@@ -11,13 +11,14 @@ these to one key; `otel_to_prometheus` reproduces the exporter's naming.
 from __future__ import annotations
 
 import functools
-import re
+
+from inferguard import _lazy
 
 __all__ = ["lmcache_flavour", "names_match", "normalize_name", "otel_to_prometheus"]
 
-_NON_NAME = re.compile(r"[^a-zA-Z0-9_]")
-_SANITIZE = re.compile(r"[^a-zA-Z0-9:]+|_{2,}")  # the exporter's rule for names and units
-_CURLY = re.compile(r"\{[!-~]*\}")
+_NON_NAME = _lazy.pattern(r"[^a-zA-Z0-9_]")
+_SANITIZE = _lazy.pattern(r"[^a-zA-Z0-9:]+|_{2,}")  # the exporter's rule for names and units
+_CURLY = _lazy.pattern(r"\{[!-~]*\}")
 
 # UCUM unit -> Prometheus suffix word, as the OTel Prometheus exporter (and the OTel
 # compatibility spec) map them. "1" maps to nothing.

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from inferguard import _lazy
 from inferguard.prom import _tokens as pt
 
 Format = Literal["prometheus", "openmetrics"]
@@ -34,9 +35,9 @@ _OM_SUFFIXES = {"counter": ("_total", "_created"), "gauge": ("",), "unknown": ("
                 "histogram": ("_bucket", "_sum", "_count", "_created"),
                 "gaugehistogram": ("_bucket", "_gsum", "_gcount")}
 _KNOWN_SUFFIXES = ("_total", "_created", "_bucket", "_sum", "_count", "_gsum", "_gcount", "_info")
-_ESCAPE = re.compile(r"\\(.)", re.S)
+_ESCAPE = _lazy.pattern(r"\\(.)", re.S)
 _UNESCAPE = {"\\": "\\", '"': '"', "n": "\n"}
-_UNIT_RE = re.compile(r"[a-zA-Z0-9_:]*")
+_UNIT_RE = _lazy.pattern(r"[a-zA-Z0-9_:]*")
 
 
 class ParseProblem(msgspec.Struct, frozen=True):

@@ -35,6 +35,7 @@ import functools
 import re
 from collections.abc import Callable, Iterator
 
+from inferguard import _lazy
 from inferguard._native import Backend
 from inferguard._native import _prom as _native_prom
 from inferguard._native._protocols import Tokenizer, TokenStream
@@ -106,10 +107,10 @@ def _fast(ts: bytes) -> re.Pattern[bytes]:
         + _NUM + rb")(?: (" + ts + rb"))?|(.*))$")
 
 
-_PAIRS = re.compile(rb"([a-zA-Z_][a-zA-Z0-9_]*)=\"(" + _LVAL + rb')"')
-_DEC_RE = re.compile(_DEC)
-_SPECIAL_RE = re.compile(rb"[+-]?(?:[iI][nN][fF](?:[iI][nN][iI][tT][yY])?)|[nN][aA][nN]")
-_INT_RE = re.compile(_INT)
+_PAIRS = _lazy.pattern(rb"([a-zA-Z_][a-zA-Z0-9_]*)=\"(" + _LVAL + rb')"')
+_DEC_RE = _lazy.pattern(_DEC)
+_SPECIAL_RE = _lazy.pattern(rb"[+-]?(?:[iI][nN][fF](?:[iI][nN][iI][tT][yY])?)|[nN][aA][nN]")
+_INT_RE = _lazy.pattern(_INT)
 _INT64_MAX = b"9223372036854775807"
 _INT64_MIN_ABS = b"9223372036854775808"
 
