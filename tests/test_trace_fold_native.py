@@ -147,7 +147,7 @@ def test_context_matcher_equals_the_twin() -> None:
         assert py.match(ks, ent, off, t).tolist() == nat.match(ks, ent, off, t).tolist()
         assert (py.n_open, py.untracked, py.exit_alone) == (
             nat.n_open, nat.untracked, nat.exit_alone)
-    assert sorted(py.open_contexts()) == sorted(nat.open_contexts())
+    assert _pairs(py.open_contexts()) == _pairs(nat.open_contexts())
     assert py.exit_alone > 0 and py.n_open > 0
 
 
@@ -165,7 +165,7 @@ def test_context_matcher_past_its_bound() -> None:
     a = py.match(ks[:2000], ex, off[:2000] + n, t[:2000])
     b = nat.match(ks[:2000], ex, off[:2000] + n, t[:2000])
     assert a.tolist() == b.tolist()
-    assert sorted(py.open_contexts()) == sorted(nat.open_contexts())
+    assert _pairs(py.open_contexts()) == _pairs(nat.open_contexts())
     assert py.n_open == nat.n_open == ts.MAX_OPEN_CONTEXTS - 2000
 
 
@@ -281,3 +281,9 @@ def test_raising_the_level_keeps_exactly_the_kept_keys_rows(
         assert np.array_equal(b[len(fp):], a[len(fp):])  # never used: untouched
     again, _ = keys.table.intern(fp[kept], np.ones(k, np.bool_))
     assert again.tolist() == list(range(k))
+
+
+def _pairs(cols: tuple[Any, Any]) -> list[tuple[int, float]]:
+    """A matcher's open contexts as sorted (offset, t_mono) pairs."""
+    off, t = cols
+    return sorted(zip(off.tolist(), t.tolist(), strict=True))

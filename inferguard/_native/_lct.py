@@ -604,7 +604,7 @@ class NativeContextMatcher:
                                         _ptr(ffi, "int64_t *", alone)))
         return alone[:got]
 
-    def open_contexts(self) -> list[tuple[int, float]]:
+    def open_contexts(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
         import numpy as np
 
         ffi = self._ffi
@@ -612,7 +612,7 @@ class NativeContextMatcher:
         o, t = np.empty(max(n, 1), np.int64), np.empty(max(n, 1), np.float64)
         got = int(self._lib.lct_ctx_open(self._c, _ptr(ffi, "int64_t *", o),
                                          _ptr(ffi, "double *", t), n))
-        return list(zip(o[:got].tolist(), t[:got].tolist(), strict=True))
+        return o[:got], t[:got]
 
 
 class NativeScrubPlanner:

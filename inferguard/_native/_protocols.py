@@ -189,8 +189,8 @@ class ContextMatcher(Protocol):
         """Match records in file order; the offsets of exits that closed nothing."""
         ...
 
-    def open_contexts(self) -> list[tuple[int, float]]:
-        """(offset, t_mono) of every context still open, in no particular order."""
+    def open_contexts(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+        """Offsets and t_mono of every context still open, in no particular order."""
         ...
 
 

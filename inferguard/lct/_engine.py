@@ -743,8 +743,12 @@ class Contexts:
         if len(alone):
             self.exit_examples.add(alone)
 
-    def leaked(self) -> list[tuple[int, float]]:
-        return sorted(self.matcher.open_contexts())
+    def leaked(self, n: int) -> tuple[int, list[tuple[int, float]]]:
+        """How many contexts are still open, and the first `n` of them by (offset, t_mono)
+        (up to 2**16 are open: sorted as columns, not as Python tuples)."""
+        off, t = self.matcher.open_contexts()
+        first = np.lexsort((t, off))[:n]
+        return len(off), list(zip(off[first].tolist(), t[first].tolist(), strict=True))
 
 
 class PythonContextMatcher:
@@ -780,8 +784,10 @@ class PythonContextMatcher:
                     alone.append(o)
         return np.array(alone, np.int64)
 
-    def open_contexts(self) -> list[tuple[int, float]]:
-        return [x for stack in self.open.values() for x in stack]
+    def open_contexts(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+        pairs = [x for stack in self.open.values() for x in stack]
+        return (np.array([o for o, _ in pairs], np.int64),
+                np.array([t for _, t in pairs], np.float64))
 
 
 # -- the engine ------------------------------------------------------------------------------

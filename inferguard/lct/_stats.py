@@ -406,18 +406,6 @@ def _tapped(tap: KeyTap, chunk: Chunk, pieces: Iterator[KeyRows]) -> Iterator[Ke
 class _Scale:
     """Estimates from the tracked keys: exact at level 0, else scaled by 1 / sample rate."""
 
-    def keys_by(self, group: npt.NDArray[np.int64], d: int) -> list[Count]:
-        """`keys()` for each of d groups at once (group: each tracked key's group)."""
-        n = np.bincount(group, minlength=d).astype(np.float64)
-        return _by_group(self, n, n, keys=True)
-
-    def rows_by(self, group: npt.NDArray[np.int64], per_key: npt.NDArray[Any], d: int
-                ) -> list[Count]:
-        """`rows()` for each of d groups at once."""
-        v = per_key.astype(np.float64)
-        return _by_group(self, np.bincount(group, weights=v, minlength=d),
-                         np.bincount(group, weights=v * v, minlength=d), keys=False)
-
     def __init__(self, keys: ts.Keys) -> None:
         self.p = keys.sample_rate
         self.exact = keys.level == 0
@@ -523,8 +511,8 @@ def _build(tfile: TraceFile, backend: str, summary: TraceSummary, eng: ts.Engine
         reserves_of_written=sc.rows(c[:, ts.C_RESERVE_STORED]))
 
     ex = keys.examples
-    leaked = eng.contexts.leaked()
-    leak_offs = [o for o, _ in leaked[:ts.EXAMPLES]]
+    n_open, leaked = eng.contexts.leaked(ts.EXAMPLES)
+    leak_offs = [o for o, _ in leaked]
     life = Lifecycle(
         unfinished_writes=_life(tfile, sc.rows(c[:, ts.C_UNFINISHED_NEW]), ex["unfinished_new"]),
         redundant_reserves=_life(tfile, sc.rows(c[:, ts.C_UNFINISHED_STORED]),
@@ -532,7 +520,7 @@ def _build(tfile: TraceFile, backend: str, summary: TraceSummary, eng: ts.Engine
         finish_without_reserve=_life(tfile, sc.rows(c[:, ts.C_FINISH_NO_RESERVE]),
                                      ex["finish_no_reserve"]),
         open_read_contexts=LifecycleCount(
-            Count(len(leaked)), leak_offs[0] if leak_offs else None,
+            Count(n_open), leak_offs[0] if leak_offs else None,
             _opt(leaked[0][1]) if leaked else None, leak_offs),
         exits_without_enter=_life(tfile, Count(eng.contexts.exit_alone),
                                   eng.contexts.exit_examples),
@@ -617,6 +605,14 @@ def _breakdowns(eng: ts.Engine, models: list[str], salts: list[str],
     kc = keys.cls[:keys.count].astype(np.int64)
     tuples = [*cl.tuples] + ([(-3, -3, -1, -1)] if cl.other else [])
     cut = [cl.other]
+    # Per class once (a pass over the tracked keys), then per dimension value by adding up
+    # its classes: the keys, and each counter's sum and sum of squares (for the error).
+    nt = len(tuples)
+    per_class: list[npt.NDArray[Any]] = [np.bincount(kc, minlength=nt).astype(np.float64)]
+    for col in (ts.C_READ_STORED, ts.C_LOOKUP_STORED):
+        v = c[:, col].astype(np.float64)
+        per_class += [np.bincount(kc, weights=v, minlength=nt),
+                      np.bincount(kc, weights=v * v, minlength=nt)]
 
     def dim_rows(label_of: Callable[[tuple[int, int, int, int]], str],
                  extra: Callable[[str], dict[str, int]] | None = None) -> list[BreakdownRow]:
@@ -627,10 +623,10 @@ def _breakdowns(eng: ts.Engine, models: list[str], salts: list[str],
         d = len(uniq)
         roles = np.zeros((d, ts.NROLES), np.int64)
         np.add.at(roles, cmap, eng.class_roles[:ncls])
-        kd = cmap[kc]  # each tracked key's value of this dimension
-        distinct = sc.keys_by(kd, d)
-        reads_w = sc.rows_by(kd, c[:, ts.C_READ_STORED], d)
-        lookups_w = sc.rows_by(kd, c[:, ts.C_LOOKUP_STORED], d)
+        n, rs, rq, ls, lq = (np.bincount(cmap, weights=w, minlength=d) for w in per_class)
+        distinct = _by_group(sc, n, n, keys=True)
+        reads_w = _by_group(sc, rs, rq, keys=False)
+        lookups_w = _by_group(sc, ls, lq, keys=False)
         cut[0] |= d > MAX_BREAKDOWN_ROWS
         return [BreakdownRow(
             value=lab, key_rows=int(roles[j].sum()), distinct_keys=distinct[j],
