@@ -506,9 +506,13 @@ class Keys:
         self.flags[ks] = (self.flags[ks] & ~np.uint8(F_PEND_RESERVE_STORED)) | st
 
     def _bump(self, c: int, ids: npt.NDArray[np.int64], offsets: npt.NDArray[np.int64],
-              example: str) -> None:
+              example: str, distinct: bool = False) -> None:
         if len(ids):
-            np.add.at(self.cnt[:, c], ids, np.uint32(1))  # same dtype: the fast path
+            if distinct:  # each key once (the end of trace): a plain += needs no ufunc.at
+                col = self.cnt[:, c]
+                col[ids] += np.uint32(1)
+            else:
+                np.add.at(self.cnt[:, c], ids, np.uint32(1))  # same dtype: the fast path
             self.examples[example].add(offsets, self.survival[ids])
 
     def finish(self) -> None:
@@ -524,12 +528,12 @@ class Keys:
         ids = np.arange(n, dtype=np.int64)
         for mask, c, ex in ((pl >= 0) & st, C_UNSERVED_STORED, "unserved_stored"), (
                 (pl >= 0) & ~st, C_UNSERVED_COLD, "unserved_cold"):
-            self._bump(c, ids[mask], pl[mask], ex)
+            self._bump(c, ids[mask], pl[mask], ex, distinct=True)
         pr = self.pend_reserve[:n] - 1
         st = (self.flags[:n] & F_PEND_RESERVE_STORED) != 0
         for mask, c, ex in ((pr >= 0) & st, C_UNFINISHED_STORED, "unfinished_stored"), (
                 (pr >= 0) & ~st, C_UNFINISHED_NEW, "unfinished_new"):
-            self._bump(c, ids[mask], pr[mask], ex)
+            self._bump(c, ids[mask], pr[mask], ex, distinct=True)
         self.pend_lookup[:n] = 0
         self.pend_reserve[:n] = 0
 
