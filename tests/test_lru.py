@@ -101,3 +101,23 @@ def test_no_raw_hash_in_the_facts(tmp_path: Path) -> None:
     ev = read_lookup_hashes(UPSTREAM / "lookup_hashes")
     text = msgspec.json.encode(ev).decode()
     assert ev.facts.achievable and "f38bb63ae9f7179b" not in text
+
+
+@pytest.mark.parametrize("limit,over", [(10_000, False), (40, True)])
+def test_past_the_distinct_bound_the_replay_stops_and_says_so(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, limit: int, over: bool) -> None:
+    """More distinct chunks than MAX_DISTINCT: no achievable hit rate (its sequence is
+    dropped) and no distinct count, each said as a problem; under the bound (near miss)
+    both are reported."""
+    import inferguard.evidence._lookup_hashes as lh
+
+    monkeypatch.setattr(lh, "MAX_DISTINCT", limit)
+    d = tmp_path / "lh"
+    generate_lookups(d, 400, prompts=200)
+    ev = read_lookup_hashes(d)
+    facts = ev.facts
+    said = " ".join(p.message for p in ev.problems)
+    assert (facts.achievable == []) is over
+    assert (facts.chunks_distinct is None) is over
+    assert ("no achievable" in said) is over and ("distinct and" in said) is over
+    assert facts.lookups == 400  # every line still counted

@@ -11,16 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 
 from inferguard import _lazy
 from inferguard.evidence._lru import LruResult, replay_lru
 from inferguard.evidence._model import Evidence, EvidenceSource, Problem, read_source, status_from
-
-if TYPE_CHECKING:
-    pass
 
 MAX_DISTINCT = 5_000_000   # distinct chunk digests counted exactly; beyond, counting stops
 MAX_PROBLEMS = 100
@@ -74,8 +71,10 @@ class LookupHashFacts(msgspec.Struct, frozen=True, tag="lookup_hash", omit_defau
 
 class _Acc:
     def __init__(self) -> None:
-        import array
+        import array  # here, not at import: judging other evidence does not need it
+        import json
 
+        self._dumps = json.dumps  # bound once: add() runs for every line
         self.salt = os.urandom(16)
         self.seen: set[bytes] = set()
         self.overflow = False
@@ -102,9 +101,6 @@ class _Acc:
                                key=self.salt).digest()
 
     def add(self, d: dict[str, Any]) -> str | None:
-        import array
-        import json
-
         hashes = d.get("chunk_hashes")
         if not isinstance(hashes, list):
             return "no chunk_hashes list"
@@ -129,7 +125,7 @@ class _Acc:
         for dt in d.get("dtypes") or []:
             self.dtypes[str(dt)] = self.dtypes.get(str(dt), 0) + 1
         shapes = d.get("shapes")
-        key = json.dumps(shapes, separators=(",", ":"))[:200]
+        key = self._dumps(shapes, separators=(",", ":"))[:200]
         self.shapes[key] = self.shapes.get(key, 0) + 1
         ts = d.get("timestamp")
         if isinstance(ts, (int, float)) and not isinstance(ts, bool):
@@ -154,7 +150,7 @@ class _Acc:
         if replay and len(self.dense) > MAX_DISTINCT:
             self.replay_off, replay = True, False
             self.dense.clear()
-            self.ids = array.array("q")
+            del self.ids[:]
             self.replay.clear()
         if replay:
             self.replay.append((

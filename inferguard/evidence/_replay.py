@@ -12,15 +12,12 @@ from __future__ import annotations
 import io
 import os
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 
 from inferguard import _lazy
 from inferguard.evidence._model import Evidence, EvidenceSource, Problem, read_source, status_from
-
-if TYPE_CHECKING:
-    pass
 
 # Replay output is read whole (a stdout log or a JSON/CSV table): capped like OTel.
 MAX_REPLAY_BYTES = 32 << 20
