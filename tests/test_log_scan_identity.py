@@ -21,7 +21,7 @@ import pytest
 from inferguard._files import open_regular_fd
 from inferguard.evidence import _copies, _logs, _redact, _scan
 from inferguard.evidence._logs import (
-    _ANSI,
+    ANSI,
     EXAMPLES_PER_HINT,
     LOG_HINTS,
     HintMatch,
@@ -99,7 +99,7 @@ def old_read_log_bytes(data: bytes | Iterable[bytes], source: EvidenceSource, *,
             long_lines += 1
             text = text[:max_line]
         if "\x1b" in text:
-            text = _ANSI.sub("", text)
+            text = ANSI.sub("", text)
         start.feed(n, text)
         if not prefilter.search(text):
             continue

@@ -230,3 +230,17 @@ def test_readers_patterns_compile_on_first_use(module: str, name: str) -> None:
 
     mod = importlib.import_module(module)
     assert not isinstance(vars(mod)[name], re.Pattern)
+
+
+def test_importing_the_judging_layers_compiles_no_lazy_pattern() -> None:
+    """No module-level lazy pattern is compiled by its own module's import (one pattern
+    derived from another by reading `.pattern` would compile it there): each still holds
+    only its source and flags in a fresh interpreter."""
+    out = _loaded("import gc, inferguard.verdict._verdict, inferguard.evidence._replay\n"
+                  "from inferguard._lazy import _Pattern\n"
+                  "used = [sorted(vars(o)) for o in gc.get_objects() if isinstance(o, _Pattern)\n"
+                  "        and set(vars(o)) != {'_source', '_flags'}]\n"
+                  "assert not used, used\n"
+                  "n = sum(isinstance(o, _Pattern) for o in gc.get_objects())\n"
+                  "assert n >= 20, n")
+    assert "inferguard.evidence._logs" in out

@@ -37,7 +37,10 @@ Category = Literal[
 
 MAX_LINE = 2000          # longer lines are cut (and counted) before matching
 EXAMPLES_PER_HINT = 20   # hints keep this many matching lines each, and count the rest
-_ANSI = _lazy.pattern(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+# An ANSI escape sequence (colours, cursor moves): removed before matching; the replay
+# reader removes it from upstream's progress lines too.
+ANSI_ESCAPE = r"\x1b\[[0-9;?]*[ -/]*[@-~]"
+ANSI = _lazy.pattern(ANSI_ESCAPE)
 
 
 class LogHint(msgspec.Struct, frozen=True):
@@ -588,7 +591,7 @@ SCAN_BLOCK = 64 << 10
 
 # The ANSI escape as a bytes pattern: its classes are ASCII, so on UTF-8 it removes exactly
 # what the text pattern removes from the decoded line.
-_ANSI_BYTES = _lazy.pattern(_ANSI.pattern.encode())
+_ANSI_BYTES = _lazy.pattern(ANSI_ESCAPE.encode())
 
 
 def _safe(s: str) -> str:
@@ -678,7 +681,7 @@ class _LogScan:
             self.long_lines += 1
             text = text[:MAX_LINE]
         if "\x1b" in text:
-            text = _ANSI.sub("", text)
+            text = ANSI.sub("", text)
         self.start.feed(n, text)
         if not self.prefilter.search(text):
             return

@@ -17,6 +17,7 @@ from typing import Any
 import msgspec
 
 from inferguard import _lazy
+from inferguard.evidence._logs import ANSI
 from inferguard.evidence._model import Evidence, EvidenceSource, Problem, read_source, status_from
 
 # Replay output is read whole (a stdout log or a JSON/CSV table): capped like OTel.
@@ -171,7 +172,6 @@ def parse_replay(data: bytes, name: str) -> tuple[ReplayFacts | None, list[Probl
 
 _LOG_FIELDS = ("log_records_ok", "log_records_failed", "handler_raised", "allocation_failures",
                "failed_reads", "failed_read_reasons", "reads_of_missing_keys")
-_ANSI = _lazy.pattern(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 # lmcache/cli/commands/trace/replay_command.py (0.5.6): the start line and the per-record
 # progress line (`[%d/%d] %s %s (%.3fms)`, status OK or FAIL, skips included as FAIL).
 _R_START = _lazy.pattern(r"trace replay: file=.* records=(\d+)")
@@ -199,7 +199,7 @@ def _replay_log(text: str) -> ReplayFacts | None:
     reasons: dict[str, int] = {}
     seen = False
     for raw in text.splitlines():
-        line = _ANSI.sub("", raw) if "\x1b" in raw else raw
+        line = ANSI.sub("", raw) if "\x1b" in raw else raw
         if "trace replay" in line:
             m = _R_START.search(line)
             if m:
