@@ -42,9 +42,11 @@ class HelpFormatter(argparse.HelpFormatter):
     epilogs, --version) kept line for line."""
 
     def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
-                 width: int | None = None) -> None:
+                 width: int | None = None, **more: Any) -> None:
+        # The width argparse would take from shutil; anything a later argparse adds (more)
+        # passes through as given.
         super().__init__(prog, indent_increment, max_help_position,
-                         terminal_columns() - 2 if width is None else width)
+                         terminal_columns() - 2 if width is None else width, **more)
 
     def _fill_text(self, text: str, width: int, indent: str) -> str:
         if "\n" in text:
@@ -169,7 +171,7 @@ def to_document(obj: Any) -> Any:
     """Builtins for JSON with every field present: a Struct's zeros, falses, empty lists and
     Nones are written too (many Structs use `omit_defaults` to keep packets small), so a
     document's key set does not change from run to run. A tagged Struct keeps its tag."""
-    import msgspec  # on first use: --help and usage errors do not pay its import (~15 ms)
+    import msgspec  # on first use: --help and usage errors do not pay its import
 
     struct, to_builtins = msgspec.Struct, msgspec.to_builtins
 
