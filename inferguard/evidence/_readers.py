@@ -96,7 +96,7 @@ def read_evidence_all(kind: str, path: str | os.PathLike[str]) -> list[Evidence]
 def read_evidence_many(items: Sequence[tuple[str, str | os.PathLike[str]]]) -> list[Evidence]:
     """`read_evidence` of each (kind, path), in the order given. With two or more inputs
     the second half is read by a second thread: the C parsers, the file digests and the
-    reads release the GIL, so two 10 MB scrapes take ~61 ms instead of ~73 here."""
+    reads release the GIL, so they overlap on two cores (docs/performance.md, compat_two)."""
     if len(items) < 2:
         return [read_evidence(kind, path) for kind, path in items]
     half = (len(items) + 1) // 2
