@@ -4,8 +4,8 @@ GIL around its calls) and hashlib on large buffers do, so on two cores they over
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Iterator
+from typing import ClassVar, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -37,3 +37,71 @@ def beside(fn: Callable[[], T], name: str) -> Callable[[], T]:
         return got[0]
 
     return join
+
+
+class Ahead(Generic[T]):
+    """Runs an iterator on a worker thread at most `depth` items ahead of its consumer, so
+    two stages whose work releases the GIL (C scans, numpy folds) overlap on two cores.
+
+    Use as a context manager around the consuming loop: leaving it (the end, a `break`, an
+    error, Ctrl-C) stops the worker and waits for it, so no thread outlives the data it
+    reads (a mapped file is closed after). An error in the worker is re-raised in the
+    consumer at the item where it happened; every item before it is delivered first."""
+
+    _END: ClassVar[object] = object()
+
+    def __init__(self, items: Iterator[T], name: str, depth: int = 1) -> None:
+        import queue
+
+        self._items = items
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._failed: list[BaseException] = []
+        self._worker = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def _put(self, item: object) -> bool:
+        """Hand over one item, unless the consumer has left (then False)."""
+        import queue
+
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        try:
+            for item in self._items:
+                if not self._put(item):
+                    return
+        except BaseException as exc:  # handed to the consumer, re-raised there
+            self._failed.append(exc)
+        self._put(self._END)
+
+    def _consume(self) -> Iterator[T]:
+        while True:
+            item = self._queue.get()
+            if item is self._END:
+                if self._failed:
+                    raise self._failed[0]
+                return
+            yield item  # type: ignore[misc]  # every item but _END is a T
+
+    def __enter__(self) -> Iterator[T]:
+        self._worker.start()
+        return self._consume()
+
+    def __exit__(self, *exc: object) -> None:
+        import queue
+
+        self._stop.set()
+        while self._worker.is_alive():
+            try:  # free the worker if it waits to hand over an item
+                self._queue.get_nowait()
+            except queue.Empty:
+                try:
+                    self._worker.join(0.05)
+                except KeyboardInterrupt:  # Ctrl-C again: still wait for the worker
+                    continue

@@ -95,10 +95,11 @@ def test_backends_and_thread_counts_agree(shaped: tuple[str, Path, int], max_key
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     _, path, _ = shaped
     python = _comparable(trace_stats(path, backend="python", max_exact_keys=max_keys))
-    with monkeypatch.context() as m:  # force the two-thread window split on a small file
-        m.setattr(_trace_scan, "PARALLEL_MIN_BYTES", 1)
-        m.setattr(_trace_scan, "SCAN_THREADS", 2)
-        m.setattr(_trace_scan, "ANALYTICS_SCAN_THREADS", 2)
+    with monkeypatch.context() as m:  # two threads on a small file: the summary's window
+        m.setattr(_trace_scan, "PARALLEL_MIN_BYTES", 1)  # split, the analytics' scan a
+        m.setattr(_trace_scan, "SCAN_THREADS", 2)  # chunk ahead of the fold (small chunks,
+        m.setattr(_trace_scan, "ANALYTICS_SCAN_THREADS", 2)  # so it runs ahead)
+        m.setattr(_trace_scan, "CHUNK_ROWS", 4096)
         two = _comparable(trace_stats(path, backend="native", max_exact_keys=max_keys))
         info_two = msgspec.to_builtins(summarize_trace(path, backend="native"))
     with monkeypatch.context() as m:

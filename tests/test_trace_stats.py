@@ -200,10 +200,11 @@ def test_generated_backends_identical(monkeypatch: pytest.MonkeyPatch) -> None:
             m.setattr(_trace_scan, "SCAN_THREADS", 1)
             m.setattr(_trace_scan, "ANALYTICS_SCAN_THREADS", 1)
             assert comparable(trace_stats(wl.data, backend="native")) == native
-        with monkeypatch.context() as m:  # the window split forced on the analytics scan
-            m.setattr(_trace_scan, "PARALLEL_MIN_BYTES", 1)
+        with monkeypatch.context() as m:  # the scan a chunk ahead, on small chunks
+            m.setattr(_trace_scan, "CHUNK_ROWS", 64)
             m.setattr(_trace_scan, "ANALYTICS_SCAN_THREADS", 2)
             assert comparable(trace_stats(wl.data, backend="native")) == native
+            assert comparable(trace_stats(wl.data, backend="python")) == native
 
 
 @needs_native

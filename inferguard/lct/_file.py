@@ -16,7 +16,7 @@ import math
 import os
 import struct
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 from inferguard._native import Backend, resolve_backend
 from inferguard._native._lct import NativeEventsDecoder, NativeFrameScanner
 from inferguard._native._protocols import TallyResult
-from inferguard.lct import _evrows, _scan
+from inferguard.lct import _evrows
 from inferguard.lct import _frame as tf
 from inferguard.lct._codec import unwrap
 from inferguard.lct._scan import (
@@ -270,10 +270,11 @@ class TraceFile:
                 ) -> tuple[Iterator[Chunk], Any]:
         """Row chunks from the records' start, and the kernel; `keys`: the caller (the
         analytics) extracts ObjectKeys from each chunk before asking for the next one, and
-        the scan takes `_scan.ANALYTICS_SCAN_THREADS` (read here, so tests can set it)."""
+        the scan runs on one thread (the analytics' second thread is their fold: with the
+        window split as well, three threads shared two cores and lost 8%)."""
         kernel = make_kernel(resolve_backend(backend), keys)
         return scan_frames(self._src, self._records_start, kernel, findings, self._window,
-                           _scan.ANALYTICS_SCAN_THREADS if keys else None), kernel
+                           1 if keys else None), kernel
 
     def records(self, *, unwrap_args: bool = True,
                 backend: Backend | None = None) -> Iterator[TraceRecord]:
@@ -341,7 +342,7 @@ class TraceFile:
         chunks, kernel = self._chunks(chosen, findings)
         agg = _Aggregate(self.header.level == "events", chosen)
         for chunk in chunks:
-            agg.add(chunk, kernel)
+            agg.add(chunk, kernel.names)
         return agg.result(self, chosen, kernel.names(), self._header_findings + findings,
                           findings.omitted, findings.omitted_skipped)
 
@@ -407,7 +408,9 @@ class _Aggregate:
             self.keys = np.concatenate([self.keys, np.zeros(pad, np.int64)])
             self.keys_max = np.concatenate([self.keys_max, np.zeros(pad, np.int64)])
 
-    def add(self, c: Chunk, kernel: Any, ev: _evrows.EventRows | None = None) -> None:
+    def add(self, c: Chunk, op_names: Callable[[], list[str]],
+            ev: _evrows.EventRows | None = None) -> None:
+        """One chunk's records; `op_names` gives the scanner's op table (events level only)."""
         import numpy as np
 
         self.frames += len(c.status)
@@ -449,7 +452,7 @@ class _Aggregate:
             self.wall_min = float(np.fmin(self.wall_min, fw.min()))
             self.wall_max = float(np.fmax(self.wall_max, fw.max()))
         if self.events is not None:
-            self.events.add(c, kernel, ev)
+            self.events.add(c, op_names, ev)
 
     def result(self, tfile: TraceFile, backend: str, names: list[str],
                raw_findings: list[Finding], omitted: int = 0,
@@ -565,10 +568,12 @@ class _EventsAggregate:
         self.bad = 0
         self._ids: dict[str, int] | None = None
 
-    def add(self, c: Chunk, kernel: Any, ev: _evrows.EventRows | None = None) -> None:
+    def add(self, c: Chunk, op_names: Callable[[], list[str]],
+            ev: _evrows.EventRows | None = None) -> None:
         """The chunk's events records; `ev` is the chunk's decode when the analytics pass
-        already made it (the same rows, decoded once)."""
-        names = kernel.names()
+        already made it (the same rows, decoded once). `op_names`: the scanner's op table
+        (asked for only here; the analytics pass hands over the one its scan stage read)."""
+        names = op_names()
         if ev is None:
             ev = _evrows.decode(self._decoder, c, names, fingerprints=False)
         if ev is None:

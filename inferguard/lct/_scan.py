@@ -36,9 +36,9 @@ PARALLEL_MIN_BYTES = 8 << 20
 SCAN_THREADS = max(1, min(2, int(os.environ.get("INFERGUARD_SCAN_THREADS", "0"))
                        or (os.cpu_count() or 1)))
 # The analytics pass (`trace stats`, evidence) takes its own setting (the parity tests force
-# each count on it). Its default is SCAN_THREADS: with a free core the split gained 8-10%
-# wall on the many-keys trace (1.00x pool keys); with the second core busy it cost up to 7%
-# (docs/performance.md, "Scan threads").
+# each count on it): 2 runs its scan and key extraction on a worker thread a chunk ahead of
+# the fold (lct/_stats.py), the scan itself unsplit; 1 runs both on the caller's thread.
+# Its default is SCAN_THREADS (docs/performance.md, "The scan a chunk ahead of the fold").
 ANALYTICS_SCAN_THREADS = SCAN_THREADS
 # Every record upstream writes starts with `{"type": "record", ...` (msgspec, tag first).
 RECORD_SIGNATURE = b"\xa4type\xa6record"

@@ -24,6 +24,7 @@ import dataclasses
 import math
 import struct
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -32,9 +33,11 @@ import numpy as np
 import numpy.typing as npt
 
 from inferguard._native import Backend, resolve_backend
-from inferguard._native._protocols import KeyRows
+from inferguard._native._protocols import KeyExtractor, KeyRows
+from inferguard._threads import Ahead
 from inferguard.lct import _engine as ts
 from inferguard.lct import _frame as tf
+from inferguard.lct import _scan
 from inferguard.lct._events import Count, EventsEngine, EventStats
 from inferguard.lct._file import MAX_FINDINGS, PathOrBuffer, TraceFile, TraceSummary, _Aggregate
 from inferguard.lct._keys import make_extractor
@@ -75,7 +78,8 @@ ProgressFn = Callable[[int, int], None]
 
 class KeyTap(Protocol):
     """Sees the analytics pass's chunks and key rows as they go by (file order), so a
-    digest that needs them takes them from this one pass instead of a second scan."""
+    digest that needs them takes them from this one pass instead of a second scan. It
+    reads the chunk's columns only: the chunk's window may be unmapped by then."""
 
     def chunk(self, chunk: Chunk, op_names: list[str]) -> None: ...
 
@@ -370,28 +374,46 @@ def _analyze(tfile: TraceFile, backend: Backend | None, max_keys: int, bucket_s:
     events = EventsEngine(engine.timeline, max_keys, chosen) if events_level else None
     agg = _Aggregate(events_level, chosen)
 
-    # One thread for the fold: a worker thread feeding scan + key extraction ahead of it
-    # showed no gain on this 2-core machine; the scan's own window split (lct/_scan.py,
-    # ANALYTICS_SCAN_THREADS) uses the second core (docs/performance.md).
-    for chunk in chunks:
-        op_names = names()
-        ev = events.decode(chunk, op_names) if events is not None else None
-        agg.add(chunk, kernel, ev)  # the events records decoded once for both folds
-        pieces = extractor.extract(chunk)
-        if tap is not None:
-            tap.chunk(chunk, op_names)
-            pieces = _tapped(tap, chunk, pieces)
-        engine.add(chunk, op_names, pieces)
-        if events is not None:
-            events.add(chunk, op_names, engine.last_tb, ev)
-        if progress is not None:
-            progress(int(chunk.offset[-1]) + 4 + int(chunk.length[-1]), tfile.size)
+    # Two threads (the default where two cores are): the scan and key extraction a chunk
+    # ahead of the fold (docs/performance.md, "The scan a chunk ahead of the fold"). Not at
+    # the events level, whose folds read records from the scan's window, which the scan
+    # unmaps when it moves on.
+    ahead = _scan.ANALYTICS_SCAN_THREADS > 1 and not events_level
+    scanned = _scanned(chunks, names, extractor, ahead)
+    with Ahead(scanned, "inferguard-scan") if ahead else nullcontext(scanned) as items:
+        for chunk, op_names, pieces in items:
+            ev = events.decode(chunk, op_names) if events is not None else None
+            agg.add(chunk, _constant(op_names), ev)  # events records decoded once for both
+            if tap is not None:
+                tap.chunk(chunk, op_names)
+                pieces = _tapped(tap, chunk, pieces)
+            engine.add(chunk, op_names, pieces)
+            if events is not None:
+                events.add(chunk, op_names, engine.last_tb, ev)
+            if progress is not None:
+                progress(int(chunk.offset[-1]) + 4 + int(chunk.length[-1]), tfile.size)
     engine.finish()
     summary = agg.result(tfile, chosen, kernel.names(), tfile._header_findings + raw_findings,
                          raw_findings.omitted, raw_findings.omitted_skipped)
     models, salts = extractor.names()
     return _build(tfile, chosen, summary, engine, events, kernel.names(), models, salts,
                   burst_factor)
+
+
+def _scanned(chunks: Iterator[Chunk], names: Callable[[], list[str]],
+             extractor: KeyExtractor, ahead: bool
+             ) -> Iterator[tuple[Chunk, list[str], Iterator[KeyRows]]]:
+    """The scan's stage: each chunk, the op names it may use, its key rows. Only this stage
+    touches the scanner's op table and the extractor; `ahead` (it runs on a worker thread a
+    chunk ahead of the fold) reads a chunk's key rows before handing the chunk over, else
+    they are read a piece at a time as the fold asks."""
+    for chunk in chunks:
+        pieces = extractor.extract(chunk)
+        yield chunk, names(), iter(list(pieces)) if ahead else pieces
+
+
+def _constant(names: list[str]) -> Callable[[], list[str]]:
+    return lambda: names
 
 
 def _tapped(tap: KeyTap, chunk: Chunk, pieces: Iterator[KeyRows]) -> Iterator[KeyRows]:
