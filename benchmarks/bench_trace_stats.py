@@ -4,8 +4,10 @@ The full analytics pass (`inferguard.analyze_trace`: scan, one row per ObjectKey
 per-key lifecycles, breakdowns, timeline, findings) runs on the generated storage trace of
 bench_trace.py (benchmarks/trace_gen.py), timed in the same session as the reference loop
 of upstream `lmcache trace info` (`reference_trace_info` from references.py), which only
-counts records per qualname. Peak RSS is measured in fresh processes, on the same kind of
-trace and on one where every key is new (so the exact key table fills and sampling starts).
+counts records per qualname. `native` / `python`: the default, two threads (the scan a
+chunk ahead of the fold); `*_one_thread`: INFERGUARD_SCAN_THREADS=1. Peak RSS is measured in
+fresh processes, on the same kind of trace and on one where every key is new (so the exact
+key table fills and sampling starts).
 
 Two key shapes, each timed beside its own reference run: `pool_keys` (the scan benchmark's
 trace, 8,603 distinct keys per GiB) and `many_keys` (trace_gen's `keys_per_call=(1, 6)`,
@@ -33,7 +35,8 @@ from inferguard import native_available
 from inferguard.lct._stats import analyze_trace
 from tests import lct_writer as w
 
-from .bench_trace import record_mean, reference_trace_info
+from .bench_trace import record_mean
+from .references import reference_trace_info
 from .trace_gen import _pool, stamp, write_frames, write_storage_trace
 
 SCALE = os.environ.get("INFERGUARD_BENCH_SCALE", "full")
@@ -151,6 +154,19 @@ def test_stats_python(benchmark: Any, stats_trace: tuple[Path, int, str]) -> Non
     _record(f"{shape}/python", benchmark, path.stat().st_size)
 
 
+def test_stats_python_one_thread(benchmark: Any, stats_trace: tuple[Path, int, str],
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pure-Python pass with no worker thread: what the scan a chunk ahead gains."""
+    from inferguard.lct import _scan as _trace_scan
+
+    monkeypatch.setattr(_trace_scan, "ANALYTICS_SCAN_THREADS", 1)
+    path, records, shape = stats_trace
+    a = benchmark.pedantic(analyze_trace, args=(path,), kwargs={"backend": "python"},
+                           rounds=2 if SCALE == "full" else 3, iterations=1)
+    assert a.stats.summary.total_records == records
+    _record(f"{shape}/python_one_thread", benchmark, path.stat().st_size)
+
+
 _PEAK = """
 import resource, sys
 from inferguard import analyze_trace
@@ -200,7 +216,8 @@ def test_report_ratios() -> None:
             continue
         lines.append(f"{shape}: file {size / 2**30:.2f} GiB; reference {ref:.3f}s "
                      f"({size / ref / 1e9:.2f} GB/s)")
-        for name in ("native", "native_one_thread", "native_numpy_fold", "python"):
+        for name in ("native", "native_one_thread", "native_numpy_fold", "python",
+                     "python_one_thread"):
             t = RESULTS.get(f"{shape}/{name}")
             if t is not None:
                 lines.append(f"  analytics {name}: {t:.3f}s ({size / t / 1e9:.2f} GB/s), "
