@@ -1,5 +1,6 @@
-"""One helper for work that can run beside the main thread: C kernels (cffi releases the
-GIL around its calls) and hashlib on large buffers do, so on two cores they overlap."""
+"""Helpers for work that can run beside the main thread: C kernels (cffi releases the GIL
+around its calls), hashlib on large buffers and numpy on large arrays do, so on two cores
+they overlap."""
 
 from __future__ import annotations
 
@@ -73,9 +74,10 @@ class Ahead(Generic[T]):
 
     def _run(self) -> None:
         try:
-            for item in self._items:
-                if not self._put(item):
-                    return
+            while not self._stop.is_set():  # checked before each item's work, not after
+                item = next(self._items, self._END)
+                if item is self._END or not self._put(item):
+                    break
         except BaseException as exc:  # handed to the consumer, re-raised there
             self._failed.append(exc)
         self._put(self._END)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -142,3 +143,34 @@ def test_the_events_level_folds_on_one_thread(monkeypatch: pytest.MonkeyPatch) -
               / "events.lct")
     analyze_trace(events)
     assert len(seen) > 1 and set(seen) == {threading.current_thread().name}
+
+
+@pytest.mark.parametrize("backend", ["native", "python"])
+def test_an_error_in_the_fold_stops_the_worker_before_the_file_closes(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, backend: str) -> None:
+    """The fold fails mid-trace while the worker scans ahead: the fold's error is what the
+    caller sees (not one from a window unmapped under the worker), and no worker is left."""
+    from inferguard import native_backend
+    from inferguard.lct import TraceFile, _engine, _scan, analyze_trace
+    from tests import lct_writer as w
+
+    if backend == "native" and native_backend() != "native":
+        pytest.skip("native core not built")
+    path = tmp_path / "t.lct"
+    path.write_bytes(w.trace(*(w.storage_record("reserve_write", 2, 0.001 * i, i)
+                               for i in range(3000))))
+    monkeypatch.setattr(_scan, "ANALYTICS_SCAN_THREADS", 2)
+    monkeypatch.setattr(_scan, "CHUNK_ROWS", 32)
+    real, calls = _engine.Engine.add, [0]
+
+    def failing(self: Any, *a: Any) -> None:
+        calls[0] += 1
+        if calls[0] == 5:
+            raise RuntimeError("fold failed")
+        real(self, *a)
+
+    monkeypatch.setattr(_engine.Engine, "add", failing)
+    with pytest.raises(RuntimeError, match="fold failed"), \
+            TraceFile(path, window_size=1 << 16) as t:  # many windows, each unmapped in turn
+        analyze_trace(t, backend=backend)  # type: ignore[arg-type]
+    assert [t.name for t in threading.enumerate() if t.name == "inferguard-scan"] == []
