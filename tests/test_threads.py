@@ -87,22 +87,10 @@ def test_an_empty_stage() -> None:
         assert list(items) == []
 
 
-@pytest.mark.parametrize("backend", ["native", "python"])
-def test_the_analytics_pass_runs_its_scan_on_a_worker_with_two_threads(
-        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, backend: str) -> None:
-    """With two threads the scan stage runs on the worker (one with one thread, and at the
-    events level, whose folds read the scan's window); the results are the same."""
-    from inferguard import native_backend
-    from inferguard.lct import _scan, _stats, analyze_trace
-    from tests import lct_writer as w
+def _stage_threads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The thread each item of the analytics' scan stage is made on, in order."""
+    from inferguard.lct import _stats
 
-    if backend == "native" and native_backend() != "native":
-        pytest.skip("native core not built")
-    path = tmp_path / "t.lct"
-    ops = ["submit_prefetch_task", "reserve_write", "finish_write", "finish_read_prefetched"]
-    path.write_bytes(w.trace(*(w.storage_record(ops[i % 4], 1 + i % 3, 0.001 * i, i % 50)
-                               for i in range(2000))))
-    monkeypatch.setattr(_scan, "CHUNK_ROWS", 64)  # many chunks: the worker runs ahead
     seen: list[str] = []
     real = _stats._scanned
 
@@ -112,6 +100,26 @@ def test_the_analytics_pass_runs_its_scan_on_a_worker_with_two_threads(
             yield item
 
     monkeypatch.setattr(_stats, "_scanned", spy)
+    return seen
+
+
+@pytest.mark.parametrize("backend", ["native", "python"])
+def test_the_analytics_pass_runs_its_scan_on_a_worker_with_two_threads(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, backend: str) -> None:
+    """With two threads the scan stage runs on the worker (one with one thread, and at the
+    events level, whose folds read the scan's window); the results are the same."""
+    from inferguard import native_backend
+    from inferguard.lct import _scan, analyze_trace
+    from tests import lct_writer as w
+
+    if backend == "native" and native_backend() != "native":
+        pytest.skip("native core not built")
+    path = tmp_path / "t.lct"
+    ops = ["submit_prefetch_task", "reserve_write", "finish_write", "finish_read_prefetched"]
+    path.write_bytes(w.trace(*(w.storage_record(ops[i % 4], 1 + i % 3, 0.001 * i, i % 50)
+                               for i in range(2000))))
+    monkeypatch.setattr(_scan, "CHUNK_ROWS", 64)  # many chunks: the worker runs ahead
+    seen = _stage_threads(monkeypatch)
     out = {}
     for threads in (1, 2):
         seen.clear()
@@ -126,17 +134,9 @@ def test_the_analytics_pass_runs_its_scan_on_a_worker_with_two_threads(
 def test_the_events_level_folds_on_one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
     """Near miss of the test above: an events-level trace's folds read records from the
     scan's window, which the scan unmaps when it moves on, so its scan stays inline."""
-    from inferguard.lct import _scan, _stats, analyze_trace
+    from inferguard.lct import _scan, analyze_trace
 
-    seen: list[str] = []
-    real = _stats._scanned
-
-    def spy(*a: object, **k: object) -> Iterator[object]:
-        for item in real(*a, **k):  # type: ignore[arg-type]
-            seen.append(threading.current_thread().name)
-            yield item
-
-    monkeypatch.setattr(_stats, "_scanned", spy)
+    seen = _stage_threads(monkeypatch)
     monkeypatch.setattr(_scan, "ANALYTICS_SCAN_THREADS", 2)
     monkeypatch.setattr(_scan, "CHUNK_ROWS", 16)
     events = (Path(__file__).parent / "fixtures/lmcache_live/mp_live_l2/packet/inputs/trace"
