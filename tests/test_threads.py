@@ -35,7 +35,7 @@ def test_the_worker_stays_at_most_depth_items_ahead() -> None:
     with Ahead(produce(), "test-ahead", depth=2) as items:
         first = next(items)
         # One item consumed, two queued, one made and waiting to be queued: no more.
-        for _ in range(100):
+        for _ in range(1000):  # up to 5 s for the worker to fill the queue
             if len(made) >= 4:
                 break
             threading.Event().wait(0.005)
