@@ -31,6 +31,11 @@ from inferguard.lct import _frame as tf
 
 DEFAULT_WINDOW = 64 << 20
 CHUNK_ROWS = 1 << 16
+# The pure-Python kernel takes at most this many rows a call: its per-batch copies and numpy
+# temporaries then stay in cache (measured on 256 MiB, medians of 5: analytics many keys
+# 1.88 -> 1.60 s on two threads, 2.17 -> 2.01 s on one; `trace info` 1.09 -> 0.95 s; pool
+# keys 1.05 -> 1.10 s, within the runs' spread; docs/performance.md).
+PYTHON_CHUNK_ROWS = 1 << 14
 # Split a window across two threads (native backend only) when this much of it is left.
 PARALLEL_MIN_BYTES = 8 << 20
 SCAN_THREADS = max(1, min(2, int(os.environ.get("INFERGUARD_SCAN_THREADS", "0"))
@@ -289,7 +294,8 @@ class Kernel:
     def scan(self, win: _Window, pos: int, limit: int | None = None
              ) -> tuple[int, int, Chunk | None]:
         """Rows for frames in win.buf[pos:limit] (limit: a window-relative end)."""
-        stop, pos, r = self._scanner.scan(win.buf, pos, win.base, CHUNK_ROWS, limit)
+        rows = CHUNK_ROWS if self.backend == "native" else min(CHUNK_ROWS, PYTHON_CHUNK_ROWS)
+        stop, pos, r = self._scanner.scan(win.buf, pos, win.base, rows, limit)
         if r is None:
             return stop, pos, None
         return stop, pos, Chunk(r.offset, r.length, r.t_mono, r.t_wall, r.op, r.nkeys,
