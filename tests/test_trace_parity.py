@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import struct
+from typing import Any
 
 import numpy as np
 import pytest
@@ -387,3 +388,44 @@ def test_batch_scan_equals_frame_by_frame_scan() -> None:
             assert _scan_chunks(data, window, True) == frame_by_frame
             compared += 1
     assert compared > 400
+
+
+def _layout_road(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Whether each batch was read from upstream's layout (`_canonical_batch`), in order."""
+    used: list[bool] = []
+    real = tf._canonical_batch
+
+    def spy(*a: Any) -> Any:
+        r = real(*a)
+        used.append(r is not None)
+        return r
+
+    monkeypatch.setattr(tf, "_canonical_batch", spy)
+    return used
+
+
+def test_batch_scan_reads_upstream_layout_and_refuses_what_is_not(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Clean batches in upstream's layout are read from the layout, with one msgspec pass
+    that only proves the boundaries; a qualname whose length runs past its body, or rows
+    whose qualnames share a hash, send the batch to the full decode. Every time the rows,
+    names and findings are the frame-by-frame scan's."""
+    ops = ["finish_write", "reserve_write", "submit_prefetch_task", "finish_read_prefetched"]
+    clean = w.trace(*[w.storage_record(ops[k % 4], k % 4, k * 0.1, k) for k in range(80)],
+                    w.record("q" * 200, {"keys": []}, 9.0, 9.0))  # a str8 qualname too
+    used = _layout_road(monkeypatch)
+    assert _scan_chunks(clean, 1 << 20, True) == _scan_chunks(clean, 1 << 20, False)
+    assert used == [True]  # near miss of both refusals below
+
+    good = w.storage_record("finish_write", 2, 1.0, 0)
+    at = good.index(b"\xa8qualname") + 9
+    runs_past = good[:at] + b"\xd9\xff" + b"x" * 8  # 255 bytes claimed, 8 there
+    data = w.trace(good, runs_past, good)
+    used.clear()
+    assert _scan_chunks(data, 1 << 20, True) == _scan_chunks(data, 1 << 20, False)
+    assert used and not used[0]
+
+    monkeypatch.setattr(tf, "_MIX", (0, 0))  # every qualname hashes alike
+    used.clear()
+    assert _scan_chunks(clean, 1 << 20, True) == _scan_chunks(clean, 1 << 20, False)
+    assert used == [False]

@@ -483,6 +483,69 @@ def scan_batch(buf: Any, pos: int, base: int, interner: PyInterner, capacity: in
     blob[0] = 0xDD
     blob[1:5] = (5 * count).to_bytes(4, "big")
     rel = np.array(starts, np.int64) + (5 - pos)
+    lens_a = lens
+    data: bytes | bytearray = blob
+    fast = _canonical_batch(blob, rel, lens, count)
+    if fast is not None:
+        t_mono, t_wall, quals, inverse, a_start = fast
+        a_end = rel + 4 + lens_a
+    else:
+        typed = _typed_batch(blob, rel, lens, count)
+        if typed is None:
+            return None
+        t_mono, t_wall, each, data, a_start, a_end = typed
+        del blob
+        quals = list(dict.fromkeys(each))
+        where = {q: i for i, q in enumerate(quals)}
+        inverse = np.fromiter(map(where.__getitem__, each), np.intp, count)
+        del each
+    arr = np.frombuffer(data, np.uint8)
+    if not _map_head_table()[arr[a_start]].all():
+        return None
+    del arr
+    wpos = find_wrappers(data)  # the zero padding holds no wrapper
+    wrow = np.minimum(np.searchsorted(a_end, wpos, "right"), count - 1)
+    inside = (wpos >= a_start[wrow]) & (wpos + len(OBJECT_KEY_WRAPPER) <= a_end[wrow])
+    if not inside.all():
+        wpos, wrow = wpos[inside], wrow[inside]
+    nkeys = np.bincount(wrow, minlength=count).astype(np.int32)
+    # The batch's distinct qualnames, in first-seen order: interned in that order, each
+    # takes the id (or the status) its first row would take one row at a time.
+    ids = interner.ids
+    names = interner.names
+    ops_u: list[int] = []
+    status_u: list[int] = []
+    for q in quals:
+        op = ids.get(q)
+        st = ROW_OK
+        if op is None:
+            if len(q) > MAX_QUALNAME // 4 and len(q.encode("utf-8")) > MAX_QUALNAME:
+                op, st = -1, ROW_QUALNAME_LONG
+            elif len(names) >= MAX_OPS:
+                op, st = -1, ROW_OP_TABLE_FULL
+            else:
+                op = ids[q] = len(names)
+                names.append(q)
+        ops_u.append(op)
+        status_u.append(st)
+    ops = np.array(ops_u, np.int32)[inverse]
+    status = np.array(status_u, np.uint8)[inverse]
+    cols = (np.array(starts, np.int64) + base, lens_a.astype(np.uint32), t_mono, t_wall,
+            ops, nkeys, status)
+    return stop, p, cols, ArgsBlob(data, a_start, a_end, wpos, wrow.astype(np.int32))
+
+
+def _typed_batch(blob: bytearray, rel: Any, lens: Any, count: int
+                 ) -> tuple[Any, Any, list[str], bytes | bytearray, Any, Any] | None:
+    """Every record of the batch decoded by msgspec (the road for bodies that are not in
+    upstream's exact layout): (t_mono, t_wall, each row's qualname, the args bytes, their
+    starts and ends in them), or None when some frame is not a clean record."""
+    import numpy as np
+
+    # The frames, each 4-byte length prefix overwritten with four nils, read as one array
+    # of 5 x count values: a single msgspec call for the whole run.
+    blob[0] = 0xDD
+    blob[1:5] = (5 * count).to_bytes(4, "big")
     head = np.frombuffer(blob, np.uint8)
     for k in range(4):
         head[rel + k] = 0xC0
@@ -497,65 +560,124 @@ def scan_batch(buf: Any, pos: int, base: int, interner: PyInterner, capacity: in
     t_mono = np.fromiter(map(_attr("t_mono"), recs), np.float64, count)
     t_wall = np.fromiter(map(_attr("t_wall"), recs), np.float64, count)
     quals = list(map(_attr("qualname"), recs))
-    lens_a = lens
-    a_start = _canonical_args(blob, rel + 4, lens_a, alens, quals)
+    a_start = _canonical_args(blob, rel + 4, lens, alens, quals)
     if a_start is not None:
         # Every body has upstream's layout, args last: the decode above read each body
         # as exactly its own bytes, and the args are blob[a_start:a_end].
-        del recs, head, frames
-        data: bytes | bytearray = blob
-        a_end = rel + 4 + lens_a
-    else:
-        try:
-            # The same frames as 2 x count values, each prefix now a 2-byte bin: every
-            # body must be read as exactly one value of its own length.
-            head[rel] = 0xC4
-            head[rel + 1] = 2
-            del head
-            blob[1:5] = (2 * count).to_bytes(4, "big")
-            sizes = list(map(len, _DECODE_RAWS(frames)))[1::2]
-        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
-            return None
-        if sizes != lens.tolist():
-            return None
-        data = b"".join([*map(_attr("args"), recs), bytes(ARGS_PAD)])
-        del recs, frames, blob
-        a_end = np.cumsum(alens)
-        a_start = a_end - alens
-    arr = np.frombuffer(data, np.uint8)
-    if not _map_head_table()[arr[a_start]].all():
+        return t_mono, t_wall, quals, blob, a_start, rel + 4 + lens
+    try:
+        # The same frames as 2 x count values, each prefix now a 2-byte bin: every
+        # body must be read as exactly one value of its own length.
+        head[rel] = 0xC4
+        head[rel + 1] = 2
+        del head
+        blob[1:5] = (2 * count).to_bytes(4, "big")
+        sizes = list(map(len, _DECODE_RAWS(frames)))[1::2]
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
         return None
-    del arr
-    wpos = find_wrappers(data)  # the zero padding holds no wrapper
-    wrow = np.minimum(np.searchsorted(a_end, wpos, "right"), count - 1)
-    inside = (wpos >= a_start[wrow]) & (wpos + len(OBJECT_KEY_WRAPPER) <= a_end[wrow])
-    if not inside.all():
-        wpos, wrow = wpos[inside], wrow[inside]
-    nkeys = np.bincount(wrow, minlength=count).astype(np.int32)
-    ids = interner.ids
-    names = interner.names
-    ops: list[int | None] = list(map(ids.get, quals))
-    status = np.zeros(count, np.uint8)
-    if None in ops:
-        for k, q in enumerate(quals):
-            if ops[k] is not None:
-                continue
-            if len(q) > MAX_QUALNAME // 4 and len(q.encode("utf-8")) > MAX_QUALNAME:
-                status[k] = ROW_QUALNAME_LONG
-                ops[k] = -1
-                continue
-            op = ids.get(q)
-            if op is None:
-                if len(names) >= MAX_OPS:
-                    status[k] = ROW_OP_TABLE_FULL
-                    op = -1
-                else:
-                    op = ids[q] = len(names)
-                    names.append(q)
-            ops[k] = op
-    cols = (np.array(starts, np.int64) + base, lens_a.astype(np.uint32), t_mono, t_wall,
-            np.array(ops, np.int32), nkeys, status)
-    return stop, p, cols, ArgsBlob(data, a_start, a_end, wpos, wrow.astype(np.int32))
+    if sizes != lens.tolist():
+        return None
+    data = b"".join([*map(_attr("args"), recs), bytes(ARGS_PAD)])
+    a_end = np.cumsum(alens)
+    return t_mono, t_wall, quals, data, a_end - alens, a_end
+
+
+_M64 = (1 << 64) - 1
+_MIX = (0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9)
+
+
+def _canonical_batch(blob: bytearray, rel: Any, lens: Any, count: int
+                     ) -> tuple[Any, Any, list[str], Any, Any] | None:
+    """The batch read from upstream's exact record layout (`_REC_HEAD` ... `_REC_ARGS`,
+    args last, the qualname a str of at most 255 bytes), with one msgspec pass that only
+    checks each body is one value of its frame's length: (t_mono, t_wall, the distinct
+    qualnames in first-seen order, each row's index into them, the args' starts), or None
+    when any body is not so (the caller then decodes every record). The same values as
+    that decode: the floats are the 0xcb doubles' bytes, each distinct qualname is decoded
+    as UTF-8 (an invalid one: None), the args bounds follow from the layout."""
+    import numpy as np
+
+    body = rel + 4
+    m8, m5 = np.uint64((1 << 40) - 1), np.uint64(0xFF)
+    h = _REC_HEAD
+    rows = word_rows(blob, 4)
+    w, v = rows[body], rows[body + 29]  # words at 0, 8, 16 and at 29, 37, 45, 53
+    ok = lens >= _QUAL_AT + 7
+    ok &= (w[:, 0] == _word(h[:8])) & (w[:, 1] == _word(h[8:16]))
+    ok &= (w[:, 2] & m8) == _word(h[16:21])
+    ok &= v[:, 0] == _word(_REC_WALL)
+    ok &= (v[:, 2] == _word(_REC_QUAL[:8])) & ((v[:, 3] & m5) == _REC_QUAL[8])
+    if not ok.all():
+        return None
+    del w, v, rows
+    hb = ((rows_at(blob, body + 53) >> np.uint64(8)) & m5).astype(np.int64)  # str header
+    fix = (hb >= 0xA0) & (hb < 0xC0)
+    if not (fix | (hb == 0xD9)).all():
+        return None
+    byte = np.frombuffer(blob, np.uint8)
+    at = body + _QUAL_AT
+    qlen = np.where(fix, hb & 0x1F, byte[at + 1]).astype(np.int64)
+    qs = at + np.where(fix, 1, 2)
+    key = qs + qlen
+    ok = key + 6 <= body + lens  # "args" and at least one byte of its value
+    if not ok.all():
+        return None
+    ok = (rows_at(blob, key) & m8) == _word(_REC_ARGS)
+    if not ok.all():
+        return None
+    # Which rows share a qualname: its words (bytes past its end masked off) hashed, then
+    # checked word by word against the first row of each hash.
+    nw = max(1, -(-int(qlen.max()) // 8))
+    qw = word_rows(blob, nw)[qs]
+    nb = np.clip(qlen[:, None] - 8 * np.arange(nw, dtype=np.int64)[None, :], 0, 8)
+    low = (np.uint64(1) << (8 * np.minimum(nb, 7)).astype(np.uint64)) - np.uint64(1)
+    qw &= np.where(nb >= 8, np.uint64(_M64), low)
+    hsh = qlen.astype(np.uint64) * np.uint64(_MIX[0])
+    for j in range(nw):
+        hsh = (hsh ^ qw[:, j]) * np.uint64(_MIX[1])
+        hsh ^= hsh >> np.uint64(29)
+    _, first, inverse = np.unique(hsh, return_index=True, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    if not ((qw == qw[first[inverse]]).all() and (qlen == qlen[first[inverse]]).all()):
+        return None
+    order = np.argsort(first)
+    rank = np.empty(len(order), np.intp)
+    rank[order] = np.arange(len(order))
+    quals = []
+    for s0, n0 in zip(qs[first[order]].tolist(), qlen[first[order]].tolist(), strict=True):
+        try:
+            quals.append(blob[s0:s0 + n0].decode("utf-8"))
+        except UnicodeDecodeError:
+            return None
+    f8 = np.ndarray((len(blob) - 7,), ">f8", buffer=blob, strides=(1,))
+    t_mono = f8[body + 21].astype(np.float64)
+    t_wall = f8[body + 37].astype(np.float64)
+    del f8, byte
+    # Each body one msgpack value of exactly its frame's length: the frames read as
+    # 2 x count values, each 4-byte prefix made a bin of its last 2 bytes.
+    head = np.frombuffer(blob, np.uint8)
+    head[rel] = 0xC4
+    head[rel + 1] = 2
+    del head
+    blob[0] = 0xDD
+    blob[1:5] = (2 * count).to_bytes(4, "big")
+    try:
+        raws = _DECODE_RAWS(memoryview(blob)[:len(blob) - ARGS_PAD])
+        sizes = np.fromiter(map(len, raws[1::2]), np.int64, count)
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        return None
+    finally:
+        raws = []
+    if not (sizes == lens).all():
+        return None
+    return t_mono, t_wall, quals, rank[inverse], key + 5
+
+
+def rows_at(data: bytes | bytearray, idx: Any) -> Any:
+    """The little-endian word at each byte offset of `idx` (data padded past its end)."""
+    import numpy as np
+
+    return np.ndarray((len(data) - 7,), "<u8", buffer=data, strides=(1,))[idx]
 
 
 # Upstream's record layout (msgspec, struct field order): the bytes before t_mono's float,
