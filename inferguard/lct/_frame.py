@@ -598,19 +598,10 @@ def _canonical_batch(blob: bytearray, rel: Any, lens: Any, count: int
     import numpy as np
 
     body = rel + 4
-    m8, m5 = np.uint64((1 << 40) - 1), np.uint64(0xFF)
-    h = _REC_HEAD
-    rows = word_rows(blob, 4)
-    w, v = rows[body], rows[body + 29]  # words at 0, 8, 16 and at 29, 37, 45, 53
-    ok = lens >= _QUAL_AT + 7
-    ok &= (w[:, 0] == _word(h[:8])) & (w[:, 1] == _word(h[8:16]))
-    ok &= (w[:, 2] & m8) == _word(h[16:21])
-    ok &= v[:, 0] == _word(_REC_WALL)
-    ok &= (v[:, 2] == _word(_REC_QUAL[:8])) & ((v[:, 3] & m5) == _REC_QUAL[8])
-    if not ok.all():
+    m8 = np.uint64((1 << 40) - 1)
+    hb = _upstream_head(blob, body, lens, _QUAL_AT + 7)
+    if hb is None:
         return None
-    del w, v, rows
-    hb = ((rows_at(blob, body + 53) >> np.uint64(8)) & m5).astype(np.int64)  # str header
     fix = (hb >= 0xA0) & (hb < 0xC0)
     if not (fix | (hb == 0xD9)).all():
         return None
@@ -673,6 +664,26 @@ def _canonical_batch(blob: bytearray, rel: Any, lens: Any, count: int
     return t_mono, t_wall, quals, rank[inverse], key + 5
 
 
+def _upstream_head(blob: bytearray, body: Any, lens: Any, min_len: int) -> Any:
+    """When every body (blob offsets, `lens` bytes, each at least `min_len`) starts with
+    upstream's bytes up to the qualname (`_REC_HEAD`, t_mono, `_REC_WALL`, t_wall,
+    `_REC_QUAL`): the first byte of each qualname's str header (int64); else None."""
+    import numpy as np
+
+    m8, m5 = np.uint64((1 << 40) - 1), np.uint64(0xFF)
+    h = _REC_HEAD
+    rows = word_rows(blob, 4)
+    w, v = rows[body], rows[body + 29]  # words at 0, 8, 16 and at 29, 37, 45, 53
+    ok = lens >= min_len
+    ok &= (w[:, 0] == _word(h[:8])) & (w[:, 1] == _word(h[8:16]))
+    ok &= (w[:, 2] & m8) == _word(h[16:21])
+    ok &= v[:, 0] == _word(_REC_WALL)
+    ok &= (v[:, 2] == _word(_REC_QUAL[:8])) & ((v[:, 3] & m5) == _REC_QUAL[8])
+    if not ok.all():
+        return None
+    return ((v[:, 3] >> np.uint64(8)) & m5).astype(np.int64)
+
+
 def rows_at(data: bytes | bytearray, idx: Any) -> Any:
     """The little-endian word at each byte offset of `idx` (data padded past its end)."""
     import numpy as np
@@ -703,18 +714,10 @@ def _canonical_args(blob: bytearray, body: Any, lens: Any, alens: Any, quals: li
     import numpy as np
 
     u = np.ndarray((len(blob) - 7,), "<u8", buffer=blob, strides=(1,))  # a word at any byte
-    m8, m5 = np.uint64((1 << 40) - 1), np.uint64(0xFF)
-    h = _REC_HEAD
-    rows = word_rows(blob, 4)
-    w, v = rows[body], rows[body + 29]  # words at 0, 8, 16 and at 29, 37, 45, 53
-    ok = lens >= _QUAL_AT + 6
-    ok &= (w[:, 0] == _word(h[:8])) & (w[:, 1] == _word(h[8:16]))
-    ok &= (w[:, 2] & m8) == _word(h[16:21])
-    ok &= v[:, 0] == _word(_REC_WALL)
-    ok &= (v[:, 2] == _word(_REC_QUAL[:8])) & ((v[:, 3] & m5) == _REC_QUAL[8])
-    if not ok.all():
+    m8 = np.uint64((1 << 40) - 1)
+    op = _upstream_head(blob, body, lens, _QUAL_AT + 6)  # the qualname str's first byte
+    if op is None:
         return None
-    op = ((v[:, 3] >> np.uint64(8)) & m5).astype(np.intp)  # the qualname str's first byte
     hsize = _str_heads()[op]
     qlen = _QUAL_LEN
     for q in set(quals) - qlen.keys():
