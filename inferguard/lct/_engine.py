@@ -26,8 +26,9 @@ import numpy.typing as npt
 from inferguard._native import Backend
 from inferguard._native._protocols import ContextMatcher, KeyRows, KeyTable
 from inferguard.lct import _frame as tf
-from inferguard.lct._keys import KEY_OK, fmix64, make_key_table
+from inferguard.lct._keys import KEY_OK, make_key_table
 from inferguard.lct._limits import DEFAULT_MAX_KEYS as DEFAULT_MAX_KEYS
+from inferguard.lct._mix import fmix64
 from inferguard.lct._scan import Chunk
 
 if TYPE_CHECKING:

@@ -434,12 +434,11 @@ def find_wrappers(data: bytes | bytearray) -> Any:
     import numpy as np
 
     w0, w1, w2 = (np.uint64(w) for w in _WRAP_WORDS)
-    u = np.ndarray((len(data) - 7,), "<u8", buffer=data, strides=(1,))  # a word at any byte
     arr = np.frombuffer(data, np.uint8, len(data) - 16)
     step = 1 << 20  # in blocks, so the comparison's temporary stays in cache
     cand = np.concatenate([np.flatnonzero(arr[i:i + step] == _W[0]) + i
                            for i in range(0, len(arr), step)] or [np.zeros(0, np.intp)])
-    cand = cand[u[cand] == w0]
+    cand = cand[rows_at(data, cand) == w0]
     w = word_rows(data, 3)[cand]
     return cand[(w[:, 1] == w1) & ((w[:, 2] & np.uint64(0xFFFFFF)) == w2)]
 
@@ -479,16 +478,13 @@ def scan_batch(buf: Any, pos: int, base: int, interner: PyInterner, capacity: in
     with memoryview(buf) as mv:
         # one copy; the 5 bytes before pos (ours, in the copy) become the array header
         blob = bytearray(mv[pos - 5:p]) if pos >= 5 else bytearray(5) + mv[pos:p]
-    blob += bytes(ARGS_PAD)
-    blob[0] = 0xDD
-    blob[1:5] = (5 * count).to_bytes(4, "big")
+    blob += bytes(ARGS_PAD)  # (each road writes its own msgpack array header first)
     rel = np.array(starts, np.int64) + (5 - pos)
-    lens_a = lens
     data: bytes | bytearray = blob
     fast = _canonical_batch(blob, rel, lens, count)
     if fast is not None:
         t_mono, t_wall, quals, inverse, a_start = fast
-        a_end = rel + 4 + lens_a
+        a_end = rel + 4 + lens
     else:
         typed = _typed_batch(blob, rel, lens, count)
         if typed is None:
@@ -530,7 +526,7 @@ def scan_batch(buf: Any, pos: int, base: int, interner: PyInterner, capacity: in
         status_u.append(st)
     ops = np.array(ops_u, np.int32)[inverse]
     status = np.array(status_u, np.uint8)[inverse]
-    cols = (np.array(starts, np.int64) + base, lens_a.astype(np.uint32), t_mono, t_wall,
+    cols = (np.array(starts, np.int64) + base, lens.astype(np.uint32), t_mono, t_wall,
             ops, nkeys, status)
     return stop, p, cols, ArgsBlob(data, a_start, a_end, wpos, wrow.astype(np.int32))
 
@@ -582,8 +578,17 @@ def _typed_batch(blob: bytearray, rel: Any, lens: Any, count: int
     return t_mono, t_wall, quals, data, a_end - alens, a_end
 
 
-_M64 = (1 << 64) - 1
-_MIX = (0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9)
+def _qualname_hash(words: Any, qlen: Any) -> Any:
+    """The key contract's word hash (`_mix`) of each row's masked qualname words, seeded
+    with its length: equal qualnames hash alike; the caller checks the rest word by word."""
+    import numpy as np
+
+    from inferguard.lct._mix import GOLDEN, MASK64, fmix64, fold
+
+    h = (qlen.astype(np.uint64) * np.uint64(GOLDEN)) & np.uint64(MASK64)
+    for j in range(words.shape[1]):
+        h = fold(h, words[:, j])
+    return fmix64(h)
 
 
 def _canonical_batch(blob: bytearray, rel: Any, lens: Any, count: int
@@ -597,18 +602,20 @@ def _canonical_batch(blob: bytearray, rel: Any, lens: Any, count: int
     as UTF-8 (an invalid one: None), the args bounds follow from the layout."""
     import numpy as np
 
+    from inferguard.lct._mix import MASK64
+
     body = rel + 4
     m8 = np.uint64((1 << 40) - 1)
     hb = _upstream_head(blob, body, lens, _QUAL_AT + 7)
     if hb is None:
         return None
-    fix = (hb >= 0xA0) & (hb < 0xC0)
-    if not (fix | (hb == 0xD9)).all():
+    hsize = _str_heads()[hb]
+    if not ((hsize == 1) | (hsize == 2)).all():  # fixstr or str8
         return None
     byte = np.frombuffer(blob, np.uint8)
     at = body + _QUAL_AT
-    qlen = np.where(fix, hb & 0x1F, byte[at + 1]).astype(np.int64)
-    qs = at + np.where(fix, 1, 2)
+    qlen = np.where(hsize == 1, hb & 0x1F, byte[at + 1]).astype(np.int64)
+    qs = at + hsize
     key = qs + qlen
     ok = key + 6 <= body + lens  # "args" and at least one byte of its value
     if not ok.all():
@@ -622,12 +629,9 @@ def _canonical_batch(blob: bytearray, rel: Any, lens: Any, count: int
     qw = word_rows(blob, nw)[qs]
     nb = np.clip(qlen[:, None] - 8 * np.arange(nw, dtype=np.int64)[None, :], 0, 8)
     low = (np.uint64(1) << (8 * np.minimum(nb, 7)).astype(np.uint64)) - np.uint64(1)
-    qw &= np.where(nb >= 8, np.uint64(_M64), low)
-    hsh = qlen.astype(np.uint64) * np.uint64(_MIX[0])
-    for j in range(nw):
-        hsh = (hsh ^ qw[:, j]) * np.uint64(_MIX[1])
-        hsh ^= hsh >> np.uint64(29)
-    _, first, inverse = np.unique(hsh, return_index=True, return_inverse=True)
+    qw &= np.where(nb >= 8, np.uint64(MASK64), low)
+    _, first, inverse = np.unique(_qualname_hash(qw, qlen), return_index=True,
+                                  return_inverse=True)
     inverse = inverse.reshape(-1)
     if not ((qw == qw[first[inverse]]).all() and (qlen == qlen[first[inverse]]).all()):
         return None
@@ -713,7 +717,6 @@ def _canonical_args(blob: bytearray, body: Any, lens: Any, alens: Any, quals: li
     args, which must be the frame's length: so it was read as exactly its own bytes."""
     import numpy as np
 
-    u = np.ndarray((len(blob) - 7,), "<u8", buffer=blob, strides=(1,))  # a word at any byte
     m8 = np.uint64((1 << 40) - 1)
     op = _upstream_head(blob, body, lens, _QUAL_AT + 6)  # the qualname str's first byte
     if op is None:
@@ -729,7 +732,7 @@ def _canonical_args(blob: bytearray, body: Any, lens: Any, alens: Any, quals: li
     ok = (hsize > 0) & (key + 5 + alens == body + lens)
     if not ok.all():
         return None
-    ok = (u[key] & m8) == _word(_REC_ARGS)
+    ok = (rows_at(blob, key) & m8) == _word(_REC_ARGS)
     return key + 5 if ok.all() else None
 
 

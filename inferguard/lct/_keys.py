@@ -43,6 +43,8 @@ from inferguard._native._lct import NativeKeyExtractor as NativeKeyExtractor
 from inferguard._native._lct import NativeKeyTable as NativeKeyTable
 from inferguard._native._protocols import KeyExtractor, KeyRows, KeyTable, ScannedFrames
 from inferguard.lct import _frame as tf
+from inferguard.lct._mix import GOLDEN, K_W1, K_W2, MASK64, fmix64
+from inferguard.lct._mix import fold as _fold
 
 KEY_OK = 0
 KEY_MALFORMED = 1
@@ -50,41 +52,14 @@ NAME_NONE = -1
 NAME_UNINTERNED = -2
 KEY_ROWS = 1 << 17  # rows per extraction call (pieces are the same on both backends)
 
-MASK64 = (1 << 64) - 1
-GOLDEN = 0x9E3779B97F4A7C15
 K_MODEL = 0x13198A2E03707344
 K_SALT = 0xA4093822299F31D0
 K_NOSALT = 0x082EFA98EC4E6C89
 K_CTX = 0x452821E638D01377
-K_W1 = 0x87C37B91114253D5
-K_W2 = 0x4CF5AD432745937F
-_C1 = np.uint64(0xFF51AFD7ED558CCD)
-_C2 = np.uint64(0xC4CEB9FE1A85EC53)
-_W1 = np.uint64(K_W1)
-_W2 = np.uint64(K_W2)
-_S33 = np.uint64(33)
-_S31 = np.uint64(31)
 WRAPPER = tf.OBJECT_KEY_WRAPPER
 
 
 # -- fingerprint ---------------------------------------------------------------------------
-
-
-def fmix64(k: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
-    """MurmurHash3's 64-bit finaliser, element-wise (returns a new array)."""
-    k = k ^ (k >> _S33)
-    k *= _C1
-    k ^= k >> _S33
-    k *= _C2
-    k ^= k >> _S33
-    return k
-
-
-def _fold(h: npt.NDArray[np.uint64], w: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
-    h = h ^ (w * _W1)
-    h = (h << _S31) | (h >> _S33)
-    h *= _W2
-    return h
 
 
 def _fmix_int(k: int) -> int:
