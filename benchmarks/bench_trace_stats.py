@@ -167,6 +167,25 @@ def test_stats_python_one_thread(benchmark: Any, stats_trace: tuple[Path, int, s
     _record(f"{shape}/python_one_thread", benchmark, path.stat().st_size)
 
 
+@pytest.mark.parametrize("variant", ["rows_65536", "decoded"])
+def test_stats_python_before(benchmark: Any, stats_trace: tuple[Path, int, str],
+                             monkeypatch: pytest.MonkeyPatch, variant: str) -> None:
+    """The pure-Python pass as it was before two changes, each alone: 65,536-row batches
+    (`rows_65536`, against today's PYTHON_CHUNK_ROWS) and every record decoded by msgspec
+    (`decoded`: the layout road `_frame._canonical_batch` turned off)."""
+    from inferguard.lct import _frame, _scan
+
+    if variant == "rows_65536":
+        monkeypatch.setattr(_scan, "PYTHON_CHUNK_ROWS", 1 << 16)
+    else:
+        monkeypatch.setattr(_frame, "_canonical_batch", lambda *a: None)
+    path, records, shape = stats_trace
+    a = benchmark.pedantic(analyze_trace, args=(path,), kwargs={"backend": "python"},
+                           rounds=2 if SCALE == "full" else 3, iterations=1)
+    assert a.stats.summary.total_records == records
+    _record(f"{shape}/python_{variant}", benchmark, path.stat().st_size)
+
+
 _PEAK = """
 import resource, sys
 from inferguard import analyze_trace
@@ -217,7 +236,7 @@ def test_report_ratios() -> None:
         lines.append(f"{shape}: file {size / 2**30:.2f} GiB; reference {ref:.3f}s "
                      f"({size / ref / 1e9:.2f} GB/s)")
         for name in ("native", "native_one_thread", "native_numpy_fold", "python",
-                     "python_one_thread"):
+                     "python_one_thread", "python_rows_65536", "python_decoded"):
             t = RESULTS.get(f"{shape}/{name}")
             if t is not None:
                 lines.append(f"  analytics {name}: {t:.3f}s ({size / t / 1e9:.2f} GB/s), "

@@ -16,7 +16,7 @@ import math
 import os
 import struct
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -342,7 +342,7 @@ class TraceFile:
         chunks, kernel = self._chunks(chosen, findings)
         agg = _Aggregate(self.header.level == "events", chosen)
         for chunk in chunks:
-            agg.add(chunk, kernel.names)
+            agg.add(chunk, kernel.names())
         return agg.result(self, chosen, kernel.names(), self._header_findings + findings,
                           findings.omitted, findings.omitted_skipped)
 
@@ -408,9 +408,8 @@ class _Aggregate:
             self.keys = np.concatenate([self.keys, np.zeros(pad, np.int64)])
             self.keys_max = np.concatenate([self.keys_max, np.zeros(pad, np.int64)])
 
-    def add(self, c: Chunk, op_names: Callable[[], list[str]],
-            ev: _evrows.EventRows | None = None) -> None:
-        """One chunk's records; `op_names` gives the scanner's op table (events level only)."""
+    def add(self, c: Chunk, op_names: list[str], ev: _evrows.EventRows | None = None) -> None:
+        """One chunk's records; `op_names`: the scanner's op table as of this chunk."""
         import numpy as np
 
         self.frames += len(c.status)
@@ -568,12 +567,9 @@ class _EventsAggregate:
         self.bad = 0
         self._ids: dict[str, int] | None = None
 
-    def add(self, c: Chunk, op_names: Callable[[], list[str]],
-            ev: _evrows.EventRows | None = None) -> None:
+    def add(self, c: Chunk, names: list[str], ev: _evrows.EventRows | None = None) -> None:
         """The chunk's events records; `ev` is the chunk's decode when the analytics pass
-        already made it (the same rows, decoded once). `op_names`: the scanner's op table
-        (asked for only here; the analytics pass hands over the one its scan stage read)."""
-        names = op_names()
+        already made it (the same rows, decoded once)."""
         if ev is None:
             ev = _evrows.decode(self._decoder, c, names, fingerprints=False)
         if ev is None:

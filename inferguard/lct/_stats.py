@@ -387,7 +387,7 @@ def _analyze(tfile: TraceFile, backend: Backend | None, max_keys: int, bucket_s:
           else nullcontext(stream)) as items:
         for chunk, op_names, pieces in _regrouped(items):
             ev = events.decode(chunk, op_names) if events is not None else None
-            agg.add(chunk, _constant(op_names), ev)  # events records decoded once for both
+            agg.add(chunk, op_names, ev)  # the events records decoded once for both folds
             if tap is not None:
                 tap.chunk(chunk, op_names)
                 pieces = _tapped(tap, chunk, pieces)
@@ -438,10 +438,6 @@ def _pieces(items: Iterator[_Item]) -> Iterator[KeyRows]:
             return
         assert isinstance(k, KeyRows), k
         yield k
-
-
-def _constant(names: list[str]) -> Callable[[], list[str]]:
-    return lambda: names
 
 
 def _tapped(tap: KeyTap, chunk: Chunk, pieces: Iterator[KeyRows]) -> Iterator[KeyRows]:
