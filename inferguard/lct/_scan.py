@@ -32,9 +32,8 @@ from inferguard.lct import _frame as tf
 DEFAULT_WINDOW = 64 << 20
 CHUNK_ROWS = 1 << 16
 # The pure-Python kernel takes at most this many rows a call: its per-batch copies and numpy
-# temporaries then stay in cache (measured on 256 MiB, medians of 5: analytics many keys
-# 1.88 -> 1.60 s on two threads, 2.17 -> 2.01 s on one; `trace info` 1.09 -> 0.95 s; pool
-# keys 1.05 -> 1.10 s, within the runs' spread; docs/performance.md).
+# temporaries then stay in cache (bench_trace_stats.py's `python_rows_65536` row beside
+# `python`; docs/performance.md, "Smaller batches for the pure-Python kernel").
 PYTHON_CHUNK_ROWS = 1 << 14
 # Split a window across two threads (native backend only) when this much of it is left.
 PARALLEL_MIN_BYTES = 8 << 20

@@ -88,7 +88,7 @@ class KeyTap(Protocol):
 IN_FLIGHT_S = 1.0
 # How far the scan stage may run ahead of the fold (items of `_scanned`: key row pieces of
 # at most `_keys.KEY_ROWS` rows, a chunk's head and end): the memory of what runs ahead.
-AHEAD_PIECES = 4  # 1, 4 and 16 measured: 4 and 16 alike, 1 ~9% slower on many keys
+AHEAD_PIECES = 4  # 1, 4 and 16 tried (docs/performance.md): 4 and 16 alike, 1 slower
 
 
 # -- result types ---------------------------------------------------------------------------
